@@ -1,0 +1,111 @@
+//! Builds the exporter from a configuration, serves until a shutdown signal,
+//! then finishes in-flight requests and closes the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::metrics::aggregate::Aggregates;
+use crate::metrics::telemetry::Telemetry;
+use crate::store::{Store, WriterThread};
+
+/// A built exporter, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    writer: WriterThread,
+}
+
+impl Application {
+    /// Opens the store, loads the aggregates and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let aggregates = Arc::new(RwLock::new(Aggregates::new(&config)));
+        let telemetry = Arc::new(Telemetry::default());
+        let (store, writer) = {
+            let (config, aggregates, telemetry) =
+                (config.clone(), aggregates.clone(), telemetry.clone());
+            tokio::task::spawn_blocking(move || Store::open(config, aggregates, telemetry))
+                .await??
+        };
+        let metrics = Arc::new(Metrics::new(config.clone(), aggregates, &telemetry));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        if config.api_token.is_none() {
+            tracing::warn!(
+                "BUG_ESCAPE_API_TOKEN is not set: the write API accepts loopback clients only"
+            );
+        }
+        Ok(Self {
+            listener,
+            state: AppState {
+                config,
+                store,
+                telemetry,
+                metrics,
+            },
+            writer,
+        })
+    }
+
+    /// The bound address (tests bind port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests and closes the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, db = %self.state.config.db.display(), "serving");
+        let app = router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        // The router (and every Store handle in it) is gone: the writer drains
+        // what is queued and closes the database.
+        tokio::task::spawn_blocking(move || self.writer.join()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}

@@ -1,0 +1,556 @@
+//! Settings: embedded defaults, then a TOML file, then `BUG_ESCAPE_*` environment
+//! variables, then command-line flags (flags win). [`Settings::load`] merges the
+//! layers; [`Config::from_settings`] validates them into the typed form the rest of
+//! the exporter trusts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::model::release::{ReleaseRule, ReleaseRules};
+use crate::model::stage::{Phase, Pipeline, StageDef};
+
+/// Default listen address: 10941 is outside the 9100–9999 range of the Prometheus
+/// default-port allocations (which is full) and not used by a well-known exporter.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:10941";
+
+/// The raw, layered settings as a user writes them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// SQLite database file.
+    pub db: PathBuf,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Newest releases of each product that are exported.
+    pub max_releases: usize,
+    /// Products that are exported at most (pinned ones first).
+    pub max_products: usize,
+    /// Releases pooled into the per-product recent rate.
+    pub recent_releases: usize,
+    /// Ages at which `bug_escape_rate_at_age_ratio` is exported (`30d`, `90d`, …).
+    pub maturity_ages: Vec<String>,
+    /// Quality-net pipeline, in order.
+    pub stages: Vec<StageSettings>,
+    /// Causes of production defects and their owners.
+    pub causes: Vec<CauseSettings>,
+    /// Accepted severity values.
+    pub severities: Vec<String>,
+    /// Accepted team values (empty: any well-formed value).
+    pub teams: Vec<String>,
+    /// Default bands and minimum sample for every product.
+    pub bands: BandSettings,
+    /// Product of generic events that name none.
+    pub default_product: String,
+    /// Products always exported, whatever `max_products` leaves out.
+    pub pinned_products: Vec<String>,
+    /// Per-product settings: source namespaces, bands, owners, targets.
+    pub products: BTreeMap<String, ProductSettings>,
+    /// Release-name normalisation.
+    pub releases: ReleaseSettings,
+    /// Bearer token for `/api/v1/*` (from `BUG_ESCAPE_API_TOKEN`; never logged).
+    pub api_token: Option<String>,
+    /// File holding the API token, as an alternative to the environment.
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// One stage of the pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSettings {
+    pub name: String,
+    pub phase: Phase,
+    pub owner: String,
+    #[serde(default)]
+    pub leak_target: Option<f64>,
+    #[serde(default = "yes")]
+    pub tracked: bool,
+}
+
+/// One cause of production defects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CauseSettings {
+    pub name: String,
+    pub owner: String,
+}
+
+/// Upper bounds of the `strong`, `healthy` and `attention` bands, and the minimum
+/// sample an alert should require.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BandSettings {
+    pub strong: f64,
+    pub healthy: f64,
+    pub attention: f64,
+    pub min_defects: u64,
+}
+
+/// Overrides for one product.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductSettings {
+    /// Source namespaces mapped onto this product, as `kind:namespace`
+    /// (`github:acme/payments`, `jira:PAY`, `sentry:payments-api`).
+    pub sources: Vec<String>,
+    pub bands: Option<BandOverride>,
+    pub stage_owners: BTreeMap<String, String>,
+    pub cause_owners: BTreeMap<String, String>,
+    pub leak_targets: BTreeMap<String, f64>,
+}
+
+/// Partial band settings for one product; what is absent comes from the defaults.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BandOverride {
+    pub strong: Option<f64>,
+    pub healthy: Option<f64>,
+    pub attention: Option<f64>,
+    pub min_defects: Option<u64>,
+}
+
+/// Release-name normalisation settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseSettings {
+    /// Fold pre-releases into their final release (`2.4.0-rc.1` → `2.4.0`).
+    pub fold_prereleases: bool,
+    /// Regex rewrites applied in order; replaces the default rules when given.
+    pub rules: Vec<RuleSettings>,
+}
+
+/// One regex rewrite of release names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    /// Only for this source kind (`generic`, `github`, …); all when absent.
+    #[serde(default)]
+    pub source: Option<String>,
+    pub pattern: String,
+    #[serde(default)]
+    pub replace: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BandSettings {
+    fn default() -> Self {
+        Self {
+            strong: 0.05,
+            healthy: 0.10,
+            attention: 0.20,
+            min_defects: 10,
+        }
+    }
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        let rule = |pattern: &str| RuleSettings {
+            source: None,
+            pattern: pattern.into(),
+            replace: String::new(),
+        };
+        Self {
+            fold_prereleases: true,
+            // `<name>@` prefix, then a leading `v`, then `+build` metadata.
+            rules: vec![rule("^[^@]*@"), rule("^[vV]"), rule(r"\+.*$")],
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let stage = |name: &str, phase, owner: &str| StageSettings {
+            name: name.into(),
+            phase,
+            owner: owner.into(),
+            leak_target: None,
+            tracked: true,
+        };
+        let cause = |name: &str, owner: &str| CauseSettings {
+            name: name.into(),
+            owner: owner.into(),
+        };
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            db: PathBuf::from("bug-escape.db"),
+            max_body_bytes: 1024 * 1024,
+            max_releases: 20,
+            max_products: 100,
+            recent_releases: 5,
+            maturity_ages: vec!["30d".into()],
+            stages: vec![
+                stage("development", Phase::PreRelease, "engineering"),
+                stage("code_review", Phase::PreRelease, "engineering"),
+                stage("automated_tests", Phase::PreRelease, "test-automation"),
+                stage("qa", Phase::PreRelease, "qa"),
+                stage("production", Phase::Production, "sre"),
+            ],
+            causes: vec![
+                cause("coverage", "test-automation"),
+                cause("review", "engineering"),
+                cause("requirements", "product"),
+                cause("release", "release-engineering"),
+                cause("unknown", "engineering"),
+            ],
+            severities: ["critical", "high", "medium", "low"]
+                .map(String::from)
+                .to_vec(),
+            teams: Vec::new(),
+            bands: BandSettings::default(),
+            default_product: "default".into(),
+            pinned_products: Vec::new(),
+            products: BTreeMap::new(),
+            releases: ReleaseSettings::default(),
+            api_token: None,
+            api_token_file: None,
+        }
+    }
+}
+
+/// Environment variables read as settings (`BUG_ESCAPE_<KEY>`); other
+/// `BUG_ESCAPE_*` variables are left alone.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "db",
+    "max_body_bytes",
+    "max_releases",
+    "max_products",
+    "recent_releases",
+    "default_product",
+    "api_token",
+    "api_token_file",
+];
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Merges defaults, the TOML file (when given), the environment and `flags`.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("BUG_ESCAPE_").only(ENV_KEYS))
+            .merge(Serialized::defaults(flags));
+        figment
+            .extract()
+            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))
+    }
+}
+
+/// A configuration that cannot be used, with what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Bands and minimum sample of one product, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bands {
+    pub strong: f64,
+    pub healthy: f64,
+    pub attention: f64,
+    pub min_defects: u64,
+}
+
+/// The validated configuration the exporter runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub max_body_bytes: usize,
+    pub max_releases: usize,
+    pub max_products: usize,
+    pub recent_releases: usize,
+    /// `(label, duration)` pairs, in the order configured.
+    pub maturity_ages: Vec<(String, Duration)>,
+    pub pipeline: Pipeline,
+    /// Cause names with their default owners; `unknown` is always present.
+    pub causes: Vec<(String, String)>,
+    pub severities: Vec<String>,
+    pub teams: Vec<String>,
+    pub default_bands: Bands,
+    pub default_product: String,
+    pub pinned_products: Vec<String>,
+    pub products: BTreeMap<String, ProductSettings>,
+    /// `kind:namespace` → product.
+    pub source_map: BTreeMap<String, String>,
+    pub release_rules: ReleaseRules,
+    pub api_token: Option<String>,
+}
+
+/// Longest accepted label value (stage, cause, release, product, …).
+pub const MAX_LABEL_LEN: usize = 128;
+
+impl Config {
+    /// Validates `settings`; every error names the setting at fault.
+    pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        let listen: SocketAddr = match s.listen.parse() {
+            Ok(a) => a,
+            Err(_) => return err(format!("listen: `{}` is not an ADDR:PORT", s.listen)),
+        };
+        for (key, v) in [
+            ("max_releases", s.max_releases),
+            ("max_products", s.max_products),
+            ("recent_releases", s.recent_releases),
+            ("max_body_bytes", s.max_body_bytes),
+        ] {
+            if v == 0 {
+                return err(format!("{key}: must be at least 1"));
+            }
+        }
+        let mut ages = Vec::new();
+        for (i, a) in s.maturity_ages.iter().enumerate() {
+            match humantime::parse_duration(a) {
+                Ok(d) if !d.is_zero() => ages.push((a.clone(), d)),
+                _ => {
+                    return err(format!(
+                        "maturity_ages[{i}]: `{a}` is not a duration like `30d`"
+                    ));
+                }
+            }
+        }
+        let stages = s
+            .stages
+            .iter()
+            .map(|st| StageDef {
+                name: st.name.clone(),
+                phase: st.phase,
+                owner: st.owner.clone(),
+                leak_target: st.leak_target,
+                tracked: st.tracked,
+            })
+            .collect();
+        let pipeline = Pipeline::new(stages).map_err(|m| ConfigError(format!("stages: {m}")))?;
+        let mut causes: Vec<(String, String)> = Vec::new();
+        for (i, c) in s.causes.iter().enumerate() {
+            check_name(&format!("causes[{i}].name"), &c.name)?;
+            check_name(&format!("causes[{i}].owner"), &c.owner)?;
+            if causes.iter().any(|(n, _)| n == &c.name) {
+                return err(format!("causes[{i}].name: `{}` is listed twice", c.name));
+            }
+            causes.push((c.name.clone(), c.owner.clone()));
+        }
+        if !causes.iter().any(|(n, _)| n == "unknown") {
+            return err(
+                "causes: must include `unknown` (production defects with no cause count there)"
+                    .into(),
+            );
+        }
+        for (i, v) in s.severities.iter().enumerate() {
+            check_name(&format!("severities[{i}]"), v)?;
+            if v == "unknown" {
+                return err(format!(
+                    "severities[{i}]: `unknown` is reserved for defects with no severity"
+                ));
+            }
+        }
+        for (i, v) in s.teams.iter().enumerate() {
+            check_name(&format!("teams[{i}]"), v)?;
+        }
+        let default_bands = bands("bands", &s.bands, None)?;
+        check_name("default_product", &s.default_product)?;
+        let mut source_map = BTreeMap::new();
+        for (product, p) in &s.products {
+            check_name(&format!("products.{product}"), product)?;
+            if let Some(o) = &p.bands {
+                bands(&format!("products.{product}.bands"), &s.bands, Some(o))?;
+            }
+            for (i, src) in p.sources.iter().enumerate() {
+                let key = format!("products.{product}.sources[{i}]");
+                if !src.contains(':') {
+                    return err(format!(
+                        "{key}: `{src}` must be `kind:namespace`, e.g. `github:acme/payments`"
+                    ));
+                }
+                if let Some(prev) = source_map.insert(src.clone(), product.clone()) {
+                    return err(format!(
+                        "{key}: `{src}` is already mapped onto product `{prev}`"
+                    ));
+                }
+            }
+            for stage in p.stage_owners.keys().chain(p.leak_targets.keys()) {
+                if pipeline.index(stage).is_none() {
+                    return err(format!("products.{product}: unknown stage `{stage}`"));
+                }
+            }
+            for (stage, t) in &p.leak_targets {
+                if !(0.0..=1.0).contains(t) {
+                    return err(format!(
+                        "products.{product}.leak_targets.{stage}: {t} is not a ratio in 0..1"
+                    ));
+                }
+            }
+            for cause in p.cause_owners.keys() {
+                if !causes.iter().any(|(n, _)| n == cause) {
+                    return err(format!(
+                        "products.{product}.cause_owners: unknown cause `{cause}`"
+                    ));
+                }
+            }
+        }
+        for (i, p) in s.pinned_products.iter().enumerate() {
+            check_name(&format!("pinned_products[{i}]"), p)?;
+        }
+        let mut rules = Vec::new();
+        for (i, r) in s.releases.rules.iter().enumerate() {
+            let re = regex::Regex::new(&r.pattern)
+                .map_err(|e| ConfigError(format!("releases.rules[{i}].pattern: {e}")))?;
+            rules.push(ReleaseRule {
+                source: r.source.clone(),
+                pattern: re,
+                replace: r.replace.clone(),
+            });
+        }
+        let api_token = match (&s.api_token, &s.api_token_file) {
+            (Some(t), _) if !t.is_empty() => Some(t.clone()),
+            (_, Some(path)) => {
+                let t = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "api_token_file: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(t.trim().to_owned()).filter(|t| !t.is_empty())
+            }
+            _ => None,
+        };
+        Ok(Self {
+            listen,
+            db: s.db,
+            max_body_bytes: s.max_body_bytes,
+            max_releases: s.max_releases,
+            max_products: s.max_products,
+            recent_releases: s.recent_releases,
+            maturity_ages: ages,
+            pipeline,
+            causes,
+            severities: s.severities,
+            teams: s.teams,
+            default_bands,
+            default_product: s.default_product,
+            pinned_products: s.pinned_products,
+            products: s.products,
+            source_map,
+            release_rules: ReleaseRules::new(rules, s.releases.fold_prereleases),
+            api_token,
+        })
+    }
+
+    /// Bands of `product` (its overrides over the defaults).
+    pub fn bands(&self, product: &str) -> Bands {
+        let mut b = self.default_bands;
+        if let Some(o) = self.products.get(product).and_then(|p| p.bands) {
+            b.strong = o.strong.unwrap_or(b.strong);
+            b.healthy = o.healthy.unwrap_or(b.healthy);
+            b.attention = o.attention.unwrap_or(b.attention);
+            b.min_defects = o.min_defects.unwrap_or(b.min_defects);
+        }
+        b
+    }
+
+    /// Owner of `stage` (by pipeline index) for `product`.
+    pub fn stage_owner(&self, product: &str, stage: usize) -> &str {
+        let def = &self.pipeline.stages()[stage];
+        self.products
+            .get(product)
+            .and_then(|p| p.stage_owners.get(&def.name))
+            .map_or(def.owner.as_str(), String::as_str)
+    }
+
+    /// Leak target of `stage` for `product`, when one is set.
+    pub fn leak_target(&self, product: &str, stage: usize) -> Option<f64> {
+        let def = &self.pipeline.stages()[stage];
+        self.products
+            .get(product)
+            .and_then(|p| p.leak_targets.get(&def.name).copied())
+            .or(def.leak_target)
+    }
+
+    /// Owner of the cause at `index` for `product`.
+    pub fn cause_owner(&self, product: &str, index: usize) -> &str {
+        let (name, owner) = &self.causes[index];
+        self.products
+            .get(product)
+            .and_then(|p| p.cause_owners.get(name))
+            .map_or(owner.as_str(), String::as_str)
+    }
+
+    /// The product a source namespace belongs to: the mapping when configured,
+    /// else the namespace itself; generic events name their product directly.
+    pub fn product_for(&self, kind: &str, namespace: &str) -> String {
+        if kind.is_empty() {
+            return namespace.to_owned();
+        }
+        self.source_map
+            .get(&format!("{kind}:{namespace}"))
+            .cloned()
+            .unwrap_or_else(|| namespace.to_owned())
+    }
+
+    /// A digest of everything that decides how stored rows are keyed (products,
+    /// releases); when it changes, stored defects are re-keyed at start.
+    pub fn keying_fingerprint(&self) -> String {
+        let rules: Vec<String> = self
+            .release_rules
+            .rules()
+            .iter()
+            .map(|r| format!("{:?}|{}|{}", r.source, r.pattern.as_str(), r.replace))
+            .collect();
+        format!(
+            "v1;map={:?};rules={:?};fold={}",
+            self.source_map,
+            rules,
+            self.release_rules.folds()
+        )
+    }
+}
+
+fn bands(key: &str, base: &BandSettings, o: Option<&BandOverride>) -> Result<Bands, ConfigError> {
+    let b = Bands {
+        strong: o.and_then(|o| o.strong).unwrap_or(base.strong),
+        healthy: o.and_then(|o| o.healthy).unwrap_or(base.healthy),
+        attention: o.and_then(|o| o.attention).unwrap_or(base.attention),
+        min_defects: o.and_then(|o| o.min_defects).unwrap_or(base.min_defects),
+    };
+    let ordered =
+        0.0 < b.strong && b.strong < b.healthy && b.healthy < b.attention && b.attention < 1.0;
+    if !ordered {
+        return Err(ConfigError(format!(
+            "{key}: thresholds must satisfy 0 < strong < healthy < attention < 1 (got {}, {}, {})",
+            b.strong, b.healthy, b.attention
+        )));
+    }
+    Ok(b)
+}
+
+/// Checks a configured label value: non-empty, at most [`MAX_LABEL_LEN`]
+/// characters, no control characters.
+pub fn check_name(key: &str, v: &str) -> Result<(), ConfigError> {
+    crate::model::label::check_label(v).map_err(|reason| ConfigError(format!("{key}: {reason}")))
+}

@@ -1,0 +1,78 @@
+//! Handlers of the generic write API.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+
+use super::AppState;
+use super::body::{parse_json, read_limited, require_json};
+use super::error::AppError;
+use crate::ingest::{self, generic};
+use crate::model::event::Ingress;
+use crate::model::time::now_ms;
+use crate::store::Outcome;
+
+/// Which generic endpoint a request is for.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Events,
+    Releases,
+}
+
+/// `POST /api/v1/events`.
+pub async fn post_events(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Outcome>, AppError> {
+    handle(state, peer, headers, body, Endpoint::Events).await
+}
+
+/// `POST /api/v1/releases`.
+pub async fn post_releases(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Outcome>, AppError> {
+    handle(state, peer, headers, body, Endpoint::Releases).await
+}
+
+async fn handle(
+    state: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Result<Json<Outcome>, AppError> {
+    let result = async {
+        super::auth::check_writer(state.config.api_token.as_deref(), &headers, peer)?;
+        require_json(&headers)?;
+        let bytes = read_limited(&headers, body, state.config.max_body_bytes).await?;
+        let value = parse_json(&bytes)?;
+        let now = now_ms();
+        let items = match endpoint {
+            Endpoint::Events => generic::parse_events(&state.config, &value, now),
+            Endpoint::Releases => generic::parse_releases(&state.config, &value, now),
+        };
+        let items = items?;
+        state
+            .telemetry
+            .received(Ingress::Generic, items.len() as u64);
+        ingest::record(&state, Ingress::Generic, items, None, now).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => Ok(Json(outcome)),
+        Err(e) => {
+            if !matches!(e, AppError::StoreUnavailable(_)) {
+                state.telemetry.rejected(Ingress::Generic, e.reason_label());
+            }
+            Err(e)
+        }
+    }
+}

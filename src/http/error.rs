@@ -1,0 +1,96 @@
+//! `AppError`: every refusal the HTTP layer answers, as JSON naming the field
+//! and the reason. Internal causes are logged, not sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::ingest::FieldError;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("invalid field {}: {}", .0.field, .0.reason)]
+    InvalidField(FieldError),
+    #[error("missing or wrong credentials")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("store unavailable")]
+    StoreUnavailable(String),
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+}
+
+impl AppError {
+    /// The `reason` label under which the refusal is counted.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            AppError::Malformed(_) => "malformed",
+            AppError::InvalidField(f) if f.future => "future_timestamp",
+            AppError::InvalidField(_) => "invalid_field",
+            AppError::Unauthorized(_) => "auth",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::TooLarge(_) => "too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::StoreUnavailable(_) => "store_unavailable",
+            AppError::NotConfigured(_) => "not_configured",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::StoreUnavailable(_) | AppError::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        AppError::InvalidField(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (field, reason) = match &self {
+            AppError::InvalidField(f) => (Some(f.field.clone()), f.reason.clone()),
+            AppError::Unauthorized(why) => (None, (*why).to_owned()),
+            AppError::StoreUnavailable(cause) => {
+                tracing::error!(%cause, "store unavailable");
+                (None, "the store could not commit; retry later".to_owned())
+            }
+            other => (None, other.to_string()),
+        };
+        let body = json!({ "error": self.reason_label(), "field": field, "reason": reason });
+        let mut resp = (status, Json(body)).into_response();
+        match self {
+            AppError::Unauthorized(_) => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::StoreUnavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}

@@ -1,0 +1,58 @@
+//! Landing page, health and readiness, and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use crate::metrics::exposition::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
+
+const LANDING: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bug-escape-exporter</title></head>
+<body>
+<h1>bug-escape-exporter</h1>
+<p>Prometheus exporter of the bug escape rate: the share of a release's defects that reached production.</p>
+<ul>
+<li><a href="metrics">Metrics</a></li>
+<li><a href="healthz">Health</a></li>
+<li><a href="readyz">Readiness</a></li>
+</ul>
+<p>Write API: <code>POST /api/v1/events</code>, <code>POST /api/v1/releases</code>.</p>
+</body></html>
+"#;
+
+/// `GET /`.
+pub async fn landing() -> Html<&'static str> {
+    Html(LANDING)
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the store accepts a write.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            state.telemetry.store_error("readiness");
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store not writable\n").into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: OpenMetrics when asked for, else the classic text format.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let text = match state.metrics.openmetrics() {
+        Ok(t) => t,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, CLASSIC)], to_classic(&text)).into_response()
+    }
+}

@@ -1,0 +1,287 @@
+//! The generic JSON API (SPEC §4): `POST /api/v1/events` and
+//! `POST /api/v1/releases`. Fields are checked one by one so an error names
+//! the field (`[3].stage`) and the reason.
+
+use serde_json::{Map, Value};
+
+use super::FieldError;
+use crate::config::Config;
+use crate::model::event::{
+    Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
+};
+use crate::model::label::check_label;
+use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
+use crate::store::Item;
+
+const EVENT_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "product",
+    "stage",
+    "release",
+    "detected_by",
+    "cause",
+    "severity",
+    "team",
+    "status",
+    "deleted",
+    "found_at",
+    "updated_at",
+];
+const RELEASE_FIELDS: &[&str] = &["product", "release", "released_at"];
+
+/// The events of a request body: one object or an array of them.
+pub fn parse_events(config: &Config, body: &Value, now: Millis) -> Result<Vec<Item>, FieldError> {
+    match body {
+        Value::Object(o) => Ok(vec![Item::Defect(parse_event(config, o, "", now)?)]),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Object(o) => {
+                    parse_event(config, o, &format!("[{i}]."), now).map(Item::Defect)
+                }
+                _ => Err(FieldError::new(format!("[{i}]"), "must be an object")),
+            })
+            .collect(),
+        _ => Err(FieldError::new(
+            "",
+            "body must be a JSON object or an array of objects",
+        )),
+    }
+}
+
+/// The release times of a request body: one object or an array of them.
+pub fn parse_releases(config: &Config, body: &Value, now: Millis) -> Result<Vec<Item>, FieldError> {
+    match body {
+        Value::Object(o) => Ok(vec![Item::Release(parse_release(config, o, "", now)?)]),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Object(o) => {
+                    parse_release(config, o, &format!("[{i}]."), now).map(Item::Release)
+                }
+                _ => Err(FieldError::new(format!("[{i}]"), "must be an object")),
+            })
+            .collect(),
+        _ => Err(FieldError::new(
+            "",
+            "body must be a JSON object or an array of objects",
+        )),
+    }
+}
+
+/// Reads the fields of one object, with `prefix` for error paths.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    prefix: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(
+        obj: &'a Map<String, Value>,
+        prefix: &'a str,
+        known: &[&str],
+    ) -> Result<Self, FieldError> {
+        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(FieldError::new(
+                format!("{prefix}{k}"),
+                format!("unknown field; known fields: {}", known.join(", ")),
+            ));
+        }
+        Ok(Self { obj, prefix })
+    }
+
+    fn err(&self, name: &str, reason: impl Into<String>) -> FieldError {
+        FieldError::new(format!("{}{name}", self.prefix), reason)
+    }
+
+    /// A string field; `null` or absent is `None`.
+    fn string(&self, name: &str) -> Result<Option<&'a str>, FieldError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.err(name, format!("must be a string, not {}", kind(other)))),
+        }
+    }
+
+    /// A string field that becomes a label value.
+    fn label(&self, name: &str) -> Result<Option<String>, FieldError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(v) => check_label(v)
+                .map(|_| Some(v.to_owned()))
+                .map_err(|r| self.err(name, r)),
+        }
+    }
+
+    /// A label value that must be one of `allowed`.
+    fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, FieldError> {
+        let v = self.label(name)?;
+        match &v {
+            Some(s) if !allowed.contains(&s.as_str()) => Err(self.err(
+                name,
+                format!(
+                    "unknown value `{s}`; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            )),
+            _ => Ok(v),
+        }
+    }
+
+    /// An RFC 3339 time no more than five minutes in the future.
+    fn time(&self, name: &str, now: Millis) -> Result<Option<Millis>, FieldError> {
+        let Some(v) = self.string(name)? else {
+            return Ok(None);
+        };
+        let t = parse_rfc3339(v).map_err(|r| self.err(name, r))?;
+        if t > now + MAX_FUTURE_MS {
+            let mut e = self.err(name, format!("`{v}` is more than 5 minutes in the future"));
+            e.future = true;
+            return Err(e);
+        }
+        Ok(Some(t))
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, FieldError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(name, format!("must be a boolean, not {}", kind(other)))),
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_event(
+    config: &Config,
+    o: &Map<String, Value>,
+    prefix: &str,
+    now: Millis,
+) -> Result<DefectEvent, FieldError> {
+    let f = Fields::new(o, prefix, EVENT_FIELDS)?;
+    let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
+    let id_len = id.chars().count();
+    if id_len == 0 || id_len > MAX_ID_LEN {
+        return Err(f.err(
+            "id",
+            format!("must be 1..{MAX_ID_LEN} characters, is {id_len}"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(f.err("id", "must not contain control characters"));
+    }
+    let source = f.label("source")?.unwrap_or_else(|| "generic".into());
+    let product = f
+        .label("product")?
+        .unwrap_or_else(|| config.default_product.clone());
+    let updated_at = f.time("updated_at", now)?;
+    let found_at = f.time("found_at", now)?;
+    let deleted = f.bool("deleted")?.unwrap_or(false);
+    let stage_names: Vec<&str> = config
+        .pipeline
+        .stages()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let stage = f.one_of("stage", &stage_names)?;
+    let release = f.label("release")?;
+    if let Some(r) = &release {
+        if crate::store::release_key(config, "", r).is_none() {
+            return Err(f.err("release", format!("`{r}` is empty once normalised")));
+        }
+    }
+    let causes: Vec<&str> = config.causes.iter().map(|(n, _)| n.as_str()).collect();
+    let severities: Vec<&str> = config.severities.iter().map(String::as_str).collect();
+    let teams: Vec<&str> = config.teams.iter().map(String::as_str).collect();
+    let class = Classification {
+        stage,
+        release,
+        detected_by: f.one_of("detected_by", &DETECTORS)?,
+        cause: f.one_of("cause", &causes)?,
+        severity: f.one_of("severity", &severities)?,
+        team: if teams.is_empty() {
+            f.label("team")?
+        } else {
+            f.one_of("team", &teams)?
+        },
+    };
+    let status = match f.string("status")? {
+        None => Status::Valid,
+        Some(s) => Status::parse(s).ok_or_else(|| {
+            f.err(
+                "status",
+                format!("unknown value `{s}`; expected one of: valid, invalid, duplicate"),
+            )
+        })?,
+    };
+    let change = if deleted {
+        Change::Delete
+    } else {
+        if class.stage.is_none() {
+            return Err(f.err(
+                "stage",
+                format!(
+                    "is required unless `deleted` is true; configured stages: {}",
+                    config.pipeline.names()
+                ),
+            ));
+        }
+        Change::Upsert {
+            class,
+            status,
+            found_at,
+        }
+    };
+    Ok(DefectEvent {
+        source,
+        id: id.to_owned(),
+        product: ProductRef {
+            kind: String::new(),
+            namespace: product,
+        },
+        change,
+        updated_at,
+    })
+}
+
+fn parse_release(
+    config: &Config,
+    o: &Map<String, Value>,
+    prefix: &str,
+    now: Millis,
+) -> Result<ReleaseEvent, FieldError> {
+    let f = Fields::new(o, prefix, RELEASE_FIELDS)?;
+    let product = f
+        .label("product")?
+        .unwrap_or_else(|| config.default_product.clone());
+    let release = f
+        .label("release")?
+        .ok_or_else(|| f.err("release", "is required"))?;
+    if crate::store::release_key(config, "", &release).is_none() {
+        return Err(f.err("release", format!("`{release}` is empty once normalised")));
+    }
+    let released_at = f
+        .time("released_at", now)?
+        .ok_or_else(|| f.err("released_at", "is required"))?;
+    Ok(ReleaseEvent {
+        product: ProductRef {
+            kind: String::new(),
+            namespace: product,
+        },
+        release,
+        released_at,
+    })
+}

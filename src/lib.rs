@@ -1,0 +1,21 @@
+//! bug-escape-exporter: defect events in, escape-rate gauges out.
+//!
+//! Modules, in the order an event flows through them:
+//! - [`http`]: routes, request bodies, auth, `AppError` → JSON.
+//! - [`ingest`]: each source's payload → [`model::event`] items; `ingest::record`
+//!   is the one write path.
+//! - [`model`]: validated domain values (stages, release names, events).
+//! - [`store`]: the single SQLite writer thread; group commits; updates the
+//!   aggregates after each commit.
+//! - [`metrics`]: the in-memory aggregates, the §3 formulas, the scrape-time
+//!   collector and the exposition formats.
+//! - [`config`], [`cli`], [`app`]: settings, flags, start-up and shutdown.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod store;

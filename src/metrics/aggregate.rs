@@ -1,0 +1,315 @@
+//! In-memory aggregates: the counts every gauge is computed from. The store's
+//! writer changes them only after a commit, by removing a defect's old
+//! [`Contribution`] and adding its new one, so a scrape never touches SQLite.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::model::event::{DETECTORS, Status};
+use crate::model::time::Millis;
+
+/// The stored fields a defect's contribution depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct DefectView<'a> {
+    pub product: &'a str,
+    pub release: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    pub detected_by: Option<&'a str>,
+    pub cause: Option<&'a str>,
+    pub severity: Option<&'a str>,
+    pub status: &'a str,
+    pub deleted: bool,
+    pub found_at: Millis,
+}
+
+/// Where a counted defect lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A configured stage, by pipeline index.
+    Stage(usize),
+    /// A stage name the pipeline does not know (data quality).
+    UnknownStage,
+    /// No stage at all (data quality).
+    NoStage,
+}
+
+/// What one valid, non-deleted defect adds to the aggregates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contribution {
+    pub product: String,
+    pub release: Option<String>,
+    pub class: Class,
+    pub found_at: Millis,
+    /// Index into the configured causes (`unknown` when absent or unknown).
+    pub cause: usize,
+    /// Index into [`DETECTORS`], or `DETECTORS.len()` for `unknown`.
+    pub detector: usize,
+    /// Index into the configured severities, or their count for `unknown`.
+    pub severity: usize,
+}
+
+impl Contribution {
+    /// The contribution of a stored defect; `None` when it counts nowhere
+    /// (deleted, invalid or duplicate).
+    pub fn of(config: &Config, d: DefectView<'_>) -> Option<Self> {
+        if d.deleted || Status::parse(d.status) != Some(Status::Valid) {
+            return None;
+        }
+        let class = match d.stage {
+            None => Class::NoStage,
+            Some(s) => config
+                .pipeline
+                .index(s)
+                .map_or(Class::UnknownStage, Class::Stage),
+        };
+        let unknown_cause = config
+            .causes
+            .iter()
+            .position(|(n, _)| n == "unknown")
+            .unwrap_or(0);
+        Some(Self {
+            product: d.product.to_owned(),
+            release: d.release.map(str::to_owned),
+            class,
+            found_at: d.found_at,
+            cause: d
+                .cause
+                .and_then(|c| config.causes.iter().position(|(n, _)| n == c))
+                .unwrap_or(unknown_cause),
+            detector: d
+                .detected_by
+                .and_then(|v| DETECTORS.iter().position(|n| *n == v))
+                .unwrap_or(DETECTORS.len()),
+            severity: d
+                .severity
+                .and_then(|v| config.severities.iter().position(|n| n == v))
+                .unwrap_or(config.severities.len()),
+        })
+    }
+}
+
+/// Counts of one release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseAgg {
+    /// Valid defects per configured stage.
+    pub stages: Vec<u64>,
+    /// Production defects per cause.
+    pub causes: Vec<u64>,
+    /// Production defects per detector (`unknown` last).
+    pub detectors: Vec<u64>,
+    /// Production defects per severity (`unknown` last).
+    pub severities: Vec<u64>,
+    /// Per maturity age: `[total, production]` found up to that age after the
+    /// release time (only meaningful once the release time is known).
+    pub at_age: Vec<[u64; 2]>,
+    pub release_time: Option<Millis>,
+    /// Earliest `found_at` among its valid defects; orders releases with no time.
+    pub first_found: Option<Millis>,
+}
+
+impl ReleaseAgg {
+    fn new(shape: &Shape) -> Self {
+        Self {
+            stages: vec![0; shape.stages],
+            causes: vec![0; shape.causes],
+            detectors: vec![0; DETECTORS.len() + 1],
+            severities: vec![0; shape.severities + 1],
+            at_age: vec![[0, 0]; shape.ages.len()],
+            release_time: None,
+            first_found: None,
+        }
+    }
+
+    /// T(R): all valid defects.
+    pub fn total(&self) -> u64 {
+        self.stages.iter().sum()
+    }
+
+    /// The time releases are ordered by: release time, else first defect found.
+    pub fn order_time(&self) -> Option<Millis> {
+        self.release_time.or(self.first_found)
+    }
+}
+
+/// Counts of one product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductAgg {
+    pub releases: BTreeMap<String, ReleaseAgg>,
+    /// Valid defects with no release, per configured stage.
+    pub unattributed: Vec<u64>,
+    /// Valid defects whose stage name is not configured.
+    pub unknown_stage: u64,
+    /// Valid defects with no stage.
+    pub no_stage: u64,
+}
+
+/// Sizes fixed by the configuration.
+#[derive(Debug, Clone, PartialEq)]
+struct Shape {
+    stages: usize,
+    production: Vec<bool>,
+    causes: usize,
+    severities: usize,
+    ages: Vec<Millis>,
+}
+
+/// All aggregates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregates {
+    shape: Shape,
+    pub products: BTreeMap<String, ProductAgg>,
+}
+
+impl Aggregates {
+    /// Empty aggregates shaped by `config`.
+    pub fn new(config: &Config) -> Self {
+        let stages = config.pipeline.stages();
+        Self {
+            shape: Shape {
+                stages: stages.len(),
+                production: (0..stages.len())
+                    .map(|i| config.pipeline.is_production(i))
+                    .collect(),
+                causes: config.causes.len(),
+                severities: config.severities.len(),
+                ages: config
+                    .maturity_ages
+                    .iter()
+                    .map(|(_, d)| d.as_millis() as Millis)
+                    .collect(),
+            },
+            products: BTreeMap::new(),
+        }
+    }
+
+    fn product(&mut self, name: &str) -> &mut ProductAgg {
+        let stages = self.shape.stages;
+        self.products
+            .entry(name.to_owned())
+            .or_insert_with(|| ProductAgg {
+                releases: BTreeMap::new(),
+                unattributed: vec![0; stages],
+                unknown_stage: 0,
+                no_stage: 0,
+            })
+    }
+
+    fn release(&mut self, product: &str, release: &str) -> &mut ReleaseAgg {
+        let fresh = ReleaseAgg::new(&self.shape);
+        self.product(product)
+            .releases
+            .entry(release.to_owned())
+            .or_insert(fresh)
+    }
+
+    /// Adds a contribution.
+    pub fn add(&mut self, c: &Contribution) {
+        self.apply(c, true);
+    }
+
+    /// Removes a contribution added earlier.
+    pub fn remove(&mut self, c: &Contribution) {
+        self.apply(c, false);
+    }
+
+    fn apply(&mut self, c: &Contribution, add: bool) {
+        let step = |v: &mut u64| {
+            *v = if add { *v + 1 } else { v.saturating_sub(1) };
+        };
+        let stage = match c.class {
+            Class::UnknownStage => return step(&mut self.product(&c.product).unknown_stage),
+            Class::NoStage => return step(&mut self.product(&c.product).no_stage),
+            Class::Stage(s) => s,
+        };
+        let Some(release) = &c.release else {
+            return step(&mut self.product(&c.product).unattributed[stage]);
+        };
+        let production = self.shape.production[stage];
+        let ages = self.shape.ages.clone();
+        let r = self.release(&c.product, release);
+        step(&mut r.stages[stage]);
+        if production {
+            step(&mut r.causes[c.cause]);
+            step(&mut r.detectors[c.detector]);
+            step(&mut r.severities[c.severity]);
+        }
+        if let Some(t) = r.release_time {
+            for (i, age) in ages.iter().enumerate() {
+                if c.found_at <= t + age {
+                    step(&mut r.at_age[i][0]);
+                    if production {
+                        step(&mut r.at_age[i][1]);
+                    }
+                }
+            }
+        }
+        if add && r.first_found.is_none_or(|f| c.found_at < f) {
+            r.first_found = Some(c.found_at);
+        }
+        self.prune(&c.product, release);
+    }
+
+    /// Sets what the store recomputed for a release: its earliest `found_at`,
+    /// and (when its release time changed) the time and the at-age counts.
+    pub fn set_release_meta(&mut self, product: &str, release: &str, meta: &ReleaseMeta) {
+        let r = self.release(product, release);
+        r.first_found = meta.first_found;
+        if let Some((time, at_age)) = &meta.time {
+            r.release_time = *time;
+            r.at_age.clone_from(at_age);
+        }
+        self.prune(product, release);
+    }
+
+    /// Drops a release that holds nothing any more.
+    fn prune(&mut self, product: &str, release: &str) {
+        let Some(p) = self.products.get_mut(product) else {
+            return;
+        };
+        if p.releases
+            .get(release)
+            .is_some_and(|r| r.total() == 0 && r.release_time.is_none())
+        {
+            p.releases.remove(release);
+        }
+        if p.releases.is_empty()
+            && p.unknown_stage == 0
+            && p.no_stage == 0
+            && p.unattributed.iter().all(|n| *n == 0)
+        {
+            self.products.remove(product);
+        }
+    }
+
+    /// At-age counts of a release's contributions, for a given release time.
+    pub fn at_age_counts<'a>(
+        &self,
+        release_time: Option<Millis>,
+        contributions: impl Iterator<Item = &'a Contribution>,
+    ) -> Vec<[u64; 2]> {
+        let mut out = vec![[0, 0]; self.shape.ages.len()];
+        let Some(t) = release_time else {
+            return out;
+        };
+        for c in contributions {
+            let Class::Stage(s) = c.class else { continue };
+            for (i, age) in self.shape.ages.iter().enumerate() {
+                if c.found_at <= t + age {
+                    out[i][0] += 1;
+                    if self.shape.production[s] {
+                        out[i][1] += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Values the store recomputes for a release after a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseMeta {
+    pub first_found: Option<Millis>,
+    /// New release time and the at-age counts for it, when the time changed.
+    pub time: Option<(Option<Millis>, Vec<[u64; 2]>)>,
+}

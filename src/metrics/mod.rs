@@ -1,0 +1,44 @@
+//! Everything `/metrics` serves: the aggregates (kept current by the store's
+//! writer), the scrape-time collector that turns them into gauges, the
+//! exporter's self-metrics, and the two exposition formats.
+
+pub mod aggregate;
+pub mod collector;
+pub mod exposition;
+pub mod formula;
+pub mod telemetry;
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+use aggregate::Aggregates;
+use collector::EscapeCollector;
+use telemetry::Telemetry;
+
+/// The registry behind `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Registers the escape-rate collector and the self-metrics.
+    pub fn new(
+        config: Arc<Config>,
+        aggregates: Arc<RwLock<Aggregates>>,
+        telemetry: &Telemetry,
+    ) -> Self {
+        let mut registry = Registry::default();
+        telemetry.register(&mut registry);
+        registry.register_collector(Box::new(EscapeCollector::new(config, aggregates)));
+        Self { registry }
+    }
+
+    /// Encodes every metric as OpenMetrics text.
+    pub fn openmetrics(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(64 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,182 @@
+//! The exporter's own metrics: events received, ignored and rejected per source,
+//! last event time, store errors, build info.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::model::event::Ingress;
+use crate::model::time::Millis;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    source: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+}
+
+/// Reasons an event is ignored, initialised at 0 for every source.
+pub const IGNORED_REASONS: &[&str] = &[
+    "stale",
+    "duplicate_delivery",
+    "not_a_defect",
+    "unmapped_stage",
+];
+/// Reasons a request is rejected, initialised at 0 for every source.
+pub const REJECTED_REASONS: &[&str] = &[
+    "auth",
+    "forbidden",
+    "malformed",
+    "invalid_field",
+    "future_timestamp",
+    "too_large",
+    "unsupported_media_type",
+    "store_unavailable",
+    "not_configured",
+];
+/// Store operations whose errors are counted.
+const STORE_OPERATIONS: &[&str] = &["write", "commit", "readiness"];
+
+/// Self-metrics, registered in the exporter's registry.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    received: Family<SourceLabels, Counter>,
+    ignored: Family<ReasonLabels, Counter>,
+    rejected: Family<ReasonLabels, Counter>,
+    last_event: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    store_errors: Family<OperationLabels, Counter>,
+    build: Family<BuildLabels, Gauge>,
+}
+
+impl Telemetry {
+    /// Registers every family in `registry`, with known label values at 0.
+    pub fn register(&self, registry: &mut Registry) {
+        for ingress in Ingress::ALL {
+            let source = ingress.as_str().to_owned();
+            let _ = self.received.get_or_create(&SourceLabels {
+                source: source.clone(),
+            });
+            for reason in IGNORED_REASONS {
+                let _ = self.ignored.get_or_create(&reason_labels(ingress, reason));
+            }
+            for reason in REJECTED_REASONS {
+                let _ = self.rejected.get_or_create(&reason_labels(ingress, reason));
+            }
+        }
+        for op in STORE_OPERATIONS {
+            let _ = self.store_errors.get_or_create(&OperationLabels {
+                operation: (*op).into(),
+            });
+        }
+        self.build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                revision: option_env!("BUG_ESCAPE_REVISION")
+                    .unwrap_or("unknown")
+                    .into(),
+            })
+            .set(1);
+        registry.register(
+            "bug_escape_build_info",
+            "Build of the exporter (value 1)",
+            self.build.clone(),
+        );
+        registry.register(
+            "bug_escape_events_received",
+            "Events received, by source",
+            self.received.clone(),
+        );
+        registry.register(
+            "bug_escape_events_ignored",
+            "Events received but not applied, by source and reason",
+            self.ignored.clone(),
+        );
+        registry.register(
+            "bug_escape_events_rejected",
+            "Requests refused, by source and reason",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "bug_escape_last_event_timestamp_seconds",
+            "Time of the last event stored from each source",
+            self.last_event.clone(),
+        );
+        registry.register(
+            "bug_escape_store_errors",
+            "Store operations that failed, by operation",
+            self.store_errors.clone(),
+        );
+    }
+
+    /// Counts `n` events received from `ingress`.
+    pub fn received(&self, ingress: Ingress, n: u64) {
+        self.received
+            .get_or_create(&SourceLabels {
+                source: ingress.as_str().into(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts `n` events ignored for `reason`.
+    pub fn ignored(&self, ingress: Ingress, reason: &str, n: u64) {
+        if n > 0 {
+            let _ = self
+                .ignored
+                .get_or_create(&reason_labels(ingress, reason))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts one request rejected for `reason`.
+    pub fn rejected(&self, ingress: Ingress, reason: &str) {
+        let _ = self
+            .rejected
+            .get_or_create(&reason_labels(ingress, reason))
+            .inc();
+    }
+
+    /// Records the time of the last stored event from `source`.
+    pub fn set_last_event(&self, source: &str, at: Millis) {
+        let g = self.last_event.get_or_create(&SourceLabels {
+            source: source.into(),
+        });
+        let secs = at as f64 / 1000.0;
+        if secs > g.get() {
+            g.set(secs);
+        }
+    }
+
+    /// Counts a failed store operation.
+    pub fn store_error(&self, operation: &str) {
+        self.store_errors
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
+            })
+            .inc();
+    }
+}
+
+fn reason_labels(ingress: Ingress, reason: &str) -> ReasonLabels {
+    ReasonLabels {
+        source: ingress.as_str().into(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,140 @@
+//! The events the store applies. Every ingestion path (generic API, webhooks)
+//! builds these; nothing downstream re-validates them.
+
+use crate::model::time::Millis;
+
+/// Where an event came in: the `source` label of the self-metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ingress {
+    Generic,
+    Github,
+    Gitlab,
+    Jira,
+    Sentry,
+}
+
+impl Ingress {
+    /// Every ingress, for initialising counters at 0.
+    pub const ALL: [Ingress; 5] = [
+        Ingress::Generic,
+        Ingress::Github,
+        Ingress::Gitlab,
+        Ingress::Jira,
+        Ingress::Sentry,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingress::Generic => "generic",
+            Ingress::Github => "github",
+            Ingress::Gitlab => "gitlab",
+            Ingress::Jira => "jira",
+            Ingress::Sentry => "sentry",
+        }
+    }
+
+    /// The kind used in `kind:namespace` product mappings; empty for the generic
+    /// API, whose events name their product directly.
+    pub fn product_kind(self) -> &'static str {
+        match self {
+            Ingress::Generic => "",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// Validity of a defect (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Valid,
+    Invalid,
+    Duplicate,
+}
+
+impl Status {
+    /// The stored and accepted spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Invalid => "invalid",
+            Status::Duplicate => "duplicate",
+        }
+    }
+
+    /// Parses the stored or accepted spelling.
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "valid" => Some(Status::Valid),
+            "invalid" => Some(Status::Invalid),
+            "duplicate" => Some(Status::Duplicate),
+            _ => None,
+        }
+    }
+}
+
+/// Accepted `detected_by` values.
+pub const DETECTORS: [&str; 3] = ["user", "monitoring", "other"];
+
+/// Which product a defect or release belongs to, as the source named it: the
+/// configured mapping turns `(kind, namespace)` into a product at store time, so
+/// a changed mapping re-keys stored rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRef {
+    /// `""` for the generic API, else the source kind (`github`, `jira`, …).
+    pub kind: String,
+    /// The product (generic API) or the source's namespace (repository, project).
+    pub namespace: String,
+}
+
+/// The classification of a defect: everything a count depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Classification {
+    /// Stage as the source gave it; adapters may pass names the pipeline does not
+    /// know, which are stored and shown as data quality, never counted elsewhere.
+    pub stage: Option<String>,
+    /// Raw release name; `None` = unattributed.
+    pub release: Option<String>,
+    pub detected_by: Option<String>,
+    pub cause: Option<String>,
+    pub severity: Option<String>,
+    pub team: Option<String>,
+}
+
+/// What an event does to its defect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Create or replace the defect's state.
+    Upsert {
+        class: Classification,
+        status: Status,
+        /// When it was found; `None` keeps the stored time (or now, when new).
+        found_at: Option<Millis>,
+    },
+    /// Deleted at its source: leaves every count, kept as a tombstone.
+    Delete,
+}
+
+/// One defect event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefectEvent {
+    /// Namespace of `id` (`generic`, `jira-payments`, `github`, …).
+    pub source: String,
+    pub id: String,
+    pub product: ProductRef,
+    pub change: Change,
+    /// Orders updates; `None` = time received.
+    pub updated_at: Option<Millis>,
+}
+
+/// A release time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseEvent {
+    pub product: ProductRef,
+    /// Raw release name.
+    pub release: String,
+    pub released_at: Millis,
+}
+
+/// Longest accepted defect id.
+pub const MAX_ID_LEN: usize = 256;

@@ -1,0 +1,178 @@
+//! Stored rows and the queries the writer and the loader share.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::Config;
+use crate::metrics::aggregate::{Contribution, DefectView};
+use crate::model::time::Millis;
+
+/// One row of `defects`: raw values as the source gave them plus the keys
+/// derived from them by the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub source: String,
+    pub id: String,
+    pub product_kind: String,
+    pub product_ns: String,
+    pub product: String,
+    pub release_raw: Option<String>,
+    pub release: Option<String>,
+    pub stage: Option<String>,
+    pub detected_by: Option<String>,
+    pub cause: Option<String>,
+    pub severity: Option<String>,
+    pub team: Option<String>,
+    pub status: String,
+    pub deleted: bool,
+    pub found_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// The columns of `defects`, in [`Row`] order.
+pub const COLUMNS: &str = "source, id, product_kind, product_ns, product, release_raw, release, \
+     stage, detected_by, cause, severity, team, status, deleted, found_at, updated_at";
+
+impl Row {
+    /// Reads a row selected with [`COLUMNS`].
+    pub fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            source: r.get(0)?,
+            id: r.get(1)?,
+            product_kind: r.get(2)?,
+            product_ns: r.get(3)?,
+            product: r.get(4)?,
+            release_raw: r.get(5)?,
+            release: r.get(6)?,
+            stage: r.get(7)?,
+            detected_by: r.get(8)?,
+            cause: r.get(9)?,
+            severity: r.get(10)?,
+            team: r.get(11)?,
+            status: r.get(12)?,
+            deleted: r.get(13)?,
+            found_at: r.get(14)?,
+            updated_at: r.get(15)?,
+        })
+    }
+
+    /// The stored defect `(source, id)`, if any.
+    pub fn get(tx: &Connection, source: &str, id: &str) -> rusqlite::Result<Option<Self>> {
+        tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM defects WHERE source = ?1 AND id = ?2"
+        ))?
+        .query_row(params![source, id], Self::from_sql)
+        .optional()
+    }
+
+    /// Inserts or replaces this row.
+    pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
+        tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO defects ({COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ))?
+        .execute(params![
+            self.source,
+            self.id,
+            self.product_kind,
+            self.product_ns,
+            self.product,
+            self.release_raw,
+            self.release,
+            self.stage,
+            self.detected_by,
+            self.cause,
+            self.severity,
+            self.team,
+            self.status,
+            self.deleted,
+            self.found_at,
+            self.updated_at,
+        ])?;
+        Ok(())
+    }
+
+    /// Whether two versions hold the same state (everything but `updated_at`).
+    pub fn same_state(&self, other: &Row) -> bool {
+        Row {
+            updated_at: other.updated_at,
+            ..self.clone()
+        } == *other
+    }
+
+    /// What this row adds to the aggregates.
+    pub fn contribution(&self, config: &Config) -> Option<Contribution> {
+        Contribution::of(
+            config,
+            DefectView {
+                product: &self.product,
+                release: self.release.as_deref(),
+                stage: self.stage.as_deref(),
+                detected_by: self.detected_by.as_deref(),
+                cause: self.cause.as_deref(),
+                severity: self.severity.as_deref(),
+                status: &self.status,
+                deleted: self.deleted,
+                found_at: self.found_at,
+            },
+        )
+    }
+}
+
+/// The release key of a raw release name from a source of `product_kind`.
+pub fn release_key(config: &Config, product_kind: &str, raw: &str) -> Option<(String, bool)> {
+    let kind = if product_kind.is_empty() {
+        "generic"
+    } else {
+        product_kind
+    };
+    config
+        .release_rules
+        .normalise(kind, raw)
+        .map(|k| (k.key, k.prerelease))
+}
+
+/// Earliest `found_at` among the valid defects of a release.
+pub fn first_found(
+    tx: &Connection,
+    product: &str,
+    release: &str,
+) -> rusqlite::Result<Option<Millis>> {
+    tx.prepare_cached(
+        "SELECT MIN(found_at) FROM defects \
+         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'",
+    )?
+    .query_row(params![product, release], |r| r.get(0))
+}
+
+/// Contributions of every defect of a release.
+pub fn release_contributions(
+    tx: &Connection,
+    config: &Config,
+    product: &str,
+    release: &str,
+) -> rusqlite::Result<Vec<Contribution>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM defects WHERE product = ?1 AND release = ?2 AND deleted = 0"
+    ))?;
+    let rows = stmt.query_map(params![product, release], Row::from_sql)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend(row?.contribution(config));
+    }
+    Ok(out)
+}
+
+/// A release's time: the earliest time recorded for its final release when one
+/// is known, else the earliest of its pre-releases.
+pub fn release_time(
+    tx: &Connection,
+    product: &str,
+    release: &str,
+) -> rusqlite::Result<Option<Millis>> {
+    tx.prepare_cached(
+        "SELECT MIN(released_at) FROM release_times WHERE product = ?1 AND release = ?2 \
+         GROUP BY prerelease ORDER BY prerelease LIMIT 1",
+    )?
+    .query_row(params![product, release], |r| r.get(0))
+    .optional()
+}
