@@ -1,0 +1,239 @@
+//! The real binary: defaults, layering (file < environment < flags), start-up
+//! errors, `check-config`, and graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
+
+/// Starts `serve` and returns the child and the address from its "serving" log.
+fn serve(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if v["fields"]["message"] == "serving" {
+            let addr = v["fields"]["addr"].as_str().expect("addr").to_owned();
+            // Keep draining the log so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    panic!("no `serving` log line; stderr: {err}");
+}
+
+fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn get(addr: &str, path: &str) -> String {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn flags_win_over_environment_over_file_and_sigterm_finishes_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("exporter.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:1\"\nmax_releases = 3\ndb = \"from-file.db\"\n",
+    )
+    .unwrap();
+    let (mut child, addr) = serve(
+        &["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            ("BUG_ESCAPE_DB", "from-env.db"),
+            ("BUG_ESCAPE_LISTEN", "127.0.0.1:2"),
+        ],
+        dir.path(),
+    );
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":1") && !addr.ends_with(":2"),
+        "{addr}"
+    );
+    assert!(
+        dir.path().join("from-env.db").exists(),
+        "environment wins over the file"
+    );
+    assert!(get(&addr, "/").contains("href=\"metrics\""));
+    assert!(get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get(&addr, "/readyz").starts_with("HTTP/1.1 200"));
+
+    // An in-flight request: headers and half the body sent, then SIGTERM.
+    let body = br#"{"id": "inflight", "stage": "production", "release": "5.0"}"#;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = sigterm_wait(&mut child);
+    assert!(status.success(), "{status:?}");
+
+    // The committed event is there after a restart on the same file.
+    let (mut child, addr) = serve(
+        &["--listen", "127.0.0.1:0", "--db", "from-env.db"],
+        &[],
+        dir.path(),
+    );
+    let metrics = get(&addr, "/metrics");
+    assert!(
+        metrics
+            .contains("bug_escape_release_escaped_defects{product=\"default\",release=\"5.0\"} 1"),
+        "{metrics}"
+    );
+    assert!(sigterm(&mut child).success());
+}
+
+fn sigterm_wait(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_invalid_configuration_stops_start_up_with_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[stages]]\nname = \"production\"\nphase = \"production\"\nowner = \"sre\"\n[[stages]]\nname = \"qa\"\nphase = \"pre_release\"\nowner = \"qa\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "stages: [1]: pre_release stage `qa` is ordered after production stage `production`"
+        ),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("bug-escape.db").exists(),
+        "nothing created"
+    );
+
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ordered after production"));
+
+    std::fs::write(&cfg, "max_releases = \"many\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("max_releases") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN).args(["check-config"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("development, code_review, automated_tests, qa, production")
+    );
+}
+
+#[test]
+fn the_secret_token_is_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("BUG_ESCAPE_API_TOKEN", "very-secret-value-123")
+        .env("BUG_ESCAPE_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let status = sigterm(&mut child);
+    assert!(status.success());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("serving"), "{out}");
+    assert!(!out.contains("very-secret-value-123"));
+}

@@ -1,0 +1,402 @@
+//! Bad input: a clear JSON error naming the field, the right status, nothing stored.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{settings, spawn_app, spawn_with};
+
+/// Posts raw bytes with a content type; returns status and JSON body.
+async fn raw(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    ct: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = app.client.post(format!("{}{path}", app.base)).body(body);
+    if let Some(ct) = ct {
+        req = req.header("content-type", ct);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("error body is JSON");
+    (status, body)
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_a_clear_error_and_nothing_is_stored() {
+    let (app, _dir) = spawn_app().await;
+    let long = "x".repeat(257);
+    let label = "y".repeat(129);
+    let future = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
+        (
+            "missing id",
+            json!({"stage": "qa"}),
+            422,
+            "id",
+            "invalid_field",
+        ),
+        (
+            "empty id",
+            json!({"id": "", "stage": "qa"}),
+            422,
+            "id",
+            "invalid_field",
+        ),
+        (
+            "long id",
+            json!({"id": long, "stage": "qa"}),
+            422,
+            "id",
+            "invalid_field",
+        ),
+        (
+            "id type",
+            json!({"id": 7, "stage": "qa"}),
+            422,
+            "id",
+            "invalid_field",
+        ),
+        (
+            "no stage",
+            json!({"id": "a"}),
+            422,
+            "stage",
+            "invalid_field",
+        ),
+        (
+            "unknown stage",
+            json!({"id": "a", "stage": "staging"}),
+            422,
+            "stage",
+            "invalid_field",
+        ),
+        (
+            "stage type",
+            json!({"id": "a", "stage": ["qa"]}),
+            422,
+            "stage",
+            "invalid_field",
+        ),
+        (
+            "long label",
+            json!({"id": "a", "stage": "qa", "release": label}),
+            422,
+            "release",
+            "invalid_field",
+        ),
+        (
+            "control char",
+            json!({"id": "a", "stage": "qa", "product": "pay\nments"}),
+            422,
+            "product",
+            "invalid_field",
+        ),
+        (
+            "empty release",
+            json!({"id": "a", "stage": "qa", "release": "v"}),
+            422,
+            "release",
+            "invalid_field",
+        ),
+        (
+            "unknown cause",
+            json!({"id": "a", "stage": "qa", "cause": "bad-luck"}),
+            422,
+            "cause",
+            "invalid_field",
+        ),
+        (
+            "unknown detector",
+            json!({"id": "a", "stage": "qa", "detected_by": "ceo"}),
+            422,
+            "detected_by",
+            "invalid_field",
+        ),
+        (
+            "unknown severity",
+            json!({"id": "a", "stage": "qa", "severity": "meh"}),
+            422,
+            "severity",
+            "invalid_field",
+        ),
+        (
+            "unknown status",
+            json!({"id": "a", "stage": "qa", "status": "wontfix"}),
+            422,
+            "status",
+            "invalid_field",
+        ),
+        (
+            "deleted type",
+            json!({"id": "a", "stage": "qa", "deleted": "yes"}),
+            422,
+            "deleted",
+            "invalid_field",
+        ),
+        (
+            "bad time",
+            json!({"id": "a", "stage": "qa", "updated_at": "yesterday"}),
+            422,
+            "updated_at",
+            "invalid_field",
+        ),
+        (
+            "future time",
+            json!({"id": "a", "stage": "qa", "updated_at": future}),
+            422,
+            "updated_at",
+            "future_timestamp",
+        ),
+        (
+            "future found",
+            json!({"id": "a", "stage": "qa", "found_at": future}),
+            422,
+            "found_at",
+            "future_timestamp",
+        ),
+        (
+            "unknown field",
+            json!({"id": "a", "stage": "qa", "sevrity": "high"}),
+            422,
+            "sevrity",
+            "invalid_field",
+        ),
+        (
+            "array item",
+            json!([{"id": "a", "stage": "qa"}, 3]),
+            422,
+            "[1]",
+            "invalid_field",
+        ),
+        ("scalar body", json!("hello"), 422, "", "invalid_field"),
+    ];
+    for (what, body, status, field, reason) in &cases {
+        let resp = app.post("/api/v1/events", body).await;
+        assert_eq!(resp.status().as_u16(), *status, "{what}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["field"], *field, "{what}: {err}");
+        assert_eq!(err["error"], *reason, "{what}: {err}");
+        assert!(
+            err["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{what}: {err}"
+        );
+    }
+    let m = app.metrics().await;
+    assert_eq!(m.count("bug_escape_release_defects"), 0);
+    let unattributed: f64 = m
+        .samples
+        .iter()
+        .filter(|(n, _, _)| n == "bug_escape_unattributed_defects")
+        .map(|s| s.2)
+        .sum();
+    assert_eq!(unattributed, 0.0);
+    let rejected = |r| {
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "generic"), ("reason", r)],
+        )
+    };
+    assert_eq!(rejected("future_timestamp"), 2.0);
+    assert_eq!(rejected("invalid_field"), (cases.len() - 2) as f64);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_media_type_and_oversized_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_body_bytes = 1000;
+    let app = spawn_with(s).await;
+    let (status, body) = raw(
+        &app,
+        "/api/v1/events",
+        Some("application/json"),
+        b"{\"id\": ".to_vec(),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("malformed")));
+    let (status, body) = raw(&app, "/api/v1/events", Some("text/plain"), b"{}".to_vec()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (status, _) = raw(&app, "/api/v1/events", None, b"{}".to_vec()).await;
+    assert_eq!(status, 415);
+    let big =
+        serde_json::to_vec(&json!({"id": "a", "stage": "qa", "team": "t".repeat(2000)})).unwrap();
+    let (status, body) = raw(&app, "/api/v1/events", Some("application/json"), big).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("too_large")));
+    // Chunked, with no Content-Length: still refused once over the limit.
+    let stream = futures_stream(vec![vec![b' '; 600], vec![b' '; 600]]);
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/events", app.base))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let m = app.metrics().await;
+    let rejected = |r| {
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "generic"), ("reason", r)],
+        )
+    };
+    assert_eq!(
+        (
+            rejected("malformed"),
+            rejected("unsupported_media_type"),
+            rejected("too_large")
+        ),
+        (1.0, 2.0, 2.0)
+    );
+    app.stop().await;
+}
+
+fn futures_stream(
+    chunks: Vec<Vec<u8>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    tokio_stream::iter(chunks.into_iter().map(Ok))
+}
+
+#[tokio::test]
+async fn the_bearer_token_is_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.api_token = Some("s3cret-token".into());
+    let app = spawn_with(s).await;
+    let ev = json!({"id": "a", "stage": "qa", "release": "1.0"});
+    let resp = app.post("/api/v1/events", &ev).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/events", app.base))
+        .bearer_auth("wrong")
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "auth");
+    assert!(
+        app.metrics()
+            .await
+            .get("bug_escape_release_defects", &[("release", "1.0")])
+            .is_none()
+    );
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/events", app.base))
+        .bearer_auth("s3cret-token")
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "generic"), ("reason", "auth")]
+        ),
+        2.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_locked_store_answers_503_and_recovers() {
+    let (app, dir) = spawn_app().await;
+    app.events(json!({"id": "a", "stage": "qa", "release": "1.0"}))
+        .await;
+    // Another process holds the write lock longer than the busy timeout.
+    let db = dir.path().join("bug-escape.db");
+    let (release, locked) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = locked.recv_timeout(std::time::Duration::from_secs(30));
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    held.recv().unwrap();
+    let resp = app
+        .post(
+            "/api/v1/events",
+            &json!({"id": "b", "stage": "qa", "release": "1.0"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "store_unavailable");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    // Not stored, and the retry succeeds.
+    assert_eq!(
+        app.metrics()
+            .await
+            .value("bug_escape_release_defects", &[("release", "1.0")]),
+        1.0
+    );
+    app.events(json!({"id": "b", "stage": "qa", "release": "1.0"}))
+        .await;
+    assert_eq!(
+        app.metrics()
+            .await
+            .value("bug_escape_release_defects", &[("release", "1.0")]),
+        2.0
+    );
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_release_times_are_refused() {
+    let (app, _dir) = spawn_app().await;
+    for (body, field) in [
+        (
+            json!({"product": "p", "released_at": "2026-01-01T00:00:00Z"}),
+            "release",
+        ),
+        (json!({"product": "p", "release": "1.0"}), "released_at"),
+        (
+            json!({"product": "p", "release": "1.0", "released_at": "soon"}),
+            "released_at",
+        ),
+        (
+            json!({"product": "p", "release": "1.0", "released_at": "2999-01-01T00:00:00Z"}),
+            "released_at",
+        ),
+    ] {
+        let resp = app.post("/api/v1/releases", &body).await;
+        assert_eq!(resp.status(), 422);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["field"], field);
+    }
+    assert_eq!(
+        app.metrics()
+            .await
+            .count("bug_escape_release_timestamp_seconds"),
+        0
+    );
+    app.stop().await;
+}

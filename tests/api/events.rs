@@ -1,0 +1,497 @@
+//! Ingestion semantics of SPEC §4 through `POST /api/v1/events`.
+
+use serde_json::json;
+
+use crate::helpers::{rel, settings, spawn_app, spawn_with};
+
+const T1: &str = "2026-01-01T00:00:00Z";
+const T2: &str = "2026-01-02T00:00:00Z";
+const T3: &str = "2026-01-03T00:00:00Z";
+
+#[tokio::test]
+async fn single_object_and_array_are_accepted_and_counted() {
+    let (app, _dir) = spawn_app().await;
+    let r = app
+        .events(json!({"id": "a", "stage": "qa", "release": "1.0.0"}))
+        .await;
+    assert_eq!(r, json!({"accepted": 1, "unchanged": 0, "stale": 0}));
+    let r = app
+        .events(json!([
+            {"id": "b", "stage": "production", "release": "1.0.0", "cause": "coverage", "detected_by": "user", "severity": "high"},
+            {"id": "c", "stage": "development", "release": "1.0.0"},
+            {"id": "d", "stage": "production", "release": "1.0.0"}
+        ]))
+        .await;
+    assert_eq!(r["accepted"], 3);
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.0.0")), 4.0);
+    assert_eq!(
+        m.value("bug_escape_release_escaped_defects", &rel("1.0.0")),
+        2.0
+    );
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("1.0.0")), 0.5);
+    let cause = |c| {
+        m.value(
+            "bug_escape_escaped_defects_by_cause",
+            &[("release", "1.0.0"), ("cause", c)],
+        )
+    };
+    assert_eq!(
+        (cause("coverage"), cause("unknown"), cause("review")),
+        (1.0, 1.0, 0.0)
+    );
+    let det = |d| {
+        m.value(
+            "bug_escape_escaped_defects_by_detector",
+            &[("release", "1.0.0"), ("detected_by", d)],
+        )
+    };
+    assert_eq!(
+        (det("user"), det("unknown"), det("monitoring")),
+        (1.0, 1.0, 0.0)
+    );
+    let sev = |s| {
+        m.value(
+            "bug_escape_escaped_defects_by_severity",
+            &[("release", "1.0.0"), ("severity", s)],
+        )
+    };
+    assert_eq!((sev("high"), sev("unknown"), sev("low")), (1.0, 1.0, 0.0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_commits_all_or_nothing() {
+    let (app, _dir) = spawn_app().await;
+    let resp = app
+        .post(
+            "/api/v1/events",
+            &json!([
+                {"id": "a", "stage": "qa", "release": "1.0.0"},
+                {"id": "b", "stage": "nowhere", "release": "1.0.0"}
+            ]),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["field"], "[1].stage");
+    assert_eq!(
+        app.metrics()
+            .await
+            .get("bug_escape_release_defects", &rel("1.0.0")),
+        None
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retries_never_double_count() {
+    let (app, _dir) = spawn_app().await;
+    let ev = json!({"id": "a", "stage": "production", "release": "1.0.0", "updated_at": T1});
+    app.events(ev.clone()).await;
+    let r = app.events(ev.clone()).await;
+    assert_eq!(r, json!({"accepted": 0, "unchanged": 1, "stale": 0}));
+    // The same event twice in one batch, and once without an updated_at.
+    app.events(json!([ev.clone(), ev])).await;
+    app.events(json!({"id": "a", "stage": "production", "release": "1.0.0"}))
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.0.0")), 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reattribution_and_reclassification_move_the_defect() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    app.events(json!({"id": "x", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    // Re-attributed to the release that really introduced it.
+    app.events(json!({"id": "a", "stage": "qa", "release": "0.9.0", "updated_at": T2}))
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.0.0")), 1.0);
+    assert_eq!(m.value("bug_escape_release_defects", &rel("0.9.0")), 1.0);
+    // Re-classified: found in production after all.
+    app.events(json!({"id": "a", "stage": "production", "release": "0.9.0", "cause": "review", "updated_at": T3})).await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_defects",
+            &[("release", "0.9.0"), ("stage", "qa")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_defects",
+            &[("release", "0.9.0"), ("stage", "production")]
+        ),
+        1.0
+    );
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("0.9.0")), 1.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_escaped_defects_by_cause",
+            &[("release", "0.9.0"), ("cause", "review")]
+        ),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_duplicate_and_deleted_leave_every_count() {
+    let (app, _dir) = spawn_app().await;
+    for id in ["a", "b", "c", "keep"] {
+        app.events(json!({"id": id, "stage": "production", "release": "1.0.0", "updated_at": T1}))
+            .await;
+    }
+    app.events(json!([
+        {"id": "a", "stage": "production", "release": "1.0.0", "status": "invalid", "updated_at": T2},
+        {"id": "b", "stage": "production", "release": "1.0.0", "status": "duplicate", "updated_at": T2},
+        {"id": "c", "deleted": true, "updated_at": T2}
+    ]))
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.0.0")), 1.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_escaped_defects_by_cause",
+            &[("release", "1.0.0"), ("cause", "unknown")]
+        ),
+        1.0
+    );
+    // Valid again: counted again.
+    app.events(json!({"id": "a", "stage": "production", "release": "1.0.0", "updated_at": T3}))
+        .await;
+    assert_eq!(
+        app.metrics()
+            .await
+            .value("bug_escape_release_defects", &rel("1.0.0")),
+        2.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_older_update_never_wins_even_against_a_deletion() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T2}))
+        .await;
+    let r = app
+        .events(json!({"id": "a", "stage": "production", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_defects",
+            &[("release", "1.0.0"), ("stage", "qa")]
+        ),
+        1.0
+    );
+    // A tombstone for a defect never seen blocks an older create.
+    app.events(json!({"id": "gone", "deleted": true, "updated_at": T2}))
+        .await;
+    let r = app
+        .events(json!({"id": "gone", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    // And a deletion of a stored defect blocks older updates.
+    app.events(json!({"id": "a", "deleted": true, "updated_at": T3}))
+        .await;
+    let r = app
+        .events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T2}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    assert_eq!(
+        app.metrics()
+            .await
+            .get("bug_escape_release_defects", &rel("1.0.0")),
+        None
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unchanged_update_still_advances_the_stored_time() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    let r = app
+        .events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T3}))
+        .await;
+    assert_eq!(r["unchanged"], 1);
+    // T2 is newer than the first version but older than the unchanged one.
+    let r = app
+        .events(json!({"id": "a", "stage": "production", "release": "1.0.0", "updated_at": T2}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn on_equal_times_a_deletion_wins() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    let r = app
+        .events(json!({"id": "a", "deleted": true, "updated_at": T1}))
+        .await;
+    assert_eq!(r["accepted"], 1);
+    let r = app
+        .events(json!({"id": "a", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    // Equal times without a deletion: the later arrival wins.
+    app.events(json!({"id": "b", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    let r = app
+        .events(json!({"id": "b", "stage": "production", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    assert_eq!(r["accepted"], 1);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value("bug_escape_release_escaped_defects", &rel("1.0.0")),
+        1.0
+    );
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.0.0")), 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn release_names_are_normalised_and_products_kept_apart() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!([
+        {"id": "1", "stage": "qa", "release": "v2.4.0"},
+        {"id": "2", "stage": "qa", "release": "payments@2.4.0-rc.1"},
+        {"id": "3", "stage": "production", "release": "2.4.0+build.9"},
+        {"id": "4", "stage": "production", "release": "2.4.0", "product": "search"}
+    ]))
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("2.4.0")), 3.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_release_defects",
+            &[("product", "search"), ("release", "2.4.0")]
+        ),
+        1.0
+    );
+    assert_eq!(m.count("bug_escape_release_defects"), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unattributed_defects_are_shown_but_left_out_of_rates() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!([
+        {"id": "1", "stage": "production"},
+        {"id": "2", "stage": "qa", "release": null},
+        {"id": "3", "stage": "qa", "release": "1.0.0"}
+    ]))
+    .await;
+    let m = app.metrics().await;
+    let un = |s| {
+        m.value(
+            "bug_escape_unattributed_defects",
+            &[("product", "default"), ("stage", s)],
+        )
+    };
+    assert_eq!(
+        (un("production"), un("qa"), un("development")),
+        (1.0, 1.0, 0.0)
+    );
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("1.0.0")), 0.0);
+    assert_eq!(
+        m.value("bug_escape_recent_defects", &[("product", "default")]),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn found_at_is_kept_when_an_update_omits_it() {
+    let (app, _dir) = spawn_app().await;
+    app.events(
+        json!({"id": "a", "stage": "qa", "release": "1.0.0", "found_at": T1, "updated_at": T1}),
+    )
+    .await;
+    app.events(json!({"id": "a", "stage": "production", "release": "1.0.0", "updated_at": T2}))
+        .await;
+    // Released right after T1: a defect found at T1 is within 30 days; one found
+    // "now" would not be.
+    app.release("default", "1.0.0", "2026-01-01T00:00:00Z")
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_rate_at_age_ratio",
+            &[("release", "1.0.0"), ("age", "30d")]
+        ),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_the_same_defect_end_at_the_newest_version() {
+    let (app, _dir) = spawn_app().await;
+    let stages = [
+        "development",
+        "code_review",
+        "automated_tests",
+        "qa",
+        "production",
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..60u32 {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/events", app.base);
+        let stage = stages[(i as usize * 7) % stages.len()];
+        let release = format!("1.{}.0", i % 3);
+        let at = format!("2026-01-01T00:{:02}:{:02}Z", i / 60, i % 60);
+        tasks.push(tokio::spawn(async move {
+            let body =
+                json!({"id": "contested", "stage": stage, "release": release, "updated_at": at});
+            let r = client.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Version 59 is the newest: stage index 59*7 % 5 = 3 (qa), release 1.2.0.
+    let m = app.metrics().await;
+    assert_eq!(m.count("bug_escape_release_defects"), 1);
+    assert_eq!(m.value("bug_escape_release_defects", &rel("1.2.0")), 1.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_defects",
+            &[("release", "1.2.0"), ("stage", "qa")]
+        ),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(settings(dir.path())).await;
+    app.events(json!([
+        {"id": "1", "stage": "qa", "release": "1.0.0", "found_at": "2025-01-01T00:00:00Z"},
+        {"id": "2", "stage": "production", "release": "1.0.0", "found_at": "2025-01-02T00:00:00Z", "cause": "release"},
+        {"id": "3", "stage": "production"},
+        {"id": "4", "deleted": true, "updated_at": T3}
+    ]))
+    .await;
+    app.release("default", "1.0.0", "2024-12-31T00:00:00Z")
+        .await;
+    let before = app.get_text("/metrics", "text/plain").await;
+    app.stop().await;
+    let app = spawn_with(settings(dir.path())).await;
+    let after = app.get_text("/metrics", "text/plain").await;
+    let strip = |t: &str| {
+        t.lines()
+            .filter(|l| {
+                !l.starts_with("bug_escape_events_") && !l.starts_with("bug_escape_store_errors")
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&before), strip(&after));
+    // The tombstone survived too.
+    let r = app
+        .events(json!({"id": "4", "stage": "qa", "release": "1.0.0", "updated_at": T1}))
+        .await;
+    assert_eq!(r["stale"], 1);
+    app.stop().await;
+}
+
+/// A reference model of SPEC §4 checked against the exporter over a long,
+/// reordered sequence of events.
+#[tokio::test]
+async fn random_event_sequences_match_a_reference_model() {
+    use std::collections::HashMap;
+    let (app, _dir) = spawn_app().await;
+    let stages = [
+        "development",
+        "code_review",
+        "automated_tests",
+        "qa",
+        "production",
+    ];
+    // (updated_at, deleted, stage, release, status)
+    let mut model: HashMap<u32, (u32, bool, usize, u32, &str)> = HashMap::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _round in 0..20 {
+        let mut batch = Vec::new();
+        for _ in 0..25 {
+            let id = next(15) as u32;
+            let t = next(40) as u32;
+            let deleted = next(10) == 0;
+            let stage = next(5) as usize;
+            let release = next(3) as u32;
+            let status = ["valid", "valid", "valid", "invalid", "duplicate"][next(5) as usize];
+            let at = format!("2026-02-01T00:00:{t:02}Z");
+            batch.push(if deleted {
+                json!({"id": id.to_string(), "deleted": true, "updated_at": at})
+            } else {
+                json!({"id": id.to_string(), "stage": stages[stage], "release": format!("3.{release}.0"), "status": status, "updated_at": at})
+            });
+            // Apply the rules of SPEC §4 in arrival order.
+            let wins = match model.get(&id) {
+                None => true,
+                Some((old_t, old_del, ..)) => t > *old_t || (t == *old_t && (deleted || !old_del)),
+            };
+            if wins {
+                let keep = model.get(&id).map(|o| (o.2, o.3, o.4));
+                model.insert(
+                    id,
+                    match (deleted, keep) {
+                        (true, Some((s, r, st))) => (t, true, s, r, st),
+                        (true, None) => (t, true, 0, 0, "valid"),
+                        (false, _) => (t, false, stage, release, status),
+                    },
+                );
+            }
+        }
+        app.events(serde_json::Value::Array(batch)).await;
+        let m = app.metrics().await;
+        for release in 0..3u32 {
+            let name = format!("3.{release}.0");
+            let mut per_stage = [0u64; 5];
+            for (_, del, s, r, st) in model.values() {
+                if !del && *st == "valid" && *r == release {
+                    per_stage[*s] += 1;
+                }
+            }
+            let total: u64 = per_stage.iter().sum();
+            let got = m.get("bug_escape_release_defects", &rel(&name));
+            if total == 0 {
+                assert_eq!(got, None, "release {name}");
+                continue;
+            }
+            assert_eq!(got, Some(total as f64), "release {name}");
+            for (i, s) in stages.iter().enumerate() {
+                assert_eq!(
+                    m.value("bug_escape_defects", &[("release", &name), ("stage", s)]),
+                    per_stage[i] as f64,
+                    "release {name} stage {s}"
+                );
+            }
+            let rate = m.value("bug_escape_rate_ratio", &rel(&name));
+            assert!((rate - per_stage[4] as f64 / total as f64).abs() < 1e-12);
+        }
+    }
+    app.stop().await;
+}

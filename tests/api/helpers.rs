@@ -1,0 +1,229 @@
+//! `spawn_app` and readers of the exposition.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bug_escape_exporter::app::Application;
+use bug_escape_exporter::config::{Config, Settings};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// A running exporter.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The directory holding the database.
+    #[allow(dead_code)]
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Default settings with a temp database.
+pub fn settings(dir: &Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        db: dir.join("bug-escape.db"),
+        ..Settings::default()
+    }
+}
+
+/// Spawns the exporter with default settings in a fresh temp dir.
+pub async fn spawn_app() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_with(settings(dir.path())).await;
+    (app, dir)
+}
+
+/// Spawns the exporter with `settings`.
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let dir = settings.db.parent().expect("db in a dir").to_path_buf();
+    let config = Config::from_settings(settings).expect("valid config");
+    let app = Application::build(config).await.expect("app builds");
+    let addr = app.local_addr().expect("bound");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits until the store is closed.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    /// POSTs JSON to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs events and asserts a 200; returns the summary.
+    pub async fn events(&self, body: Value) -> Value {
+        let resp = self.post("/api/v1/events", &body).await;
+        let status = resp.status();
+        let json: Value = resp.json().await.expect("JSON answer");
+        assert_eq!(status, 200, "events refused: {json}");
+        json
+    }
+
+    /// POSTs a release time and asserts a 200.
+    pub async fn release(&self, product: &str, release: &str, at: &str) {
+        let resp = self
+            .post(
+                "/api/v1/releases",
+                &serde_json::json!({"product": product, "release": release, "released_at": at}),
+            )
+            .await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "release refused: {:?}",
+            resp.text().await
+        );
+    }
+
+    /// GET `/metrics` in the classic format, parsed.
+    pub async fn metrics(&self) -> Exposition {
+        let text = self.get_text("/metrics", "text/plain").await;
+        Exposition::classic(&text)
+    }
+
+    /// GET a path with an `Accept` header; the body as text.
+    pub async fn get_text(&self, path: &str, accept: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("body")
+    }
+}
+
+/// Samples of one exposition, parsed by a real parser.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    /// `(sample name, labels, value)`.
+    pub samples: Vec<(String, HashMap<String, String>, f64)>,
+    /// Family name → type.
+    pub types: HashMap<String, String>,
+}
+
+impl Exposition {
+    /// Parses the classic text format.
+    pub fn classic(text: &str) -> Self {
+        use openmetrics_parser::{PrometheusValue, prometheus::parse_prometheus};
+        let parsed =
+            parse_prometheus(text).unwrap_or_else(|e| panic!("bad classic text: {e:?}\n{text}"));
+        let mut out = Exposition::default();
+        for (name, fam) in parsed.families {
+            out.types.insert(
+                name.clone(),
+                format!("{:?}", fam.family_type).to_lowercase(),
+            );
+            let label_names = fam.get_label_names().to_vec();
+            for s in fam.iter_samples() {
+                let labels = s.get_labelset().expect("labels");
+                let map: HashMap<String, String> = label_names
+                    .iter()
+                    .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
+                    .collect();
+                let value = match &s.value {
+                    PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => n.as_f64(),
+                    PrometheusValue::Counter(c) => c.value.as_f64(),
+                    other => panic!("unexpected value {other:?}"),
+                };
+                out.samples.push((name.clone(), map, value));
+            }
+        }
+        out
+    }
+
+    /// Parses OpenMetrics text; counter samples are named with `_total`.
+    pub fn openmetrics(text: &str) -> Self {
+        use openmetrics_parser::{OpenMetricsValue, openmetrics::parse_openmetrics};
+        let parsed =
+            parse_openmetrics(text).unwrap_or_else(|e| panic!("bad OpenMetrics: {e:?}\n{text}"));
+        let mut out = Exposition::default();
+        for (name, fam) in parsed.families {
+            out.types.insert(
+                name.clone(),
+                format!("{:?}", fam.family_type).to_lowercase(),
+            );
+            let label_names = fam.get_label_names().to_vec();
+            for s in fam.iter_samples() {
+                let labels = s.get_labelset().expect("labels");
+                let map: HashMap<String, String> = label_names
+                    .iter()
+                    .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
+                    .collect();
+                let (sample, value) = match &s.value {
+                    OpenMetricsValue::Gauge(n) | OpenMetricsValue::Unknown(n) => {
+                        (name.clone(), n.as_f64())
+                    }
+                    OpenMetricsValue::Counter(c) => (format!("{name}_total"), c.value.as_f64()),
+                    other => panic!("unexpected value {other:?}"),
+                };
+                out.samples.push((sample, map, value));
+            }
+        }
+        out
+    }
+
+    /// The value of the one sample of `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "{name}{labels:?} matches {} samples",
+            found.len()
+        );
+        found.first().copied()
+    }
+
+    /// Like [`get`](Self::get), panicking when absent.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
+    }
+
+    /// Samples of `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.samples.iter().filter(|(n, _, _)| n == name).count()
+    }
+}
+
+/// Release labels for the default product.
+pub fn rel(release: &str) -> [(&'static str, &str); 2] {
+    [("product", "default"), ("release", release)]
+}

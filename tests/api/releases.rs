@@ -1,0 +1,166 @@
+//! Release times, maturity, the pooled recent rate and the export caps.
+
+use serde_json::json;
+
+use crate::helpers::{rel, settings, spawn_app, spawn_with};
+
+#[tokio::test]
+async fn release_time_is_exported_and_prefers_the_final_release() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!({"id": "1", "stage": "qa", "release": "2.0.0"}))
+        .await;
+    app.release("default", "v2.0.0-rc.1", "2026-03-01T00:00:00Z")
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value("bug_escape_release_timestamp_seconds", &rel("2.0.0")),
+        1_772_323_200.0
+    );
+    app.release("default", "v2.0.0", "2026-03-05T00:00:00Z")
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value("bug_escape_release_timestamp_seconds", &rel("2.0.0")),
+        1_772_668_800.0
+    );
+    // Idempotent.
+    let r = app
+        .post("/api/v1/releases", &json!({"product": "default", "release": "v2.0.0", "released_at": "2026-03-05T00:00:00Z"}))
+        .await;
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["unchanged"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_at_age_counts_only_defects_found_up_to_that_age() {
+    let (app, _dir) = spawn_app().await;
+    app.events(json!([
+        {"id": "1", "stage": "qa", "release": "1.0.0", "found_at": "2026-01-05T00:00:00Z"},
+        {"id": "2", "stage": "qa", "release": "1.0.0", "found_at": "2025-12-20T00:00:00Z"},
+        {"id": "3", "stage": "production", "release": "1.0.0", "found_at": "2026-01-20T00:00:00Z"},
+        {"id": "4", "stage": "production", "release": "1.0.0", "found_at": "2026-03-01T00:00:00Z"},
+        {"id": "5", "stage": "production", "release": "9.0.0"}
+    ]))
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.count("bug_escape_rate_at_age_ratio"),
+        0,
+        "no release time yet"
+    );
+    app.release("default", "1.0.0", "2026-01-01T00:00:00Z")
+        .await;
+    // A release shipped now is not yet 30 days old.
+    app.release("default", "9.0.0", &chrono::Utc::now().to_rfc3339())
+        .await;
+    let m = app.metrics().await;
+    // Up to 30 days: defects 1, 2 (earlier ones included) and 3 → 1 of 3 escaped.
+    let at = m.value(
+        "bug_escape_rate_at_age_ratio",
+        &[("release", "1.0.0"), ("age", "30d")],
+    );
+    assert!((at - 1.0 / 3.0).abs() < 1e-12, "{at}");
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("1.0.0")), 0.5);
+    assert_eq!(m.get("bug_escape_rate_at_age_ratio", &rel("9.0.0")), None);
+    // A defect arriving later moves the at-age figure when within the age.
+    app.events(json!({"id": "6", "stage": "production", "release": "1.0.0", "found_at": "2026-01-10T00:00:00Z"})).await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_rate_at_age_ratio",
+            &[("release", "1.0.0"), ("age", "30d")]
+        ),
+        0.5
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn recent_rate_pools_the_newest_releases_with_its_own_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.recent_releases = 2;
+    let app = spawn_with(s).await;
+    // 1.0 (oldest): 4 of 4 escaped; 1.1: 1 of 4; 1.2: 0 of 2.
+    let mut events = Vec::new();
+    for (release, total, escaped, day) in [
+        ("1.0", 4, 4, "01"),
+        ("1.1", 4, 1, "02"),
+        ("1.2", 2, 0, "03"),
+    ] {
+        for i in 0..total {
+            let stage = if i < escaped { "production" } else { "qa" };
+            events.push(
+                json!({"id": format!("{release}-{i}"), "stage": stage, "release": release,
+                "found_at": format!("2026-04-{day}T00:00:00Z")}),
+            );
+        }
+    }
+    app.events(serde_json::Value::Array(events)).await;
+    let m = app.metrics().await;
+    let p = [("product", "default")];
+    assert_eq!(m.value("bug_escape_recent_defects", &p), 6.0);
+    let rate = m.value("bug_escape_recent_rate_ratio", &p);
+    assert!((rate - 1.0 / 6.0).abs() < 1e-12);
+    let (lo, hi) = (
+        m.value("bug_escape_recent_rate_lower_ratio", &p),
+        m.value("bug_escape_recent_rate_upper_ratio", &p),
+    );
+    assert!(lo < rate && rate < hi);
+    // A release time moves 1.0 to be the newest: the pool becomes 1.0 + 1.2.
+    app.release("default", "1.0", "2026-05-01T00:00:00Z").await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_recent_rate_ratio", &p), 4.0 / 6.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn caps_leave_out_old_releases_and_extra_products_visibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_releases = 2;
+    s.max_products = 2;
+    s.pinned_products = vec!["legacy".into()];
+    let app = spawn_with(s).await;
+    let mut events = Vec::new();
+    for (i, release) in ["1.0", "1.1", "1.2", "1.3"].iter().enumerate() {
+        events.push(
+            json!({"id": format!("r{i}"), "stage": "qa", "release": release,
+            "found_at": format!("2026-04-0{}T00:00:00Z", i + 1)}),
+        );
+    }
+    events.push(json!({"id": "l", "product": "legacy", "stage": "qa", "release": "0.1", "found_at": "2020-01-01T00:00:00Z"}));
+    events.push(json!({"id": "o", "product": "other", "stage": "qa", "release": "0.1", "found_at": "2021-01-01T00:00:00Z"}));
+    app.events(serde_json::Value::Array(events)).await;
+    let m = app.metrics().await;
+    // Newest two releases of `default`; the pinned product stays, `other` is out.
+    assert!(m.get("bug_escape_release_defects", &rel("1.3")).is_some());
+    assert!(m.get("bug_escape_release_defects", &rel("1.2")).is_some());
+    assert_eq!(m.get("bug_escape_release_defects", &rel("1.1")), None);
+    assert_eq!(
+        m.value("bug_escape_releases_left_out", &[("product", "default")]),
+        2.0
+    );
+    assert!(
+        m.get(
+            "bug_escape_release_defects",
+            &[("product", "legacy"), ("release", "0.1")]
+        )
+        .is_some()
+    );
+    assert_eq!(
+        m.get(
+            "bug_escape_release_defects",
+            &[("product", "other"), ("release", "0.1")]
+        ),
+        None
+    );
+    assert_eq!(m.value("bug_escape_products_left_out", &[]), 1.0);
+    // The pooled rate still uses the store, not only the exported releases.
+    assert_eq!(
+        m.value("bug_escape_recent_defects", &[("product", "default")]),
+        4.0
+    );
+    app.stop().await;
+}
