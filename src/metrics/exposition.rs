@@ -25,28 +25,28 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 
 /// Rewrites OpenMetrics text as the classic text format.
 pub fn to_classic(openmetrics: &str) -> String {
+    // HELP comes before TYPE, so find the counters first.
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
     let mut out = String::with_capacity(openmetrics.len());
-    let mut counters: Vec<&str> = Vec::new();
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some(name) = rest.strip_suffix(" counter") {
-                counters.push(name);
-                out.push_str(&format!("# TYPE {name}_total counter\n"));
-                continue;
-            }
-            if rest.ends_with(" unknown") {
-                out.push_str(&line.replace(" unknown", " untyped"));
-                out.push('\n');
-                continue;
-            }
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((kind, rest)) = meta {
             let name = rest.split(' ').next().unwrap_or("");
-            if counters.contains(&name) || is_counter_ahead(openmetrics, name) {
-                out.push_str(&format!("# HELP {name}_total{}\n", &rest[name.len()..]));
+            if counters.contains(name) {
+                out.push_str(kind);
+                out.push_str(name);
+                out.push_str("_total");
+                out.push_str(&rest[name.len()..]);
+                out.push('\n');
                 continue;
             }
         }
@@ -54,11 +54,6 @@ pub fn to_classic(openmetrics: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Whether `name` is declared a counter (HELP precedes TYPE in the input).
-fn is_counter_ahead(text: &str, name: &str) -> bool {
-    text.contains(&format!("# TYPE {name} counter\n"))
 }
 
 #[cfg(test)]

@@ -311,3 +311,26 @@ sources = ["jira:PAY"]
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_example_configuration_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readme.toml");
+    std::fs::write(&path, &readme[start..end]).unwrap();
+    let s = Settings::load(Some(&path), &Default::default()).expect("parses");
+    let c = Config::from_settings(s).expect("validates");
+    assert_eq!(c.product_for("sentry", "payments-api"), "payments");
+    assert_eq!(c.bands("payments").attention, 0.15);
+    assert_eq!(
+        c.release_rules.normalise("sentry", "v1.2").unwrap().key,
+        "1.2"
+    );
+    assert_eq!(
+        c.release_rules.normalise("github", "v1.2").unwrap().key,
+        "v1.2"
+    );
+}

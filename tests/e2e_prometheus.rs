@@ -1,0 +1,1036 @@
+//! End-to-end check of the monitoring mixin against the real thing: the
+//! exporter binary fed through its API, Prometheus scraping it and loading the
+//! shipped rules (`alerts/*.yml`, with `for` and `keep_firing_for` shortened),
+//! Alertmanager with the shipped inhibition rules, and a webhook receiver run
+//! by this test on 127.0.0.1.
+//!
+//! It asserts that a leaking release's band alert and a stage-leak alert
+//! carrying the stage's owner reach the receiver, that a strong release raises
+//! no band alert, that `leaking` inhibits `attention`, and that every query of
+//! every shipped Grafana dashboard (panels, annotations, variables) returns
+//! data.
+//!
+//! Needs `prometheus` and `alertmanager` (Debian: `prometheus-alertmanager`)
+//! on PATH. Without them the test is skipped with a note on stderr, unless
+//! `BUG_ESCAPE_REQUIRE_E2E=1`, which turns their absence into a failure.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// Upper bound for every wait of the test.
+const DEADLINE: Duration = Duration::from_secs(60);
+const DAY: i64 = 86_400;
+const JOB: &str = "bug-escape-exporter";
+const PRODUCT: &str = "payments";
+/// Leaking: 25 of 40 defects escaped; qa lets 25 of 30 through (target 50 %).
+const LEAKING: &str = "2.0.0";
+/// Strong: 1 of 50 escaped.
+const STRONG: &str = "2.1.0";
+
+const EXPORTER_CONFIG: &str = r#"
+[[stages]]
+name = "development"
+phase = "pre_release"
+owner = "dev-team"
+
+[[stages]]
+name = "code_review"
+phase = "pre_release"
+owner = "dev-team"
+
+[[stages]]
+name = "automated_tests"
+phase = "pre_release"
+owner = "test-automation"
+leak_target = 0.9
+
+[[stages]]
+name = "qa"
+phase = "pre_release"
+owner = "qa-team"
+leak_target = 0.5
+
+[[stages]]
+name = "production"
+phase = "production"
+owner = "sre-team"
+
+[[causes]]
+name = "coverage"
+owner = "qa-team"
+
+[[causes]]
+name = "review"
+owner = "dev-team"
+
+[[causes]]
+name = "requirements"
+owner = "product-team"
+
+[[causes]]
+name = "release"
+owner = "release-team"
+
+[[causes]]
+name = "unknown"
+owner = "triage-team"
+
+[bands]
+strong = 0.05
+healthy = 0.10
+attention = 0.20
+min_defects = 10
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboards_work_against_real_prometheus() {
+    let Some(tools) = Tools::find() else { return };
+    let started = Instant::now();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+
+    let receiver = Receiver::start();
+    let mut stack = Stack::default();
+
+    // The exporter, fed through its API.
+    let exporter_port = free_port();
+    let exporter = format!("http://127.0.0.1:{exporter_port}");
+    std::fs::write(dir.path().join("exporter.toml"), EXPORTER_CONFIG).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{exporter_port}"))
+        .arg("--db")
+        .arg(dir.path().join("defects.db"))
+        .arg("--config")
+        .arg(dir.path().join("exporter.toml"))
+        .env_remove("BUG_ESCAPE_API_TOKEN");
+    stack.spawn("exporter", cmd, dir.path());
+    stack
+        .wait_ready(&http, &format!("{exporter}/readyz"), "exporter")
+        .await;
+    feed(&http, &exporter, now()).await;
+
+    // Alertmanager with the shipped inhibition rules, routing everything to
+    // the receiver.
+    let am_port = free_port();
+    let am_config = format!(
+        "route:\n  receiver: test\n  group_by: [alertname, product, release, stage]\n  \
+         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: test\n    webhook_configs:\n      \
+         - url: http://127.0.0.1:{}/alerts\n\n{}",
+        receiver.port,
+        shipped_inhibit_rules(repo)
+    );
+    std::fs::write(dir.path().join("alertmanager.yml"), am_config).unwrap();
+    std::fs::create_dir(dir.path().join("am-data")).unwrap();
+    let mut cmd = Command::new(&tools.alertmanager);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.path().join("alertmanager.yml").display()
+    ))
+    .arg(format!(
+        "--storage.path={}",
+        dir.path().join("am-data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+    .arg("--cluster.listen-address=");
+    stack.spawn("alertmanager", cmd, dir.path());
+
+    // Prometheus with the shipped rules, `for` shortened.
+    let prom_port = free_port();
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    write_test_rules(repo, &dir.path().join("rules"));
+    let prom_config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - rules/*.yml\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        \
+         - targets: ['127.0.0.1:{am_port}']\n\
+         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), prom_config).unwrap();
+    let mut cmd = Command::new(&tools.prometheus);
+    cmd.current_dir(dir.path())
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+    stack.spawn("prometheus", cmd, dir.path());
+    stack
+        .wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{am_port}/-/ready"),
+            "alertmanager",
+        )
+        .await;
+    stack
+        .wait_ready(&http, &format!("{prometheus}/-/ready"), "prometheus")
+        .await;
+
+    // 1. The leaking release's band alert reaches the receiver.
+    let leaking = stack
+        .wait_for(
+            "BugEscapeReleaseLeaking for the leaking release at the receiver",
+            || {
+                std::future::ready(receiver.find(|l| {
+                    l["alertname"] == "BugEscapeReleaseLeaking"
+                        && l["product"] == PRODUCT
+                        && l["release"] == LEAKING
+                }))
+            },
+        )
+        .await;
+    stack.check(
+        leaking["labels"]["severity"] == "warning"
+            && leaking["labels"]["band"] == "leaking"
+            && leaking["labels"]["category"] == "quality",
+        &format!("labels of the leaking alert: {leaking}"),
+    );
+    let description = leaking["annotations"]["description"].as_str().unwrap_or("");
+    stack.check(
+        description.contains("62.5%")
+            && description.contains(PRODUCT)
+            && description.contains(LEAKING),
+        &format!("description with value, product and release: {leaking}"),
+    );
+    stack.check(
+        leaking["annotations"]["runbook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("docs/runbook.md#bugescapereleaseleaking"))
+            && leaking["annotations"]["summary"].is_string(),
+        &format!("summary and runbook_url: {leaking}"),
+    );
+
+    // 2. The stage-leak alert carries the stage's owner from the exporter's
+    //    configuration.
+    let stage = stack
+        .wait_for(
+            "BugEscapeStageLeakAboveTarget for qa at the receiver",
+            || {
+                std::future::ready(receiver.find(|l| {
+                    l["alertname"] == "BugEscapeStageLeakAboveTarget"
+                        && l["release"] == LEAKING
+                        && l["stage"] == "qa"
+                }))
+            },
+        )
+        .await;
+    stack.check(
+        stage["labels"]["owner"] == "qa-team",
+        &format!("owner of the qa stage-leak alert: {stage}"),
+    );
+    // automated_tests leaks 30 of 32 (94 %), but its interval reaches well
+    // below its 90 % target: no alert.
+    stack.check(
+        receiver
+            .find(|l| {
+                l["alertname"] == "BugEscapeStageLeakAboveTarget" && l["stage"] == "automated_tests"
+            })
+            .is_none(),
+        "automated_tests must not alert: its lower bound is below its target",
+    );
+
+    // 3. Leaking inhibits attention for the same release (shipped rule).
+    let inhibited = stack
+        .wait_for(
+            "the leaking release's attention alert, inhibited, in Alertmanager",
+            || {
+                let http = http.clone();
+                let url = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
+                async move {
+                    let alerts: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                    alerts.as_array()?.iter().find_map(|a| {
+                        let l = &a["labels"];
+                        (l["alertname"] == "BugEscapeReleaseAttention"
+                            && l["release"] == LEAKING
+                            && a["status"]["state"] == "suppressed")
+                            .then(|| a.clone())
+                    })
+                }
+            },
+        )
+        .await;
+    stack.check(
+        inhibited["status"]["inhibitedBy"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty()),
+        &format!("attention alert inhibited by the leaking one: {inhibited}"),
+    );
+    stack.check(
+        receiver
+            .find(|l| l["alertname"] == "BugEscapeReleaseAttention" && l["release"] == LEAKING)
+            .is_none(),
+        "the attention alert of a leaking release must not be sent",
+    );
+
+    // 4. The strong release raises no band alert (the rules have evaluated
+    //    the same data that made the leaking release fire).
+    let strong = query(
+        &http,
+        &prometheus,
+        &format!("ALERTS{{alertname=~\"BugEscapeRelease.*\", release=\"{STRONG}\"}}"),
+    )
+    .await;
+    stack.check(
+        strong.as_ref().is_ok_and(|r| r.is_empty()),
+        &format!("band alerts of the strong release: {strong:?}"),
+    );
+    stack.check(
+        receiver.find(|l| l["release"] == STRONG).is_none(),
+        "no alert may be sent for the strong release",
+    );
+
+    // 5. Every dashboard query returns data.
+    let queries = dashboard_queries(repo);
+    stack.check(queries.len() > 20, "dashboards have queries");
+    let failures = stack
+        .wait_for_all_queries(&http, &prometheus, &queries)
+        .await;
+    stack.check(
+        failures.is_empty(),
+        &format!(
+            "{} of {} dashboard queries failed:\n{}",
+            failures.len(),
+            queries.len(),
+            failures.join("\n")
+        ),
+    );
+
+    receiver.stop();
+    eprintln!(
+        "e2e: {} dashboard queries returned data; alerts routed; {:.1}s",
+        queries.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------
+
+/// Feeds releases that make every panel non-empty: two releases older than
+/// 30 days (rate at age, trend), a leaking and a strong release, unattributed
+/// defects, and rejected requests.
+async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
+    // (release, shipped days ago, defects per pre-release stage, production
+    // defects as (cause, detected_by, severity)).
+    type Escape = (&'static str, &'static str, Option<&'static str>);
+    let coverage_user: Escape = ("coverage", "user", Some("high"));
+    let coverage_mon: Escape = ("coverage", "monitoring", Some("medium"));
+    let review: Escape = ("review", "monitoring", None);
+    let requirements: Escape = ("requirements", "user", Some("low"));
+    let release_cause: Escape = ("release", "other", Some("critical"));
+    let unknown: Escape = ("unknown", "other", None);
+    let releases: Vec<(&str, i64, [u32; 4], Vec<Escape>)> = vec![
+        (
+            "1.0.0",
+            60,
+            [6, 3, 3, 4],
+            vec![coverage_user, review, unknown, requirements],
+        ),
+        ("1.1.0", 45, [8, 4, 4, 2], vec![coverage_mon, review]),
+        (
+            LEAKING,
+            10,
+            [5, 3, 2, 5],
+            [
+                vec![coverage_user; 7],
+                vec![coverage_mon; 8],
+                vec![review; 4],
+                vec![requirements; 2],
+                vec![release_cause; 1],
+                vec![unknown; 3],
+            ]
+            .concat(),
+        ),
+        (STRONG, 3, [20, 10, 10, 9], vec![coverage_mon]),
+    ];
+    let stages = ["development", "code_review", "automated_tests", "qa"];
+    for (release, age_days, pre, escapes) in &releases {
+        let shipped = now - age_days * DAY;
+        post(
+            http,
+            &format!("{exporter}/api/v1/releases"),
+            &json!({"product": PRODUCT, "release": release, "released_at": rfc3339(shipped)}),
+        )
+        .await;
+        let mut events = Vec::new();
+        for (stage, n) in stages.iter().zip(pre) {
+            for i in 0..*n {
+                events.push(json!({
+                    "id": format!("{release}-{stage}-{i}"),
+                    "product": PRODUCT,
+                    "release": release,
+                    "stage": stage,
+                    "found_at": rfc3339(shipped - 5 * DAY + i64::from(i) * 600),
+                }));
+            }
+        }
+        for (i, (cause, detected_by, severity)) in escapes.iter().enumerate() {
+            // Found within the first days after the release: counted at age 30d.
+            let found = (shipped + DAY + i as i64 * 3600).min(now - 60);
+            let mut e = json!({
+                "id": format!("{release}-production-{i}"),
+                "product": PRODUCT,
+                "release": release,
+                "stage": "production",
+                "cause": cause,
+                "detected_by": detected_by,
+                "found_at": rfc3339(found),
+            });
+            if let Some(s) = severity {
+                e["severity"] = json!(s);
+            }
+            events.push(e);
+        }
+        post(
+            http,
+            &format!("{exporter}/api/v1/events"),
+            &Value::Array(events),
+        )
+        .await;
+    }
+    // Defects without a release yet: left out of every rate.
+    let unattributed: Vec<Value> = [
+        ("production", "user"),
+        ("production", "monitoring"),
+        ("qa", ""),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (stage, detected_by))| {
+        let mut e = json!({"id": format!("unattributed-{i}"), "product": PRODUCT, "stage": stage});
+        if !detected_by.is_empty() {
+            e["detected_by"] = json!(detected_by);
+        }
+        e
+    })
+    .collect();
+    post(
+        http,
+        &format!("{exporter}/api/v1/events"),
+        &Value::Array(unattributed),
+    )
+    .await;
+
+    // Rejections: an unknown stage, and a body that is not JSON.
+    let bad = http
+        .post(format!("{exporter}/api/v1/events"))
+        .json(&json!({"id": "bad-1", "product": PRODUCT, "stage": "no-such-stage"}))
+        .send()
+        .await
+        .expect("POST bad event");
+    assert!(
+        bad.status().is_client_error(),
+        "unknown stage must be refused: {}",
+        bad.status()
+    );
+    let bad = http
+        .post(format!("{exporter}/api/v1/events"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("POST malformed event");
+    assert!(
+        bad.status().is_client_error(),
+        "malformed body must be refused: {}",
+        bad.status()
+    );
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) {
+    let resp = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "POST {url} answered {status}: {text}\nbody: {body}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Shipped files, adapted for the test
+// ---------------------------------------------------------------------------
+
+/// Copies `alerts/*.yml` with every `for:` and `keep_firing_for:` set to 1s,
+/// so alerts fire within seconds; the expressions are unchanged.
+fn write_test_rules(repo: &Path, out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo.join("alerts")).expect("alerts/") {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rewritten: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                let indent = &line[..line.len() - trimmed.len()];
+                if trimmed.starts_with("for:") {
+                    format!("{indent}for: 1s")
+                } else if trimmed.starts_with("keep_firing_for:") {
+                    format!("{indent}keep_firing_for: 1s")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(
+            out.join(path.file_name().unwrap()),
+            rewritten.join("\n") + "\n",
+        )
+        .unwrap();
+        n += 1;
+    }
+    assert!(
+        n >= 2,
+        "expected the recording and alerting rule files in alerts/"
+    );
+}
+
+/// The `inhibit_rules:` block of examples/alertmanager.yml, verbatim.
+fn shipped_inhibit_rules(repo: &Path) -> String {
+    let text = std::fs::read_to_string(repo.join("examples/alertmanager.yml"))
+        .expect("examples/alertmanager.yml");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("inhibit_rules:") {
+            inside = true;
+        } else if inside && !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#') {
+            break;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(
+        out.contains("source_matchers"),
+        "no inhibit_rules in examples/alertmanager.yml"
+    );
+    out
+}
+
+/// One query of a dashboard, with where it comes from.
+struct PanelQuery {
+    origin: String,
+    expr: String,
+    /// For `label_values(expr, label)` variables: the label that must be set.
+    label: Option<String>,
+}
+
+/// Every `expr` of every target of every panel (rows included), every
+/// annotation query and every query variable of grafana/dashboards/*.json,
+/// with the template variables replaced.
+fn dashboard_queries(repo: &Path) -> Vec<PanelQuery> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo.join("grafana/dashboards"))
+        .expect("grafana/dashboards/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 2,
+        "expected the overview and health dashboards"
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let dash: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut panels: Vec<&Value> = Vec::new();
+        for p in dash["panels"].as_array().expect("panels") {
+            panels.push(p);
+            if let Some(nested) = p["panels"].as_array() {
+                panels.extend(nested);
+            }
+        }
+        for p in panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str() {
+                    out.push(PanelQuery {
+                        origin: format!(
+                            "{name} / panel {:?} / {}",
+                            p["title"].as_str().unwrap_or(""),
+                            t["refId"].as_str().unwrap_or("")
+                        ),
+                        expr: substitute(expr),
+                        label: None,
+                    });
+                }
+            }
+        }
+        for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(expr) = a["expr"].as_str() {
+                out.push(PanelQuery {
+                    origin: format!("{name} / annotation {:?}", a["name"].as_str().unwrap_or("")),
+                    expr: substitute(expr),
+                    label: None,
+                });
+            }
+        }
+        for v in dash["templating"]["list"].as_array().into_iter().flatten() {
+            if v["type"] != "query" {
+                continue;
+            }
+            let q = v["query"]["query"]
+                .as_str()
+                .or(v["query"].as_str())
+                .unwrap_or("");
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(')'))
+                .unwrap_or_else(|| {
+                    panic!("{name}: variable {} is not label_values(...)", v["name"])
+                });
+            let (expr, label) = inner.rsplit_once(',').expect("label_values(expr, label)");
+            out.push(PanelQuery {
+                origin: format!("{name} / variable {}", v["name"]),
+                expr: substitute(expr.trim()),
+                label: Some(label.trim().to_owned()),
+            });
+        }
+    }
+    out
+}
+
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$__range", "1h")
+        .replace("${product}", PRODUCT)
+        .replace("$product", PRODUCT)
+        .replace("${release}", LEAKING)
+        .replace("$release", LEAKING)
+        .replace("${job}", JOB)
+        .replace("$job", JOB)
+        .replace("${instance}", ".*")
+        .replace("$instance", ".*")
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus queries
+// ---------------------------------------------------------------------------
+
+/// An instant query's result vector, or the error.
+async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Result<Vec<Value>, String> {
+    let resp = http
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(format!("{}: {}", body["errorType"], body["error"]));
+    }
+    match &body["data"]["result"] {
+        Value::Array(v) => Ok(v.clone()),
+        other => Ok(vec![other.clone()]), // scalar / string results
+    }
+}
+
+/// Series of a range query over the last 30 seconds, or the error.
+async fn query_range(
+    http: &reqwest::Client,
+    prometheus: &str,
+    expr: &str,
+) -> Result<usize, String> {
+    let end = now();
+    let (start, end) = ((end - 30).to_string(), end.to_string());
+    let resp = http
+        .get(format!("{prometheus}/api/v1/query_range"))
+        .query(&[
+            ("query", expr),
+            ("start", &start),
+            ("end", &end),
+            ("step", "5"),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(format!("{}: {}", body["errorType"], body["error"]));
+    }
+    Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
+}
+
+/// `None` when the query answers data (and the variable's label), else why not.
+async fn check_query(http: &reqwest::Client, prometheus: &str, q: &PanelQuery) -> Option<String> {
+    let fail = |why: String| Some(format!("{}\n    {}\n    -> {why}", q.origin, q.expr));
+    match query(http, prometheus, &q.expr).await {
+        Err(e) => return fail(format!("error: {e}")),
+        Ok(r) if r.is_empty() => return fail("no data".into()),
+        Ok(r) => {
+            if let Some(label) = &q.label {
+                if !r.iter().any(|s| s["metric"][label].is_string()) {
+                    return fail(format!("no series with label {label}"));
+                }
+            }
+        }
+    }
+    match query_range(http, prometheus, &q.expr).await {
+        Err(e) => fail(format!("range query error: {e}")),
+        Ok(0) => fail("range query: no data".into()),
+        Ok(_) => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+struct Tools {
+    prometheus: PathBuf,
+    alertmanager: PathBuf,
+}
+
+impl Tools {
+    fn find() -> Option<Tools> {
+        let required = std::env::var("BUG_ESCAPE_REQUIRE_E2E").is_ok_and(|v| v == "1");
+        let prometheus = on_path(&["prometheus"]);
+        let alertmanager = on_path(&["alertmanager", "prometheus-alertmanager"]);
+        match (prometheus, alertmanager) {
+            (Some(prometheus), Some(alertmanager)) => Some(Tools {
+                prometheus,
+                alertmanager,
+            }),
+            (p, _) => {
+                let missing = if p.is_none() {
+                    "prometheus"
+                } else {
+                    "alertmanager"
+                };
+                assert!(
+                    !required,
+                    "BUG_ESCAPE_REQUIRE_E2E=1 but {missing} is not installed (not on PATH)"
+                );
+                eprintln!(
+                    "skipped: {missing} not installed (not on PATH); \
+                     set BUG_ESCAPE_REQUIRE_E2E=1 to make this a failure"
+                );
+                None
+            }
+        }
+    }
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port")
+        .port()
+}
+
+/// A child process, killed when dropped; its output goes to a log file that
+/// failures print.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The processes of the test; every failure reports their logs.
+#[derive(Default)]
+struct Stack {
+    procs: Vec<Proc>,
+}
+
+impl Stack {
+    fn spawn(&mut self, name: &'static str, mut cmd: Command, dir: &Path) {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).expect("log file");
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        self.procs.push(Proc { name, child, log });
+    }
+
+    /// Logs of every process, and which ones have exited.
+    fn report(&mut self) -> String {
+        let mut s = String::new();
+        for p in &mut self.procs {
+            let status = match p.child.try_wait() {
+                Ok(Some(st)) => format!("exited: {st}"),
+                _ => "running".into(),
+            };
+            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+            let tail: String = {
+                let start = text.len().saturating_sub(4000);
+                let start = (start..text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                text[start..].to_owned()
+            };
+            s.push_str(&format!(
+                "\n----- {} ({status}), log tail -----\n{tail}\n",
+                p.name
+            ));
+        }
+        s
+    }
+
+    fn check(&mut self, ok: bool, what: &str) {
+        if !ok {
+            let report = self.report();
+            panic!("{what}{report}");
+        }
+    }
+
+    /// Polls `f` every 250 ms until it yields a value, for at most DEADLINE.
+    async fn wait_for<T, F, Fut>(&mut self, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                let report = self.report();
+                panic!("timed out after {DEADLINE:?} waiting for {what}{report}");
+            }
+            let exited = self
+                .procs
+                .iter_mut()
+                .find_map(|p| matches!(p.child.try_wait(), Ok(Some(_))).then_some(p.name));
+            if let Some(name) = exited {
+                let report = self.report();
+                panic!("{name} exited while waiting for {what}{report}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn wait_ready(&mut self, http: &reqwest::Client, url: &str, what: &str) {
+        self.wait_for(&format!("{what} to be ready ({url})"), || {
+            let http = http.clone();
+            let url = url.to_owned();
+            async move {
+                let resp = http.get(url).send().await.ok()?;
+                resp.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Runs every query until all return data or DEADLINE passes (recording
+    /// rules build on each other, so some need a few evaluations); returns the
+    /// failures of the last round.
+    async fn wait_for_all_queries(
+        &mut self,
+        http: &reqwest::Client,
+        prometheus: &str,
+        queries: &[PanelQuery],
+    ) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut failures = Vec::new();
+            for q in queries {
+                if let Some(f) = check_query(http, prometheus, q).await {
+                    failures.push(f);
+                }
+            }
+            if failures.is_empty() || Instant::now() >= deadline {
+                return failures;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Webhook receiver
+// ---------------------------------------------------------------------------
+
+/// A minimal HTTP server on 127.0.0.1 that keeps the JSON bodies POSTed to it
+/// (Alertmanager's webhook notifications).
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("receiver port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (bodies, stop) = (bodies.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Bounded: stops when told to, or after five minutes at most.
+                let until = Instant::now() + Duration::from_secs(300);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if let Some(body) = read_request(stream) {
+                                bodies.lock().unwrap().push(body);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        Receiver {
+            port,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The first alert received whose labels satisfy `pred`.
+    fn find(&self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["status"] == "firing" && pred(&a["labels"]))
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads one HTTP request, answers 200, returns its body as JSON.
+fn read_request(mut stream: TcpStream) -> Option<Value> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    serde_json::from_slice(&buf[header_end..(header_end + length).min(buf.len())]).ok()
+}
+
+// ---------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// RFC 3339 UTC timestamp of Unix seconds (civil-from-days, H. Hinnant).
+fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn rfc3339_formats_unix_seconds() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_764_083_045), "2025-11-25T15:04:05Z");
+}
