@@ -38,3 +38,32 @@ pub fn check_writer(
 pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
     bool::from(given.ct_eq(expected))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 40000)
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_writes() {
+        let h = HeaderMap::new();
+        assert!(check_writer(None, &h, peer("127.0.0.1")).is_ok());
+        assert!(check_writer(None, &h, peer("::1")).is_ok());
+        let err = check_writer(None, &h, peer("192.0.2.7")).unwrap_err();
+        assert_eq!(err.reason_label(), "forbidden");
+    }
+
+    #[test]
+    fn with_a_token_every_client_needs_it() {
+        let mut h = HeaderMap::new();
+        let err = check_writer(Some("t0k"), &h, peer("127.0.0.1")).unwrap_err();
+        assert_eq!(err.reason_label(), "auth");
+        h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert!(check_writer(Some("t0k"), &h, peer("192.0.2.7")).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer t0k".parse().unwrap());
+        assert!(check_writer(Some("t0k"), &h, peer("192.0.2.7")).is_ok());
+    }
+}

@@ -217,12 +217,19 @@ impl Aggregates {
             *v = if add { *v + 1 } else { v.saturating_sub(1) };
         };
         let stage = match c.class {
-            Class::UnknownStage => return step(&mut self.product(&c.product).unknown_stage),
-            Class::NoStage => return step(&mut self.product(&c.product).no_stage),
+            Class::UnknownStage => {
+                step(&mut self.product(&c.product).unknown_stage);
+                return self.prune(&c.product, None);
+            }
+            Class::NoStage => {
+                step(&mut self.product(&c.product).no_stage);
+                return self.prune(&c.product, None);
+            }
             Class::Stage(s) => s,
         };
         let Some(release) = &c.release else {
-            return step(&mut self.product(&c.product).unattributed[stage]);
+            step(&mut self.product(&c.product).unattributed[stage]);
+            return self.prune(&c.product, None);
         };
         let production = self.shape.production[stage];
         let ages = self.shape.ages.clone();
@@ -246,7 +253,7 @@ impl Aggregates {
         if add && r.first_found.is_none_or(|f| c.found_at < f) {
             r.first_found = Some(c.found_at);
         }
-        self.prune(&c.product, release);
+        self.prune(&c.product, Some(release));
     }
 
     /// Sets what the store recomputed for a release: its earliest `found_at`,
@@ -258,19 +265,21 @@ impl Aggregates {
             r.release_time = *time;
             r.at_age.clone_from(at_age);
         }
-        self.prune(product, release);
+        self.prune(product, Some(release));
     }
 
-    /// Drops a release that holds nothing any more.
-    fn prune(&mut self, product: &str, release: &str) {
+    /// Drops a release, then a product, that holds nothing any more.
+    fn prune(&mut self, product: &str, release: Option<&str>) {
         let Some(p) = self.products.get_mut(product) else {
             return;
         };
-        if p.releases
-            .get(release)
-            .is_some_and(|r| r.total() == 0 && r.release_time.is_none())
-        {
-            p.releases.remove(release);
+        if let Some(release) = release {
+            if p.releases
+                .get(release)
+                .is_some_and(|r| r.total() == 0 && r.release_time.is_none())
+            {
+                p.releases.remove(release);
+            }
         }
         if p.releases.is_empty()
             && p.unknown_stage == 0
@@ -312,4 +321,62 @@ pub struct ReleaseMeta {
     pub first_found: Option<Millis>,
     /// New release time and the at-age counts for it, when the time changed.
     pub time: Option<(Option<Millis>, Vec<[u64; 2]>)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use proptest::prelude::*;
+
+    fn contribution() -> impl Strategy<Value = Contribution> {
+        (
+            0..3usize,
+            proptest::option::of(0..4usize),
+            0..7usize,
+            0..100i64,
+            0..5usize,
+            0..4usize,
+            0..5usize,
+        )
+            .prop_map(|(p, r, s, t, c, d, sev)| Contribution {
+                product: format!("p{p}"),
+                release: r.map(|r| format!("{r}.0")),
+                class: match s {
+                    5 => Class::UnknownStage,
+                    6 => Class::NoStage,
+                    s => Class::Stage(s),
+                },
+                found_at: t * 1000,
+                cause: c,
+                detector: d,
+                severity: sev,
+            })
+    }
+
+    proptest! {
+        /// Removing what was added, in any order, leaves nothing behind; while
+        /// added, T(R) is the number of staged, attributed contributions.
+        #[test]
+        fn add_and_remove_are_inverse(cs in proptest::collection::vec(contribution(), 0..60), seed in any::<u64>()) {
+            let config = Config::from_settings(Settings::default()).unwrap();
+            let mut agg = Aggregates::new(&config);
+            for c in &cs {
+                agg.add(c);
+            }
+            let staged = cs.iter().filter(|c| c.release.is_some() && matches!(c.class, Class::Stage(_))).count() as u64;
+            let total: u64 = agg.products.values().flat_map(|p| p.releases.values()).map(ReleaseAgg::total).sum();
+            prop_assert_eq!(total, staged);
+            let mut order: Vec<usize> = (0..cs.len()).collect();
+            let mut s = seed | 1;
+            for i in (1..order.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                order.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            for i in order {
+                agg.remove(&cs[i]);
+            }
+            prop_assert!(agg.products.is_empty(), "{:?}", agg.products);
+        }
+    }
 }
