@@ -35,8 +35,6 @@ pub(super) struct Writer {
     last_prune: Millis,
 }
 
-type Reply = Box<dyn FnOnce(Result<Outcome, StoreError>) + Send>;
-
 impl Writer {
     pub(super) fn new(
         conn: Connection,
@@ -75,71 +73,12 @@ impl Writer {
         tracing::info!("store closed");
     }
 
+    /// Commits a group of commands in one transaction, then updates the
+    /// aggregates and answers each caller; on failure every caller gets a 503.
     fn commit_group(&mut self, group: Vec<Command>) {
-        let mut replies: Vec<(Reply, Result<Outcome, StoreError>)> = Vec::new();
         let mut ops = Vec::new();
-        let mut seen = Vec::new();
-        let mut counted = Vec::new();
-        let result = (|| -> rusqlite::Result<()> {
-            let mut tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for cmd in group_iter(group) {
-                match cmd {
-                    Pending::Ping(reply) => {
-                        let r = tx
-                            .execute(
-                                "INSERT OR REPLACE INTO meta VALUES ('ping', ?1)",
-                                params![now_ms().to_string()],
-                            )
-                            .map(|_| Outcome::default())
-                            .map_err(|e| StoreError::Unavailable(e.to_string()));
-                        replies.push((reply, r));
-                    }
-                    Pending::Write(batch, reply) => {
-                        let mut batch_ops = Vec::new();
-                        let sp = tx.savepoint()?;
-                        let r = apply_batch(&sp, &self.config, &batch, &mut batch_ops);
-                        match r {
-                            Ok(outcome) => {
-                                sp.commit()?;
-                                ops.append(&mut batch_ops);
-                                if outcome.accepted + outcome.unchanged > 0 {
-                                    seen.push((batch.ingress.as_str(), batch.received_at));
-                                }
-                                counted.push((batch.ingress, outcome));
-                                replies.push((reply, Ok(outcome)));
-                            }
-                            Err(e) => {
-                                drop(sp); // rolls back this batch only
-                                self.telemetry.store_error("write");
-                                tracing::error!(error = %e, "batch failed; rolled back");
-                                replies.push((reply, Err(StoreError::Unavailable(e.to_string()))));
-                            }
-                        }
-                    }
-                }
-            }
-            let now = now_ms();
-            if now - self.last_prune > 3600 * 1000 {
-                tx.execute(
-                    "DELETE FROM deliveries WHERE received_at < ?1",
-                    params![now - DELIVERY_TTL_MS],
-                )?;
-                self.last_prune = now;
-            }
-            for (source, at) in &seen {
-                tx.execute(
-                    "INSERT INTO sources VALUES (?1, ?2) ON CONFLICT (source) \
-                     DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
-                    params![source, at],
-                )?;
-            }
-            tx.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-            tx.commit()
-        })();
-        match result {
-            Ok(()) => {
+        match self.apply_group(&group, &mut ops) {
+            Ok(outcomes) => {
                 {
                     let mut agg = self.aggregates.write().expect("aggregates lock");
                     for op in &ops {
@@ -150,48 +89,120 @@ impl Writer {
                         }
                     }
                 }
-                for (ingress, o) in counted {
-                    self.telemetry.ignored(ingress, "stale", o.stale);
-                    if o.duplicate_delivery {
-                        self.telemetry.ignored(ingress, "duplicate_delivery", 1);
+                for (cmd, outcome) in group.into_iter().zip(outcomes) {
+                    match cmd {
+                        Command::Write(batch, reply) => {
+                            if let Ok(o) = &outcome {
+                                self.count(&batch, o);
+                            }
+                            let _ = reply.send(outcome);
+                        }
+                        Command::Ping(reply) => {
+                            let _ = reply.send(outcome.map(|_| ()));
+                        }
                     }
-                }
-                for (source, at) in seen {
-                    self.telemetry.set_last_event(source, at);
-                }
-                for (reply, r) in replies {
-                    reply(r);
                 }
             }
             Err(e) => {
                 self.telemetry.store_error("commit");
                 tracing::error!(error = %e, "transaction failed; nothing committed");
-                for (reply, _) in replies {
-                    reply(Err(StoreError::Unavailable(e.to_string())));
+                let err = || StoreError::Unavailable(e.to_string());
+                for cmd in group {
+                    match cmd {
+                        Command::Write(_, reply) => {
+                            let _ = reply.send(Err(err()));
+                        }
+                        Command::Ping(reply) => {
+                            let _ = reply.send(Err(err()));
+                        }
+                    }
                 }
             }
         }
     }
+
+    /// Applies every command inside one transaction; each batch in its own
+    /// savepoint, so a failing batch is rolled back alone.
+    fn apply_group(
+        &mut self,
+        group: &[Command],
+        ops: &mut Vec<Op>,
+    ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for cmd in group {
+            let outcome = match cmd {
+                Command::Ping(_) => tx
+                    .execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('ping', ?1)",
+                        params![now_ms().to_string()],
+                    )
+                    .map(|_| Outcome::default())
+                    .map_err(|e| StoreError::Unavailable(e.to_string())),
+                Command::Write(batch, _) => {
+                    let mut batch_ops = Vec::new();
+                    let sp = tx.savepoint()?;
+                    match apply_batch(&sp, &self.config, batch, &mut batch_ops) {
+                        Ok(o) => {
+                            if stored_something(&o) {
+                                record_source_activity(&sp, batch)?;
+                            }
+                            sp.commit()?;
+                            ops.append(&mut batch_ops);
+                            Ok(o)
+                        }
+                        Err(e) => {
+                            drop(sp); // rolls back this batch only
+                            self.telemetry.store_error("write");
+                            tracing::error!(error = %e, "batch failed; rolled back");
+                            Err(StoreError::Unavailable(e.to_string()))
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let now = now_ms();
+        if now - self.last_prune > 3600 * 1000 {
+            tx.execute(
+                "DELETE FROM deliveries WHERE received_at < ?1",
+                params![now - DELIVERY_TTL_MS],
+            )?;
+            self.last_prune = now;
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Self-metrics of a committed batch.
+    fn count(&self, batch: &Batch, o: &Outcome) {
+        self.telemetry.ignored(batch.ingress, "stale", o.stale);
+        if o.duplicate_delivery {
+            self.telemetry
+                .ignored(batch.ingress, "duplicate_delivery", 1);
+        }
+        if stored_something(o) {
+            self.telemetry
+                .set_last_event(batch.ingress.as_str(), batch.received_at);
+        }
+    }
 }
 
-enum Pending {
-    Write(Batch, Reply),
-    Ping(Reply),
+/// Whether a batch stored or confirmed anything (and so counts as activity).
+fn stored_something(o: &Outcome) -> bool {
+    o.accepted + o.unchanged > 0
 }
 
-/// Turns commands into pending work with uniform reply callbacks.
-fn group_iter(group: Vec<Command>) -> impl Iterator<Item = Pending> {
-    group.into_iter().map(|c| match c {
-        Command::Write(b, tx) => Pending::Write(
-            b,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        ),
-        Command::Ping(tx) => Pending::Ping(Box::new(move |r: Result<Outcome, StoreError>| {
-            let _ = tx.send(r.map(|_| ()));
-        })),
-    })
+/// Records the batch's source as active at the time it was received.
+fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sources VALUES (?1, ?2) ON CONFLICT (source) \
+         DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
+        params![batch.ingress.as_str(), batch.received_at],
+    )?;
+    Ok(())
 }
 
 /// Applies one batch inside its savepoint.
