@@ -125,7 +125,7 @@ fn flags_win_over_environment_over_file_and_sigterm_finishes_in_flight_requests(
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let status = sigterm_wait(&mut child);
+    let status = wait_exit(&mut child);
     assert!(status.success(), "{status:?}");
 
     // The committed event is there after a restart on the same file.
@@ -143,7 +143,8 @@ fn flags_win_over_environment_over_file_and_sigterm_finishes_in_flight_requests(
     assert!(sigterm(&mut child).success());
 }
 
-fn sigterm_wait(child: &mut Child) -> std::process::ExitStatus {
+/// Waits (at most 20 s) for the child to exit.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -137,24 +137,13 @@ impl Exposition {
             parse_prometheus(text).unwrap_or_else(|e| panic!("bad classic text: {e:?}\n{text}"));
         let mut out = Exposition::default();
         for (name, fam) in parsed.families {
-            out.types.insert(
-                name.clone(),
-                format!("{:?}", fam.family_type).to_lowercase(),
-            );
-            let label_names = fam.get_label_names().to_vec();
-            for s in fam.iter_samples() {
-                let labels = s.get_labelset().expect("labels");
-                let map: HashMap<String, String> = label_names
-                    .iter()
-                    .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
-                    .collect();
-                let value = match &s.value {
-                    PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => n.as_f64(),
-                    PrometheusValue::Counter(c) => c.value.as_f64(),
-                    other => panic!("unexpected value {other:?}"),
-                };
-                out.samples.push((name.clone(), map, value));
-            }
+            out.add_family(&name, &fam, |v| match v {
+                PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => {
+                    (name.clone(), n.as_f64())
+                }
+                PrometheusValue::Counter(c) => (name.clone(), c.value.as_f64()),
+                other => panic!("unexpected value {other:?}"),
+            });
         }
         out
     }
@@ -166,28 +155,41 @@ impl Exposition {
             parse_openmetrics(text).unwrap_or_else(|e| panic!("bad OpenMetrics: {e:?}\n{text}"));
         let mut out = Exposition::default();
         for (name, fam) in parsed.families {
-            out.types.insert(
-                name.clone(),
-                format!("{:?}", fam.family_type).to_lowercase(),
-            );
-            let label_names = fam.get_label_names().to_vec();
-            for s in fam.iter_samples() {
-                let labels = s.get_labelset().expect("labels");
-                let map: HashMap<String, String> = label_names
-                    .iter()
-                    .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
-                    .collect();
-                let (sample, value) = match &s.value {
-                    OpenMetricsValue::Gauge(n) | OpenMetricsValue::Unknown(n) => {
-                        (name.clone(), n.as_f64())
-                    }
-                    OpenMetricsValue::Counter(c) => (format!("{name}_total"), c.value.as_f64()),
-                    other => panic!("unexpected value {other:?}"),
-                };
-                out.samples.push((sample, map, value));
-            }
+            out.add_family(&name, &fam, |v| match v {
+                OpenMetricsValue::Gauge(n) | OpenMetricsValue::Unknown(n) => {
+                    (name.clone(), n.as_f64())
+                }
+                OpenMetricsValue::Counter(c) => (format!("{name}_total"), c.value.as_f64()),
+                other => panic!("unexpected value {other:?}"),
+            });
         }
         out
+    }
+
+    /// Adds a parsed family; `sample` names each value and reads it.
+    fn add_family<T, V>(
+        &mut self,
+        name: &str,
+        fam: &openmetrics_parser::MetricFamily<T, V>,
+        sample: impl Fn(&V) -> (String, f64),
+    ) where
+        T: std::fmt::Debug + Clone + Default + PartialEq,
+        V: openmetrics_parser::RenderableMetricValue + Clone,
+    {
+        self.types.insert(
+            name.to_owned(),
+            format!("{:?}", fam.family_type).to_lowercase(),
+        );
+        let label_names = fam.get_label_names().to_vec();
+        for s in fam.iter_samples() {
+            let labels = s.get_labelset().expect("labels");
+            let map: HashMap<String, String> = label_names
+                .iter()
+                .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
+                .collect();
+            let (sample_name, value) = sample(&s.value);
+            self.samples.push((sample_name, map, value));
+        }
     }
 
     /// The value of the one sample of `name` whose labels include `labels`.
