@@ -4,7 +4,9 @@
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
@@ -126,15 +128,44 @@ pub fn escaped(config: &Config, r: &ReleaseAgg) -> u64 {
 
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
-/// Writes one gauge family from `(labels, value)` samples.
+/// A label value written with the escapes of the text formats (`\\`, `\"`,
+/// `\n`): `prometheus-client` writes `&str` values as they are, and release or
+/// product names come from users.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            encoder.write_str(&rest[..i])?;
+            encoder.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        encoder.write_str(rest)
+    }
+}
+
+/// Writes one gauge family from `(labels, value)` samples; a family with no
+/// samples is left out, as the Go client does.
 fn family<'a>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
 ) -> Result<(), std::fmt::Error> {
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in samples {
+        let labels: Vec<(&str, Escaped)> =
+            labels.into_iter().map(|(k, v)| (k, Escaped(v))).collect();
         ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())

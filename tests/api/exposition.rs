@@ -274,3 +274,27 @@ async fn counters_and_configuration_are_there_before_any_event() {
     assert_eq!(m.count("bug_escape_last_event_timestamp_seconds"), 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn label_values_are_escaped_and_parse_back_to_what_was_sent() {
+    let (app, _dir) = spawn_app().await;
+    let (product, release) = (r"team\payments", "2024 \"autumn\" ü");
+    app.events(json!({"id": "1", "stage": "production", "product": product, "release": release}))
+        .await;
+    let labels = [("product", product), ("release", release)];
+    let classic = app.metrics().await;
+    assert_eq!(classic.value("bug_escape_release_defects", &labels), 1.0);
+    let om = Exposition::openmetrics(
+        &app.get_text("/metrics", "application/openmetrics-text")
+            .await,
+    );
+    assert_eq!(om.value("bug_escape_release_defects", &labels), 1.0);
+    assert_eq!(
+        om.value(
+            "bug_escape_stage_owner_info",
+            &[("product", product), ("stage", "qa")]
+        ),
+        1.0
+    );
+    app.stop().await;
+}

@@ -185,7 +185,7 @@ impl Exposition {
             let labels = s.get_labelset().expect("labels");
             let map: HashMap<String, String> = label_names
                 .iter()
-                .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), v.to_owned())))
+                .filter_map(|n| labels.get_label_value(n).map(|v| (n.clone(), unescape(v))))
                 .collect();
             let (sample_name, value) = sample(&s.value);
             self.samples.push((sample_name, map, value));
@@ -228,4 +228,23 @@ impl Exposition {
 /// Release labels for the default product.
 pub fn rel(release: &str) -> [(&'static str, &str); 2] {
     [("product", "default"), ("release", release)]
+}
+
+/// Decodes a label value as written in the text formats; the parser hands it
+/// over still escaped.
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => panic!("dangling escape in {v:?}"),
+        }
+    }
+    out
 }
