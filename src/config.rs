@@ -49,7 +49,9 @@ pub struct Settings {
     pub bands: BandSettings,
     /// Product of generic events that name none.
     pub default_product: String,
-    /// Products always exported, whatever `max_products` leaves out.
+    /// Products always exported, whatever `max_products` leaves out (the
+    /// allowlist of SPEC §5; `allowlist` is accepted as an alias).
+    #[serde(alias = "allowlist")]
     pub pinned_products: Vec<String>,
     /// Per-product settings: source namespaces, bands, owners, targets.
     pub products: BTreeMap<String, ProductSettings>,
