@@ -1,0 +1,5 @@
+//! Source webhooks end to end: a real exporter, real fixture bytes, real
+//! signatures, effects read from `/metrics`.
+
+mod github;
+mod helpers;
