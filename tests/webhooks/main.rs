@@ -2,4 +2,8 @@
 //! signatures, effects read from `/metrics`.
 
 mod github;
+mod gitlab;
 mod helpers;
+mod jira;
+mod parsers;
+mod sentry;
