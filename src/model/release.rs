@@ -32,8 +32,9 @@ impl ReleaseRules {
         Self {
             rules,
             fold,
-            // A version core followed by a semver pre-release part.
-            prerelease: Regex::new(r"^([0-9]+(?:\.[0-9]+)*)-[0-9A-Za-z.-]+$")
+            // A dotted version core followed by a semver pre-release part
+            // (`2.4.0-rc.1`); `2024-06` is a calendar name, not a pre-release.
+            prerelease: Regex::new(r"^([0-9]+(?:\.[0-9]+)+)-[0-9A-Za-z.-]+$")
                 .expect("static regex"),
         }
     }
