@@ -21,13 +21,46 @@ use crate::ingest::{self, github, gitlab, jira, sentry};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 
+/// The four webhook sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    Github,
+    Gitlab,
+    Jira,
+    Sentry,
+}
+
+impl Hook {
+    const ALL: [Hook; 4] = [Hook::Github, Hook::Gitlab, Hook::Jira, Hook::Sentry];
+
+    fn ingress(self) -> Ingress {
+        match self {
+            Hook::Github => Ingress::Github,
+            Hook::Gitlab => Ingress::Gitlab,
+            Hook::Jira => Ingress::Jira,
+            Hook::Sentry => Ingress::Sentry,
+        }
+    }
+
+    /// The source's secrets and the variable that sets them.
+    fn secrets(self, config: &Config) -> (&Secrets, &'static str) {
+        let w = &config.webhooks;
+        match self {
+            Hook::Github => (&w.github.secrets, "BUG_ESCAPE_GITHUB_SECRET"),
+            Hook::Gitlab => (&w.gitlab.secrets, "BUG_ESCAPE_GITLAB_TOKEN"),
+            Hook::Jira => (&w.jira.secrets, "BUG_ESCAPE_JIRA_SECRET"),
+            Hook::Sentry => (&w.sentry.secrets, "BUG_ESCAPE_SENTRY_SECRET"),
+        }
+    }
+}
+
 /// `POST /webhooks/github`.
 pub async fn post_github(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    handle(state, Ingress::Github, headers, body).await
+    handle(state, Hook::Github, headers, body).await
 }
 
 /// `POST /webhooks/gitlab`.
@@ -36,7 +69,7 @@ pub async fn post_gitlab(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    handle(state, Ingress::Gitlab, headers, body).await
+    handle(state, Hook::Gitlab, headers, body).await
 }
 
 /// `POST /webhooks/jira`.
@@ -45,7 +78,7 @@ pub async fn post_jira(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    handle(state, Ingress::Jira, headers, body).await
+    handle(state, Hook::Jira, headers, body).await
 }
 
 /// `POST /webhooks/sentry`.
@@ -54,17 +87,31 @@ pub async fn post_sentry(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    handle(state, Ingress::Sentry, headers, body).await
+    handle(state, Hook::Sentry, headers, body).await
 }
 
-/// The secrets of a source and the variable that sets them.
-fn secrets(config: &Config, ingress: Ingress) -> (&Secrets, &'static str) {
-    let w = &config.webhooks;
-    match ingress {
-        Ingress::Gitlab => (&w.gitlab.secrets, "BUG_ESCAPE_GITLAB_TOKEN"),
-        Ingress::Jira => (&w.jira.secrets, "BUG_ESCAPE_JIRA_SECRET"),
-        Ingress::Sentry => (&w.sentry.secrets, "BUG_ESCAPE_SENTRY_SECRET"),
-        Ingress::Github | Ingress::Generic => (&w.github.secrets, "BUG_ESCAPE_GITHUB_SECRET"),
+/// Says at start which sources accept events (never the secrets themselves).
+pub fn log_configuration(config: &Config) {
+    for hook in Hook::ALL {
+        let (secrets, var) = hook.secrets(config);
+        let source = hook.ingress().as_str();
+        if secrets.is_empty() {
+            tracing::info!(
+                source,
+                "webhook refuses events (503): no secret configured ({var})"
+            );
+        } else {
+            tracing::info!(
+                source,
+                secrets = secrets.iter().count(),
+                "webhook accepts signed events"
+            );
+        }
+    }
+    if config.webhooks.sentry.api_token.is_none() {
+        tracing::info!(
+            "no Sentry API token: Sentry issues are attributed from `error` webhooks only"
+        );
     }
 }
 
@@ -74,34 +121,34 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Checks the source's credentials over the raw body.
 fn authenticate(
-    ingress: Ingress,
+    hook: Hook,
     secrets: &Secrets,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), AuthError> {
-    match ingress {
-        Ingress::Github => signature::verify_hmac(
+    match hook {
+        Hook::Github => signature::verify_hmac(
             secrets,
             body,
             header(headers, "x-hub-signature-256"),
             "sha256=",
             "X-Hub-Signature-256",
         ),
-        Ingress::Jira => signature::verify_hmac(
+        Hook::Jira => signature::verify_hmac(
             secrets,
             body,
             header(headers, "x-hub-signature"),
             "sha256=",
             "X-Hub-Signature",
         ),
-        Ingress::Sentry => signature::verify_hmac(
+        Hook::Sentry => signature::verify_hmac(
             secrets,
             body,
             header(headers, "sentry-hook-signature"),
             "",
             "Sentry-Hook-Signature",
         ),
-        Ingress::Gitlab | Ingress::Generic => {
+        Hook::Gitlab => {
             signature::verify_token(secrets, header(headers, "x-gitlab-token"), "X-Gitlab-Token")
         }
     }
@@ -129,15 +176,15 @@ impl From<AdapterError> for AppError {
 
 async fn handle(
     state: AppState,
-    ingress: Ingress,
+    hook: Hook,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    let result = process(&state, ingress, headers, body).await;
+    let result = process(&state, hook, headers, body).await;
     if let Err(e) = &result {
         // The store counts its own failures.
         if !matches!(e, AppError::StoreUnavailable(_)) {
-            state.telemetry.rejected(ingress, e.reason_label());
+            state.telemetry.rejected(hook.ingress(), e.reason_label());
         }
     }
     result.map(Json)
@@ -145,12 +192,13 @@ async fn handle(
 
 async fn process(
     state: &AppState,
-    ingress: Ingress,
+    hook: Hook,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Value, AppError> {
     let config = &*state.config;
-    let (secrets, var) = secrets(config, ingress);
+    let ingress = hook.ingress();
+    let (secrets, var) = hook.secrets(config);
     if secrets.is_empty() {
         return Err(AppError::NotConfigured(format!(
             "no {} secret is configured (set {var} or webhooks.{}); events are refused rather than accepted unsigned",
@@ -159,19 +207,19 @@ async fn process(
         )));
     }
     // A token needs no body: refuse before reading it.
-    if ingress == Ingress::Gitlab {
-        authenticate(ingress, secrets, &headers, &[]).map_err(auth_error)?;
+    if hook == Hook::Gitlab {
+        authenticate(hook, secrets, &headers, &[]).map_err(auth_error)?;
     }
     let bytes = read_limited(&headers, body, config.max_body_bytes).await?;
-    authenticate(ingress, secrets, &headers, &bytes).map_err(auth_error)?;
+    authenticate(hook, secrets, &headers, &bytes).map_err(auth_error)?;
     require_json(&headers)?;
     let value = parse_json(&bytes)?;
     let now = now_ms();
-    let parsed = match ingress {
-        Ingress::Github => github::parse(&headers, &value, config, now),
-        Ingress::Gitlab => gitlab::parse(&headers, &value, config, now),
-        Ingress::Jira => jira::parse(&headers, &value, config, now),
-        Ingress::Sentry | Ingress::Generic => sentry::parse(&headers, &value, config, now),
+    let parsed = match hook {
+        Hook::Github => github::parse(&headers, &value, config, now),
+        Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
+        Hook::Jira => jira::parse(&headers, &value, config, now),
+        Hook::Sentry => sentry::parse(&headers, &value, config, now),
     }?;
     state.telemetry.received(ingress, 1);
     let Parsed {
