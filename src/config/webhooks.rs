@@ -153,7 +153,7 @@ pub struct SentrySettings {
     pub secret_file: Option<PathBuf>,
     /// Count Sentry issues as defects at all.
     pub count_issues: bool,
-    /// Stage of Sentry issues.
+    /// Stage of Sentry issues; unset: the pipeline's first production stage.
     pub default_stage: Option<String>,
     /// `detected_by` of Sentry issues.
     pub detected_by: String,
@@ -244,7 +244,7 @@ impl Default for SentrySettings {
             secret: None,
             secret_file: None,
             count_issues: true,
-            default_stage: Some("production".into()),
+            default_stage: None,
             detected_by: "monitoring".into(),
             archived: Disposition::Keep,
             api_token: None,
@@ -446,6 +446,13 @@ fn default_stage(
     }
 }
 
+/// The first production stage (a pipeline always has one).
+fn first_production(pipeline: &Pipeline) -> Option<String> {
+    (0..pipeline.stages().len())
+        .find(|&i| pipeline.is_production(i))
+        .map(|i| pipeline.stages()[i].name.clone())
+}
+
 impl Common<'_> {
     fn conventions(&self, pipeline: &Pipeline) -> Result<Conventions, ConfigError> {
         let key = self.key;
@@ -595,7 +602,14 @@ impl WebhooksConfig {
                 se.secret_file.as_ref(),
             )?,
             count_issues: se.count_issues,
-            default_stage: default_stage("webhooks.sentry", se.default_stage.as_ref(), pipeline)?,
+            default_stage: match default_stage(
+                "webhooks.sentry",
+                se.default_stage.as_ref(),
+                pipeline,
+            )? {
+                Some(s) => Some(s),
+                None => first_production(pipeline),
+            },
             detected_by: se.detected_by.clone(),
             archived: se.archived,
             api_token: (!api_token.is_empty()).then_some(api_token),
@@ -671,6 +685,23 @@ mod tests {
         assert!(e.0.contains("webhooks.sentry.api_url"), "{e}");
         let e = with(|w| w.sentry.api_timeout = "soon".into()).unwrap_err();
         assert!(e.0.contains("webhooks.sentry.api_timeout"), "{e}");
+    }
+
+    #[test]
+    fn sentry_issues_land_in_the_first_production_stage_by_default() {
+        let c = with(|_| {}).expect("valid");
+        assert_eq!(
+            c.webhooks.sentry.default_stage.as_deref(),
+            Some("production")
+        );
+        let mut s = Settings::default();
+        for st in &mut s.stages {
+            if st.name == "production" {
+                st.name = "live".into();
+            }
+        }
+        let c = Config::from_settings(s).expect("valid");
+        assert_eq!(c.webhooks.sentry.default_stage.as_deref(), Some("live"));
     }
 
     #[test]

@@ -148,8 +148,8 @@ impl Telemetry {
             self.last_event.clone(),
         );
         registry.register(
-            "bug_escape_webhook_unmapped_values",
-            "Stored webhook events carrying a classification value the configuration does not map (unknown stage, cause, severity, …), by source and field",
+            "bug_escape_events_unmapped",
+            "Webhook events stored with a classification value the configuration does not map (unknown stage, cause, severity, …), by source and field",
             self.unmapped.clone(),
         );
         registry.register(

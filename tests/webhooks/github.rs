@@ -330,7 +330,7 @@ async fn labels_classify_and_unmapped_values_stay_visible() {
     assert_eq!(unclassified("no_stage"), 1.0);
     assert_eq!(
         m.value(
-            "bug_escape_webhook_unmapped_values_total",
+            "bug_escape_events_unmapped_total",
             &[("source", "github"), ("field", "stage")]
         ),
         1.0
