@@ -42,6 +42,7 @@ impl Application {
                 "BUG_ESCAPE_API_TOKEN is not set: the write API accepts loopback clients only"
             );
         }
+        crate::http::webhooks::log_configuration(&config);
         Ok(Self {
             listener,
             state: AppState {

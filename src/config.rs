@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::release::{ReleaseRule, ReleaseRules};
 use crate::model::stage::{Phase, Pipeline, StageDef};
 
+pub mod webhooks;
+
 /// Default listen address: 10941 is outside the 9100–9999 range of the Prometheus
 /// default-port allocations (which is full) and not used by a well-known exporter.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10941";
@@ -61,6 +63,8 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// File holding the API token, as an alternative to the environment.
     pub api_token_file: Option<PathBuf>,
+    /// Source webhooks: secrets and mapping conventions, `[webhooks.<source>]`.
+    pub webhooks: webhooks::WebhooksSettings,
 }
 
 /// One stage of the pipeline.
@@ -216,12 +220,15 @@ impl Default for Settings {
             releases: ReleaseSettings::default(),
             api_token: None,
             api_token_file: None,
+            webhooks: webhooks::WebhooksSettings::default(),
         }
     }
 }
 
 /// Environment variables read as settings (`BUG_ESCAPE_<KEY>`); other
-/// `BUG_ESCAPE_*` variables are left alone.
+/// `BUG_ESCAPE_*` variables are left alone. Webhook secrets
+/// (`BUG_ESCAPE_GITHUB_SECRET`, …) are read verbatim by
+/// [`webhooks::WebhooksSettings::apply_env`] instead.
 const ENV_KEYS: &[&str] = &[
     "listen",
     "db",
@@ -259,9 +266,11 @@ impl Settings {
         figment = figment
             .merge(Env::prefixed("BUG_ESCAPE_").only(ENV_KEYS))
             .merge(Serialized::defaults(flags));
-        figment
+        let mut settings: Settings = figment
             .extract()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))
+            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
+        settings.webhooks.apply_env(|name| std::env::var(name).ok());
+        Ok(settings)
     }
 }
 
@@ -303,6 +312,8 @@ pub struct Config {
     pub source_map: BTreeMap<String, String>,
     pub release_rules: ReleaseRules,
     pub api_token: Option<String>,
+    /// Source webhooks (secrets never printed).
+    pub webhooks: webhooks::WebhooksConfig,
 }
 
 /// Longest accepted label value (stage, cause, release, product, …).
@@ -442,6 +453,7 @@ impl Config {
             }
             _ => None,
         };
+        let webhooks = webhooks::WebhooksConfig::from_settings(&s.webhooks, &pipeline)?;
         Ok(Self {
             listen,
             db: s.db,
@@ -461,6 +473,7 @@ impl Config {
             source_map,
             release_rules: ReleaseRules::new(rules, s.releases.fold_prereleases),
             api_token,
+            webhooks,
         })
     }
 

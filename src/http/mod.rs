@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod pages;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(pages::metrics))
         .route("/api/v1/events", post(api::post_events))
         .route("/api/v1/releases", post(api::post_releases))
+        .route("/webhooks/github", post(webhooks::post_github))
+        .route("/webhooks/gitlab", post(webhooks::post_gitlab))
+        .route("/webhooks/jira", post(webhooks::post_jira))
+        .route("/webhooks/sentry", post(webhooks::post_sentry))
         // Bodies are read with our own limit (JSON 413); lift axum's default.
         .layer(DefaultBodyLimit::disable())
         .layer(TimeoutLayer::with_status_code(

@@ -2,7 +2,14 @@
 //! vendor webhooks beside it) turns its payload into [`Item`]s; [`record`] is the
 //! one write path they share.
 
+pub mod conventions;
 pub mod generic;
+pub mod github;
+pub mod gitlab;
+pub mod jira;
+pub mod sentry;
+pub mod signature;
+pub mod webhook;
 
 use crate::http::AppState;
 use crate::http::error::AppError;

@@ -23,6 +23,12 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    source: String,
+    field: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     operation: String,
 }
@@ -39,6 +45,18 @@ pub const IGNORED_REASONS: &[&str] = &[
     "duplicate_delivery",
     "not_a_defect",
     "unmapped_stage",
+    "ping",
+    "unsupported_event",
+    "no_release",
+];
+/// Classification fields whose webhook values may not map onto the configuration.
+pub const UNMAPPED_FIELDS: &[&str] = &[
+    "stage",
+    "release",
+    "cause",
+    "severity",
+    "team",
+    "detected_by",
 ];
 /// Reasons a request is rejected, initialised at 0 for every source.
 pub const REJECTED_REASONS: &[&str] = &[
@@ -64,6 +82,8 @@ pub struct Telemetry {
     last_event: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     store_errors: Family<OperationLabels, Counter>,
     build: Family<BuildLabels, Gauge>,
+    unmapped: Family<FieldLabels, Counter>,
+    source_api_errors: Family<SourceLabels, Counter>,
 }
 
 impl Telemetry {
@@ -81,6 +101,14 @@ impl Telemetry {
                 let _ = self.rejected.get_or_create(&reason_labels(ingress, reason));
             }
         }
+        for ingress in Ingress::ALL.into_iter().filter(|i| *i != Ingress::Generic) {
+            for field in UNMAPPED_FIELDS {
+                let _ = self.unmapped.get_or_create(&field_labels(ingress, field));
+            }
+        }
+        let _ = self.source_api_errors.get_or_create(&SourceLabels {
+            source: Ingress::Sentry.as_str().into(),
+        });
         for op in STORE_OPERATIONS {
             let _ = self.store_errors.get_or_create(&OperationLabels {
                 operation: (*op).into(),
@@ -118,6 +146,16 @@ impl Telemetry {
             "bug_escape_last_event_timestamp_seconds",
             "Time of the last event stored from each source",
             self.last_event.clone(),
+        );
+        registry.register(
+            "bug_escape_events_unmapped",
+            "Webhook events stored with a classification value the configuration does not map (unknown stage, cause, severity, …), by source and field",
+            self.unmapped.clone(),
+        );
+        registry.register(
+            "bug_escape_source_api_errors",
+            "Calls to a source's API that failed (the defect stays unattributed), by source",
+            self.source_api_errors.clone(),
         );
         registry.register(
             "bug_escape_store_errors",
@@ -164,6 +202,24 @@ impl Telemetry {
         }
     }
 
+    /// Counts a stored webhook event whose `field` value did not map.
+    pub fn unmapped(&self, ingress: Ingress, field: &str) {
+        let _ = self
+            .unmapped
+            .get_or_create(&field_labels(ingress, field))
+            .inc();
+    }
+
+    /// Counts a failed call to a source's API.
+    pub fn source_api_error(&self, ingress: Ingress) {
+        let _ = self
+            .source_api_errors
+            .get_or_create(&SourceLabels {
+                source: ingress.as_str().into(),
+            })
+            .inc();
+    }
+
     /// Counts a failed store operation.
     pub fn store_error(&self, operation: &str) {
         self.store_errors
@@ -178,5 +234,12 @@ fn reason_labels(ingress: Ingress, reason: &str) -> ReasonLabels {
     ReasonLabels {
         source: ingress.as_str().into(),
         reason: reason.into(),
+    }
+}
+
+fn field_labels(ingress: Ingress, field: &str) -> FieldLabels {
+    FieldLabels {
+        source: ingress.as_str().into(),
+        field: field.into(),
     }
 }

@@ -113,6 +113,23 @@ pub enum Change {
     },
     /// Deleted at its source: leaves every count, kept as a tombstone.
     Delete,
+    /// No longer a defect at its source (its bug label was removed, its type
+    /// changed): applied like [`Change::Delete`] when the defect is stored;
+    /// otherwise nothing is stored and the event is counted as ignored.
+    Retract,
+    /// Like [`Change::Upsert`], but a `None` release keeps the stored one: for
+    /// sources whose events never carry the release (Sentry issues), attributed
+    /// apart by [`Change::AttachRelease`].
+    UpsertKeepRelease {
+        class: Classification,
+        status: Status,
+        found_at: Option<Millis>,
+    },
+    /// Sets the release of a defect that has none yet; the first one wins. It
+    /// does not take part in ordering (the defect's `updated_at` is kept). When
+    /// the defect is not stored yet, a tombstone holding only the release is
+    /// stored, so the event that announces the defect later finds it.
+    AttachRelease { release: String },
 }
 
 /// One defect event.

@@ -46,9 +46,16 @@ pub struct Outcome {
     pub unchanged: u64,
     /// Items older than the stored state, not applied.
     pub stale: u64,
+    /// Retractions of defects that were never stored: nothing to do.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ignored: u64,
     /// The whole batch was a repeated delivery and was not applied.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate_delivery: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The store could not commit: retryable.

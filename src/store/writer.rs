@@ -233,6 +233,7 @@ fn apply_batch(
             Effect::Accepted => outcome.accepted += 1,
             Effect::Unchanged => outcome.unchanged += 1,
             Effect::Stale => outcome.stale += 1,
+            Effect::Ignored => outcome.ignored += 1,
         }
     }
     for (product, release) in touched {
@@ -253,6 +254,8 @@ enum Effect {
     Accepted,
     Unchanged,
     Stale,
+    /// A retraction of a defect that was never stored.
+    Ignored,
 }
 
 /// Applies one defect event with the ordering rules of SPEC §4.
@@ -266,7 +269,10 @@ fn apply_defect(
 ) -> rusqlite::Result<Effect> {
     let updated_at = ev.updated_at.unwrap_or(received_at);
     let old = Row::get(tx, &ev.source, &ev.id)?;
-    let deleting = matches!(ev.change, Change::Delete);
+    if let Change::AttachRelease { release } = &ev.change {
+        return attach_release(tx, config, ev, release, old, received_at, ops, touched);
+    }
+    let deleting = matches!(ev.change, Change::Delete | Change::Retract);
     if let Some(old) = &old {
         // Older never wins; on equal times a deletion wins, otherwise the later
         // arrival does.
@@ -276,60 +282,61 @@ fn apply_defect(
         }
     }
     let new = match (&ev.change, &old) {
-        (Change::Delete, Some(old)) => Row {
+        (Change::Delete | Change::Retract, Some(old)) => Row {
             deleted: true,
             updated_at,
             ..old.clone()
         },
+        // A retraction of what was never stored changes nothing.
+        (Change::Retract, None) => return Ok(Effect::Ignored),
         (Change::Delete, None) => Row {
-            source: ev.source.clone(),
-            id: ev.id.clone(),
-            product_kind: ev.product.kind.clone(),
-            product_ns: ev.product.namespace.clone(),
-            product: config.product_for(&ev.product.kind, &ev.product.namespace),
-            release_raw: None,
-            release: None,
-            stage: None,
-            detected_by: None,
-            cause: None,
-            severity: None,
-            team: None,
-            status: "valid".into(),
-            deleted: true,
-            found_at: received_at,
             updated_at,
+            ..tombstone(config, ev, received_at)
         },
         (
             Change::Upsert {
                 class,
                 status,
                 found_at,
+            }
+            | Change::UpsertKeepRelease {
+                class,
+                status,
+                found_at,
             },
             old,
-        ) => Row {
-            source: ev.source.clone(),
-            id: ev.id.clone(),
-            product_kind: ev.product.kind.clone(),
-            product_ns: ev.product.namespace.clone(),
-            product: config.product_for(&ev.product.kind, &ev.product.namespace),
-            release: class
-                .release
-                .as_deref()
-                .and_then(|raw| defect::release_key(config, &ev.product.kind, raw))
-                .map(|(k, _)| k),
-            release_raw: class.release.clone(),
-            stage: class.stage.clone(),
-            detected_by: class.detected_by.clone(),
-            cause: class.cause.clone(),
-            severity: class.severity.clone(),
-            team: class.team.clone(),
-            status: status.as_str().into(),
-            deleted: false,
-            found_at: found_at
-                .or(old.as_ref().map(|o| o.found_at))
-                .unwrap_or(received_at),
-            updated_at,
-        },
+        ) => {
+            let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
+            let release_raw = match (&class.release, old) {
+                (None, Some(old)) if keep => old.release_raw.clone(),
+                (r, _) => r.clone(),
+            };
+            Row {
+                source: ev.source.clone(),
+                id: ev.id.clone(),
+                product_kind: ev.product.kind.clone(),
+                product_ns: ev.product.namespace.clone(),
+                product: config.product_for(&ev.product.kind, &ev.product.namespace),
+                release: release_raw
+                    .as_deref()
+                    .and_then(|raw| defect::release_key(config, &ev.product.kind, raw))
+                    .map(|(k, _)| k),
+                release_raw,
+                stage: class.stage.clone(),
+                detected_by: class.detected_by.clone(),
+                cause: class.cause.clone(),
+                severity: class.severity.clone(),
+                team: class.team.clone(),
+                status: status.as_str().into(),
+                deleted: false,
+                found_at: found_at
+                    .or(old.as_ref().map(|o| o.found_at))
+                    .unwrap_or(received_at),
+                updated_at,
+            }
+        }
+        // Handled above, before the ordering rules.
+        (Change::AttachRelease { .. }, _) => return Ok(Effect::Unchanged),
     };
     if let Some(old) = &old {
         if old.same_state(&new) {
@@ -340,8 +347,73 @@ fn apply_defect(
             return Ok(Effect::Unchanged);
         }
     }
+    put(tx, config, old.as_ref(), &new, ops, touched)
+}
+
+/// A deleted row holding only the defect's identity and product.
+fn tombstone(config: &Config, ev: &DefectEvent, received_at: Millis) -> Row {
+    Row {
+        source: ev.source.clone(),
+        id: ev.id.clone(),
+        product_kind: ev.product.kind.clone(),
+        product_ns: ev.product.namespace.clone(),
+        product: config.product_for(&ev.product.kind, &ev.product.namespace),
+        release_raw: None,
+        release: None,
+        stage: None,
+        detected_by: None,
+        cause: None,
+        severity: None,
+        team: None,
+        status: "valid".into(),
+        deleted: true,
+        found_at: received_at,
+        updated_at: received_at,
+    }
+}
+
+/// [`Change::AttachRelease`]: the first release wins, ordering is untouched.
+#[allow(clippy::too_many_arguments)]
+fn attach_release(
+    tx: &Connection,
+    config: &Config,
+    ev: &DefectEvent,
+    raw: &str,
+    old: Option<Row>,
+    received_at: Millis,
+    ops: &mut Vec<Op>,
+    touched: &mut BTreeSet<(String, String)>,
+) -> rusqlite::Result<Effect> {
+    let base = match &old {
+        Some(o) if o.release_raw.is_some() => return Ok(Effect::Unchanged),
+        Some(o) => o.clone(),
+        // Not announced yet: a tombstone that orders before any real event
+        // (updated_at 0), so the announcing event replaces it and keeps the
+        // release.
+        None => Row {
+            updated_at: 0,
+            ..tombstone(config, ev, received_at)
+        },
+    };
+    let new = Row {
+        release: defect::release_key(config, &base.product_kind, raw).map(|(k, _)| k),
+        release_raw: Some(raw.to_owned()),
+        ..base
+    };
+    put(tx, config, old.as_ref(), &new, ops, touched)
+}
+
+/// Stores `new` and queues the change of its contribution.
+fn put(
+    tx: &Connection,
+    config: &Config,
+    old: Option<&Row>,
+    new: &Row,
+    ops: &mut Vec<Op>,
+    touched: &mut BTreeSet<(String, String)>,
+) -> rusqlite::Result<Effect> {
     new.put(tx)?;
-    let before = old.as_ref().and_then(|o| o.contribution(config));
+    let before = old.and_then(|o| o.contribution(config));
     let after = new.contribution(config);
     if before != after {
         for c in before.iter().chain(after.iter()) {
@@ -398,4 +470,173 @@ pub(super) fn release_meta(
         first_found: defect::first_found(tx, product, release)?,
         time: Some((time, at_age)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::model::event::{Classification, Ingress, ProductRef, Status};
+
+    struct Db {
+        _dir: tempfile::TempDir,
+        conn: Connection,
+        config: Config,
+    }
+
+    fn db() -> Db {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = super::super::schema::open(&dir.path().join("t.db")).expect("open");
+        let config = Config::from_settings(Settings::default()).expect("config");
+        Db {
+            _dir: dir,
+            conn,
+            config,
+        }
+    }
+
+    fn event(change: Change, updated_at: Millis) -> DefectEvent {
+        DefectEvent {
+            source: "sentry".into(),
+            id: "42".into(),
+            product: ProductRef {
+                kind: "sentry".into(),
+                namespace: "api".into(),
+            },
+            change,
+            updated_at: Some(updated_at),
+        }
+    }
+
+    fn upsert(release: Option<&str>, keep: bool) -> Change {
+        let class = Classification {
+            stage: Some("production".into()),
+            release: release.map(str::to_owned),
+            ..Classification::default()
+        };
+        if keep {
+            Change::UpsertKeepRelease {
+                class,
+                status: Status::Valid,
+                found_at: Some(1),
+            }
+        } else {
+            Change::Upsert {
+                class,
+                status: Status::Valid,
+                found_at: Some(1),
+            }
+        }
+    }
+
+    /// Applies one event; returns the outcome and the net contribution change.
+    fn apply(db: &Db, ev: DefectEvent) -> (Outcome, i64) {
+        let batch = Batch {
+            ingress: Ingress::Sentry,
+            items: vec![Item::Defect(ev)],
+            delivery: None,
+            received_at: 1_000,
+        };
+        let mut ops = Vec::new();
+        let outcome = apply_batch(&db.conn, &db.config, &batch, &mut ops).expect("apply");
+        let net = ops
+            .iter()
+            .map(|o| match o {
+                Op::Add(_) => 1,
+                Op::Remove(_) => -1,
+                Op::Meta(..) => 0,
+            })
+            .sum();
+        (outcome, net)
+    }
+
+    fn row(db: &Db) -> Option<Row> {
+        Row::get(&db.conn, "sentry", "42").expect("get")
+    }
+
+    #[test]
+    fn retract_of_an_unknown_defect_stores_nothing() {
+        let db = db();
+        let (o, net) = apply(&db, event(Change::Retract, 10));
+        assert_eq!((o.ignored, o.accepted, net), (1, 0, 0));
+        assert!(row(&db).is_none());
+    }
+
+    #[test]
+    fn retract_removes_a_stored_defect_and_a_later_upsert_revives_it() {
+        let db = db();
+        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 10)).1, 1);
+        let (o, net) = apply(&db, event(Change::Retract, 20));
+        assert_eq!((o.accepted, net), (1, -1));
+        assert!(row(&db).is_some_and(|r| r.deleted));
+        // Older than the retraction: stale.
+        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 15)).0.stale, 1);
+        // Equal time: the retraction, like a deletion, wins.
+        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 20)).0.stale, 1);
+        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 30)).1, 1);
+        assert!(row(&db).is_some_and(|r| !r.deleted));
+    }
+
+    #[test]
+    fn attach_release_sets_only_a_missing_release_and_keeps_the_order() {
+        let db = db();
+        apply(&db, event(upsert(None, true), 10));
+        let (o, net) = apply(
+            &db,
+            event(
+                Change::AttachRelease {
+                    release: "v2.0".into(),
+                },
+                99,
+            ),
+        );
+        assert_eq!((o.accepted, net), (1, 0)); // removed unattributed, added to 2.0
+        let r = row(&db).expect("row");
+        assert_eq!(
+            (r.release_raw.as_deref(), r.release.as_deref(), r.updated_at),
+            (Some("v2.0"), Some("2.0"), 10)
+        );
+        let (o, _) = apply(
+            &db,
+            event(
+                Change::AttachRelease {
+                    release: "3.0".into(),
+                },
+                99,
+            ),
+        );
+        assert_eq!(o.unchanged, 1);
+        assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
+        // A later upsert without a release keeps it; one with a release replaces it.
+        apply(&db, event(upsert(None, true), 20));
+        assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
+        apply(&db, event(upsert(Some("2.1"), true), 30));
+        assert_eq!(row(&db).and_then(|r| r.release), Some("2.1".into()));
+        // A plain upsert replaces the whole state, release included.
+        apply(&db, event(upsert(None, false), 40));
+        assert_eq!(row(&db).and_then(|r| r.release), None);
+    }
+
+    #[test]
+    fn attach_release_before_the_defect_is_announced_leaves_a_tombstone() {
+        let db = db();
+        let (o, net) = apply(
+            &db,
+            event(
+                Change::AttachRelease {
+                    release: "1.4".into(),
+                },
+                5,
+            ),
+        );
+        assert_eq!((o.accepted, net), (1, 0));
+        let r = row(&db).expect("row");
+        assert!(r.deleted);
+        assert_eq!(r.updated_at, 0);
+        let (_, net) = apply(&db, event(upsert(None, true), 10));
+        assert_eq!(net, 1);
+        let r = row(&db).expect("row");
+        assert!(!r.deleted);
+        assert_eq!(r.release.as_deref(), Some("1.4"));
+    }
 }

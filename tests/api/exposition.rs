@@ -69,6 +69,8 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_last_event_timestamp_seconds", &["source"]),
     ("bug_escape_store_errors_total", &["operation"]),
     ("bug_escape_products_left_out", &[]),
+    ("bug_escape_events_unmapped_total", &["source", "field"]),
+    ("bug_escape_source_api_errors_total", &["source"]),
 ];
 
 async fn seeded() -> (TestApp, tempfile::TempDir) {

@@ -1,0 +1,744 @@
+//! Settings of the source webhooks, one `[webhooks.<source>]` table each: the
+//! secrets (several, for rotation) and the conventions that map a source's
+//! labels and fields onto a defect's classification.
+//!
+//! Secrets come from the TOML file, a file named there (`secret_file`, one
+//! secret per line), or the environment (`BUG_ESCAPE_GITHUB_SECRET`, …,
+//! comma-separated for several). They are read from the environment verbatim,
+//! not through the layered settings parser, which would turn a numeric secret
+//! such as `0012` into the number 12.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, check_name};
+use crate::model::event::DETECTORS;
+use crate::model::stage::Pipeline;
+
+/// One or several secrets as written in TOML: `"s"`, `"s1,s2"` or `["s1", "s2"]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSetting {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretSetting(<redacted>)")
+    }
+}
+
+/// Label prefixes that carry classification (`stage:qa`, `release:2.4.0`, …).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefixSettings {
+    pub stage: String,
+    pub release: String,
+    pub cause: String,
+    pub severity: String,
+    pub team: String,
+    pub detected_by: String,
+}
+
+impl Default for PrefixSettings {
+    fn default() -> Self {
+        Self {
+            stage: "stage:".into(),
+            release: "release:".into(),
+            cause: "cause:".into(),
+            severity: "severity:".into(),
+            team: "team:".into(),
+            detected_by: "detected_by:".into(),
+        }
+    }
+}
+
+/// `[webhooks.github]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubSettings {
+    /// Webhook secret(s); env `BUG_ESCAPE_GITHUB_SECRET`.
+    pub secret: Option<SecretSetting>,
+    /// File with one secret per line; env `BUG_ESCAPE_GITHUB_SECRET_FILE`.
+    pub secret_file: Option<PathBuf>,
+    /// Labels that make an issue a defect (case-insensitive).
+    pub defect_labels: Vec<String>,
+    /// Issue types that make an issue a defect (case-insensitive).
+    pub defect_types: Vec<String>,
+    /// Labels that mark a defect invalid.
+    pub invalid_labels: Vec<String>,
+    /// Labels that mark a defect a duplicate.
+    pub duplicate_labels: Vec<String>,
+    /// `state_reason` values of a closed issue that mean duplicate.
+    pub duplicate_reasons: Vec<String>,
+    /// `state_reason` values of a closed issue that mean invalid.
+    pub invalid_reasons: Vec<String>,
+    /// The milestone title is the release when no `release:` label is set.
+    pub milestone_as_release: bool,
+    /// Stage of a defect with no stage label (none: shown as `no_stage`).
+    pub default_stage: Option<String>,
+    pub prefixes: PrefixSettings,
+}
+
+/// `[webhooks.gitlab]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitlabSettings {
+    /// Secret token(s); env `BUG_ESCAPE_GITLAB_TOKEN`.
+    pub token: Option<SecretSetting>,
+    /// File with one token per line; env `BUG_ESCAPE_GITLAB_TOKEN_FILE`.
+    pub token_file: Option<PathBuf>,
+    pub defect_labels: Vec<String>,
+    /// Issue types (`object_attributes.type`, e.g. `Incident`) that make an
+    /// issue a defect.
+    pub defect_types: Vec<String>,
+    pub invalid_labels: Vec<String>,
+    pub duplicate_labels: Vec<String>,
+    /// Milestone id → release name (the payload carries only the id).
+    pub milestones: BTreeMap<String, String>,
+    pub default_stage: Option<String>,
+    pub prefixes: PrefixSettings,
+}
+
+/// `[webhooks.jira]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JiraSettings {
+    /// Webhook secret(s); env `BUG_ESCAPE_JIRA_SECRET`.
+    pub secret: Option<SecretSetting>,
+    /// File with one secret per line; env `BUG_ESCAPE_JIRA_SECRET_FILE`.
+    pub secret_file: Option<PathBuf>,
+    /// Issue type names that are defects.
+    pub defect_types: Vec<String>,
+    /// Labels that make any issue a defect.
+    pub defect_labels: Vec<String>,
+    pub invalid_labels: Vec<String>,
+    pub duplicate_labels: Vec<String>,
+    /// Resolution names that mean invalid.
+    pub invalid_resolutions: Vec<String>,
+    /// Resolution names that mean duplicate.
+    pub duplicate_resolutions: Vec<String>,
+    /// A custom field (`customfield_10050`) holding the stage, instead of labels.
+    pub stage_field: Option<String>,
+    /// Project id → project key, for `jira:version_released` (which names the
+    /// project by id only). Unmapped ids are used as the namespace as they are.
+    pub project_keys: BTreeMap<String, String>,
+    pub default_stage: Option<String>,
+    pub prefixes: PrefixSettings,
+}
+
+/// What to do with a Sentry issue that is archived (ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Still counted: it escaped.
+    Keep,
+    /// Counted as invalid (leaves the counts).
+    Invalid,
+    /// Deleted (leaves the counts, kept as a tombstone).
+    Delete,
+}
+
+/// `[webhooks.sentry]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentrySettings {
+    /// The integration's client secret(s); env `BUG_ESCAPE_SENTRY_SECRET`.
+    pub secret: Option<SecretSetting>,
+    /// File with one secret per line; env `BUG_ESCAPE_SENTRY_SECRET_FILE`.
+    pub secret_file: Option<PathBuf>,
+    /// Count Sentry issues as defects at all.
+    pub count_issues: bool,
+    /// Stage of Sentry issues; unset: the pipeline's first production stage.
+    pub default_stage: Option<String>,
+    /// `detected_by` of Sentry issues.
+    pub detected_by: String,
+    /// What an archived (ignored) issue becomes.
+    pub archived: Disposition,
+    /// API token for the issue API (`firstRelease`); env `BUG_ESCAPE_SENTRY_API_TOKEN`.
+    pub api_token: Option<String>,
+    /// File holding the API token; env `BUG_ESCAPE_SENTRY_API_TOKEN_FILE`.
+    pub api_token_file: Option<PathBuf>,
+    /// Base URL of the Sentry API (self-hosted Sentry, or a test server).
+    pub api_url: String,
+    /// Organization slug; without it the organization-less issue API is used.
+    pub organization: Option<String>,
+    /// Timeout of one API call.
+    pub api_timeout: String,
+}
+
+/// Every `[webhooks.*]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSettings {
+    pub github: GithubSettings,
+    pub gitlab: GitlabSettings,
+    pub jira: JiraSettings,
+    pub sentry: SentrySettings,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            defect_labels: strings(&["bug", "defect"]),
+            defect_types: strings(&["Bug"]),
+            invalid_labels: strings(&["invalid"]),
+            duplicate_labels: strings(&["duplicate"]),
+            duplicate_reasons: strings(&["duplicate"]),
+            invalid_reasons: Vec::new(),
+            milestone_as_release: true,
+            default_stage: None,
+            prefixes: PrefixSettings::default(),
+        }
+    }
+}
+
+impl Default for GitlabSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            token_file: None,
+            defect_labels: strings(&["bug", "defect"]),
+            defect_types: Vec::new(),
+            invalid_labels: strings(&["invalid"]),
+            duplicate_labels: strings(&["duplicate"]),
+            milestones: BTreeMap::new(),
+            default_stage: None,
+            prefixes: PrefixSettings::default(),
+        }
+    }
+}
+
+impl Default for JiraSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            defect_types: strings(&["Bug"]),
+            defect_labels: strings(&["bug", "defect"]),
+            invalid_labels: strings(&["invalid"]),
+            duplicate_labels: strings(&["duplicate"]),
+            invalid_resolutions: strings(&["Cannot Reproduce", "Invalid", "Not a Bug"]),
+            duplicate_resolutions: strings(&["Duplicate"]),
+            stage_field: None,
+            project_keys: BTreeMap::new(),
+            default_stage: None,
+            prefixes: PrefixSettings::default(),
+        }
+    }
+}
+
+impl Default for SentrySettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            count_issues: true,
+            default_stage: None,
+            detected_by: "monitoring".into(),
+            archived: Disposition::Keep,
+            api_token: None,
+            api_token_file: None,
+            api_url: "https://sentry.io".into(),
+            organization: None,
+            api_timeout: "5s".into(),
+        }
+    }
+}
+
+impl WebhooksSettings {
+    /// Applies the secret environment variables, read verbatim through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        let secret = |name: &str| var(name).map(SecretSetting::One);
+        let path = |name: &str| var(name).map(PathBuf::from);
+        if let Some(s) = secret("BUG_ESCAPE_GITHUB_SECRET") {
+            self.github.secret = Some(s);
+        }
+        if let Some(p) = path("BUG_ESCAPE_GITHUB_SECRET_FILE") {
+            self.github.secret_file = Some(p);
+        }
+        if let Some(s) = secret("BUG_ESCAPE_GITLAB_TOKEN") {
+            self.gitlab.token = Some(s);
+        }
+        if let Some(p) = path("BUG_ESCAPE_GITLAB_TOKEN_FILE") {
+            self.gitlab.token_file = Some(p);
+        }
+        if let Some(s) = secret("BUG_ESCAPE_JIRA_SECRET") {
+            self.jira.secret = Some(s);
+        }
+        if let Some(p) = path("BUG_ESCAPE_JIRA_SECRET_FILE") {
+            self.jira.secret_file = Some(p);
+        }
+        if let Some(s) = secret("BUG_ESCAPE_SENTRY_SECRET") {
+            self.sentry.secret = Some(s);
+        }
+        if let Some(p) = path("BUG_ESCAPE_SENTRY_SECRET_FILE") {
+            self.sentry.secret_file = Some(p);
+        }
+        if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
+            self.sentry.api_token = Some(t);
+        }
+        if let Some(p) = path("BUG_ESCAPE_SENTRY_API_TOKEN_FILE") {
+            self.sentry.api_token_file = Some(p);
+        }
+    }
+}
+
+/// Validated secrets of one source; empty when none is configured. Never
+/// printed.
+#[derive(Clone, Default)]
+pub struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} configured)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Secrets from plain values (tests, tooling).
+    pub fn new(secrets: Vec<String>) -> Self {
+        Self(secrets)
+    }
+
+    /// Whether none is configured (the source refuses every event).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every configured secret, as bytes.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(String::as_bytes)
+    }
+
+    fn load(
+        key: &str,
+        inline: Option<&SecretSetting>,
+        file: Option<&PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let mut out: Vec<String> = match inline {
+            None => Vec::new(),
+            Some(SecretSetting::One(s)) => s.split(',').map(str::to_owned).collect(),
+            Some(SecretSetting::Many(v)) => v.clone(),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("{key}_file: cannot read {}: {e}", path.display()))
+            })?;
+            out.extend(text.lines().map(str::to_owned));
+        }
+        let out: Vec<String> = out
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Ok(Self(out))
+    }
+}
+
+/// Label conventions of one source, validated and lower-cased for
+/// case-insensitive matching.
+#[derive(Debug, Clone)]
+pub struct Conventions {
+    pub defect_labels: Vec<String>,
+    pub defect_types: Vec<String>,
+    pub invalid_labels: Vec<String>,
+    pub duplicate_labels: Vec<String>,
+    pub stage_prefix: String,
+    pub release_prefix: String,
+    pub cause_prefix: String,
+    pub severity_prefix: String,
+    pub team_prefix: String,
+    pub detected_by_prefix: String,
+    pub default_stage: Option<String>,
+}
+
+/// Validated `[webhooks.github]`.
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    pub secrets: Secrets,
+    pub conventions: Conventions,
+    pub duplicate_reasons: Vec<String>,
+    pub invalid_reasons: Vec<String>,
+    pub milestone_as_release: bool,
+}
+
+/// Validated `[webhooks.gitlab]`.
+#[derive(Debug, Clone)]
+pub struct GitlabConfig {
+    pub secrets: Secrets,
+    pub conventions: Conventions,
+    pub milestones: BTreeMap<String, String>,
+}
+
+/// Validated `[webhooks.jira]`.
+#[derive(Debug, Clone)]
+pub struct JiraConfig {
+    pub secrets: Secrets,
+    pub conventions: Conventions,
+    pub invalid_resolutions: Vec<String>,
+    pub duplicate_resolutions: Vec<String>,
+    pub stage_field: Option<String>,
+    pub project_keys: BTreeMap<String, String>,
+}
+
+/// Validated `[webhooks.sentry]`.
+#[derive(Debug, Clone)]
+pub struct SentryConfig {
+    pub secrets: Secrets,
+    pub count_issues: bool,
+    pub default_stage: Option<String>,
+    pub detected_by: String,
+    pub archived: Disposition,
+    /// Token for the issue API; `None`: releases come from `error` webhooks only.
+    pub api_token: Option<Secrets>,
+    /// Without a trailing `/`.
+    pub api_url: String,
+    pub organization: Option<String>,
+    pub api_timeout: Duration,
+}
+
+/// Every validated webhook setting.
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    pub github: GithubConfig,
+    pub gitlab: GitlabConfig,
+    pub jira: JiraConfig,
+    pub sentry: SentryConfig,
+}
+
+fn lower(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| s.trim().to_lowercase()).collect()
+}
+
+struct Common<'a> {
+    key: &'a str,
+    defect_labels: &'a [String],
+    defect_types: &'a [String],
+    invalid_labels: &'a [String],
+    duplicate_labels: &'a [String],
+    default_stage: Option<&'a String>,
+    prefixes: &'a PrefixSettings,
+}
+
+fn default_stage(
+    key: &str,
+    stage: Option<&String>,
+    pipeline: &Pipeline,
+) -> Result<Option<String>, ConfigError> {
+    match stage {
+        None => Ok(None),
+        Some(s) if pipeline.index(s).is_some() => Ok(Some(s.clone())),
+        Some(s) => Err(ConfigError(format!(
+            "{key}.default_stage: unknown stage `{s}`; configured stages: {}",
+            pipeline.names()
+        ))),
+    }
+}
+
+/// The first production stage (a pipeline always has one).
+fn first_production(pipeline: &Pipeline) -> Option<String> {
+    (0..pipeline.stages().len())
+        .find(|&i| pipeline.is_production(i))
+        .map(|i| pipeline.stages()[i].name.clone())
+}
+
+impl Common<'_> {
+    fn conventions(&self, pipeline: &Pipeline) -> Result<Conventions, ConfigError> {
+        let key = self.key;
+        if self.defect_labels.is_empty() && self.defect_types.is_empty() {
+            return Err(ConfigError(format!(
+                "{key}: defect_labels and defect_types are both empty, so no issue would ever count"
+            )));
+        }
+        let p = self.prefixes;
+        for (name, v) in [
+            ("stage", &p.stage),
+            ("release", &p.release),
+            ("cause", &p.cause),
+            ("severity", &p.severity),
+            ("team", &p.team),
+            ("detected_by", &p.detected_by),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}.prefixes.{name}: must not be empty (it would match every label)"
+                )));
+            }
+        }
+        Ok(Conventions {
+            defect_labels: lower(self.defect_labels),
+            defect_types: lower(self.defect_types),
+            invalid_labels: lower(self.invalid_labels),
+            duplicate_labels: lower(self.duplicate_labels),
+            stage_prefix: p.stage.to_lowercase(),
+            release_prefix: p.release.to_lowercase(),
+            cause_prefix: p.cause.to_lowercase(),
+            severity_prefix: p.severity.to_lowercase(),
+            team_prefix: p.team.to_lowercase(),
+            detected_by_prefix: p.detected_by.to_lowercase(),
+            default_stage: default_stage(key, self.default_stage, pipeline)?,
+        })
+    }
+}
+
+impl WebhooksConfig {
+    /// Validates the webhook settings against the configured pipeline.
+    pub fn from_settings(s: &WebhooksSettings, pipeline: &Pipeline) -> Result<Self, ConfigError> {
+        let gh = &s.github;
+        let github = GithubConfig {
+            secrets: Secrets::load(
+                "webhooks.github.secret",
+                gh.secret.as_ref(),
+                gh.secret_file.as_ref(),
+            )?,
+            conventions: Common {
+                key: "webhooks.github",
+                defect_labels: &gh.defect_labels,
+                defect_types: &gh.defect_types,
+                invalid_labels: &gh.invalid_labels,
+                duplicate_labels: &gh.duplicate_labels,
+                default_stage: gh.default_stage.as_ref(),
+                prefixes: &gh.prefixes,
+            }
+            .conventions(pipeline)?,
+            duplicate_reasons: lower(&gh.duplicate_reasons),
+            invalid_reasons: lower(&gh.invalid_reasons),
+            milestone_as_release: gh.milestone_as_release,
+        };
+        let gl = &s.gitlab;
+        for (id, release) in &gl.milestones {
+            check_name(&format!("webhooks.gitlab.milestones.{id}"), release)?;
+        }
+        let gitlab = GitlabConfig {
+            secrets: Secrets::load(
+                "webhooks.gitlab.token",
+                gl.token.as_ref(),
+                gl.token_file.as_ref(),
+            )?,
+            conventions: Common {
+                key: "webhooks.gitlab",
+                defect_labels: &gl.defect_labels,
+                defect_types: &gl.defect_types,
+                invalid_labels: &gl.invalid_labels,
+                duplicate_labels: &gl.duplicate_labels,
+                default_stage: gl.default_stage.as_ref(),
+                prefixes: &gl.prefixes,
+            }
+            .conventions(pipeline)?,
+            milestones: gl.milestones.clone(),
+        };
+        let j = &s.jira;
+        for (id, key) in &j.project_keys {
+            check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;
+        }
+        let jira = JiraConfig {
+            secrets: Secrets::load(
+                "webhooks.jira.secret",
+                j.secret.as_ref(),
+                j.secret_file.as_ref(),
+            )?,
+            conventions: Common {
+                key: "webhooks.jira",
+                defect_labels: &j.defect_labels,
+                defect_types: &j.defect_types,
+                invalid_labels: &j.invalid_labels,
+                duplicate_labels: &j.duplicate_labels,
+                default_stage: j.default_stage.as_ref(),
+                prefixes: &j.prefixes,
+            }
+            .conventions(pipeline)?,
+            invalid_resolutions: lower(&j.invalid_resolutions),
+            duplicate_resolutions: lower(&j.duplicate_resolutions),
+            stage_field: j.stage_field.clone().filter(|f| !f.trim().is_empty()),
+            project_keys: j.project_keys.clone(),
+        };
+        let se = &s.sentry;
+        if !DETECTORS.contains(&se.detected_by.as_str()) {
+            return Err(ConfigError(format!(
+                "webhooks.sentry.detected_by: unknown value `{}`; expected one of: {}",
+                se.detected_by,
+                DETECTORS.join(", ")
+            )));
+        }
+        let api_url = se.api_url.trim().trim_end_matches('/').to_owned();
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(ConfigError(format!(
+                "webhooks.sentry.api_url: `{}` is not an http(s) URL",
+                se.api_url
+            )));
+        }
+        let api_timeout = match humantime::parse_duration(&se.api_timeout) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                return Err(ConfigError(format!(
+                    "webhooks.sentry.api_timeout: `{}` is not a duration like `5s`",
+                    se.api_timeout
+                )));
+            }
+        };
+        let api_token = Secrets::load(
+            "webhooks.sentry.api_token",
+            se.api_token
+                .clone()
+                .map(|t| SecretSetting::Many(vec![t]))
+                .as_ref(),
+            se.api_token_file.as_ref(),
+        )?;
+        let sentry = SentryConfig {
+            secrets: Secrets::load(
+                "webhooks.sentry.secret",
+                se.secret.as_ref(),
+                se.secret_file.as_ref(),
+            )?,
+            count_issues: se.count_issues,
+            default_stage: match default_stage(
+                "webhooks.sentry",
+                se.default_stage.as_ref(),
+                pipeline,
+            )? {
+                Some(s) => Some(s),
+                None => first_production(pipeline),
+            },
+            detected_by: se.detected_by.clone(),
+            archived: se.archived,
+            api_token: (!api_token.is_empty()).then_some(api_token),
+            api_url,
+            organization: se.organization.clone().filter(|o| !o.trim().is_empty()),
+            api_timeout,
+        };
+        Ok(Self {
+            github,
+            gitlab,
+            jira,
+            sentry,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Settings};
+
+    fn with(f: impl FnOnce(&mut WebhooksSettings)) -> Result<Config, ConfigError> {
+        let mut s = Settings::default();
+        f(&mut s.webhooks);
+        Config::from_settings(s)
+    }
+
+    #[test]
+    fn secrets_split_on_commas_and_lines_and_are_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n\n  second \n").expect("write");
+        let c = with(|w| {
+            w.github.secret = Some(SecretSetting::One("a, b".into()));
+            w.github.secret_file = Some(file.clone());
+        })
+        .expect("valid");
+        let got: Vec<&[u8]> = c.webhooks.github.secrets.iter().collect();
+        assert_eq!(
+            got,
+            vec![&b"a"[..], &b"b"[..], &b"from-file"[..], &b"second"[..]]
+        );
+        assert!(!format!("{c:?}").contains("from-file"));
+        assert!(c.webhooks.gitlab.secrets.is_empty());
+    }
+
+    #[test]
+    fn environment_secrets_are_read_verbatim() {
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| (k == "BUG_ESCAPE_JIRA_SECRET").then(|| "0012".to_owned()));
+        let c = Config::from_settings(Settings {
+            webhooks: w,
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(c.webhooks.jira.secrets.iter().next(), Some(&b"0012"[..]));
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let e = with(|w| w.github.default_stage = Some("staging".into())).unwrap_err();
+        assert!(e.0.contains("webhooks.github.default_stage"), "{e}");
+        let e = with(|w| {
+            w.gitlab.defect_labels.clear();
+        })
+        .unwrap_err();
+        assert!(e.0.contains("webhooks.gitlab"), "{e}");
+        let e = with(|w| w.jira.prefixes.stage = " ".into()).unwrap_err();
+        assert!(e.0.contains("webhooks.jira.prefixes.stage"), "{e}");
+        let e = with(|w| w.sentry.detected_by = "pager".into()).unwrap_err();
+        assert!(e.0.contains("webhooks.sentry.detected_by"), "{e}");
+        let e = with(|w| w.sentry.api_url = "sentry.io".into()).unwrap_err();
+        assert!(e.0.contains("webhooks.sentry.api_url"), "{e}");
+        let e = with(|w| w.sentry.api_timeout = "soon".into()).unwrap_err();
+        assert!(e.0.contains("webhooks.sentry.api_timeout"), "{e}");
+    }
+
+    #[test]
+    fn sentry_issues_land_in_the_first_production_stage_by_default() {
+        let c = with(|_| {}).expect("valid");
+        assert_eq!(
+            c.webhooks.sentry.default_stage.as_deref(),
+            Some("production")
+        );
+        let mut s = Settings::default();
+        for st in &mut s.stages {
+            if st.name == "production" {
+                st.name = "live".into();
+            }
+        }
+        let c = Config::from_settings(s).expect("valid");
+        assert_eq!(c.webhooks.sentry.default_stage.as_deref(), Some("live"));
+    }
+
+    #[test]
+    fn toml_tables_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            r#"
+[webhooks.github]
+secret = ["one", "two"]
+milestone_as_release = false
+default_stage = "qa"
+[webhooks.github.prefixes]
+stage = "found-in:"
+[webhooks.gitlab]
+token = "t"
+milestones = { "103" = "v2.4.0" }
+[webhooks.jira]
+stage_field = "customfield_10050"
+project_keys = { "10002" = "PAY" }
+[webhooks.sentry]
+archived = "invalid"
+organization = "acme"
+"#,
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), &Default::default()).expect("load");
+        let c = Config::from_settings(s).expect("valid");
+        let w = &c.webhooks;
+        assert_eq!(w.github.secrets.iter().count(), 2);
+        assert!(!w.github.milestone_as_release);
+        assert_eq!(w.github.conventions.stage_prefix, "found-in:");
+        assert_eq!(w.github.conventions.default_stage.as_deref(), Some("qa"));
+        assert_eq!(w.gitlab.milestones["103"], "v2.4.0");
+        assert_eq!(w.jira.project_keys["10002"], "PAY");
+        assert_eq!(w.sentry.archived, Disposition::Invalid);
+        assert_eq!(w.sentry.organization.as_deref(), Some("acme"));
+    }
+}

@@ -1,0 +1,285 @@
+//! `POST /webhooks/{github,gitlab,jira,sentry}`: authenticate (before the body
+//! is parsed), parse with the source's adapter, write through the one write
+//! path, count what happened.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::body::{parse_json, read_limited, require_json};
+use super::error::AppError;
+use crate::config::Config;
+use crate::config::webhooks::Secrets;
+use crate::ingest::signature::{self, AuthError};
+use crate::ingest::webhook::{AdapterError, FollowUp, Parsed};
+use crate::ingest::{self, github, gitlab, jira, sentry};
+use crate::model::event::Ingress;
+use crate::model::time::now_ms;
+
+/// The four webhook sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    Github,
+    Gitlab,
+    Jira,
+    Sentry,
+}
+
+impl Hook {
+    const ALL: [Hook; 4] = [Hook::Github, Hook::Gitlab, Hook::Jira, Hook::Sentry];
+
+    fn ingress(self) -> Ingress {
+        match self {
+            Hook::Github => Ingress::Github,
+            Hook::Gitlab => Ingress::Gitlab,
+            Hook::Jira => Ingress::Jira,
+            Hook::Sentry => Ingress::Sentry,
+        }
+    }
+
+    /// The source's secrets and the variable that sets them.
+    fn secrets(self, config: &Config) -> (&Secrets, &'static str) {
+        let w = &config.webhooks;
+        match self {
+            Hook::Github => (&w.github.secrets, "BUG_ESCAPE_GITHUB_SECRET"),
+            Hook::Gitlab => (&w.gitlab.secrets, "BUG_ESCAPE_GITLAB_TOKEN"),
+            Hook::Jira => (&w.jira.secrets, "BUG_ESCAPE_JIRA_SECRET"),
+            Hook::Sentry => (&w.sentry.secrets, "BUG_ESCAPE_SENTRY_SECRET"),
+        }
+    }
+}
+
+/// `POST /webhooks/github`.
+pub async fn post_github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    handle(state, Hook::Github, headers, body).await
+}
+
+/// `POST /webhooks/gitlab`.
+pub async fn post_gitlab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    handle(state, Hook::Gitlab, headers, body).await
+}
+
+/// `POST /webhooks/jira`.
+pub async fn post_jira(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    handle(state, Hook::Jira, headers, body).await
+}
+
+/// `POST /webhooks/sentry`.
+pub async fn post_sentry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    handle(state, Hook::Sentry, headers, body).await
+}
+
+/// Says at start which sources accept events (never the secrets themselves).
+pub fn log_configuration(config: &Config) {
+    for hook in Hook::ALL {
+        let (secrets, var) = hook.secrets(config);
+        let source = hook.ingress().as_str();
+        if secrets.is_empty() {
+            tracing::info!(
+                source,
+                "webhook refuses events (503): no secret configured ({var})"
+            );
+        } else {
+            tracing::info!(
+                source,
+                secrets = secrets.iter().count(),
+                "webhook accepts signed events"
+            );
+        }
+    }
+    if config.webhooks.sentry.api_token.is_none() {
+        tracing::info!(
+            "no Sentry API token: Sentry issues are attributed from `error` webhooks only"
+        );
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the source's credentials over the raw body.
+fn authenticate(
+    hook: Hook,
+    secrets: &Secrets,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), AuthError> {
+    match hook {
+        Hook::Github => signature::verify_hmac(
+            secrets,
+            body,
+            header(headers, "x-hub-signature-256"),
+            "sha256=",
+            "X-Hub-Signature-256",
+        ),
+        Hook::Jira => signature::verify_hmac(
+            secrets,
+            body,
+            header(headers, "x-hub-signature"),
+            "sha256=",
+            "X-Hub-Signature",
+        ),
+        Hook::Sentry => signature::verify_hmac(
+            secrets,
+            body,
+            header(headers, "sentry-hook-signature"),
+            "",
+            "Sentry-Hook-Signature",
+        ),
+        Hook::Gitlab => {
+            signature::verify_token(secrets, header(headers, "x-gitlab-token"), "X-Gitlab-Token")
+        }
+    }
+}
+
+fn auth_error(e: AuthError) -> AppError {
+    AppError::Unauthorized(match e {
+        AuthError::Missing("X-Hub-Signature-256") => "missing X-Hub-Signature-256 header",
+        AuthError::Missing("X-Hub-Signature") => "missing X-Hub-Signature header",
+        AuthError::Missing("Sentry-Hook-Signature") => "missing Sentry-Hook-Signature header",
+        AuthError::Missing(_) => "missing X-Gitlab-Token header",
+        AuthError::Wrong("X-Gitlab-Token") => "X-Gitlab-Token matches no configured token",
+        AuthError::Wrong(_) => "the signature matches no configured secret",
+    })
+}
+
+impl From<AdapterError> for AppError {
+    fn from(e: AdapterError) -> Self {
+        match e {
+            AdapterError::Header(m) => AppError::Malformed(m),
+            AdapterError::Field(f) => AppError::InvalidField(f),
+        }
+    }
+}
+
+async fn handle(
+    state: AppState,
+    hook: Hook,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    let result = process(&state, hook, headers, body).await;
+    if let Err(e) = &result {
+        // The store counts its own failures.
+        if !matches!(e, AppError::StoreUnavailable(_)) {
+            state.telemetry.rejected(hook.ingress(), e.reason_label());
+        }
+    }
+    result.map(Json)
+}
+
+async fn process(
+    state: &AppState,
+    hook: Hook,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Value, AppError> {
+    let config = &*state.config;
+    let ingress = hook.ingress();
+    let (secrets, var) = hook.secrets(config);
+    if secrets.is_empty() {
+        return Err(AppError::NotConfigured(format!(
+            "no {} secret is configured (set {var} or webhooks.{}); events are refused rather than accepted unsigned",
+            ingress.as_str(),
+            ingress.as_str()
+        )));
+    }
+    // A token needs no body: refuse before reading it.
+    if hook == Hook::Gitlab {
+        authenticate(hook, secrets, &headers, &[]).map_err(auth_error)?;
+    }
+    let bytes = read_limited(&headers, body, config.max_body_bytes).await?;
+    authenticate(hook, secrets, &headers, &bytes).map_err(auth_error)?;
+    require_json(&headers)?;
+    let value = parse_json(&bytes)?;
+    let now = now_ms();
+    let parsed = match hook {
+        Hook::Github => github::parse(&headers, &value, config, now),
+        Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
+        Hook::Jira => jira::parse(&headers, &value, config, now),
+        Hook::Sentry => sentry::parse(&headers, &value, config, now),
+    }?;
+    state.telemetry.received(ingress, 1);
+    let Parsed {
+        mut items,
+        delivery,
+        ignored,
+        unmapped,
+        follow_up,
+    } = parsed;
+    if let Some(reason) = ignored {
+        state.telemetry.ignored(ingress, reason, 1);
+        return Ok(json!({ "ignored": reason }));
+    }
+    if let Some(FollowUp::SentryFirstRelease { issue_id, product }) = follow_up {
+        if let Some(release) = first_release(state, &issue_id).await {
+            items.push(sentry::attach_release(issue_id, product, release));
+        }
+    }
+    let outcome = ingest::record(state, ingress, items, delivery, now).await?;
+    if !outcome.duplicate_delivery {
+        state
+            .telemetry
+            .ignored(ingress, "not_a_defect", outcome.ignored);
+        for field in unmapped {
+            state.telemetry.unmapped(ingress, field);
+        }
+    }
+    Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
+}
+
+/// Sentry's `firstRelease` of an issue; `None` (logged, counted) on any failure,
+/// which leaves the defect unattributed until an `error` webhook names it.
+async fn first_release(state: &AppState, issue_id: &str) -> Option<String> {
+    let s = &state.config.webhooks.sentry;
+    let token = s.api_token.as_ref()?.iter().next()?;
+    let token = String::from_utf8_lossy(token);
+    let url = match &s.organization {
+        Some(org) => format!("{}/api/0/organizations/{org}/issues/{issue_id}/", s.api_url),
+        None => format!("{}/api/0/issues/{issue_id}/", s.api_url),
+    };
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let answer = async {
+        let resp = client
+            .get(&url)
+            .bearer_auth(token)
+            .timeout(s.api_timeout)
+            .send()
+            .await?
+            .error_for_status()?;
+        resp.json::<Value>().await
+    }
+    .await;
+    match answer {
+        Ok(v) => sentry::first_release(&v),
+        Err(e) => {
+            state.telemetry.source_api_error(Ingress::Sentry);
+            // reqwest errors carry the URL (no token); never the headers.
+            tracing::warn!(error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
+            None
+        }
+    }
+}

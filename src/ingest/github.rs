@@ -1,0 +1,236 @@
+//! GitHub webhooks (SPEC §4): `issues` events upsert the issue snapshot they
+//! carry, `release` events record release times, `ping` is answered.
+//!
+//! A defect is identified as `<repository id>#<issue number>`: the repository's
+//! numeric id survives renames and transfers of the repository, so a renamed
+//! repository keeps its defects, while two repositories' issue #1 stay two
+//! defects. The product is the repository's `full_name` (`acme/payments`),
+//! mapped by `[products.*] sources = ["github:acme/payments"]`.
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use super::FieldError;
+use super::conventions::{self, Mapped};
+use super::webhook::{AdapterError, At, Parsed, delivery_id, header};
+use crate::config::Config;
+use crate::config::webhooks::GithubConfig;
+use crate::model::event::{Change, DefectEvent, ProductRef, ReleaseEvent, Status};
+use crate::model::time::Millis;
+use crate::store::Item;
+
+/// Source of GitHub defects.
+pub const SOURCE: &str = "github";
+
+/// Parses one GitHub delivery.
+pub fn parse(
+    headers: &HeaderMap,
+    body: &Value,
+    config: &Config,
+    now: Millis,
+) -> Result<Parsed, AdapterError> {
+    let event = header(headers, "x-github-event")?
+        .ok_or_else(|| AdapterError::Header("missing X-GitHub-Event header".into()))?;
+    if event.len() > 64 || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(AdapterError::Header(format!(
+            "X-GitHub-Event `{event}` is not a GitHub event name"
+        )));
+    }
+    let delivery = delivery_id(headers, "x-github-delivery")?;
+    let root = At::root(body);
+    root.object()?;
+    match event {
+        "ping" => Ok(Parsed::ignore("ping", None)),
+        "issues" => issues(&root, config, now).map(|mut p| {
+            p.delivery = delivery;
+            p
+        }),
+        "release" => release(&root, config).map(|mut p| {
+            p.delivery = delivery;
+            p
+        }),
+        _ => Ok(Parsed::ignore("unsupported_event", delivery)),
+    }
+}
+
+fn issues(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
+    let gh = &config.webhooks.github;
+    let action = root.get("action").str()?;
+    let repo = Repo::of(&root.get("repository"))?;
+    let issue = root.get("issue");
+    issue.object()?;
+    // Deleted or transferred away: it leaves this repository's counts. An
+    // issue that is not a defect only retracts what may have been stored.
+    let leave = |issue: &At<'_>| -> Result<Item, FieldError> {
+        let (labels, issue_type) = labels_and_type(issue)?;
+        let change = if conventions::is_defect(&gh.conventions, &labels, issue_type) {
+            Change::Delete
+        } else {
+            Change::Retract
+        };
+        Ok(defect(
+            &repo,
+            issue.get("number").id()?,
+            change,
+            issue.get("updated_at").time(now)?,
+        ))
+    };
+    let mut parsed = Parsed::default();
+    match action {
+        "deleted" => parsed.items.push(leave(&issue)?),
+        // The new issue is a new defect of the new repository, upserted from
+        // the snapshot GitHub includes.
+        "transferred" => {
+            parsed.items.push(leave(&issue)?);
+            let changes = root.get("changes");
+            let (new_issue, new_repo) = (changes.get("new_issue"), changes.get("new_repository"));
+            if new_issue.value().is_some() && new_repo.value().is_some() {
+                let repo = Repo::of(&new_repo)?;
+                let (item, unmapped) = snapshot(gh, config, &repo, &new_issue, now)?;
+                parsed.items.push(item);
+                parsed.unmapped = unmapped;
+            }
+        }
+        // Every other action carries the full issue: upsert it.
+        _ => {
+            let (item, unmapped) = snapshot(gh, config, &repo, &issue, now)?;
+            parsed.items.push(item);
+            parsed.unmapped = unmapped;
+        }
+    }
+    Ok(parsed)
+}
+
+/// The repository an event belongs to.
+struct Repo {
+    id: String,
+    full_name: String,
+}
+
+impl Repo {
+    fn of(at: &At<'_>) -> Result<Self, FieldError> {
+        at.object()?;
+        let full_name = at.get("full_name");
+        let name = full_name.str()?;
+        let name = conventions::sanitize(name).ok_or_else(|| full_name.err("must not be empty"))?;
+        Ok(Self {
+            id: at.get("id").id()?,
+            full_name: name,
+        })
+    }
+
+    fn product(&self) -> ProductRef {
+        ProductRef {
+            kind: SOURCE.into(),
+            namespace: self.full_name.clone(),
+        }
+    }
+}
+
+/// An issue's label names and issue type.
+fn labels_and_type<'a>(issue: &At<'a>) -> Result<(Vec<&'a str>, Option<&'a str>), FieldError> {
+    let mut labels = Vec::new();
+    for l in issue.get("labels").items()? {
+        // Labels are objects with a `name` (some payloads: plain strings).
+        match l.value() {
+            Some(Value::String(s)) => labels.push(s.as_str()),
+            _ => labels.push(l.get("name").str()?),
+        }
+    }
+    let ty = issue.get("type");
+    let issue_type = match ty.value() {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => ty.get("name").str_opt()?,
+        None => None,
+    };
+    Ok((labels, issue_type))
+}
+
+/// The defect event of an issue snapshot, and the fields that did not map.
+fn snapshot(
+    gh: &GithubConfig,
+    config: &Config,
+    repo: &Repo,
+    issue: &At<'_>,
+    now: Millis,
+) -> Result<(Item, Vec<&'static str>), FieldError> {
+    let number = issue.get("number").id()?;
+    let updated_at = issue.get("updated_at").time(now)?;
+    let found_at = issue.get("created_at").time_opt(now)?;
+    let (labels, issue_type) = labels_and_type(issue)?;
+    let conv = &gh.conventions;
+    if !conventions::is_defect(conv, &labels, issue_type) {
+        return Ok((
+            defect(repo, number, Change::Retract, updated_at),
+            Vec::new(),
+        ));
+    }
+    let Mapped {
+        mut class,
+        mut status,
+        mut unmapped,
+    } = conventions::classify(conv, config, SOURCE, &labels);
+    if class.release.is_none() && gh.milestone_as_release {
+        if let Some(title) = issue.get("milestone").get("title").str_opt()? {
+            class.release = conventions::release(config, SOURCE, &[title], &mut unmapped);
+        }
+    }
+    let closed = issue.get("state").str_opt()? == Some("closed");
+    let reason = issue.get("state_reason").str_opt()?.map(str::to_lowercase);
+    if let (true, Status::Valid, Some(r)) = (closed, status, &reason) {
+        if gh.duplicate_reasons.contains(r) {
+            status = Status::Duplicate;
+        } else if gh.invalid_reasons.contains(r) {
+            status = Status::Invalid;
+        }
+    }
+    let change = Change::Upsert {
+        class,
+        status,
+        found_at,
+    };
+    Ok((defect(repo, number, change, updated_at), unmapped))
+}
+
+fn defect(repo: &Repo, number: String, change: Change, updated_at: Millis) -> Item {
+    Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id: format!("{}#{number}", repo.id),
+        product: repo.product(),
+        change,
+        updated_at: Some(updated_at),
+    })
+}
+
+/// `release` events: a published (or created, pre-released, released) release
+/// that is not a draft records its time.
+fn release(root: &At<'_>, config: &Config) -> Result<Parsed, AdapterError> {
+    let action = root.get("action").str()?;
+    if !matches!(action, "published" | "created" | "prereleased" | "released") {
+        return Ok(Parsed::ignore("unsupported_event", None));
+    }
+    let repo = Repo::of(&root.get("repository"))?;
+    let rel = root.get("release");
+    rel.object()?;
+    if rel.get("draft").bool_opt()? == Some(true) {
+        return Ok(Parsed::ignore("unsupported_event", None));
+    }
+    let tag = rel.get("tag_name");
+    let name = conventions::sanitize(tag.str()?).ok_or_else(|| tag.err("must not be empty"))?;
+    if crate::store::release_key(config, SOURCE, &name).is_none() {
+        return Ok(Parsed::ignore("no_release", None));
+    }
+    // Release times are history, not ordering: no future check beyond parsing.
+    let at = match rel.get("published_at").time_opt(i64::MAX / 2)? {
+        Some(t) => t,
+        None => rel.get("created_at").time(i64::MAX / 2)?,
+    };
+    Ok(Parsed {
+        items: vec![Item::Release(ReleaseEvent {
+            product: repo.product(),
+            release: name,
+            released_at: at,
+        })],
+        ..Parsed::default()
+    })
+}

@@ -1,0 +1,303 @@
+//! What every webhook adapter shares: the result of parsing one delivery, its
+//! errors, reading nested JSON with error paths, vendor time formats and
+//! delivery ids.
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use super::FieldError;
+use crate::model::event::{MAX_ID_LEN, ProductRef};
+use crate::model::time::{MAX_FUTURE_MS, Millis};
+use crate::store::Item;
+
+/// What an adapter made of one delivery.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    /// What to write (empty when ignored).
+    pub items: Vec<Item>,
+    /// The vendor's delivery id, deduplicated by the store.
+    pub delivery: Option<String>,
+    /// Why the delivery is acknowledged but not stored (counted as ignored).
+    pub ignored: Option<&'static str>,
+    /// Classification fields whose values did not map (counted once stored).
+    pub unmapped: Vec<&'static str>,
+    /// Work the handler does before writing (the only I/O an adapter asks for).
+    pub follow_up: Option<FollowUp>,
+}
+
+impl Parsed {
+    /// A delivery acknowledged and counted as ignored for `reason`.
+    pub fn ignore(reason: &'static str, delivery: Option<String>) -> Self {
+        Self {
+            ignored: Some(reason),
+            delivery,
+            ..Self::default()
+        }
+    }
+}
+
+/// Work left to the HTTP layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FollowUp {
+    /// Ask Sentry's issue API for the issue's `firstRelease` and attach it.
+    SentryFirstRelease {
+        issue_id: String,
+        product: ProductRef,
+    },
+}
+
+/// Why a delivery is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdapterError {
+    /// A header is missing or wrong (400).
+    Header(String),
+    /// A payload field is missing or wrong (422).
+    Field(FieldError),
+}
+
+impl From<FieldError> for AdapterError {
+    fn from(e: FieldError) -> Self {
+        AdapterError::Field(e)
+    }
+}
+
+/// A header's value as text, trimmed; `None` when absent or empty.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AdapterError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
+            .map_err(|_| AdapterError::Header(format!("header {name} is not visible ASCII"))),
+    }
+}
+
+/// A delivery id from `name`: 1..=256 visible characters.
+pub fn delivery_id(headers: &HeaderMap, name: &str) -> Result<Option<String>, AdapterError> {
+    match header(headers, name)? {
+        None => Ok(None),
+        Some(v) if v.len() <= MAX_ID_LEN => Ok(Some(v.to_owned())),
+        Some(v) => Err(AdapterError::Header(format!(
+            "header {name} is {} characters long; the limit is {MAX_ID_LEN}",
+            v.len()
+        ))),
+    }
+}
+
+/// A JSON value with its path, for errors that name the field
+/// (`issue.fields.updated`).
+#[derive(Clone)]
+pub struct At<'a> {
+    value: Option<&'a Value>,
+    path: String,
+}
+
+impl<'a> At<'a> {
+    /// The root of a payload.
+    pub fn root(value: &'a Value) -> Self {
+        Self {
+            value: Some(value),
+            path: String::new(),
+        }
+    }
+
+    /// The raw value; `None` when absent or `null`.
+    pub fn value(&self) -> Option<&'a Value> {
+        self.value.filter(|v| !v.is_null())
+    }
+
+    /// The path of this value.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// An error about this value.
+    pub fn err(&self, reason: impl Into<String>) -> FieldError {
+        FieldError::new(self.path.clone(), reason)
+    }
+
+    /// A child field (absent when this is not an object).
+    pub fn get(&self, name: &str) -> At<'a> {
+        At {
+            value: self.value.and_then(|v| v.get(name)),
+            path: if self.path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}.{name}", self.path)
+            },
+        }
+    }
+
+    /// Element `i` of an array.
+    pub fn index(&self, i: usize) -> At<'a> {
+        At {
+            value: self.value.and_then(|v| v.get(i)),
+            path: format!("{}[{i}]", self.path),
+        }
+    }
+
+    /// The elements of an optional array (absent or `null`: none).
+    pub fn items(&self) -> Result<Vec<At<'a>>, FieldError> {
+        let n = self.array()?.len();
+        Ok((0..n).map(|i| self.index(i)).collect())
+    }
+
+    /// An optional string.
+    pub fn str_opt(&self) -> Result<Option<&'a str>, FieldError> {
+        match self.value() {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.err(format!("must be a string, not {}", kind(other)))),
+        }
+    }
+
+    /// A required string.
+    pub fn str(&self) -> Result<&'a str, FieldError> {
+        self.str_opt()?.ok_or_else(|| self.err("is required"))
+    }
+
+    /// A required id: a string or an integer, 1..=256 characters.
+    pub fn id(&self) -> Result<String, FieldError> {
+        let v = match self.value() {
+            None => return Err(self.err("is required")),
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+            Some(other) => {
+                return Err(self.err(format!(
+                    "must be a string or an integer, not {}",
+                    kind(other)
+                )));
+            }
+        };
+        if v.is_empty() || v.len() > MAX_ID_LEN || v.chars().any(char::is_control) {
+            return Err(self.err(format!("must be 1..{MAX_ID_LEN} visible characters")));
+        }
+        Ok(v)
+    }
+
+    /// An optional array (absent or `null`: empty).
+    pub fn array(&self) -> Result<&'a [Value], FieldError> {
+        match self.value() {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(other) => Err(self.err(format!("must be an array, not {}", kind(other)))),
+        }
+    }
+
+    /// Requires an object here.
+    pub fn object(&self) -> Result<(), FieldError> {
+        match self.value() {
+            Some(Value::Object(_)) => Ok(()),
+            None => Err(self.err("is required")),
+            Some(other) => Err(self.err(format!("must be an object, not {}", kind(other)))),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn bool_opt(&self) -> Result<Option<bool>, FieldError> {
+        match self.value() {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(format!("must be a boolean, not {}", kind(other)))),
+        }
+    }
+
+    /// A required vendor time, at most five minutes in the future.
+    pub fn time(&self, now: Millis) -> Result<Millis, FieldError> {
+        self.time_opt(now)?.ok_or_else(|| self.err("is required"))
+    }
+
+    /// An optional vendor time, at most five minutes in the future.
+    pub fn time_opt(&self, now: Millis) -> Result<Option<Millis>, FieldError> {
+        let Some(v) = self.str_opt()? else {
+            return Ok(None);
+        };
+        let t = parse_time(v).ok_or_else(|| self.err(format!("`{v}` is not a time")))?;
+        check_future(&self.path, v, t, now)?;
+        Ok(Some(t))
+    }
+}
+
+/// Refuses a time more than five minutes ahead of `now`.
+pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<(), FieldError> {
+    if t > now + MAX_FUTURE_MS {
+        let mut e = FieldError::new(
+            field,
+            format!("`{raw}` is more than 5 minutes in the future"),
+        );
+        e.future = true;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// JSON type name for error messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses the time formats vendors send: RFC 3339 (GitHub, Sentry), GitLab's
+/// `2020-06-05 08:09:16 UTC`, Jira's `2013-03-27T16:53:58.301+0000`, and a date
+/// alone (midnight UTC).
+pub fn parse_time(v: &str) -> Option<Millis> {
+    let v = v.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+        if let Ok(t) = DateTime::parse_from_str(v, f) {
+            return Some(t.timestamp_millis());
+        }
+    }
+    if let Some(naive) = v.strip_suffix(" UTC") {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f") {
+            return Some(Utc.from_utc_datetime(&t).timestamp_millis());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(
+            Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .timestamp_millis(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_vendor_time_format() {
+        let t = |s| parse_time(s);
+        assert_eq!(t("2019-05-15T15:20:18Z"), Some(1_557_933_618_000));
+        assert_eq!(t("2019-05-15 15:20:18 UTC"), Some(1_557_933_618_000));
+        assert_eq!(t("2019-05-15T17:20:18.000+0200"), Some(1_557_933_618_000));
+        assert_eq!(t("2019-05-15 17:20:18 +0200"), Some(1_557_933_618_000));
+        assert_eq!(t("2020-04-28T13:56:05.903736Z"), Some(1_588_082_165_903));
+        assert_eq!(t("2019-05-15"), Some(1_557_878_400_000));
+        assert_eq!(t("09/Sep/20"), None);
+        assert_eq!(t(""), None);
+    }
+
+    #[test]
+    fn errors_name_the_nested_field() {
+        let v = serde_json::json!({"issue": {"fields": {"updated": 3}}});
+        let e = At::root(&v)
+            .get("issue")
+            .get("fields")
+            .get("updated")
+            .time(0)
+            .unwrap_err();
+        assert_eq!(e.field, "issue.fields.updated");
+        assert!(e.reason.contains("must be a string"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Source webhooks end to end: a real exporter, real fixture bytes, real
+//! signatures, effects read from `/metrics`.
+
+mod github;
+mod gitlab;
+mod helpers;
+mod jira;
+mod parsers;
+mod sentry;
