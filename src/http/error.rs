@@ -17,6 +17,8 @@ pub enum AppError {
     InvalidField(FieldError),
     #[error("missing or wrong credentials")]
     Unauthorized(&'static str),
+    #[error("missing or wrong webhook signature or token")]
+    WebhookAuth(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("body larger than {0} bytes")]
@@ -36,7 +38,7 @@ impl AppError {
             AppError::Malformed(_) => "malformed",
             AppError::InvalidField(f) if f.future => "future_timestamp",
             AppError::InvalidField(_) => "invalid_field",
-            AppError::Unauthorized(_) => "auth",
+            AppError::Unauthorized(_) | AppError::WebhookAuth(_) => "auth",
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -49,7 +51,7 @@ impl AppError {
         match self {
             AppError::Malformed(_) => StatusCode::BAD_REQUEST,
             AppError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized(_) | AppError::WebhookAuth(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -71,7 +73,7 @@ impl IntoResponse for AppError {
         let status = self.status();
         let (field, reason) = match &self {
             AppError::InvalidField(f) => (Some(f.field.clone()), f.reason.clone()),
-            AppError::Unauthorized(why) => (None, (*why).to_owned()),
+            AppError::Unauthorized(why) | AppError::WebhookAuth(why) => (None, (*why).to_owned()),
             AppError::StoreUnavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");
                 (None, "the store could not commit; retry later".to_owned())

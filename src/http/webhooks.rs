@@ -155,7 +155,7 @@ fn authenticate(
 }
 
 fn auth_error(e: AuthError) -> AppError {
-    AppError::Unauthorized(match e {
+    AppError::WebhookAuth(match e {
         AuthError::Missing("X-Hub-Signature-256") => "missing X-Hub-Signature-256 header",
         AuthError::Missing("X-Hub-Signature") => "missing X-Hub-Signature header",
         AuthError::Missing("Sentry-Hook-Signature") => "missing Sentry-Hook-Signature header",
