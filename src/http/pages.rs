@@ -17,7 +17,9 @@ const LANDING: &str = r#"<!doctype html>
 <li><a href="healthz">Health</a></li>
 <li><a href="readyz">Readiness</a></li>
 </ul>
-<p>Write API: <code>POST /api/v1/events</code>, <code>POST /api/v1/releases</code>.</p>
+<p>Write API: <code>POST /api/v1/events</code>, <code>POST /api/v1/releases</code>.
+Webhooks: <code>POST /webhooks/github</code>, <code>/webhooks/gitlab</code>,
+<code>/webhooks/jira</code>, <code>/webhooks/sentry</code>.</p>
 </body></html>
 "#;
 

@@ -316,7 +316,12 @@ sources = ["jira:PAY"]
 fn the_readme_example_configuration_is_valid() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let configure = readme.find("## Configure").expect("a Configure section");
+    let start = configure
+        + readme[configure..]
+            .find("```toml\n")
+            .expect("a TOML example")
+        + "```toml\n".len();
     let end = start + readme[start..].find("```").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("readme.toml");
