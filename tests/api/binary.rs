@@ -10,6 +10,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 
 /// Starts `serve` and returns the child and the address from its "serving" log.
 fn serve(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> (Child, String) {
+    let (child, addr, _) = serve_logged(args, envs, cwd);
+    (child, addr)
+}
+
+/// Like [`serve`], also handing back the log lines written so far and later
+/// (the reader thread ends with the child).
+fn serve_logged(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &std::path::Path,
+) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .args(args)
@@ -23,14 +34,19 @@ fn serve(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> (Child,
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        seen.push(line);
         if v["fields"]["message"] == "serving" {
             let addr = v["fields"]["addr"].as_str().expect("addr").to_owned();
             // Keep draining the log so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr);
+            let rest = std::thread::spawn(move || {
+                seen.extend(lines.map_while(Result::ok));
+                seen
+            });
+            return (child, addr, rest);
         }
     }
     let _ = child.kill();
@@ -209,32 +225,38 @@ fn an_invalid_configuration_stops_start_up_with_what_and_where() {
 }
 
 #[test]
-fn the_secret_token_is_never_logged() {
+fn the_api_token_from_the_environment_is_enforced_and_never_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("BUG_ESCAPE_API_TOKEN", "very-secret-value-123")
-        .env("BUG_ESCAPE_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    let status = sigterm(&mut child);
-    assert!(status.success());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let secret = "very-secret-value-123";
+    let (mut child, addr, log) = serve_logged(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("BUG_ESCAPE_API_TOKEN", secret),
+            ("BUG_ESCAPE_LOG", "debug"),
+        ],
+        dir.path(),
+    );
+    let body = r#"{"id": "a", "stage": "qa", "release": "1.0"}"#;
+    let post = |auth: &str| {
+        http(
+            &addr,
+            &format!(
+                "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert!(post("").starts_with("HTTP/1.1 401"));
+    assert!(post("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 401"));
+    assert!(post(&format!("Authorization: Bearer {secret}\r\n")).starts_with("HTTP/1.1 200"));
+    assert!(sigterm(&mut child).success());
+    let mut out = log.join().unwrap().join("\n");
     child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
-    assert!(out.contains("serving"), "{out}");
-    assert!(!out.contains("very-secret-value-123"));
+    assert!(out.contains("\"stopped\""), "{out}");
+    assert!(!out.contains(secret), "the token was logged: {out}");
 }
