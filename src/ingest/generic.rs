@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::FieldError;
+use super::json_kind;
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
@@ -102,7 +103,9 @@ impl<'a> Fields<'a> {
         match self.obj.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.err(name, format!("must be a string, not {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(name, format!("must be a string, not {}", json_kind(other))))
+            }
         }
     }
 
@@ -149,19 +152,10 @@ impl<'a> Fields<'a> {
         match self.obj.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(name, format!("must be a boolean, not {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(name, format!("must be a boolean, not {}", json_kind(other))))
+            }
         }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -55,3 +55,16 @@ pub async fn record(
         AppError::StoreUnavailable(e.to_string())
     })
 }
+
+/// A JSON value's type, for error messages (`must be a string, not a number`).
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

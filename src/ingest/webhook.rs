@@ -2,6 +2,7 @@
 //! errors, reading nested JSON with error paths, vendor time formats and
 //! delivery ids.
 
+use super::json_kind;
 use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
@@ -148,7 +149,7 @@ impl<'a> At<'a> {
         match self.value() {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.err(format!("must be a string, not {}", kind(other)))),
+            Some(other) => Err(self.err(format!("must be a string, not {}", json_kind(other)))),
         }
     }
 
@@ -166,7 +167,7 @@ impl<'a> At<'a> {
             Some(other) => {
                 return Err(self.err(format!(
                     "must be a string or an integer, not {}",
-                    kind(other)
+                    json_kind(other)
                 )));
             }
         };
@@ -181,7 +182,7 @@ impl<'a> At<'a> {
         match self.value() {
             None => Ok(&[]),
             Some(Value::Array(a)) => Ok(a),
-            Some(other) => Err(self.err(format!("must be an array, not {}", kind(other)))),
+            Some(other) => Err(self.err(format!("must be an array, not {}", json_kind(other)))),
         }
     }
 
@@ -190,7 +191,7 @@ impl<'a> At<'a> {
         match self.value() {
             Some(Value::Object(_)) => Ok(()),
             None => Err(self.err("is required")),
-            Some(other) => Err(self.err(format!("must be an object, not {}", kind(other)))),
+            Some(other) => Err(self.err(format!("must be an object, not {}", json_kind(other)))),
         }
     }
 
@@ -199,7 +200,7 @@ impl<'a> At<'a> {
         match self.value() {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(format!("must be a boolean, not {}", kind(other)))),
+            Some(other) => Err(self.err(format!("must be a boolean, not {}", json_kind(other)))),
         }
     }
 
@@ -230,18 +231,6 @@ pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<()
         return Err(e);
     }
     Ok(())
-}
-
-/// JSON type name for error messages.
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Parses the time formats vendors send: RFC 3339 (GitHub, Sentry), GitLab's
