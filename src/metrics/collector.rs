@@ -64,17 +64,18 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     if !names.contains(&config.default_product.as_str()) && names.is_empty() {
         names.push(&config.default_product);
     }
-    let latest = |name: &str| -> Option<Millis> {
-        agg.products
-            .get(name)
-            .and_then(|p| p.releases.values().filter_map(ReleaseAgg::order_time).max())
-    };
-    let pinned = |name: &str| config.pinned_products.iter().position(|p| p == name);
-    names.sort_by(|a, b| match (pinned(a), pinned(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => latest(b).cmp(&latest(a)).then_with(|| a.cmp(b)),
+    // Pinned first (in their configured order), then the most recently active.
+    names.sort_by_cached_key(|name| {
+        let pinned = config.pinned_products.iter().position(|p| p == name);
+        let latest = agg
+            .products
+            .get(*name)
+            .and_then(|p| p.releases.values().filter_map(ReleaseAgg::order_time).max());
+        (
+            pinned.unwrap_or(usize::MAX),
+            std::cmp::Reverse(latest),
+            *name,
+        )
     });
     let products_left_out = names.len().saturating_sub(config.max_products);
     names.truncate(config.max_products);
