@@ -73,7 +73,7 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_source_api_errors_total", &["source"]),
 ];
 
-async fn seeded() -> (TestApp, tempfile::TempDir) {
+pub async fn seeded() -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = crate::helpers::settings(dir.path());
     s.stages[3].leak_target = Some(0.4);
