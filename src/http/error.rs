@@ -15,6 +15,9 @@ pub enum AppError {
     Malformed(String),
     #[error("invalid field {}: {}", .0.field, .0.reason)]
     InvalidField(FieldError),
+    /// A malformed part of the body that has a name (a form field): 400.
+    #[error("malformed field {}: {}", .0.field, .0.reason)]
+    MalformedField(FieldError),
     #[error("missing or wrong credentials")]
     Unauthorized(&'static str),
     #[error("missing or wrong webhook signature or token")]
@@ -35,7 +38,7 @@ impl AppError {
     /// The `reason` label under which the refusal is counted.
     pub fn reason_label(&self) -> &'static str {
         match self {
-            AppError::Malformed(_) => "malformed",
+            AppError::Malformed(_) | AppError::MalformedField(_) => "malformed",
             AppError::InvalidField(f) if f.future => "future_timestamp",
             AppError::InvalidField(_) => "invalid_field",
             AppError::Unauthorized(_) | AppError::WebhookAuth(_) => "auth",
@@ -49,7 +52,7 @@ impl AppError {
 
     fn status(&self) -> StatusCode {
         match self {
-            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::Malformed(_) | AppError::MalformedField(_) => StatusCode::BAD_REQUEST,
             AppError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unauthorized(_) | AppError::WebhookAuth(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -72,7 +75,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (field, reason) = match &self {
-            AppError::InvalidField(f) => (Some(f.field.clone()), f.reason.clone()),
+            AppError::InvalidField(f) | AppError::MalformedField(f) => {
+                (Some(f.field.clone()), f.reason.clone())
+            }
             AppError::Unauthorized(why) | AppError::WebhookAuth(why) => (None, (*why).to_owned()),
             AppError::StoreUnavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");

@@ -11,13 +11,13 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{parse_json, read_limited, require_json};
+use super::body::{form_field, is_json, media_type, parse_json, read_limited, require_json};
 use super::error::AppError;
 use crate::config::Config;
 use crate::config::webhooks::Secrets;
 use crate::ingest::signature::{self, AuthError};
 use crate::ingest::webhook::{AdapterError, FollowUp, Parsed};
-use crate::ingest::{self, github, gitlab, jira, sentry};
+use crate::ingest::{self, FieldError, github, gitlab, jira, sentry};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 
@@ -212,8 +212,13 @@ async fn process(
     }
     let bytes = read_limited(&headers, body, config.max_body_bytes).await?;
     authenticate(hook, secrets, &headers, &bytes).map_err(auth_error)?;
-    require_json(&headers)?;
-    let value = parse_json(&bytes)?;
+    let value = match hook {
+        Hook::Github => github_body(&headers, &bytes)?,
+        _ => {
+            require_json(&headers)?;
+            parse_json(&bytes)?
+        }
+    };
     let now = now_ms();
     let parsed = match hook {
         Hook::Github => github::parse(&headers, &value, config, now),
@@ -248,6 +253,33 @@ async fn process(
         }
     }
     Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
+}
+
+/// The JSON of a GitHub delivery: the body itself, or the `payload` field of a
+/// form-encoded body (GitHub's other content type; signed as sent, so decoded
+/// only after the signature is checked).
+fn github_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
+    let media = media_type(headers);
+    if is_json(&media) {
+        return parse_json(bytes);
+    }
+    if media != "application/x-www-form-urlencoded" {
+        let what = if media.is_empty() {
+            "Content-Type is missing".to_owned()
+        } else {
+            format!("`{media}` is neither JSON nor a form")
+        };
+        return Err(AppError::UnsupportedMediaType(format!(
+            "{what}; send application/json (recommended) or application/x-www-form-urlencoded"
+        )));
+    }
+    let payload = form_field(bytes, "payload")?;
+    serde_json::from_str(&payload).map_err(|e| {
+        AppError::MalformedField(FieldError::new(
+            "payload",
+            format!("is not valid JSON: {e}"),
+        ))
+    })
 }
 
 /// Sentry's `firstRelease` of an issue; `None` (logged, counted) on any failure,

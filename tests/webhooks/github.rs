@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{self, edited, fixture, fixture_names, spawn, spawn_with};
+use crate::helpers::{
+    self, GITHUB_SECRET, Metrics, edited, fixture, fixture_names, form_encode, spawn, spawn_with,
+};
 
 const REPO: &str = "Codertocat/Hello-World";
 
@@ -497,14 +499,14 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     };
     let ev = |e: &str| ("x-github-event", e.to_owned());
     let body = fixture("github/issues_opened.json");
-    // Wrong content type (GitHub's form encoding).
+    // Neither JSON nor a form.
     let r = app
         .post(
             "/webhooks/github",
             &[
                 ev("issues"),
                 signed(&body),
-                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("content-type", "text/plain".into()),
             ],
             &body,
         )
@@ -573,4 +575,194 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         ),
         0.0
     );
+}
+
+/// Every sample of a scrape but the time of the last event, sorted (counters
+/// are not written in a fixed order).
+fn effects(m: &Metrics) -> Vec<&str> {
+    let mut samples: Vec<&str> =
+        m.0.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| !l.starts_with("bug_escape_last_event_timestamp_seconds"))
+            .collect();
+    samples.sort_unstable();
+    samples
+}
+
+#[tokio::test]
+async fn a_form_encoded_delivery_has_the_effect_of_the_json_one() {
+    let json_app = spawn_with(with_default_stage()).await;
+    let form_app = spawn_with(with_default_stage()).await;
+    let steps = [
+        ("ping_payload.json", "ping"),
+        ("issues_opened.json", "issues"),
+        ("issues_labeled.json", "issues"),
+        ("issues_deleted.json", "issues"),
+        ("release_published.json", "release"),
+    ];
+    for (i, (file, event)) in steps.iter().enumerate() {
+        let body = fixture(&format!("github/{file}"));
+        let delivery = format!("delivery-{i}");
+        let a = json_app.github(event, &delivery, &body).await;
+        let b = form_app.github_form(event, &delivery, &body).await;
+        a.expect(200);
+        b.expect(200);
+        assert_eq!(a.json, b.json, "{file}");
+        if *file == "issues_opened.json" {
+            let m = form_app.metrics().await;
+            assert_eq!(
+                m.get(
+                    "bug_escape_defects",
+                    &[("product", REPO), ("release", "1.0"), ("stage", "qa")]
+                ),
+                Some(1.0)
+            );
+            assert_eq!(effects(&m), effects(&json_app.metrics().await));
+        }
+    }
+    let m = form_app.metrics().await;
+    assert_eq!(
+        m.get(
+            "bug_escape_release_timestamp_seconds",
+            &[("product", REPO), ("release", "0.0.1")]
+        ),
+        Some(1_557_933_653.0)
+    );
+    assert_eq!(
+        m.value("bug_escape_events_received_total", &[("source", "github")]),
+        5.0
+    );
+    assert_eq!(effects(&m), effects(&json_app.metrics().await));
+}
+
+#[tokio::test]
+async fn a_repeated_form_delivery_is_a_no_op() {
+    let app = spawn_with(with_default_stage()).await;
+    let id = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    let opened = fixture("github/issues_opened.json");
+    app.github_form("issues", id, &opened).await.expect(200);
+    app.github_form("issues", "d2", &fixture("github/issues_deleted.json"))
+        .await
+        .expect(200);
+    // Redelivered in either encoding after the deletion: must not bring it back.
+    for r in [
+        app.github_form("issues", id, &opened).await,
+        app.github("issues", id, &opened).await,
+    ] {
+        assert_eq!(r.expect(200).json["duplicate_delivery"], true, "{}", r.text);
+    }
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_events_ignored_total",
+            &[("source", "github"), ("reason", "duplicate_delivery")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        m.get(
+            "bug_escape_release_defects",
+            &[("product", REPO), ("release", "1.0")]
+        ),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_form_is_authenticated_first_and_needs_its_payload_field() {
+    let app = spawn().await;
+    let json = fixture("github/issues_opened.json");
+    let form = (
+        "content-type",
+        "application/x-www-form-urlencoded".to_owned(),
+    );
+    let ev = ("x-github-event", "issues".to_owned());
+    let signed = |body: &[u8]| {
+        (
+            "x-hub-signature-256",
+            format!("sha256={}", helpers::sign(GITHUB_SECRET, body)),
+        )
+    };
+    // The signature covers the raw form bytes, not the decoded JSON.
+    let encoded = form_encode(&[("payload", &json)]);
+    let r = app
+        .post(
+            "/webhooks/github",
+            &[form.clone(), ev.clone(), signed(&json)],
+            &encoded,
+        )
+        .await;
+    assert_eq!(r.expect(401).json["error"], "auth");
+    // Unsigned and without the field: refused for auth, before it is decoded.
+    let no_payload = form_encode(&[("payloads", &json)]);
+    app.post("/webhooks/github", &[form.clone(), ev.clone()], &no_payload)
+        .await
+        .expect(401);
+    // Signed, but no `payload`, two of them, not JSON, or empty: 400 naming it.
+    let bad_forms = [
+        no_payload,
+        form_encode(&[("payload", &json), ("payload", &json)]),
+        form_encode(&[("payload", b"{\"action\": ")]),
+        Vec::new(),
+    ];
+    for body in &bad_forms {
+        let r = app
+            .post(
+                "/webhooks/github",
+                &[form.clone(), ev.clone(), signed(body)],
+                body,
+            )
+            .await;
+        r.expect(400);
+        assert_eq!(r.json["error"], "malformed");
+        assert_eq!(r.json["field"], "payload", "{}", r.text);
+    }
+    // Other content types are still refused.
+    for ct in ["text/plain", "multipart/form-data; boundary=x", ""] {
+        let r = app
+            .post(
+                "/webhooks/github",
+                &[("content-type", ct.into()), ev.clone(), signed(&json)],
+                &json,
+            )
+            .await;
+        r.expect(415);
+        assert!(
+            r.json["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("application/x-www-form-urlencoded")),
+            "{}",
+            r.text
+        );
+    }
+    let m = app.metrics().await;
+    let rejected = |reason| {
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "github"), ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("auth"), 2.0);
+    assert_eq!(rejected("malformed"), 4.0);
+    assert_eq!(rejected("unsupported_media_type"), 3.0);
+    let no_stage = [("product", REPO), ("reason", "no_stage")];
+    assert_eq!(m.value("bug_escape_unclassified_defects", &no_stage), 0.0);
+    // A charset parameter is allowed.
+    let r = app
+        .post(
+            "/webhooks/github",
+            &[
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8".into(),
+                ),
+                ev.clone(),
+                signed(&encoded),
+            ],
+            &encoded,
+        )
+        .await;
+    assert_eq!(r.expect(200).json["accepted"], 1);
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_unclassified_defects", &no_stage), 1.0);
 }

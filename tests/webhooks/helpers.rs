@@ -134,6 +134,25 @@ impl TestApp {
         self.post("/webhooks/github", &headers, body).await
     }
 
+    /// GitHub delivery with the form content type: `payload=<fixture bytes>`,
+    /// the signature computed over the form-encoded bytes, as GitHub does.
+    pub async fn github_form(&self, event: &str, delivery: &str, json: &[u8]) -> Reply {
+        let body = form_encode(&[("payload", json)]);
+        let headers = [
+            (
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("x-github-event", event.to_owned()),
+            ("x-github-delivery", delivery.to_owned()),
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", sign(GITHUB_SECRET, &body)),
+            ),
+        ];
+        self.post("/webhooks/github", &headers, &body).await
+    }
+
     /// GitLab delivery with its event header, token and idempotency key.
     pub async fn gitlab(&self, event: &str, delivery: &str, body: &[u8]) -> Reply {
         let headers = [
@@ -191,6 +210,31 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// `application/x-www-form-urlencoded` `pairs`, encoded by hand (every byte but
+/// ASCII letters and digits as `%XX`, spaces as `+`) so that the exporter's
+/// decoder is checked against an encoder it does not share.
+pub fn form_encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+    let encode = |out: &mut Vec<u8>, bytes: &[u8]| {
+        for &b in bytes {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => out.push(b),
+                b' ' => out.push(b'+'),
+                _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        encode(&mut out, name.as_bytes());
+        out.push(b'=');
+        encode(&mut out, value);
+    }
+    out
 }
 
 /// A fixture's bytes (`github/issues_opened.json`), exactly as stored.
