@@ -4,7 +4,9 @@
 //!
 //! Secrets come from the TOML file, a file named there (`secret_file`, one
 //! secret per line), or the environment (`BUG_ESCAPE_GITHUB_SECRET`, …,
-//! comma-separated for several). They are read from the environment verbatim,
+//! comma-separated for several). GitLab's signing secrets (Standard Webhooks,
+//! `whsec_<base64>`) are kept decoded: the HMAC key is the base64 part. They
+//! are read from the environment verbatim,
 //! not through the layered settings parser, which would turn a numeric secret
 //! such as `0012` into the number 12.
 
@@ -12,6 +14,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, check_name};
@@ -92,6 +96,12 @@ pub struct GitlabSettings {
     pub token: Option<SecretSetting>,
     /// File with one token per line; env `BUG_ESCAPE_GITLAB_TOKEN_FILE`.
     pub token_file: Option<PathBuf>,
+    /// Signing token(s) of signed webhooks, `whsec_<base64>`; env
+    /// `BUG_ESCAPE_GITLAB_SIGNING_SECRET`.
+    pub signing_secret: Option<SecretSetting>,
+    /// File with one signing token per line; env
+    /// `BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE`.
+    pub signing_secret_file: Option<PathBuf>,
     pub defect_labels: Vec<String>,
     /// Issue types (`object_attributes.type`, e.g. `Incident`) that make an
     /// issue a defect.
@@ -208,6 +218,8 @@ impl Default for GitlabSettings {
         Self {
             token: None,
             token_file: None,
+            signing_secret: None,
+            signing_secret_file: None,
             defect_labels: strings(&["bug", "defect"]),
             defect_types: Vec::new(),
             invalid_labels: strings(&["invalid"]),
@@ -273,6 +285,12 @@ impl WebhooksSettings {
         if let Some(p) = path("BUG_ESCAPE_GITLAB_TOKEN_FILE") {
             self.gitlab.token_file = Some(p);
         }
+        if let Some(s) = secret("BUG_ESCAPE_GITLAB_SIGNING_SECRET") {
+            self.gitlab.signing_secret = Some(s);
+        }
+        if let Some(p) = path("BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE") {
+            self.gitlab.signing_secret_file = Some(p);
+        }
         if let Some(s) = secret("BUG_ESCAPE_JIRA_SECRET") {
             self.jira.secret = Some(s);
         }
@@ -297,7 +315,7 @@ impl WebhooksSettings {
 /// Validated secrets of one source; empty when none is configured. Never
 /// printed.
 #[derive(Clone, Default)]
-pub struct Secrets(Vec<String>);
+pub struct Secrets(Vec<Vec<u8>>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -308,7 +326,7 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// Secrets from plain values (tests, tooling).
     pub fn new(secrets: Vec<String>) -> Self {
-        Self(secrets)
+        Self(secrets.into_iter().map(String::into_bytes).collect())
     }
 
     /// Whether none is configured (the source refuses every event).
@@ -318,7 +336,39 @@ impl Secrets {
 
     /// Every configured secret, as bytes.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.0.iter().map(String::as_bytes)
+        self.0.iter().map(Vec::as_slice)
+    }
+
+    /// Secrets from raw keys (decoded signing secrets, tests).
+    pub fn from_keys(keys: Vec<Vec<u8>>) -> Self {
+        Self(keys)
+    }
+
+    /// Standard Webhooks signing secrets (`whsec_<base64>`), decoded into their
+    /// HMAC keys. An error names the secret by position, never by value.
+    fn load_signing(
+        key: &str,
+        inline: Option<&SecretSetting>,
+        file: Option<&PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let texts = Self::load(key, inline, file)?;
+        let mut keys = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let decoded = text
+                .strip_prefix(b"whsec_")
+                .and_then(|b64| BASE64.decode(b64).ok())
+                .filter(|k| !k.is_empty());
+            match decoded {
+                Some(k) => keys.push(k),
+                None => {
+                    return Err(ConfigError(format!(
+                        "{key}: secret #{} is not `whsec_<base64>` as GitLab shows it",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        Ok(Self(keys))
     }
 
     fn load(
@@ -337,9 +387,9 @@ impl Secrets {
             })?;
             out.extend(text.lines().map(str::to_owned));
         }
-        let out: Vec<String> = out
+        let out: Vec<Vec<u8>> = out
             .into_iter()
-            .map(|s| s.trim().to_owned())
+            .map(|s| s.trim().as_bytes().to_vec())
             .filter(|s| !s.is_empty())
             .collect();
         Ok(Self(out))
@@ -376,7 +426,10 @@ pub struct GithubConfig {
 /// Validated `[webhooks.gitlab]`.
 #[derive(Debug, Clone)]
 pub struct GitlabConfig {
+    /// `X-Gitlab-Token` values.
     pub secrets: Secrets,
+    /// HMAC keys of signed webhooks (`webhook-signature`), decoded.
+    pub signing_keys: Secrets,
     pub conventions: Conventions,
     pub milestones: BTreeMap<String, String>,
 }
@@ -526,6 +579,11 @@ impl WebhooksConfig {
                 gl.token.as_ref(),
                 gl.token_file.as_ref(),
             )?,
+            signing_keys: Secrets::load_signing(
+                "webhooks.gitlab.signing_secret",
+                gl.signing_secret.as_ref(),
+                gl.signing_secret_file.as_ref(),
+            )?,
             conventions: Common {
                 key: "webhooks.gitlab",
                 defect_labels: &gl.defect_labels,
@@ -669,6 +727,38 @@ mod tests {
     }
 
     #[test]
+    fn gitlab_signing_secrets_are_decoded_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("signing");
+        std::fs::write(&file, "whsec_b2xkLWtleQ==\n").expect("write");
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| match k {
+            "BUG_ESCAPE_GITLAB_SIGNING_SECRET" => Some("whsec_bmV3LWtleQ==".to_owned()),
+            "BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE" => Some(file.display().to_string()),
+            _ => None,
+        });
+        let c = Config::from_settings(Settings {
+            webhooks: w,
+            ..Settings::default()
+        })
+        .expect("valid");
+        let keys: Vec<&[u8]> = c.webhooks.gitlab.signing_keys.iter().collect();
+        assert_eq!(keys, vec![&b"new-key"[..], &b"old-key"[..]]);
+        assert!(c.webhooks.gitlab.secrets.is_empty());
+        assert!(!format!("{c:?}").contains("new-key"));
+        for bad in ["bmV3LWtleQ==", "whsec_not base64!", "whsec_"] {
+            let e = with(|w| w.gitlab.signing_secret = Some(SecretSetting::One(bad.into())));
+            match e {
+                Err(e) => {
+                    assert!(e.0.contains("webhooks.gitlab.signing_secret"), "{e}");
+                    assert!(bad == "whsec_" || !e.0.contains(bad), "{e}");
+                }
+                Ok(_) => panic!("`{bad}` was accepted"),
+            }
+        }
+    }
+
+    #[test]
     fn bad_settings_name_the_key() {
         let e = with(|w| w.github.default_stage = Some("staging".into())).unwrap_err();
         assert!(e.0.contains("webhooks.github.default_stage"), "{e}");
@@ -719,6 +809,7 @@ default_stage = "qa"
 stage = "found-in:"
 [webhooks.gitlab]
 token = "t"
+signing_secret = ["whsec_bmV3LWtleQ==", "whsec_b2xkLWtleQ=="]
 milestones = { "103" = "v2.4.0" }
 [webhooks.jira]
 stage_field = "customfield_10050"
@@ -737,6 +828,7 @@ organization = "acme"
         assert_eq!(w.github.conventions.stage_prefix, "found-in:");
         assert_eq!(w.github.conventions.default_stage.as_deref(), Some("qa"));
         assert_eq!(w.gitlab.milestones["103"], "v2.4.0");
+        assert_eq!(w.gitlab.signing_keys.iter().count(), 2);
         assert_eq!(w.jira.project_keys["10002"], "PAY");
         assert_eq!(w.sentry.archived, Disposition::Invalid);
         assert_eq!(w.sentry.organization.as_deref(), Some("acme"));
