@@ -14,7 +14,7 @@ use super::AppState;
 use super::body::{form_field, is_json, media_type, parse_json, read_limited, require_json};
 use super::error::AppError;
 use crate::config::Config;
-use crate::config::webhooks::Secrets;
+use crate::config::webhooks::GitlabConfig;
 use crate::ingest::signature::{self, AuthError};
 use crate::ingest::webhook::{AdapterError, FollowUp, Parsed};
 use crate::ingest::{self, FieldError, github, gitlab, jira, sentry};
@@ -42,14 +42,18 @@ impl Hook {
         }
     }
 
-    /// The source's secrets and the variable that sets them.
-    fn secrets(self, config: &Config) -> (&Secrets, &'static str) {
+    /// How many secrets the source has (GitLab: tokens and signing secrets),
+    /// and the variables that set them.
+    fn secrets(self, config: &Config) -> (usize, &'static str) {
         let w = &config.webhooks;
         match self {
-            Hook::Github => (&w.github.secrets, "BUG_ESCAPE_GITHUB_SECRET"),
-            Hook::Gitlab => (&w.gitlab.secrets, "BUG_ESCAPE_GITLAB_TOKEN"),
-            Hook::Jira => (&w.jira.secrets, "BUG_ESCAPE_JIRA_SECRET"),
-            Hook::Sentry => (&w.sentry.secrets, "BUG_ESCAPE_SENTRY_SECRET"),
+            Hook::Github => (w.github.secrets.iter().count(), "BUG_ESCAPE_GITHUB_SECRET"),
+            Hook::Gitlab => (
+                w.gitlab.secrets.iter().count() + w.gitlab.signing_keys.iter().count(),
+                "BUG_ESCAPE_GITLAB_TOKEN or BUG_ESCAPE_GITLAB_SIGNING_SECRET",
+            ),
+            Hook::Jira => (w.jira.secrets.iter().count(), "BUG_ESCAPE_JIRA_SECRET"),
+            Hook::Sentry => (w.sentry.secrets.iter().count(), "BUG_ESCAPE_SENTRY_SECRET"),
         }
     }
 }
@@ -95,17 +99,13 @@ pub fn log_configuration(config: &Config) {
     for hook in Hook::ALL {
         let (secrets, var) = hook.secrets(config);
         let source = hook.ingress().as_str();
-        if secrets.is_empty() {
+        if secrets == 0 {
             tracing::info!(
                 source,
                 "webhook refuses events (503): no secret configured ({var})"
             );
         } else {
-            tracing::info!(
-                source,
-                secrets = secrets.iter().count(),
-                "webhook accepts signed events"
-            );
+            tracing::info!(source, secrets, "webhook accepts signed events");
         }
     }
     if config.webhooks.sentry.api_token.is_none() {
@@ -119,39 +119,74 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Checks the source's credentials over the raw body.
+/// Checks the source's credentials over the raw body. With `body` `None` (not
+/// read yet) only the checks that need no body run: GitLab's token.
 fn authenticate(
     hook: Hook,
-    secrets: &Secrets,
+    config: &Config,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Option<&[u8]>,
 ) -> Result<(), AuthError> {
+    let w = &config.webhooks;
+    if hook == Hook::Gitlab {
+        return authenticate_gitlab(&w.gitlab, headers, body);
+    }
+    let Some(body) = body else {
+        return Ok(());
+    };
     match hook {
         Hook::Github => signature::verify_hmac(
-            secrets,
+            &w.github.secrets,
             body,
             header(headers, "x-hub-signature-256"),
             "sha256=",
             "X-Hub-Signature-256",
         ),
         Hook::Jira => signature::verify_hmac(
-            secrets,
+            &w.jira.secrets,
             body,
             header(headers, "x-hub-signature"),
             "sha256=",
             "X-Hub-Signature",
         ),
         Hook::Sentry => signature::verify_hmac(
-            secrets,
+            &w.sentry.secrets,
             body,
             header(headers, "sentry-hook-signature"),
             "",
             "Sentry-Hook-Signature",
         ),
-        Hook::Gitlab => {
-            signature::verify_token(secrets, header(headers, "x-gitlab-token"), "X-Gitlab-Token")
-        }
+        Hook::Gitlab => Ok(()),
     }
+}
+
+/// GitLab: a Standard Webhooks signature when signing secrets are configured
+/// and the delivery carries `webhook-signature` (checked once the body is
+/// read); otherwise the `X-Gitlab-Token`.
+fn authenticate_gitlab(
+    gitlab: &GitlabConfig,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Result<(), AuthError> {
+    if !gitlab.signing_keys.is_empty() && headers.contains_key("webhook-signature") {
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let sent = signature::StandardHeaders {
+            id: header(headers, "webhook-id"),
+            timestamp: header(headers, "webhook-timestamp"),
+            signature: header(headers, "webhook-signature"),
+        };
+        return signature::verify_standard(&gitlab.signing_keys, sent, body, now_ms() / 1000);
+    }
+    if gitlab.secrets.is_empty() {
+        return Err(AuthError::Missing("webhook-signature"));
+    }
+    signature::verify_token(
+        &gitlab.secrets,
+        header(headers, "x-gitlab-token"),
+        "X-Gitlab-Token",
+    )
 }
 
 fn auth_error(e: AuthError) -> AppError {
@@ -159,8 +194,20 @@ fn auth_error(e: AuthError) -> AppError {
         AuthError::Missing("X-Hub-Signature-256") => "missing X-Hub-Signature-256 header",
         AuthError::Missing("X-Hub-Signature") => "missing X-Hub-Signature header",
         AuthError::Missing("Sentry-Hook-Signature") => "missing Sentry-Hook-Signature header",
-        AuthError::Missing(_) => "missing X-Gitlab-Token header",
+        AuthError::Missing("X-Gitlab-Token") => "missing X-Gitlab-Token header",
+        AuthError::Missing("webhook-signature") => {
+            "missing webhook-signature header (only signed GitLab webhooks are configured)"
+        }
+        AuthError::Missing("webhook-id") => "missing webhook-id header",
+        AuthError::Missing("webhook-timestamp") => "missing webhook-timestamp header",
+        AuthError::Missing(_) => "missing signature header",
         AuthError::Wrong("X-Gitlab-Token") => "X-Gitlab-Token matches no configured token",
+        AuthError::Wrong("webhook-timestamp") => {
+            "webhook-timestamp is not Unix seconds within 5 minutes of now"
+        }
+        AuthError::Wrong("webhook-signature") => {
+            "webhook-signature has no v1 signature matching a configured signing secret"
+        }
         AuthError::Wrong(_) => "the signature matches no configured secret",
     })
 }
@@ -199,7 +246,7 @@ async fn process(
     let config = &*state.config;
     let ingress = hook.ingress();
     let (secrets, var) = hook.secrets(config);
-    if secrets.is_empty() {
+    if secrets == 0 {
         return Err(AppError::NotConfigured(format!(
             "no {} secret is configured (set {var} or webhooks.{}); events are refused rather than accepted unsigned",
             ingress.as_str(),
@@ -207,11 +254,9 @@ async fn process(
         )));
     }
     // A token needs no body: refuse before reading it.
-    if hook == Hook::Gitlab {
-        authenticate(hook, secrets, &headers, &[]).map_err(auth_error)?;
-    }
+    authenticate(hook, config, &headers, None).map_err(auth_error)?;
     let bytes = read_limited(&headers, body, config.max_body_bytes).await?;
-    authenticate(hook, secrets, &headers, &bytes).map_err(auth_error)?;
+    authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
     let value = match hook {
         Hook::Github => github_body(&headers, &bytes)?,
         _ => {

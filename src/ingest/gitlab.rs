@@ -37,11 +37,15 @@ pub fn parse(
         )));
     }
     // Idempotency-Key (GitLab 17.4+) is unchanged across retries and resends;
-    // X-Gitlab-Event-UUID is the fallback on older GitLab.
-    let delivery = match delivery_id(headers, "idempotency-key")? {
-        Some(d) => Some(d),
-        None => delivery_id(headers, "x-gitlab-event-uuid")?,
-    };
+    // X-Gitlab-Event-UUID is the fallback on older GitLab, then the signed
+    // webhooks' webhook-id (which GitLab sets to the Idempotency-Key).
+    let mut delivery = None;
+    for name in ["idempotency-key", "x-gitlab-event-uuid", "webhook-id"] {
+        delivery = delivery_id(headers, name)?;
+        if delivery.is_some() {
+            break;
+        }
+    }
     let root = At::root(body);
     root.object()?;
     let mut parsed = match event {

@@ -253,3 +253,54 @@ fn the_api_token_from_the_environment_is_enforced_and_never_logged() {
     assert!(out.contains("\"stopped\""), "{out}");
     assert!(!out.contains(secret), "the token was logged: {out}");
 }
+
+#[test]
+fn the_gitlab_signing_secret_from_the_environment_is_used_and_never_logged() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let key = b"gitlab-signing-key-0123456789abc";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let secret = format!("whsec_{b64}");
+    let (mut child, addr, log) = serve_logged(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("BUG_ESCAPE_GITLAB_SIGNING_SECRET", secret.as_str()),
+            ("BUG_ESCAPE_LOG", "debug"),
+        ],
+        dir.path(),
+    );
+    let body = r#"{"object_kind": "push"}"#;
+    let post = |timestamp: u64| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(format!("msg_1.{timestamp}.{body}").as_bytes());
+        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        http(
+            &addr,
+            &format!(
+                "POST /webhooks/gitlab HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Gitlab-Event: Push Hook\r\nwebhook-id: msg_1\r\nwebhook-timestamp: {timestamp}\r\nwebhook-signature: v1,{sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(post(now - 3600).starts_with("HTTP/1.1 401"));
+    let ok = post(now);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(sigterm(&mut child).success());
+    let mut out = log.join().unwrap().join("\n");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains(r#""source":"gitlab","secrets":1"#),
+        "start-up says GitLab accepts events: {out}"
+    );
+    assert!(!out.contains(&b64), "the signing secret was logged: {out}");
+}

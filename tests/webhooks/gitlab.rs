@@ -2,7 +2,13 @@
 
 use serde_json::json;
 
-use crate::helpers::{self, GITLAB_TOKEN, edited, fixture, fixture_names, spawn, spawn_with};
+use bug_escape_exporter::config::Settings;
+use bug_escape_exporter::config::webhooks::SecretSetting;
+
+use crate::helpers::{
+    self, GITLAB_SIGNING, GITLAB_SIGNING_OLD, GITLAB_TOKEN, Reply, TestApp, edited, fixture,
+    fixture_names, now_secs, sign_standard, spawn, spawn_with,
+};
 
 const TESTDATA: &str = "gitlabhq/gitlab-test";
 const MATRIX: &str = "indev/gitlabtomatrix";
@@ -269,4 +275,325 @@ async fn tokens_and_bad_input() {
     assert_eq!(rejected("too_large"), 1.0);
     assert_eq!(rejected("invalid_field"), 2.0);
     assert_eq!(rejected("malformed"), 2.0);
+}
+
+/// Every secret configured, GitLab's signing secrets too (current and
+/// previous), with conventions under which the jira-to-matrix issue counts.
+fn signed_settings() -> Settings {
+    let mut s = helpers::settings();
+    let gl = &mut s.webhooks.gitlab;
+    gl.signing_secret = Some(SecretSetting::Many(vec![
+        GITLAB_SIGNING.into(),
+        GITLAB_SIGNING_OLD.into(),
+    ]));
+    gl.defect_labels = vec!["todo".into()];
+    gl.milestones.insert("103".into(), "v2.4.0".into());
+    gl.default_stage = Some("qa".into());
+    s
+}
+
+type Headers = Vec<(&'static str, String)>;
+
+const CREATED: &str = "gitlab/jira-to-matrix_issue_created.json";
+
+/// `bug_escape_release_defects` of the jira-to-matrix issue's release.
+async fn stored(app: &TestApp) -> Option<f64> {
+    app.metrics().await.get(
+        "bug_escape_release_defects",
+        &[("product", MATRIX), ("release", "2.4.0")],
+    )
+}
+
+#[tokio::test]
+async fn signed_deliveries_are_accepted_and_dedupe_on_webhook_id() {
+    let app = spawn_with(signed_settings()).await;
+    let body = fixture(CREATED);
+    let r = app
+        .gitlab_signed("Issue Hook", "msg_1", GITLAB_SIGNING, &body)
+        .await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(stored(&app).await, Some(1.0));
+    // A retry keeps its webhook-id, with a new signature: a no-op.
+    let r = app
+        .gitlab_signed("Issue Hook", "msg_1", GITLAB_SIGNING, &body)
+        .await;
+    assert_eq!(r.expect(200).json["duplicate_delivery"], true);
+    // With both configured, a token-only delivery still works.
+    let r = app
+        .gitlab(
+            "Issue Hook",
+            "idem-2",
+            &fixture("gitlab/go-gitlab_issue.json"),
+        )
+        .await;
+    r.expect(200);
+    let m = app.metrics().await;
+    let gitlab = ("source", "gitlab");
+    assert_eq!(m.value("bug_escape_events_received_total", &[gitlab]), 3.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_events_ignored_total",
+            &[gitlab, ("reason", "duplicate_delivery")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[gitlab, ("reason", "auth")]
+        ),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_and_store_nothing() {
+    let app = spawn_with(signed_settings()).await;
+    let body = fixture(CREATED);
+    let now = now_secs().to_string();
+    let good = sign_standard(GITLAB_SIGNING, "msg_1", &now, &body);
+    let signed = |id: &str, ts: &str, sig: &str| {
+        vec![
+            ("x-gitlab-event", "Issue Hook".to_owned()),
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", ts.to_owned()),
+            ("webhook-signature", sig.to_owned()),
+        ]
+    };
+    let stale = (now_secs() - 301).to_string();
+    let early = (now_secs() + 600).to_string();
+    let wrong_secret = "whsec_c2VjcmV0LW9mLXNvbWVvbmUtZWxzZS0xMjM0NTY3OA==";
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b"\n");
+    let without = |name: &str| {
+        let mut h = signed("msg_1", &now, &good);
+        h.retain(|(k, _)| *k != name);
+        h
+    };
+    // (case, the header the refusal names, headers, body)
+    let cases: Vec<(&str, &str, Headers, &[u8])> = vec![
+        (
+            "wrong secret",
+            "webhook-signature",
+            signed(
+                "msg_1",
+                &now,
+                &sign_standard(wrong_secret, "msg_1", &now, &body),
+            ),
+            &body,
+        ),
+        (
+            "tampered body",
+            "webhook-signature",
+            signed("msg_1", &now, &good),
+            &tampered,
+        ),
+        (
+            "other webhook-id",
+            "webhook-signature",
+            signed("msg_2", &now, &good),
+            &body,
+        ),
+        (
+            "stale timestamp",
+            "webhook-timestamp",
+            signed(
+                "msg_1",
+                &stale,
+                &sign_standard(GITLAB_SIGNING, "msg_1", &stale, &body),
+            ),
+            &body,
+        ),
+        (
+            "timestamp from the future",
+            "webhook-timestamp",
+            signed(
+                "msg_1",
+                &early,
+                &sign_standard(GITLAB_SIGNING, "msg_1", &early, &body),
+            ),
+            &body,
+        ),
+        (
+            "timestamp in milliseconds",
+            "webhook-timestamp",
+            signed("msg_1", &format!("{now}000"), &good),
+            &body,
+        ),
+        (
+            "no v1, prefix",
+            "webhook-signature",
+            signed("msg_1", &now, good.trim_start_matches("v1,")),
+            &body,
+        ),
+        (
+            "not base64",
+            "webhook-signature",
+            signed("msg_1", &now, "v1,***"),
+            &body,
+        ),
+        (
+            "unknown version",
+            "webhook-signature",
+            signed("msg_1", &now, &good.replace("v1,", "v2,")),
+            &body,
+        ),
+        (
+            "empty signature",
+            "webhook-signature",
+            signed("msg_1", &now, ""),
+            &body,
+        ),
+        ("no webhook-id", "webhook-id", without("webhook-id"), &body),
+        (
+            "no webhook-timestamp",
+            "webhook-timestamp",
+            without("webhook-timestamp"),
+            &body,
+        ),
+    ];
+    let n = cases.len();
+    for (what, names, headers, body) in &cases {
+        let r = app.post("/webhooks/gitlab", headers, body).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.text);
+        assert_eq!(r.json["error"], "auth", "{what}");
+        let reason = r.json["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with(names) || reason.contains(&format!(" {names} ")),
+            "{what}: {reason}"
+        );
+    }
+    // A signature that fails is not rescued by a valid token.
+    let mut with_token = signed("msg_1", &now, &good);
+    with_token.push(("x-gitlab-token", GITLAB_TOKEN.to_owned()));
+    app.post("/webhooks/gitlab", &with_token, &tampered)
+        .await
+        .expect(401);
+    assert_eq!(stored(&app).await, None);
+    let m = app.metrics().await;
+    let gitlab = ("source", "gitlab");
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[gitlab, ("reason", "auth")]
+        ),
+        (n + 1) as f64
+    );
+    assert_eq!(m.value("bug_escape_events_received_total", &[gitlab]), 0.0);
+    // The good one still goes through afterwards.
+    app.post("/webhooks/gitlab", &signed("msg_1", &now, &good), &body)
+        .await
+        .expect(200);
+    assert_eq!(stored(&app).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn signing_secrets_rotate() {
+    // The helper signs like the Standard Webhooks reference libraries.
+    assert_eq!(
+        sign_standard(
+            GITLAB_SIGNING_OLD,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#
+        ),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+    let app = spawn_with(signed_settings()).await;
+    let body = fixture(CREATED);
+    let accepted = |r: Reply| {
+        r.expect(200);
+        r.json["accepted"].clone()
+    };
+    // Signed with the previous secret, then the same issue, later, with the new one.
+    assert_eq!(
+        accepted(
+            app.gitlab_signed("Issue Hook", "msg_old", GITLAB_SIGNING_OLD, &body)
+                .await
+        ),
+        1
+    );
+    let later = edited(CREATED, |v| {
+        v["object_attributes"]["updated_at"] = json!("2020-06-06 08:09:16 UTC");
+        v["object_attributes"]["milestone_id"] = json!(null);
+    });
+    assert_eq!(
+        accepted(
+            app.gitlab_signed("Issue Hook", "msg_new", GITLAB_SIGNING, &later)
+                .await
+        ),
+        1
+    );
+    assert_eq!(
+        stored(&app).await,
+        None,
+        "the later snapshot has no milestone"
+    );
+    // Several signatures in one header (a sender mid-rotation): any one will do.
+    let now = now_secs().to_string();
+    let both = format!(
+        "{} {}",
+        sign_standard("whsec_bm90LW91ci1rZXk=", "msg_3", &now, &body),
+        sign_standard(GITLAB_SIGNING_OLD, "msg_3", &now, &body)
+    );
+    let headers = [
+        ("x-gitlab-event", "Release Hook".to_owned()),
+        ("webhook-id", "msg_3".to_owned()),
+        ("webhook-timestamp", now),
+        ("webhook-signature", both),
+    ];
+    // Authenticated, then refused by the adapter: the body is an Issue Hook.
+    let r = app.post("/webhooks/gitlab", &headers, &body).await;
+    assert_eq!(r.expect(422).json["field"], "object_kind");
+}
+
+#[tokio::test]
+async fn signing_secrets_alone_or_neither() {
+    let mut s = signed_settings();
+    s.webhooks.gitlab.token = None;
+    let app = spawn_with(s).await;
+    let body = fixture(CREATED);
+    app.gitlab_signed("Issue Hook", "msg_1", GITLAB_SIGNING, &body)
+        .await
+        .expect(200);
+    // No token is configured: a token-only delivery is refused.
+    let r = app.gitlab("Issue Hook", "idem-1", &body).await;
+    r.expect(401);
+    assert!(
+        r.json["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("webhook-signature")),
+        "{}",
+        r.text
+    );
+    // Only a token is configured: a signature header is not used.
+    let app = spawn().await;
+    let r = app
+        .gitlab_signed("Issue Hook", "msg_1", GITLAB_SIGNING, &body)
+        .await;
+    r.expect(401);
+    let mut headers = vec![("x-gitlab-token", GITLAB_TOKEN.to_owned())];
+    headers.extend([
+        ("x-gitlab-event", "Issue Hook".to_owned()),
+        ("webhook-id", "msg_1".to_owned()),
+        ("webhook-timestamp", "0".to_owned()),
+        ("webhook-signature", "v1,AAAA".to_owned()),
+    ]);
+    app.post("/webhooks/gitlab", &headers, &body)
+        .await
+        .expect(200);
+    // Neither: 503, naming both variables.
+    let mut s = helpers::settings();
+    s.webhooks.gitlab.token = None;
+    let app = spawn_with(s).await;
+    let r = app
+        .gitlab_signed("Issue Hook", "msg_1", GITLAB_SIGNING, &body)
+        .await;
+    r.expect(503);
+    let reason = r.json["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("BUG_ESCAPE_GITLAB_TOKEN")
+            && reason.contains("BUG_ESCAPE_GITLAB_SIGNING_SECRET"),
+        "{reason}"
+    );
 }

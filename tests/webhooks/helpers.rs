@@ -13,6 +13,11 @@ use sha2::Sha256;
 
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 pub const GITLAB_TOKEN: &str = "gl-token-0012";
+/// GitLab signing tokens (Standard Webhooks), as GitLab shows them: the
+/// current one (32 random bytes) and the previous one (the Standard Webhooks
+/// test key).
+pub const GITLAB_SIGNING: &str = "whsec_q3G9bY0sV1mQe7wXcZ2rT5uJ8kL4nP6aD0fH3jS9vB4=";
+pub const GITLAB_SIGNING_OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const JIRA_SECRET: &str = "jira secret";
 pub const SENTRY_SECRET: &str = "sentry-client-secret";
 
@@ -164,6 +169,19 @@ impl TestApp {
         self.post("/webhooks/gitlab", &headers, body).await
     }
 
+    /// GitLab signed delivery (Standard Webhooks headers, no token), signed now
+    /// with `secret`, with `webhook-id` as its only delivery id.
+    pub async fn gitlab_signed(&self, event: &str, id: &str, secret: &str, body: &[u8]) -> Reply {
+        let now = now_secs().to_string();
+        let headers = [
+            ("x-gitlab-event", event.to_owned()),
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", now.clone()),
+            ("webhook-signature", sign_standard(secret, id, &now, body)),
+        ];
+        self.post("/webhooks/gitlab", &headers, body).await
+    }
+
     /// Jira delivery, signed, with its webhook identifier.
     pub async fn jira(&self, delivery: &str, body: &[u8]) -> Reply {
         let headers = [
@@ -235,6 +253,28 @@ pub fn form_encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
         encode(&mut out, value);
     }
     out
+}
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed with the
+/// base64 part of a `whsec_` secret (Standard Webhooks).
+pub fn sign_standard(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+/// The current Unix time in seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
 }
 
 /// A fixture's bytes (`github/issues_opened.json`), exactly as stored.
