@@ -184,6 +184,22 @@ DASHED = [
 ]
 
 
+
+def interval_overrides():
+    """Shade the Wilson interval between the `lower bound` and `upper bound`
+    series and dash the band-threshold lines."""
+    return [
+        override_by_regex("upper bound", [
+            {"id": "custom.fillBelowTo", "value": "lower bound"},
+            {"id": "custom.fillOpacity", "value": 20},
+            {"id": "custom.lineWidth", "value": 0},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
+        override_by_regex("lower bound", [
+            {"id": "custom.lineWidth", "value": 0},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
+        override_by_regex(".* upper bound$", DASHED),
+    ]
+
 def datasource_var():
     return {
         "name": "datasource",
@@ -319,17 +335,7 @@ def overview():
                 (f"product:bug_escape_recent_rate_upper:percent{{{P}}}", "upper bound"),
                 (f"product_band:bug_escape_band_threshold:percent{{{P}}}", "{{band}} upper bound")),
         unit="percent", custom=line_custom(), options=timeseries_options(), min_=0,
-        overrides=[
-            override_by_regex("upper bound", [
-                {"id": "custom.fillBelowTo", "value": "lower bound"},
-                {"id": "custom.fillOpacity", "value": 20},
-                {"id": "custom.lineWidth", "value": 0},
-                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
-            override_by_regex("lower bound", [
-                {"id": "custom.lineWidth", "value": 0},
-                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
-            override_by_regex(".* upper bound$", DASHED),
-        ]))
+        overrides=interval_overrides()))
     panels.append(panel(
         ids, "bargauge", "Escape rate by release",
         "Which releases of $product let the most defects through? E(R) = P(R)/T(R) per "
@@ -387,17 +393,7 @@ def overview():
                 (f"product_release:bug_escape_rate_upper:percent{{{PR}}}", "upper bound"),
                 (f"product_band:bug_escape_band_threshold:percent{{{P}}}", "{{band}} upper bound")),
         unit="percent", custom=line_custom(), options=timeseries_options(), min_=0,
-        overrides=[
-            override_by_regex("upper bound", [
-                {"id": "custom.fillBelowTo", "value": "lower bound"},
-                {"id": "custom.fillOpacity", "value": 20},
-                {"id": "custom.lineWidth", "value": 0},
-                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
-            override_by_regex("lower bound", [
-                {"id": "custom.lineWidth", "value": 0},
-                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]),
-            override_by_regex(".* upper bound$", DASHED),
-        ]))
+        overrides=interval_overrides()))
     y += 8
 
     panels.append(row(ids, "Trend at equal age", y)); y += 1
