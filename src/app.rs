@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::http::write::WriteQueue;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::metrics::aggregate::Aggregates;
@@ -34,6 +35,11 @@ impl Application {
                 .await??
         };
         let metrics = Arc::new(Metrics::new(config.clone(), aggregates, &telemetry));
+        let write_queue = WriteQueue::new(
+            config.write_queue_bytes,
+            config.write_queue_wait,
+            telemetry.clone(),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -50,9 +56,15 @@ impl Application {
                 store,
                 telemetry,
                 metrics,
+                write_queue,
             },
             writer,
         })
+    }
+
+    /// The store handle (tests inject faults through it).
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
     }
 
     /// The bound address (tests bind port 0).

@@ -31,6 +31,14 @@ pub struct Settings {
     pub db: PathBuf,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Request bytes that may wait for the store at once (admitted, not yet
+    /// answered); beyond it writes get 503 with `Retry-After`.
+    pub write_queue_bytes: usize,
+    /// How long a write waits for room in the queue before that 503.
+    pub write_queue_wait: String,
+    /// How long an admitted write has to arrive and reach the store; past it
+    /// nothing is stored (408 while reading the body, 503 once queued).
+    pub write_timeout: String,
     /// Newest releases of each product that are exported.
     pub max_releases: usize,
     /// Products that are exported at most (pinned ones first).
@@ -191,6 +199,9 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN.into(),
             db: PathBuf::from("bug-escape.db"),
             max_body_bytes: 1024 * 1024,
+            write_queue_bytes: 16 * 1024 * 1024,
+            write_queue_wait: "5s".into(),
+            write_timeout: "30s".into(),
             max_releases: 20,
             max_products: 100,
             recent_releases: 5,
@@ -233,6 +244,9 @@ const ENV_KEYS: &[&str] = &[
     "listen",
     "db",
     "max_body_bytes",
+    "write_queue_bytes",
+    "write_queue_wait",
+    "write_timeout",
     "max_releases",
     "max_products",
     "recent_releases",
@@ -294,6 +308,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub db: PathBuf,
     pub max_body_bytes: usize,
+    pub write_queue_bytes: usize,
+    pub write_queue_wait: Duration,
+    pub write_timeout: Duration,
     pub max_releases: usize,
     pub max_products: usize,
     pub recent_releases: usize,
@@ -337,6 +354,20 @@ impl Config {
                 return err(format!("{key}: must be at least 1"));
             }
         }
+        if s.write_queue_bytes < s.max_body_bytes {
+            return err(format!(
+                "write_queue_bytes: {} is smaller than max_body_bytes ({}); one request must fit",
+                s.write_queue_bytes, s.max_body_bytes
+            ));
+        }
+        let duration = |key: &str, v: &str| match humantime::parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(ConfigError(format!(
+                "{key}: `{v}` is not a duration like `5s`"
+            ))),
+        };
+        let write_queue_wait = duration("write_queue_wait", &s.write_queue_wait)?;
+        let write_timeout = duration("write_timeout", &s.write_timeout)?;
         let mut ages = Vec::new();
         for (i, a) in s.maturity_ages.iter().enumerate() {
             match humantime::parse_duration(a) {
@@ -458,6 +489,9 @@ impl Config {
             listen,
             db: s.db,
             max_body_bytes: s.max_body_bytes,
+            write_queue_bytes: s.write_queue_bytes,
+            write_queue_wait,
+            write_timeout,
             max_releases: s.max_releases,
             max_products: s.max_products,
             recent_releases: s.recent_releases,

@@ -8,9 +8,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 
 use super::AppState;
-use super::body::{parse_json, read_limited, require_json};
+use super::body::{parse_json, require_json};
 use super::error::AppError;
-use crate::ingest::{self, generic};
+use super::write::{read_body, record};
+use crate::ingest::generic;
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 use crate::store::Outcome;
@@ -52,18 +53,26 @@ async fn handle(
     let result = async {
         super::auth::check_writer(state.config.api_token.as_deref(), &headers, peer)?;
         require_json(&headers)?;
-        let bytes = read_limited(&headers, body, state.config.max_body_bytes).await?;
-        let value = parse_json(&bytes)?;
+        let limit = state.config.max_body_bytes;
+        let admitted = state
+            .write_queue
+            .admit(&headers, limit, state.config.write_timeout)
+            .await?;
         let now = now_ms();
-        let items = match endpoint {
-            Endpoint::Events => generic::parse_events(&state.config, &value, now),
-            Endpoint::Releases => generic::parse_releases(&state.config, &value, now),
+        // The body and its JSON tree are dropped before the wait for the
+        // writer: only the items stay queued.
+        let items = {
+            let bytes = read_body(&admitted, &headers, body, limit).await?;
+            let value = parse_json(&bytes)?;
+            match endpoint {
+                Endpoint::Events => generic::parse_events(&state.config, &value, now),
+                Endpoint::Releases => generic::parse_releases(&state.config, &value, now),
+            }?
         };
-        let items = items?;
         state
             .telemetry
             .received(Ingress::Generic, items.len() as u64);
-        ingest::record(&state, Ingress::Generic, items, None, now).await
+        record(&state, &admitted, Ingress::Generic, items, None, now).await
     }
     .await;
     match result {

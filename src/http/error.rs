@@ -32,6 +32,12 @@ pub enum AppError {
     StoreUnavailable(String),
     #[error("not configured: {0}")]
     NotConfigured(String),
+    /// No room to take the write now; nothing was stored (503, `Retry-After`).
+    #[error("busy: {0}")]
+    Busy(String),
+    /// The request body did not arrive in time; nothing was stored (408).
+    #[error("the request did not arrive within the write timeout; nothing was stored")]
+    RequestTimeout,
 }
 
 impl AppError {
@@ -47,6 +53,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::StoreUnavailable(_) => "store_unavailable",
             AppError::NotConfigured(_) => "not_configured",
+            AppError::Busy(_) => "queue_full",
+            AppError::RequestTimeout => "timeout",
         }
     }
 
@@ -58,9 +66,10 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::StoreUnavailable(_) | AppError::NotConfigured(_) => {
+            AppError::StoreUnavailable(_) | AppError::NotConfigured(_) | AppError::Busy(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -83,6 +92,7 @@ impl IntoResponse for AppError {
                 tracing::error!(%cause, "store unavailable");
                 (None, "the store could not commit; retry later".to_owned())
             }
+            AppError::Busy(why) => (None, why.clone()),
             other => (None, other.to_string()),
         };
         let body = json!({ "error": self.reason_label(), "field": field, "reason": reason });
@@ -95,6 +105,10 @@ impl IntoResponse for AppError {
             AppError::StoreUnavailable(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            AppError::Busy(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
             _ => {}
         }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod pages;
 pub mod webhooks;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,27 +30,34 @@ pub struct AppState {
     pub store: Store,
     pub telemetry: Arc<Telemetry>,
     pub metrics: Arc<Metrics>,
+    /// The bound on write requests waiting for the store.
+    pub write_queue: write::WriteQueue,
 }
 
 /// Every route of the exporter.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Reads may be cut off by a timeout; writes are not, once their
+    // transaction started (see `write`): they enforce their own deadline
+    // before that point, so a 408 never follows a commit.
+    let reads = Router::new()
         .route("/", get(pages::landing))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
         .route("/metrics", get(pages::metrics))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+    Router::new()
         .route("/api/v1/events", post(api::post_events))
         .route("/api/v1/releases", post(api::post_releases))
         .route("/webhooks/github", post(webhooks::post_github))
         .route("/webhooks/gitlab", post(webhooks::post_gitlab))
         .route("/webhooks/jira", post(webhooks::post_jira))
         .route("/webhooks/sentry", post(webhooks::post_sentry))
+        .merge(reads)
         // Bodies are read with our own limit (JSON 413); lift axum's default.
         .layer(DefaultBodyLimit::disable())
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let path = req

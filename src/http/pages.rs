@@ -33,14 +33,20 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store accepts a write.
+/// `GET /readyz`: whether the store takes a write now. Read from the writer's
+/// state (its last transaction or disk probe), never queued behind writes, so
+/// it answers at once under load.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.store.health().ready() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
+        Err(why) => {
             state.telemetry.store_error("readiness");
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "store not writable\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                format!("store not writable: {why}\n"),
+            )
+                .into_response()
         }
     }
 }
@@ -49,7 +55,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let text = match state.metrics.openmetrics() {
         Ok(t) => t,
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+        Err(_) => {
+            let body = serde_json::json!({"error": "encoding", "field": null, "reason": "encoding the metrics failed"});
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+        }
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if wants_openmetrics(accept) {

@@ -11,13 +11,14 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{form_field, is_json, media_type, parse_json, read_limited, require_json};
+use super::body::{form_field, is_json, media_type, parse_json, require_json};
 use super::error::AppError;
+use super::write::{read_body, record};
 use crate::config::Config;
 use crate::config::webhooks::GitlabConfig;
 use crate::ingest::signature::{self, AuthError};
 use crate::ingest::webhook::{AdapterError, FollowUp, Parsed};
-use crate::ingest::{self, FieldError, github, gitlab, jira, sentry};
+use crate::ingest::{FieldError, github, gitlab, jira, sentry};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 
@@ -255,22 +256,30 @@ async fn process(
     }
     // A token needs no body: refuse before reading it.
     authenticate(hook, config, &headers, None).map_err(auth_error)?;
-    let bytes = read_limited(&headers, body, config.max_body_bytes).await?;
-    authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
-    let value = match hook {
-        Hook::Github => github_body(&headers, &bytes)?,
-        _ => {
-            require_json(&headers)?;
-            parse_json(&bytes)?
-        }
-    };
+    let limit = config.max_body_bytes;
+    let admitted = state
+        .write_queue
+        .admit(&headers, limit, config.write_timeout)
+        .await?;
     let now = now_ms();
-    let parsed = match hook {
-        Hook::Github => github::parse(&headers, &value, config, now),
-        Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
-        Hook::Jira => jira::parse(&headers, &value, config, now),
-        Hook::Sentry => sentry::parse(&headers, &value, config, now),
-    }?;
+    // The body and its JSON tree are dropped before the wait for the writer.
+    let parsed = {
+        let bytes = read_body(&admitted, &headers, body, limit).await?;
+        authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
+        let value = match hook {
+            Hook::Github => github_body(&headers, &bytes)?,
+            _ => {
+                require_json(&headers)?;
+                parse_json(&bytes)?
+            }
+        };
+        match hook {
+            Hook::Github => github::parse(&headers, &value, config, now),
+            Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
+            Hook::Jira => jira::parse(&headers, &value, config, now),
+            Hook::Sentry => sentry::parse(&headers, &value, config, now),
+        }?
+    };
     state.telemetry.received(ingress, 1);
     let Parsed {
         mut items,
@@ -288,7 +297,7 @@ async fn process(
             items.push(sentry::attach_release(issue_id, product, release));
         }
     }
-    let outcome = ingest::record(state, ingress, items, delivery, now).await?;
+    let outcome = record(state, &admitted, ingress, items, delivery, now).await?;
     if !outcome.duplicate_delivery {
         state
             .telemetry

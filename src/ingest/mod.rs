@@ -1,6 +1,6 @@
 //! Ingestion: every path into the store. Each source (the generic API here,
-//! vendor webhooks beside it) turns its payload into [`Item`]s; [`record`] is the
-//! one write path they share.
+//! vendor webhooks beside it) turns its payload into `store::Item`s; the HTTP
+//! layer's `record` is the one write path they share.
 
 pub mod conventions;
 pub mod generic;
@@ -10,11 +10,6 @@ pub mod jira;
 pub mod sentry;
 pub mod signature;
 pub mod webhook;
-
-use crate::http::AppState;
-use crate::http::error::AppError;
-use crate::model::event::Ingress;
-use crate::store::{Batch, Item, Outcome};
 
 /// A field that failed validation, named by its JSON path.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,26 +29,6 @@ impl FieldError {
             future: false,
         }
     }
-}
-
-/// Commits `items` from `ingress` and answers with what happened.
-pub async fn record(
-    state: &AppState,
-    ingress: Ingress,
-    items: Vec<Item>,
-    delivery: Option<String>,
-    received_at: i64,
-) -> Result<Outcome, AppError> {
-    let batch = Batch {
-        ingress,
-        items,
-        delivery,
-        received_at,
-    };
-    state.store.write(batch).await.map_err(|e| {
-        state.telemetry.rejected(ingress, "store_unavailable");
-        AppError::StoreUnavailable(e.to_string())
-    })
 }
 
 /// A JSON value's type, for error messages (`must be a string, not a number`).

@@ -175,7 +175,12 @@ fn family<'a>(
 impl Collector for EscapeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let config = &*self.config;
-        let agg = self.aggregates.read().map_err(|_| std::fmt::Error)?;
+        // A panic in the writer poisons the lock; the writer then rebuilds the
+        // aggregates from disk, so reading them is always safe.
+        let agg = self
+            .aggregates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let sel = select(config, &agg);
         let now = now_ms();
         let stages = config.pipeline.stages();

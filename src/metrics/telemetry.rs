@@ -69,9 +69,28 @@ pub const REJECTED_REASONS: &[&str] = &[
     "unsupported_media_type",
     "store_unavailable",
     "not_configured",
+    "queue_full",
+    "timeout",
 ];
-/// Store operations whose errors are counted.
-const STORE_OPERATIONS: &[&str] = &["write", "commit", "readiness"];
+/// Store operations whose errors are counted: a batch rolled back alone, a
+/// transaction that failed (the whole group), the readiness probe, a rebuild
+/// of the aggregates after a failed update, a batch that waited in the queue
+/// past its deadline.
+const STORE_OPERATIONS: &[&str] = &[
+    "write",
+    "commit",
+    "readiness",
+    "probe",
+    "aggregates",
+    "queue_timeout",
+];
+
+/// Log lines that could not be written (full disk, closed pipe): the process
+/// goes on and counts them. Global because logging starts before the registry.
+pub fn log_lines_dropped() -> &'static Counter {
+    static DROPPED: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    DROPPED.get_or_init(Counter::default)
+}
 
 /// Self-metrics, registered in the exporter's registry.
 #[derive(Debug, Default)]
@@ -84,6 +103,10 @@ pub struct Telemetry {
     build: Family<BuildLabels, Gauge>,
     unmapped: Family<FieldLabels, Counter>,
     source_api_errors: Family<SourceLabels, Counter>,
+    store_writable: Gauge,
+    writer_restarts: Counter,
+    queue_bytes: Gauge,
+    queue_capacity: Gauge,
 }
 
 impl Telemetry {
@@ -162,6 +185,47 @@ impl Telemetry {
             "Store operations that failed, by operation",
             self.store_errors.clone(),
         );
+        registry.register(
+            "bug_escape_store_writable",
+            "1 while the store takes writes (what /readyz reports), else 0",
+            self.store_writable.clone(),
+        );
+        registry.register(
+            "bug_escape_store_writer_restarts",
+            "Times the store writer failed and was restarted with the aggregates rebuilt from disk",
+            self.writer_restarts.clone(),
+        );
+        registry.register(
+            "bug_escape_write_queue_bytes",
+            "Request bytes admitted and not yet answered (bounded by write_queue_bytes)",
+            self.queue_bytes.clone(),
+        );
+        registry.register(
+            "bug_escape_write_queue_capacity_bytes",
+            "The configured bound of the write queue (write_queue_bytes)",
+            self.queue_capacity.clone(),
+        );
+        registry.register(
+            "bug_escape_log_lines_dropped",
+            "Log lines dropped because the log sink failed (full disk, closed pipe)",
+            log_lines_dropped().clone(),
+        );
+    }
+
+    /// Sets whether the store takes writes.
+    pub fn set_store_writable(&self, writable: bool) {
+        self.store_writable.set(i64::from(writable));
+    }
+
+    /// Counts a restart of the store writer.
+    pub fn writer_restarted(&self) {
+        self.writer_restarts.inc();
+    }
+
+    /// Sets the bytes admitted to the write queue and its bound.
+    pub fn set_write_queue(&self, used: u64, capacity: u64) {
+        self.queue_bytes.set(used as i64);
+        self.queue_capacity.set(capacity as i64);
     }
 
     /// Counts `n` events received from `ingress`.

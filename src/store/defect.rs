@@ -131,17 +131,33 @@ pub fn release_key(config: &Config, product_kind: &str, raw: &str) -> Option<(St
         .map(|k| (k.key, k.prerelease))
 }
 
-/// Earliest `found_at` among the valid defects of a release.
+/// The configured stage names as a JSON array, the `stages` argument of
+/// [`first_found`].
+pub fn stages_json(config: &Config) -> String {
+    let names: Vec<&str> = config
+        .pipeline
+        .stages()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
+/// Earliest `found_at` among the defects a release counts: valid, undeleted,
+/// at a configured stage (`stages`, from [`stages_json`]). The same rule as
+/// the aggregates' own, so run time and start-up order releases alike.
 pub fn first_found(
     tx: &Connection,
+    stages: &str,
     product: &str,
     release: &str,
 ) -> rusqlite::Result<Option<Millis>> {
     tx.prepare_cached(
         "SELECT MIN(found_at) FROM defects \
-         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'",
+         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid' \
+         AND stage IN (SELECT value FROM json_each(?3))",
     )?
-    .query_row(params![product, release], |r| r.get(0))
+    .query_row(params![product, release, stages], |r| r.get(0))
 }
 
 /// Contributions of every defect of a release.
@@ -152,7 +168,8 @@ pub fn release_contributions(
     release: &str,
 ) -> rusqlite::Result<Vec<Contribution>> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM defects WHERE product = ?1 AND release = ?2 AND deleted = 0"
+        "SELECT {COLUMNS} FROM defects \
+         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'"
     ))?;
     let rows = stmt.query_map(params![product, release], Row::from_sql)?;
     let mut out = Vec::new();

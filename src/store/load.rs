@@ -1,7 +1,7 @@
 //! Start-up work: re-key stored rows when the keying configuration changed, then
 //! build the aggregates from the rows once.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::defect::{self, COLUMNS, Row};
 use crate::config::Config;
@@ -12,11 +12,12 @@ use crate::model::time::Millis;
 /// the release rules differ from those the store was keyed with.
 pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Result<()> {
     let fingerprint = config.keying_fingerprint();
+    // A read error is an error, never a reason to re-key everything.
     let stored: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'keying'", [], |r| {
             r.get(0)
         })
-        .ok();
+        .optional()?;
     if stored.as_deref() == Some(fingerprint.as_str()) {
         return Ok(());
     }
@@ -39,22 +40,21 @@ pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Resul
         }
         let mut select =
             tx.prepare("SELECT product_kind, product_ns, release_raw FROM release_times")?;
+        // A name the rules give no key keeps its row (release NULL), so a
+        // reverted configuration brings it back.
         let mut update = tx.prepare(
             "UPDATE release_times SET product = ?4, release = ?5, prerelease = ?6 \
              WHERE product_kind = ?1 AND product_ns = ?2 AND release_raw = ?3",
         )?;
-        let mut delete =
-            tx.prepare("DELETE FROM release_times WHERE product_kind = ?1 AND product_ns = ?2 AND release_raw = ?3")?;
         let mut rows = select.query([])?;
         while let Some(r) = rows.next()? {
             let (kind, ns, raw): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
             let product = config.product_for(&kind, &ns);
-            match defect::release_key(config, &kind, &raw) {
-                Some((release, pre)) => {
-                    update.execute(params![kind, ns, raw, product, release, pre])?
-                }
-                None => delete.execute(params![kind, ns, raw])?,
+            let (release, pre) = match defect::release_key(config, &kind, &raw) {
+                Some((release, pre)) => (Some(release), pre),
+                None => (None, false),
             };
+            update.execute(params![kind, ns, raw, product, release, pre])?;
         }
     }
     tx.execute(
@@ -75,7 +75,8 @@ pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Resul
 pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregates> {
     let mut agg = Aggregates::new(config);
     // Release times first, so defects land in the right at-age counts.
-    let mut keys = conn.prepare("SELECT DISTINCT product, release FROM release_times")?;
+    let mut keys = conn
+        .prepare("SELECT DISTINCT product, release FROM release_times WHERE release IS NOT NULL")?;
     let keys: Vec<(String, String)> = keys
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;

@@ -1,16 +1,22 @@
 //! Durable storage. One thread owns the SQLite connection (the single writer);
 //! callers send it commands and await the answer, which comes only after the
-//! transaction holding their change has committed. The writer drains every
-//! queued command into one transaction (group commit), each inside its own
-//! savepoint so one failure never undoes another caller's batch.
+//! transaction holding their change has committed. The writer drains queued
+//! commands into one transaction (group commit); a failure that ends the
+//! transaction fails the whole group, so no batch is ever committed outside
+//! it. The writer is supervised: a panic rolls back, rebuilds the aggregates
+//! from disk and restarts it (see [`health::Health`] for what `/readyz` reads).
 
 mod defect;
 pub use defect::release_key;
+pub mod fault;
+pub mod health;
 mod load;
 mod schema;
 mod writer;
 
+use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -19,6 +25,8 @@ use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
 use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
 use crate::model::time::Millis;
+pub use fault::Fault;
+pub use health::Health;
 
 /// One item of a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +43,10 @@ pub struct Batch {
     /// Vendor delivery id; a batch whose id was seen before is a no-op.
     pub delivery: Option<String>,
     pub received_at: Millis,
+    /// A batch still queued at this instant is not applied (its caller gets
+    /// [`StoreError::Timeout`]); once its transaction starts, it is committed
+    /// and answered whatever the time.
+    pub deadline: Option<Instant>,
 }
 
 /// What a committed batch did.
@@ -58,22 +70,26 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The store could not commit: retryable.
+/// Nothing of the batch was stored; retryable.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The batch waited in the queue past its deadline and was not applied.
+    #[error("timed out in the write queue")]
+    Timeout,
 }
 
 enum Command {
     Write(Batch, oneshot::Sender<Result<Outcome, StoreError>>),
-    Ping(oneshot::Sender<Result<(), StoreError>>),
+    Inject(Fault),
 }
 
 /// Handle to the writer thread. Cloning shares the writer.
 #[derive(Clone)]
 pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
+    health: Arc<Health>,
 }
 
 /// The writer thread, to join at shutdown.
@@ -92,28 +108,33 @@ impl WriterThread {
 impl Store {
     /// Opens (creating and migrating) the database, re-keys stored rows when the
     /// keying configuration changed, loads the aggregates, starts the writer.
+    /// A damaged database, or one written by a newer version, stops here with
+    /// a message naming the file and what to do.
     pub fn open(
         config: Arc<Config>,
         aggregates: Arc<RwLock<Aggregates>>,
         telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<(Store, WriterThread)> {
-        let mut conn = schema::open(&config.db)
-            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", config.db.display()))?;
-        load::rekey_if_changed(&mut conn, &config)?;
-        let loaded = load::aggregates(&conn, &config)?;
-        *aggregates.write().expect("aggregates lock") = loaded;
+        let (conn, loaded) = open_and_load(&config).map_err(|e| explain(&config.db, e))?;
+        *health::write_lock(&aggregates) = loaded;
         for (source, at) in load::last_events(&conn)? {
             telemetry.set_last_event(&source, at);
         }
+        let health = Arc::new(Health::new(telemetry.clone()));
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = writer::Writer::new(conn, config, aggregates, telemetry);
+        let supervisor = writer::Supervisor {
+            config,
+            aggregates,
+            telemetry,
+            health: health.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer.run(rx))?;
-        Ok((Store { tx }, WriterThread(handle)))
+            .spawn(move || supervisor.run(conn, rx))?;
+        Ok((Store { tx, health }, WriterThread(handle)))
     }
 
-    /// Commits `batch`; answers only once it is durable.
+    /// Commits `batch`; answers only once it is durable and counted.
     pub async fn write(&self, batch: Batch) -> Result<Outcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -124,14 +145,60 @@ impl Store {
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
 
-    /// Proves the store writable (a write in a transaction).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Ping(reply))
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    /// What `/readyz` reports: whether a write would be accepted now.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Injects a fault into the writer, for tests of the failure paths.
+    #[doc(hidden)]
+    pub fn inject(&self, fault: Fault) {
+        let _ = self.tx.send(Command::Inject(fault));
+    }
+}
+
+/// Opens the file, re-keys if needed and loads the aggregates.
+fn open_and_load(config: &Config) -> Result<(rusqlite::Connection, Aggregates), anyhow::Error> {
+    let mut conn = schema::open(&config.db)?;
+    load::rekey_if_changed(&mut conn, config)?;
+    let loaded = load::aggregates(&conn, config)?;
+    Ok((conn, loaded))
+}
+
+/// Turns a start-up failure into a message naming the file, saying whether it
+/// is damaged (with `integrity_check`'s findings) and what to do.
+fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    if let Some(newer @ schema::OpenError::Newer { .. }) = e.downcast_ref::<schema::OpenError>() {
+        return anyhow::anyhow!("{newer}");
+    }
+    let file = path.display();
+    let sqlite_code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<rusqlite::Error>())
+        .and_then(rusqlite::Error::sqlite_error_code);
+    if sqlite_code == Some(rusqlite::ErrorCode::NotADatabase) {
+        return anyhow::anyhow!(
+            "database {file} is not a SQLite database (or its header is damaged): {e}. \
+             Restore it from a backup, or move it aside to start with an empty store"
+        );
+    }
+    if matches!(
+        sqlite_code,
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied)
+    ) {
+        return anyhow::anyhow!("cannot open database {file}: {e}");
+    }
+    match schema::integrity_problems(path) {
+        Some(problems) => anyhow::anyhow!(
+            "database {file} is corrupt: {e}. PRAGMA integrity_check reports:\n  {}\n\
+             Stop every process using it and restore {file} from a backup (or move it aside \
+             to start empty; `sqlite3 {file} .recover` may salvage rows)",
+            problems.join("\n  ")
+        ),
+        None => anyhow::anyhow!(
+            "cannot load database {file}: {e}. PRAGMA integrity_check finds no damage, so a \
+             row holds a value this version cannot read (written by another program?); \
+             restore {file} from a backup or move it aside to start empty"
+        ),
     }
 }

@@ -1,7 +1,12 @@
 //! Connection set-up and numbered migrations (`PRAGMA user_version`), each step
 //! applied with its version bump in one transaction.
 
+use std::path::Path;
+
 use rusqlite::Connection;
+
+/// The WAL is truncated back to this size after a checkpoint (bytes).
+pub const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Migration steps; step `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -55,25 +60,85 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: the hot queries (first found, a release's contributions) read only
+    //    valid, undeleted defects: a partial index serves them and costs no
+    //    write for tombstones and invalid defects. Release times keep their raw
+    //    name even when the rules no longer give it a key (`release` NULL), so
+    //    a reverted configuration restores them. `probe` holds the readiness
+    //    probe's short-lived filler row.
+    r#"
+    DROP INDEX defects_by_release;
+    CREATE INDEX defects_counted ON defects (product, release, found_at)
+        WHERE deleted = 0 AND status = 'valid';
+    CREATE TABLE release_times_v2 (
+        product_kind TEXT NOT NULL,
+        product_ns   TEXT NOT NULL,
+        release_raw  TEXT NOT NULL,
+        product      TEXT NOT NULL,
+        release      TEXT,
+        prerelease   INTEGER NOT NULL,
+        released_at  INTEGER NOT NULL,
+        PRIMARY KEY (product_kind, product_ns, release_raw)
+    ) WITHOUT ROWID;
+    INSERT INTO release_times_v2 SELECT * FROM release_times;
+    DROP TABLE release_times;
+    ALTER TABLE release_times_v2 RENAME TO release_times;
+    CREATE INDEX release_times_by_key ON release_times (product, release);
+    CREATE TABLE probe (
+        id     INTEGER PRIMARY KEY,
+        filler BLOB NOT NULL
+    );
+    "#,
 ];
 
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Why a database cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "database {path} has schema version {found}, newer than version {known} that this \
+         binary knows: it was written by a newer bug-escape-exporter. Run that version (or \
+         newer), or restore a backup made by this one"
+    )]
+    Newer {
+        path: String,
+        found: usize,
+        known: usize,
+    },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 /// Opens the database file with the exporter's pragmas: WAL, and
-/// `synchronous=FULL` so a commit is on disk before a 2xx is sent.
-pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+/// `synchronous=FULL` so a commit is on disk before a 2xx is sent. Refuses a
+/// schema newer than this binary's.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: in WAL mode, NORMAL can lose the last commits on power loss; our
     // contract is that a 2xx means durable. Group commit amortises the fsync.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // After a checkpoint the WAL shrinks back to this, so one burst does not
+    // keep its high-water mark until shutdown.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    migrate(&conn)?;
+    migrate(&conn, path)?;
     Ok(conn)
 }
 
 /// Applies the migrations the database has not seen yet.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+fn migrate(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::Newer {
+            path: path.display().to_string(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
     for (i, step) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(step)?;
@@ -81,4 +146,20 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The first lines of `PRAGMA integrity_check`, or `None` when it says `ok`.
+pub fn integrity_problems(path: &Path) -> Option<Vec<String>> {
+    let conn = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(e) => return Some(vec![e.to_string()]),
+    };
+    let lines: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA integrity_check(20)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    match lines {
+        Ok(l) if l.len() == 1 && l[0] == "ok" => None,
+        Ok(l) => Some(l),
+        Err(e) => Some(vec![e.to_string()]),
+    }
 }

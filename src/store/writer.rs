@@ -1,22 +1,40 @@
 //! The writer thread: owns the connection, applies batches in group commits,
-//! and updates the in-memory aggregates after each commit.
+//! and updates the in-memory aggregates after each commit. [`Supervisor`]
+//! restarts it, with the aggregates rebuilt from disk, when it panics or its
+//! connection breaks.
 
 use std::collections::BTreeSet;
-use std::sync::mpsc::Receiver;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
+use tokio::sync::oneshot;
 
 use super::defect::{self, Row};
-use super::{Batch, Command, Item, Outcome, StoreError};
+use super::fault::{Armed, Fault};
+use super::health::{Health, write_lock};
+use super::{Batch, Command, Item, Outcome, StoreError, load, schema};
 use crate::config::Config;
 use crate::metrics::aggregate::{Aggregates, Contribution, ReleaseMeta};
 use crate::metrics::telemetry::Telemetry;
 use crate::model::event::{Change, DefectEvent, ReleaseEvent};
 use crate::model::time::{Millis, now_ms};
 
-/// Most commands folded into one transaction.
+/// Most requests folded into one transaction.
 const MAX_GROUP: usize = 512;
+/// Most items folded into one transaction (a larger batch still commits whole).
+const MAX_GROUP_ITEMS: usize = 20_000;
+/// How long the writer waits for work before doing its idle chores.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+/// How often an idle, healthy writer proves the disk still takes a write.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// Size of the readiness probe's filler row: enough to need fresh pages.
+const PROBE_BYTES: i64 = 64 * 1024;
+/// How long the supervisor keeps trying to reopen the database before the
+/// process exits for its own supervisor (systemd, Kubernetes) to restart it.
+const REOPEN_FOR: Duration = Duration::from_secs(60);
 /// How long a delivery id is remembered for deduplication.
 pub const DELIVERY_TTL_MS: Millis = 7 * 24 * 3600 * 1000;
 
@@ -27,142 +45,295 @@ enum Op {
     Meta(String, String, ReleaseMeta),
 }
 
+type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
+
+/// Runs the writer and restarts it when it fails.
+pub(super) struct Supervisor {
+    pub config: Arc<Config>,
+    pub aggregates: Arc<RwLock<Aggregates>>,
+    pub telemetry: Arc<Telemetry>,
+    pub health: Arc<Health>,
+}
+
+/// Why [`Writer::serve`] returned.
+enum Exit {
+    /// Every sender is gone: shut down.
+    Shutdown,
+    /// The connection is in a state the writer cannot trust: reopen.
+    Broken(String),
+}
+
+impl Supervisor {
+    /// Serves commands until every sender is dropped, restarting the writer on
+    /// a fresh connection (and fresh aggregates) whenever it fails.
+    pub(super) fn run(self, conn: Connection, rx: Receiver<Command>) {
+        let armed = Arc::new(Armed::default());
+        let mut conn = Some(conn);
+        loop {
+            let conn = match conn.take() {
+                Some(c) => c,
+                None => match self.reopen(&rx, &armed) {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            let mut writer = Writer::new(conn, &self, armed.clone());
+            let why = match catch_unwind(AssertUnwindSafe(|| writer.serve(&rx))) {
+                Ok(Exit::Shutdown) => return writer.close(),
+                Ok(Exit::Broken(why)) => why,
+                Err(panic) => format!("writer panicked: {}", panic_message(&*panic)),
+            };
+            // Dropping the writer closes its connection; an open transaction
+            // rolls back with it.
+            drop(writer);
+            tracing::error!(reason = %why, "store writer failed; restarting it");
+            self.telemetry.writer_restarted();
+            self.health.writer_down(why);
+        }
+    }
+
+    /// Opens the database again and rebuilds the aggregates from it; answers
+    /// 503 to whatever arrives meanwhile. `None` when every sender is gone.
+    fn reopen(&self, rx: &Receiver<Command>, armed: &Armed) -> Option<Connection> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let attempt = schema::open(&self.config.db)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| {
+                    load::rekey_if_changed(&mut c, &self.config)?;
+                    let fresh = load::aggregates(&c, &self.config)?;
+                    Ok((c, fresh))
+                });
+            match attempt {
+                Ok((conn, fresh)) => {
+                    replace_aggregates(&self.aggregates, fresh);
+                    self.health.writer_up();
+                    tracing::info!("store writer restarted; aggregates rebuilt from disk");
+                    return Some(conn);
+                }
+                Err(e) if started.elapsed() > REOPEN_FOR => {
+                    tracing::error!(error = %e, "cannot reopen the database; exiting so the service manager restarts the exporter");
+                    std::process::exit(70);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot reopen the database yet"),
+            }
+            let until = Instant::now() + pause;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(Command::Write(_, reply)) => {
+                        let _ = reply.send(Err(StoreError::Unavailable(
+                            "the store writer is restarting".into(),
+                        )));
+                    }
+                    Ok(Command::Inject(f)) => armed.arm(f),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Swaps in aggregates loaded from disk and clears a poisoned lock.
+fn replace_aggregates(lock: &RwLock<Aggregates>, fresh: Aggregates) {
+    *write_lock(lock) = fresh;
+    lock.clear_poison();
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Whether an error of one batch leaves the transaction usable (the batch's
+/// savepoint is rolled back and the others go on); any other error fails the
+/// whole group.
+fn batch_local(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => true,
+        other => matches!(
+            other.sqlite_error_code(),
+            Some(ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig)
+        ),
+    }
+}
+
 pub(super) struct Writer {
     conn: Connection,
     config: Arc<Config>,
     aggregates: Arc<RwLock<Aggregates>>,
     telemetry: Arc<Telemetry>,
+    health: Arc<Health>,
+    armed: Arc<Armed>,
+    /// Configured stage names as a JSON array, for `first_found`.
+    stages: String,
     last_prune: Millis,
+    /// Last commit or probe that reached the disk.
+    last_write: Instant,
+    /// Written since the WAL was last truncated.
+    wal_dirty: bool,
 }
 
 impl Writer {
-    pub(super) fn new(
-        conn: Connection,
-        config: Arc<Config>,
-        aggregates: Arc<RwLock<Aggregates>>,
-        telemetry: Arc<Telemetry>,
-    ) -> Self {
+    fn new(conn: Connection, s: &Supervisor, armed: Arc<Armed>) -> Self {
         Self {
             conn,
-            config,
-            aggregates,
-            telemetry,
+            stages: defect::stages_json(&s.config),
+            config: s.config.clone(),
+            aggregates: s.aggregates.clone(),
+            telemetry: s.telemetry.clone(),
+            health: s.health.clone(),
+            armed,
             last_prune: 0,
+            last_write: Instant::now(),
+            wal_dirty: false,
         }
     }
 
-    /// Serves commands until every sender is dropped, then closes the database.
-    pub(super) fn run(mut self, rx: Receiver<Command>) {
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(c) => group.push(c),
-                    Err(_) => break,
+    /// Serves commands until every sender is dropped or the connection breaks.
+    fn serve(&mut self, rx: &Receiver<Command>) -> Exit {
+        loop {
+            let result = match rx.recv_timeout(IDLE_TICK) {
+                Ok(first) => {
+                    let group = self.gather(first, rx);
+                    if group.is_empty() {
+                        Ok(())
+                    } else {
+                        self.commit_group(group)
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.idle(),
+                Err(RecvTimeoutError::Disconnected) => return Exit::Shutdown,
+            };
+            if let Err(why) = result {
+                return Exit::Broken(why);
+            }
+        }
+    }
+
+    /// Folds the waiting writes into one group (bounded by requests and
+    /// items); applies injected faults; answers writes whose deadline passed.
+    fn gather(&mut self, first: Command, rx: &Receiver<Command>) -> Vec<(Batch, Reply)> {
+        let mut group = Vec::new();
+        let mut items = 0;
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Inject(f) => self.inject(f),
+                Command::Write(_, reply) if reply.is_closed() => {} // caller gone
+                Command::Write(batch, reply)
+                    if batch.deadline.is_some_and(|d| d <= Instant::now()) =>
+                {
+                    self.telemetry.store_error("queue_timeout");
+                    let _ = reply.send(Err(StoreError::Timeout));
+                }
+                Command::Write(batch, reply) => {
+                    items += batch.items.len();
+                    group.push((batch, reply));
                 }
             }
-            self.commit_group(group);
+            if group.len() < MAX_GROUP && items < MAX_GROUP_ITEMS {
+                next = rx.try_recv().ok();
+            }
         }
-        // Fold the WAL back so the file is complete on its own.
-        if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
-        }
-        if let Err((_, e)) = self.conn.close() {
-            tracing::error!(error = %e, "closing the database failed");
-        }
-        tracing::info!("store closed");
+        group
     }
 
-    /// Commits a group of commands in one transaction, then updates the
-    /// aggregates and answers each caller; on failure every caller gets a 503.
-    fn commit_group(&mut self, group: Vec<Command>) {
+    fn inject(&mut self, fault: Fault) {
+        if let Fault::MaxPageCount(n) = fault {
+            let n = if n == 0 { i64::MAX } else { n as i64 };
+            if let Err(e) = self.conn.pragma_update(None, "max_page_count", n) {
+                tracing::warn!(error = %e, "cannot set max_page_count");
+            }
+        }
+        self.armed.arm(fault);
+    }
+
+    /// Commits a group in one transaction, then updates the aggregates and
+    /// answers each caller. When the transaction fails, nothing of the group
+    /// is stored and every caller gets a 503. `Err` when the connection is left
+    /// in a state the writer cannot trust.
+    fn commit_group(&mut self, group: Vec<(Batch, Reply)>) -> Result<(), String> {
         let mut ops = Vec::new();
         match self.apply_group(&group, &mut ops) {
             Ok(outcomes) => {
-                {
-                    let mut agg = self.aggregates.write().expect("aggregates lock");
-                    for op in &ops {
-                        match op {
-                            Op::Add(c) => agg.add(c),
-                            Op::Remove(c) => agg.remove(c),
-                            Op::Meta(p, r, m) => agg.set_release_meta(p, r, m),
-                        }
+                self.wrote();
+                self.apply_ops(&ops)?;
+                for ((batch, reply), outcome) in group.into_iter().zip(outcomes) {
+                    if let Ok(o) = &outcome {
+                        self.count(&batch, o);
                     }
+                    let _ = reply.send(outcome);
                 }
-                for (cmd, outcome) in group.into_iter().zip(outcomes) {
-                    match cmd {
-                        Command::Write(batch, reply) => {
-                            if let Ok(o) = &outcome {
-                                self.count(&batch, o);
-                            }
-                            let _ = reply.send(outcome);
-                        }
-                        Command::Ping(reply) => {
-                            let _ = reply.send(outcome.map(|_| ()));
-                        }
-                    }
-                }
+                Ok(())
             }
             Err(e) => {
                 self.telemetry.store_error("commit");
-                tracing::error!(error = %e, "transaction failed; nothing committed");
-                let err = || StoreError::Unavailable(e.to_string());
-                for cmd in group {
-                    match cmd {
-                        Command::Write(_, reply) => {
-                            let _ = reply.send(Err(err()));
-                        }
-                        Command::Ping(reply) => {
-                            let _ = reply.send(Err(err()));
-                        }
-                    }
+                tracing::error!(error = %e, batches = group.len(), "transaction failed; nothing of the group committed");
+                self.health
+                    .write_failed(format!("the last transaction failed: {e}"));
+                for (_, reply) in group {
+                    let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
                 }
+                self.ensure_no_transaction()
             }
         }
     }
 
-    /// Applies every command inside one transaction; each batch in its own
-    /// savepoint, so a failing batch is rolled back alone.
+    /// After a failure: the connection must not be left inside a transaction.
+    fn ensure_no_transaction(&mut self) -> Result<(), String> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        match self.conn.execute_batch("ROLLBACK") {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!("cannot roll back a failed transaction: {e}")),
+        }
+    }
+
+    /// Applies every batch inside one transaction, each in its own savepoint:
+    /// a batch whose own data is at fault is rolled back alone; any failure
+    /// that may have ended the transaction (disk full, I/O error, …) fails the
+    /// whole group, so no batch is committed outside the group it was in.
     fn apply_group(
         &mut self,
-        group: &[Command],
+        group: &[(Batch, Reply)],
         ops: &mut Vec<Op>,
     ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.armed.in_transaction();
         let mut outcomes = Vec::with_capacity(group.len());
-        for cmd in group {
-            let outcome = match cmd {
-                Command::Ping(_) => tx
-                    .execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('ping', ?1)",
-                        params![now_ms().to_string()],
-                    )
-                    .map(|_| Outcome::default())
-                    .map_err(|e| StoreError::Unavailable(e.to_string())),
-                Command::Write(batch, _) => {
-                    let mut batch_ops = Vec::new();
-                    let sp = tx.savepoint()?;
-                    match apply_batch(&sp, &self.config, batch, &mut batch_ops) {
-                        Ok(o) => {
-                            if stored_something(&o) {
-                                record_source_activity(&sp, batch)?;
-                            }
-                            sp.commit()?;
-                            ops.append(&mut batch_ops);
-                            Ok(o)
-                        }
-                        Err(e) => {
-                            drop(sp); // rolls back this batch only
-                            self.telemetry.store_error("write");
-                            tracing::error!(error = %e, "batch failed; rolled back");
-                            Err(StoreError::Unavailable(e.to_string()))
-                        }
+        for (batch, _) in group {
+            let mut batch_ops = Vec::new();
+            let sp = tx.savepoint()?;
+            match apply_batch(&sp, &self.config, &self.stages, batch, &mut batch_ops) {
+                Ok(o) => {
+                    if stored_something(&o) {
+                        record_source_activity(&sp, batch)?;
                     }
+                    sp.commit()?;
+                    ops.append(&mut batch_ops);
+                    outcomes.push(Ok(o));
                 }
-            };
-            outcomes.push(outcome);
+                Err(e) => {
+                    drop(sp); // rolls back to the savepoint, if the transaction lives
+                    if !batch_local(&e) || tx.is_autocommit() {
+                        return Err(e);
+                    }
+                    self.telemetry.store_error("write");
+                    tracing::error!(error = %e, "batch failed; rolled back alone");
+                    outcomes.push(Err(StoreError::Unavailable(e.to_string())));
+                }
+            }
         }
         let now = now_ms();
         if now - self.last_prune > 3600 * 1000 {
@@ -174,6 +345,101 @@ impl Writer {
         }
         tx.commit()?;
         Ok(outcomes)
+    }
+
+    /// Applies committed changes to the aggregates. A panic half-way leaves
+    /// them unknown: they are rebuilt from disk, which holds the commit.
+    fn apply_ops(&mut self, ops: &[Op]) -> Result<(), String> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            let mut agg = write_lock(&self.aggregates);
+            self.armed.in_aggregates();
+            for op in ops {
+                match op {
+                    Op::Add(c) => agg.add(c),
+                    Op::Remove(c) => agg.remove(c),
+                    Op::Meta(p, r, m) => agg.set_release_meta(p, r, m),
+                }
+            }
+        }));
+        if let Err(panic) = applied {
+            self.telemetry.store_error("aggregates");
+            tracing::error!(
+                reason = %panic_message(&*panic),
+                "updating the aggregates failed after a commit; rebuilding them from disk"
+            );
+            let fresh = load::aggregates(&self.conn, &self.config)
+                .map_err(|e| format!("cannot rebuild the aggregates: {e}"))?;
+            replace_aggregates(&self.aggregates, fresh);
+        }
+        Ok(())
+    }
+
+    fn wrote(&mut self) {
+        self.last_write = Instant::now();
+        self.wal_dirty = true;
+        self.health.wrote();
+    }
+
+    /// Chores while no write waits: fold the WAL back after a burst, forget old
+    /// delivery ids, and prove the disk still takes a write (at once while the
+    /// last write failed, every [`PROBE_EVERY`] otherwise).
+    fn idle(&mut self) -> Result<(), String> {
+        let failing = self.health.ready().is_err();
+        if failing || self.last_write.elapsed() >= PROBE_EVERY {
+            match self.probe() {
+                Ok(()) => self.wrote(),
+                Err(e) => {
+                    self.telemetry.store_error("probe");
+                    if !failing {
+                        tracing::error!(error = %e, "the store no longer takes a write");
+                    }
+                    self.health
+                        .write_failed(format!("the store does not take a write: {e}"));
+                    self.last_write = Instant::now(); // retried at the next tick anyway
+                    return self.ensure_no_transaction();
+                }
+            }
+        }
+        if self.wal_dirty {
+            // TRUNCATE: the writer is the only connection, so the checkpoint
+            // completes and the WAL file goes back to zero bytes.
+            match self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                Ok(0) => self.wal_dirty = false,
+                Ok(_) => {} // busy: try again at the next tick
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes, commits and removes a row large enough to need fresh pages.
+    fn probe(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO probe VALUES (1, zeroblob(?1))",
+            params![PROBE_BYTES],
+        )?;
+        tx.commit()?;
+        self.conn.execute("DELETE FROM probe", [])?;
+        Ok(())
+    }
+
+    /// Folds the WAL back and closes the database (at shutdown).
+    fn close(self) {
+        if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+        }
+        if let Err((_, e)) = self.conn.close() {
+            tracing::error!(error = %e, "closing the database failed");
+        }
+        tracing::info!("store closed");
     }
 
     /// Self-metrics of a committed batch.
@@ -209,6 +475,7 @@ fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()
 fn apply_batch(
     tx: &Connection,
     config: &Config,
+    stages: &str,
     batch: &Batch,
     ops: &mut Vec<Op>,
 ) -> rusqlite::Result<Outcome> {
@@ -227,7 +494,7 @@ fn apply_batch(
     for item in &batch.items {
         let effect = match item {
             Item::Defect(ev) => apply_defect(tx, config, ev, batch.received_at, ops, &mut touched)?,
-            Item::Release(ev) => apply_release(tx, config, ev, ops)?,
+            Item::Release(ev) => apply_release(tx, config, stages, ev, ops)?,
         };
         match effect {
             Effect::Accepted => outcome.accepted += 1,
@@ -237,7 +504,7 @@ fn apply_batch(
         }
     }
     for (product, release) in touched {
-        let first_found = defect::first_found(tx, &product, &release)?;
+        let first_found = defect::first_found(tx, stages, &product, &release)?;
         ops.push(Op::Meta(
             product,
             release,
@@ -431,6 +698,7 @@ fn put(
 fn apply_release(
     tx: &Connection,
     config: &Config,
+    stages: &str,
     ev: &ReleaseEvent,
     ops: &mut Vec<Op>,
 ) -> rusqlite::Result<Effect> {
@@ -451,7 +719,7 @@ fn apply_release(
     ops.push(Op::Meta(
         product.clone(),
         release.clone(),
-        release_meta(tx, config, &product, &release)?,
+        release_meta(tx, config, stages, &product, &release)?,
     ));
     Ok(Effect::Accepted)
 }
@@ -460,6 +728,7 @@ fn apply_release(
 pub(super) fn release_meta(
     tx: &Connection,
     config: &Config,
+    stages: &str,
     product: &str,
     release: &str,
 ) -> rusqlite::Result<ReleaseMeta> {
@@ -467,7 +736,7 @@ pub(super) fn release_meta(
     let contributions = defect::release_contributions(tx, config, product, release)?;
     let at_age = Aggregates::new(config).at_age_counts(time, contributions.iter());
     Ok(ReleaseMeta {
-        first_found: defect::first_found(tx, product, release)?,
+        first_found: defect::first_found(tx, stages, product, release)?,
         time: Some((time, at_age)),
     })
 }
@@ -536,9 +805,11 @@ mod tests {
             items: vec![Item::Defect(ev)],
             delivery: None,
             received_at: 1_000,
+            deadline: None,
         };
         let mut ops = Vec::new();
-        let outcome = apply_batch(&db.conn, &db.config, &batch, &mut ops).expect("apply");
+        let stages = defect::stages_json(&db.config);
+        let outcome = apply_batch(&db.conn, &db.config, &stages, &batch, &mut ops).expect("apply");
         let net = ops
             .iter()
             .map(|o| match o {

@@ -71,6 +71,11 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_products_left_out", &[]),
     ("bug_escape_events_unmapped_total", &["source", "field"]),
     ("bug_escape_source_api_errors_total", &["source"]),
+    ("bug_escape_store_writable", &[]),
+    ("bug_escape_store_writer_restarts_total", &[]),
+    ("bug_escape_write_queue_bytes", &[]),
+    ("bug_escape_write_queue_capacity_bytes", &[]),
+    ("bug_escape_log_lines_dropped_total", &[]),
 ];
 
 pub async fn seeded() -> (TestApp, tempfile::TempDir) {

@@ -1,0 +1,149 @@
+//! The one write path every source shares, and the write queue's bound.
+//!
+//! A write request first takes room in the write queue, sized by its declared
+//! body (or the body limit when it declares none), and keeps it until it is
+//! answered: what waits for the writer — bodies, parsed items — is bounded by
+//! `write_queue_bytes`, and a request that finds no room within
+//! `write_queue_wait` gets a 503 with `Retry-After`. Once admitted, it has
+//! `write_timeout` to be read and taken into a transaction; a batch whose
+//! transaction started is committed and answered, never cut off by a timeout.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::AppState;
+use super::body::read_limited;
+use super::error::AppError;
+use crate::metrics::telemetry::Telemetry;
+use crate::model::event::Ingress;
+use crate::store::{Batch, Item, Outcome, StoreError};
+
+/// The bound on bytes admitted and not yet answered.
+#[derive(Clone)]
+pub struct WriteQueue {
+    room: Arc<Semaphore>,
+    capacity: usize,
+    wait: Duration,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Room held in the write queue; released when dropped.
+pub struct Admitted {
+    permit: OwnedSemaphorePermit,
+    queue: WriteQueue,
+    /// When the request must have reached the writer.
+    pub deadline: Instant,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        // The permit is released after this body runs: count it as gone.
+        let size = self.permit.num_permits();
+        self.queue
+            .report(self.queue.room.available_permits() + size);
+    }
+}
+
+impl WriteQueue {
+    /// A queue of `capacity` bytes; a request waits at most `wait` for room.
+    pub fn new(capacity: usize, wait: Duration, telemetry: Arc<Telemetry>) -> Self {
+        let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let q = Self {
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            wait,
+            telemetry,
+        };
+        q.report(capacity);
+        q
+    }
+
+    fn report(&self, available: usize) {
+        let used = self.capacity.saturating_sub(available);
+        self.telemetry
+            .set_write_queue(used as u64, self.capacity as u64);
+    }
+
+    /// Takes room for a request whose body is at most `limit` bytes.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Admitted, AppError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        // A body over the limit is refused (413) after admission, by reading.
+        let want = declared.unwrap_or(limit).clamp(1, limit.min(self.capacity));
+        let permit = match self.room.clone().try_acquire_many_owned(want as u32) {
+            Ok(p) => p,
+            Err(_) => match tokio::time::timeout(
+                self.wait,
+                self.room.clone().acquire_many_owned(want as u32),
+            )
+            .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    return Err(AppError::Busy(
+                        "the write queue is full; nothing was stored; retry later".into(),
+                    ));
+                }
+            },
+        };
+        self.report(self.room.available_permits());
+        Ok(Admitted {
+            permit,
+            queue: self.clone(),
+            deadline: Instant::now() + timeout,
+        })
+    }
+}
+
+/// Reads the body of an admitted request, within its deadline (408 after it).
+pub async fn read_body(
+    admitted: &Admitted,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, AppError> {
+    let deadline = tokio::time::Instant::from_std(admitted.deadline);
+    match tokio::time::timeout_at(deadline, read_limited(headers, body, limit)).await {
+        Ok(read) => read,
+        Err(_) => Err(AppError::RequestTimeout),
+    }
+}
+
+/// Commits `items` from `ingress` and answers with what happened: 2xx only
+/// once committed and counted; 503 when nothing of it was stored.
+pub async fn record(
+    state: &AppState,
+    admitted: &Admitted,
+    ingress: Ingress,
+    items: Vec<Item>,
+    delivery: Option<String>,
+    received_at: i64,
+) -> Result<Outcome, AppError> {
+    let batch = Batch {
+        ingress,
+        items,
+        delivery,
+        received_at,
+        deadline: Some(admitted.deadline),
+    };
+    state.store.write(batch).await.map_err(|e| {
+        state.telemetry.rejected(ingress, "store_unavailable");
+        match e {
+            StoreError::Timeout => AppError::Busy(
+                "the write waited too long for the store; nothing was stored; retry later".into(),
+            ),
+            StoreError::Unavailable(cause) => AppError::StoreUnavailable(cause),
+        }
+    })
+}
