@@ -2,20 +2,22 @@
 //!
 //! Modules, in the order an event flows through them:
 //! - [`http`]: routes, request bodies, auth, `AppError` → JSON.
-//! - [`ingest`]: each source's payload → [`model::event`] items; `ingest::record`
-//!   is the one write path.
+//! - [`ingest`]: each source's payload → [`model::event`] items; `http::write`
+//!   holds the one write path and the write queue's bound.
 //! - [`model`]: validated domain values (stages, release names, events).
 //! - [`store`]: the single SQLite writer thread; group commits; updates the
 //!   aggregates after each commit.
 //! - [`metrics`]: the in-memory aggregates, the §3 formulas, the scrape-time
 //!   collector and the exposition formats.
-//! - [`config`], [`cli`], [`app`]: settings, flags, start-up and shutdown.
+//! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
+//!   shutdown, log output that never fails.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod store;

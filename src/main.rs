@@ -8,21 +8,15 @@ use bug_escape_exporter::config::{Config, Overrides, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BUG_ESCAPE_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .json()
-        .init();
+    bug_escape_exporter::logging::init();
     match cli.command {
         Command::CheckConfig { config } => match load(config.as_deref(), &Overrides::default()) {
             Ok(c) => {
-                println!("configuration OK: stages {}", c.pipeline.names());
+                say(&format!("configuration OK: stages {}", c.pipeline.names()));
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                complain(&e.to_string());
                 ExitCode::FAILURE
             }
         },
@@ -30,14 +24,14 @@ fn main() -> ExitCode {
             let config = match load(config.as_deref(), &Overrides { listen, db }) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{e}");
+                    complain(&e.to_string());
                     return ExitCode::FAILURE;
                 }
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
+                    complain(&format!("cannot start the runtime: {e}"));
                     return ExitCode::FAILURE;
                 }
             };
@@ -51,7 +45,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "exporter failed");
-                    eprintln!("{e:#}");
+                    complain(&format!("{e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -62,4 +56,16 @@ fn main() -> ExitCode {
 fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config, String> {
     let settings = Settings::load(file, flags).map_err(|e| e.to_string())?;
     Config::from_settings(settings).map_err(|e| format!("invalid configuration: {e}"))
+}
+
+/// Prints to stdout; a failing stdout is ignored (`println!` would panic).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Prints to stderr; a failing stderr is ignored (`eprintln!` would panic).
+fn complain(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

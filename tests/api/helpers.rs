@@ -15,6 +15,9 @@ pub struct TestApp {
     /// The directory holding the database.
     #[allow(dead_code)]
     pub dir: PathBuf,
+    /// The store handle, to inject faults (dropped before stopping: the
+    /// writer closes once every handle is gone).
+    store: Option<bug_escape_exporter::store::Store>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -41,6 +44,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let config = Config::from_settings(settings).expect("valid config");
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr().expect("bound");
+    let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = stopped.await;
@@ -49,6 +53,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         dir,
+        store: Some(store),
         stop: Some(stop),
         task: Some(task),
     }
@@ -57,11 +62,20 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
 impl TestApp {
     /// Stops the server gracefully and waits until the store is closed.
     pub async fn stop(mut self) {
+        self.store = None;
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    /// Injects a fault into the store's writer.
+    #[allow(dead_code)]
+    pub fn inject(&self, fault: bug_escape_exporter::store::Fault) {
+        if let Some(s) = &self.store {
+            s.inject(fault);
         }
     }
 

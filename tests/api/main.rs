@@ -7,5 +7,6 @@ mod contract;
 mod errors;
 mod events;
 mod exposition;
+mod faults;
 mod helpers;
 mod releases;
