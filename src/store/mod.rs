@@ -174,7 +174,13 @@ fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
     let file = path.display();
     let sqlite_code = e
         .chain()
-        .find_map(|c| c.downcast_ref::<rusqlite::Error>())
+        .find_map(|c| {
+            c.downcast_ref::<rusqlite::Error>()
+                .or(match c.downcast_ref::<schema::OpenError>() {
+                    Some(schema::OpenError::Sqlite(inner)) => Some(inner),
+                    _ => None,
+                })
+        })
         .and_then(rusqlite::Error::sqlite_error_code);
     if sqlite_code == Some(rusqlite::ErrorCode::NotADatabase) {
         return anyhow::anyhow!(

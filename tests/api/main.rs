@@ -10,3 +10,4 @@ mod exposition;
 mod faults;
 mod helpers;
 mod releases;
+mod startup;
