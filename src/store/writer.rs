@@ -910,4 +910,250 @@ mod tests {
         assert!(!r.deleted);
         assert_eq!(r.release.as_deref(), Some("1.4"));
     }
+
+    mod live_equals_reload {
+        //! After any history, the aggregates kept live by the writer equal a
+        //! fresh load from disk, field for field: one rule for every count and
+        //! for the time that orders releases, at run time and at start-up.
+
+        use super::super::super::fault::Armed;
+        use super::super::super::health::Health;
+        use super::super::super::{load, schema};
+        use super::*;
+        use crate::config::{ProductSettings, Settings};
+        use crate::model::event::{Classification, Ingress, ProductRef, Status};
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Ev {
+            Upsert {
+                id: u8,
+                github: bool,
+                product: u8,
+                release: Option<u8>,
+                stage: u8,
+                status: u8,
+                found_at: i64,
+                updated_at: i64,
+                keep: bool,
+            },
+            Delete {
+                id: u8,
+                github: bool,
+                updated_at: i64,
+            },
+            Retract {
+                id: u8,
+                github: bool,
+                updated_at: i64,
+            },
+            Attach {
+                id: u8,
+                release: u8,
+            },
+            Release {
+                github: bool,
+                product: u8,
+                release: u8,
+                at: i64,
+            },
+        }
+
+        const RELEASES: &[&str] = &["1.0", "v1.0", "1.0.0-rc.1", "2.0.0", "nightly-3", "Venus"];
+        const STAGES: &[&str] = &["development", "qa", "production", "staging"];
+
+        fn ev() -> impl Strategy<Value = Ev> {
+            prop_oneof![
+                6 => (0..10u8, any::<bool>(), 0..2u8, proptest::option::of(0..6u8), 0..5u8, 0..6u8, 0..50i64, 1..40i64, any::<bool>())
+                    .prop_map(|(id, github, product, release, stage, status, found_at, updated_at, keep)| Ev::Upsert {
+                        id, github, product, release, stage, status, found_at: found_at * 86_400_000, updated_at, keep,
+                    }),
+                1 => (0..10u8, any::<bool>(), 1..40i64).prop_map(|(id, github, updated_at)| Ev::Delete { id, github, updated_at }),
+                1 => (0..10u8, any::<bool>(), 1..40i64).prop_map(|(id, github, updated_at)| Ev::Retract { id, github, updated_at }),
+                1 => (0..10u8, 0..6u8).prop_map(|(id, release)| Ev::Attach { id, release }),
+                2 => (any::<bool>(), 0..2u8, 0..6u8, 0..60i64).prop_map(|(github, product, release, at)| Ev::Release {
+                    github, product, release, at: at * 86_400_000,
+                }),
+            ]
+        }
+
+        fn product(github: bool, p: u8) -> ProductRef {
+            if github {
+                ProductRef {
+                    kind: "github".into(),
+                    namespace: format!("acme/r{p}"),
+                }
+            } else {
+                ProductRef {
+                    kind: String::new(),
+                    namespace: format!("p{p}"),
+                }
+            }
+        }
+
+        fn item(e: &Ev) -> Item {
+            let defect = |id: u8, github: bool, p: u8, change, updated_at| {
+                Item::Defect(DefectEvent {
+                    source: if github {
+                        "github".into()
+                    } else {
+                        "generic".into()
+                    },
+                    id: id.to_string(),
+                    product: product(github, p),
+                    change,
+                    updated_at,
+                })
+            };
+            match e.clone() {
+                Ev::Upsert {
+                    id,
+                    github,
+                    product: p,
+                    release,
+                    stage,
+                    status,
+                    found_at,
+                    updated_at,
+                    keep,
+                } => {
+                    let class = Classification {
+                        stage: STAGES.get(stage as usize).map(|s| (*s).to_owned()),
+                        release: release.map(|r| RELEASES[r as usize].to_owned()),
+                        cause: Some("coverage".into()),
+                        ..Classification::default()
+                    };
+                    let status = match status {
+                        0 => Status::Invalid,
+                        1 => Status::Duplicate,
+                        _ => Status::Valid,
+                    };
+                    let change = if keep {
+                        Change::UpsertKeepRelease {
+                            class,
+                            status,
+                            found_at: Some(found_at),
+                        }
+                    } else {
+                        Change::Upsert {
+                            class,
+                            status,
+                            found_at: Some(found_at),
+                        }
+                    };
+                    defect(id, github, p, change, Some(updated_at))
+                }
+                Ev::Delete {
+                    id,
+                    github,
+                    updated_at,
+                } => defect(id, github, 0, Change::Delete, Some(updated_at)),
+                Ev::Retract {
+                    id,
+                    github,
+                    updated_at,
+                } => defect(id, github, 0, Change::Retract, Some(updated_at)),
+                Ev::Attach { id, release } => defect(
+                    id,
+                    true,
+                    0,
+                    Change::AttachRelease {
+                        release: RELEASES[release as usize].to_owned(),
+                    },
+                    None,
+                ),
+                Ev::Release {
+                    github,
+                    product: p,
+                    release,
+                    at,
+                } => Item::Release(ReleaseEvent {
+                    product: product(github, p),
+                    release: RELEASES[release as usize].to_owned(),
+                    released_at: at,
+                }),
+            }
+        }
+
+        /// Three configurations: the defaults; folding off, a product
+        /// mapping and a 7-day age; and a pipeline without `qa`.
+        fn config(variant: u8, db: &std::path::Path) -> Config {
+            let mut s = Settings {
+                db: db.to_path_buf(),
+                ..Settings::default()
+            };
+            match variant {
+                1 => {
+                    s.releases.fold_prereleases = false;
+                    s.maturity_ages = vec!["7d".into(), "30d".into()];
+                    s.products.insert(
+                        "payments".into(),
+                        ProductSettings {
+                            sources: vec!["github:acme/r0".into(), "github:acme/r1".into()],
+                            ..ProductSettings::default()
+                        },
+                    );
+                }
+                2 => {
+                    s.stages.retain(|st| st.name != "qa");
+                }
+                _ => {}
+            }
+            Config::from_settings(s).expect("config")
+        }
+
+        /// A writer on `db` with `config`, loaded as at start-up.
+        fn start(db: &std::path::Path, config: Config) -> Writer {
+            let mut conn = schema::open(db).expect("open");
+            load::rekey_if_changed(&mut conn, &config).expect("rekey");
+            let agg = load::aggregates(&conn, &config).expect("load");
+            let telemetry = Arc::new(Telemetry::default());
+            let sup = Supervisor {
+                config: Arc::new(config),
+                aggregates: Arc::new(RwLock::new(agg)),
+                health: Arc::new(Health::new(telemetry.clone())),
+                telemetry,
+            };
+            Writer::new(conn, &sup, Arc::new(Armed::default()))
+        }
+
+        fn assert_live_equals_reload(w: &Writer) -> Result<(), TestCaseError> {
+            let live = w.aggregates.read().unwrap().clone();
+            let reload = load::aggregates(&w.conn, &w.config).expect("reload");
+            prop_assert_eq!(live, reload);
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            #[test]
+            fn live_aggregates_equal_a_fresh_load(
+                phases in proptest::collection::vec(
+                    (0..3u8, proptest::collection::vec(proptest::collection::vec(ev(), 1..6), 1..10)),
+                    1..4,
+                )
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let db = dir.path().join("p.db");
+                for (variant, batches) in phases {
+                    // A restart with this phase's configuration (re-keying).
+                    let mut w = start(&db, config(variant, &db));
+                    assert_live_equals_reload(&w)?;
+                    for events in batches {
+                        let (reply, _answer) = oneshot::channel();
+                        let batch = Batch {
+                            ingress: Ingress::Generic,
+                            items: events.iter().map(item).collect(),
+                            delivery: None,
+                            received_at: 1_000,
+                            deadline: None,
+                        };
+                        w.commit_group(vec![(batch, reply)]).expect("commit");
+                        assert_live_equals_reload(&w)?;
+                    }
+                    w.close();
+                }
+            }
+        }
+    }
 }
