@@ -72,7 +72,7 @@ async fn handle(
         state
             .telemetry
             .received(Ingress::Generic, items.len() as u64);
-        record(&state, &admitted, Ingress::Generic, items, None, now).await
+        record(&state, admitted, Ingress::Generic, items, None, now).await
     }
     .await;
     match result {

@@ -297,7 +297,7 @@ async fn process(
             items.push(sentry::attach_release(issue_id, product, release));
         }
     }
-    let outcome = record(state, &admitted, ingress, items, delivery, now).await?;
+    let outcome = record(state, admitted, ingress, items, delivery, now).await?;
     if !outcome.duplicate_delivery {
         state
             .telemetry

@@ -124,7 +124,7 @@ pub async fn read_body(
 /// once committed and counted; 503 when nothing of it was stored.
 pub async fn record(
     state: &AppState,
-    admitted: &Admitted,
+    admitted: Admitted,
     ingress: Ingress,
     items: Vec<Item>,
     delivery: Option<String>,
@@ -137,13 +137,21 @@ pub async fn record(
         received_at,
         deadline: Some(admitted.deadline),
     };
-    state.store.write(batch).await.map_err(|e| {
-        state.telemetry.rejected(ingress, "store_unavailable");
-        match e {
-            StoreError::Timeout => AppError::Busy(
-                "the write waited too long for the store; nothing was stored; retry later".into(),
-            ),
-            StoreError::Unavailable(cause) => AppError::StoreUnavailable(cause),
-        }
-    })
+    // The room is released by the writer once it is done with the batch, even
+    // if this request is cancelled first.
+    let hold: Box<dyn Send> = Box::new(admitted);
+    state
+        .store
+        .write_holding(batch, Some(hold))
+        .await
+        .map_err(|e| {
+            state.telemetry.rejected(ingress, "store_unavailable");
+            match e {
+                StoreError::Timeout => AppError::Busy(
+                    "the write waited too long for the store; nothing was stored; retry later"
+                        .into(),
+                ),
+                StoreError::Unavailable(cause) => AppError::StoreUnavailable(cause),
+            }
+        })
 }

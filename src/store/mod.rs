@@ -81,9 +81,14 @@ pub enum StoreError {
 }
 
 enum Command {
-    Write(Batch, oneshot::Sender<Result<Outcome, StoreError>>),
+    Write(Batch, oneshot::Sender<Result<Outcome, StoreError>>, Hold),
     Inject(Fault),
 }
+
+/// Something a caller wants released only once the writer is done with its
+/// batch (answered, refused or dropped), such as room in a write queue: if the
+/// caller goes away early, the batch still holds it.
+pub type Hold = Option<Box<dyn Send>>;
 
 /// Handle to the writer thread. Cloning shares the writer.
 #[derive(Clone)]
@@ -136,9 +141,15 @@ impl Store {
 
     /// Commits `batch`; answers only once it is durable and counted.
     pub async fn write(&self, batch: Batch) -> Result<Outcome, StoreError> {
+        self.write_holding(batch, None).await
+    }
+
+    /// Like [`write`](Self::write); `hold` is dropped by the writer once it is
+    /// done with the batch.
+    pub async fn write_holding(&self, batch: Batch, hold: Hold) -> Result<Outcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Command::Write(batch, reply))
+            .send(Command::Write(batch, reply, hold))
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
         answer
             .await

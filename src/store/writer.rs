@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::defect::{self, Row};
 use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
-use super::{Batch, Command, Item, Outcome, StoreError, load, schema};
+use super::{Batch, Command, Hold, Item, Outcome, StoreError, load, schema};
 use crate::config::Config;
 use crate::metrics::aggregate::{Aggregates, Contribution, ReleaseMeta};
 use crate::metrics::telemetry::Telemetry;
@@ -121,7 +121,7 @@ impl Supervisor {
             let until = Instant::now() + pause;
             while let Some(left) = until.checked_duration_since(Instant::now()) {
                 match rx.recv_timeout(left) {
-                    Ok(Command::Write(_, reply)) => {
+                    Ok(Command::Write(_, reply, _hold)) => {
                         let _ = reply.send(Err(StoreError::Unavailable(
                             "the store writer is restarting".into(),
                         )));
@@ -202,12 +202,14 @@ impl Writer {
         loop {
             let result = match rx.recv_timeout(IDLE_TICK) {
                 Ok(first) => {
-                    let group = self.gather(first, rx);
+                    let mut holds = Vec::new();
+                    let group = self.gather(first, rx, &mut holds);
                     if group.is_empty() {
                         Ok(())
                     } else {
                         self.commit_group(group)
                     }
+                    // `holds` drop here: after every answer.
                 }
                 Err(RecvTimeoutError::Timeout) => self.idle(),
                 Err(RecvTimeoutError::Disconnected) => return Exit::Shutdown,
@@ -220,22 +222,28 @@ impl Writer {
 
     /// Folds the waiting writes into one group (bounded by requests and
     /// items); applies injected faults; answers writes whose deadline passed.
-    fn gather(&mut self, first: Command, rx: &Receiver<Command>) -> Vec<(Batch, Reply)> {
+    fn gather(
+        &mut self,
+        first: Command,
+        rx: &Receiver<Command>,
+        holds: &mut Vec<Hold>,
+    ) -> Vec<(Batch, Reply)> {
         let mut group = Vec::new();
         let mut items = 0;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Inject(f) => self.inject(f),
-                Command::Write(_, reply) if reply.is_closed() => {} // caller gone
-                Command::Write(batch, reply)
+                Command::Write(_, reply, _hold) if reply.is_closed() => {} // caller gone
+                Command::Write(batch, reply, _hold)
                     if batch.deadline.is_some_and(|d| d <= Instant::now()) =>
                 {
                     self.telemetry.store_error("queue_timeout");
                     let _ = reply.send(Err(StoreError::Timeout));
                 }
-                Command::Write(batch, reply) => {
+                Command::Write(batch, reply, hold) => {
                     items += batch.items.len();
+                    holds.push(hold);
                     group.push((batch, reply));
                 }
             }
