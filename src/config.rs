@@ -333,8 +333,7 @@ pub struct Config {
     pub webhooks: webhooks::WebhooksConfig,
 }
 
-/// Longest accepted label value (stage, cause, release, product, …).
-pub const MAX_LABEL_LEN: usize = 128;
+pub use crate::model::label::MAX_LABEL_LEN;
 
 impl Config {
     /// Validates `settings`; every error names the setting at fault.

@@ -10,7 +10,8 @@
 //! stage, or dropped for the other fields, and reported the same way.
 
 use crate::config::webhooks::Conventions;
-use crate::config::{Config, MAX_LABEL_LEN};
+use crate::config::Config;
+use crate::model::label::MAX_LABEL_LEN;
 use crate::model::event::{Classification, DETECTORS, Status};
 
 /// A classification derived from labels.
