@@ -44,7 +44,6 @@ pub const IGNORED_REASONS: &[&str] = &[
     "stale",
     "duplicate_delivery",
     "not_a_defect",
-    "unmapped_stage",
     "ping",
     "unsupported_event",
     "no_release",
