@@ -6,12 +6,13 @@ use serde_json::{Map, Value};
 
 use super::FieldError;
 use super::json_kind;
+use super::webhook::Stamp;
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
 };
 use crate::model::label::check_label;
-use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
+use crate::model::time::{Millis, parse_rfc3339};
 use crate::store::Item;
 
 const EVENT_FIELDS: &[&str] = &[
@@ -140,12 +141,9 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         let t = parse_rfc3339(v).map_err(|r| self.err(name, r))?;
-        if t > now + MAX_FUTURE_MS {
-            let mut e = self.err(name, format!("`{v}` is more than 5 minutes in the future"));
-            e.future = true;
-            return Err(e);
-        }
-        Ok(Some(t))
+        Stamp::new(&format!("{}{name}", self.prefix), v, t)
+            .checked(now)
+            .map(Some)
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, FieldError> {

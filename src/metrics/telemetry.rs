@@ -47,6 +47,7 @@ pub const IGNORED_REASONS: &[&str] = &[
     "ping",
     "unsupported_event",
     "no_release",
+    "upcoming_release",
 ];
 /// Classification fields whose webhook values may not map onto the configuration.
 pub const UNMAPPED_FIELDS: &[&str] = &[

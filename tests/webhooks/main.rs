@@ -8,3 +8,4 @@ mod helpers;
 mod jira;
 mod parsers;
 mod sentry;
+mod times;

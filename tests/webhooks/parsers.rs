@@ -220,6 +220,7 @@ fn check_storable(parsed: &Parsed) {
             }
             Item::Release(r) => {
                 assert!(check_label(&r.release).is_ok(), "{r:?}");
+                assert!(r.released_at <= NOW + 5 * 60 * 1000, "{r:?}");
                 assert!(check_label(&r.product.namespace).is_ok(), "{r:?}");
             }
         }
