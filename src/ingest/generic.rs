@@ -157,6 +157,38 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The namespaces the webhook adapters write defects into.
+pub const WEBHOOK_SOURCES: [&str; 4] = [
+    super::github::SOURCE,
+    super::gitlab::SOURCE,
+    super::jira::SOURCE,
+    super::sentry::SOURCE,
+];
+
+/// Keeps generic events out of the webhook sources' namespaces, where they
+/// would overwrite (or move to another product) a defect a webhook owns. The
+/// comparison ignores case and surrounding white space, so a look-alike
+/// (`GitHub`, `github `) is refused too: it would be a second namespace that
+/// corrects nothing. With `allow_vendor_sources`, the exact name is accepted
+/// (corrections).
+fn check_source(config: &Config, source: &str) -> Result<(), String> {
+    let folded = source.trim().to_lowercase();
+    let Some(vendor) = WEBHOOK_SOURCES.into_iter().find(|v| *v == folded) else {
+        return Ok(());
+    };
+    if !config.allow_vendor_sources {
+        return Err(format!(
+            "`{source}` is the namespace of the {vendor} webhook; the generic API may not write there (set `allow_vendor_sources = true` to correct its defects)"
+        ));
+    }
+    if source != vendor {
+        return Err(format!(
+            "`{source}` is not the {vendor} webhook's namespace; write `{vendor}` exactly to correct its defects"
+        ));
+    }
+    Ok(())
+}
+
 fn parse_event(
     config: &Config,
     o: &Map<String, Value>,
@@ -176,6 +208,7 @@ fn parse_event(
         return Err(f.err("id", "must not contain control characters"));
     }
     let source = f.label("source")?.unwrap_or_else(|| "generic".into());
+    check_source(config, &source).map_err(|reason| f.err("source", reason))?;
     let product = f
         .label("product")?
         .unwrap_or_else(|| config.default_product.clone());
