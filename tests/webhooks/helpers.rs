@@ -36,13 +36,13 @@ pub fn settings() -> Settings {
         listen: "127.0.0.1:0".into(),
         ..Settings::default()
     };
-    s.webhooks.github.secret = Some(SecretSetting::Many(vec![
+    s.webhooks.github.auth.secret = Some(SecretSetting::Many(vec![
         "an-old-secret".into(),
         GITHUB_SECRET.into(),
     ]));
     s.webhooks.gitlab.token = Some(SecretSetting::One(GITLAB_TOKEN.into()));
-    s.webhooks.jira.secret = Some(SecretSetting::One(JIRA_SECRET.into()));
-    s.webhooks.sentry.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
+    s.webhooks.jira.auth.secret = Some(SecretSetting::One(JIRA_SECRET.into()));
+    s.webhooks.sentry.auth.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
     s
 }
 

@@ -12,7 +12,7 @@ const ISSUE: &str = "186853002#1";
 
 async fn with_a_github_defect(allow: bool) -> TestApp {
     let mut s = helpers::settings();
-    s.webhooks.github.default_stage = Some("qa".into());
+    s.webhooks.github.conventions.default_stage = Some("qa".into());
     s.allow_vendor_sources = allow;
     let app = spawn_with(s).await;
     app.github("issues", "d-1", &fixture("github/issues_opened.json"))
@@ -45,11 +45,22 @@ async fn the_generic_api_cannot_move_a_webhook_defect() {
         r.expect(422);
         assert_eq!(r.json["field"], "[1].source", "{source}: {}", r.text);
         let reason = r.json["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains("allow_vendor_sources"), "{source}: {reason}");
+        assert!(
+            reason.contains("allow_vendor_sources"),
+            "{source}: {reason}"
+        );
     }
-    assert_eq!(defects(&app, REPO).await, 1.0, "the GitHub defect stays put");
+    assert_eq!(
+        defects(&app, REPO).await,
+        1.0,
+        "the GitHub defect stays put"
+    );
     assert_eq!(defects(&app, "hijack").await, 0.0);
-    assert_eq!(defects(&app, "default").await, 0.0, "the batch stored nothing");
+    assert_eq!(
+        defects(&app, "default").await,
+        0.0,
+        "the batch stored nothing"
+    );
     let m = app.metrics().await;
     assert_eq!(
         m.value(

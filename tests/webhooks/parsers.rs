@@ -20,7 +20,7 @@ const NOW: i64 = 1_700_000_000_000;
 
 fn config() -> Config {
     let mut s = Settings::default();
-    s.webhooks.github.default_stage = Some("qa".into());
+    s.webhooks.github.conventions.default_stage = Some("qa".into());
     s.webhooks
         .gitlab
         .milestones

@@ -376,7 +376,9 @@ async fn archive_then_unarchive_round_trips_when_archived_issues_are_deleted() {
     let r = app.sentry_sent_at("issue", &archive, SENT_ARCHIVED).await;
     assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
     assert_eq!(counted(&app).await, 0.0, "archived: deleted");
-    let r = app.sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED).await;
+    let r = app
+        .sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED)
+        .await;
     assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
     assert_eq!(counted(&app).await, 1.0, "unarchived: counted again");
     // The archive delivered again (same bytes, same header) is older.
@@ -393,7 +395,9 @@ async fn archive_then_unarchive_round_trips_when_archived_issues_are_deleted() {
 async fn an_unarchive_that_overtakes_its_archive_stays_counted() {
     let app = deleting_archived().await;
     let (archive, unarchive) = archive_and_unarchive();
-    let r = app.sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED).await;
+    let r = app
+        .sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED)
+        .await;
     assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
     let r = app.sentry_sent_at("issue", &archive, SENT_ARCHIVED).await;
     assert_eq!(r.expect(200).json["stale"], 1, "{}", r.text);
@@ -414,7 +418,11 @@ async fn the_delivery_time_is_checked_like_every_vendor_time() {
     assert_eq!(r.json["error"], "future_timestamp");
     assert_eq!(r.json["field"], "Sentry-Hook-Timestamp");
     let r = app.sentry_sent_at("issue", &body, "yesterday").await;
-    assert!(r.expect(400).text.contains("Sentry-Hook-Timestamp"), "{}", r.text);
+    assert!(
+        r.expect(400).text.contains("Sentry-Hook-Timestamp"),
+        "{}",
+        r.text
+    );
     let m = app.metrics().await;
     assert_eq!(
         m.value(

@@ -53,9 +53,7 @@ async fn a_github_release_from_the_future_is_refused() {
     let body = edited("github/release_published.json", |v| {
         v["release"]["published_at"] = json!(skewed);
     });
-    app.github("release", "r-skewed", &body)
-        .await
-        .expect(200);
+    app.github("release", "r-skewed", &body).await.expect(200);
     let m = app.metrics().await;
     assert_eq!(rejected_future(&m, "github"), 1.0);
     assert!(release_time(&m, "Codertocat/Hello-World", "0.0.1").is_some());
@@ -181,8 +179,6 @@ async fn a_jira_deletion_from_the_future_is_refused() {
     };
     assert_eq!(defects(&m), 1.0, "the refused deletion stored nothing");
     assert_eq!(rejected_future(&m, "jira"), 1.0);
-    app.jira("d-now", &deletion(millis_in(0)))
-        .await
-        .expect(200);
+    app.jira("d-now", &deletion(millis_in(0))).await.expect(200);
     assert_eq!(defects(&app.metrics().await), 0.0);
 }
