@@ -687,8 +687,10 @@ def health():
     panels.append(panel(
         ids, "timeseries", "Events ignored by source and reason",
         "Which events were received but not applied, and why (not a defect, stale "
-        "update, duplicate delivery, unmapped stage)? A rise in unmapped_stage means a "
-        "source uses a stage the configuration does not know.",
+        "update, duplicate delivery, ping, ...)? A webhook stage the configuration does "
+        "not know is not ignored: the defect is stored and counted in "
+        "bug_escape_events_unmapped_total{field=\"stage\"} and "
+        "bug_escape_unclassified_defects{reason=\"unknown_stage\"}.",
         (12, y, 12, 8),
         targets((f"sum by (source, reason) (rate(bug_escape_events_ignored_total{{{J}}}[$__rate_interval]))", "{{source}} {{reason}}")),
         unit="ops", custom=line_custom(10), options=timeseries_options(), min_=0))

@@ -67,6 +67,10 @@ pub struct Settings {
     pub products: BTreeMap<String, ProductSettings>,
     /// Release-name normalisation.
     pub releases: ReleaseSettings,
+    /// Let the generic API write into a webhook source's namespace (`github`,
+    /// `gitlab`, `jira`, `sentry`), for corrections; off, such events are
+    /// refused (422 naming `source`).
+    pub allow_vendor_sources: bool,
     /// Bearer token for `/api/v1/*` (from `BUG_ESCAPE_API_TOKEN`; never logged).
     pub api_token: Option<String>,
     /// File holding the API token, as an alternative to the environment.
@@ -229,6 +233,7 @@ impl Default for Settings {
             pinned_products: Vec::new(),
             products: BTreeMap::new(),
             releases: ReleaseSettings::default(),
+            allow_vendor_sources: false,
             api_token: None,
             api_token_file: None,
             webhooks: webhooks::WebhooksSettings::default(),
@@ -251,6 +256,7 @@ const ENV_KEYS: &[&str] = &[
     "max_products",
     "recent_releases",
     "default_product",
+    "allow_vendor_sources",
     "api_token",
     "api_token_file",
 ];
@@ -328,13 +334,14 @@ pub struct Config {
     /// `kind:namespace` → product.
     pub source_map: BTreeMap<String, String>,
     pub release_rules: ReleaseRules,
+    /// The generic API may write into webhook sources' namespaces (corrections).
+    pub allow_vendor_sources: bool,
     pub api_token: Option<String>,
     /// Source webhooks (secrets never printed).
     pub webhooks: webhooks::WebhooksConfig,
 }
 
-/// Longest accepted label value (stage, cause, release, product, …).
-pub const MAX_LABEL_LEN: usize = 128;
+pub use crate::model::label::MAX_LABEL_LEN;
 
 impl Config {
     /// Validates `settings`; every error names the setting at fault.
@@ -506,6 +513,7 @@ impl Config {
             products: s.products,
             source_map,
             release_rules: ReleaseRules::new(rules, s.releases.fold_prereleases),
+            allow_vendor_sources: s.allow_vendor_sources,
             api_token,
             webhooks,
         })
@@ -602,4 +610,28 @@ fn bands(key: &str, base: &BandSettings, o: Option<&BandOverride>) -> Result<Ban
 /// characters, no control characters.
 pub fn check_name(key: &str, v: &str) -> Result<(), ConfigError> {
     crate::model::label::check_label(v).map_err(|reason| ConfigError(format!("{key}: {reason}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).expect("write");
+        Config::from_settings(Settings::load(Some(&file), &Overrides::default())?)
+    }
+
+    #[test]
+    fn vendor_sources_are_closed_to_the_generic_api_unless_allowed() {
+        assert!(!load("").expect("valid").allow_vendor_sources);
+        assert!(
+            load("allow_vendor_sources = true")
+                .expect("valid")
+                .allow_vendor_sources
+        );
+        let e = load(r#"allow_vendor_sources = "sometimes""#).unwrap_err();
+        assert!(e.0.contains("allow_vendor_sources"), "{e}");
+    }
 }

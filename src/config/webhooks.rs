@@ -1,6 +1,10 @@
 //! Settings of the source webhooks, one `[webhooks.<source>]` table each: the
 //! secrets (several, for rotation) and the conventions that map a source's
-//! labels and fields onto a defect's classification.
+//! labels and fields onto a defect's classification. The parts the tables
+//! share are one struct each, flattened into the tables: [`SecretSettings`]
+//! (GitHub, Jira, Sentry) and [`ConventionSettings`] (GitHub, GitLab, Jira).
+//! Keys no setting claims are collected in [`UnknownKeys`] and refused by
+//! validation, naming the key (`webhooks.github.secrt`).
 //!
 //! Secrets come from the TOML file, a file named there (`secret_file`, one
 //! secret per line), or the environment (`BUG_ESCAPE_GITHUB_SECRET`, …,
@@ -10,7 +14,7 @@
 //! not through the layered settings parser, which would turn a numeric secret
 //! such as `0012` into the number 12.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,36 +65,99 @@ impl Default for PrefixSettings {
     }
 }
 
-/// `[webhooks.github]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GithubSettings {
-    /// Webhook secret(s); env `BUG_ESCAPE_GITHUB_SECRET`.
+/// A source's secret(s), flattened into its table as `secret` and
+/// `secret_file` (GitHub, Jira, Sentry).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretSettings {
+    /// Secret(s) inline; env `BUG_ESCAPE_<SOURCE>_SECRET`.
     pub secret: Option<SecretSetting>,
-    /// File with one secret per line; env `BUG_ESCAPE_GITHUB_SECRET_FILE`.
+    /// File with one secret per line; env `BUG_ESCAPE_<SOURCE>_SECRET_FILE`.
     pub secret_file: Option<PathBuf>,
+}
+
+/// The label conventions of the issue trackers (GitHub, GitLab, Jira),
+/// flattened into each one's table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConventionSettings {
     /// Labels that make an issue a defect (case-insensitive).
     pub defect_labels: Vec<String>,
-    /// Issue types that make an issue a defect (case-insensitive).
+    /// Issue types that make an issue a defect (case-insensitive; GitLab:
+    /// `object_attributes.type`, e.g. `Incident`).
     pub defect_types: Vec<String>,
     /// Labels that mark a defect invalid.
     pub invalid_labels: Vec<String>,
     /// Labels that mark a defect a duplicate.
     pub duplicate_labels: Vec<String>,
+    /// Stage of a defect with no stage label (none: shown as `no_stage`).
+    pub default_stage: Option<String>,
+    pub prefixes: PrefixSettings,
+}
+
+impl ConventionSettings {
+    /// The defaults, with `defect_types` as given (they differ per source).
+    fn with_types(defect_types: &[&str]) -> Self {
+        Self {
+            defect_labels: strings(&["bug", "defect"]),
+            defect_types: strings(defect_types),
+            invalid_labels: strings(&["invalid"]),
+            duplicate_labels: strings(&["duplicate"]),
+            default_stage: None,
+            prefixes: PrefixSettings::default(),
+        }
+    }
+}
+
+impl Default for ConventionSettings {
+    fn default() -> Self {
+        Self::with_types(&["Bug"])
+    }
+}
+
+/// The keys of a `[webhooks.<source>]` table that no setting claims. serde's
+/// `deny_unknown_fields` does not work beside `flatten`, so they are collected
+/// here and refused by validation, naming the key. Only the keys are kept: the
+/// value of a misspelt `secrt = "…"` is never stored or printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnknownKeys(pub BTreeSet<String>);
+
+impl<'de> Deserialize<'de> for UnknownKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let keys = BTreeMap::<String, serde::de::IgnoredAny>::deserialize(d)?;
+        Ok(Self(keys.into_keys().collect()))
+    }
+}
+
+impl Serialize for UnknownKeys {
+    /// Nothing: unknown keys are refused, never written back.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(std::iter::empty::<((), ())>())
+    }
+}
+
+/// `[webhooks.github]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GithubSettings {
+    /// `secret`, `secret_file`; env `BUG_ESCAPE_GITHUB_SECRET(_FILE)`.
+    #[serde(flatten)]
+    pub auth: SecretSettings,
+    #[serde(flatten)]
+    pub conventions: ConventionSettings,
     /// `state_reason` values of a closed issue that mean duplicate.
     pub duplicate_reasons: Vec<String>,
     /// `state_reason` values of a closed issue that mean invalid.
     pub invalid_reasons: Vec<String>,
     /// The milestone title is the release when no `release:` label is set.
     pub milestone_as_release: bool,
-    /// Stage of a defect with no stage label (none: shown as `no_stage`).
-    pub default_stage: Option<String>,
-    pub prefixes: PrefixSettings,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
 /// `[webhooks.gitlab]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct GitlabSettings {
     /// Secret token(s); env `BUG_ESCAPE_GITLAB_TOKEN`.
     pub token: Option<SecretSetting>,
@@ -102,32 +169,23 @@ pub struct GitlabSettings {
     /// File with one signing token per line; env
     /// `BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE`.
     pub signing_secret_file: Option<PathBuf>,
-    pub defect_labels: Vec<String>,
-    /// Issue types (`object_attributes.type`, e.g. `Incident`) that make an
-    /// issue a defect.
-    pub defect_types: Vec<String>,
-    pub invalid_labels: Vec<String>,
-    pub duplicate_labels: Vec<String>,
+    #[serde(flatten)]
+    pub conventions: ConventionSettings,
     /// Milestone id → release name (the payload carries only the id).
     pub milestones: BTreeMap<String, String>,
-    pub default_stage: Option<String>,
-    pub prefixes: PrefixSettings,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
 /// `[webhooks.jira]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct JiraSettings {
-    /// Webhook secret(s); env `BUG_ESCAPE_JIRA_SECRET`.
-    pub secret: Option<SecretSetting>,
-    /// File with one secret per line; env `BUG_ESCAPE_JIRA_SECRET_FILE`.
-    pub secret_file: Option<PathBuf>,
-    /// Issue type names that are defects.
-    pub defect_types: Vec<String>,
-    /// Labels that make any issue a defect.
-    pub defect_labels: Vec<String>,
-    pub invalid_labels: Vec<String>,
-    pub duplicate_labels: Vec<String>,
+    /// `secret`, `secret_file`; env `BUG_ESCAPE_JIRA_SECRET(_FILE)`.
+    #[serde(flatten)]
+    pub auth: SecretSettings,
+    #[serde(flatten)]
+    pub conventions: ConventionSettings,
     /// Resolution names that mean invalid.
     pub invalid_resolutions: Vec<String>,
     /// Resolution names that mean duplicate.
@@ -137,8 +195,8 @@ pub struct JiraSettings {
     /// Project id → project key, for `jira:version_released` (which names the
     /// project by id only). Unmapped ids are used as the namespace as they are.
     pub project_keys: BTreeMap<String, String>,
-    pub default_stage: Option<String>,
-    pub prefixes: PrefixSettings,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
 /// What to do with a Sentry issue that is archived (ignored).
@@ -155,12 +213,12 @@ pub enum Disposition {
 
 /// `[webhooks.sentry]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SentrySettings {
-    /// The integration's client secret(s); env `BUG_ESCAPE_SENTRY_SECRET`.
-    pub secret: Option<SecretSetting>,
-    /// File with one secret per line; env `BUG_ESCAPE_SENTRY_SECRET_FILE`.
-    pub secret_file: Option<PathBuf>,
+    /// The integration's client secret(s): `secret`, `secret_file`; env
+    /// `BUG_ESCAPE_SENTRY_SECRET(_FILE)`.
+    #[serde(flatten)]
+    pub auth: SecretSettings,
     /// Count Sentry issues as defects at all.
     pub count_issues: bool,
     /// Stage of Sentry issues; unset: the pipeline's first production stage.
@@ -179,6 +237,8 @@ pub struct SentrySettings {
     pub organization: Option<String>,
     /// Timeout of one API call.
     pub api_timeout: String,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
 /// Every `[webhooks.*]` table.
@@ -198,17 +258,12 @@ fn strings(v: &[&str]) -> Vec<String> {
 impl Default for GithubSettings {
     fn default() -> Self {
         Self {
-            secret: None,
-            secret_file: None,
-            defect_labels: strings(&["bug", "defect"]),
-            defect_types: strings(&["Bug"]),
-            invalid_labels: strings(&["invalid"]),
-            duplicate_labels: strings(&["duplicate"]),
+            auth: SecretSettings::default(),
+            conventions: ConventionSettings::with_types(&["Bug"]),
             duplicate_reasons: strings(&["duplicate"]),
             invalid_reasons: Vec::new(),
             milestone_as_release: true,
-            default_stage: None,
-            prefixes: PrefixSettings::default(),
+            unknown: UnknownKeys::default(),
         }
     }
 }
@@ -220,13 +275,9 @@ impl Default for GitlabSettings {
             token_file: None,
             signing_secret: None,
             signing_secret_file: None,
-            defect_labels: strings(&["bug", "defect"]),
-            defect_types: Vec::new(),
-            invalid_labels: strings(&["invalid"]),
-            duplicate_labels: strings(&["duplicate"]),
+            conventions: ConventionSettings::with_types(&[]),
             milestones: BTreeMap::new(),
-            default_stage: None,
-            prefixes: PrefixSettings::default(),
+            unknown: UnknownKeys::default(),
         }
     }
 }
@@ -234,18 +285,13 @@ impl Default for GitlabSettings {
 impl Default for JiraSettings {
     fn default() -> Self {
         Self {
-            secret: None,
-            secret_file: None,
-            defect_types: strings(&["Bug"]),
-            defect_labels: strings(&["bug", "defect"]),
-            invalid_labels: strings(&["invalid"]),
-            duplicate_labels: strings(&["duplicate"]),
+            auth: SecretSettings::default(),
+            conventions: ConventionSettings::with_types(&["Bug"]),
             invalid_resolutions: strings(&["Cannot Reproduce", "Invalid", "Not a Bug"]),
             duplicate_resolutions: strings(&["Duplicate"]),
             stage_field: None,
             project_keys: BTreeMap::new(),
-            default_stage: None,
-            prefixes: PrefixSettings::default(),
+            unknown: UnknownKeys::default(),
         }
     }
 }
@@ -253,8 +299,7 @@ impl Default for JiraSettings {
 impl Default for SentrySettings {
     fn default() -> Self {
         Self {
-            secret: None,
-            secret_file: None,
+            auth: SecretSettings::default(),
             count_issues: true,
             default_stage: None,
             detected_by: "monitoring".into(),
@@ -264,50 +309,57 @@ impl Default for SentrySettings {
             api_url: "https://sentry.io".into(),
             organization: None,
             api_timeout: "5s".into(),
+            unknown: UnknownKeys::default(),
         }
     }
 }
 
 impl WebhooksSettings {
-    /// Applies the secret environment variables, read verbatim through `var`.
+    /// Applies the secret environment variables, read verbatim through `var`:
+    /// `BUG_ESCAPE_<NAME>` (comma-separated secrets) and `BUG_ESCAPE_<NAME>_FILE`
+    /// (a file of them) for every secret a source has.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        let secret = |name: &str| var(name).map(SecretSetting::One);
-        let path = |name: &str| var(name).map(PathBuf::from);
-        if let Some(s) = secret("BUG_ESCAPE_GITHUB_SECRET") {
-            self.github.secret = Some(s);
+        let secrets: [(&str, &mut Option<SecretSetting>, &mut Option<PathBuf>); 5] = [
+            (
+                "BUG_ESCAPE_GITHUB_SECRET",
+                &mut self.github.auth.secret,
+                &mut self.github.auth.secret_file,
+            ),
+            (
+                "BUG_ESCAPE_GITLAB_TOKEN",
+                &mut self.gitlab.token,
+                &mut self.gitlab.token_file,
+            ),
+            (
+                "BUG_ESCAPE_GITLAB_SIGNING_SECRET",
+                &mut self.gitlab.signing_secret,
+                &mut self.gitlab.signing_secret_file,
+            ),
+            (
+                "BUG_ESCAPE_JIRA_SECRET",
+                &mut self.jira.auth.secret,
+                &mut self.jira.auth.secret_file,
+            ),
+            (
+                "BUG_ESCAPE_SENTRY_SECRET",
+                &mut self.sentry.auth.secret,
+                &mut self.sentry.auth.secret_file,
+            ),
+        ];
+        for (name, inline, file) in secrets {
+            if let Some(v) = var(name) {
+                *inline = Some(SecretSetting::One(v));
+            }
+            if let Some(p) = var(&format!("{name}_FILE")) {
+                *file = Some(PathBuf::from(p));
+            }
         }
-        if let Some(p) = path("BUG_ESCAPE_GITHUB_SECRET_FILE") {
-            self.github.secret_file = Some(p);
-        }
-        if let Some(s) = secret("BUG_ESCAPE_GITLAB_TOKEN") {
-            self.gitlab.token = Some(s);
-        }
-        if let Some(p) = path("BUG_ESCAPE_GITLAB_TOKEN_FILE") {
-            self.gitlab.token_file = Some(p);
-        }
-        if let Some(s) = secret("BUG_ESCAPE_GITLAB_SIGNING_SECRET") {
-            self.gitlab.signing_secret = Some(s);
-        }
-        if let Some(p) = path("BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE") {
-            self.gitlab.signing_secret_file = Some(p);
-        }
-        if let Some(s) = secret("BUG_ESCAPE_JIRA_SECRET") {
-            self.jira.secret = Some(s);
-        }
-        if let Some(p) = path("BUG_ESCAPE_JIRA_SECRET_FILE") {
-            self.jira.secret_file = Some(p);
-        }
-        if let Some(s) = secret("BUG_ESCAPE_SENTRY_SECRET") {
-            self.sentry.secret = Some(s);
-        }
-        if let Some(p) = path("BUG_ESCAPE_SENTRY_SECRET_FILE") {
-            self.sentry.secret_file = Some(p);
-        }
+        // One API token, taken whole (never split on commas).
         if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
             self.sentry.api_token = Some(t);
         }
-        if let Some(p) = path("BUG_ESCAPE_SENTRY_API_TOKEN_FILE") {
-            self.sentry.api_token_file = Some(p);
+        if let Some(p) = var("BUG_ESCAPE_SENTRY_API_TOKEN_FILE") {
+            self.sentry.api_token_file = Some(PathBuf::from(p));
         }
     }
 }
@@ -474,16 +526,6 @@ fn lower(v: &[String]) -> Vec<String> {
     v.iter().map(|s| s.trim().to_lowercase()).collect()
 }
 
-struct Common<'a> {
-    key: &'a str,
-    defect_labels: &'a [String],
-    defect_types: &'a [String],
-    invalid_labels: &'a [String],
-    duplicate_labels: &'a [String],
-    default_stage: Option<&'a String>,
-    prefixes: &'a PrefixSettings,
-}
-
 fn default_stage(
     key: &str,
     stage: Option<&String>,
@@ -506,15 +548,15 @@ fn first_production(pipeline: &Pipeline) -> Option<String> {
         .map(|i| pipeline.stages()[i].name.clone())
 }
 
-impl Common<'_> {
-    fn conventions(&self, pipeline: &Pipeline) -> Result<Conventions, ConfigError> {
-        let key = self.key;
+impl ConventionSettings {
+    /// The validated conventions of the table at `key` (`webhooks.github`).
+    fn conventions(&self, key: &str, pipeline: &Pipeline) -> Result<Conventions, ConfigError> {
         if self.defect_labels.is_empty() && self.defect_types.is_empty() {
             return Err(ConfigError(format!(
                 "{key}: defect_labels and defect_types are both empty, so no issue would ever count"
             )));
         }
-        let p = self.prefixes;
+        let p = &self.prefixes;
         for (name, v) in [
             ("stage", &p.stage),
             ("release", &p.release),
@@ -530,41 +572,63 @@ impl Common<'_> {
             }
         }
         Ok(Conventions {
-            defect_labels: lower(self.defect_labels),
-            defect_types: lower(self.defect_types),
-            invalid_labels: lower(self.invalid_labels),
-            duplicate_labels: lower(self.duplicate_labels),
+            defect_labels: lower(&self.defect_labels),
+            defect_types: lower(&self.defect_types),
+            invalid_labels: lower(&self.invalid_labels),
+            duplicate_labels: lower(&self.duplicate_labels),
             stage_prefix: p.stage.to_lowercase(),
             release_prefix: p.release.to_lowercase(),
             cause_prefix: p.cause.to_lowercase(),
             severity_prefix: p.severity.to_lowercase(),
             team_prefix: p.team.to_lowercase(),
             detected_by_prefix: p.detected_by.to_lowercase(),
-            default_stage: default_stage(key, self.default_stage, pipeline)?,
+            default_stage: default_stage(key, self.default_stage.as_ref(), pipeline)?,
         })
     }
+}
+
+impl SecretSettings {
+    /// The secrets of the table at `key`.
+    fn load(&self, key: &str) -> Result<Secrets, ConfigError> {
+        Secrets::load(
+            &format!("{key}.secret"),
+            self.secret.as_ref(),
+            self.secret_file.as_ref(),
+        )
+    }
+}
+
+/// Refuses the first key of the table at `key` that no setting of `T`
+/// claims, naming it and the keys there are.
+fn refuse_unknown<T: Serialize + Default>(
+    key: &str,
+    unknown: &UnknownKeys,
+) -> Result<(), ConfigError> {
+    let Some(bad) = unknown.0.iter().next() else {
+        return Ok(());
+    };
+    // The keys there are: those of the defaults, serialised (the flattened
+    // parts inline, unset options as nulls).
+    let known = match serde_json::to_value(T::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect::<Vec<_>>().join(", "),
+        _ => String::new(),
+    };
+    Err(ConfigError(format!(
+        "{key}.{bad}: unknown key; known keys: {known}"
+    )))
 }
 
 impl WebhooksConfig {
     /// Validates the webhook settings against the configured pipeline.
     pub fn from_settings(s: &WebhooksSettings, pipeline: &Pipeline) -> Result<Self, ConfigError> {
+        refuse_unknown::<GithubSettings>("webhooks.github", &s.github.unknown)?;
+        refuse_unknown::<GitlabSettings>("webhooks.gitlab", &s.gitlab.unknown)?;
+        refuse_unknown::<JiraSettings>("webhooks.jira", &s.jira.unknown)?;
+        refuse_unknown::<SentrySettings>("webhooks.sentry", &s.sentry.unknown)?;
         let gh = &s.github;
         let github = GithubConfig {
-            secrets: Secrets::load(
-                "webhooks.github.secret",
-                gh.secret.as_ref(),
-                gh.secret_file.as_ref(),
-            )?,
-            conventions: Common {
-                key: "webhooks.github",
-                defect_labels: &gh.defect_labels,
-                defect_types: &gh.defect_types,
-                invalid_labels: &gh.invalid_labels,
-                duplicate_labels: &gh.duplicate_labels,
-                default_stage: gh.default_stage.as_ref(),
-                prefixes: &gh.prefixes,
-            }
-            .conventions(pipeline)?,
+            secrets: gh.auth.load("webhooks.github")?,
+            conventions: gh.conventions.conventions("webhooks.github", pipeline)?,
             duplicate_reasons: lower(&gh.duplicate_reasons),
             invalid_reasons: lower(&gh.invalid_reasons),
             milestone_as_release: gh.milestone_as_release,
@@ -584,16 +648,7 @@ impl WebhooksConfig {
                 gl.signing_secret.as_ref(),
                 gl.signing_secret_file.as_ref(),
             )?,
-            conventions: Common {
-                key: "webhooks.gitlab",
-                defect_labels: &gl.defect_labels,
-                defect_types: &gl.defect_types,
-                invalid_labels: &gl.invalid_labels,
-                duplicate_labels: &gl.duplicate_labels,
-                default_stage: gl.default_stage.as_ref(),
-                prefixes: &gl.prefixes,
-            }
-            .conventions(pipeline)?,
+            conventions: gl.conventions.conventions("webhooks.gitlab", pipeline)?,
             milestones: gl.milestones.clone(),
         };
         let j = &s.jira;
@@ -601,21 +656,8 @@ impl WebhooksConfig {
             check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;
         }
         let jira = JiraConfig {
-            secrets: Secrets::load(
-                "webhooks.jira.secret",
-                j.secret.as_ref(),
-                j.secret_file.as_ref(),
-            )?,
-            conventions: Common {
-                key: "webhooks.jira",
-                defect_labels: &j.defect_labels,
-                defect_types: &j.defect_types,
-                invalid_labels: &j.invalid_labels,
-                duplicate_labels: &j.duplicate_labels,
-                default_stage: j.default_stage.as_ref(),
-                prefixes: &j.prefixes,
-            }
-            .conventions(pipeline)?,
+            secrets: j.auth.load("webhooks.jira")?,
+            conventions: j.conventions.conventions("webhooks.jira", pipeline)?,
             invalid_resolutions: lower(&j.invalid_resolutions),
             duplicate_resolutions: lower(&j.duplicate_resolutions),
             stage_field: j.stage_field.clone().filter(|f| !f.trim().is_empty()),
@@ -654,11 +696,7 @@ impl WebhooksConfig {
             se.api_token_file.as_ref(),
         )?;
         let sentry = SentryConfig {
-            secrets: Secrets::load(
-                "webhooks.sentry.secret",
-                se.secret.as_ref(),
-                se.secret_file.as_ref(),
-            )?,
+            secrets: se.auth.load("webhooks.sentry")?,
             count_issues: se.count_issues,
             default_stage: match default_stage(
                 "webhooks.sentry",
@@ -701,8 +739,8 @@ mod tests {
         let file = dir.path().join("secret");
         std::fs::write(&file, "from-file\n\n  second \n").expect("write");
         let c = with(|w| {
-            w.github.secret = Some(SecretSetting::One("a, b".into()));
-            w.github.secret_file = Some(file.clone());
+            w.github.auth.secret = Some(SecretSetting::One("a, b".into()));
+            w.github.auth.secret_file = Some(file.clone());
         })
         .expect("valid");
         let got: Vec<&[u8]> = c.webhooks.github.secrets.iter().collect();
@@ -724,6 +762,132 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(c.webhooks.jira.secrets.iter().next(), Some(&b"0012"[..]));
+    }
+
+    #[test]
+    fn one_mapping_reads_every_secret_variable() {
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| {
+            k.strip_prefix("BUG_ESCAPE_")
+                .filter(|rest| !rest.contains("SIGNING"))
+                .map(|rest| format!("{rest}, b"))
+        });
+        let one = |s: &Option<SecretSetting>| match s {
+            Some(SecretSetting::One(v)) => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        assert_eq!(one(&w.github.auth.secret), "GITHUB_SECRET, b");
+        assert_eq!(
+            path(&w.github.auth.secret_file).as_deref(),
+            Some("GITHUB_SECRET_FILE, b")
+        );
+        assert_eq!(one(&w.gitlab.token), "GITLAB_TOKEN, b");
+        assert_eq!(
+            path(&w.gitlab.token_file).as_deref(),
+            Some("GITLAB_TOKEN_FILE, b")
+        );
+        assert!(w.gitlab.signing_secret.is_none());
+        assert_eq!(one(&w.jira.auth.secret), "JIRA_SECRET, b");
+        assert_eq!(
+            path(&w.jira.auth.secret_file).as_deref(),
+            Some("JIRA_SECRET_FILE, b")
+        );
+        assert_eq!(one(&w.sentry.auth.secret), "SENTRY_SECRET, b");
+        assert_eq!(
+            path(&w.sentry.auth.secret_file).as_deref(),
+            Some("SENTRY_SECRET_FILE, b")
+        );
+        // The API token is one token: taken whole, never split on commas.
+        assert_eq!(w.sentry.api_token.as_deref(), Some("SENTRY_API_TOKEN, b"));
+        assert_eq!(
+            path(&w.sentry.api_token_file).as_deref(),
+            Some("SENTRY_API_TOKEN_FILE, b")
+        );
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| (k == "BUG_ESCAPE_GITLAB_SIGNING_SECRET_FILE").then(|| "f".into()));
+        assert_eq!(path(&w.gitlab.signing_secret_file).as_deref(), Some("f"));
+    }
+
+    #[test]
+    fn every_documented_key_of_every_table_still_parses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            r#"
+[webhooks.github]
+secret = "s"
+defect_labels = ["kind/bug"]
+defect_types = ["Bug"]
+invalid_labels = ["wontdo"]
+duplicate_labels = ["dupe"]
+duplicate_reasons = ["duplicate"]
+invalid_reasons = ["not_planned"]
+milestone_as_release = true
+default_stage = "qa"
+prefixes = { release = "affects:" }
+[webhooks.gitlab]
+token = ["a", "b"]
+defect_labels = ["bug"]
+defect_types = ["Incident"]
+invalid_labels = ["invalid"]
+duplicate_labels = ["duplicate"]
+milestones = { "7" = "1.0" }
+default_stage = "production"
+[webhooks.jira]
+secret = "j"
+defect_types = ["Bug"]
+defect_labels = []
+invalid_labels = ["invalid"]
+duplicate_labels = ["duplicate"]
+invalid_resolutions = ["Invalid"]
+duplicate_resolutions = ["Duplicate"]
+stage_field = "customfield_1"
+project_keys = { "1" = "PAY" }
+default_stage = "qa"
+[webhooks.jira.prefixes]
+team = "squad:"
+[webhooks.sentry]
+secret = ["s1", "s2"]
+count_issues = false
+default_stage = "production"
+detected_by = "user"
+archived = "delete"
+api_token = "t,with,commas"
+api_url = "https://sentry.example.com/"
+organization = "acme"
+api_timeout = "2s"
+"#,
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), &Default::default()).expect("load");
+        let c = Config::from_settings(s).expect("valid");
+        let w = &c.webhooks;
+        assert_eq!(w.github.conventions.defect_labels, ["kind/bug"]);
+        assert_eq!(w.github.conventions.release_prefix, "affects:");
+        assert_eq!(w.github.conventions.stage_prefix, "stage:");
+        assert_eq!(w.github.invalid_reasons, ["not_planned"]);
+        assert_eq!(w.gitlab.secrets.iter().count(), 2);
+        assert_eq!(w.gitlab.conventions.defect_types, ["incident"]);
+        assert_eq!(
+            w.gitlab.conventions.default_stage.as_deref(),
+            Some("production")
+        );
+        assert!(w.jira.conventions.defect_labels.is_empty());
+        assert_eq!(w.jira.conventions.team_prefix, "squad:");
+        assert_eq!(w.jira.stage_field.as_deref(), Some("customfield_1"));
+        assert_eq!(w.sentry.secrets.iter().count(), 2);
+        assert!(!w.sentry.count_issues);
+        assert_eq!(w.sentry.archived, Disposition::Delete);
+        assert_eq!(w.sentry.api_url, "https://sentry.example.com");
+        let token: Vec<&[u8]> = w.sentry.api_token.as_ref().expect("token").iter().collect();
+        assert_eq!(token, vec![&b"t,with,commas"[..]]);
+        // Defaults that differ per source survive the shared part.
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.github.conventions.defect_types, ["bug"]);
+        assert!(d.webhooks.gitlab.conventions.defect_types.is_empty());
+        assert_eq!(d.webhooks.jira.conventions.defect_types, ["bug"]);
     }
 
     #[test]
@@ -760,14 +924,14 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_key() {
-        let e = with(|w| w.github.default_stage = Some("staging".into())).unwrap_err();
+        let e = with(|w| w.github.conventions.default_stage = Some("staging".into())).unwrap_err();
         assert!(e.0.contains("webhooks.github.default_stage"), "{e}");
         let e = with(|w| {
-            w.gitlab.defect_labels.clear();
+            w.gitlab.conventions.defect_labels.clear();
         })
         .unwrap_err();
         assert!(e.0.contains("webhooks.gitlab"), "{e}");
-        let e = with(|w| w.jira.prefixes.stage = " ".into()).unwrap_err();
+        let e = with(|w| w.jira.conventions.prefixes.stage = " ".into()).unwrap_err();
         assert!(e.0.contains("webhooks.jira.prefixes.stage"), "{e}");
         let e = with(|w| w.sentry.detected_by = "pager".into()).unwrap_err();
         assert!(e.0.contains("webhooks.sentry.detected_by"), "{e}");

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use axum::http::{HeaderMap, header};
-use subtle::ConstantTimeEq;
 
 use super::error::AppError;
+use crate::ingest::signature::secret_eq;
 
 /// Checks the caller of the write API.
 pub fn check_writer(
@@ -21,7 +21,7 @@ pub fn check_writer(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
                 .ok_or(AppError::Unauthorized("missing `Authorization: Bearer <token>` header"))?;
-            if bool::from(given.trim().as_bytes().ct_eq(expected.as_bytes())) {
+            if secret_eq(given.trim().as_bytes(), expected.as_bytes()) {
                 Ok(())
             } else {
                 Err(AppError::Unauthorized("wrong bearer token"))
@@ -32,11 +32,6 @@ pub fn check_writer(
             "no BUG_ESCAPE_API_TOKEN is configured, so only loopback clients may write; set a token to accept remote writers".into(),
         )),
     }
-}
-
-/// Whether two secrets are equal, in constant time.
-pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
-    bool::from(given.ct_eq(expected))
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@
 //! Conflicting values (two different `stage:` labels) are stored as an unknown
 //! stage, or dropped for the other fields, and reported the same way.
 
+use crate::config::Config;
 use crate::config::webhooks::Conventions;
-use crate::config::{Config, MAX_LABEL_LEN};
 use crate::model::event::{Classification, DETECTORS, Status};
+use crate::model::label::MAX_LABEL_LEN;
 
 /// A classification derived from labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,7 +283,7 @@ mod tests {
     fn no_stage_label_means_the_default_stage_or_none() {
         assert_eq!(map(&["bug"]).class.stage, None);
         let mut s = Settings::default();
-        s.webhooks.github.default_stage = Some("qa".into());
+        s.webhooks.github.conventions.default_stage = Some("qa".into());
         let c = Config::from_settings(s).expect("config");
         let m = classify(&c.webhooks.github.conventions, &c, "github", &["bug"]);
         assert_eq!(m.class.stage.as_deref(), Some("qa"));

@@ -6,12 +6,13 @@ use serde_json::{Map, Value};
 
 use super::FieldError;
 use super::json_kind;
+use super::webhook::Stamp;
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
 };
 use crate::model::label::check_label;
-use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
+use crate::model::time::{Millis, parse_rfc3339};
 use crate::store::Item;
 
 const EVENT_FIELDS: &[&str] = &[
@@ -140,12 +141,9 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         let t = parse_rfc3339(v).map_err(|r| self.err(name, r))?;
-        if t > now + MAX_FUTURE_MS {
-            let mut e = self.err(name, format!("`{v}` is more than 5 minutes in the future"));
-            e.future = true;
-            return Err(e);
-        }
-        Ok(Some(t))
+        Stamp::new(&format!("{}{name}", self.prefix), v, t)
+            .checked(now)
+            .map(Some)
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, FieldError> {
@@ -157,6 +155,38 @@ impl<'a> Fields<'a> {
             }
         }
     }
+}
+
+/// The namespaces the webhook adapters write defects into.
+pub const WEBHOOK_SOURCES: [&str; 4] = [
+    super::github::SOURCE,
+    super::gitlab::SOURCE,
+    super::jira::SOURCE,
+    super::sentry::SOURCE,
+];
+
+/// Keeps generic events out of the webhook sources' namespaces, where they
+/// would overwrite (or move to another product) a defect a webhook owns. The
+/// comparison ignores case and surrounding white space, so a look-alike
+/// (`GitHub`, `github `) is refused too: it would be a second namespace that
+/// corrects nothing. With `allow_vendor_sources`, the exact name is accepted
+/// (corrections).
+fn check_source(config: &Config, source: &str) -> Result<(), String> {
+    let folded = source.trim().to_lowercase();
+    let Some(vendor) = WEBHOOK_SOURCES.into_iter().find(|v| *v == folded) else {
+        return Ok(());
+    };
+    if !config.allow_vendor_sources {
+        return Err(format!(
+            "`{source}` is the namespace of the {vendor} webhook; the generic API may not write there (set `allow_vendor_sources = true` to correct its defects)"
+        ));
+    }
+    if source != vendor {
+        return Err(format!(
+            "`{source}` is not the {vendor} webhook's namespace; write `{vendor}` exactly to correct its defects"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_event(
@@ -178,6 +208,7 @@ fn parse_event(
         return Err(f.err("id", "must not contain control characters"));
     }
     let source = f.label("source")?.unwrap_or_else(|| "generic".into());
+    check_source(config, &source).map_err(|reason| f.err("source", reason))?;
     let product = f
         .label("product")?
         .unwrap_or_else(|| config.default_product.clone());

@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::conventions::{self, Mapped};
-use super::webhook::{AdapterError, At, Parsed, delivery_id, header};
+use super::webhook::{AdapterError, Ahead, At, Parsed, delivery_id, header, release_event};
 use crate::config::Config;
 use crate::config::webhooks::GithubConfig;
-use crate::model::event::{Change, DefectEvent, ProductRef, ReleaseEvent, Status};
+use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::time::Millis;
 use crate::store::Item;
 
@@ -45,7 +45,7 @@ pub fn parse(
             p.delivery = delivery;
             p
         }),
-        "release" => release(&root, config).map(|mut p| {
+        "release" => release(&root, config, now).map(|mut p| {
             p.delivery = delivery;
             p
         }),
@@ -203,8 +203,9 @@ fn defect(repo: &Repo, number: String, change: Change, updated_at: Millis) -> It
 }
 
 /// `release` events: a published (or created, pre-released, released) release
-/// that is not a draft records its time.
-fn release(root: &At<'_>, config: &Config) -> Result<Parsed, AdapterError> {
+/// that is not a draft records its time. GitHub sets that time itself, so one
+/// ahead of now is a broken clock.
+fn release(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
     let action = root.get("action").str()?;
     if !matches!(action, "published" | "created" | "prereleased" | "released") {
         return Ok(Parsed::ignore("unsupported_event", None));
@@ -215,22 +216,17 @@ fn release(root: &At<'_>, config: &Config) -> Result<Parsed, AdapterError> {
     if rel.get("draft").bool_opt()? == Some(true) {
         return Ok(Parsed::ignore("unsupported_event", None));
     }
-    let tag = rel.get("tag_name");
-    let name = conventions::sanitize(tag.str()?).ok_or_else(|| tag.err("must not be empty"))?;
-    if crate::store::release_key(config, SOURCE, &name).is_none() {
-        return Ok(Parsed::ignore("no_release", None));
-    }
-    // Release times are history, not ordering: no future check beyond parsing.
-    let at = match rel.get("published_at").time_opt(i64::MAX / 2)? {
+    let shipped = match rel.get("published_at").stamp_opt()? {
         Some(t) => t,
-        None => rel.get("created_at").time(i64::MAX / 2)?,
+        None => rel.get("created_at").stamp()?,
     };
-    Ok(Parsed {
-        items: vec![Item::Release(ReleaseEvent {
-            product: repo.product(),
-            release: name,
-            released_at: at,
-        })],
-        ..Parsed::default()
-    })
+    let name = rel.get("tag_name");
+    Ok(release_event(
+        config,
+        repo.product(),
+        &name,
+        shipped,
+        Ahead::Refuse,
+        now,
+    )?)
 }

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::conventions::{self, Mapped};
-use super::webhook::{AdapterError, At, Parsed, delivery_id, header};
+use super::webhook::{AdapterError, Ahead, At, Parsed, delivery_id, header, release_event};
 use crate::config::Config;
-use crate::model::event::{Change, DefectEvent, ProductRef, ReleaseEvent, Status};
+use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::time::Millis;
 use crate::store::Item;
 
@@ -55,7 +55,7 @@ pub fn parse(
         }
         "Release Hook" => {
             expect_kind(&root, "release")?;
-            release(&root, config)?
+            release(&root, config, now)?
         }
         _ => return Ok(Parsed::ignore("unsupported_event", delivery)),
     };
@@ -156,30 +156,25 @@ fn issue(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterE
     })
 }
 
-/// Release Hook: `create` and `update` record the release time.
-fn release(root: &At<'_>, config: &Config) -> Result<Parsed, AdapterError> {
+/// Release Hook: `create` and `update` record the release time. A
+/// `released_at` ahead of now is an upcoming release (GitLab lets one be
+/// scheduled): not shipped yet, so it is acknowledged and counted as ignored.
+fn release(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
     let action = root.get("action").str()?;
     if !matches!(action, "create" | "update") {
         return Ok(Parsed::ignore("unsupported_event", None));
     }
     let (_, product) = product(root)?;
-    let tag = root.get("tag");
-    let name = conventions::sanitize(tag.str()?).ok_or_else(|| tag.err("must not be empty"))?;
-    if crate::store::release_key(config, SOURCE, &name).is_none() {
-        return Ok(Parsed::ignore("no_release", None));
-    }
-    // A release time is history: a future `released_at` (an upcoming release)
-    // is accepted as given.
-    let at = match root.get("released_at").time_opt(i64::MAX / 2)? {
-        Some(t) => t,
-        None => root.get("created_at").time(i64::MAX / 2)?,
+    let (shipped, ahead) = match root.get("released_at").stamp_opt()? {
+        Some(t) => (t, Ahead::Upcoming),
+        None => (root.get("created_at").stamp()?, Ahead::Refuse),
     };
-    Ok(Parsed {
-        items: vec![Item::Release(ReleaseEvent {
-            product,
-            release: name,
-            released_at: at,
-        })],
-        ..Parsed::default()
-    })
+    Ok(release_event(
+        config,
+        product,
+        &root.get("tag"),
+        shipped,
+        ahead,
+        now,
+    )?)
 }

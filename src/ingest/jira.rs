@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::conventions::{self, Mapped};
-use super::webhook::{AdapterError, At, Parsed, delivery_id};
+use super::webhook::{AdapterError, Ahead, At, Parsed, Stamp, delivery_id, release_event};
 use crate::config::Config;
-use crate::model::event::{Change, DefectEvent, ProductRef, ReleaseEvent, Status};
+use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::time::Millis;
 use crate::store::Item;
 
@@ -35,7 +35,7 @@ pub fn parse(
     let mut parsed = match event {
         "jira:issue_created" | "jira:issue_updated" => issue(&root, config, now, false)?,
         "jira:issue_deleted" => issue(&root, config, now, true)?,
-        "jira:version_released" => version(&root, config)?,
+        "jira:version_released" => version(&root, config, now)?,
         _ => Parsed::ignore("unsupported_event", None),
     };
     parsed.delivery = delivery;
@@ -61,9 +61,9 @@ fn issue(
         Some(t) => t,
         // A deletion may come without the fields' time: order it by the
         // event's own (epoch milliseconds).
-        None if deleted => {
-            event_time(root).ok_or_else(|| fields.get("updated").err("is required"))?
-        }
+        None if deleted => event_time(root)
+            .ok_or_else(|| fields.get("updated").err("is required"))?
+            .checked(now)?,
         None => return Err(fields.get("updated").err("is required").into()),
     };
     let found_at = fields.get("created").time_opt(now)?;
@@ -136,8 +136,8 @@ fn issue(
 }
 
 /// The event's `timestamp` (epoch milliseconds), when it is one.
-fn event_time(root: &At<'_>) -> Option<Millis> {
-    root.get("timestamp").value().and_then(Value::as_i64)
+fn event_time(root: &At<'_>) -> Option<Stamp> {
+    root.get("timestamp").epoch_millis_opt()
 }
 
 /// The text of a custom field: a string, an option (`{"value": …}` or
@@ -193,39 +193,40 @@ fn earliest_version<'a>(versions: &At<'a>) -> Result<Option<&'a str>, FieldError
 }
 
 /// `jira:version_released`: the version's release date when it has one, else
-/// the time of the event.
-fn version(root: &At<'_>, config: &Config) -> Result<Parsed, AdapterError> {
+/// the time of the event. A release date after the event is a planned date the
+/// version beat (released early, or a date in a time zone ahead of UTC): it
+/// shipped when it was marked released, at the event's time.
+fn version(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
     let jira = &config.webhooks.jira;
     let v = root.get("version");
     v.object()?;
-    let name_at = v.get("name");
-    let name =
-        conventions::sanitize(name_at.str()?).ok_or_else(|| name_at.err("must not be empty"))?;
-    if crate::store::release_key(config, SOURCE, &name).is_none() {
-        return Ok(Parsed::ignore("no_release", None));
-    }
     let project_id = v.get("projectId").id()?;
     let namespace = jira
         .project_keys
         .get(&project_id)
         .cloned()
         .unwrap_or(project_id);
-    let released_at = match v.get("releaseDate").time_opt(i64::MAX / 2)? {
-        Some(t) => t,
-        None => event_time(root).ok_or_else(|| {
-            root.get("timestamp")
+    let marked = event_time(root);
+    let shipped = match (v.get("releaseDate").stamp_opt()?, marked) {
+        (Some(date), marked) => date.earlier(marked.unwrap_or(Stamp::received(now))),
+        (None, Some(marked)) => marked,
+        (None, None) => {
+            return Err(root
+                .get("timestamp")
                 .err("is required (epoch milliseconds) when the version has no releaseDate")
-        })?,
+                .into());
+        }
     };
-    Ok(Parsed {
-        items: vec![Item::Release(ReleaseEvent {
-            product: ProductRef {
-                kind: SOURCE.into(),
-                namespace,
-            },
-            release: name,
-            released_at,
-        })],
-        ..Parsed::default()
-    })
+    let product = ProductRef {
+        kind: SOURCE.into(),
+        namespace,
+    };
+    Ok(release_event(
+        config,
+        product,
+        &v.get("name"),
+        shipped,
+        Ahead::Refuse,
+        now,
+    )?)
 }

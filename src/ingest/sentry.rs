@@ -5,18 +5,26 @@
 //! Sentry's issue API for `firstRelease` when a token is configured.
 //!
 //! A defect is identified by Sentry's issue id; the product is the project slug,
-//! mapped by `sources = ["sentry:payments-api"]`. Issue payloads have no update
-//! time, so updates are ordered by the issue's `lastSeen` (equal times: the
-//! later arrival wins). Sentry sends no stable delivery id (`Request-ID` is
-//! random per attempt), so nothing is deduplicated by delivery; a repeated
-//! snapshot is simply unchanged.
+//! mapped by `sources = ["sentry:payments-api"]`.
+//!
+//! Issue payloads have no update time, and `lastSeen` (the issue's last event)
+//! does not move when its status does: archiving and unarchiving an issue send
+//! two snapshots with the same `lastSeen`, where the deletion-wins rule on
+//! equal times would keep an `archived = "delete"` issue deleted for good. So
+//! a snapshot is ordered by the later of `lastSeen` and `Sentry-Hook-Timestamp`
+//! (when Sentry sent it, Unix seconds): a status change orders after the one
+//! before it, and a redelivery of an older snapshot (same bytes, same header)
+//! stays stale. Two changes within one second of each other cannot be told
+//! apart (a deletion then wins). Sentry sends no stable delivery id
+//! (`Request-ID` is random per attempt), so nothing is deduplicated by
+//! delivery; a repeated snapshot is simply unchanged.
 
 use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::FieldError;
 use super::conventions;
-use super::webhook::{AdapterError, At, FollowUp, Parsed, header};
+use super::webhook::{AdapterError, At, FollowUp, Parsed, Stamp, header};
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
@@ -50,13 +58,32 @@ pub fn parse(
         "issue" | "error" if !config.webhooks.sentry.count_issues => {
             Ok(Parsed::ignore("not_a_defect", None))
         }
-        "issue" => Ok(issue(&root, config, now)?),
+        "issue" => Ok(issue(&root, hook_time(headers)?, config, now)?),
         "error" => Ok(error(&root)?),
         _ => Ok(Parsed::ignore("unsupported_event", None)),
     }
 }
 
-fn issue(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, FieldError> {
+/// `Sentry-Hook-Timestamp`: when Sentry sent the delivery (Unix seconds).
+fn hook_time(headers: &HeaderMap) -> Result<Option<Stamp>, AdapterError> {
+    const NAME: &str = "Sentry-Hook-Timestamp";
+    let Some(v) = header(headers, NAME)? else {
+        return Ok(None);
+    };
+    v.parse::<i64>()
+        .ok()
+        .filter(|s| *s >= 0)
+        .and_then(|s| s.checked_mul(1000))
+        .map(|ms| Some(Stamp::new(NAME, v, ms)))
+        .ok_or_else(|| AdapterError::Header(format!("{NAME} `{v}` is not Unix seconds")))
+}
+
+fn issue(
+    root: &At<'_>,
+    sent: Option<Stamp>,
+    config: &Config,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
     let sentry = &config.webhooks.sentry;
     let action = root.get("action").str()?;
     let issue = root.get("data").get("issue");
@@ -69,11 +96,15 @@ fn issue(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, FieldErr
         kind: SOURCE.into(),
         namespace,
     };
-    let found_at = issue.get("firstSeen").time_opt(now)?;
-    let updated_at = match issue.get("lastSeen").time_opt(now)? {
-        Some(t) => Some(t),
-        None => found_at,
-    };
+    let first_seen = issue.get("firstSeen").stamp_opt()?;
+    let found_at = first_seen.as_ref().map(|s| s.checked(now)).transpose()?;
+    let last_seen = issue.get("lastSeen").stamp_opt()?.or(first_seen);
+    let updated_at = match (last_seen, sent) {
+        (Some(seen), Some(sent)) => Some(seen.later(sent)),
+        (seen, sent) => seen.or(sent),
+    }
+    .map(|t| t.checked(now))
+    .transpose()?;
     let status = issue.get("status").str_opt()?;
     let archived = matches!(action, "archived" | "ignored") || status == Some("ignored");
     let change = match (archived, sentry.archived) {

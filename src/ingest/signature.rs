@@ -8,8 +8,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use subtle::ConstantTimeEq;
+
 use crate::config::webhooks::Secrets;
-use crate::http::auth::secret_eq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -20,6 +21,12 @@ pub enum AuthError {
     Missing(&'static str),
     /// It is present but matches no configured secret.
     Wrong(&'static str),
+}
+
+/// Whether two secrets are equal, in constant time (for equal lengths; the
+/// length itself is not hidden).
+pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
+    bool::from(given.ct_eq(expected))
 }
 
 /// The lowercase hex HMAC-SHA256 of `body` keyed with `secret`.

@@ -8,7 +8,9 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::FieldError;
-use crate::model::event::{MAX_ID_LEN, ProductRef};
+use super::conventions;
+use crate::config::Config;
+use crate::model::event::{MAX_ID_LEN, ProductRef, ReleaseEvent};
 use crate::model::time::{MAX_FUTURE_MS, Millis};
 use crate::store::Item;
 
@@ -206,21 +208,87 @@ impl<'a> At<'a> {
 
     /// A required vendor time, at most five minutes in the future.
     pub fn time(&self, now: Millis) -> Result<Millis, FieldError> {
-        self.time_opt(now)?.ok_or_else(|| self.err("is required"))
+        self.stamp()?.checked(now)
     }
 
     /// An optional vendor time, at most five minutes in the future.
     pub fn time_opt(&self, now: Millis) -> Result<Option<Millis>, FieldError> {
+        self.stamp_opt()?.map(|s| s.checked(now)).transpose()
+    }
+
+    /// A required vendor time as sent, before the future check.
+    pub fn stamp(&self) -> Result<Stamp, FieldError> {
+        self.stamp_opt()?.ok_or_else(|| self.err("is required"))
+    }
+
+    /// An optional vendor time as sent (a string in one of the vendor formats
+    /// [`parse_time`] reads), before the future check.
+    pub fn stamp_opt(&self) -> Result<Option<Stamp>, FieldError> {
         let Some(v) = self.str_opt()? else {
             return Ok(None);
         };
         let t = parse_time(v).ok_or_else(|| self.err(format!("`{v}` is not a time")))?;
-        check_future(&self.path, v, t, now)?;
-        Ok(Some(t))
+        Ok(Some(Stamp::new(&self.path, v, t)))
+    }
+
+    /// An optional time in epoch milliseconds (Jira's `timestamp`); anything
+    /// but an integer counts as absent, since captures carry other shapes.
+    pub fn epoch_millis_opt(&self) -> Option<Stamp> {
+        let t = self.value()?.as_i64()?;
+        Some(Stamp::new(&self.path, &t.to_string(), t))
     }
 }
 
-/// Refuses a time more than five minutes ahead of `now`.
+/// A time a vendor sent, with where it came from. The only way to its value is
+/// [`Stamp::checked`], so every vendor time obeys the same future limit as the
+/// generic API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    field: String,
+    raw: String,
+    at: Millis,
+}
+
+impl Stamp {
+    /// A time read from `field` (a JSON path or a header name), as sent (`raw`).
+    pub fn new(field: &str, raw: &str, at: Millis) -> Self {
+        Self {
+            field: field.to_owned(),
+            raw: raw.to_owned(),
+            at,
+        }
+    }
+
+    /// The time the delivery was received, for events that carry none.
+    pub fn received(now: Millis) -> Self {
+        Self::new("", "", now)
+    }
+
+    /// The time, refused (422, counted as `future_timestamp`) when it is more
+    /// than five minutes ahead of `now`.
+    pub fn checked(&self, now: Millis) -> Result<Millis, FieldError> {
+        check_future(&self.field, &self.raw, self.at, now)?;
+        Ok(self.at)
+    }
+
+    /// Whether it is more than five minutes ahead of `now`.
+    pub fn is_ahead(&self, now: Millis) -> bool {
+        self.at > now + MAX_FUTURE_MS
+    }
+
+    /// The earlier of two times (the first on a tie).
+    pub fn earlier(self, other: Stamp) -> Stamp {
+        if other.at < self.at { other } else { self }
+    }
+
+    /// The later of two times (the first on a tie).
+    pub fn later(self, other: Stamp) -> Stamp {
+        if other.at > self.at { other } else { self }
+    }
+}
+
+/// Refuses a time more than five minutes ahead of `now`: the one future check
+/// of every ingestion path.
 pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<(), FieldError> {
     if t > now + MAX_FUTURE_MS {
         let mut e = FieldError::new(
@@ -231,6 +299,48 @@ pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<()
         return Err(e);
     }
     Ok(())
+}
+
+/// What a release time more than five minutes ahead means for a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ahead {
+    /// A broken clock: refused like every vendor time (422, `future_timestamp`).
+    Refuse,
+    /// A release scheduled for later (GitLab's upcoming releases): not shipped,
+    /// so acknowledged, not stored, and counted as ignored (`upcoming_release`).
+    Upcoming,
+}
+
+/// The one release-event parser of the sources with release hooks (GitHub
+/// `release`, GitLab Release Hook, Jira `jira:version_released`): the release
+/// named at `name` of `product`, shipped at `shipped`. A name that is empty
+/// once normalised is ignored (`no_release`); the time obeys the future limit
+/// as `ahead` says.
+pub fn release_event(
+    config: &Config,
+    product: ProductRef,
+    name: &At<'_>,
+    shipped: Stamp,
+    ahead: Ahead,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
+    let release =
+        conventions::sanitize(name.str()?).ok_or_else(|| name.err("must not be empty"))?;
+    if crate::store::release_key(config, &product.kind, &release).is_none() {
+        return Ok(Parsed::ignore("no_release", None));
+    }
+    if ahead == Ahead::Upcoming && shipped.is_ahead(now) {
+        return Ok(Parsed::ignore("upcoming_release", None));
+    }
+    let released_at = shipped.checked(now)?;
+    Ok(Parsed {
+        items: vec![Item::Release(ReleaseEvent {
+            product,
+            release,
+            released_at,
+        })],
+        ..Parsed::default()
+    })
 }
 
 /// Parses the time formats vendors send: RFC 3339 (GitHub, Sentry), GitLab's

@@ -44,10 +44,10 @@ pub const IGNORED_REASONS: &[&str] = &[
     "stale",
     "duplicate_delivery",
     "not_a_defect",
-    "unmapped_stage",
     "ping",
     "unsupported_event",
     "no_release",
+    "upcoming_release",
 ];
 /// Classification fields whose webhook values may not map onto the configuration.
 pub const UNMAPPED_FIELDS: &[&str] = &[

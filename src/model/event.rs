@@ -33,15 +33,6 @@ impl Ingress {
             Ingress::Sentry => "sentry",
         }
     }
-
-    /// The kind used in `kind:namespace` product mappings; empty for the generic
-    /// API, whose events name their product directly.
-    pub fn product_kind(self) -> &'static str {
-        match self {
-            Ingress::Generic => "",
-            other => other.as_str(),
-        }
-    }
 }
 
 /// Validity of a defect (SPEC §2).

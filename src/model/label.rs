@@ -1,6 +1,7 @@
 //! Label values: every string that can become a Prometheus label value passes here.
 
-use crate::config::MAX_LABEL_LEN;
+/// Longest accepted label value (stage, cause, release, product, …).
+pub const MAX_LABEL_LEN: usize = 128;
 
 /// Checks a label value: 1..=[`MAX_LABEL_LEN`] characters, no control characters.
 pub fn check_label(v: &str) -> Result<(), String> {

@@ -218,6 +218,45 @@ fn an_invalid_configuration_stops_start_up_with_what_and_where() {
 }
 
 #[test]
+fn an_unknown_key_under_a_webhook_table_is_refused_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("typo.toml");
+    for (source, key) in [
+        ("github", "secrt"),
+        ("gitlab", "tokn_file"),
+        ("jira", "defect_label"),
+        ("sentry", "archive"),
+    ] {
+        // A valid table with one misspelt key, whose value must not be echoed.
+        std::fs::write(
+            &cfg,
+            format!("[webhooks.{source}]\ndefault_stage = \"qa\"\n{key} = \"hunter2-value\"\n"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{source}: accepted");
+        assert!(
+            err.contains(&format!("webhooks.{source}.{key}: unknown key")),
+            "{source}: {err}"
+        );
+        assert!(err.contains("default_stage"), "known keys listed: {err}");
+        assert!(!err.contains("hunter2"), "the value was echoed: {err}");
+    }
+    // Nested tables keep refusing unknown keys too.
+    std::fs::write(&cfg, "[webhooks.github.prefixes]\nstag = \"found-in:\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("stag"), "{err}");
+}
+
+#[test]
 fn the_api_token_from_the_environment_is_enforced_and_never_logged() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "very-secret-value-123";

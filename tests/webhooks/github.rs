@@ -10,7 +10,7 @@ const REPO: &str = "Codertocat/Hello-World";
 
 fn with_default_stage() -> bug_escape_exporter::config::Settings {
     let mut s = helpers::settings();
-    s.webhooks.github.default_stage = Some("qa".into());
+    s.webhooks.github.conventions.default_stage = Some("qa".into());
     s
 }
 
@@ -465,7 +465,7 @@ async fn missing_or_wrong_signatures_are_refused_and_counted() {
 #[tokio::test]
 async fn an_unconfigured_source_refuses_with_503() {
     let mut s = helpers::settings();
-    s.webhooks.github.secret = None;
+    s.webhooks.github.auth.secret = None;
     let app = spawn_with(s).await;
     let body = fixture("github/issues_opened.json");
     let r = app.github("issues", "x", &body).await;

@@ -72,9 +72,9 @@ async fn every_gitlab_fixture_with_default_conventions() {
 async fn every_gitlab_fixture_with_configured_conventions() {
     let mut s = helpers::settings();
     let gl = &mut s.webhooks.gitlab;
-    gl.defect_labels = vec!["API".into(), "todo".into()];
+    gl.conventions.defect_labels = vec!["API".into(), "todo".into()];
     gl.milestones.insert("103".into(), "v2.4.0".into());
-    gl.default_stage = Some("qa".into());
+    gl.conventions.default_stage = Some("qa".into());
     let app = spawn_with(s).await;
     for (i, file) in fixture_names("gitlab").iter().enumerate() {
         app.gitlab(
@@ -185,7 +185,7 @@ async fn labels_moves_and_duplicates() {
 #[tokio::test]
 async fn deliveries_dedupe_on_idempotency_key_or_event_uuid() {
     let mut s = helpers::settings();
-    s.webhooks.gitlab.defect_labels = vec!["todo".into()];
+    s.webhooks.gitlab.conventions.defect_labels = vec!["todo".into()];
     let app = spawn_with(s).await;
     let body = fixture("gitlab/jira-to-matrix_issue_created.json");
     app.gitlab("Issue Hook", "idem-1", &body).await.expect(200);
@@ -286,9 +286,9 @@ fn signed_settings() -> Settings {
         GITLAB_SIGNING.into(),
         GITLAB_SIGNING_OLD.into(),
     ]));
-    gl.defect_labels = vec!["todo".into()];
+    gl.conventions.defect_labels = vec!["todo".into()];
     gl.milestones.insert("103".into(), "v2.4.0".into());
-    gl.default_stage = Some("qa".into());
+    gl.conventions.default_stage = Some("qa".into());
     s
 }
 

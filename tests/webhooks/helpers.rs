@@ -36,13 +36,13 @@ pub fn settings() -> Settings {
         listen: "127.0.0.1:0".into(),
         ..Settings::default()
     };
-    s.webhooks.github.secret = Some(SecretSetting::Many(vec![
+    s.webhooks.github.auth.secret = Some(SecretSetting::Many(vec![
         "an-old-secret".into(),
         GITHUB_SECRET.into(),
     ]));
     s.webhooks.gitlab.token = Some(SecretSetting::One(GITLAB_TOKEN.into()));
-    s.webhooks.jira.secret = Some(SecretSetting::One(JIRA_SECRET.into()));
-    s.webhooks.sentry.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
+    s.webhooks.jira.auth.secret = Some(SecretSetting::One(JIRA_SECRET.into()));
+    s.webhooks.sentry.auth.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
     s
 }
 
@@ -196,9 +196,15 @@ impl TestApp {
 
     /// Sentry delivery of `resource`, signed with the client secret.
     pub async fn sentry(&self, resource: &str, body: &[u8]) -> Reply {
+        self.sentry_sent_at(resource, body, "1588082166").await
+    }
+
+    /// Sentry delivery of `resource` sent at `timestamp` (Unix seconds, the
+    /// unsigned `Sentry-Hook-Timestamp`), signed with the client secret.
+    pub async fn sentry_sent_at(&self, resource: &str, body: &[u8], timestamp: &str) -> Reply {
         let headers = [
             ("sentry-hook-resource", resource.to_owned()),
-            ("sentry-hook-timestamp", "1588082166".to_owned()),
+            ("sentry-hook-timestamp", timestamp.to_owned()),
             ("sentry-hook-signature", sign(SENTRY_SECRET, body)),
             ("request-id", "8f5c3a1e-random".to_owned()),
         ];

@@ -60,8 +60,8 @@ async fn every_jira_fixture_with_default_conventions() {
 #[tokio::test]
 async fn every_jira_fixture_when_tasks_count_too() {
     let mut s = helpers::settings();
-    s.webhooks.jira.defect_types = vec!["Bug".into(), "Task".into()];
-    s.webhooks.jira.default_stage = Some("qa".into());
+    s.webhooks.jira.conventions.defect_types = vec!["Bug".into(), "Task".into()];
+    s.webhooks.jira.conventions.default_stage = Some("qa".into());
     let app = spawn_with(s).await;
     for (i, file) in fixture_names("jira").iter().enumerate() {
         let r = app

@@ -6,5 +6,7 @@ mod github;
 mod gitlab;
 mod helpers;
 mod jira;
+mod namespaces;
 mod parsers;
 mod sentry;
+mod times;

@@ -20,7 +20,7 @@ const NOW: i64 = 1_700_000_000_000;
 
 fn config() -> Config {
     let mut s = Settings::default();
-    s.webhooks.github.default_stage = Some("qa".into());
+    s.webhooks.github.conventions.default_stage = Some("qa".into());
     s.webhooks
         .gitlab
         .milestones
@@ -220,6 +220,7 @@ fn check_storable(parsed: &Parsed) {
             }
             Item::Release(r) => {
                 assert!(check_label(&r.release).is_ok(), "{r:?}");
+                assert!(r.released_at <= NOW + 5 * 60 * 1000, "{r:?}");
                 assert!(check_label(&r.product.namespace).is_ok(), "{r:?}");
             }
         }

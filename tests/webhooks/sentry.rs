@@ -334,3 +334,102 @@ async fn signatures_resources_and_switching_off() {
     let r = off.sentry("issue", &body).await;
     assert_eq!(r.expect(200).json["ignored"], "not_a_defect");
 }
+
+/// An exporter that deletes archived Sentry issues.
+async fn deleting_archived() -> helpers::TestApp {
+    let mut s = helpers::settings();
+    s.webhooks.sentry.archived = bug_escape_exporter::config::webhooks::Disposition::Delete;
+    spawn_with(s).await
+}
+
+/// The archived capture, and the same issue unarchived: Sentry's `unresolved`
+/// snapshot, whose `lastSeen` is unchanged (no new event came in).
+fn archive_and_unarchive() -> (Vec<u8>, Vec<u8>) {
+    let archive = fixture("sentry/zulip_issue_ignored.json");
+    let unarchive = edited("sentry/zulip_issue_ignored.json", |v| {
+        v["action"] = json!("unresolved");
+        v["data"]["issue"]["status"] = json!("unresolved");
+    });
+    (archive, unarchive)
+}
+
+async fn counted(app: &helpers::TestApp) -> f64 {
+    app.metrics().await.value(
+        "bug_escape_unattributed_defects",
+        &[("product", ZULIP), ("stage", "production")],
+    )
+}
+
+// Sent after the capture's lastSeen (2020-04-30T05:54:15Z), ten seconds apart.
+const SENT_RESOLVED: &str = "1588230000";
+const SENT_ARCHIVED: &str = "1588230010";
+const SENT_UNARCHIVED: &str = "1588230020";
+
+#[tokio::test]
+async fn archive_then_unarchive_round_trips_when_archived_issues_are_deleted() {
+    let app = deleting_archived().await;
+    let (archive, unarchive) = archive_and_unarchive();
+    let resolved = fixture("sentry/zulip_issue_resolved.json");
+    let r = app.sentry_sent_at("issue", &resolved, SENT_RESOLVED).await;
+    assert_eq!(r.expect(200).json["accepted"], 1);
+    assert_eq!(counted(&app).await, 1.0);
+    let r = app.sentry_sent_at("issue", &archive, SENT_ARCHIVED).await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 0.0, "archived: deleted");
+    let r = app
+        .sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED)
+        .await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 1.0, "unarchived: counted again");
+    // The archive delivered again (same bytes, same header) is older.
+    let r = app.sentry_sent_at("issue", &archive, SENT_ARCHIVED).await;
+    assert_eq!(r.expect(200).json["stale"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 1.0);
+    // Archived once more, later: deleted again.
+    let r = app.sentry_sent_at("issue", &archive, "1588230030").await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 0.0);
+}
+
+#[tokio::test]
+async fn an_unarchive_that_overtakes_its_archive_stays_counted() {
+    let app = deleting_archived().await;
+    let (archive, unarchive) = archive_and_unarchive();
+    let r = app
+        .sentry_sent_at("issue", &unarchive, SENT_UNARCHIVED)
+        .await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    let r = app.sentry_sent_at("issue", &archive, SENT_ARCHIVED).await;
+    assert_eq!(r.expect(200).json["stale"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 1.0);
+    // Unarchive then archive, in order: archived.
+    let r = app.sentry_sent_at("issue", &archive, "1588230030").await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(counted(&app).await, 0.0);
+}
+
+#[tokio::test]
+async fn the_delivery_time_is_checked_like_every_vendor_time() {
+    let app = spawn().await;
+    let body = fixture("sentry/zulip_issue_resolved.json");
+    let ahead = (helpers::now_secs() + 3600).to_string();
+    let r = app.sentry_sent_at("issue", &body, &ahead).await;
+    r.expect(422);
+    assert_eq!(r.json["error"], "future_timestamp");
+    assert_eq!(r.json["field"], "Sentry-Hook-Timestamp");
+    let r = app.sentry_sent_at("issue", &body, "yesterday").await;
+    assert!(
+        r.expect(400).text.contains("Sentry-Hook-Timestamp"),
+        "{}",
+        r.text
+    );
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "sentry"), ("reason", "future_timestamp")]
+        ),
+        1.0
+    );
+    assert_eq!(counted(&app).await, 0.0, "nothing stored");
+}
