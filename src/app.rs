@@ -79,6 +79,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, db = %self.state.config.db.display(), "serving");
+        tokio::spawn(crate::memory::trim_after_bursts(
+            self.state.write_queue.clone(),
+            std::time::Duration::from_secs(2),
+        ));
         let app = router(self.state);
         axum::serve(
             self.listener,

@@ -203,7 +203,7 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN.into(),
             db: PathBuf::from("bug-escape.db"),
             max_body_bytes: 1024 * 1024,
-            write_queue_bytes: 16 * 1024 * 1024,
+            write_queue_bytes: 8 * 1024 * 1024,
             write_queue_wait: "5s".into(),
             write_timeout: "30s".into(),
             max_releases: 20,

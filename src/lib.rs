@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod store;

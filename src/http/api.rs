@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use super::AppState;
 use super::body::{parse_json, require_json};
 use super::error::AppError;
-use super::write::{read_body, record};
+use super::write::{off_workers, read_body, record};
 use crate::ingest::generic;
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
@@ -60,15 +60,19 @@ async fn handle(
             .await?;
         let now = now_ms();
         // The body and its JSON tree are dropped before the wait for the
-        // writer: only the items stay queued.
-        let items = {
-            let bytes = read_body(&admitted, &headers, body, limit).await?;
+        // writer: only the items stay queued. Large bodies are parsed off the
+        // async workers, so probes and scrapes keep answering during a burst.
+        let bytes = read_body(&admitted, &headers, body, limit).await?;
+        let config = state.config.clone();
+        let items = off_workers(bytes.len(), move || {
             let value = parse_json(&bytes)?;
-            match endpoint {
-                Endpoint::Events => generic::parse_events(&state.config, &value, now),
-                Endpoint::Releases => generic::parse_releases(&state.config, &value, now),
-            }?
-        };
+            let items = match endpoint {
+                Endpoint::Events => generic::parse_events(&config, &value, now),
+                Endpoint::Releases => generic::parse_releases(&config, &value, now),
+            }?;
+            Ok::<_, AppError>(items)
+        })
+        .await?;
         state
             .telemetry
             .received(Ingress::Generic, items.len() as u64);

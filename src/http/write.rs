@@ -26,6 +26,8 @@ use crate::store::{Batch, Item, Outcome, StoreError};
 #[derive(Clone)]
 pub struct WriteQueue {
     room: Arc<Semaphore>,
+    /// Set by every admission; cleared by [`WriteQueue::idle_after_writes`].
+    wrote: Arc<std::sync::atomic::AtomicBool>,
     capacity: usize,
     wait: Duration,
     telemetry: Arc<Telemetry>,
@@ -54,6 +56,7 @@ impl WriteQueue {
         let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
         let q = Self {
             room: Arc::new(Semaphore::new(capacity)),
+            wrote: Arc::default(),
             capacity,
             wait,
             telemetry,
@@ -66,6 +69,12 @@ impl WriteQueue {
         let used = self.capacity.saturating_sub(available);
         self.telemetry
             .set_write_queue(used as u64, self.capacity as u64);
+    }
+
+    /// Whether writes were admitted since the last call and none waits now.
+    pub fn idle_after_writes(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.room.available_permits() == self.capacity && self.wrote.swap(false, Ordering::AcqRel)
     }
 
     /// Takes room for a request whose body is at most `limit` bytes.
@@ -98,6 +107,7 @@ impl WriteQueue {
             },
         };
         self.report(self.room.available_permits());
+        self.wrote.store(true, std::sync::atomic::Ordering::Release);
         Ok(Admitted {
             permit,
             queue: self.clone(),
@@ -154,4 +164,34 @@ pub async fn record(
                 StoreError::Unavailable(cause) => AppError::StoreUnavailable(cause),
             }
         })
+}
+
+/// Bodies at least this large are parsed on the blocking pool.
+const PARSE_OFF_WORKERS: usize = 64 * 1024;
+
+/// Runs CPU-heavy work for a body of `len` bytes: inline when small, else on
+/// the blocking pool, so the async workers stay free for `/readyz` and
+/// `/metrics` while large batches are parsed.
+pub async fn off_workers<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    if len < PARSE_OFF_WORKERS {
+        return work();
+    }
+    // As many parses at once as there are cores: more would only hold more
+    // JSON trees in memory at the same time, not finish sooner.
+    static SLOTS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new(cores))
+    });
+    let _slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AppError::Busy("shutting down".into()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::Malformed(format!("parsing the body failed: {e}")))?
 }

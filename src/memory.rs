@@ -1,0 +1,31 @@
+//! Handing freed memory back to the system after a burst of writes. glibc's
+//! allocator keeps freed small blocks in its per-thread arenas, so a burst of
+//! large batches would leave the process at its peak size; `malloc_trim`
+//! returns whole free pages. Elsewhere (musl, macOS) this does nothing.
+
+use std::time::Duration;
+
+use crate::http::write::WriteQueue;
+
+/// Every `every`, when writes happened since the last look and none is
+/// waiting now, returns freed memory to the system. Runs until the runtime
+/// stops.
+pub async fn trim_after_bursts(queue: WriteQueue, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if queue.idle_after_writes() {
+            let _ = tokio::task::spawn_blocking(release_freed).await;
+        }
+    }
+}
+
+/// Returns free pages of the allocator's arenas to the system.
+pub fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes
+    // the arena locks itself and may be called from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
