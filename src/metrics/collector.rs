@@ -525,3 +525,6 @@ impl Collector for EscapeCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
