@@ -81,10 +81,22 @@ pub(super) fn rich() -> (Config, Aggregates) {
         }
     };
     for (stage, count) in [(0, 2), (1, 3), (2, 5), (3, 4), (4, 6)] {
-        add(&mut agg, "payments", Some("2.4.0"), Class::Stage(stage), count);
+        add(
+            &mut agg,
+            "payments",
+            Some("2.4.0"),
+            Class::Stage(stage),
+            count,
+        );
     }
     for (stage, count) in [(2, 1), (3, 2), (4, 3)] {
-        add(&mut agg, "payments", Some("2.3.0"), Class::Stage(stage), count);
+        add(
+            &mut agg,
+            "payments",
+            Some("2.3.0"),
+            Class::Stage(stage),
+            count,
+        );
     }
     add(&mut agg, "payments", Some("2.5\"rc\\x"), Class::Stage(4), 1);
     add(&mut agg, "payments", None, Class::Stage(4), 2);
@@ -127,4 +139,68 @@ fn exposition_matches_the_snapshot() {
             path.display()
         );
     }
+}
+
+/// The label names of every sample, per family, as SPEC §5 lists them.
+#[test]
+fn every_family_has_its_contract_labels() {
+    let (config, agg) = rich();
+    let text = encode(config, agg);
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, rest) = line.split_once(['{', ' ']).expect("a sample line");
+        let keys: Vec<&str> = if line.as_bytes()[name.len()] == b'{' {
+            let labels = &rest[..rest.rfind('}').expect("closed labels")];
+            labels
+                .split("\",")
+                .map(|kv| kv.split_once('=').expect("key=value").0)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let entry = (name.to_owned(), keys.join(","));
+        if !seen.contains(&entry) {
+            seen.push(entry);
+        }
+    }
+    let pr = "product,release";
+    let expected: Vec<(&str, String)> = vec![
+        ("bug_escape_rate_ratio", pr.into()),
+        ("bug_escape_rate_lower_ratio", pr.into()),
+        ("bug_escape_rate_upper_ratio", pr.into()),
+        ("bug_escape_release_defects", pr.into()),
+        ("bug_escape_release_escaped_defects", pr.into()),
+        ("bug_escape_release_timestamp_seconds", pr.into()),
+        ("bug_escape_defects", format!("{pr},stage")),
+        ("bug_escape_stage_leak_ratio", format!("{pr},stage")),
+        ("bug_escape_escaped_defects_by_cause", format!("{pr},cause")),
+        (
+            "bug_escape_escaped_defects_by_detector",
+            format!("{pr},detected_by"),
+        ),
+        (
+            "bug_escape_escaped_defects_by_severity",
+            format!("{pr},severity"),
+        ),
+        ("bug_escape_rate_at_age_ratio", format!("{pr},age")),
+        ("bug_escape_recent_rate_ratio", "product".into()),
+        ("bug_escape_recent_rate_lower_ratio", "product".into()),
+        ("bug_escape_recent_rate_upper_ratio", "product".into()),
+        ("bug_escape_recent_defects", "product".into()),
+        ("bug_escape_unattributed_defects", "product,stage".into()),
+        ("bug_escape_unclassified_defects", "product,reason".into()),
+        ("bug_escape_releases_left_out", "product".into()),
+        ("bug_escape_products_left_out", String::new()),
+        ("bug_escape_stage_info", "stage,phase,order,tracked".into()),
+        ("bug_escape_stage_owner_info", "product,stage,owner".into()),
+        ("bug_escape_cause_owner_info", "product,cause,owner".into()),
+        ("bug_escape_band_threshold_ratio", "product,band".into()),
+        ("bug_escape_stage_leak_target_ratio", "product,stage".into()),
+        ("bug_escape_min_defects", "product".into()),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(n, l)| (n.to_owned(), l))
+        .collect();
+    assert_eq!(seen, expected);
 }
