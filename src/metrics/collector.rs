@@ -39,6 +39,7 @@ struct ProductView<'a> {
     name: &'a str,
     agg: Option<&'a ProductAgg>,
     releases: Vec<(&'a str, &'a ReleaseAgg)>,
+    /// Releases with defects that were not exported.
     left_out: usize,
     /// `(ΣP, ΣT)` of the recent pool, when the product has aggregates.
     pool: Option<(u64, u64)>,
@@ -57,6 +58,13 @@ fn newest_first(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::O
         .then_with(|| b.0.cmp(a.0))
 }
 
+/// Releases with defects first, each group newest first.
+fn data_then_newest(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::Ordering {
+    (b.1.total() > 0)
+        .cmp(&(a.1.total() > 0))
+        .then_with(|| newest_first(a, b))
+}
+
 /// `(ΣP, ΣT)` over the first `n` of `releases` (newest first, with defects).
 fn pooled<'a>(
     config: &Config,
@@ -69,7 +77,10 @@ fn pooled<'a>(
 }
 
 /// Chooses what is exported: pinned products first, then the most recently
-/// active, up to `max_products`; the newest `max_releases` of each.
+/// active, up to `max_products`. Of each product, the newest `max_releases`
+/// releases that have defects; slots they leave free go to the newest releases
+/// known only by their release time (so their timestamps can annotate graphs),
+/// which never displace a release with defects.
 pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     let mut names: Vec<&str> = agg.products.keys().map(String::as_str).collect();
     for p in config.products.keys().chain(&config.pinned_products) {
@@ -102,10 +113,12 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
             let mut releases: Vec<(&str, &ReleaseAgg)> = p
                 .map(|p| p.releases.iter().map(|(k, v)| (k.as_str(), v)).collect())
                 .unwrap_or_default();
-            releases.sort_by(newest_first);
-            let pool = p.map(|p| recent_pool(config, p, config.recent_releases));
-            let left_out = releases.len().saturating_sub(config.max_releases);
+            releases.sort_by(data_then_newest);
+            let with_data = releases.partition_point(|(_, r)| r.total() > 0);
+            let pool = p.map(|_| pooled(config, &releases[..with_data], config.recent_releases));
+            let left_out = with_data.saturating_sub(config.max_releases);
             releases.truncate(config.max_releases);
+            releases.sort_by(newest_first);
             ProductView {
                 name,
                 agg: p,
@@ -389,7 +402,7 @@ static FAMILIES: &[(&str, &str, Rows)] = &[
     ),
     (
         "bug_escape_releases_left_out",
-        "Releases of the product not exported (beyond max_releases)",
+        "Releases of the product that have defects but are not exported (beyond max_releases)",
         Rows::Product(|_, p| Some(p.left_out as f64)),
     ),
     (

@@ -204,3 +204,43 @@ fn every_family_has_its_contract_labels() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// Releases of `product` that have a timestamp sample, in exposition order.
+fn exported(text: &str, product: &str) -> Vec<String> {
+    let prefix = format!("bug_escape_release_timestamp_seconds{{product=\"{product}\",release=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|l| l[..l.find('"').expect("closing quote")].to_owned())
+        .collect()
+}
+
+#[test]
+fn releases_with_defects_take_the_slots_and_the_rest_fill_spare_ones() {
+    let (mut config, mut agg) = rich();
+    // `payments`: 2.3.0, 2.4.0 and `2.5"rc\x` have defects; `nightly-7` (the
+    // newest) and two more tags have only a release time.
+    timed(&mut agg, "payments", "nightly-8", 500);
+    timed(&mut agg, "payments", "nightly-1", 1);
+    config.max_releases = 2;
+    let sel = super::select(&config, &agg);
+    let payments = sel.products.iter().find(|p| p.name == "payments").unwrap();
+    let names: Vec<&str> = payments.releases.iter().map(|(r, _)| *r).collect();
+    // `2.5"rc\x` has no time: its first defect (day 62) orders it.
+    assert_eq!(names, ["2.5\"rc\\x", "2.4.0"]);
+    assert_eq!(payments.left_out, 1, "2.3.0, not the tags");
+    config.max_releases = 5;
+    let sel = super::select(&config, &agg);
+    let payments = sel.products.iter().find(|p| p.name == "payments").unwrap();
+    let names: Vec<&str> = payments.releases.iter().map(|(r, _)| *r).collect();
+    // Two spare slots go to the newest tags; the result is newest first.
+    assert_eq!(
+        names,
+        ["nightly-8", "nightly-7", "2.5\"rc\\x", "2.4.0", "2.3.0"]
+    );
+    assert_eq!(payments.left_out, 0);
+    let text = encode(config, agg);
+    assert_eq!(
+        exported(&text, "payments"),
+        ["nightly-8", "nightly-7", "2.4.0", "2.3.0"]
+    );
+}
