@@ -545,8 +545,10 @@ impl Config {
             .iter()
             .map(|r| format!("{:?}|{}|{}", r.source, r.pattern.as_str(), r.replace))
             .collect();
+        // The version changes with the built-in pre-release folding, which no
+        // setting shows: v2 folds only `x.y.z-…` and `x.y-<letter>…`.
         format!(
-            "v1;map={:?};rules={:?};fold={}",
+            "v2;map={:?};rules={:?};fold={}",
             self.source_map,
             rules,
             self.release_rules.folds()
