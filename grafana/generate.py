@@ -581,8 +581,8 @@ def overview():
     panels.append(panel(
         ids, "stat", "Left out of the counts",
         "What does the exporter hold back for $product? Defects with a missing or "
-        "unconfigured stage (left out of every count), and releases beyond max_releases "
-        "(stored, not exported).",
+        "unconfigured stage (left out of every count), and releases with defects beyond "
+        "max_releases (stored, not exported).",
         (18, y, 6, 6),
         targets((f"bug_escape_unclassified_defects{{{P}}}", "defects: {{reason}}"),
                 (f"bug_escape_releases_left_out{{{P}}}", "releases left out")),
@@ -726,8 +726,8 @@ def health():
         unit="ops", custom=line_custom(10), options=timeseries_options(), min_=0))
     panels.append(panel(
         ids, "bargauge", "Releases left out, by product",
-        "Which products have more releases than max_releases? Their oldest releases are "
-        "stored but not exported.",
+        "Which products have more releases with defects than max_releases? Their oldest "
+        "releases are stored but not exported.",
         (8, y, 8, 8),
         targets((f"bug_escape_releases_left_out{{{J}}}", "{{product}}"), instant=True),
         steps=[{"color": "blue", "value": None}], options=bargauge_options(), decimals=0))

@@ -172,16 +172,24 @@ impl Default for BandSettings {
 }
 
 impl Default for ReleaseSettings {
+    /// Strips a `<name>@` prefix (up to the last `@`, so npm scopes go too),
+    /// then a `v`/`V` before a digit, then `+build` metadata after a version.
     fn default() -> Self {
-        let rule = |pattern: &str| RuleSettings {
+        let rule = |pattern: &str, replace: &str| RuleSettings {
             source: None,
             pattern: pattern.into(),
-            replace: String::new(),
+            replace: replace.into(),
         };
         Self {
             fold_prereleases: true,
-            // `<name>@` prefix, then a leading `v`, then `+build` metadata.
-            rules: vec![rule("^[^@]*@"), rule("^[vV]"), rule(r"\+.*$")],
+            rules: vec![
+                rule("^.+@", ""),
+                rule("^[vV]([0-9])", "$1"),
+                rule(
+                    r"^([0-9]+(?:\.[0-9]+)*(?:-[0-9A-Za-z.-]+)?)\+[0-9A-Za-z.-]+$",
+                    "$1",
+                ),
+            ],
         }
     }
 }
@@ -579,8 +587,10 @@ impl Config {
             .iter()
             .map(|r| format!("{:?}|{}|{}", r.source, r.pattern.as_str(), r.replace))
             .collect();
+        // The version changes with the built-in pre-release folding, which no
+        // setting shows: v2 folds only `x.y.z-…` and `x.y-<letter>…`.
         format!(
-            "v1;map={:?};rules={:?};fold={}",
+            "v2;map={:?};rules={:?};fold={}",
             self.source_map,
             rules,
             self.release_rules.folds()

@@ -1,5 +1,8 @@
 //! Encodes the aggregates as the gauges of SPEC §5 on every scrape. Work here is
 //! proportional to the series exported: it reads counts, never defects.
+//!
+//! Every family is one row of [`FAMILIES`]: its name, help and a [`Rows`] that
+//! says which labels it has and how each sample's value is read.
 
 use std::sync::{Arc, RwLock};
 
@@ -36,7 +39,10 @@ struct ProductView<'a> {
     name: &'a str,
     agg: Option<&'a ProductAgg>,
     releases: Vec<(&'a str, &'a ReleaseAgg)>,
+    /// Releases with defects that were not exported.
     left_out: usize,
+    /// `(ΣP, ΣT)` of the recent pool, when the product has aggregates.
+    pool: Option<(u64, u64)>,
 }
 
 /// Products and releases chosen for export, with the counts left out.
@@ -52,8 +58,29 @@ fn newest_first(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::O
         .then_with(|| b.0.cmp(a.0))
 }
 
+/// Releases with defects first, each group newest first.
+fn data_then_newest(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::Ordering {
+    (b.1.total() > 0)
+        .cmp(&(a.1.total() > 0))
+        .then_with(|| newest_first(a, b))
+}
+
+/// `(ΣP, ΣT)` over the first `n` of `releases` (newest first, with defects).
+fn pooled<'a>(
+    config: &Config,
+    releases: impl IntoIterator<Item = &'a (&'a str, &'a ReleaseAgg)>,
+    n: usize,
+) -> (u64, u64) {
+    releases.into_iter().take(n).fold((0, 0), |(e, t), (_, r)| {
+        (e + escaped(config, r), t + r.total())
+    })
+}
+
 /// Chooses what is exported: pinned products first, then the most recently
-/// active, up to `max_products`; the newest `max_releases` of each.
+/// active, up to `max_products`. Of each product, the newest `max_releases`
+/// releases that have defects; slots they leave free go to the newest releases
+/// known only by their release time (so their timestamps can annotate graphs),
+/// which never displace a release with defects.
 pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     let mut names: Vec<&str> = agg.products.keys().map(String::as_str).collect();
     for p in config.products.keys().chain(&config.pinned_products) {
@@ -86,14 +113,18 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
             let mut releases: Vec<(&str, &ReleaseAgg)> = p
                 .map(|p| p.releases.iter().map(|(k, v)| (k.as_str(), v)).collect())
                 .unwrap_or_default();
-            releases.sort_by(newest_first);
-            let left_out = releases.len().saturating_sub(config.max_releases);
+            releases.sort_by(data_then_newest);
+            let with_data = releases.partition_point(|(_, r)| r.total() > 0);
+            let pool = p.map(|_| pooled(config, &releases[..with_data], config.recent_releases));
+            let left_out = with_data.saturating_sub(config.max_releases);
             releases.truncate(config.max_releases);
+            releases.sort_by(newest_first);
             ProductView {
                 name,
                 agg: p,
                 releases,
                 left_out,
+                pool,
             }
         })
         .collect();
@@ -112,9 +143,7 @@ pub fn recent_pool(config: &Config, p: &ProductAgg, n: usize) -> (u64, u64) {
         .map(|(k, v)| (k.as_str(), v))
         .collect();
     releases.sort_by(newest_first);
-    releases.iter().take(n).fold((0, 0), |(e, t), (_, r)| {
-        (e + escaped(config, r), t + r.total())
-    })
+    pooled(config, &releases, n)
 }
 
 /// P(R): valid defects found in production stages.
@@ -126,8 +155,6 @@ pub fn escaped(config: &Config, r: &ReleaseAgg) -> u64 {
         .map(|(_, n)| n)
         .sum()
 }
-
-type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 /// A label value written with the escapes of the text formats (`\\`, `\"`,
 /// `\n`): `prometheus-client` writes `&str` values as they are, and release or
@@ -151,382 +178,395 @@ impl EncodeLabelValue for Escaped<'_> {
     }
 }
 
-/// Writes one gauge family from `(labels, value)` samples; a family with no
-/// samples is left out, as the Go client does.
-fn family<'a>(
-    encoder: &mut DescriptorEncoder,
+/// A label whose values come from the configuration: each value with the index
+/// the aggregates keep its counts under.
+#[derive(Debug, Clone, Copy)]
+enum Dim {
+    /// Every configured stage, `stage`.
+    Stage,
+    /// Tracked pre-release stages, `stage`.
+    LeakStage,
+    /// Configured causes, `cause`.
+    Cause,
+    /// Detectors and `unknown`, `detected_by`.
+    Detector,
+    /// Configured severities and `unknown`, `severity`.
+    Severity,
+    /// Configured maturity ages, `age`.
+    Age,
+    /// `unknown_stage`, `no_stage`: `reason`.
+    Reason,
+    /// `strong`, `healthy`, `attention`: `band`.
+    Band,
+}
+
+impl Dim {
+    fn key(self) -> &'static str {
+        match self {
+            Dim::Stage | Dim::LeakStage => "stage",
+            Dim::Cause => "cause",
+            Dim::Detector => "detected_by",
+            Dim::Severity => "severity",
+            Dim::Age => "age",
+            Dim::Reason => "reason",
+            Dim::Band => "band",
+        }
+    }
+}
+
+/// How a family's samples are laid out and read; values of `None` are left out.
+enum Rows {
+    /// `{product, release}` for each exported release.
+    Release(fn(&Ctx, &ReleaseAgg) -> Option<f64>),
+    /// `{product, release, <dim>}` for each exported release and value of the dim.
+    ReleaseBy(Dim, fn(&Ctx, &ReleaseAgg, usize) -> Option<f64>),
+    /// `{product}` for each exported product.
+    Product(fn(&Ctx, &ProductView) -> Option<f64>),
+    /// `{product, <dim>}` for each exported product and value of the dim.
+    ProductBy(Dim, fn(&Ctx, &ProductView, usize) -> Option<f64>),
+    /// `{product, <dim>, owner}` = 1: the owner of each value of the dim.
+    Owner(Dim, for<'c> fn(&'c Config, &str, usize) -> &'c str),
+    /// `{stage, phase, order, tracked}` = 1 for each configured stage.
+    StageInfo,
+    /// One sample without labels.
+    Scalar(fn(&Ctx) -> f64),
+}
+
+/// What every row reads during one scrape.
+struct Ctx<'a> {
+    config: &'a Config,
+    sel: Selection<'a>,
+    now: Millis,
+    /// `(label value, index)` per [`Dim`], in the order of the `Dim` variants.
+    dims: [Vec<(&'a str, usize)>; 8],
+    /// Pipeline positions as label values.
+    orders: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(config: &'a Config, agg: &'a Aggregates) -> Self {
+        let stages = config.pipeline.stages();
+        let indexed = |names: Vec<&'a str>| names.into_iter().zip(0..).collect::<Vec<_>>();
+        let stage_names = || stages.iter().map(|s| s.name.as_str());
+        Self {
+            config,
+            sel: select(config, agg),
+            now: now_ms(),
+            dims: [
+                indexed(stage_names().collect()),
+                stage_names()
+                    .zip(0..)
+                    .filter(|(_, i)| stages[*i].phase == Phase::PreRelease && stages[*i].tracked)
+                    .collect(),
+                indexed(config.causes.iter().map(|(c, _)| c.as_str()).collect()),
+                indexed(DETECTORS.iter().copied().chain(["unknown"]).collect()),
+                indexed(
+                    config
+                        .severities
+                        .iter()
+                        .map(String::as_str)
+                        .chain(["unknown"])
+                        .collect(),
+                ),
+                indexed(
+                    config
+                        .maturity_ages
+                        .iter()
+                        .map(|(l, _)| l.as_str())
+                        .collect(),
+                ),
+                indexed(vec!["unknown_stage", "no_stage"]),
+                indexed(vec!["strong", "healthy", "attention"]),
+            ],
+            orders: (0..stages.len()).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    fn dim(&self, d: Dim) -> &[(&'a str, usize)] {
+        &self.dims[d as usize]
+    }
+
+    fn releases(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a ReleaseAgg)> + '_ {
+        self.sel
+            .products
+            .iter()
+            .flat_map(|p| p.releases.iter().map(move |(r, a)| (p.name, *r, *a)))
+    }
+}
+
+/// Every family, in exposition order: `(name, help, rows)`.
+static FAMILIES: &[(&str, &str, Rows)] = &[
+    // Per release.
+    (
+        "bug_escape_rate_ratio",
+        "Escape rate E(R) = P(R)/T(R) of a release",
+        Rows::Release(|c, a| formula::rate(escaped(c.config, a), a.total())),
+    ),
+    (
+        "bug_escape_rate_lower_ratio",
+        "Lower bound of the 95% Wilson interval of E(R)",
+        Rows::Release(|c, a| formula::wilson(escaped(c.config, a), a.total()).map(|w| w.0)),
+    ),
+    (
+        "bug_escape_rate_upper_ratio",
+        "Upper bound of the 95% Wilson interval of E(R)",
+        Rows::Release(|c, a| formula::wilson(escaped(c.config, a), a.total()).map(|w| w.1)),
+    ),
+    (
+        "bug_escape_release_defects",
+        "T(R): valid defects introduced by the release",
+        Rows::Release(|_, a| Some(a.total() as f64)),
+    ),
+    (
+        "bug_escape_release_escaped_defects",
+        "P(R): valid defects of the release found in production",
+        Rows::Release(|c, a| Some(escaped(c.config, a) as f64)),
+    ),
+    (
+        "bug_escape_release_timestamp_seconds",
+        "When the release shipped, when known",
+        Rows::Release(|_, a| a.release_time.map(|t| t as f64 / 1000.0)),
+    ),
+    (
+        "bug_escape_defects",
+        "Valid defects of a release found at each stage",
+        Rows::ReleaseBy(Dim::Stage, |_, a, i| Some(a.stages[i] as f64)),
+    ),
+    (
+        "bug_escape_stage_leak_ratio",
+        "L_k(R): of the defects that reached a tracked pre-release stage, the share it did not catch",
+        Rows::ReleaseBy(Dim::LeakStage, |_, a, k| formula::stage_leak(&a.stages, k)),
+    ),
+    (
+        "bug_escape_escaped_defects_by_cause",
+        "Production defects of a release by cause",
+        Rows::ReleaseBy(Dim::Cause, |_, a, i| Some(a.causes[i] as f64)),
+    ),
+    (
+        "bug_escape_escaped_defects_by_detector",
+        "Production defects of a release by who detected them",
+        Rows::ReleaseBy(Dim::Detector, |_, a, i| Some(a.detectors[i] as f64)),
+    ),
+    (
+        "bug_escape_escaped_defects_by_severity",
+        "Production defects of a release by severity",
+        Rows::ReleaseBy(Dim::Severity, |_, a, i| Some(a.severities[i] as f64)),
+    ),
+    (
+        "bug_escape_rate_at_age_ratio",
+        "E_age(R): escape rate counting only defects found up to that age after the release time",
+        Rows::ReleaseBy(Dim::Age, |c, a, i| {
+            let t = a.release_time?;
+            if c.now < t + c.config.maturity_ages[i].1.as_millis() as Millis {
+                return None;
+            }
+            let [total, production] = a.at_age[i];
+            formula::rate(production, total)
+        }),
+    ),
+    // Per product.
+    (
+        "bug_escape_recent_rate_ratio",
+        "Pooled escape rate over the product's most recent releases",
+        Rows::Product(|_, p| p.pool.and_then(|(e, t)| formula::rate(e, t))),
+    ),
+    (
+        "bug_escape_recent_rate_lower_ratio",
+        "Lower 95% Wilson bound of the pooled recent rate",
+        Rows::Product(|_, p| p.pool.and_then(|(e, t)| formula::wilson(e, t)).map(|w| w.0)),
+    ),
+    (
+        "bug_escape_recent_rate_upper_ratio",
+        "Upper 95% Wilson bound of the pooled recent rate",
+        Rows::Product(|_, p| p.pool.and_then(|(e, t)| formula::wilson(e, t)).map(|w| w.1)),
+    ),
+    (
+        "bug_escape_recent_defects",
+        "Defects pooled into the recent rate",
+        Rows::Product(|_, p| p.pool.map(|(_, t)| t as f64)),
+    ),
+    (
+        "bug_escape_unattributed_defects",
+        "Valid defects with no release, by stage (left out of every rate)",
+        Rows::ProductBy(Dim::Stage, |_, p, i| {
+            Some(p.agg.map_or(0, |a| a.unattributed[i]) as f64)
+        }),
+    ),
+    (
+        "bug_escape_unclassified_defects",
+        "Valid defects left out of every count because their stage is missing or not configured",
+        Rows::ProductBy(Dim::Reason, |_, p, i| {
+            let (unknown, none) = p.agg.map_or((0, 0), |a| (a.unknown_stage, a.no_stage));
+            Some([unknown, none][i] as f64)
+        }),
+    ),
+    (
+        "bug_escape_releases_left_out",
+        "Releases of the product that have defects but are not exported (beyond max_releases)",
+        Rows::Product(|_, p| Some(p.left_out as f64)),
+    ),
+    (
+        "bug_escape_products_left_out",
+        "Products not exported (beyond max_products)",
+        Rows::Scalar(|c| c.sel.products_left_out as f64),
+    ),
+    // Configuration as data.
+    (
+        "bug_escape_stage_info",
+        "Configured stages (value 1)",
+        Rows::StageInfo,
+    ),
+    (
+        "bug_escape_stage_owner_info",
+        "Owner of each stage per product (value 1)",
+        Rows::Owner(Dim::Stage, Config::stage_owner),
+    ),
+    (
+        "bug_escape_cause_owner_info",
+        "Owner of each cause per product (value 1)",
+        Rows::Owner(Dim::Cause, Config::cause_owner),
+    ),
+    (
+        "bug_escape_band_threshold_ratio",
+        "Upper bound of each band per product",
+        Rows::ProductBy(Dim::Band, |c, p, i| {
+            let b = c.config.bands(p.name);
+            Some([b.strong, b.healthy, b.attention][i])
+        }),
+    ),
+    (
+        "bug_escape_stage_leak_target_ratio",
+        "Leak target of a stage per product, where set",
+        Rows::ProductBy(Dim::LeakStage, |c, p, i| c.config.leak_target(p.name, i)),
+    ),
+    (
+        "bug_escape_min_defects",
+        "Minimum sample T(R) before band alerts apply, per product",
+        Rows::Product(|c, p| Some(c.config.bands(p.name).min_defects as f64)),
+    ),
+];
+
+/// Writes one gauge family from `(label values, value)` samples, the label
+/// names given once; a family with no samples is left out, as the Go client does.
+fn family<'v, const N: usize>(
+    enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+    keys: [&str; N],
+    samples: impl Iterator<Item = ([&'v str; N], f64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut samples = samples.into_iter().peekable();
+    let mut samples = samples.peekable();
     if samples.peek().is_none() {
         return Ok(());
     }
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        let labels: Vec<(&str, Escaped)> =
-            labels.into_iter().map(|(k, v)| (k, Escaped(v))).collect();
+    let mut metric = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (values, value) in samples {
+        let labels: [(&str, Escaped); N] = std::array::from_fn(|i| (keys[i], Escaped(values[i])));
         ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }
 
+/// Writes the family of one row of [`FAMILIES`].
+fn encode_rows(
+    enc: &mut DescriptorEncoder,
+    c: &Ctx,
+    name: &str,
+    help: &str,
+    rows: &Rows,
+) -> Result<(), std::fmt::Error> {
+    let products = || c.sel.products.iter();
+    match *rows {
+        Rows::Release(f) => family(
+            enc,
+            name,
+            help,
+            ["product", "release"],
+            c.releases()
+                .filter_map(|(p, r, a)| Some(([p, r], f(c, a)?))),
+        ),
+        Rows::ReleaseBy(d, f) => family(
+            enc,
+            name,
+            help,
+            ["product", "release", d.key()],
+            c.releases().flat_map(|(p, r, a)| {
+                c.dim(d)
+                    .iter()
+                    .filter_map(move |&(l, i)| Some(([p, r, l], f(c, a, i)?)))
+            }),
+        ),
+        Rows::Product(f) => family(
+            enc,
+            name,
+            help,
+            ["product"],
+            products().filter_map(|p| Some(([p.name], f(c, p)?))),
+        ),
+        Rows::ProductBy(d, f) => family(
+            enc,
+            name,
+            help,
+            ["product", d.key()],
+            products().flat_map(|p| {
+                c.dim(d)
+                    .iter()
+                    .filter_map(move |&(l, i)| Some(([p.name, l], f(c, p, i)?)))
+            }),
+        ),
+        Rows::Owner(d, owner) => family(
+            enc,
+            name,
+            help,
+            ["product", d.key(), "owner"],
+            products().flat_map(|p| {
+                c.dim(d)
+                    .iter()
+                    .map(move |&(l, i)| ([p.name, l, owner(c.config, p.name, i)], 1.0))
+            }),
+        ),
+        Rows::StageInfo => family(
+            enc,
+            name,
+            help,
+            ["stage", "phase", "order", "tracked"],
+            c.config
+                .pipeline
+                .stages()
+                .iter()
+                .zip(&c.orders)
+                .map(|(s, order)| {
+                    let tracked = if s.tracked { "true" } else { "false" };
+                    (
+                        [s.name.as_str(), s.phase.as_str(), order.as_str(), tracked],
+                        1.0,
+                    )
+                }),
+        ),
+        Rows::Scalar(f) => ConstGauge::new(f(c)).encode(enc.encode_descriptor(
+            name,
+            help,
+            None,
+            MetricType::Gauge,
+        )?),
+    }
+}
+
 impl Collector for EscapeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let config = &*self.config;
         // A panic in the writer poisons the lock; the writer then rebuilds the
         // aggregates from disk, so reading them is always safe.
         let agg = self
             .aggregates
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sel = select(config, &agg);
-        let now = now_ms();
-        let stages = config.pipeline.stages();
-        let pre_release: Vec<usize> = (0..stages.len())
-            .filter(|&i| stages[i].phase == Phase::PreRelease && stages[i].tracked)
-            .collect();
-        let releases = || {
-            sel.products
-                .iter()
-                .flat_map(|p| p.releases.iter().map(move |(r, a)| (p.name, *r, *a)))
-        };
-        let per_release = |f: &dyn Fn(&ReleaseAgg) -> Option<f64>| {
-            releases()
-                .filter_map(|(p, r, a)| f(a).map(|v| (vec![("product", p), ("release", r)], v)))
-                .collect::<Vec<_>>()
-        };
-
-        family(
-            &mut enc,
-            "bug_escape_rate_ratio",
-            "Escape rate E(R) = P(R)/T(R) of a release",
-            per_release(&|a| formula::rate(escaped(config, a), a.total())),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_rate_lower_ratio",
-            "Lower bound of the 95% Wilson interval of E(R)",
-            per_release(&|a| formula::wilson(escaped(config, a), a.total()).map(|w| w.0)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_rate_upper_ratio",
-            "Upper bound of the 95% Wilson interval of E(R)",
-            per_release(&|a| formula::wilson(escaped(config, a), a.total()).map(|w| w.1)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_release_defects",
-            "T(R): valid defects introduced by the release",
-            per_release(&|a| Some(a.total() as f64)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_release_escaped_defects",
-            "P(R): valid defects of the release found in production",
-            per_release(&|a| Some(escaped(config, a) as f64)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_release_timestamp_seconds",
-            "When the release shipped, when known",
-            per_release(&|a| a.release_time.map(|t| t as f64 / 1000.0)),
-        )?;
-
-        family(
-            &mut enc,
-            "bug_escape_defects",
-            "Valid defects of a release found at each stage",
-            releases().flat_map(|(p, r, a)| {
-                stages.iter().enumerate().map(move |(i, s)| {
-                    (
-                        vec![("product", p), ("release", r), ("stage", s.name.as_str())],
-                        a.stages[i] as f64,
-                    )
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_stage_leak_ratio",
-            "L_k(R): of the defects that reached a tracked pre-release stage, the share it did not catch",
-            releases().flat_map(|(p, r, a)| {
-                formula::stage_leaks(&a.stages, &pre_release)
-                    .into_iter()
-                    .filter_map(move |(k, l)| {
-                        l.map(|l| {
-                            (
-                                vec![
-                                    ("product", p),
-                                    ("release", r),
-                                    ("stage", stages[k].name.as_str()),
-                                ],
-                                l,
-                            )
-                        })
-                    })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_escaped_defects_by_cause",
-            "Production defects of a release by cause",
-            releases().flat_map(|(p, r, a)| {
-                config.causes.iter().enumerate().map(move |(i, (c, _))| {
-                    (
-                        vec![("product", p), ("release", r), ("cause", c.as_str())],
-                        a.causes[i] as f64,
-                    )
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_escaped_defects_by_detector",
-            "Production defects of a release by who detected them",
-            releases().flat_map(|(p, r, a)| {
-                DETECTORS
-                    .iter()
-                    .copied()
-                    .chain(["unknown"])
-                    .enumerate()
-                    .map(move |(i, d)| {
-                        (
-                            vec![("product", p), ("release", r), ("detected_by", d)],
-                            a.detectors[i] as f64,
-                        )
-                    })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_escaped_defects_by_severity",
-            "Production defects of a release by severity",
-            releases().flat_map(|(p, r, a)| {
-                config
-                    .severities
-                    .iter()
-                    .map(String::as_str)
-                    .chain(["unknown"])
-                    .enumerate()
-                    .map(move |(i, s)| {
-                        (
-                            vec![("product", p), ("release", r), ("severity", s)],
-                            a.severities[i] as f64,
-                        )
-                    })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_rate_at_age_ratio",
-            "E_age(R): escape rate counting only defects found up to that age after the release time",
-            releases().flat_map(|(p, r, a)| {
-                config
-                    .maturity_ages
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(i, (label, d))| {
-                        let t = a.release_time?;
-                        if now < t + d.as_millis() as Millis {
-                            return None;
-                        }
-                        let [total, prod] = a.at_age[i];
-                        formula::rate(prod, total).map(|v| {
-                            (
-                                vec![("product", p), ("release", r), ("age", label.as_str())],
-                                v,
-                            )
-                        })
-                    })
-            }),
-        )?;
-
-        // Per product.
-        let pools: Vec<(&str, u64, u64)> = sel
-            .products
-            .iter()
-            .filter_map(|p| {
-                p.agg.map(|a| {
-                    let (e, t) = recent_pool(config, a, config.recent_releases);
-                    (p.name, e, t)
-                })
-            })
-            .collect();
-        let per_pool = |f: &dyn Fn(u64, u64) -> Option<f64>| {
-            pools
-                .iter()
-                .filter_map(|(p, e, t)| f(*e, *t).map(|v| (vec![("product", *p)], v)))
-                .collect::<Vec<_>>()
-        };
-        family(
-            &mut enc,
-            "bug_escape_recent_rate_ratio",
-            "Pooled escape rate over the product's most recent releases",
-            per_pool(&formula::rate),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_recent_rate_lower_ratio",
-            "Lower 95% Wilson bound of the pooled recent rate",
-            per_pool(&|e, t| formula::wilson(e, t).map(|w| w.0)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_recent_rate_upper_ratio",
-            "Upper 95% Wilson bound of the pooled recent rate",
-            per_pool(&|e, t| formula::wilson(e, t).map(|w| w.1)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_recent_defects",
-            "Defects pooled into the recent rate",
-            per_pool(&|_, t| Some(t as f64)),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_unattributed_defects",
-            "Valid defects with no release, by stage (left out of every rate)",
-            sel.products.iter().flat_map(|p| {
-                stages.iter().enumerate().map(move |(i, s)| {
-                    (
-                        vec![("product", p.name), ("stage", s.name.as_str())],
-                        p.agg.map_or(0, |a| a.unattributed[i]) as f64,
-                    )
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_unclassified_defects",
-            "Valid defects left out of every count because their stage is missing or not configured",
-            sel.products.iter().flat_map(|p| {
-                let (unknown, none) = p.agg.map_or((0, 0), |a| (a.unknown_stage, a.no_stage));
-                [
-                    (
-                        vec![("product", p.name), ("reason", "unknown_stage")],
-                        unknown as f64,
-                    ),
-                    (
-                        vec![("product", p.name), ("reason", "no_stage")],
-                        none as f64,
-                    ),
-                ]
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_releases_left_out",
-            "Releases of the product not exported (beyond max_releases)",
-            sel.products
-                .iter()
-                .map(|p| (vec![("product", p.name)], p.left_out as f64)),
-        )?;
-        ConstGauge::new(sel.products_left_out as f64).encode(enc.encode_descriptor(
-            "bug_escape_products_left_out",
-            "Products not exported (beyond max_products)",
-            None,
-            MetricType::Gauge,
-        )?)?;
-
-        // Configuration as data.
-        let orders: Vec<String> = (0..stages.len()).map(|i| i.to_string()).collect();
-        family(
-            &mut enc,
-            "bug_escape_stage_info",
-            "Configured stages (value 1)",
-            stages
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    (
-                        vec![
-                            ("stage", s.name.as_str()),
-                            ("phase", s.phase.as_str()),
-                            ("order", orders[i].as_str()),
-                            ("tracked", if s.tracked { "true" } else { "false" }),
-                        ],
-                        1.0,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_stage_owner_info",
-            "Owner of each stage per product (value 1)",
-            sel.products.iter().flat_map(|p| {
-                stages.iter().enumerate().map(move |(i, s)| {
-                    (
-                        vec![
-                            ("product", p.name),
-                            ("stage", s.name.as_str()),
-                            ("owner", config.stage_owner(p.name, i)),
-                        ],
-                        1.0,
-                    )
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_cause_owner_info",
-            "Owner of each cause per product (value 1)",
-            sel.products.iter().flat_map(|p| {
-                config.causes.iter().enumerate().map(move |(i, (c, _))| {
-                    (
-                        vec![
-                            ("product", p.name),
-                            ("cause", c.as_str()),
-                            ("owner", config.cause_owner(p.name, i)),
-                        ],
-                        1.0,
-                    )
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_band_threshold_ratio",
-            "Upper bound of each band per product",
-            sel.products.iter().flat_map(|p| {
-                let b = config.bands(p.name);
-                [
-                    ("strong", b.strong),
-                    ("healthy", b.healthy),
-                    ("attention", b.attention),
-                ]
-                .map(|(band, v)| (vec![("product", p.name), ("band", band)], v))
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_stage_leak_target_ratio",
-            "Leak target of a stage per product, where set",
-            sel.products.iter().flat_map(|p| {
-                pre_release.iter().filter_map(move |&i| {
-                    config.leak_target(p.name, i).map(|t| {
-                        (
-                            vec![("product", p.name), ("stage", stages[i].name.as_str())],
-                            t,
-                        )
-                    })
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "bug_escape_min_defects",
-            "Minimum sample T(R) before band alerts apply, per product",
-            sel.products.iter().map(|p| {
-                (
-                    vec![("product", p.name)],
-                    config.bands(p.name).min_defects as f64,
-                )
-            }),
-        )?;
+        let ctx = Ctx::new(&self.config, &agg);
+        for (name, help, rows) in FAMILIES {
+            encode_rows(&mut enc, &ctx, name, help, rows)?;
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

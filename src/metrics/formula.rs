@@ -25,12 +25,15 @@ pub fn wilson(escaped: u64, total: u64) -> Option<(f64, f64)> {
 pub fn stage_leaks(counts: &[u64], pre_release: &[usize]) -> Vec<(usize, Option<f64>)> {
     pre_release
         .iter()
-        .map(|&k| {
-            let reached: u64 = counts[k..].iter().sum();
-            let passed = reached - counts[k];
-            (k, rate(passed, reached))
-        })
+        .map(|&k| (k, stage_leak(counts, k)))
         .collect()
+}
+
+/// The leak `L_k = N_{>k} / N_{>=k}` of the stage at index `k`; `None` where
+/// `N_{>=k}` is 0.
+pub fn stage_leak(counts: &[u64], k: usize) -> Option<f64> {
+    let reached: u64 = counts[k..].iter().sum();
+    rate(reached - counts[k], reached)
 }
 
 #[cfg(test)]

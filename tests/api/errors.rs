@@ -92,8 +92,8 @@ async fn every_bad_input_gets_a_clear_error_and_nothing_is_stored() {
             "invalid_field",
         ),
         (
-            "empty release",
-            json!({"id": "a", "stage": "qa", "release": "v"}),
+            "blank release",
+            json!({"id": "a", "stage": "qa", "release": "  "}),
             422,
             "release",
             "invalid_field",

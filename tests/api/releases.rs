@@ -164,3 +164,117 @@ async fn caps_leave_out_old_releases_and_extra_products_visibly() {
     );
     app.stop().await;
 }
+
+/// Releases 1.0.0 and 2.0.0 with defects and release times, then three nightly
+/// tags posted with only a release time, all newer.
+async fn releases_and_nightly_tags(
+    max_releases: usize,
+) -> (crate::helpers::TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_releases = max_releases;
+    let app = spawn_with(s).await;
+    app.events(json!([
+        {"id": "1", "stage": "qa", "release": "1.0.0", "found_at": "2026-01-10T00:00:00Z"},
+        {"id": "2", "stage": "production", "release": "1.0.0", "found_at": "2026-01-20T00:00:00Z"},
+        {"id": "3", "stage": "qa", "release": "2.0.0", "found_at": "2026-02-10T00:00:00Z"}
+    ]))
+    .await;
+    app.release("default", "1.0.0", "2026-01-01T00:00:00Z")
+        .await;
+    app.release("default", "2.0.0", "2026-02-01T00:00:00Z")
+        .await;
+    for day in ["01", "02", "03"] {
+        app.release(
+            "default",
+            &format!("nightly-202604{day}"),
+            &format!("2026-04-{day}T00:00:00Z"),
+        )
+        .await;
+    }
+    (app, dir)
+}
+
+#[tokio::test]
+async fn release_times_alone_never_displace_releases_with_defects() {
+    let (app, _dir) = releases_and_nightly_tags(2).await;
+    let m = app.metrics().await;
+    // Both releases with defects keep their slots; the newer nightly tags,
+    // which have none, are not exported and not counted as left out.
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("1.0.0")), 0.5);
+    assert_eq!(m.value("bug_escape_rate_ratio", &rel("2.0.0")), 0.0);
+    assert_eq!(m.count("bug_escape_release_defects"), 2);
+    assert_eq!(m.count("bug_escape_release_timestamp_seconds"), 2);
+    assert_eq!(
+        m.get(
+            "bug_escape_release_timestamp_seconds",
+            &rel("nightly-20260403")
+        ),
+        None
+    );
+    assert_eq!(
+        m.value("bug_escape_releases_left_out", &[("product", "default")]),
+        0.0
+    );
+    // A third release with defects takes the oldest one's slot, counted.
+    app.events(json!({"id": "4", "stage": "production", "release": "3.0.0", "found_at": "2026-03-10T00:00:00Z"}))
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_release_defects", &rel("3.0.0")), 1.0);
+    assert_eq!(m.value("bug_escape_release_defects", &rel("2.0.0")), 1.0);
+    assert_eq!(m.get("bug_escape_release_defects", &rel("1.0.0")), None);
+    assert_eq!(
+        m.value("bug_escape_releases_left_out", &[("product", "default")]),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn releases_known_only_by_their_time_fill_spare_slots_newest_first() {
+    let (app, _dir) = releases_and_nightly_tags(4).await;
+    let m = app.metrics().await;
+    for release in ["1.0.0", "2.0.0"] {
+        assert!(
+            m.get("bug_escape_release_defects", &rel(release)).is_some(),
+            "{release}"
+        );
+    }
+    // Two spare slots: the two newest tags show their time.
+    assert_eq!(
+        m.value(
+            "bug_escape_release_timestamp_seconds",
+            &rel("nightly-20260403")
+        ),
+        1_775_174_400.0
+    );
+    assert!(
+        m.get(
+            "bug_escape_release_timestamp_seconds",
+            &rel("nightly-20260402")
+        )
+        .is_some()
+    );
+    assert_eq!(
+        m.get(
+            "bug_escape_release_timestamp_seconds",
+            &rel("nightly-20260401")
+        ),
+        None
+    );
+    // They count zero defects and have no rate.
+    assert_eq!(m.count("bug_escape_release_defects"), 4);
+    assert_eq!(
+        m.value("bug_escape_release_defects", &rel("nightly-20260403")),
+        0.0
+    );
+    assert_eq!(
+        m.get("bug_escape_rate_ratio", &rel("nightly-20260403")),
+        None
+    );
+    assert_eq!(
+        m.value("bug_escape_releases_left_out", &[("product", "default")]),
+        0.0
+    );
+    app.stop().await;
+}
