@@ -91,15 +91,25 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     if !names.contains(&config.default_product.as_str()) && names.is_empty() {
         names.push(&config.default_product);
     }
-    // Pinned first (in their configured order), then the most recently active.
+    // Pinned first (in their configured order), then the most recently active
+    // by releases with defects; a product known only by release times never
+    // displaces one with data.
     names.sort_by_cached_key(|name| {
         let pinned = config.pinned_products.iter().position(|p| p == name);
-        let latest = agg
-            .products
-            .get(*name)
-            .and_then(|p| p.releases.values().filter_map(ReleaseAgg::order_time).max());
+        let releases = || {
+            agg.products
+                .get(*name)
+                .into_iter()
+                .flat_map(|p| p.releases.values())
+        };
+        let latest_data = releases()
+            .filter(|r| r.total() > 0)
+            .filter_map(ReleaseAgg::order_time)
+            .max();
+        let latest = releases().filter_map(ReleaseAgg::order_time).max();
         (
             pinned.unwrap_or(usize::MAX),
+            std::cmp::Reverse(latest_data),
             std::cmp::Reverse(latest),
             *name,
         )

@@ -67,6 +67,7 @@ impl Supervisor {
     /// Serves commands until every sender is dropped, restarting the writer on
     /// a fresh connection (and fresh aggregates) whenever it fails.
     pub(super) fn run(self, conn: Connection, rx: Receiver<Command>) {
+        let _exit = ExitGuard(self.health.clone());
         let armed = Arc::new(Armed::default());
         let mut conn = Some(conn);
         loop {
@@ -132,6 +133,21 @@ impl Supervisor {
                 }
             }
             pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Marks the store down when the writer thread ends; if it ends by a panic the
+/// supervisor could not catch, exits the process rather than live on refusing
+/// every write.
+struct ExitGuard(Arc<Health>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.writer_down("the store writer stopped".into());
+        if std::thread::panicking() {
+            tracing::error!("the store writer's supervisor panicked; exiting");
+            std::process::exit(70);
         }
     }
 }

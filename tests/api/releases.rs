@@ -278,3 +278,46 @@ async fn releases_known_only_by_their_time_fill_spare_slots_newest_first() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_product_known_only_by_release_times_never_displaces_one_with_defects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = crate::helpers::settings(dir.path());
+    s.max_products = 1;
+    let app = crate::helpers::spawn_with(s).await;
+    app.events(
+        json!({"id": "1", "product": "payments", "stage": "qa", "release": "1.0",
+                      "found_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    // A newer release of another product, with no defect.
+    app.release("search", "9.0", "2026-06-01T00:00:00Z").await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_release_defects",
+            &[("product", "payments"), ("release", "1.0")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.get("bug_escape_min_defects", &[("product", "search")]),
+        None
+    );
+    assert_eq!(m.value("bug_escape_products_left_out", &[]), 1.0);
+    // Once it has a defect and the newer release, it takes the slot.
+    app.events(
+        json!({"id": "2", "product": "search", "stage": "qa", "release": "9.0",
+                      "found_at": "2026-06-02T00:00:00Z"}),
+    )
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_release_defects",
+            &[("product", "search"), ("release", "9.0")]
+        ),
+        1.0
+    );
+    app.stop().await;
+}
