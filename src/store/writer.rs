@@ -28,10 +28,12 @@ const MAX_GROUP: usize = 512;
 const MAX_GROUP_ITEMS: usize = 20_000;
 /// How long the writer waits for work before doing its idle chores.
 const IDLE_TICK: Duration = Duration::from_millis(500);
-/// How often an idle, healthy writer proves the disk still takes a write.
-const PROBE_EVERY: Duration = Duration::from_secs(10);
-/// Size of the readiness probe's filler row: enough to need fresh pages.
-const PROBE_BYTES: i64 = 64 * 1024;
+/// How often an idle, healthy writer proves the disk still takes a write (a
+/// failing write flips readiness at once; this catches a disk that filled
+/// while nothing was written, at about 1 KiB/s of writes).
+const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// Size of the readiness probe's filler row: four pages, so the WAL must grow.
+const PROBE_BYTES: i64 = 16 * 1024;
 /// How long the supervisor keeps trying to reopen the database before the
 /// process exits for its own supervisor (systemd, Kubernetes) to restart it.
 const REOPEN_FOR: Duration = Duration::from_secs(60);

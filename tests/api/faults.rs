@@ -235,10 +235,16 @@ async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads()
     let live = app.metrics().await;
     assert_eq!(total(&live), accepted);
 
-    // The disk is full: readiness says so without queueing behind writes.
+    // The disk is full: readiness says so without queueing behind writes,
+    // and keeps saying so while the writer's probes fail.
     wait_ready(&app, 503).await;
     let body = app.get_text("/readyz", "*/*").await;
     assert!(body.contains("store not writable"), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(ready(&app).await, 503);
+    let m = app.metrics().await;
+    assert_eq!(m.value("bug_escape_store_writable", &[]), 0.0);
+    assert!(m.value("bug_escape_store_errors_total", &[("operation", "probe")]) >= 1.0);
 
     // Space comes back: readiness recovers without a restart, and a retry of
     // every refused batch is stored and counted (not `unchanged`).
