@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 
 use super::AppState;
-use super::body::{parse_json, require_json};
+use super::body::{discard, parse_json, require_json};
 use super::error::AppError;
 use super::write::{off_workers, read_body, record};
 use crate::ingest::generic;
@@ -54,10 +54,17 @@ async fn handle(
         super::auth::check_writer(state.config.api_token.as_deref(), &headers, peer)?;
         require_json(&headers)?;
         let limit = state.config.max_body_bytes;
-        let admitted = state
+        let admitted = match state
             .write_queue
             .admit(&headers, limit, state.config.write_timeout)
-            .await?;
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                discard(body, limit).await;
+                return Err(e);
+            }
+        };
         let now = now_ms();
         // The body and its JSON tree are dropped before the wait for the
         // writer: only the items stay queued. Large bodies are parsed off the

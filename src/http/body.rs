@@ -64,6 +64,23 @@ pub async fn read_limited(
     })
 }
 
+/// Reads and discards up to `limit` bytes of a body that is refused before
+/// being read (for at most one second), so the client, still sending, gets the
+/// refusal rather than a reset connection. Nothing is kept.
+pub async fn discard(mut body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+}
+
 /// Parses JSON, naming where it broke.
 pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, AppError> {
     serde_json::from_slice(bytes)

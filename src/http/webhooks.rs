@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{form_field, is_json, media_type, parse_json, require_json};
+use super::body::{discard, form_field, is_json, media_type, parse_json, require_json};
 use super::error::AppError;
 use super::write::{read_body, record};
 use crate::config::Config;
@@ -257,10 +257,17 @@ async fn process(
     // A token needs no body: refuse before reading it.
     authenticate(hook, config, &headers, None).map_err(auth_error)?;
     let limit = config.max_body_bytes;
-    let admitted = state
+    let admitted = match state
         .write_queue
         .admit(&headers, limit, config.write_timeout)
-        .await?;
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            discard(body, limit).await;
+            return Err(e);
+        }
+    };
     let now = now_ms();
     // The body and its JSON tree are dropped before the wait for the writer.
     let parsed = {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{settings, spawn_app, spawn_with};
+use crate::helpers::{hold_write_lock, settings, spawn_app, spawn_with};
 
 /// Posts raw bytes with a content type; returns status and JSON body.
 async fn raw(
@@ -314,17 +314,7 @@ async fn a_locked_store_answers_503_and_recovers() {
     app.events(json!({"id": "a", "stage": "qa", "release": "1.0"}))
         .await;
     // Another process holds the write lock longer than the busy timeout.
-    let db = dir.path().join("bug-escape.db");
-    let (release, locked) = std::sync::mpsc::channel::<()>();
-    let (held_tx, held) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        held_tx.send(()).unwrap();
-        let _ = locked.recv_timeout(std::time::Duration::from_secs(30));
-        conn.execute_batch("ROLLBACK").unwrap();
-    });
-    held.recv().unwrap();
+    let (release, holder) = hold_write_lock(&dir.path().join("bug-escape.db"));
     let resp = app
         .post(
             "/api/v1/events",

@@ -262,3 +262,22 @@ fn unescape(v: &str) -> String {
     }
     out
 }
+
+/// Holds SQLite's write lock from another connection until the returned
+/// sender is used (or 5 s pass).
+pub fn hold_write_lock(
+    db: &std::path::Path,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release, locked) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let db = db.to_path_buf();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = locked.recv_timeout(std::time::Duration::from_secs(10));
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    held.recv().unwrap();
+    (release, holder)
+}
