@@ -225,9 +225,8 @@ impl Writer {
                     if group.is_empty() {
                         Ok(())
                     } else {
-                        self.commit_group(group)
+                        self.commit_group(group, holds)
                     }
-                    // `holds` drop here: after every answer.
                 }
                 Err(RecvTimeoutError::Timeout) => self.idle(),
                 Err(RecvTimeoutError::Disconnected) => return Exit::Shutdown,
@@ -253,9 +252,10 @@ impl Writer {
             match cmd {
                 Command::Inject(f) => self.inject(f),
                 Command::Write(_, reply, _hold) if reply.is_closed() => {} // caller gone
-                Command::Write(batch, reply, _hold)
+                Command::Write(batch, reply, hold)
                     if batch.deadline.is_some_and(|d| d <= Instant::now()) =>
                 {
+                    drop(hold);
                     self.telemetry.store_error("queue_timeout");
                     let _ = reply.send(Err(StoreError::Timeout));
                 }
@@ -286,9 +286,27 @@ impl Writer {
     /// answers each caller. When the transaction fails, nothing of the group
     /// is stored and every caller gets a 503. `Err` when the connection is left
     /// in a state the writer cannot trust.
-    fn commit_group(&mut self, group: Vec<(Batch, Reply)>) -> Result<(), String> {
+    fn commit_group(&mut self, group: Vec<(Batch, Reply)>, holds: Vec<Hold>) -> Result<(), String> {
         let mut ops = Vec::new();
-        match self.apply_group(&group, &mut ops) {
+        let result = match catch_unwind(AssertUnwindSafe(|| self.apply_group(&group, &mut ops))) {
+            Ok(r) => r,
+            Err(panic) => {
+                // Rolled back while unwinding. Readiness turns 503 before any
+                // caller hears back; the supervisor restarts the writer.
+                let why = format!("writer panicked: {}", panic_message(&*panic));
+                self.health.writer_down(why.clone());
+                drop(holds);
+                for (_, reply) in group {
+                    let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+                }
+                return Err(why);
+            }
+        };
+        // What callers hold for their batches (room in the write queue) is
+        // released before they hear back, so an answered request is no longer
+        // counted as waiting.
+        drop(holds);
+        match result {
             Ok(outcomes) => {
                 self.wrote();
                 self.apply_ops(&ops)?;
@@ -1174,7 +1192,7 @@ mod tests {
                             received_at: 1_000,
                             deadline: None,
                         };
-                        w.commit_group(vec![(batch, reply)]).expect("commit");
+                        w.commit_group(vec![(batch, reply)], Vec::new()).expect("commit");
                         assert_live_equals_reload(&w)?;
                     }
                     w.close();
