@@ -89,7 +89,11 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         agg.set_release_meta(product, release, &meta);
     }
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM defects WHERE deleted = 0 AND status = 'valid'"
+        // No WHERE: one sequential pass over the table (tombstones and invalid
+        // rows count nowhere and are skipped below). A filter matching the
+        // partial index makes SQLite walk that index and look every row up:
+        // measured twice as slow at start-up.
+        "SELECT {COLUMNS} FROM defects"
     ))?;
     let mut rows = stmt.query([])?;
     let mut unknown_stages = 0u64;
