@@ -743,6 +743,35 @@ def health():
             {"id": "unit", "value": "short"},
             {"id": "custom.axisPlacement", "value": "right"}])]))
     y += 8
+    panels.append(panel(
+        ids, "stat", "Store writable",
+        "Does the store take a write now? What /readyz reports: 0 after a failed "
+        "transaction or disk probe (full disk, I/O error) or while the writer restarts "
+        "(BugEscapeStoreNotWritable pages after 5 minutes at 0).",
+        (0, y, 6, 6),
+        targets((f"bug_escape_store_writable{{{J}}}", "{{instance}}")),
+        steps=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+        mappings=[{"type": "value", "options": {"0": {"text": "NOT WRITABLE", "index": 0},
+                                                "1": {"text": "WRITABLE", "index": 1}}}],
+        options=stat_options("value_and_name")))
+    panels.append(panel(
+        ids, "timeseries", "Write queue",
+        "How full is the write queue? Request bytes admitted and not yet answered, "
+        "against write_queue_bytes; at the bound, writes get 503 queue_full with "
+        "Retry-After (see Requests rejected).",
+        (6, y, 10, 6),
+        targets((f"bug_escape_write_queue_bytes{{{J}}}", "queued {{instance}}"),
+                (f"bug_escape_write_queue_capacity_bytes{{{J}}}", "capacity {{instance}}")),
+        unit="bytes", custom=line_custom(10), options=timeseries_options(), min_=0))
+    panels.append(panel(
+        ids, "timeseries", "Writer restarts and dropped log lines",
+        "Did the store writer fail and restart (aggregates rebuilt from disk), and is "
+        "the log sink failing (full disk, closed pipe)? Both should stay at 0.",
+        (16, y, 8, 6),
+        targets((f"sum by (instance) (increase(bug_escape_store_writer_restarts_total{{{J}}}[$__rate_interval]))", "restarts {{instance}}"),
+                (f"sum by (instance) (increase(bug_escape_log_lines_dropped_total{{{J}}}[$__rate_interval]))", "log lines dropped {{instance}}")),
+        unit="short", custom=line_custom(10), options=timeseries_options(), min_=0))
+    y += 6
 
     variables = [
         datasource_var(),
