@@ -1,0 +1,75 @@
+//! Strict input (issue 8, item 4): duplicate JSON keys, blank ids and label
+//! values, IPv4-mapped loopback peers, and JSON on every error answer.
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// POSTs `body` verbatim as JSON; returns status and the JSON answer.
+async fn post_raw(app: &TestApp, path: &str, body: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON answer"))
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_refused_naming_the_key() {
+    let (app, _dir) = spawn_app().await;
+    let cases = [
+        (
+            "/api/v1/events",
+            r#"{"id":"d","stage":"qa","stage":"production","release":"1.0"}"#,
+            "stage",
+        ),
+        (
+            "/api/v1/events",
+            r#"[{"id":"a","stage":"qa","release":"1.0"},{"id":"b","stage":"qa","release":"1.0"},
+                {"id":"c","stage":"qa","release":"1.0"},{"id":"e","stage":"qa","release":"1.0","id":"f"}]"#,
+            "[3].id",
+        ),
+        (
+            "/api/v1/releases",
+            r#"{"release":"1.0","released_at":"2024-01-01T00:00:00Z","released_at":"2024-02-01T00:00:00Z"}"#,
+            "released_at",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, err) = post_raw(&app, path, body).await;
+        assert_eq!(status, 422, "{body}: {err}");
+        assert_eq!(err["error"], "invalid_field", "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+        assert!(
+            err["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("duplicate")),
+            "{err}"
+        );
+    }
+    // Nothing of the refused batches was stored, and nothing was stored as
+    // production.
+    let m = app.metrics().await;
+    assert_eq!(m.count("bug_escape_release_defects"), 0);
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[("source", "generic"), ("reason", "invalid_field")]
+        ),
+        3.0
+    );
+    // The same body without the repetition is accepted.
+    let (status, _) = post_raw(
+        &app,
+        "/api/v1/events",
+        r#"{"id":"d","stage":"production","release":"1.0"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
