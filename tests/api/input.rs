@@ -1,7 +1,7 @@
 //! Strict input (issue 8, item 4): duplicate JSON keys, blank ids and label
 //! values, IPv4-mapped loopback peers, and JSON on every error answer.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
@@ -71,5 +71,43 @@ async fn duplicate_keys_are_refused_naming_the_key() {
     )
     .await;
     assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn blank_ids_and_label_values_are_refused() {
+    let (app, _dir) = spawn_app().await;
+    let cases = [
+        (json!({"id": "   ", "stage": "qa"}), "id"),
+        (json!({"id": "\t\u{3000}", "stage": "qa"}), "id"),
+        (
+            json!({"id": "a", "stage": "qa", "product": "  "}),
+            "product",
+        ),
+        (json!({"id": "a", "stage": "qa", "release": " "}), "release"),
+        (json!({"id": "a", "stage": "qa", "team": "\u{a0}"}), "team"),
+        (json!({"id": "a", "stage": "qa", "source": "  "}), "source"),
+    ];
+    for (body, field) in &cases {
+        let resp = app.post("/api/v1/events", body).await;
+        assert_eq!(resp.status(), 422, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["field"], *field, "{body}: {err}");
+        assert!(
+            err["reason"].as_str().is_some_and(|r| r.contains("blank")),
+            "{err}"
+        );
+    }
+    let resp = app
+        .post(
+            "/api/v1/releases",
+            &json!({"product": " ", "release": "1.0", "released_at": "2024-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["field"], "product");
+    let m = app.metrics().await;
+    assert_eq!(m.count("bug_escape_release_defects"), 0);
     app.stop().await;
 }
