@@ -111,3 +111,41 @@ async fn blank_ids_and_label_values_are_refused() {
     assert_eq!(m.count("bug_escape_release_defects"), 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_writer_on_ipv4_loopback_is_loopback_behind_a_dual_stack_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = crate::helpers::settings(dir.path());
+    s.listen = "[::]:0".into();
+    let app = crate::helpers::spawn_with(s).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    // Through IPv4 the peer arrives as `::ffff:127.0.0.1`.
+    let resp = app
+        .client
+        .post(format!("http://127.0.0.1:{port}/api/v1/events"))
+        .json(&json!({"id": "a", "stage": "qa", "release": "1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let text = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = crate::helpers::Exposition::classic(&text);
+    let stored: f64 = m
+        .samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "bug_escape_release_defects" && l.get("release").map(String::as_str) == Some("1.0")
+        })
+        .map(|s| s.2)
+        .sum();
+    assert!(stored >= 1.0, "{text}");
+    app.stop().await;
+}
