@@ -149,3 +149,79 @@ async fn a_writer_on_ipv4_loopback_is_loopback_behind_a_dual_stack_listener() {
     assert!(stored >= 1.0, "{text}");
     app.stop().await;
 }
+
+/// Runs `check-config` with `envs`; its status and standard error.
+fn check_config(envs: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
+    cmd.arg("check-config");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_empty_token_or_secret_is_a_start_up_error_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank_file = dir.path().join("blank");
+    std::fs::write(&blank_file, "\n").unwrap();
+    let blank = blank_file.to_str().unwrap();
+    let good_file = dir.path().join("good");
+    std::fs::write(&good_file, "t0ken\n").unwrap();
+    let good = good_file.to_str().unwrap();
+    // A set token or secret that is valid starts.
+    for envs in [
+        vec![("BUG_ESCAPE_API_TOKEN", "t0ken")],
+        vec![("BUG_ESCAPE_API_TOKEN_FILE", good)],
+        vec![("BUG_ESCAPE_GITHUB_SECRET", "a,,b")],
+        vec![("BUG_ESCAPE_JIRA_SECRET_FILE", good)],
+    ] {
+        let (ok, err) = check_config(&envs);
+        assert!(ok, "{envs:?}: {err}");
+    }
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("BUG_ESCAPE_API_TOKEN", "")], "api_token"),
+        (vec![("BUG_ESCAPE_API_TOKEN", "  \t")], "api_token"),
+        (vec![("BUG_ESCAPE_API_TOKEN_FILE", blank)], "api_token_file"),
+        (
+            vec![("BUG_ESCAPE_GITHUB_SECRET", " ")],
+            "webhooks.github.secret",
+        ),
+        (
+            vec![("BUG_ESCAPE_GITHUB_SECRET", "")],
+            "webhooks.github.secret",
+        ),
+        (
+            vec![("BUG_ESCAPE_GITLAB_TOKEN_FILE", blank)],
+            "webhooks.gitlab.token_file",
+        ),
+        (
+            vec![("BUG_ESCAPE_GITLAB_SIGNING_SECRET", ",")],
+            "webhooks.gitlab.signing_secret",
+        ),
+        (
+            vec![("BUG_ESCAPE_JIRA_SECRET_FILE", blank)],
+            "webhooks.jira.secret_file",
+        ),
+        (
+            vec![("BUG_ESCAPE_SENTRY_SECRET", "\t")],
+            "webhooks.sentry.secret",
+        ),
+        (
+            vec![("BUG_ESCAPE_SENTRY_API_TOKEN", " ")],
+            "webhooks.sentry.api_token",
+        ),
+    ];
+    for (envs, setting) in &cases {
+        let (ok, err) = check_config(envs);
+        assert!(!ok, "{envs:?} was accepted");
+        assert!(
+            err.contains(&format!("{setting}:")) && err.contains("empty or white space"),
+            "{envs:?}: {err}"
+        );
+    }
+}
