@@ -154,11 +154,15 @@ impl<'de> Visitor<'de> for Unique<'_> {
                     return Err(e);
                 }
             };
-            if out.contains_key(&key) {
-                *self.trail.borrow_mut() = Some(vec![Segment::Key(key)]);
-                return Err(de::Error::custom("duplicate key"));
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(slot) => {
+                    *self.trail.borrow_mut() = Some(vec![Segment::Key(slot.key().clone())]);
+                    return Err(de::Error::custom("duplicate key"));
+                }
             }
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
