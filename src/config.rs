@@ -486,18 +486,31 @@ impl Config {
                 replace: r.replace.clone(),
             });
         }
+        // A token that is set but blank is an error, never a disabled token.
         let api_token = match (&s.api_token, &s.api_token_file) {
-            (Some(t), _) if !t.is_empty() => Some(t.clone()),
-            (_, Some(path)) => {
+            (Some(t), _) if t.trim().is_empty() => {
+                return Err(ConfigError(
+                    "api_token: is set (`api_token` or BUG_ESCAPE_API_TOKEN) but empty or white space only; set a token or unset it".into(),
+                ));
+            }
+            (Some(t), _) => Some(t.trim().to_owned()),
+            (None, Some(path)) => {
                 let t = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError(format!(
                         "api_token_file: cannot read {}: {e}",
                         path.display()
                     ))
                 })?;
-                Some(t.trim().to_owned()).filter(|t| !t.is_empty())
+                let t = t.trim();
+                if t.is_empty() {
+                    return Err(ConfigError(format!(
+                        "api_token_file: {} holds no token (empty or white space only)",
+                        path.display()
+                    )));
+                }
+                Some(t.to_owned())
             }
-            _ => None,
+            (None, None) => None,
         };
         let webhooks = webhooks::WebhooksConfig::from_settings(&s.webhooks, &pipeline)?;
         Ok(Self {

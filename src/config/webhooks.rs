@@ -428,22 +428,39 @@ impl Secrets {
         inline: Option<&SecretSetting>,
         file: Option<&PathBuf>,
     ) -> Result<Self, ConfigError> {
-        let mut out: Vec<String> = match inline {
-            None => Vec::new(),
-            Some(SecretSetting::One(s)) => s.split(',').map(str::to_owned).collect(),
-            Some(SecretSetting::Many(v)) => v.clone(),
+        // Blank entries between secrets (`a,,b`, a trailing newline) are
+        // skipped; a setting that holds no secret at all is an error, never a
+        // silently unconfigured source.
+        let kept = |texts: Vec<&str>| -> Vec<Vec<u8>> {
+            texts
+                .into_iter()
+                .map(|s| s.trim().as_bytes().to_vec())
+                .filter(|s| !s.is_empty())
+                .collect()
         };
+        let mut out = match inline {
+            None => Vec::new(),
+            Some(SecretSetting::One(s)) => kept(s.split(',').collect()),
+            Some(SecretSetting::Many(v)) => kept(v.iter().map(String::as_str).collect()),
+        };
+        if inline.is_some() && out.is_empty() {
+            return Err(ConfigError(format!(
+                "{key}: is set but empty or white space only; set a secret or unset it"
+            )));
+        }
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("{key}_file: cannot read {}: {e}", path.display()))
             })?;
-            out.extend(text.lines().map(str::to_owned));
+            let from_file = kept(text.lines().collect());
+            if from_file.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}_file: {} holds no secret (empty or white space only)",
+                    path.display()
+                )));
+            }
+            out.extend(from_file);
         }
-        let out: Vec<Vec<u8>> = out
-            .into_iter()
-            .map(|s| s.trim().as_bytes().to_vec())
-            .filter(|s| !s.is_empty())
-            .collect();
         Ok(Self(out))
     }
 }

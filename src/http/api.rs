@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 
 use super::AppState;
-use super::body::{discard, parse_json, require_json};
+use super::body::{discard, parse_json_unique, require_json};
 use super::error::AppError;
 use super::write::{off_workers, read_body, record};
 use crate::ingest::generic;
@@ -72,7 +72,7 @@ async fn handle(
         let bytes = read_body(&admitted, &headers, body, limit).await?;
         let config = state.config.clone();
         let items = off_workers(bytes.len(), move || {
-            let value = parse_json(&bytes)?;
+            let value = parse_json_unique(&bytes)?;
             let items = match endpoint {
                 Endpoint::Events => generic::parse_events(&config, &value, now),
                 Endpoint::Releases => generic::parse_releases(&config, &value, now),

@@ -27,7 +27,8 @@ pub fn check_writer(
                 Err(AppError::Unauthorized("wrong bearer token"))
             }
         }
-        None if peer.ip().is_loopback() => Ok(()),
+        // A listener on `[::]` sees IPv4 clients as `::ffff:a.b.c.d`.
+        None if peer.ip().to_canonical().is_loopback() => Ok(()),
         None => Err(AppError::Forbidden(
             "no BUG_ESCAPE_API_TOKEN is configured, so only loopback clients may write; set a token to accept remote writers".into(),
         )),
@@ -47,8 +48,17 @@ mod tests {
         let h = HeaderMap::new();
         assert!(check_writer(None, &h, peer("127.0.0.1")).is_ok());
         assert!(check_writer(None, &h, peer("::1")).is_ok());
-        let err = check_writer(None, &h, peer("192.0.2.7")).unwrap_err();
-        assert_eq!(err.reason_label(), "forbidden");
+        assert!(check_writer(None, &h, peer("::ffff:127.0.0.1")).is_ok());
+        assert!(check_writer(None, &h, peer("::ffff:127.8.9.10")).is_ok());
+        for remote in [
+            "192.0.2.7",
+            "::ffff:192.0.2.7",
+            "::127.0.0.1",
+            "2001:db8::1",
+        ] {
+            let err = check_writer(None, &h, peer(remote)).unwrap_err();
+            assert_eq!(err.reason_label(), "forbidden", "{remote}");
+        }
     }
 
     #[test]

@@ -87,6 +87,16 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, AppError> {
         .map_err(|e| AppError::Malformed(format!("body is not valid JSON: {e}")))
 }
 
+/// Parses JSON for the generic API: as [`parse_json`], and an object that
+/// repeats a key is refused (422) naming the key by its path (`[3].stage`).
+pub fn parse_json_unique(bytes: &[u8]) -> Result<serde_json::Value, AppError> {
+    use crate::ingest::json::{JsonError, from_slice_unique};
+    from_slice_unique(bytes).map_err(|e| match e {
+        JsonError::Syntax(e) => AppError::Malformed(format!("body is not valid JSON: {e}")),
+        JsonError::Duplicate(field) => AppError::InvalidField(field),
+    })
+}
+
 /// The one value of the field `name` of an `application/x-www-form-urlencoded`
 /// body; a missing or repeated field is refused (400) naming it.
 pub fn form_field(bytes: &[u8], name: &str) -> Result<String, AppError> {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod edge;
 pub mod error;
 pub mod pages;
 pub mod webhooks;
@@ -56,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/jira", post(webhooks::post_jira))
         .route("/webhooks/sentry", post(webhooks::post_sentry))
         .merge(reads)
+        // After every route: each gets the JSON 405 (axum adds `Allow`).
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .fallback(edge::not_found)
         // Bodies are read with our own limit (JSON 413); lift axum's default.
         .layer(DefaultBodyLimit::disable())
         .layer(
@@ -67,5 +71,8 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("http", method = %req.method(), path)
             }),
         )
+        .layer(axum::middleware::from_fn(edge::limit_headers))
+        // Outermost: an error any layer answers without a JSON body gets one.
+        .layer(axum::middleware::from_fn(edge::json_error_bodies))
         .with_state(state)
 }

@@ -41,12 +41,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => {
             state.telemetry.store_error("readiness");
-            (
+            let mut resp = super::edge::json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "5")],
-                format!("store not writable: {why}\n"),
-            )
-                .into_response()
+                "store_unavailable",
+                format!("store not writable: {why}"),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            resp
         }
     }
 }

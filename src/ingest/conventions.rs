@@ -304,6 +304,7 @@ mod tests {
     fn sanitize_makes_label_values() {
         assert_eq!(sanitize(" a\u{7}b "), Some("ab".into()));
         assert_eq!(sanitize("\n"), None);
+        assert_eq!(sanitize(" \u{3000} "), None);
         assert_eq!(
             sanitize(&"x".repeat(500)).map(|v| v.len()),
             Some(MAX_LABEL_LEN)

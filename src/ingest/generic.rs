@@ -204,6 +204,9 @@ fn parse_event(
             format!("must be 1..{MAX_ID_LEN} characters, is {id_len}"),
         ));
     }
+    if id.trim().is_empty() {
+        return Err(f.err("id", "must not be blank (white space only)"));
+    }
     if id.chars().any(char::is_control) {
         return Err(f.err("id", "must not contain control characters"));
     }

@@ -7,6 +7,7 @@ pub mod generic;
 pub mod github;
 pub mod gitlab;
 pub mod jira;
+pub mod json;
 pub mod sentry;
 pub mod signature;
 pub mod webhook;

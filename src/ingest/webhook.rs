@@ -375,6 +375,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn blank_ids_are_refused() {
+        let body = serde_json::json!({"a": "   ", "b": "\t\u{3000}", "c": " 42 ", "d": 7});
+        let root = At::root(&body);
+        assert_eq!(root.get("a").id().map_err(|e| e.field), Err("a".into()));
+        assert_eq!(root.get("b").id().map_err(|e| e.field), Err("b".into()));
+        assert_eq!(root.get("c").id(), Ok("42".into()));
+        assert_eq!(root.get("d").id(), Ok("7".into()));
+    }
+
+    #[test]
     fn parses_every_vendor_time_format() {
         let t = |s| parse_time(s);
         assert_eq!(t("2019-05-15T15:20:18Z"), Some(1_557_933_618_000));

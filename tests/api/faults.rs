@@ -220,7 +220,14 @@ async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads()
     // and keeps saying so while the writer's probes fail.
     wait_ready(&app, 503).await;
     let body = app.get_text("/readyz", "*/*").await;
-    assert!(body.contains("store not writable"), "{body}");
+    let body: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(body["error"], "store_unavailable", "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("store not writable")),
+        "{body}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(ready(&app).await, 503);
     let m = app.metrics().await;

@@ -9,5 +9,6 @@ mod events;
 mod exposition;
 mod faults;
 mod helpers;
+mod input;
 mod releases;
 mod startup;

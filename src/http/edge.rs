@@ -1,0 +1,162 @@
+//! Answers that do not come from a handler, in the JSON shape of
+//! [`AppError`](super::error::AppError) (`error`, `field`, `reason`): unknown
+//! paths (404), unknown methods (405, with `Allow`), header sections over
+//! [`MAX_HEADER_BYTES`] (431), and any empty or non-JSON error a layer answers
+//! (tower-http's timeout 408, axum's own rejections).
+//!
+//! What stays out of reach: hyper answers a request head it cannot read —
+//! larger than its read buffer (`max_buf_size`, 408 KiB by default) or with
+//! more than 100 header fields (431), a URI over 64 KiB (414), a malformed
+//! request line or header (400) — by itself, with a status line and an empty
+//! body, and closes the connection. Hyper 1 offers no hook for that answer
+//! (`proto::h1::role::Server::on_error` builds a head only and
+//! `Conn::on_parse_error` writes it with no body), so those answers have no
+//! JSON body. A header section small enough for hyper to read but larger than
+//! [`MAX_HEADER_BYTES`] gets the JSON 431 here.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+/// Largest header section accepted (every `name: value` line with its line
+/// end), in bytes: the 32 KiB nginx accepts by default.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Longest error body of a layer read to become the `reason`.
+const MAX_REASON_BYTES: u64 = 1024;
+
+/// An error answer in the shape of `AppError`'s.
+pub fn json_error(status: StatusCode, error: &str, reason: impl Into<String>) -> Response {
+    let body = json!({ "error": error, "field": null, "reason": reason.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The router's fallback: no route has this path (404).
+pub async fn not_found(uri: Uri) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for `{}`", uri.path()),
+    )
+}
+
+/// A route exists but not for this method (405; axum adds `Allow`).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "`{}` does not accept {method}; the Allow header lists what it does",
+            uri.path()
+        ),
+    )
+}
+
+/// Refuses a header section over [`MAX_HEADER_BYTES`] (431).
+pub async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request's headers take {size} bytes; the limit is {MAX_HEADER_BYTES}"),
+        );
+    }
+    next.run(req).await
+}
+
+/// Gives every error answer without a JSON body one: its `error` from the
+/// status, its `reason` from the text a layer wrote, else from the status.
+/// Headers (`Allow`, `Retry-After`) are kept.
+pub async fn json_error_bodies(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let small = axum::body::HttpBody::size_hint(resp.body())
+        .upper()
+        .is_some_and(|n| n <= MAX_REASON_BYTES);
+    if is_json || !small {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match body.collect().await {
+        Ok(c) => String::from_utf8_lossy(&c.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let reason = if text.is_empty() {
+        default_reason(status)
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(
+        &json!({ "error": error_label(status), "field": null, "reason": reason }),
+    )
+    .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The `error` of a status, in the vocabulary of `AppError::reason_label`.
+fn error_label(status: StatusCode) -> String {
+    match status {
+        StatusCode::BAD_REQUEST => "malformed".into(),
+        StatusCode::NOT_FOUND => "not_found".into(),
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".into(),
+        StatusCode::REQUEST_TIMEOUT => "timeout".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large".into(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type".into(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large".into(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_")
+            .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), ""),
+    }
+}
+
+fn default_reason(status: StatusCode) -> String {
+    match status {
+        StatusCode::REQUEST_TIMEOUT => {
+            "the answer was not ready within the request timeout; nothing was changed".into()
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_app_error_and_fall_back_to_the_status() {
+        assert_eq!(error_label(StatusCode::REQUEST_TIMEOUT), "timeout");
+        assert_eq!(error_label(StatusCode::IM_A_TEAPOT), "im_a_teapot");
+        assert_eq!(
+            error_label(StatusCode::INTERNAL_SERVER_ERROR),
+            "internal_server_error"
+        );
+    }
+}
