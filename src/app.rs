@@ -87,6 +87,7 @@ impl Application {
         tracing::info!(%addr, db = %self.state.config.db.display(), "serving");
         tokio::spawn(crate::memory::trim_after_bursts(
             self.state.write_queue.clone(),
+            self.state.unauthenticated.clone(),
             std::time::Duration::from_secs(2),
         ));
         let config = &self.state.config;

@@ -6,12 +6,15 @@
 //!   arrived in time (hyper's timer; slow-header clients).
 //! - `idle_timeout`: a connection with no request in flight and no byte moving
 //!   either way is closed (idle keep-alive sockets, silent sockets).
-//! - `max_connections`: connections served at once. Beyond it, up to
-//!   [`RESERVE`] more are served one request each for the read-only probes
-//!   (`/metrics`, `/healthz`, `/readyz`) so a scrape still gets through, and
-//!   anything else is answered a JSON 503 with `Retry-After` and closed; beyond
-//!   the reserve a connection gets that 503 at once, without reading. Accepting
-//!   never stops, so a flood cannot hold the listener at the file limit.
+//! - `max_connections`: connections served at once. When all are taken, a new
+//!   connection takes the place of the one waiting longest for a request (no
+//!   request in flight, quiet for [`EVICTABLE_AFTER`]), which is closed: idle
+//!   and slow-header sockets cannot crowd out a scrape. When every connection
+//!   is busy, up to [`RESERVE`] more are served one request each for the
+//!   read-only probes (`/metrics`, `/healthz`, `/readyz`), anything else being
+//!   answered a JSON 503 with `Retry-After`; beyond the reserve a connection
+//!   gets that 503 at once, without reading. Accepting never stops, so a flood
+//!   cannot hold the listener at the file limit.
 //! - Accept errors (`EMFILE`, …) are logged and retried after a short pause.
 //! - Shutdown: stop accepting, let in-flight requests finish (idle connections
 //!   close at once), then return.
@@ -31,7 +34,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tower_service::Service;
 
 use crate::http::body::discard;
@@ -39,6 +42,10 @@ use crate::metrics::telemetry::Telemetry;
 
 /// Connections served beyond `max_connections`, one probe request each.
 pub const RESERVE: usize = 32;
+
+/// A connection quiet this long with no request in flight may be closed to
+/// make room for a new one when `max_connections` are open.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(100);
 
 /// How long a reserve connection may take to send its request head.
 const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -85,6 +92,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let full = Arc::new(Semaphore::new(limits.max_connections));
+    let registry = Arc::new(Registry {
+        epoch: Instant::now(),
+        next: AtomicU64::new(0),
+        conns: std::sync::Mutex::default(),
+    });
     let reserve = Arc::new(Semaphore::new(RESERVE));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a clone; `recv` returns `None` once all ended.
@@ -103,25 +115,32 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        if let Ok(permit) = full.clone().try_acquire_owned() {
-            let (router, stop, alive) = (router.clone(), stop_rx.clone(), alive_tx.clone());
-            let telemetry = telemetry.clone();
-            tokio::spawn(async move {
-                telemetry.connection_opened();
-                serve_connection(stream, peer, router, limits, stop).await;
-                telemetry.connection_closed();
-                drop((permit, alive));
-            });
-        } else if let Ok(permit) = reserve.clone().try_acquire_owned() {
-            telemetry.connection_refused("reserve");
-            let (router, alive) = (router.clone(), alive_tx.clone());
-            tokio::spawn(async move {
-                serve_reserve(stream, peer, router, limits).await;
-                drop((permit, alive));
-            });
-        } else {
-            telemetry.connection_refused("full");
-            refuse_now(stream);
+        let ctx = Ctx {
+            router: router.clone(),
+            limits,
+            telemetry: telemetry.clone(),
+            registry: registry.clone(),
+            reserve: reserve.clone(),
+            stop: stop_rx.clone(),
+            alive: alive_tx.clone(),
+        };
+        match full.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(ctx.serve(stream, peer, permit));
+            }
+            Err(_) if registry.evict_one() => {
+                telemetry.connection_refused("evicted");
+                let full = full.clone();
+                tokio::spawn(async move {
+                    // The chosen connection closes at once and frees its slot.
+                    let wait = Duration::from_millis(500);
+                    match tokio::time::timeout(wait, full.acquire_owned()).await {
+                        Ok(Ok(permit)) => ctx.serve(stream, peer, permit).await,
+                        _ => ctx.over_cap(stream, peer),
+                    }
+                });
+            }
+            Err(_) => ctx.over_cap(stream, peer),
         }
     }
     drop(listener);
@@ -129,6 +148,52 @@ pub async fn serve(
     drop(alive_tx);
     let _ = alive_rx.recv().await;
     Ok(())
+}
+
+/// What a connection's task needs.
+struct Ctx {
+    router: Router,
+    limits: Limits,
+    telemetry: Arc<Telemetry>,
+    registry: Arc<Registry>,
+    reserve: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+}
+
+impl Ctx {
+    /// Serves a connection holding one of the `max_connections` slots.
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+        self.telemetry.connection_opened();
+        let (id, activity) = self.registry.add();
+        serve_connection(
+            stream,
+            peer,
+            self.router,
+            self.limits,
+            self.stop,
+            &self.registry,
+            activity,
+        )
+        .await;
+        self.registry.remove(id);
+        self.telemetry.connection_closed();
+        drop((permit, self.alive));
+    }
+
+    /// A connection with no slot: the reserve, else the 503 at once.
+    fn over_cap(self, stream: TcpStream, peer: SocketAddr) {
+        if let Ok(permit) = self.reserve.clone().try_acquire_owned() {
+            self.telemetry.connection_refused("reserve");
+            tokio::spawn(async move {
+                serve_reserve(stream, peer, self.router, self.limits).await;
+                drop((permit, self.alive));
+            });
+        } else {
+            self.telemetry.connection_refused("full");
+            refuse_now(stream);
+        }
+    }
 }
 
 /// Answers the 503 without reading and closes (beyond the reserve).
@@ -147,9 +212,66 @@ fn refuse_now(stream: TcpStream) {
 /// What the idle watcher of one connection reads.
 #[derive(Default)]
 struct Activity {
-    /// Milliseconds since `epoch` of the last byte read or written.
+    /// Milliseconds since the server's epoch of the last byte read or written.
     last: AtomicU64,
     in_flight: AtomicUsize,
+    /// Set once the connection is chosen to make room; it closes at once.
+    evicted: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
+}
+
+/// The served connections, to choose one to close when all slots are taken.
+struct Registry {
+    epoch: Instant,
+    next: AtomicU64,
+    conns: std::sync::Mutex<std::collections::HashMap<u64, Arc<Activity>>>,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn add(&self) -> (u64, Arc<Activity>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::default());
+        activity.last.store(self.now_ms(), Ordering::Release);
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.insert(id, activity.clone());
+        }
+        (id, activity)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.remove(&id);
+        }
+    }
+
+    /// Closes the connection quiet the longest with no request in flight, if
+    /// one has been quiet for [`EVICTABLE_AFTER`].
+    fn evict_one(&self) -> bool {
+        let now = self.now_ms();
+        let grace = EVICTABLE_AFTER.as_millis() as u64;
+        let Ok(conns) = self.conns.lock() else {
+            return false;
+        };
+        let victim = conns
+            .values()
+            .filter(|a| {
+                a.in_flight.load(Ordering::Acquire) == 0
+                    && !a.evicted.load(Ordering::Acquire)
+                    && now.saturating_sub(a.last.load(Ordering::Acquire)) >= grace
+            })
+            .min_by_key(|a| a.last.load(Ordering::Acquire));
+        match victim {
+            Some(a) if !a.evicted.swap(true, Ordering::AcqRel) => {
+                a.evict.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 struct InFlight(Arc<Activity>);
@@ -253,9 +375,10 @@ async fn serve_connection(
     router: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
+    registry: &Registry,
+    activity: Arc<Activity>,
 ) {
-    let activity = Arc::new(Activity::default());
-    let epoch = Instant::now();
+    let epoch = registry.epoch;
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: activity.clone(),
@@ -292,6 +415,15 @@ async fn serve_connection(
             }
             () = idle(&activity, epoch, limits.idle_timeout) => {
                 tracing::debug!(%peer, "idle connection closed");
+                return;
+            }
+            () = activity.evict.notified() => {
+                if activity.in_flight.load(Ordering::Acquire) > 0 {
+                    // A request began since it was chosen: it stays.
+                    activity.evicted.store(false, Ordering::Release);
+                    continue;
+                }
+                tracing::debug!(%peer, "connection closed to make room for a new one");
                 return;
             }
             changed = stop.changed(), if !stopping => {

@@ -129,6 +129,8 @@ async fn take(room: &Arc<Semaphore>, want: usize, wait: Duration) -> Option<Owne
 #[derive(Clone)]
 pub struct Unauthenticated {
     room: Arc<Semaphore>,
+    /// Set by every admission; cleared by [`Unauthenticated::idle_after_reads`].
+    read: Arc<std::sync::atomic::AtomicBool>,
     capacity: usize,
     wait: Duration,
     telemetry: Arc<Telemetry>,
@@ -154,6 +156,7 @@ impl Unauthenticated {
         let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
         let b = Self {
             room: Arc::new(Semaphore::new(capacity)),
+            read: Arc::default(),
             capacity,
             wait,
             telemetry,
@@ -168,6 +171,12 @@ impl Unauthenticated {
             .set_unauthenticated(used as u64, self.capacity as u64);
     }
 
+    /// Whether bodies were admitted since the last call and none is held now.
+    pub fn idle_after_reads(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.room.available_permits() == self.capacity && self.read.swap(false, Ordering::AcqRel)
+    }
+
     /// Takes room for a body of at most `limit` bytes (its declared length
     /// when it has one), before it is read.
     pub async fn admit(&self, headers: &HeaderMap, limit: usize) -> Result<Unverified, AppError> {
@@ -180,6 +189,7 @@ impl Unauthenticated {
             return Err(AppError::UnauthenticatedFull);
         };
         self.report(self.room.available_permits());
+        self.read.store(true, std::sync::atomic::Ordering::Release);
         Ok(Unverified {
             permit,
             budget: self.clone(),

@@ -78,9 +78,10 @@ pub const REJECTED_REASONS: &[&str] = &[
     "timeout",
     "unauthenticated_full",
 ];
-/// Why a connection was not served normally: over `max_connections` and
-/// served from the probe reserve, or over the reserve too (503 at once).
-const CONNECTION_REFUSALS: &[&str] = &["reserve", "full"];
+/// What happened at `max_connections`: a quiet connection closed to make
+/// room (`evicted`), a new one served one probe request from the reserve
+/// (`reserve`), or answered 503 at once (`full`).
+const CONNECTION_REFUSALS: &[&str] = &["evicted", "reserve", "full"];
 /// Store operations whose errors are counted: a batch rolled back alone, a
 /// transaction that failed (the whole group), the readiness probe, a rebuild
 /// of the aggregates after a failed update, a batch that waited in the queue
@@ -240,7 +241,7 @@ impl Telemetry {
         }
         registry.register(
             "bug_escape_connections_refused",
-            "Connections over max_connections: served one probe request from the reserve (`reserve`, others get a 503) or answered 503 at once (`full`)",
+            "At max_connections: a quiet connection closed to make room (`evicted`), a new one served one probe request from the reserve (`reserve`, others 503) or answered 503 at once (`full`)",
             self.connections_refused.clone(),
         );
         registry.register(

@@ -88,12 +88,38 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
     let app = spawn_with(s).await;
     let addr = addr_of(&app.base);
 
-    // Two idle sockets take every slot.
+    // Two idle sockets take every slot; a new connection takes the place of
+    // the one quiet longest, which is closed.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut fresh = TcpStream::connect(&addr).await.expect("connect");
+    fresh
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let (answer, _) = read_until_closed(&mut fresh, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, closed) = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
+    assert!(closed, "the oldest idle connection was not closed");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Two requests in flight (bodies still arriving) take every slot and
+    // cannot be closed to make room.
     let mut held = Vec::new();
     for _ in 0..2 {
-        held.push(TcpStream::connect(&addr).await.expect("connect"));
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(
+            b"POST /api/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("send");
+        held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A write: 503 JSON with Retry-After, then closed.
     let mut w = TcpStream::connect(&addr).await.expect("connect");
