@@ -42,6 +42,9 @@ pub struct Settings {
     /// How long a connection may take to send a request head, counted from
     /// when it waits for one (accepted, or its previous answer sent).
     pub header_read_timeout: String,
+    /// How long a request body may take to arrive once it is read (also
+    /// bounded by `write_timeout`); past it 408, nothing stored.
+    pub body_read_timeout: String,
     /// A connection with no request in flight and no byte moving for this long
     /// is closed (idle keep-alive).
     pub idle_timeout: String,
@@ -227,6 +230,7 @@ impl Default for Settings {
             write_queue_wait: "5s".into(),
             write_timeout: "30s".into(),
             header_read_timeout: "10s".into(),
+            body_read_timeout: "10s".into(),
             idle_timeout: "5s".into(),
             max_connections: 512,
             unauthenticated_bytes: 16 * 1024 * 1024,
@@ -277,6 +281,7 @@ const ENV_KEYS: &[&str] = &[
     "write_queue_wait",
     "write_timeout",
     "header_read_timeout",
+    "body_read_timeout",
     "idle_timeout",
     "max_connections",
     "unauthenticated_bytes",
@@ -346,6 +351,7 @@ pub struct Config {
     pub write_queue_wait: Duration,
     pub write_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub unauthenticated_bytes: usize,
@@ -416,6 +422,7 @@ impl Config {
         let write_timeout = duration("write_timeout", &s.write_timeout)?;
         let header_read_timeout = duration("header_read_timeout", &s.header_read_timeout)?;
         let idle_timeout = duration("idle_timeout", &s.idle_timeout)?;
+        let body_read_timeout = duration("body_read_timeout", &s.body_read_timeout)?;
         let mut ages = Vec::new();
         for (i, a) in s.maturity_ages.iter().enumerate() {
             match humantime::parse_duration(a) {
@@ -541,6 +548,7 @@ impl Config {
             write_queue_wait,
             write_timeout,
             header_read_timeout,
+            body_read_timeout,
             idle_timeout,
             max_connections: s.max_connections,
             unauthenticated_bytes: s.unauthenticated_bytes,
@@ -686,6 +694,7 @@ mod tests {
     fn connection_bounds_have_defaults_and_are_validated() {
         let c = load("").expect("valid");
         assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.max_connections, 512);
         assert_eq!(c.unauthenticated_bytes, 16 * 1024 * 1024);
@@ -697,6 +706,7 @@ mod tests {
         for (toml, key) in [
             ("idle_timeout = \"0s\"", "idle_timeout"),
             ("header_read_timeout = \"soon\"", "header_read_timeout"),
+            ("body_read_timeout = \"\"", "body_read_timeout"),
             ("max_connections = 0", "max_connections"),
             ("unauthenticated_bytes = 10", "unauthenticated_bytes"),
         ] {

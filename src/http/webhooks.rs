@@ -270,7 +270,8 @@ async fn process(
     let now = now_ms();
     // The body and its JSON tree are dropped before the wait for the writer.
     let (admitted, parsed) = {
-        let bytes = read_body_until(deadline, &headers, body, limit).await?;
+        let bytes =
+            read_body_until(deadline, &headers, body, limit, config.body_read_timeout).await?;
         authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
         // Signed: the bytes move to the write queue (always counted in one
         // bound or the other), then the unauthenticated room is freed.

@@ -197,24 +197,29 @@ impl Unauthenticated {
     }
 }
 
-/// Reads the body of an admitted request, within its deadline (408 after it).
+/// Reads the body of an admitted request, within its deadline and
+/// `body_timeout` from now, whichever comes first (408 after it).
 pub async fn read_body(
     admitted: &Admitted,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    body_timeout: Duration,
 ) -> Result<Bytes, AppError> {
-    read_body_until(admitted.deadline, headers, body, limit).await
+    read_body_until(admitted.deadline, headers, body, limit, body_timeout).await
 }
 
-/// Reads a body of at most `limit` bytes by `deadline` (408 after it): every
-/// body the exporter reads is bounded in size and time.
+/// Reads a body of at most `limit` bytes by `deadline` and within
+/// `body_timeout` from now (408 after it): every body the exporter reads is
+/// bounded in size and time.
 pub async fn read_body_until(
     deadline: Instant,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    body_timeout: Duration,
 ) -> Result<Bytes, AppError> {
+    let deadline = deadline.min(Instant::now() + body_timeout);
     let deadline = tokio::time::Instant::from_std(deadline);
     match tokio::time::timeout_at(deadline, read_limited(headers, body, limit)).await {
         Ok(read) => read,

@@ -35,8 +35,29 @@ async fn slow_header_and_idle_sockets_are_closed() {
     let mut s = settings(dir.path());
     s.header_read_timeout = "1s".into();
     s.idle_timeout = "2s".into();
+    s.body_read_timeout = "1s".into();
     let app = spawn_with(s).await;
     let addr = addr_of(&app.base);
+
+    // A body that stops arriving: 408 JSON after body_read_timeout (well
+    // before write_timeout), nothing stored.
+    let t = Instant::now();
+    let mut slow_body = TcpStream::connect(&addr).await.expect("connect");
+    slow_body
+        .write_all(
+            b"POST /api/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(4), slow_body.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"timeout""#), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
     // Slowloris: a byte of head every 300 ms never completes it.
     let started = Instant::now();
