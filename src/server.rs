@@ -132,12 +132,20 @@ pub async fn serve(
                 telemetry.connection_refused("evicted");
                 let full = full.clone();
                 tokio::spawn(async move {
-                    // The chosen connection closes at once and frees its slot.
-                    let wait = Duration::from_millis(500);
-                    match tokio::time::timeout(wait, full.acquire_owned()).await {
-                        Ok(Ok(permit)) => ctx.serve(stream, peer, permit).await,
-                        _ => ctx.over_cap(stream, peer),
+                    // The chosen connection closes at once and frees its slot;
+                    // should another new connection take it first, choose again.
+                    for _ in 0..4 {
+                        let wait = Duration::from_millis(50);
+                        if let Ok(Ok(permit)) =
+                            tokio::time::timeout(wait, full.clone().acquire_owned()).await
+                        {
+                            return ctx.serve(stream, peer, permit).await;
+                        }
+                        if ctx.registry.evict_one() {
+                            ctx.telemetry.connection_refused("evicted");
+                        }
                     }
+                    ctx.over_cap(stream, peer);
                 });
             }
             Err(_) => ctx.over_cap(stream, peer),
