@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::write::WriteQueue;
+use crate::http::write::{Unauthenticated, WriteQueue};
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::metrics::aggregate::Aggregates;
@@ -40,6 +40,11 @@ impl Application {
             config.write_queue_wait,
             telemetry.clone(),
         );
+        let unauthenticated = Unauthenticated::new(
+            config.unauthenticated_bytes,
+            config.write_queue_wait,
+            telemetry.clone(),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -57,6 +62,7 @@ impl Application {
                 telemetry,
                 metrics,
                 write_queue,
+                unauthenticated,
             },
             writer,
         })
@@ -81,15 +87,19 @@ impl Application {
         tracing::info!(%addr, db = %self.state.config.db.display(), "serving");
         tokio::spawn(crate::memory::trim_after_bursts(
             self.state.write_queue.clone(),
+            self.state.unauthenticated.clone(),
             std::time::Duration::from_secs(2),
         ));
+        let config = &self.state.config;
+        let limits = crate::server::Limits {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            max_body_bytes: config.max_body_bytes,
+        };
+        let telemetry = self.state.telemetry.clone();
         let app = router(self.state);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        crate::server::serve(self.listener, app, limits, telemetry, shutdown).await?;
         // The router (and every Store handle in it) is gone: the writer drains
         // what is queued and closes the database.
         tokio::task::spawn_blocking(move || self.writer.join()).await?;

@@ -39,6 +39,21 @@ pub struct Settings {
     /// How long an admitted write has to arrive and reach the store; past it
     /// nothing is stored (408 while reading the body, 503 once queued).
     pub write_timeout: String,
+    /// How long a connection may take to send a request head, counted from
+    /// when it waits for one (accepted, or its previous answer sent).
+    pub header_read_timeout: String,
+    /// How long a request body may take to arrive once it is read (also
+    /// bounded by `write_timeout`); past it 408, nothing stored.
+    pub body_read_timeout: String,
+    /// A connection with no request in flight and no byte moving for this long
+    /// is closed (idle keep-alive).
+    pub idle_timeout: String,
+    /// Connections served at once; beyond it, a small reserve serves probes
+    /// and everything else gets 503 with `Retry-After`.
+    pub max_connections: usize,
+    /// Webhook body bytes held before their signature is checked, across all
+    /// requests (>= max_body_bytes); beyond it 503 with `Retry-After`.
+    pub unauthenticated_bytes: usize,
     /// Newest releases of each product that are exported.
     pub max_releases: usize,
     /// Products that are exported at most (pinned ones first).
@@ -214,6 +229,11 @@ impl Default for Settings {
             write_queue_bytes: 8 * 1024 * 1024,
             write_queue_wait: "5s".into(),
             write_timeout: "30s".into(),
+            header_read_timeout: "10s".into(),
+            body_read_timeout: "10s".into(),
+            idle_timeout: "5s".into(),
+            max_connections: 512,
+            unauthenticated_bytes: 16 * 1024 * 1024,
             max_releases: 20,
             max_products: 100,
             recent_releases: 5,
@@ -260,6 +280,11 @@ const ENV_KEYS: &[&str] = &[
     "write_queue_bytes",
     "write_queue_wait",
     "write_timeout",
+    "header_read_timeout",
+    "body_read_timeout",
+    "idle_timeout",
+    "max_connections",
+    "unauthenticated_bytes",
     "max_releases",
     "max_products",
     "recent_releases",
@@ -325,6 +350,11 @@ pub struct Config {
     pub write_queue_bytes: usize,
     pub write_queue_wait: Duration,
     pub write_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub unauthenticated_bytes: usize,
     pub max_releases: usize,
     pub max_products: usize,
     pub recent_releases: usize,
@@ -364,6 +394,7 @@ impl Config {
             ("max_products", s.max_products),
             ("recent_releases", s.recent_releases),
             ("max_body_bytes", s.max_body_bytes),
+            ("max_connections", s.max_connections),
         ] {
             if v == 0 {
                 return err(format!("{key}: must be at least 1"));
@@ -375,6 +406,12 @@ impl Config {
                 s.write_queue_bytes, s.max_body_bytes
             ));
         }
+        if s.unauthenticated_bytes < s.max_body_bytes {
+            return err(format!(
+                "unauthenticated_bytes: {} is smaller than max_body_bytes ({}); one request must fit",
+                s.unauthenticated_bytes, s.max_body_bytes
+            ));
+        }
         let duration = |key: &str, v: &str| match humantime::parse_duration(v) {
             Ok(d) if !d.is_zero() => Ok(d),
             _ => Err(ConfigError(format!(
@@ -383,6 +420,9 @@ impl Config {
         };
         let write_queue_wait = duration("write_queue_wait", &s.write_queue_wait)?;
         let write_timeout = duration("write_timeout", &s.write_timeout)?;
+        let header_read_timeout = duration("header_read_timeout", &s.header_read_timeout)?;
+        let idle_timeout = duration("idle_timeout", &s.idle_timeout)?;
+        let body_read_timeout = duration("body_read_timeout", &s.body_read_timeout)?;
         let mut ages = Vec::new();
         for (i, a) in s.maturity_ages.iter().enumerate() {
             match humantime::parse_duration(a) {
@@ -520,6 +560,11 @@ impl Config {
             write_queue_bytes: s.write_queue_bytes,
             write_queue_wait,
             write_timeout,
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            max_connections: s.max_connections,
+            unauthenticated_bytes: s.unauthenticated_bytes,
             max_releases: s.max_releases,
             max_products: s.max_products,
             recent_releases: s.recent_releases,
@@ -656,5 +701,30 @@ mod tests {
         );
         let e = load(r#"allow_vendor_sources = "sometimes""#).unwrap_err();
         assert!(e.0.contains("allow_vendor_sources"), "{e}");
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_are_validated() {
+        let c = load("").expect("valid");
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_connections, 512);
+        assert_eq!(c.unauthenticated_bytes, 16 * 1024 * 1024);
+        let c = load("idle_timeout = \"2s\"\nheader_read_timeout = \"1s\"\nmax_connections = 3")
+            .expect("valid");
+        assert_eq!(c.idle_timeout, Duration::from_secs(2));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(1));
+        assert_eq!(c.max_connections, 3);
+        for (toml, key) in [
+            ("idle_timeout = \"0s\"", "idle_timeout"),
+            ("header_read_timeout = \"soon\"", "header_read_timeout"),
+            ("body_read_timeout = \"\"", "body_read_timeout"),
+            ("max_connections = 0", "max_connections"),
+            ("unauthenticated_bytes = 10", "unauthenticated_bytes"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert!(e.0.contains(key), "{toml}: {e}");
+        }
     }
 }

@@ -21,4 +21,5 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod server;
 pub mod store;

@@ -5,16 +5,23 @@
 
 use std::time::Duration;
 
-use crate::http::write::WriteQueue;
+use crate::http::write::{Unauthenticated, WriteQueue};
 
-/// Every `every`, when writes happened since the last look and none is
-/// waiting now, returns freed memory to the system. Runs until the runtime
-/// stops.
-pub async fn trim_after_bursts(queue: WriteQueue, every: Duration) {
+/// Every `every`, when writes (or unauthenticated webhook bodies) came since
+/// the last look and none is held now, returns freed memory to the system.
+/// Runs until the runtime stops.
+pub async fn trim_after_bursts(
+    queue: WriteQueue,
+    unauthenticated: Unauthenticated,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        if queue.idle_after_writes() {
+        // Both are asked (each clears its flag).
+        let wrote = queue.idle_after_writes();
+        let read = unauthenticated.idle_after_reads();
+        if wrote || read {
             let _ = tokio::task::spawn_blocking(release_freed).await;
         }
     }

@@ -69,7 +69,14 @@ async fn handle(
         // The body and its JSON tree are dropped before the wait for the
         // writer: only the items stay queued. Large bodies are parsed off the
         // async workers, so probes and scrapes keep answering during a burst.
-        let bytes = read_body(&admitted, &headers, body, limit).await?;
+        let bytes = read_body(
+            &admitted,
+            &headers,
+            body,
+            limit,
+            state.config.body_read_timeout,
+        )
+        .await?;
         let config = state.config.clone();
         let items = off_workers(bytes.len(), move || {
             let value = parse_json_unique(&bytes)?;

@@ -35,6 +35,9 @@ pub enum AppError {
     /// No room to take the write now; nothing was stored (503, `Retry-After`).
     #[error("busy: {0}")]
     Busy(String),
+    /// No room for more webhook bytes not yet authenticated (503, `Retry-After`).
+    #[error("too many unauthenticated bytes are being read; nothing was stored; retry later")]
+    UnauthenticatedFull,
     /// The request body did not arrive in time; nothing was stored (408).
     #[error("the request did not arrive within the write timeout; nothing was stored")]
     RequestTimeout,
@@ -54,6 +57,7 @@ impl AppError {
             AppError::StoreUnavailable(_) => "store_unavailable",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Busy(_) => "queue_full",
+            AppError::UnauthenticatedFull => "unauthenticated_full",
             AppError::RequestTimeout => "timeout",
         }
     }
@@ -66,9 +70,10 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::StoreUnavailable(_) | AppError::NotConfigured(_) | AppError::Busy(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            AppError::StoreUnavailable(_)
+            | AppError::NotConfigured(_)
+            | AppError::Busy(_)
+            | AppError::UnauthenticatedFull => StatusCode::SERVICE_UNAVAILABLE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
@@ -106,7 +111,7 @@ impl IntoResponse for AppError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            AppError::Busy(_) => {
+            AppError::Busy(_) | AppError::UnauthenticatedFull => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The bound on write requests waiting for the store.
     pub write_queue: write::WriteQueue,
+    /// The bound on webhook bytes read before their signature is checked.
+    pub unauthenticated: write::Unauthenticated,
 }
 
 /// Every route of the exporter.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{discard, form_field, is_json, media_type, parse_json, require_json};
 use super::error::AppError;
-use super::write::{read_body, record};
+use super::write::{read_body_until, record};
 use crate::config::Config;
 use crate::config::webhooks::GitlabConfig;
 use crate::ingest::signature::{self, AuthError};
@@ -257,12 +257,11 @@ async fn process(
     // A token needs no body: refuse before reading it.
     authenticate(hook, config, &headers, None).map_err(auth_error)?;
     let limit = config.max_body_bytes;
-    let admitted = match state
-        .write_queue
-        .admit(&headers, limit, config.write_timeout)
-        .await
-    {
-        Ok(a) => a,
+    let deadline = std::time::Instant::now() + config.write_timeout;
+    // Bytes not yet authenticated take room in their own budget, never in the
+    // write queue: unsigned junk cannot crowd out signed deliveries there.
+    let unverified = match state.unauthenticated.admit(&headers, limit).await {
+        Ok(u) => u,
         Err(e) => {
             discard(body, limit).await;
             return Err(e);
@@ -270,9 +269,14 @@ async fn process(
     };
     let now = now_ms();
     // The body and its JSON tree are dropped before the wait for the writer.
-    let parsed = {
-        let bytes = read_body(&admitted, &headers, body, limit).await?;
+    let (admitted, parsed) = {
+        let bytes =
+            read_body_until(deadline, &headers, body, limit, config.body_read_timeout).await?;
         authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
+        // Signed: the bytes move to the write queue (always counted in one
+        // bound or the other), then the unauthenticated room is freed.
+        let admitted = state.write_queue.admit_until(bytes.len(), deadline).await?;
+        drop(unverified);
         let value = match hook {
             Hook::Github => github_body(&headers, &bytes)?,
             _ => {
@@ -280,12 +284,13 @@ async fn process(
                 parse_json(&bytes)?
             }
         };
-        match hook {
+        let parsed = match hook {
             Hook::Github => github::parse(&headers, &value, config, now),
             Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
             Hook::Jira => jira::parse(&headers, &value, config, now),
             Hook::Sentry => sentry::parse(&headers, &value, config, now),
-        }?
+        }?;
+        (admitted, parsed)
     };
     state.telemetry.received(ingress, 1);
     let Parsed {

@@ -90,40 +90,137 @@ impl WriteQueue {
             .and_then(|v| v.parse::<usize>().ok());
         // A body over the limit is refused (413) after admission, by reading.
         let want = declared.unwrap_or(limit).clamp(1, limit.min(self.capacity));
-        let permit = match self.room.clone().try_acquire_many_owned(want as u32) {
-            Ok(p) => p,
-            Err(_) => match tokio::time::timeout(
-                self.wait,
-                self.room.clone().acquire_many_owned(want as u32),
-            )
-            .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    return Err(AppError::Busy(
-                        "the write queue is full; nothing was stored; retry later".into(),
-                    ));
-                }
-            },
+        self.admit_until(want, Instant::now() + timeout).await
+    }
+
+    /// Takes room for `len` bytes already read (a webhook body whose signature
+    /// was checked), keeping `deadline`.
+    pub async fn admit_until(&self, len: usize, deadline: Instant) -> Result<Admitted, AppError> {
+        let want = len.clamp(1, self.capacity);
+        let Some(permit) = take(&self.room, want, self.wait).await else {
+            return Err(AppError::Busy(
+                "the write queue is full; nothing was stored; retry later".into(),
+            ));
         };
         self.report(self.room.available_permits());
         self.wrote.store(true, std::sync::atomic::Ordering::Release);
         Ok(Admitted {
             permit,
             queue: self.clone(),
-            deadline: Instant::now() + timeout,
+            deadline,
         })
     }
 }
 
-/// Reads the body of an admitted request, within its deadline (408 after it).
+/// `want` permits of `room`, waiting at most `wait`.
+async fn take(room: &Arc<Semaphore>, want: usize, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    match room.clone().try_acquire_many_owned(want as u32) {
+        Ok(p) => Some(p),
+        Err(_) => tokio::time::timeout(wait, room.clone().acquire_many_owned(want as u32))
+            .await
+            .ok()
+            .and_then(Result::ok),
+    }
+}
+
+/// The bound on webhook body bytes read before their signature is checked:
+/// unauthenticated senders compete for this budget only, never for the write
+/// queue, which signed deliveries enter once checked.
+#[derive(Clone)]
+pub struct Unauthenticated {
+    room: Arc<Semaphore>,
+    /// Set by every admission; cleared by [`Unauthenticated::idle_after_reads`].
+    read: Arc<std::sync::atomic::AtomicBool>,
+    capacity: usize,
+    wait: Duration,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Room held for an unauthenticated body; released when dropped.
+pub struct Unverified {
+    permit: OwnedSemaphorePermit,
+    budget: Unauthenticated,
+}
+
+impl Drop for Unverified {
+    fn drop(&mut self) {
+        let size = self.permit.num_permits();
+        self.budget
+            .report(self.budget.room.available_permits() + size);
+    }
+}
+
+impl Unauthenticated {
+    /// A budget of `capacity` bytes; a request waits at most `wait` for room.
+    pub fn new(capacity: usize, wait: Duration, telemetry: Arc<Telemetry>) -> Self {
+        let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let b = Self {
+            room: Arc::new(Semaphore::new(capacity)),
+            read: Arc::default(),
+            capacity,
+            wait,
+            telemetry,
+        };
+        b.report(capacity);
+        b
+    }
+
+    fn report(&self, available: usize) {
+        let used = self.capacity.saturating_sub(available);
+        self.telemetry
+            .set_unauthenticated(used as u64, self.capacity as u64);
+    }
+
+    /// Whether bodies were admitted since the last call and none is held now.
+    pub fn idle_after_reads(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.room.available_permits() == self.capacity && self.read.swap(false, Ordering::AcqRel)
+    }
+
+    /// Takes room for a body of at most `limit` bytes (its declared length
+    /// when it has one), before it is read.
+    pub async fn admit(&self, headers: &HeaderMap, limit: usize) -> Result<Unverified, AppError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let want = declared.unwrap_or(limit).clamp(1, limit.min(self.capacity));
+        let Some(permit) = take(&self.room, want, self.wait).await else {
+            return Err(AppError::UnauthenticatedFull);
+        };
+        self.report(self.room.available_permits());
+        self.read.store(true, std::sync::atomic::Ordering::Release);
+        Ok(Unverified {
+            permit,
+            budget: self.clone(),
+        })
+    }
+}
+
+/// Reads the body of an admitted request, within its deadline and
+/// `body_timeout` from now, whichever comes first (408 after it).
 pub async fn read_body(
     admitted: &Admitted,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    body_timeout: Duration,
 ) -> Result<Bytes, AppError> {
-    let deadline = tokio::time::Instant::from_std(admitted.deadline);
+    read_body_until(admitted.deadline, headers, body, limit, body_timeout).await
+}
+
+/// Reads a body of at most `limit` bytes by `deadline` and within
+/// `body_timeout` from now (408 after it): every body the exporter reads is
+/// bounded in size and time.
+pub async fn read_body_until(
+    deadline: Instant,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    body_timeout: Duration,
+) -> Result<Bytes, AppError> {
+    let deadline = deadline.min(Instant::now() + body_timeout);
+    let deadline = tokio::time::Instant::from_std(deadline);
     match tokio::time::timeout_at(deadline, read_limited(headers, body, limit)).await {
         Ok(read) => read,
         Err(_) => Err(AppError::RequestTimeout),

@@ -23,6 +23,11 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FieldLabels {
     source: String,
     field: String,
@@ -71,7 +76,12 @@ pub const REJECTED_REASONS: &[&str] = &[
     "not_configured",
     "queue_full",
     "timeout",
+    "unauthenticated_full",
 ];
+/// What happened at `max_connections`: a quiet connection closed to make
+/// room (`evicted`), a new one served one probe request from the reserve
+/// (`reserve`), or answered 503 at once (`full`).
+const CONNECTION_REFUSALS: &[&str] = &["evicted", "reserve", "full"];
 /// Store operations whose errors are counted: a batch rolled back alone, a
 /// transaction that failed (the whole group), the readiness probe, a rebuild
 /// of the aggregates after a failed update, a batch that waited in the queue
@@ -107,6 +117,10 @@ pub struct Telemetry {
     writer_restarts: Counter,
     queue_bytes: Gauge,
     queue_capacity: Gauge,
+    unauthenticated_bytes: Gauge,
+    unauthenticated_capacity: Gauge,
+    connections: Gauge,
+    connections_refused: Family<RefusalLabels, Counter>,
 }
 
 impl Telemetry {
@@ -206,6 +220,31 @@ impl Telemetry {
             self.queue_capacity.clone(),
         );
         registry.register(
+            "bug_escape_unauthenticated_bytes",
+            "Webhook body bytes read or being read before their signature is checked (bounded by unauthenticated_bytes)",
+            self.unauthenticated_bytes.clone(),
+        );
+        registry.register(
+            "bug_escape_unauthenticated_capacity_bytes",
+            "The configured bound of bytes not yet authenticated (unauthenticated_bytes)",
+            self.unauthenticated_capacity.clone(),
+        );
+        registry.register(
+            "bug_escape_connections",
+            "HTTP connections open and served (bounded by max_connections)",
+            self.connections.clone(),
+        );
+        for reason in CONNECTION_REFUSALS {
+            let _ = self.connections_refused.get_or_create(&RefusalLabels {
+                reason: (*reason).into(),
+            });
+        }
+        registry.register(
+            "bug_escape_connections_refused",
+            "At max_connections: a quiet connection closed to make room (`evicted`), a new one served one probe request from the reserve (`reserve`, others 503) or answered 503 at once (`full`)",
+            self.connections_refused.clone(),
+        );
+        registry.register(
             "bug_escape_log_lines_dropped",
             "Log lines dropped because the log sink failed (full disk, closed pipe)",
             log_lines_dropped().clone(),
@@ -226,6 +265,31 @@ impl Telemetry {
     pub fn set_write_queue(&self, used: u64, capacity: u64) {
         self.queue_bytes.set(used as i64);
         self.queue_capacity.set(capacity as i64);
+    }
+
+    /// Sets the bytes held for requests not yet authenticated and their bound.
+    pub fn set_unauthenticated(&self, used: u64, capacity: u64) {
+        self.unauthenticated_bytes.set(used as i64);
+        self.unauthenticated_capacity.set(capacity as i64);
+    }
+
+    /// Counts a connection taken into service.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// Counts a served connection that ended.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// Counts a connection over `max_connections` (`reserve` or `full`).
+    pub fn connection_refused(&self, reason: &str) {
+        self.connections_refused
+            .get_or_create(&RefusalLabels {
+                reason: reason.into(),
+            })
+            .inc();
     }
 
     /// Counts `n` events received from `ingress`.

@@ -21,7 +21,35 @@ fn serve_logged(
     envs: &[(&str, &str)],
     cwd: &std::path::Path,
 ) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
+    serve_limited(args, envs, cwd, None)
+}
+
+/// Like [`serve_logged`], under a file-descriptor limit when one is given.
+fn serve_limited(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &std::path::Path,
+    max_files: Option<u64>,
+) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut cmd = Command::new(BIN);
+    if let Some(n) = max_files {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+        // child between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
     cmd.arg("serve")
         .args(args)
         .current_dir(cwd)
@@ -342,4 +370,42 @@ fn the_gitlab_signing_secret_from_the_environment_is_used_and_never_logged() {
         "start-up says GitLab accepts events: {out}"
     );
     assert!(!out.contains(&b64), "the signing secret was logged: {out}");
+}
+
+#[test]
+fn at_the_file_limit_accept_errors_back_off_and_the_server_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Connection settings from the environment; a file limit the flood exceeds.
+    let (mut child, addr, log) = serve_limited(
+        &["--listen", "127.0.0.1:0", "--db", "b.db"],
+        &[
+            ("BUG_ESCAPE_MAX_CONNECTIONS", "4"),
+            ("BUG_ESCAPE_IDLE_TIMEOUT", "30s"),
+            ("BUG_ESCAPE_HEADER_READ_TIMEOUT", "30s"),
+        ],
+        dir.path(),
+        Some(40),
+    );
+    let flood: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    drop(flood);
+    // Descriptors come back: the server answers again, within seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let a = std::panic::catch_unwind(|| get(&addr, "/healthz")).unwrap_or_default();
+        if a.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(sigterm(&mut child).success());
+    let lines = log.join().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("accept failed")),
+        "the flood never reached the file limit"
+    );
 }

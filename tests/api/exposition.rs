@@ -75,6 +75,10 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_store_writer_restarts_total", &[]),
     ("bug_escape_write_queue_bytes", &[]),
     ("bug_escape_write_queue_capacity_bytes", &[]),
+    ("bug_escape_unauthenticated_bytes", &[]),
+    ("bug_escape_unauthenticated_capacity_bytes", &[]),
+    ("bug_escape_connections", &[]),
+    ("bug_escape_connections_refused_total", &["reason"]),
     ("bug_escape_log_lines_dropped_total", &[]),
 ];
 

@@ -3,6 +3,7 @@
 
 mod binary;
 mod config;
+mod connections;
 mod contract;
 mod errors;
 mod events;

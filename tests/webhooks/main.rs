@@ -1,6 +1,7 @@
 //! Source webhooks end to end: a real exporter, real fixture bytes, real
 //! signatures, effects read from `/metrics`.
 
+mod budget;
 mod fixtures;
 mod github;
 mod gitlab;
