@@ -39,7 +39,9 @@ pub enum AppError {
     #[error("too many unauthenticated bytes are being read; nothing was stored; retry later")]
     UnauthenticatedFull,
     /// The request body did not arrive in time; nothing was stored (408).
-    #[error("the request body did not arrive in time (body_read_timeout or write_timeout); nothing was stored")]
+    #[error(
+        "the request body did not arrive in time (body_read_timeout or write_timeout); nothing was stored"
+    )]
     RequestTimeout,
 }
 
