@@ -64,11 +64,17 @@ impl Row {
         .optional()
     }
 
-    /// Inserts or replaces this row.
+    /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
         tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO defects ({COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            "INSERT INTO defects ({COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+             ON CONFLICT (source, id) DO UPDATE SET product_kind = excluded.product_kind, \
+             product_ns = excluded.product_ns, product = excluded.product, \
+             release_raw = excluded.release_raw, release = excluded.release, \
+             stage = excluded.stage, detected_by = excluded.detected_by, cause = excluded.cause, \
+             severity = excluded.severity, team = excluded.team, status = excluded.status, \
+             deleted = excluded.deleted, found_at = excluded.found_at, updated_at = excluded.updated_at"
         ))?
         .execute(params![
             self.source,

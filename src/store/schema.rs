@@ -89,6 +89,36 @@ const MIGRATIONS: &[&str] = &[
         filler BLOB NOT NULL
     );
     "#,
+    // 3: defects in a rowid table, rows appended in arrival order, found by a
+    //    unique index on (source, id). Tracker ids arrive in no order: as the
+    //    primary key of a WITHOUT ROWID table each insert dirtied a random
+    //    page of whole rows; now only a page of the narrow index.
+    r#"
+    CREATE TABLE defects_v3 (
+        source       TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        product_kind TEXT NOT NULL,
+        product_ns   TEXT NOT NULL,
+        product      TEXT NOT NULL,
+        release_raw  TEXT,
+        release      TEXT,
+        stage        TEXT,
+        detected_by  TEXT,
+        cause        TEXT,
+        severity     TEXT,
+        team         TEXT,
+        status       TEXT NOT NULL,
+        deleted      INTEGER NOT NULL,
+        found_at     INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    );
+    INSERT INTO defects_v3 SELECT * FROM defects;
+    DROP TABLE defects;
+    ALTER TABLE defects_v3 RENAME TO defects;
+    CREATE UNIQUE INDEX defects_by_key ON defects (source, id);
+    CREATE INDEX defects_counted ON defects (product, release, found_at)
+        WHERE deleted = 0 AND status = 'valid';
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -165,5 +195,52 @@ pub fn integrity_problems(path: &Path) -> Option<Vec<String>> {
         Ok(l) if l.len() == 1 && l[0] == "ok" => None,
         Ok(l) => Some(l),
         Err(e) => Some(vec![e.to_string()]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_2_database_migrates_with_every_row_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v2.db");
+        let conn = Connection::open(&path).expect("open");
+        for (i, step) in MIGRATIONS[..2].iter().enumerate() {
+            conn.execute_batch(step).expect("old migration");
+            conn.pragma_update(None, "user_version", i + 1)
+                .expect("version");
+        }
+        for i in 0..50 {
+            conn.execute(
+                "INSERT INTO defects VALUES ('generic', ?1, '', 'p', 'p', 'v1.0', '1.0', 'qa', \
+                 NULL, NULL, NULL, NULL, 'valid', ?2, ?3, ?3)",
+                rusqlite::params![format!("d{i}"), i % 7 == 0, i],
+            )
+            .expect("row");
+        }
+        drop(conn);
+        let conn = open(&path).expect("migrates");
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let (n, deleted, sum): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*), SUM(deleted), SUM(found_at) FROM defects",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("count");
+        assert_eq!((n, deleted, sum), (50, 8, (0..50).sum::<i64>()));
+        // (source, id) is still unique.
+        let dup = conn.execute(
+            "INSERT INTO defects (source, id, product_kind, product_ns, product, status, deleted, \
+             found_at, updated_at) VALUES ('generic', 'd3', '', 'p', 'p', 'valid', 0, 0, 0)",
+            [],
+        );
+        assert!(dup.is_err());
+        assert!(integrity_problems(&path).is_none());
     }
 }
