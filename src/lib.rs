@@ -13,6 +13,7 @@
 //!   shutdown, log output that never fails.
 
 pub mod app;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -42,6 +42,8 @@ struct OperationLabels {
 struct BuildLabels {
     version: String,
     revision: String,
+    branch: String,
+    rustc_version: String,
 }
 
 /// Reasons an event is ignored, initialised at 0 for every source.
@@ -153,10 +155,10 @@ impl Telemetry {
         }
         self.build
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").into(),
-                revision: option_env!("BUG_ESCAPE_REVISION")
-                    .unwrap_or("unknown")
-                    .into(),
+                version: crate::build::VERSION.into(),
+                revision: crate::build::REVISION.into(),
+                branch: crate::build::BRANCH.into(),
+                rustc_version: crate::build::RUSTC_VERSION.into(),
             })
             .set(1);
         registry.register(
