@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod collector;
 pub mod exposition;
 pub mod formula;
+pub mod process;
 pub mod telemetry;
 
 use std::sync::{Arc, RwLock};
@@ -23,7 +24,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers the escape-rate collector and the self-metrics.
+    /// Registers the escape-rate collector, the self-metrics and the process
+    /// metrics.
     pub fn new(
         config: Arc<Config>,
         aggregates: Arc<RwLock<Aggregates>>,
@@ -32,6 +34,7 @@ impl Metrics {
         let mut registry = Registry::default();
         telemetry.register(&mut registry);
         registry.register_collector(Box::new(EscapeCollector::new(config, aggregates)));
+        registry.register_collector(Box::new(process::ProcessCollector));
         Self { registry }
     }
 
