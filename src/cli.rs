@@ -2,14 +2,51 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Prometheus exporter of the bug escape rate.
 #[derive(Debug, Parser)]
-#[command(name = "bug-escape-exporter", version, about)]
+#[command(name = "bug-escape-exporter", version = crate::build::VERSION, long_version = crate::build::LONG_VERSION, about)]
 pub struct Cli {
+    /// Lowest level logged: debug, info, warn or error. `BUG_ESCAPE_LOG`
+    /// (an `EnvFilter` directive such as `info,tower_http=debug`) overrides it.
+    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Log line format on stderr: logfmt or json.
+    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// The level's name as `tracing` filters spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `--log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` pairs, as Prometheus and its exporters write.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Sub-commands.
@@ -17,9 +54,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter.
     Serve {
-        /// Address to listen on (ADDR:PORT); default 0.0.0.0:10941.
-        #[arg(long)]
+        /// Address to listen on (ADDR:PORT); default 0.0.0.0:10941. `--listen`
+        /// is an alias.
+        #[arg(
+            long = "web.listen-address",
+            visible_alias = "listen",
+            value_name = "ADDR:PORT"
+        )]
         listen: Option<String>,
+        /// Path under which the metrics are served; default /metrics.
+        #[arg(long = "web.telemetry-path", value_name = "PATH")]
+        telemetry_path: Option<String>,
         /// SQLite database file; default ./bug-escape.db.
         #[arg(long)]
         db: Option<PathBuf>,

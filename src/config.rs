@@ -27,6 +27,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:10941";
 pub struct Settings {
     /// Address the HTTP server binds.
     pub listen: String,
+    /// Path of the metrics endpoint.
+    pub telemetry_path: String,
     /// SQLite database file.
     pub db: PathBuf,
     /// Largest accepted request body, in bytes.
@@ -224,6 +226,7 @@ impl Default for Settings {
         };
         Self {
             listen: DEFAULT_LISTEN.into(),
+            telemetry_path: "/metrics".into(),
             db: PathBuf::from("bug-escape.db"),
             max_body_bytes: 1024 * 1024,
             write_queue_bytes: 8 * 1024 * 1024,
@@ -275,6 +278,7 @@ impl Default for Settings {
 /// [`webhooks::WebhooksSettings::apply_env`] instead.
 const ENV_KEYS: &[&str] = &[
     "listen",
+    "telemetry_path",
     "db",
     "max_body_bytes",
     "write_queue_bytes",
@@ -299,6 +303,8 @@ const ENV_KEYS: &[&str] = &[
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telemetry_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<PathBuf>,
 }
@@ -345,6 +351,8 @@ pub struct Bands {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Path of the metrics endpoint (`/metrics` by default).
+    pub telemetry_path: String,
     pub db: PathBuf,
     pub max_body_bytes: usize,
     pub write_queue_bytes: usize,
@@ -381,6 +389,37 @@ pub struct Config {
 
 pub use crate::model::label::MAX_LABEL_LEN;
 
+/// Paths the exporter serves besides the metrics, and the prefixes of its
+/// write routes: the telemetry path may be none of them.
+const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/readyz"];
+const RESERVED_PREFIXES: &[&str] = &["/api/", "/webhooks/"];
+
+/// `telemetry_path`: absolute, a plain path (no query, fragment, spaces or
+/// `{`, which the router would read as a parameter), no clash with a route.
+fn check_telemetry_path(p: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| Err(ConfigError(format!("telemetry_path: `{p}` {why}")));
+    if !p.starts_with('/') {
+        return bad("must start with `/`");
+    }
+    if p.len() > 1 && p.ends_with('/') {
+        return bad("must not end with `/`");
+    }
+    if p.contains("//")
+        || p.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "?#{}*:%".contains(c))
+    {
+        return bad("must be a plain path (no `//`, `?`, `#`, `{`, `}`, `*`, `:`, `%` or spaces)");
+    }
+    if RESERVED_PATHS.contains(&p)
+        || RESERVED_PREFIXES
+            .iter()
+            .any(|r| p.starts_with(r) || p == r.trim_end_matches('/'))
+    {
+        return bad("is taken by another route");
+    }
+    Ok(())
+}
+
 impl Config {
     /// Validates `settings`; every error names the setting at fault.
     pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
@@ -389,6 +428,7 @@ impl Config {
             Ok(a) => a,
             Err(_) => return err(format!("listen: `{}` is not an ADDR:PORT", s.listen)),
         };
+        check_telemetry_path(&s.telemetry_path)?;
         for (key, v) in [
             ("max_releases", s.max_releases),
             ("max_products", s.max_products),
@@ -555,6 +595,7 @@ impl Config {
         let webhooks = webhooks::WebhooksConfig::from_settings(&s.webhooks, &pipeline)?;
         Ok(Self {
             listen,
+            telemetry_path: s.telemetry_path,
             db: s.db,
             max_body_bytes: s.max_body_bytes,
             write_queue_bytes: s.write_queue_bytes,

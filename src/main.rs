@@ -8,7 +8,7 @@ use bug_escape_exporter::config::{Config, Overrides, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    bug_escape_exporter::logging::init();
+    bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
         Command::CheckConfig { config } => match load(config.as_deref(), &Overrides::default()) {
             Ok(c) => {
@@ -20,8 +20,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { listen, db, config } => {
-            let config = match load(config.as_deref(), &Overrides { listen, db }) {
+        Command::Serve {
+            listen,
+            telemetry_path,
+            db,
+            config,
+        } => {
+            let flags = Overrides {
+                listen,
+                telemetry_path,
+                db,
+            };
+            let config = match load(config.as_deref(), &flags) {
                 Ok(c) => c,
                 Err(e) => {
                     complain(&e.to_string());

@@ -16,6 +16,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -46,7 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::landing))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
-        .route("/metrics", get(pages::metrics))
+        // Gzip for clients that accept it, on this route only: the others
+        // stream or answer small, and the JSON error middleware reads
+        // uncompressed bodies.
+        .route(
+            &state.config.telemetry_path,
+            get(pages::metrics).layer(CompressionLayer::new().gzip(true)),
+        )
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -7,13 +7,14 @@ use axum::response::{Html, IntoResponse, Response};
 use super::AppState;
 use crate::metrics::exposition::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
 
+/// The landing page; `{metrics}` is replaced by the telemetry path.
 const LANDING: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bug-escape-exporter</title></head>
 <body>
 <h1>bug-escape-exporter</h1>
 <p>Prometheus exporter of the bug escape rate: the share of a release's defects that reached production.</p>
 <ul>
-<li><a href="metrics">Metrics</a></li>
+<li><a href="{metrics}">Metrics</a></li>
 <li><a href="healthz">Health</a></li>
 <li><a href="readyz">Readiness</a></li>
 </ul>
@@ -23,9 +24,20 @@ Webhooks: <code>POST /webhooks/github</code>, <code>/webhooks/gitlab</code>,
 </body></html>
 "#;
 
-/// `GET /`.
-pub async fn landing() -> Html<&'static str> {
-    Html(LANDING)
+/// `GET /`. The links are relative (the exporter may sit under a path
+/// prefix behind a proxy); the metrics link follows `telemetry_path`.
+pub async fn landing(State(state): State<AppState>) -> Html<String> {
+    let metrics = state.config.telemetry_path.trim_start_matches('/');
+    Html(LANDING.replace("{metrics}", &html_attr(metrics)))
+}
+
+/// Escapes `&`, `<`, `>`, `"` and `'` for an HTML attribute.
+fn html_attr(v: &str) -> String {
+    v.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// `GET /healthz`: the process answers.
