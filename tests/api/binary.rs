@@ -50,7 +50,8 @@ fn serve_limited(
             });
         }
     }
-    cmd.arg("serve")
+    // JSON logs on stderr: the lines are parsed below.
+    cmd.args(["--log.format", "json", "serve"])
         .args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())
@@ -59,8 +60,8 @@ fn serve_limited(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
@@ -79,14 +80,14 @@ fn serve_limited(
     }
     let _ = child.kill();
     let _ = child.wait();
-    let mut err = String::new();
+    let mut out = String::new();
     child
-        .stderr
+        .stdout
         .take()
         .unwrap()
-        .read_to_string(&mut err)
+        .read_to_string(&mut out)
         .unwrap();
-    panic!("no `serving` log line; stderr: {err}");
+    panic!("no `serving` log line; stderr: {seen:?}; stdout: {out}");
 }
 
 fn http(addr: &str, request: &str) -> String {
@@ -312,7 +313,7 @@ fn the_api_token_from_the_environment_is_enforced_and_never_logged() {
     assert!(sigterm(&mut child).success());
     let mut out = log.join().unwrap().join("\n");
     child
-        .stderr
+        .stdout
         .take()
         .unwrap()
         .read_to_string(&mut out)
@@ -360,7 +361,7 @@ fn the_gitlab_signing_secret_from_the_environment_is_used_and_never_logged() {
     assert!(sigterm(&mut child).success());
     let mut out = log.join().unwrap().join("\n");
     child
-        .stderr
+        .stdout
         .take()
         .unwrap()
         .read_to_string(&mut out)
@@ -407,5 +408,245 @@ fn at_the_file_limit_accept_errors_back_off_and_the_server_recovers() {
     assert!(
         lines.iter().any(|l| l.contains("accept failed")),
         "the flood never reached the file limit"
+    );
+}
+
+/// Runs `bug-escape-exporter <global> serve <args>` on a free port until it
+/// answers `/healthz`, then stops it with SIGTERM; returns (stdout, stderr).
+fn run_until_healthy(global: &[&str], args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let db = dir.path().join("b.db");
+    let mut child = Command::new(BIN)
+        .args(global)
+        .args(["serve", "--web.listen-address", &addr])
+        .args(["--db", db.to_str().unwrap()])
+        .args(args)
+        .env_remove("BUG_ESCAPE_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = TcpStream::connect(&addr).ok().and_then(|mut s| {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            Some(out.starts_with("HTTP/1.1 200"))
+        });
+        if ok == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sigterm(&mut child).success());
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (out, err)
+}
+
+/// Parses one logfmt line into its pairs (bare or double-quoted values).
+fn logfmt(line: &str) -> Option<std::collections::HashMap<String, String>> {
+    let mut pairs = std::collections::HashMap::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(pairs);
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() || key.contains(' ') {
+            return None;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => match chars.next()? {
+                        'n' => value.push('\n'),
+                        't' => value.push('\t'),
+                        'r' => value.push('\r'),
+                        c => value.push(c),
+                    },
+                    c => value.push(c),
+                }
+            }
+            if !matches!(chars.peek(), None | Some(' ')) {
+                return None;
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ' ' {
+                    break;
+                }
+                if c == '"' || c == '=' {
+                    return None;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        pairs.insert(key, value);
+    }
+}
+
+#[test]
+fn the_listen_address_flag_and_its_alias_both_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--web.listen-address", "--listen"] {
+        let (mut child, addr) = serve(&[flag, "127.0.0.1:0"], &[], dir.path());
+        assert!(
+            addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+            "{addr}"
+        );
+        assert!(get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+        assert!(sigterm(&mut child).success());
+    }
+}
+
+#[test]
+fn the_telemetry_path_flag_moves_the_metrics_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(
+        &["--listen", "127.0.0.1:0", "--web.telemetry-path", "/custom"],
+        &[],
+        dir.path(),
+    );
+    let custom = get(&addr, "/custom");
+    assert!(custom.starts_with("HTTP/1.1 200"), "{custom}");
+    assert!(custom.contains("bug_escape_build_info"), "{custom}");
+    let old = get(&addr, "/metrics");
+    assert!(old.starts_with("HTTP/1.1 404"), "{old}");
+    assert!(old.contains("application/json"), "{old}");
+    assert!(old.contains(r#""error":"not_found""#), "{old}");
+    assert!(get(&addr, "/").contains(r#"<a href="custom">"#));
+    assert!(sigterm(&mut child).success());
+    for bad in ["metrics", "/healthz", "/api/v1/events"] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--web.telemetry-path",
+                bad,
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("telemetry_path"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn logs_go_to_stderr_as_logfmt_by_default_or_json_and_never_to_stdout() {
+    for format in [None, Some("logfmt"), Some("json")] {
+        let global: Vec<&str> = format.map_or(vec![], |f| vec!["--log.format", f]);
+        let (out, err) = run_until_healthy(&global, &[]);
+        assert_eq!(out, "", "stdout with {format:?}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines.len() >= 3, "{err}");
+        let mut serving = false;
+        for line in lines {
+            let (level, msg) = if format == Some("json") {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert!(v["timestamp"].is_string(), "{line}");
+                (
+                    v["level"].as_str().unwrap().to_owned(),
+                    v["fields"]["message"].as_str().unwrap_or("").to_owned(),
+                )
+            } else {
+                let p = logfmt(line).unwrap_or_else(|| panic!("not logfmt: {line}"));
+                assert!(p.contains_key("ts") && p.contains_key("target"), "{line}");
+                if p["msg"] == "serving" {
+                    assert!(p["addr"].starts_with("127.0.0.1:"), "{line}");
+                }
+                (p["level"].clone(), p["msg"].clone())
+            };
+            assert!(
+                ["debug", "info", "warn", "error"].contains(&level.to_ascii_lowercase().as_str()),
+                "{line}"
+            );
+            serving |= msg == "serving";
+        }
+        assert!(serving, "{err}");
+    }
+}
+
+#[test]
+fn the_log_level_flag_hides_lower_levels_and_the_env_filter_overrides_it() {
+    let (out, err) = run_until_healthy(&["--log.level", "warn"], &[]);
+    assert_eq!(out, "");
+    assert!(err.contains("level=warn"), "{err}");
+    assert!(err.contains("BUG_ESCAPE_API_TOKEN is not set"), "{err}");
+    assert!(!err.contains("level=info"), "{err}");
+    assert!(!err.contains("msg=serving"), "{err}");
+    let (_, err) = run_until_healthy(&["--log.level", "error"], &[]);
+    assert_eq!(err, "", "nothing at error level during a clean run");
+    let out = Command::new(BIN)
+        .args(["--log.level", "verbose", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log.level"));
+}
+
+#[test]
+fn version_names_version_revision_branch_build_date_and_rustc() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "bug-escape-exporter {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    for field in ["revision:", "branch:", "build date:", "rustc:"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in {text}"));
+        assert!(
+            !line[line.find(':').unwrap() + 1..].trim().is_empty(),
+            "{text}"
+        );
+    }
+    assert!(text.contains("rustc 1."), "{text}");
+    let date = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("build date:"))
+        .unwrap()
+        .trim();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(date).is_ok(),
+        "build date {date}"
     );
 }

@@ -62,8 +62,18 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_band_threshold_ratio", &["product", "band"]),
     ("bug_escape_stage_leak_target_ratio", &["product", "stage"]),
     ("bug_escape_min_defects", &["product"]),
-    ("bug_escape_build_info", &["version", "revision"]),
+    (
+        "bug_escape_build_info",
+        &["version", "revision", "branch", "rustc_version"],
+    ),
     ("bug_escape_events_received_total", &["source"]),
+    // The standard process metrics (Linux).
+    ("process_cpu_seconds_total", &[]),
+    ("process_resident_memory_bytes", &[]),
+    ("process_virtual_memory_bytes", &[]),
+    ("process_open_fds", &[]),
+    ("process_max_fds", &[]),
+    ("process_start_time_seconds", &[]),
     ("bug_escape_events_ignored_total", &["source", "reason"]),
     ("bug_escape_events_rejected_total", &["source", "reason"]),
     ("bug_escape_last_event_timestamp_seconds", &["source"]),
@@ -116,16 +126,16 @@ async fn both_formats_carry_the_same_samples_with_the_contract_names() {
     assert!(!classic_text.contains("# EOF"));
     let om = Exposition::openmetrics(&om_text);
     let classic = Exposition::classic(&classic_text);
-    let mut a: Vec<String> = om
-        .samples
-        .iter()
-        .map(|(n, l, v)| format!("{n}{:?}={v}", sorted(l)))
-        .collect();
-    let mut b: Vec<String> = classic
-        .samples
-        .iter()
-        .map(|(n, l, v)| format!("{n}{:?}={v}", sorted(l)))
-        .collect();
+    // The process metrics move between two scrapes: compared by name only.
+    let key = |(n, l, v): &(String, std::collections::HashMap<String, String>, f64)| {
+        if n.starts_with("process_") {
+            format!("{n}{:?}", sorted(l))
+        } else {
+            format!("{n}{:?}={v}", sorted(l))
+        }
+    };
+    let mut a: Vec<String> = om.samples.iter().map(key).collect();
+    let mut b: Vec<String> = classic.samples.iter().map(key).collect();
     a.sort();
     b.sort();
     assert_eq!(a, b);

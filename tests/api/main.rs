@@ -13,3 +13,4 @@ mod helpers;
 mod input;
 mod releases;
 mod startup;
+mod surface;
