@@ -31,6 +31,8 @@ fn escape_series(m: &Exposition) -> Vec<String> {
                 && !n.starts_with("bug_escape_write_queue")
                 && !n.starts_with("bug_escape_unauthenticated")
                 && !n.starts_with("bug_escape_connections")
+                && !n.starts_with("bug_escape_unauthenticated")
+                && !n.starts_with("bug_escape_connections")
                 && n != "bug_escape_last_event_timestamp_seconds"
                 && n != "bug_escape_build_info"
         })

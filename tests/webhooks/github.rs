@@ -584,8 +584,18 @@ fn effects(m: &Metrics) -> Vec<&str> {
         m.0.lines()
             .filter(|l| !l.starts_with('#'))
             .filter(|l| !l.starts_with("bug_escape_last_event_timestamp_seconds"))
-            // The queue's room is given back just after the answer is sent.
-            .filter(|l| !l.starts_with("bug_escape_write_queue_bytes"))
+            // Process and connection state differs between two processes and
+            // from one scrape to the next; the effects of the deliveries do not.
+            .filter(|l| {
+                ![
+                    "process_",
+                    "bug_escape_write_queue_bytes",
+                    "bug_escape_unauthenticated_bytes",
+                    "bug_escape_connections ",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+            })
             .collect();
     samples.sort_unstable();
     samples
