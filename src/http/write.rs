@@ -9,6 +9,7 @@
 //! transaction started is committed and answered, never cut off by a timeout.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -22,59 +23,119 @@ use crate::metrics::telemetry::Telemetry;
 use crate::model::event::Ingress;
 use crate::store::{Batch, Item, Outcome, StoreError};
 
-/// The bound on bytes admitted and not yet answered.
+/// A bound on request bytes held at once, exported as a pair of gauges
+/// (held, capacity). The write queue and the unauthenticated budget are two.
 #[derive(Clone)]
-pub struct WriteQueue {
+struct Budget {
     room: Arc<Semaphore>,
-    /// Set by every admission; cleared by [`WriteQueue::idle_after_writes`].
-    wrote: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by every admission; cleared by [`Budget::idle_after_use`].
+    used: Arc<AtomicBool>,
     capacity: usize,
     wait: Duration,
     telemetry: Arc<Telemetry>,
+    gauge: fn(&Telemetry, u64, u64),
 }
 
-/// Room held in the write queue; released when dropped.
-pub struct Admitted {
+/// Room held in a [`Budget`]; released (and the gauge updated) when dropped.
+struct Held {
     permit: OwnedSemaphorePermit,
-    queue: WriteQueue,
-    /// When the request must have reached the writer.
-    pub deadline: Instant,
+    budget: Budget,
 }
 
-impl Drop for Admitted {
+impl Drop for Held {
     fn drop(&mut self) {
         // The permit is released after this body runs: count it as gone.
         let size = self.permit.num_permits();
-        self.queue
-            .report(self.queue.room.available_permits() + size);
+        self.budget
+            .report(self.budget.room.available_permits() + size);
     }
+}
+
+impl Budget {
+    fn new(
+        capacity: usize,
+        wait: Duration,
+        telemetry: Arc<Telemetry>,
+        gauge: fn(&Telemetry, u64, u64),
+    ) -> Self {
+        let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let b = Self {
+            room: Arc::new(Semaphore::new(capacity)),
+            used: Arc::default(),
+            capacity,
+            wait,
+            telemetry,
+            gauge,
+        };
+        b.report(capacity);
+        b
+    }
+
+    fn report(&self, available: usize) {
+        let held = self.capacity.saturating_sub(available);
+        (self.gauge)(&self.telemetry, held as u64, self.capacity as u64);
+    }
+
+    /// Whether room was taken since the last call and none is held now.
+    fn idle_after_use(&self) -> bool {
+        self.room.available_permits() == self.capacity && self.used.swap(false, Ordering::AcqRel)
+    }
+
+    /// The room a request of at most `limit` bytes takes: its declared length
+    /// when it has one (a longer body is refused, 413, while it is read).
+    fn want(&self, headers: &HeaderMap, limit: usize) -> usize {
+        headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(limit)
+            .clamp(1, limit.min(self.capacity))
+    }
+
+    /// `want` bytes of room, waiting at most the budget's `wait`.
+    async fn take(&self, want: usize) -> Option<Held> {
+        let want = want.clamp(1, self.capacity) as u32;
+        let permit = match self.room.clone().try_acquire_many_owned(want) {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout(self.wait, self.room.clone().acquire_many_owned(want))
+                .await
+                .ok()?
+                .ok()?,
+        };
+        self.report(self.room.available_permits());
+        self.used.store(true, Ordering::Release);
+        Some(Held {
+            permit,
+            budget: self.clone(),
+        })
+    }
+}
+
+/// The bound on bytes admitted and not yet answered.
+#[derive(Clone)]
+pub struct WriteQueue(Budget);
+
+/// Room held in the write queue; released when dropped.
+pub struct Admitted {
+    _held: Held,
+    /// When the request must have reached the writer.
+    pub deadline: Instant,
 }
 
 impl WriteQueue {
     /// A queue of `capacity` bytes; a request waits at most `wait` for room.
     pub fn new(capacity: usize, wait: Duration, telemetry: Arc<Telemetry>) -> Self {
-        let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
-        let q = Self {
-            room: Arc::new(Semaphore::new(capacity)),
-            wrote: Arc::default(),
+        Self(Budget::new(
             capacity,
             wait,
             telemetry,
-        };
-        q.report(capacity);
-        q
-    }
-
-    fn report(&self, available: usize) {
-        let used = self.capacity.saturating_sub(available);
-        self.telemetry
-            .set_write_queue(used as u64, self.capacity as u64);
+            Telemetry::set_write_queue,
+        ))
     }
 
     /// Whether writes were admitted since the last call and none waits now.
     pub fn idle_after_writes(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        self.room.available_permits() == self.capacity && self.wrote.swap(false, Ordering::AcqRel)
+        self.0.idle_after_use()
     }
 
     /// Takes room for a request whose body is at most `limit` bytes.
@@ -84,42 +145,22 @@ impl WriteQueue {
         limit: usize,
         timeout: Duration,
     ) -> Result<Admitted, AppError> {
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        // A body over the limit is refused (413) after admission, by reading.
-        let want = declared.unwrap_or(limit).clamp(1, limit.min(self.capacity));
+        let want = self.0.want(headers, limit);
         self.admit_until(want, Instant::now() + timeout).await
     }
 
     /// Takes room for `len` bytes already read (a webhook body whose signature
     /// was checked), keeping `deadline`.
     pub async fn admit_until(&self, len: usize, deadline: Instant) -> Result<Admitted, AppError> {
-        let want = len.clamp(1, self.capacity);
-        let Some(permit) = take(&self.room, want, self.wait).await else {
-            return Err(AppError::Busy(
+        match self.0.take(len).await {
+            Some(held) => Ok(Admitted {
+                _held: held,
+                deadline,
+            }),
+            None => Err(AppError::Busy(
                 "the write queue is full; nothing was stored; retry later".into(),
-            ));
-        };
-        self.report(self.room.available_permits());
-        self.wrote.store(true, std::sync::atomic::Ordering::Release);
-        Ok(Admitted {
-            permit,
-            queue: self.clone(),
-            deadline,
-        })
-    }
-}
-
-/// `want` permits of `room`, waiting at most `wait`.
-async fn take(room: &Arc<Semaphore>, want: usize, wait: Duration) -> Option<OwnedSemaphorePermit> {
-    match room.clone().try_acquire_many_owned(want as u32) {
-        Ok(p) => Some(p),
-        Err(_) => tokio::time::timeout(wait, room.clone().acquire_many_owned(want as u32))
-            .await
-            .ok()
-            .and_then(Result::ok),
+            )),
+        }
     }
 }
 
@@ -127,73 +168,37 @@ async fn take(room: &Arc<Semaphore>, want: usize, wait: Duration) -> Option<Owne
 /// unauthenticated senders compete for this budget only, never for the write
 /// queue, which signed deliveries enter once checked.
 #[derive(Clone)]
-pub struct Unauthenticated {
-    room: Arc<Semaphore>,
-    /// Set by every admission; cleared by [`Unauthenticated::idle_after_reads`].
-    read: Arc<std::sync::atomic::AtomicBool>,
-    capacity: usize,
-    wait: Duration,
-    telemetry: Arc<Telemetry>,
-}
+pub struct Unauthenticated(Budget);
 
 /// Room held for an unauthenticated body; released when dropped.
 pub struct Unverified {
-    permit: OwnedSemaphorePermit,
-    budget: Unauthenticated,
-}
-
-impl Drop for Unverified {
-    fn drop(&mut self) {
-        let size = self.permit.num_permits();
-        self.budget
-            .report(self.budget.room.available_permits() + size);
-    }
+    _held: Held,
 }
 
 impl Unauthenticated {
     /// A budget of `capacity` bytes; a request waits at most `wait` for room.
     pub fn new(capacity: usize, wait: Duration, telemetry: Arc<Telemetry>) -> Self {
-        let capacity = capacity.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
-        let b = Self {
-            room: Arc::new(Semaphore::new(capacity)),
-            read: Arc::default(),
+        Self(Budget::new(
             capacity,
             wait,
             telemetry,
-        };
-        b.report(capacity);
-        b
-    }
-
-    fn report(&self, available: usize) {
-        let used = self.capacity.saturating_sub(available);
-        self.telemetry
-            .set_unauthenticated(used as u64, self.capacity as u64);
+            Telemetry::set_unauthenticated,
+        ))
     }
 
     /// Whether bodies were admitted since the last call and none is held now.
     pub fn idle_after_reads(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        self.room.available_permits() == self.capacity && self.read.swap(false, Ordering::AcqRel)
+        self.0.idle_after_use()
     }
 
     /// Takes room for a body of at most `limit` bytes (its declared length
     /// when it has one), before it is read.
     pub async fn admit(&self, headers: &HeaderMap, limit: usize) -> Result<Unverified, AppError> {
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let want = declared.unwrap_or(limit).clamp(1, limit.min(self.capacity));
-        let Some(permit) = take(&self.room, want, self.wait).await else {
-            return Err(AppError::UnauthenticatedFull);
-        };
-        self.report(self.room.available_permits());
-        self.read.store(true, std::sync::atomic::Ordering::Release);
-        Ok(Unverified {
-            permit,
-            budget: self.clone(),
-        })
+        let want = self.0.want(headers, limit);
+        match self.0.take(want).await {
+            Some(held) => Ok(Unverified { _held: held }),
+            None => Err(AppError::UnauthenticatedFull),
+        }
     }
 }
 
