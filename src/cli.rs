@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -77,5 +78,21 @@ pub enum Command {
         /// TOML configuration file (the embedded defaults when absent).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Ask a running exporter's /readyz: exit 0 when it answers 200, 1 when
+    /// it answers anything else or cannot be reached (for container health
+    /// checks). http:// only.
+    Healthcheck {
+        /// URL to ask.
+        #[arg(
+            long,
+            env = "BUG_ESCAPE_HEALTHCHECK_URL",
+            default_value = crate::healthcheck::DEFAULT_URL,
+            value_name = "URL"
+        )]
+        url: String,
+        /// Time allowed in all (connect, send, answer), e.g. 2s or 500ms.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        timeout: Duration,
     },
 }

@@ -11,11 +11,13 @@
 //!   collector and the exposition formats.
 //! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
 //!   shutdown, log output that never fails.
+//! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
 
 pub mod app;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod healthcheck;
 pub mod http;
 pub mod ingest;
 pub mod logging;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
+        Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
         Command::CheckConfig { config } => match load(config.as_deref(), &Overrides::default()) {
             Ok(c) => {
                 say(&format!("configuration OK: stages {}", c.pipeline.names()));
@@ -59,6 +60,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `healthcheck`: 0 when `url` answers 200, else 1 with the reason on stderr.
+fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    use bug_escape_exporter::healthcheck::{probe, verdict};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            complain(&format!("unreachable: cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(probe(url, timeout));
+    // A name lookup still running on the blocking pool after the timeout
+    // must not hold the exit.
+    runtime.shutdown_background();
+    match verdict(url, &result) {
+        (true, line) => {
+            say(&line);
+            ExitCode::SUCCESS
+        }
+        (false, line) => {
+            complain(&line);
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 
 /// Starts `serve` and returns the child and the address from its "serving" log.
-fn serve(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> (Child, String) {
+pub(crate) fn serve(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &std::path::Path,
+) -> (Child, String) {
     let (child, addr, _) = serve_logged(args, envs, cwd);
     (child, addr)
 }
@@ -105,7 +109,7 @@ fn get(addr: &str, path: &str) -> String {
     )
 }
 
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

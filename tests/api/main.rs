@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod exposition;
 mod faults;
+mod healthcheck;
 mod helpers;
 mod input;
 mod releases;
