@@ -276,7 +276,7 @@ impl Default for Settings {
 /// `BUG_ESCAPE_*` variables are left alone. Webhook secrets
 /// (`BUG_ESCAPE_GITHUB_SECRET`, …) are read verbatim by
 /// [`webhooks::WebhooksSettings::apply_env`] instead.
-const ENV_KEYS: &[&str] = &[
+pub const ENV_KEYS: &[&str] = &[
     "listen",
     "telemetry_path",
     "db",

@@ -1,17 +1,24 @@
 //! The landing page in a real browser: headless Chromium loads `/` from the
 //! exporter on loopback, and the rendered DOM links every operational page.
 //!
-//! Needs `chromium` on PATH (Debian package `chromium`, installed by `.ci/run`).
-//! Without it the test is skipped with a note, unless `BUG_ESCAPE_REQUIRE_E2E=1`.
+//! Needs `chromium` on PATH (Debian package `chromium`, installed by `.ci/run`),
+//! or `BUG_ESCAPE_CHROMIUM` naming the browser. Without it the test is skipped
+//! with a note on the terminal (shown by a plain `cargo test`), unless
+//! `BUG_ESCAPE_REQUIRE_E2E=1`, which makes it a failure.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use bug_escape_exporter::app::Application;
 use bug_escape_exporter::config::{Config, Settings};
 
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|b| {
+#[path = "support/skip.rs"]
+mod skip;
+
+/// The browser, when it is there and runs.
+fn chromium() -> Option<PathBuf> {
+    skip::tool("BUG_ESCAPE_CHROMIUM", &["chromium", "chromium-browser"]).filter(|b| {
         Command::new(b)
             .arg("--version")
             .output()
@@ -22,11 +29,11 @@ fn chromium() -> Option<&'static str> {
 #[tokio::test]
 async fn the_landing_page_renders_and_links_the_endpoints() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var("BUG_ESCAPE_REQUIRE_E2E").as_deref() != Ok("1"),
-            "chromium is required (BUG_ESCAPE_REQUIRE_E2E=1): apt-get install chromium"
+        skip::skip(
+            "tests/browser.rs (landing page in Chromium)",
+            "chromium is not installed (not on PATH, or BUG_ESCAPE_CHROMIUM does not run)",
+            "apt-get install chromium",
         );
-        eprintln!("skipped: chromium not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

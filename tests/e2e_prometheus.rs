@@ -11,8 +11,10 @@
 //! data.
 //!
 //! Needs `prometheus` and `alertmanager` (Debian: `prometheus-alertmanager`)
-//! on PATH. Without them the test is skipped with a note on stderr, unless
-//! `BUG_ESCAPE_REQUIRE_E2E=1`, which turns their absence into a failure.
+//! on PATH, or `BUG_ESCAPE_PROMETHEUS` / `BUG_ESCAPE_ALERTMANAGER` naming them.
+//! Without them the test is skipped with a note on the terminal (shown by a
+//! plain `cargo test`), unless `BUG_ESCAPE_REQUIRE_E2E=1`, which turns their
+//! absence into a failure.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -25,6 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+
+#[path = "support/skip.rs"]
+mod skip;
 
 /// Upper bound for every wait of the test.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -716,39 +721,39 @@ struct Tools {
 
 impl Tools {
     fn find() -> Option<Tools> {
-        let required = std::env::var("BUG_ESCAPE_REQUIRE_E2E").is_ok_and(|v| v == "1");
-        let prometheus = on_path(&["prometheus"]);
-        let alertmanager = on_path(&["alertmanager", "prometheus-alertmanager"]);
+        let prometheus = skip::tool("BUG_ESCAPE_PROMETHEUS", &["prometheus"]);
+        let alertmanager = skip::tool(
+            "BUG_ESCAPE_ALERTMANAGER",
+            &["alertmanager", "prometheus-alertmanager"],
+        );
         match (prometheus, alertmanager) {
             (Some(prometheus), Some(alertmanager)) => Some(Tools {
                 prometheus,
                 alertmanager,
             }),
             (p, _) => {
-                let missing = if p.is_none() {
-                    "prometheus"
+                let (missing, var, package) = if p.is_none() {
+                    (
+                        "prometheus",
+                        "BUG_ESCAPE_PROMETHEUS",
+                        "apt-get install prometheus",
+                    )
                 } else {
-                    "alertmanager"
+                    (
+                        "alertmanager",
+                        "BUG_ESCAPE_ALERTMANAGER",
+                        "apt-get install prometheus-alertmanager",
+                    )
                 };
-                assert!(
-                    !required,
-                    "BUG_ESCAPE_REQUIRE_E2E=1 but {missing} is not installed (not on PATH)"
-                );
-                eprintln!(
-                    "skipped: {missing} not installed (not on PATH); \
-                     set BUG_ESCAPE_REQUIRE_E2E=1 to make this a failure"
+                skip::skip(
+                    "tests/e2e_prometheus.rs (rules, alerts and dashboards against real Prometheus and Alertmanager)",
+                    &format!("{missing} is not installed (not on PATH, or {var} names no file)"),
+                    package,
                 );
                 None
             }
         }
     }
-}
-
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
 }
 
 fn free_port() -> u16 {

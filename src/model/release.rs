@@ -107,7 +107,7 @@ mod tests {
         r.normalise("generic", raw).expect("non-blank").key
     }
 
-    /// The README's table (Release names), and the counter-examples.
+    /// The table of docs/semantics.md (Release names), and the counter-examples.
     #[test]
     fn default_rules_by_example() {
         let r = rules();

@@ -5,6 +5,7 @@ mod binary;
 mod config;
 mod connections;
 mod contract;
+mod docs;
 mod errors;
 mod events;
 mod exposition;
