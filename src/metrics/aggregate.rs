@@ -1,7 +1,17 @@
 //! In-memory aggregates: the counts every gauge is computed from. The store's
 //! writer changes them only after a commit, by removing a defect's old
 //! [`Contribution`] and adding its new one, so a scrape never touches SQLite.
+//!
+//! Memory follows what is exported, not history: of each product only the
+//! releases first in [`Rank`] order are *resident* (between `keep` and
+//! `2 × keep` of them, `keep` = the most `/metrics` reads); the rest are
+//! *cold*, counted in [`Cold`] and left in SQLite. The store loads a cold
+//! release before an event changes it ([`Aggregates::load`]) and refills a
+//! product whose resident set fell below `keep` ([`Aggregates::promote`]).
+//! Invariant: every cold release ranks after [`Cold::bound`], and every
+//! resident release ranks before it (after [`Aggregates::rebalance`]).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
@@ -131,10 +141,79 @@ impl ReleaseAgg {
     }
 }
 
+/// A release's place in the order `/metrics` reads releases in: releases with
+/// defects first, then newest first (release time, else first defect found),
+/// then by name (descending). Smaller ranks first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rank {
+    pub data: bool,
+    pub time: Option<Millis>,
+    pub name: String,
+}
+
+impl Rank {
+    /// The rank of a resident release.
+    pub fn of(name: &str, r: &ReleaseAgg) -> Self {
+        Self {
+            data: r.total() > 0,
+            time: r.order_time(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        rank_cmp(
+            (self.data, self.time, &self.name),
+            (other.data, other.time, &other.name),
+        )
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// [`Rank`] order over `(has defects, order time, name)`.
+pub fn rank_cmp(a: (bool, Option<Millis>, &str), b: (bool, Option<Millis>, &str)) -> Ordering {
+    b.0.cmp(&a.0)
+        .then_with(|| b.1.cmp(&a.1))
+        .then_with(|| b.2.cmp(a.2))
+}
+
+/// The rank order of two resident releases.
+pub fn release_cmp(a: (&str, &ReleaseAgg), b: (&str, &ReleaseAgg)) -> Ordering {
+    rank_cmp(
+        (a.1.total() > 0, a.1.order_time(), a.0),
+        (b.1.total() > 0, b.1.order_time(), b.0),
+    )
+}
+
+/// What a product keeps of its cold releases: counts and a bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cold {
+    /// Releases stored but not resident (with defects or a release time).
+    pub releases: u64,
+    /// Of those, releases with defects (for `bug_escape_releases_left_out`).
+    pub with_data: u64,
+    /// Every cold release ranks at or after this; `None` when there are none.
+    pub bound: Option<Rank>,
+}
+
+/// What [`Aggregates::view`] shows of a product: name, first releases in rank
+/// order, releases with defects, unattributed per stage, unknown stage, no stage.
+pub type ProductViewOf = (String, Vec<(String, ReleaseAgg)>, u64, Vec<u64>, u64, u64);
+
 /// Counts of one product.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductAgg {
+    /// Resident releases (see the module documentation).
     pub releases: BTreeMap<String, ReleaseAgg>,
+    /// The releases left in SQLite.
+    pub cold: Cold,
     /// Valid defects with no release, per configured stage.
     pub unattributed: Vec<u64>,
     /// Valid defects whose stage name is not configured.
@@ -157,6 +236,8 @@ struct Shape {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregates {
     shape: Shape,
+    /// Releases per product `/metrics` reads: `max(max_releases, recent_releases)`.
+    keep: usize,
     pub products: BTreeMap<String, ProductAgg>,
 }
 
@@ -178,8 +259,19 @@ impl Aggregates {
                     .map(|(_, d)| d.as_millis() as Millis)
                     .collect(),
             },
+            keep: config.max_releases.max(config.recent_releases).max(1),
             products: BTreeMap::new(),
         }
+    }
+
+    /// How many releases of a product `/metrics` reads at most.
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
+    /// An empty release shaped like the others.
+    pub fn empty_release(&self) -> ReleaseAgg {
+        ReleaseAgg::new(&self.shape)
     }
 
     fn product(&mut self, name: &str) -> &mut ProductAgg {
@@ -188,6 +280,7 @@ impl Aggregates {
             .entry(name.to_owned())
             .or_insert_with(|| ProductAgg {
                 releases: BTreeMap::new(),
+                cold: Cold::default(),
                 unattributed: vec![0; stages],
                 unknown_stage: 0,
                 no_stage: 0,
@@ -282,12 +375,140 @@ impl Aggregates {
             }
         }
         if p.releases.is_empty()
+            && p.cold.releases == 0
             && p.unknown_stage == 0
             && p.no_stage == 0
             && p.unattributed.iter().all(|n| *n == 0)
         {
             self.products.remove(product);
         }
+    }
+
+    /// Whether the release must be loaded from the store before a change: its
+    /// product has cold releases and it is not resident (it may be one of them).
+    pub fn needs_load(&self, product: &str, release: &str) -> bool {
+        self.products
+            .get(product)
+            .is_some_and(|p| p.cold.releases > 0 && !p.releases.contains_key(release))
+    }
+
+    /// Makes a release resident with the state the store holds for it (`None`:
+    /// it holds nothing, the release is new), before changes are applied.
+    pub fn load(&mut self, product: &str, release: &str, stored: Option<ReleaseAgg>) {
+        let Some(r) = stored else { return };
+        let p = self.product(product);
+        if p.releases.contains_key(release) {
+            return;
+        }
+        p.cold.releases = p.cold.releases.saturating_sub(1);
+        if r.total() > 0 {
+            p.cold.with_data = p.cold.with_data.saturating_sub(1);
+        }
+        p.releases.insert(release.to_owned(), r);
+    }
+
+    /// Restores the invariant after changes to a product: residents ranking
+    /// after the cold bound go cold, and beyond `2 × keep` residents the last
+    /// ones go cold. Returns whether the product now holds fewer than `keep`
+    /// residents while cold ones exist: the store must [`promote`](Self::promote).
+    pub fn rebalance(&mut self, product: &str) -> bool {
+        let keep = self.keep;
+        let Some(p) = self.products.get_mut(product) else {
+            return false;
+        };
+        if let Some(bound) = p.cold.bound.clone() {
+            let after: Vec<String> = p
+                .releases
+                .iter()
+                .filter(|(k, r)| Rank::of(k, r) > bound)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in after {
+                let r = p.releases.remove(&k).expect("listed above");
+                p.cold.releases += 1;
+                p.cold.with_data += u64::from(r.total() > 0);
+            }
+        }
+        if p.releases.len() > 2 * keep {
+            let mut ranked: Vec<Rank> = p.releases.iter().map(|(k, r)| Rank::of(k, r)).collect();
+            ranked.sort_unstable();
+            let evicted = ranked.split_off(keep);
+            for rank in &evicted {
+                p.releases.remove(&rank.name);
+                p.cold.releases += 1;
+                p.cold.with_data += u64::from(rank.data);
+            }
+            p.cold.bound = evicted.into_iter().next();
+        }
+        if p.cold.releases == 0 {
+            p.cold.bound = None;
+        }
+        let short = p.cold.releases > 0 && p.releases.len() < keep;
+        self.prune(product, None);
+        short
+    }
+
+    /// Sets a product's own counts and its cold releases, as the loader found
+    /// them (its resident releases follow through [`promote`](Self::promote)).
+    pub fn seed_product(
+        &mut self,
+        product: &str,
+        unattributed: Vec<u64>,
+        unknown_stage: u64,
+        no_stage: u64,
+        cold: Cold,
+    ) {
+        let p = self.product(product);
+        p.unattributed = unattributed;
+        p.unknown_stage = unknown_stage;
+        p.no_stage = no_stage;
+        p.cold = cold;
+    }
+
+    /// Names of a product's resident releases.
+    pub fn resident(&self, product: &str) -> Vec<String> {
+        self.products
+            .get(product)
+            .map(|p| p.releases.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the best cold releases resident (`loaded`, as stored) and sets
+    /// what stays cold, as the store counted it.
+    pub fn promote(&mut self, product: &str, loaded: Vec<(String, ReleaseAgg)>, cold: Cold) {
+        let p = self.product(product);
+        p.releases.extend(loaded);
+        p.cold = cold;
+        self.prune(product, None);
+    }
+
+    /// A product as `/metrics` sees it, independent of what happens to be
+    /// resident: its first `keep` releases in rank order, the number with
+    /// defects, and the product's own counts. Live aggregates and a fresh load
+    /// of the same store give equal views.
+    pub fn view(&self) -> Vec<ProductViewOf> {
+        self.products
+            .iter()
+            .map(|(name, p)| {
+                let mut rs: Vec<(&String, &ReleaseAgg)> = p.releases.iter().collect();
+                rs.sort_by(|a, b| release_cmp((a.0, a.1), (b.0, b.1)));
+                let with_data =
+                    rs.iter().filter(|(_, r)| r.total() > 0).count() as u64 + p.cold.with_data;
+                let top = rs
+                    .into_iter()
+                    .take(self.keep)
+                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .collect();
+                (
+                    name.clone(),
+                    top,
+                    with_data,
+                    p.unattributed.clone(),
+                    p.unknown_stage,
+                    p.no_stage,
+                )
+            })
+            .collect()
     }
 
     /// At-age counts of a release's contributions, for a given release time.

@@ -13,7 +13,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::aggregate::{Aggregates, ProductAgg, ReleaseAgg};
+use super::aggregate::{Aggregates, ProductAgg, ReleaseAgg, release_cmp};
 use super::formula;
 use crate::config::Config;
 use crate::model::event::DETECTORS;
@@ -58,13 +58,6 @@ fn newest_first(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::O
         .then_with(|| b.0.cmp(a.0))
 }
 
-/// Releases with defects first, each group newest first.
-fn data_then_newest(a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)) -> std::cmp::Ordering {
-    (b.1.total() > 0)
-        .cmp(&(a.1.total() > 0))
-        .then_with(|| newest_first(a, b))
-}
-
 /// `(ΣP, ΣT)` over the first `n` of `releases` (newest first, with defects).
 fn pooled<'a>(
     config: &Config,
@@ -76,57 +69,95 @@ fn pooled<'a>(
     })
 }
 
+/// A product's exported releases in rank order (defects first, then newest):
+/// the first `max_releases`, read from its resident releases, which always
+/// hold the first `keep` of them.
+fn ranked<'a>(config: &Config, p: &'a ProductAgg) -> Vec<(&'a str, &'a ReleaseAgg)> {
+    let mut releases: Vec<(&str, &ReleaseAgg)> =
+        p.releases.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let n = config.max_releases.max(config.recent_releases);
+    let by_rank = |a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)| release_cmp(*a, *b);
+    if releases.len() > n && n > 0 {
+        releases.select_nth_unstable_by(n - 1, by_rank);
+        releases.truncate(n);
+    }
+    releases.sort_by(by_rank);
+    releases
+}
+
+/// The order products are exported in: pinned first (in their configured
+/// order), then by their newest release with defects, then by the newest of
+/// their exported releases (so a product known only by release times never
+/// displaces one with data), then by name.
+type ProductKey<'a> = (
+    usize,
+    std::cmp::Reverse<Option<Millis>>,
+    std::cmp::Reverse<Option<Millis>>,
+    &'a str,
+);
+
 /// Chooses what is exported: pinned products first, then the most recently
 /// active, up to `max_products`. Of each product, the newest `max_releases`
 /// releases that have defects; slots they leave free go to the newest releases
 /// known only by their release time (so their timestamps can annotate graphs),
-/// which never displace a release with defects.
+/// which never displace a release with defects. Work is proportional to the
+/// resident releases and products, never to the stored history.
 pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     let mut names: Vec<&str> = agg.products.keys().map(String::as_str).collect();
     for p in config.products.keys().chain(&config.pinned_products) {
-        if !names.contains(&p.as_str()) {
+        if !agg.products.contains_key(p.as_str()) && !names.contains(&p.as_str()) {
             names.push(p);
         }
     }
-    if !names.contains(&config.default_product.as_str()) && names.is_empty() {
+    if names.is_empty() {
         names.push(&config.default_product);
     }
-    // Pinned first (in their configured order), then the most recently active
-    // by releases with defects; a product known only by release times never
-    // displaces one with data.
-    names.sort_by_cached_key(|name| {
-        let pinned = config.pinned_products.iter().position(|p| p == name);
-        let releases = || {
-            agg.products
-                .get(*name)
-                .into_iter()
-                .flat_map(|p| p.releases.values())
-        };
-        let latest_data = releases()
-            .filter(|r| r.total() > 0)
-            .filter_map(ReleaseAgg::order_time)
-            .max();
-        let latest = releases().filter_map(ReleaseAgg::order_time).max();
-        (
-            pinned.unwrap_or(usize::MAX),
-            std::cmp::Reverse(latest_data),
-            std::cmp::Reverse(latest),
-            *name,
-        )
-    });
-    let products_left_out = names.len().saturating_sub(config.max_products);
-    names.truncate(config.max_products);
-    let products = names
+    type Keyed<'b> = (ProductKey<'b>, Option<Vec<(&'b str, &'b ReleaseAgg)>>);
+    let mut keyed: Vec<Keyed> = names
         .into_iter()
         .map(|name| {
+            let pinned = config.pinned_products.iter().position(|p| p == name);
+            let releases = agg.products.get(name).map(|p| ranked(config, p));
+            let rs = releases.as_deref().unwrap_or_default();
+            // The first release in rank order is the newest with defects, if any has.
+            let latest_data = rs
+                .first()
+                .filter(|(_, r)| r.total() > 0)
+                .and_then(|(_, r)| r.order_time());
+            let latest = rs
+                .iter()
+                .take(config.max_releases)
+                .filter_map(|(_, r)| r.order_time())
+                .max();
+            (
+                (
+                    pinned.unwrap_or(usize::MAX),
+                    std::cmp::Reverse(latest_data),
+                    std::cmp::Reverse(latest),
+                    name,
+                ),
+                releases,
+            )
+        })
+        .collect();
+    let products_left_out = keyed.len().saturating_sub(config.max_products);
+    if keyed.len() > config.max_products && config.max_products > 0 {
+        keyed.select_nth_unstable_by(config.max_products - 1, |a, b| a.0.cmp(&b.0));
+    }
+    keyed.truncate(config.max_products);
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let products = keyed
+        .into_iter()
+        .map(|(key, releases)| {
+            let name = key.3;
             let p = agg.products.get(name);
-            let mut releases: Vec<(&str, &ReleaseAgg)> = p
-                .map(|p| p.releases.iter().map(|(k, v)| (k.as_str(), v)).collect())
-                .unwrap_or_default();
-            releases.sort_by(data_then_newest);
+            let mut releases = releases.unwrap_or_default();
             let with_data = releases.partition_point(|(_, r)| r.total() > 0);
             let pool = p.map(|_| pooled(config, &releases[..with_data], config.recent_releases));
-            let left_out = with_data.saturating_sub(config.max_releases);
+            let all_with_data = p.map_or(0, |p| {
+                p.releases.values().filter(|r| r.total() > 0).count() as u64 + p.cold.with_data
+            });
+            let left_out = all_with_data.saturating_sub(config.max_releases as u64) as usize;
             releases.truncate(config.max_releases);
             releases.sort_by(newest_first);
             ProductView {
@@ -146,14 +177,9 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
 
 /// `(ΣP, ΣT)` over a product's newest `n` releases that have defects.
 pub fn recent_pool(config: &Config, p: &ProductAgg, n: usize) -> (u64, u64) {
-    let mut releases: Vec<(&str, &ReleaseAgg)> = p
-        .releases
-        .iter()
-        .filter(|(_, r)| r.total() > 0)
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
-    releases.sort_by(newest_first);
-    pooled(config, &releases, n)
+    let releases = ranked(config, p);
+    let with_data = releases.partition_point(|(_, r)| r.total() > 0);
+    pooled(config, &releases[..with_data], n)
 }
 
 /// P(R): valid defects found in production stages.

@@ -119,6 +119,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX defects_counted ON defects (product, release, found_at)
         WHERE deleted = 0 AND status = 'valid';
     "#,
+    // 4: the index of counted defects carries the stage, so start-up ranks
+    //    every release from the index alone and reads in full only the
+    //    releases kept in memory.
+    r#"
+    DROP INDEX defects_counted;
+    CREATE INDEX defects_counted ON defects (product, release, found_at, stage)
+        WHERE deleted = 0 AND status = 'valid';
+    "#,
 ];
 
 /// The schema version this binary writes.
