@@ -71,11 +71,18 @@ pub enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Web configuration file (YAML, the exporter-toolkit format that
+        /// node_exporter reads): TLS, client certificates, basic auth.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Validate a configuration file and print the effective pipeline.
     CheckConfig {
         /// TOML configuration file (the embedded defaults when absent).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Web configuration file (YAML, exporter-toolkit format) to check too.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
 }
