@@ -14,3 +14,4 @@ mod input;
 mod releases;
 mod startup;
 mod surface;
+mod tls;
