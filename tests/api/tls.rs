@@ -311,9 +311,7 @@ async fn plain_http_to_the_tls_port_and_a_stalled_handshake_are_closed() {
         "no plain HTTP answer: {:?}",
         String::from_utf8_lossy(&bytes)
     );
-    if let Some(first) = bytes.first() {
-        assert_eq!(*first, 0x15, "a TLS alert record: {bytes:?}");
-    }
+    assert_eq!(bytes.first(), Some(&0x15), "a TLS alert record: {bytes:?}");
     let (closed, after) = stalled;
     assert!(closed, "a silent TLS client must be closed");
     assert!(
@@ -330,6 +328,42 @@ async fn plain_http_to_the_tls_port_and_a_stalled_handshake_are_closed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_its_handshake_holds_a_slot_and_makes_room_when_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let mut s = settings(dir.path());
+    s.max_connections = 1;
+    s.web_config_file = Some(web_config(dir.path(), &ca, "", ""));
+    let app = spawn_tls(s, client(&ca, None)).await;
+    let addr = format!("127.0.0.1:{}", port(&app));
+    // A client that connects and never says hello takes the one slot...
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...and, quiet, is closed to make room for a real one.
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let evicted = Exposition::classic(&text)
+        .get(
+            "bug_escape_connections_refused_total",
+            &[("reason", "evicted")],
+        )
+        .unwrap_or(0.0);
+    assert!(evicted >= 1.0, "{text}");
+    let closed = tokio::task::spawn_blocking(move || read_until_closed(&mut silent).1)
+        .await
+        .unwrap();
+    assert!(closed, "the silent connection was closed");
     app.stop().await;
 }
 
