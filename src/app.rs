@@ -54,6 +54,22 @@ impl Application {
             );
         }
         crate::http::webhooks::log_configuration(&config);
+        let web = &config.web;
+        if let Some(file) = &web.file {
+            tracing::info!(
+                file = %file.display(),
+                tls = web.tls.is_some(),
+                client_auth = web.client_auth.map_or("none", |a| a.as_str()),
+                basic_auth_users = web.basic_auth_users.len(),
+                headers = web.headers.len(),
+                "web configuration read (a change takes a restart)"
+            );
+            if web.basic_auth() && web.tls.is_none() {
+                tracing::warn!(
+                    "basic auth without TLS: passwords cross the network in clear; set tls_server_config"
+                );
+            }
+        }
         Ok(Self {
             listener,
             state: AppState {
@@ -84,7 +100,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
-        tracing::info!(%addr, db = %self.state.config.db.display(), "serving");
+        let scheme = if self.state.config.web.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%addr, scheme, db = %self.state.config.db.display(), "serving");
         tokio::spawn(crate::memory::trim_after_bursts(
             self.state.write_queue.clone(),
             self.state.unauthenticated.clone(),
@@ -98,8 +119,9 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
         };
         let telemetry = self.state.telemetry.clone();
+        let tls = config.web.tls.clone();
         let app = router(self.state);
-        crate::server::serve(self.listener, app, limits, telemetry, shutdown).await?;
+        crate::server::serve(self.listener, app, limits, tls, telemetry, shutdown).await?;
         // The router (and every Store handle in it) is gone: the writer drains
         // what is queued and closes the database.
         tokio::task::spawn_blocking(move || self.writer.join()).await?;

@@ -72,12 +72,19 @@ pub enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Web configuration file (YAML, the exporter-toolkit format that
+        /// node_exporter reads): TLS, client certificates, basic auth.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Validate a configuration file and print the effective pipeline.
     CheckConfig {
         /// TOML configuration file (the embedded defaults when absent).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Web configuration file (YAML, exporter-toolkit format) to check too.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Ask a running exporter's /readyz: exit 0 when it answers 200, 1 when
     /// it answers anything else or cannot be reached (for container health

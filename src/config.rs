@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::release::{ReleaseRule, ReleaseRules};
 use crate::model::stage::{Phase, Pipeline, StageDef};
 
+pub mod web;
 pub mod webhooks;
 
 /// Default listen address: 10941 is outside the 9100–9999 range of the Prometheus
@@ -94,6 +95,9 @@ pub struct Settings {
     pub api_token_file: Option<PathBuf>,
     /// Source webhooks: secrets and mapping conventions, `[webhooks.<source>]`.
     pub webhooks: webhooks::WebhooksSettings,
+    /// exporter-toolkit web configuration (TLS, basic auth, headers), YAML;
+    /// flag `--web.config.file`.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// One stage of the pipeline.
@@ -268,6 +272,7 @@ impl Default for Settings {
             api_token: None,
             api_token_file: None,
             webhooks: webhooks::WebhooksSettings::default(),
+            web_config_file: None,
         }
     }
 }
@@ -296,6 +301,7 @@ pub const ENV_KEYS: &[&str] = &[
     "allow_vendor_sources",
     "api_token",
     "api_token_file",
+    "web_config_file",
 ];
 
 /// Values given on the command line; they win over every other layer.
@@ -307,6 +313,8 @@ pub struct Overrides {
     pub telemetry_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -385,6 +393,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Source webhooks (secrets never printed).
     pub webhooks: webhooks::WebhooksConfig,
+    /// TLS, basic auth and response headers (`web_config_file`).
+    pub web: web::WebConfig,
 }
 
 pub use crate::model::label::MAX_LABEL_LEN;
@@ -593,6 +603,10 @@ impl Config {
             (None, None) => None,
         };
         let webhooks = webhooks::WebhooksConfig::from_settings(&s.webhooks, &pipeline)?;
+        let web = match &s.web_config_file {
+            Some(path) => web::WebConfig::load(path)?,
+            None => web::WebConfig::default(),
+        };
         Ok(Self {
             listen,
             telemetry_path: s.telemetry_path,
@@ -623,6 +637,7 @@ impl Config {
             allow_vendor_sources: s.allow_vendor_sources,
             api_token,
             webhooks,
+            web,
         })
     }
 

@@ -11,9 +11,27 @@ fn main() -> ExitCode {
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
         Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
-        Command::CheckConfig { config } => match load(config.as_deref(), &Overrides::default()) {
+        Command::CheckConfig {
+            config,
+            web_config_file,
+        } => match load(
+            config.as_deref(),
+            &Overrides {
+                web_config_file,
+                ..Overrides::default()
+            },
+        ) {
             Ok(c) => {
                 say(&format!("configuration OK: stages {}", c.pipeline.names()));
+                if let Some(file) = &c.web.file {
+                    say(&format!(
+                        "web configuration OK ({}): TLS {}, client certificates {}, {} basic-auth user(s)",
+                        file.display(),
+                        if c.web.tls.is_some() { "on" } else { "off" },
+                        c.web.client_auth.map_or("none", |a| a.as_str()),
+                        c.web.basic_auth_users.len()
+                    ));
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -26,11 +44,13 @@ fn main() -> ExitCode {
             telemetry_path,
             db,
             config,
+            web_config_file,
         } => {
             let flags = Overrides {
                 listen,
                 telemetry_path,
                 db,
+                web_config_file,
             };
             let config = match load(config.as_deref(), &flags) {
                 Ok(c) => c,

@@ -16,6 +16,12 @@
 //!   gets that 503 at once, without reading. Accepting never stops, so a flood
 //!   cannot hold the listener at the file limit.
 //! - Accept errors (`EMFILE`, …) are logged and retried after a short pause.
+//! - TLS (`--web.config.file`): the handshake runs in the connection's own
+//!   task, holding its slot, bounded by `header_read_timeout` (slow or silent
+//!   handshakes are closed like slow headers, and may be evicted like them);
+//!   a client that fails it (plain HTTP, no client certificate when one is
+//!   required) is closed. Beyond the reserve a TLS connection is closed at
+//!   once: a plain-text 503 would mean nothing to it.
 //! - Shutdown: stop accepting, let in-flight requests finish (idle connections
 //!   close at once), then return.
 
@@ -35,6 +41,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use crate::http::body::discard;
@@ -82,15 +89,17 @@ fn busy_response() -> Response<Body> {
     resp
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then waits for
-/// in-flight requests.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` resolves, then waits for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let full = Arc::new(Semaphore::new(limits.max_connections));
     let registry = Arc::new(Registry {
         epoch: Instant::now(),
@@ -118,6 +127,7 @@ pub async fn serve(
         let ctx = Ctx {
             router: router.clone(),
             limits,
+            tls: tls.clone(),
             telemetry: telemetry.clone(),
             registry: registry.clone(),
             reserve: reserve.clone(),
@@ -162,6 +172,7 @@ pub async fn serve(
 struct Ctx {
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     telemetry: Arc<Telemetry>,
     registry: Arc<Registry>,
     reserve: Arc<Semaphore>,
@@ -179,6 +190,7 @@ impl Ctx {
             peer,
             self.router,
             self.limits,
+            self.tls,
             self.stop,
             &self.registry,
             activity,
@@ -194,12 +206,17 @@ impl Ctx {
         if let Ok(permit) = self.reserve.clone().try_acquire_owned() {
             self.telemetry.connection_refused("reserve");
             tokio::spawn(async move {
-                serve_reserve(stream, peer, self.router, self.limits).await;
+                serve_reserve(stream, peer, self.router, self.limits, self.tls).await;
                 drop((permit, self.alive));
             });
         } else {
             self.telemetry.connection_refused("full");
-            refuse_now(stream);
+            if self.tls.is_some() {
+                // A TLS client could not read a plain-text 503: closed.
+                drop(stream);
+            } else {
+                refuse_now(stream);
+            }
         }
     }
 }
@@ -377,21 +394,63 @@ async fn idle(activity: &Activity, epoch: Instant, idle: Duration) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     registry: &Registry,
     activity: Arc<Activity>,
 ) {
     let epoch = registry.epoch;
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         inner: stream,
         activity: activity.clone(),
         epoch,
-    });
+    };
+    let Some(acceptor) = tls else {
+        return serve_http(tracked, peer, router, limits, stop, activity, epoch).await;
+    };
+    // The handshake holds the slot like a request head does: bounded by the
+    // header timeout, ended by eviction or shutdown.
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tracked));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = activity.evict.notified() => {
+            tracing::debug!(%peer, "connection closed during its TLS handshake to make room");
+            return;
+        }
+        _ = stop.changed() => return,
+    };
+    serve_http(stream, peer, router, limits, stop, activity, epoch).await;
+}
+
+/// HTTP/1.1 on an accepted (and, with TLS, handshaken) connection.
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    epoch: Instant,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -447,7 +506,28 @@ async fn serve_connection(
 /// One request on a connection over the cap: the read-only probes are served,
 /// anything else gets the 503 (its body drained, bounded, so the client reads
 /// the answer rather than a reset).
-async fn serve_reserve(stream: TcpStream, peer: SocketAddr, router: Router, limits: Limits) {
+async fn serve_reserve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+) {
+    match tls {
+        None => reserve_http(stream, peer, router, limits).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(RESERVE_HEADER_TIMEOUT, acceptor.accept(stream));
+            if let Ok(Ok(stream)) = handshake.await {
+                reserve_http(stream, peer, router, limits).await;
+            }
+        }
+    }
+}
+
+async fn reserve_http<I>(stream: I, peer: SocketAddr, router: Router, limits: Limits)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let mut router = router.clone();
         let limit = limits.max_body_bytes;

@@ -20,6 +20,9 @@ pub enum AppError {
     MalformedField(FieldError),
     #[error("missing or wrong credentials")]
     Unauthorized(&'static str),
+    /// Missing or wrong basic-auth credentials (`basic_auth_users`).
+    #[error("missing or wrong user name or password")]
+    BasicAuth(&'static str),
     #[error("missing or wrong webhook signature or token")]
     WebhookAuth(&'static str),
     #[error("forbidden: {0}")]
@@ -52,7 +55,7 @@ impl AppError {
             AppError::Malformed(_) | AppError::MalformedField(_) => "malformed",
             AppError::InvalidField(f) if f.future => "future_timestamp",
             AppError::InvalidField(_) => "invalid_field",
-            AppError::Unauthorized(_) | AppError::WebhookAuth(_) => "auth",
+            AppError::Unauthorized(_) | AppError::BasicAuth(_) | AppError::WebhookAuth(_) => "auth",
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -68,7 +71,9 @@ impl AppError {
         match self {
             AppError::Malformed(_) | AppError::MalformedField(_) => StatusCode::BAD_REQUEST,
             AppError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unauthorized(_) | AppError::WebhookAuth(_) => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized(_) | AppError::BasicAuth(_) | AppError::WebhookAuth(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,7 +99,9 @@ impl IntoResponse for AppError {
             AppError::InvalidField(f) | AppError::MalformedField(f) => {
                 (Some(f.field.clone()), f.reason.clone())
             }
-            AppError::Unauthorized(why) | AppError::WebhookAuth(why) => (None, (*why).to_owned()),
+            AppError::Unauthorized(why) | AppError::BasicAuth(why) | AppError::WebhookAuth(why) => {
+                (None, (*why).to_owned())
+            }
             AppError::StoreUnavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");
                 (None, "the store could not commit; retry later".to_owned())
@@ -108,6 +115,14 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(_) => {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::BasicAuth(_) => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Basic realm="bug-escape-exporter", charset="UTF-8""#,
+                    ),
+                );
             }
             AppError::StoreUnavailable(_) => {
                 resp.headers_mut()

@@ -38,8 +38,24 @@ pub struct AppState {
     pub unauthenticated: write::Unauthenticated,
 }
 
+/// Adds `http_server_config.headers` to every answer.
+async fn add_headers(
+    axum::extract::State(headers): axum::extract::State<
+        Arc<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+    >,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    for (name, value) in headers.iter() {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
+}
+
 /// Every route of the exporter.
 pub fn router(state: AppState) -> Router {
+    let web = state.config.web.clone();
     // Reads may be cut off by a timeout; writes are not, once their
     // transaction started (see `write`): they enforce their own deadline
     // before that point, so a 408 never follows a commit.
@@ -58,7 +74,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ));
-    Router::new()
+    let mut app = Router::new()
         .route("/api/v1/events", post(api::post_events))
         .route("/api/v1/releases", post(api::post_releases))
         .route("/webhooks/github", post(webhooks::post_github))
@@ -68,7 +84,17 @@ pub fn router(state: AppState) -> Router {
         .merge(reads)
         // After every route: each gets the JSON 405 (axum adds `Allow`).
         .method_not_allowed_fallback(edge::method_not_allowed)
-        .fallback(edge::not_found)
+        .fallback(edge::not_found);
+    if web.basic_auth() {
+        // Every path, unknown ones too, but the webhooks, the write API and
+        // the probes (`auth::open_to_all`).
+        let auth = Arc::new(auth::BasicAuth::new(web.basic_auth_users.clone()));
+        app = app.layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_basic_auth,
+        ));
+    }
+    let app = app
         // Bodies are read with our own limit (JSON 413); lift axum's default.
         .layer(DefaultBodyLimit::disable())
         .layer(
@@ -83,5 +109,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(edge::limit_headers))
         // Outermost: an error any layer answers without a JSON body gets one.
         .layer(axum::middleware::from_fn(edge::json_error_bodies))
-        .with_state(state)
+        .with_state(state);
+    if web.headers.is_empty() {
+        app
+    } else {
+        app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(web.headers),
+            add_headers,
+        ))
+    }
 }

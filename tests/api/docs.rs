@@ -505,6 +505,11 @@ fn the_file_with_every_key_uses_each_documented_key_and_passes_check_config() {
         ("jira", "file-secret"),
         ("sentry", "file-secret"),
         ("sentry-api", "file-token"),
+        // A web configuration with one basic-auth user (the README's example hash).
+        (
+            "web-config.yml",
+            "basic_auth_users:\n  prometheus: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG",
+        ),
     ] {
         std::fs::write(secrets.join(name), format!("{content}\n")).unwrap();
     }

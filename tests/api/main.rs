@@ -16,3 +16,4 @@ mod input;
 mod releases;
 mod startup;
 mod surface;
+mod tls;

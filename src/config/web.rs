@@ -1,0 +1,826 @@
+//! `--web.config.file`: the web configuration file of Prometheus'
+//! exporter-toolkit (the one node_exporter reads), validated at start into
+//! what the accept loop (TLS) and the router (basic auth, response headers)
+//! use.
+//!
+//! Read once, at start: a change takes a restart (exporter-toolkit re-reads
+//! it for every connection). Every error names the key at fault and never
+//! echoes a secret. Relative paths are read from the file's own directory, as
+//! exporter-toolkit does.
+//!
+//! What is accepted beyond the toolkit's mandatory keys, and what is refused:
+//! - `cipher_suites` (TLS 1.2 suites by their IANA/Go names; TLS 1.3 suites
+//!   are not configurable, as in Go), `curve_preferences` (Go names) and
+//!   `prefer_server_cipher_suites` are mapped onto rustls; names rustls' ring
+//!   provider does not implement are refused by name.
+//! - `min_version`/`max_version`: `TLS12`, `TLS13` (rustls has no TLS 1.0/1.1).
+//! - `http_server_config.http2: true` is refused (the exporter serves
+//!   HTTP/1.1 only); `headers` are added to every answer.
+//! - `client_allowed_sans` and `rate_limit` are refused.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+    SupportedProtocolVersion,
+};
+use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The file as written (exporter-toolkit's keys; unknown ones refused).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebFile {
+    #[serde(default)]
+    tls_server_config: Option<TlsFile>,
+    #[serde(default)]
+    http_server_config: Option<HttpFile>,
+    #[serde(default, deserialize_with = "unique_users")]
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    /// Known to the toolkit, not implemented here: refused by name.
+    #[serde(default)]
+    rate_limit: Option<serde_yaml::Value>,
+}
+
+/// `basic_auth_users`, refusing a user listed twice (serde_yaml keeps the
+/// last one silently; Go's strict YAML refuses it).
+fn unique_users<'de, D>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Users;
+    impl<'de> serde::de::Visitor<'de> for Users {
+        type Value = Option<BTreeMap<String, String>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of user names to bcrypt hashes")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((user, hash)) = map.next_entry::<String, String>()? {
+                if out.insert(user.clone(), hash).is_some() {
+                    return Err(serde::de::Error::custom(format!(
+                        "user `{user}` is listed twice"
+                    )));
+                }
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_any(Users)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_allowed_sans: Option<Vec<String>>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+    curve_preferences: Option<Vec<String>>,
+}
+
+impl TlsFile {
+    /// No key set at all: the toolkit serves plain HTTP then.
+    fn is_empty(&self) -> bool {
+        self.cert.is_none()
+            && self.key.is_none()
+            && self.client_ca.is_none()
+            && self.cert_file.is_none()
+            && self.key_file.is_none()
+            && self.client_ca_file.is_none()
+            && self.client_auth_type.is_none()
+            && self.client_allowed_sans.is_none()
+            && self.min_version.is_none()
+            && self.max_version.is_none()
+            && self.cipher_suites.is_none()
+            && self.prefer_server_cipher_suites.is_none()
+            && self.curve_preferences.is_none()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// Client-certificate policy (`client_auth_type`, Go's `tls.ClientAuthType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    NoClientCert,
+    RequestClientCert,
+    RequireAnyClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+impl ClientAuth {
+    const ALL: &'static [(&'static str, ClientAuth)] = &[
+        ("NoClientCert", ClientAuth::NoClientCert),
+        ("RequestClientCert", ClientAuth::RequestClientCert),
+        ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
+        // The toolkit's older name, kept by it for compatibility.
+        ("RequireClientCert", ClientAuth::RequireAnyClientCert),
+        (
+            "VerifyClientCertIfGiven",
+            ClientAuth::VerifyClientCertIfGiven,
+        ),
+        (
+            "RequireAndVerifyClientCert",
+            ClientAuth::RequireAndVerifyClientCert,
+        ),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::NoClientCert => "NoClientCert",
+            ClientAuth::RequestClientCert => "RequestClientCert",
+            ClientAuth::RequireAnyClientCert => "RequireAnyClientCert",
+            ClientAuth::VerifyClientCertIfGiven => "VerifyClientCertIfGiven",
+            ClientAuth::RequireAndVerifyClientCert => "RequireAndVerifyClientCert",
+        }
+    }
+
+    fn verifies(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
+        )
+    }
+}
+
+/// The validated web configuration. The default serves plain HTTP with no
+/// basic auth and no extra headers.
+#[derive(Clone, Default)]
+pub struct WebConfig {
+    /// The file it was read from.
+    pub file: Option<PathBuf>,
+    /// TLS for the listener, when `tls_server_config` sets a certificate.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// The client-certificate policy (`NoClientCert` without TLS).
+    pub client_auth: Option<ClientAuth>,
+    /// User name → bcrypt hash (every hash parsed at start).
+    pub basic_auth_users: BTreeMap<String, String>,
+    /// `http_server_config.headers`, added to every answer.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hashes are secrets too: only the user names are shown.
+        f.debug_struct("WebConfig")
+            .field("file", &self.file)
+            .field("tls", &self.tls.is_some())
+            .field("client_auth", &self.client_auth)
+            .field(
+                "basic_auth_users",
+                &self.basic_auth_users.keys().collect::<Vec<_>>(),
+            )
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// The headers `http_server_config.headers` may set, and the values the
+/// toolkit allows for two of them (compared without case).
+const HEADERS: &[(&str, Option<&[&str]>)] = &[
+    ("Content-Security-Policy", None),
+    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
+    ("X-Content-Type-Options", Some(&["nosniff"])),
+    ("X-XSS-Protection", None),
+    ("Strict-Transport-Security", None),
+];
+
+impl WebConfig {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let at = |m: String| ConfigError(format!("web_config_file {}: {m}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read it: {e}")))?;
+        let file: WebFile = if text.trim().is_empty() {
+            WebFile::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| at(e.to_string()))?
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_file(file, dir)
+            .map(|mut c| {
+                c.file = Some(path.to_path_buf());
+                c
+            })
+            .map_err(at)
+    }
+
+    /// Whether answers (other than the open routes) need basic auth.
+    pub fn basic_auth(&self) -> bool {
+        !self.basic_auth_users.is_empty()
+    }
+
+    fn from_file(f: WebFile, dir: &Path) -> Result<Self, String> {
+        if f.rate_limit.is_some() {
+            return Err(
+                "rate_limit: not supported by this exporter (its connection bounds apply instead); remove it"
+                    .into(),
+            );
+        }
+        let mut out = WebConfig::default();
+        if let Some(tls) = f.tls_server_config.filter(|t| !t.is_empty()) {
+            let (config, auth) = tls_config(tls, dir)?;
+            out.tls = Some(Arc::new(config));
+            out.client_auth = Some(auth);
+        }
+        for (user, hash) in f.basic_auth_users.unwrap_or_default() {
+            if user.is_empty() || user.contains(':') {
+                return Err(
+                    "basic_auth_users: a user name must be non-empty and hold no `:`".into(),
+                );
+            }
+            if hash.parse::<bcrypt::HashParts>().is_err() {
+                return Err(format!(
+                    "basic_auth_users.{user}: not a bcrypt hash (`$2y$10$…`, as `htpasswd -nBC 10 \"\" | tr -d ':\\n'` prints)"
+                ));
+            }
+            out.basic_auth_users.insert(user, hash);
+        }
+        if let Some(http) = f.http_server_config {
+            if http.http2 == Some(true) {
+                return Err(
+                    "http_server_config.http2: `true` is not supported: the exporter serves HTTP/1.1 only; remove the key or set it to false"
+                        .into(),
+                );
+            }
+            for (name, value) in http.headers.unwrap_or_default() {
+                out.headers.push(header(&name, &value)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One `http_server_config.headers` entry, checked as the toolkit does.
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let key = format!("http_server_config.headers.{name}");
+    let Some((canonical, allowed)) = HEADERS.iter().find(|(h, _)| h.eq_ignore_ascii_case(name))
+    else {
+        let known: Vec<&str> = HEADERS.iter().map(|(h, _)| *h).collect();
+        return Err(format!(
+            "{key}: not a header this file may set; known: {}",
+            known.join(", ")
+        ));
+    };
+    if let Some(allowed) = allowed {
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
+            return Err(format!(
+                "{key}: `{value}` is not one of {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    let value =
+        HeaderValue::from_str(value).map_err(|_| format!("{key}: not a valid header value"))?;
+    let name = HeaderName::from_bytes(canonical.as_bytes())
+        .map_err(|_| format!("{key}: not a valid header name"))?;
+    Ok((name, value))
+}
+
+fn tls_config(t: TlsFile, dir: &Path) -> Result<(ServerConfig, ClientAuth), String> {
+    const K: &str = "tls_server_config";
+    if t.client_allowed_sans.is_some() {
+        return Err(format!(
+            "{K}.client_allowed_sans: not supported by this exporter; give its clients certificates from a CA of their own (client_ca_file) instead"
+        ));
+    }
+    let read = |key: &str, path: &Path| -> Result<Vec<u8>, String> {
+        let full = dir.join(path);
+        std::fs::read(&full).map_err(|e| format!("{K}.{key}: cannot read {}: {e}", full.display()))
+    };
+    let one_of = |inline: Option<String>,
+                  file: Option<PathBuf>,
+                  inline_key: &str,
+                  file_key: &str|
+     -> Result<Option<(Vec<u8>, String)>, String> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(format!(
+                "{K}: give `{inline_key}` or `{file_key}`, not both"
+            )),
+            (Some(text), None) => Ok(Some((text.into_bytes(), format!("{K}.{inline_key}")))),
+            (None, Some(path)) => Ok(Some((read(file_key, &path)?, format!("{K}.{file_key}")))),
+            (None, None) => Ok(None),
+        }
+    };
+    let (cert_pem, cert_key) = one_of(t.cert, t.cert_file, "cert", "cert_file")?
+        .ok_or_else(|| format!("{K}: missing `cert_file` (or `cert`)"))?;
+    let (key_pem, key_key) = one_of(t.key, t.key_file, "key", "key_file")?
+        .ok_or_else(|| format!("{K}: missing `key_file` (or `key`)"))?;
+    let ca = one_of(t.client_ca, t.client_ca_file, "client_ca", "client_ca_file")?;
+
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{cert_key}: not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{cert_key}: holds no PEM certificate"));
+    }
+    // The error of a private key's parser could quote it: it is not shown.
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| format!("{key_key}: holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
+
+    let auth = match t.client_auth_type.as_deref() {
+        None => ClientAuth::NoClientCert,
+        Some(name) => ClientAuth::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ClientAuth::ALL.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "{K}.client_auth_type: `{name}` is not one of {}",
+                    names.join(", ")
+                )
+            })?,
+    };
+
+    let versions = protocol_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &t.cipher_suites {
+        choose_cipher_suites(&mut provider, names, &versions)?;
+    }
+    if let Some(names) = &t.curve_preferences {
+        choose_curves(&mut provider, names)?;
+    }
+    let provider = Arc::new(provider);
+
+    let verifier: Arc<dyn ClientCertVerifier> = match (auth, ca) {
+        (ClientAuth::NoClientCert, Some((_, key))) => {
+            return Err(format!(
+                "{key}: a client CA is set but client_auth_type is NoClientCert; set client_auth_type: RequireAndVerifyClientCert"
+            ));
+        }
+        (ClientAuth::NoClientCert, None) => WebPkiClientVerifier::no_client_auth(),
+        (a, None) if a.verifies() => {
+            return Err(format!(
+                "{K}.client_auth_type: {} needs client_ca_file (or client_ca) to verify client certificates with",
+                a.as_str()
+            ));
+        }
+        (a, Some((pem, key))) if a.verifies() => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| format!("{key}: not PEM certificates: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{key}: not a usable CA certificate: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{key}: holds no PEM certificate"));
+            }
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if a == ClientAuth::VerifyClientCertIfGiven {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            builder
+                .build()
+                .map_err(|e| format!("{key}: cannot verify client certificates with it: {e}"))?
+        }
+        // Request or require a certificate, without verifying its issuer
+        // (what Go does); its signature over the handshake is still checked.
+        (a, _) => Arc::new(AnyClientCert {
+            mandatory: a == ClientAuth::RequireAnyClientCert,
+            algorithms: provider.signature_verification_algorithms,
+        }),
+    };
+
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("{K}: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{cert_key}, {key_key}: not a usable certificate and key: {e}"))?;
+    // The accept loop speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(false);
+    Ok((config, auth))
+}
+
+/// `min_version`/`max_version` (default TLS12 … TLS13).
+fn protocol_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+    let rank = |key: &str, v: &str| match v {
+        "TLS12" => Ok(2),
+        "TLS13" => Ok(3),
+        "TLS10" | "TLS11" => Err(format!(
+            "tls_server_config.{key}: `{v}` is not supported (TLS12 and TLS13 only)"
+        )),
+        other => Err(format!(
+            "tls_server_config.{key}: `{other}` is not one of TLS12, TLS13"
+        )),
+    };
+    let lo = min.map_or(Ok(2), |v| rank("min_version", v))?;
+    let hi = max.map_or(Ok(3), |v| rank("max_version", v))?;
+    if lo > hi {
+        return Err("tls_server_config: min_version is above max_version".into());
+    }
+    let mut out = Vec::new();
+    if hi >= 3 {
+        out.push(&rustls::version::TLS13);
+    }
+    if lo <= 2 {
+        out.push(&rustls::version::TLS12);
+    }
+    Ok(out)
+}
+
+/// Keeps the TLS 1.2 suites named (in that order) and every TLS 1.3 suite.
+fn choose_cipher_suites(
+    provider: &mut CryptoProvider,
+    names: &[String],
+    versions: &[&'static SupportedProtocolVersion],
+) -> Result<(), String> {
+    let key = "tls_server_config.cipher_suites";
+    let all = provider.cipher_suites.clone();
+    let tls13: Vec<_> = all
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .copied()
+        .collect();
+    let mut tls12 = Vec::new();
+    // Go's names: rustls' `TLS13_` prefix is Go's `TLS_`, and Go also names
+    // the ChaCha20 suites without their `_SHA256`.
+    let go_name = |s: &rustls::SupportedCipherSuite| {
+        let n = s.suite().as_str().unwrap_or("");
+        n.strip_prefix("TLS13_")
+            .map_or_else(|| n.to_owned(), |rest| format!("TLS_{rest}"))
+    };
+    for name in names {
+        let found = all.iter().find(|s| {
+            let n = go_name(s);
+            n == *name || n.strip_suffix("_SHA256") == Some(name.as_str())
+        });
+        match found {
+            Some(s) if s.version() == &rustls::version::TLS13 => {} // not configurable
+            Some(s) if !tls12.contains(s) => tls12.push(*s),
+            Some(_) => {}
+            None => {
+                let known: Vec<String> = all.iter().map(go_name).collect();
+                return Err(format!(
+                    "{key}: `{name}` is not supported (rustls implements {})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if tls12.is_empty() && versions.contains(&&rustls::version::TLS12) {
+        return Err(format!(
+            "{key}: names no TLS 1.2 suite while TLS12 is allowed; name one or set min_version: TLS13"
+        ));
+    }
+    provider.cipher_suites = tls12.into_iter().chain(tls13).collect();
+    Ok(())
+}
+
+/// Orders (and limits) the key-exchange groups as `curve_preferences` says.
+fn choose_curves(provider: &mut CryptoProvider, names: &[String]) -> Result<(), String> {
+    use rustls::NamedGroup;
+    let key = "tls_server_config.curve_preferences";
+    let all = provider.kx_groups.clone();
+    let mut chosen = Vec::new();
+    for name in names {
+        let group = match name.as_str() {
+            "CurveP256" => NamedGroup::secp256r1,
+            "CurveP384" => NamedGroup::secp384r1,
+            "CurveP521" => NamedGroup::secp521r1,
+            "X25519" => NamedGroup::X25519,
+            "X25519MLKEM768" => NamedGroup::X25519MLKEM768,
+            other => {
+                return Err(format!(
+                    "{key}: `{other}` is not one of CurveP256, CurveP384, CurveP521, X25519, X25519MLKEM768"
+                ));
+            }
+        };
+        let Some(kx) = all.iter().find(|k| k.name() == group) else {
+            return Err(format!(
+                "{key}: `{name}` is not supported by this build (X25519, CurveP256, CurveP384 are)"
+            ));
+        };
+        if !chosen
+            .iter()
+            .any(|k: &&dyn rustls::crypto::SupportedKxGroup| k.name() == group)
+        {
+            chosen.push(*kx);
+        }
+    }
+    if chosen.is_empty() {
+        return Err(format!("{key}: is empty; remove it or name a curve"));
+    }
+    provider.kx_groups = chosen;
+    Ok(())
+}
+
+/// `RequestClientCert` / `RequireAnyClientCert`: any certificate is taken
+/// (its issuer is not checked); the client still proves it holds its key.
+#[derive(Debug)]
+struct AnyClientCert {
+    mandatory: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Pki {
+        dir: tempfile::TempDir,
+    }
+
+    /// A temp dir holding `cert.pem`/`key.pem` (for 127.0.0.1) and `ca.pem`,
+    /// and a second key, `other.key`, that matches no certificate.
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("other.key"), other.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+
+    impl Pki {
+        fn load(&self, yaml: &str) -> Result<WebConfig, ConfigError> {
+            let file = self.dir.path().join("web.yml");
+            std::fs::write(&file, yaml).unwrap();
+            WebConfig::load(&file)
+        }
+
+        fn err(&self, yaml: &str) -> String {
+            match self.load(yaml) {
+                Ok(c) => panic!("accepted: {yaml}\n{c:?}"),
+                Err(e) => e.0,
+            }
+        }
+    }
+
+    const TLS: &str = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
+
+    #[test]
+    fn a_certificate_turns_tls_on_with_paths_relative_to_the_file() {
+        let p = pki();
+        let c = p.load(TLS).expect("valid");
+        let tls = c.tls.clone().expect("tls on");
+        assert_eq!(tls.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert_eq!(c.client_auth, Some(ClientAuth::NoClientCert));
+        assert!(!c.basic_auth());
+        // Inline PEM works too.
+        let cert = std::fs::read_to_string(p.dir.path().join("cert.pem")).unwrap();
+        let key = std::fs::read_to_string(p.dir.path().join("key.pem")).unwrap();
+        let yaml = serde_yaml::to_string(&serde_json::json!({
+            "tls_server_config": {"cert": cert, "key": key}
+        }))
+        .unwrap();
+        assert!(p.load(&yaml).expect("inline").tls.is_some());
+    }
+
+    #[test]
+    fn an_empty_file_or_basic_auth_alone_serves_plain_http() {
+        let p = pki();
+        let c = p.load("").expect("empty is valid");
+        assert!(c.tls.is_none() && !c.basic_auth());
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let c = p
+            .load(&format!("basic_auth_users:\n  prom: '{hash}'\n"))
+            .expect("valid");
+        assert!(c.tls.is_none());
+        assert_eq!(c.basic_auth_users.get("prom"), Some(&hash));
+        assert!(!format!("{c:?}").contains(&hash), "hashes are not printed");
+    }
+
+    #[test]
+    fn every_client_auth_type_builds_and_unknown_ones_are_named() {
+        let p = pki();
+        for (name, auth) in ClientAuth::ALL {
+            let ca = if *auth == ClientAuth::NoClientCert {
+                ""
+            } else {
+                "  client_ca_file: ca.pem\n"
+            };
+            let c = p
+                .load(&format!("{TLS}  client_auth_type: {name}\n{ca}"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.client_auth, Some(*auth));
+        }
+        let e = p.err(&format!("{TLS}  client_auth_type: Sometimes\n"));
+        assert!(
+            e.contains("client_auth_type") && e.contains("Sometimes"),
+            "{e}"
+        );
+        let e = p.err(&format!(
+            "{TLS}  client_auth_type: RequireAndVerifyClientCert\n"
+        ));
+        assert!(e.contains("client_ca_file"), "{e}");
+        let e = p.err(&format!("{TLS}  client_ca_file: ca.pem\n"));
+        assert!(e.contains("NoClientCert"), "{e}");
+        let e = p.err(&format!(
+            "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: nope.pem\n"
+        ));
+        assert!(
+            e.contains("client_ca_file") && e.contains("nope.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn versions_suites_and_curves_map_onto_rustls_or_are_refused_by_name() {
+        let p = pki();
+        let c = p
+            .load(&format!(
+                "{TLS}  min_version: TLS13\n  max_version: TLS13\n  curve_preferences: [X25519, CurveP256]\n"
+            ))
+            .expect("valid");
+        assert!(c.tls.is_some());
+        let c = p
+            .load(&format!(
+                "{TLS}  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305]\n  prefer_server_cipher_suites: true\n"
+            ))
+            .expect("valid");
+        assert!(c.tls.expect("tls").ignore_client_order);
+        for (yaml, names) in [
+            ("  min_version: TLS10\n", ["min_version", "TLS10"]),
+            ("  max_version: TLS14\n", ["max_version", "TLS14"]),
+            (
+                "  min_version: TLS13\n  max_version: TLS12\n",
+                ["min_version", "max_version"],
+            ),
+            (
+                "  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+                ["cipher_suites", "TLS_RSA_WITH_AES_128_CBC_SHA"],
+            ),
+            (
+                "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+                ["cipher_suites", "TLS 1.2"],
+            ),
+            (
+                "  curve_preferences: [CurveP521]\n",
+                ["curve_preferences", "CurveP521"],
+            ),
+            (
+                "  curve_preferences: [Curve9]\n",
+                ["curve_preferences", "Curve9"],
+            ),
+            (
+                "  client_allowed_sans: [a.example]\n",
+                ["client_allowed_sans", "not supported"],
+            ),
+        ] {
+            let e = p.err(&format!("{TLS}{yaml}"));
+            assert!(names.iter().all(|n| e.contains(n)), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_the_key() {
+        let p = pki();
+        for (yaml, names) in [
+            (
+                "tls_server_config:\n  cert_fle: cert.pem\n",
+                vec!["cert_fle"],
+            ),
+            ("tls_srever_config: {}\n", vec!["tls_srever_config"]),
+            (
+                "tls_server_config:\n  cert_file: missing.pem\n  key_file: key.pem\n",
+                vec!["cert_file", "missing.pem"],
+            ),
+            (
+                "tls_server_config:\n  cert_file: cert.pem\n",
+                vec!["key_file"],
+            ),
+            (
+                "tls_server_config:\n  cert_file: cert.pem\n  key_file: other.key\n",
+                vec!["cert_file", "key_file"],
+            ),
+            (
+                "tls_server_config:\n  cert_file: key.pem\n  key_file: key.pem\n",
+                vec!["cert_file", "no PEM certificate"],
+            ),
+            (
+                "basic_auth_users:\n  alice: not-a-hash\n",
+                vec!["basic_auth_users.alice", "bcrypt"],
+            ),
+            ("http_server_config:\n  http2: true\n", vec!["http2"]),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                vec!["X-Frame-Options", "allow"],
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Powered-By: me\n",
+                vec!["X-Powered-By"],
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n  burst: 5\n",
+                vec!["rate_limit"],
+            ),
+            (
+                "basic_auth_users:\n  bob: x\n  bob: y\n",
+                vec!["basic_auth_users", "`bob` is listed twice"],
+            ),
+            ("- a list\n", vec!["web_config_file"]),
+        ] {
+            let e = p.err(yaml);
+            assert!(
+                names.iter().all(|n| e.contains(n)) && e.contains("web.yml"),
+                "{yaml}: {e}"
+            );
+        }
+        assert!(
+            !p.err("basic_auth_users:\n  alice: not-a-hash\n")
+                .contains("not-a-hash")
+        );
+    }
+
+    #[test]
+    fn headers_and_http2_false_are_accepted() {
+        let p = pki();
+        let c = p
+            .load(
+                "http_server_config:\n  http2: false\n  headers:\n    x-frame-options: DENY\n    Strict-Transport-Security: max-age=31536000\n",
+            )
+            .expect("valid");
+        let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["strict-transport-security", "x-frame-options"]);
+    }
+}
