@@ -31,6 +31,7 @@ th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #8883;white-sp
 .bar{height:.8rem;background:var(--healthy);border-radius:.2rem;min-width:1px}.funnel li.production .bar{background:var(--leaking)}
 .muted,small{color:var(--muted)}dl{display:grid;grid-template-columns:auto 1fr;gap:.1rem .8rem;margin:.4rem 0}dd{margin:0}
 footer{margin-top:1.5rem}
+@media (max-width:30rem){body{padding:.5rem}table{font-size:.8rem}th,td{padding:.2rem .2rem}.funnel li{grid-template-columns:7.5rem 1fr 2rem}}
 ";
 
 /// `0.1234` as `12.3 %`.
