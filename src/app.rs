@@ -34,7 +34,7 @@ impl Application {
             tokio::task::spawn_blocking(move || Store::open(config, aggregates, telemetry))
                 .await??
         };
-        let metrics = Arc::new(Metrics::new(config.clone(), aggregates, &telemetry));
+        let metrics = Arc::new(Metrics::new(config.clone(), aggregates.clone(), &telemetry));
         let write_queue = WriteQueue::new(
             config.write_queue_bytes,
             config.write_queue_wait,
@@ -77,6 +77,7 @@ impl Application {
                 store,
                 telemetry,
                 metrics,
+                aggregates,
                 write_queue,
                 unauthenticated,
             },

@@ -50,6 +50,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// `report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
 /// Sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -85,6 +93,24 @@ pub enum Command {
         /// Web configuration file (YAML, exporter-toolkit format) to check too.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+    },
+    /// Print the escape rate of every exported release and the pooled recent
+    /// rate of every product, from the database read-only (safe while `serve`
+    /// runs on it): the same numbers as /metrics.
+    Report {
+        /// SQLite database file; default ./bug-escape.db (the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file: give `serve`'s, so stages, bands and owners match.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this product.
+        #[arg(long, value_name = "PRODUCT")]
+        product: Option<String>,
+        /// Output: an aligned table (coloured by band on a terminal unless
+        /// NO_COLOR is set), JSON, or CSV of the release rows.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
     /// Ask a running exporter's /readyz: exit 0 when it answers 200, 1 when
     /// it answers anything else or cannot be reached (for container health

@@ -24,5 +24,6 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod server;
 pub mod store;

@@ -11,6 +11,12 @@ fn main() -> ExitCode {
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
         Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
+        Command::Report {
+            db,
+            config,
+            product,
+            format,
+        } => report(config.as_deref(), db, product.as_deref(), format),
         Command::CheckConfig {
             config,
             web_config_file,
@@ -108,6 +114,50 @@ fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
         }
         (false, line) => {
             complain(&line);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `report`: the escape-rate report of a database, read-only.
+fn report(
+    file: Option<&std::path::Path>,
+    db: Option<std::path::PathBuf>,
+    product: Option<&str>,
+    format: bug_escape_exporter::cli::ReportFormat,
+) -> ExitCode {
+    use bug_escape_exporter::report;
+    use std::io::{IsTerminal, Write};
+    let flags = Overrides {
+        db,
+        ..Overrides::default()
+    };
+    let config = match load(file, &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            complain(&e.to_string());
+            return ExitCode::FAILURE;
+        }
+    };
+    let built = match report::load(&config, product) {
+        Ok(r) => r,
+        Err(e) => {
+            complain(&format!("{e:#}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let colour = report::colour_wanted(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let mut out = stdout.lock();
+    match report::write(&mut out, &built, format, colour).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            complain(&format!("cannot write the report: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,8 @@
-//! The landing page in a real browser: headless Chromium loads `/` from the
-//! exporter on loopback, and the rendered DOM links every operational page.
+//! The summary page in a real browser: headless Chromium loads `/` from the
+//! exporter on loopback after defects were posted; the numbers read from the
+//! rendered DOM (`data-*` attributes) are those of `/metrics`, and the page
+//! links every operational page. A phone-sized screenshot is saved as
+//! `target/test-artifacts/summary.png`.
 //!
 //! Needs `chromium` on PATH (Debian package `chromium`, installed by `.ci/run`),
 //! or `BUG_ESCAPE_CHROMIUM` naming the browser. Without it the test is skipped
@@ -26,8 +29,46 @@ fn chromium() -> Option<PathBuf> {
     })
 }
 
+/// Runs the browser headless on `url` with `extra` arguments.
+fn browse(browser: &std::path::Path, extra: &[String], url: &str) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--timeout=20000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium ran")
+}
+
+/// The value of `name{labels}` in classic exposition text.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let prefix = format!("{name}{{{}}} ", labels.join(","));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().expect("a number"))
+}
+
+/// The `data-{name}` attribute of the first element in `html`.
+fn attr(html: &str, name: &str) -> Option<f64> {
+    let re = regex::Regex::new(&format!(r#" data-{name}="([^"]*)""#)).unwrap();
+    re.captures(html).map(|c| c[1].parse().expect("a number"))
+}
+
 #[tokio::test]
-async fn the_landing_page_renders_and_links_the_endpoints() {
+async fn the_summary_page_shows_the_numbers_of_the_metrics() {
     let Some(browser) = chromium() else {
         skip::skip(
             "tests/browser.rs (landing page in Chromium)",
@@ -50,46 +91,183 @@ async fn the_landing_page_renders_and_links_the_endpoints() {
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{addr}/");
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let mut events = Vec::new();
+    for (i, (stage, release)) in [
+        ("code_review", "2.4.0"),
+        ("qa", "2.4.0"),
+        ("qa", "2.4.0"),
+        ("production", "2.4.0"),
+        ("automated_tests", "2.3.0"),
+        ("production", "2.3.0"),
+        ("qa", ""),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut e =
+            serde_json::json!({"id": format!("D-{i}"), "product": "payments", "stage": stage});
+        if !release.is_empty() {
+            e["release"] = (*release).into();
+        }
+        events.push(e);
+    }
+    for (body, path) in [
+        (serde_json::Value::Array(events), "/api/v1/events"),
+        (
+            serde_json::json!([
+                {"product": "payments", "release": "2.4.0", "released_at": "2026-01-10T09:00:00Z"},
+                {"product": "payments", "release": "2.3.0", "released_at": "2025-12-01T09:00:00Z"}
+            ]),
+            "/api/v1/releases",
+        ),
+    ] {
+        let resp = client
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let url = format!("{base}/");
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("summary.png");
+    let _ = std::fs::remove_file(&shot);
     let out = tokio::task::spawn_blocking({
-        let profile = profile.path().to_owned();
+        let (browser, url, shot) = (browser.clone(), url.clone(), shot.clone());
         move || {
-            Command::new(browser)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--timeout=20000",
-                ])
-                .arg(format!("--user-data-dir={}", profile.display()))
-                .arg("--dump-dom")
-                .arg(url)
-                .output()
+            let dom = browse(&browser, &["--dump-dom".to_owned()], &url);
+            let png = browse(
+                &browser,
+                &[
+                    format!("--screenshot={}", shot.display()),
+                    "--window-size=412,1600".to_owned(),
+                ],
+                &url,
+            );
+            (dom, png)
         }
     });
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
+    let (out, png) = tokio::time::timeout(Duration::from_secs(120), out)
         .await
         .expect("chromium finished in time")
-        .unwrap()
-        .expect("chromium ran");
+        .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("<h1>bug-escape-exporter</h1>"),
         "rendered DOM: {dom}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for link in ["metrics", "healthz", "readyz"] {
+    for link in ["metrics", "healthz", "readyz", "api/v1/openapi.json"] {
         assert!(
             dom.contains(&format!("href=\"{link}\"")),
             "no link to {link}: {dom}"
         );
     }
+    assert!(dom.contains("name=\"viewport\""), "{dom}");
+    // The product: pooled recent rate, its interval and sample size.
+    let section = dom
+        .split("<section class=\"product\" data-product=\"payments\">")
+        .nth(1)
+        .expect("a section for payments")
+        .split("</section>")
+        .next()
+        .unwrap();
+    let p = [("product", "payments")];
+    for (data, family) in [
+        ("recent-rate", "bug_escape_recent_rate_ratio"),
+        ("recent-lower", "bug_escape_recent_rate_lower_ratio"),
+        ("recent-upper", "bug_escape_recent_rate_upper_ratio"),
+        ("recent-defects", "bug_escape_recent_defects"),
+    ] {
+        assert_eq!(attr(section, data), sample(&metrics, family, &p), "{data}");
+        assert!(attr(section, data).is_some(), "{data}: {section}");
+    }
+    // Each release row: rate, interval, T and P.
+    for release in ["2.4.0", "2.3.0"] {
+        let row = section
+            .split(&format!("data-release=\"{release}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row for {release}: {section}"));
+        let labels = [("product", "payments"), ("release", release)];
+        for (data, family) in [
+            ("rate", "bug_escape_rate_ratio"),
+            ("lower", "bug_escape_rate_lower_ratio"),
+            ("upper", "bug_escape_rate_upper_ratio"),
+            ("defects", "bug_escape_release_defects"),
+            ("escaped", "bug_escape_release_escaped_defects"),
+        ] {
+            let want = sample(&metrics, family, &labels);
+            assert!(want.is_some(), "{family}{labels:?} missing");
+            assert_eq!(attr(row, data), want, "{release} {data}");
+        }
+    }
+    // The funnel of the newest release (2.4.0) and its leakiest stage.
+    let funnel = section.split("class=\"funnel\"").nth(1).expect("a funnel");
+    for stage in [
+        "development",
+        "code_review",
+        "automated_tests",
+        "qa",
+        "production",
+    ] {
+        let li = funnel
+            .split(&format!("data-stage=\"{stage}\""))
+            .nth(1)
+            .expect("a funnel step");
+        let labels = [
+            ("product", "payments"),
+            ("release", "2.4.0"),
+            ("stage", stage),
+        ];
+        assert_eq!(
+            attr(li, "defects"),
+            sample(&metrics, "bug_escape_defects", &labels),
+            "{stage}"
+        );
+    }
+    let leakiest =
+        regex::Regex::new(r#"class="leakiest" data-stage="([^"]+)" data-owner="([^"]+)""#).unwrap();
+    let c = leakiest.captures(section).expect("a leakiest stage");
+    assert_eq!(
+        sample(
+            &metrics,
+            "bug_escape_stage_owner_info",
+            &[("product", "payments"), ("stage", &c[1]), ("owner", &c[2])]
+        ),
+        Some(1.0)
+    );
+    // Data quality: one unattributed defect (at qa).
+    assert_eq!(attr(section, "unattributed"), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "bug_escape_unattributed_defects",
+            &[("product", "payments"), ("stage", "qa")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        png.status.success() && std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
+        "no screenshot at {}: {}",
+        shot.display(),
+        String::from_utf8_lossy(&png.stderr)
+    );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

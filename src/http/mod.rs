@@ -6,22 +6,24 @@ pub mod body;
 pub mod edge;
 pub mod error;
 pub mod pages;
+pub mod read;
 pub mod webhooks;
 pub mod write;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
 use crate::store::Store;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub store: Store,
     pub telemetry: Arc<Telemetry>,
     pub metrics: Arc<Metrics>,
+    /// The live aggregates (the read API and the summary page read them).
+    pub aggregates: Arc<RwLock<Aggregates>>,
     /// The bound on write requests waiting for the store.
     pub write_queue: write::WriteQueue,
     /// The bound on webhook bytes read before their signature is checked.
@@ -53,35 +57,87 @@ async fn add_headers(
     resp
 }
 
-/// Every route of the exporter.
-pub fn router(state: AppState) -> Router {
-    let web = state.config.web.clone();
-    // Reads may be cut off by a timeout; writes are not, once their
-    // transaction started (see `write`): they enforce their own deadline
-    // before that point, so a 408 never follows a commit.
-    let reads = Router::new()
-        .route("/", get(pages::landing))
-        .route("/healthz", get(pages::healthz))
-        .route("/readyz", get(pages::readyz))
+/// Every route the exporter serves, as `(method, path)` in the spelling of
+/// the OpenAPI document (`src/http/openapi.json`); `/metrics` stands for the
+/// configured `telemetry_path`. [`router`] serves exactly these (each one's
+/// handler is chosen by [`endpoint`]), and `tests/api/openapi.rs` checks the
+/// document against this list and a live server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/events"),
+    ("GET", "/api/v1/releases"),
+    ("POST", "/api/v1/releases"),
+    ("GET", "/api/v1/defects/{source}/{id}"),
+    ("DELETE", "/api/v1/defects/{source}/{id}"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/webhooks/github"),
+    ("POST", "/webhooks/gitlab"),
+    ("POST", "/webhooks/jira"),
+    ("POST", "/webhooks/sentry"),
+];
+
+/// Reads may be cut off by a timeout; writes are not, once their transaction
+/// started (see `write`): they enforce their own deadline before that point,
+/// so a 408 never follows a commit.
+fn timed(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(30),
+    ))
+}
+
+/// The handler of one entry of [`ROUTES`]; `None` for a pair not in it.
+fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
+    Some(match (method, path) {
+        ("GET", "/") => timed(get(pages::landing)),
+        ("GET", "/healthz") => timed(get(pages::healthz)),
+        ("GET", "/readyz") => timed(get(pages::readyz)),
         // Gzip for clients that accept it, on this route only: the others
         // stream or answer small, and the JSON error middleware reads
         // uncompressed bodies.
-        .route(
-            &state.config.telemetry_path,
-            get(pages::metrics).layer(CompressionLayer::new().gzip(true)),
-        )
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ));
-    let mut app = Router::new()
-        .route("/api/v1/events", post(api::post_events))
-        .route("/api/v1/releases", post(api::post_releases))
-        .route("/webhooks/github", post(webhooks::post_github))
-        .route("/webhooks/gitlab", post(webhooks::post_gitlab))
-        .route("/webhooks/jira", post(webhooks::post_jira))
-        .route("/webhooks/sentry", post(webhooks::post_sentry))
-        .merge(reads)
+        ("GET", "/metrics") => timed(get(pages::metrics).layer(CompressionLayer::new().gzip(true))),
+        ("POST", "/api/v1/events") => post(api::post_events),
+        ("GET", "/api/v1/releases") => timed(get(read::get_releases)),
+        ("POST", "/api/v1/releases") => post(api::post_releases),
+        ("GET", "/api/v1/defects/{source}/{id}") => timed(get(read::get_defect)),
+        ("DELETE", "/api/v1/defects/{source}/{id}") => delete(read::delete_defect),
+        ("GET", "/api/v1/openapi.json") => timed(get(read::openapi)),
+        ("POST", "/webhooks/github") => post(webhooks::post_github),
+        ("POST", "/webhooks/gitlab") => post(webhooks::post_gitlab),
+        ("POST", "/webhooks/jira") => post(webhooks::post_jira),
+        ("POST", "/webhooks/sentry") => post(webhooks::post_sentry),
+        _ => return None,
+    })
+}
+
+/// Every route of the exporter: those of [`ROUTES`].
+pub fn router(state: AppState) -> Router {
+    let web = state.config.web.clone();
+    let mut routes: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
+    for &(method, path) in ROUTES {
+        let Some(handler) = endpoint(method, path) else {
+            // A constant list: `tests::every_route_has_a_handler` keeps it whole.
+            tracing::error!(method, path, "a route of ROUTES has no handler");
+            continue;
+        };
+        let path = if path == "/metrics" {
+            state.config.telemetry_path.as_str()
+        } else {
+            path
+        };
+        match routes.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => routes.push((path, handler)),
+        }
+    }
+    let mut app = Router::new();
+    for (path, handler) in routes {
+        app = app.route(path, handler);
+    }
+    let mut app = app
         // After every route: each gets the JSON 405 (axum adds `Allow`).
         .method_not_allowed_fallback(edge::method_not_allowed)
         .fallback(edge::not_found);
@@ -117,5 +173,22 @@ pub fn router(state: AppState) -> Router {
             Arc::new(web.headers),
             add_headers,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_a_handler_and_appears_once() {
+        for (i, &(method, path)) in ROUTES.iter().enumerate() {
+            assert!(endpoint(method, path).is_some(), "{method} {path}");
+            assert!(
+                !ROUTES[..i].contains(&(method, path)),
+                "{method} {path} listed twice"
+            );
+        }
+        assert!(endpoint("GET", "/nowhere").is_none());
     }
 }

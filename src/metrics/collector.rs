@@ -35,7 +35,7 @@ impl EscapeCollector {
 }
 
 /// One exported product: its releases, newest first, capped.
-struct ProductView<'a> {
+pub struct ProductView<'a> {
     name: &'a str,
     agg: Option<&'a ProductAgg>,
     releases: Vec<(&'a str, &'a ReleaseAgg)>,
@@ -49,6 +49,46 @@ struct ProductView<'a> {
 pub struct Selection<'a> {
     products: Vec<ProductView<'a>>,
     products_left_out: usize,
+}
+
+impl<'a> Selection<'a> {
+    /// The exported products, in export order (pinned first).
+    pub fn products(&self) -> &[ProductView<'a>] {
+        &self.products
+    }
+
+    /// Products not exported (beyond `max_products`).
+    pub fn products_left_out(&self) -> usize {
+        self.products_left_out
+    }
+}
+
+impl<'a> ProductView<'a> {
+    /// The product's name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Its counts, when it has any (a product known only from the
+    /// configuration has none).
+    pub fn agg(&self) -> Option<&'a ProductAgg> {
+        self.agg
+    }
+
+    /// The exported releases, newest first.
+    pub fn releases(&self) -> &[(&'a str, &'a ReleaseAgg)] {
+        &self.releases
+    }
+
+    /// Releases with defects that were not exported.
+    pub fn left_out(&self) -> usize {
+        self.left_out
+    }
+
+    /// `(ΣP, ΣT)` of the recent pool, when the product has aggregates.
+    pub fn pool(&self) -> Option<(u64, u64)> {
+        self.pool
+    }
 }
 
 /// Newest first: by release time, else first defect found; then by name.

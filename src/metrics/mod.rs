@@ -7,6 +7,7 @@ pub mod collector;
 pub mod exposition;
 pub mod formula;
 pub mod process;
+pub mod report;
 pub mod telemetry;
 
 use std::sync::{Arc, RwLock};

@@ -11,6 +11,7 @@ pub use defect::release_key;
 pub mod fault;
 pub mod health;
 mod load;
+pub mod read;
 mod schema;
 mod writer;
 

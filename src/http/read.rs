@@ -1,0 +1,159 @@
+//! The read API, behind the write API's authentication: the report from the
+//! live aggregates, a stored defect (through a read-only SQLite connection,
+//! never the writer's queue), and a defect's deletion through the normal
+//! write path. Also the OpenAPI document.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::auth::check_writer;
+use super::error::AppError;
+use super::write::record;
+use crate::ingest::{FieldError, generic};
+use crate::metrics::collector::select;
+use crate::metrics::report::{Report, build};
+use crate::model::event::Ingress;
+use crate::model::time::now_ms;
+use crate::store::Outcome;
+
+/// The OpenAPI 3.1 document of every route ([`super::ROUTES`]).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The query parameters of `query`, refusing names not in `known` and
+/// repeated names (422 naming the parameter).
+fn query_params(query: Option<&str>, known: &[&str]) -> Result<Map<String, Value>, AppError> {
+    let mut out = Map::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !known.contains(&k.as_ref()) {
+            return Err(FieldError::new(
+                k.as_ref(),
+                format!(
+                    "unknown query parameter; known: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+            .into());
+        }
+        if out
+            .insert(k.to_string(), Value::String(v.into_owned()))
+            .is_some()
+        {
+            return Err(FieldError::new(k.as_ref(), "given more than once").into());
+        }
+    }
+    Ok(out)
+}
+
+/// The report of the live aggregates (only `product` when given).
+pub fn live_report(state: &AppState, product: Option<&str>) -> Report {
+    // A panic in the writer poisons the lock; the writer then rebuilds the
+    // aggregates, so reading them is always safe.
+    let agg = state
+        .aggregates
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    build(&state.config, &select(&state.config, &agg), product)
+}
+
+/// `GET /api/v1/releases[?product=]`: the report, as `report --format json`.
+pub async fn get_releases(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Report>, AppError> {
+    check_writer(state.config.api_token.as_deref(), &headers, peer)?;
+    let params = query_params(query.as_deref(), &["product"])?;
+    let product = params.get("product").and_then(Value::as_str);
+    Ok(Json(live_report(&state, product)))
+}
+
+/// `GET /api/v1/defects/{source}/{id}`: what is stored, tombstones included.
+pub async fn get_defect(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((source, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    check_writer(state.config.api_token.as_deref(), &headers, peer)?;
+    query_params(query.as_deref(), &[])?;
+    let db = state.config.db.clone();
+    let (s, i) = (source.clone(), id.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let conn = crate::store::read::open(&db)?;
+        crate::store::read::defect(&conn, &s, &i)
+    })
+    .await
+    .map_err(|e| AppError::StoreUnavailable(e.to_string()))?
+    .map_err(|e| AppError::StoreUnavailable(format!("{e:#}")))?;
+    Ok(match found {
+        Some(d) => Json(d).into_response(),
+        None => super::edge::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no defect `{id}` of source `{source}` is stored"),
+        ),
+    })
+}
+
+/// Room a deletion takes in the write queue (it has no body).
+const DELETE_BYTES: usize = 1024;
+
+/// `DELETE /api/v1/defects/{source}/{id}[?updated_at=]`: the event
+/// `{"source", "id", "deleted": true, "updated_at"}` through the generic
+/// parser and the one write path, so every rule of `POST /api/v1/events`
+/// applies (ordering, tombstones, namespaces, future times).
+pub async fn delete_defect(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((source, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Outcome>, AppError> {
+    let result = async {
+        check_writer(state.config.api_token.as_deref(), &headers, peer)?;
+        let mut event = query_params(query.as_deref(), &["updated_at"])?;
+        event.insert("source".into(), Value::String(source));
+        event.insert("id".into(), Value::String(id));
+        event.insert("deleted".into(), Value::Bool(true));
+        let now = now_ms();
+        let items = generic::parse_events(&state.config, &Value::Object(event), now)?;
+        let deadline = Instant::now() + state.config.write_timeout.max(Duration::from_millis(1));
+        let admitted = state
+            .write_queue
+            .admit_until(DELETE_BYTES, deadline)
+            .await?;
+        state
+            .telemetry
+            .received(Ingress::Generic, items.len() as u64);
+        record(&state, admitted, Ingress::Generic, items, None, now).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => Ok(Json(outcome)),
+        Err(e) => {
+            if !matches!(e, AppError::StoreUnavailable(_)) {
+                state.telemetry.rejected(Ingress::Generic, e.reason_label());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `GET /api/v1/openapi.json`: the API's OpenAPI 3.1 document (no
+/// authentication: it describes, it does not read data).
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}

@@ -1,0 +1,333 @@
+//! The escape-rate report: one row per exported release and one per exported
+//! product, computed from the same [`Selection`] and [`formula`]s as the
+//! gauges, so every number equals its sample on `/metrics`. Shared by the
+//! `report` sub-command, `GET /api/v1/releases` and the summary page.
+
+use serde::Serialize;
+
+use super::collector::{Selection, escaped};
+use super::formula;
+use crate::config::{Bands, Config};
+use crate::model::stage::Phase;
+use crate::model::time::Millis;
+
+/// Where an escape rate falls among a product's bands (docs/semantics.md):
+/// a rate equal to a bound belongs to the lower band, except at `strong`
+/// (exactly the strong bound is healthy), as the recording rules place it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    Strong,
+    Healthy,
+    Attention,
+    Leaking,
+}
+
+impl Band {
+    /// The band of `rate` under `bands`.
+    pub fn of(rate: f64, bands: &Bands) -> Self {
+        if rate < bands.strong {
+            Band::Strong
+        } else if rate <= bands.healthy {
+            Band::Healthy
+        } else if rate <= bands.attention {
+            Band::Attention
+        } else {
+            Band::Leaking
+        }
+    }
+
+    /// The name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Strong => "strong",
+            Band::Healthy => "healthy",
+            Band::Attention => "attention",
+            Band::Leaking => "leaking",
+        }
+    }
+}
+
+/// Defects of a release found at one configured stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageRow {
+    pub stage: String,
+    /// `pre_release` or `production`.
+    pub phase: &'static str,
+    pub defects: u64,
+    /// The stage leak `L_k` (tracked pre-release stages that some defect
+    /// reached); `null` otherwise.
+    pub leak: Option<f64>,
+}
+
+/// One exported release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseRow {
+    pub product: String,
+    pub release: String,
+    /// T(R).
+    pub defects: u64,
+    /// P(R).
+    pub escaped: u64,
+    /// E(R) = P/T; `null` when T = 0.
+    pub escape_rate: Option<f64>,
+    /// 95 % Wilson bounds of E(R); `null` when T = 0.
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub band: Option<Band>,
+    /// T below the product's `min_defects`: the band is not yet alerted on.
+    pub small_sample: bool,
+    /// RFC 3339, when the release time is known.
+    pub released_at: Option<String>,
+    /// The tracked pre-release stage with the highest leak above 0 (the
+    /// earliest on a tie); `null` when none leaked.
+    pub leakiest_stage: Option<String>,
+    pub leakiest_stage_leak: Option<f64>,
+    pub leakiest_stage_owner: Option<String>,
+    /// Defects per configured stage, in pipeline order (the funnel).
+    pub stages: Vec<StageRow>,
+}
+
+/// The upper bounds of a product's bands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Thresholds {
+    pub strong: f64,
+    pub healthy: f64,
+    pub attention: f64,
+}
+
+/// One exported product: its pooled recent rate and data quality.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductRow {
+    pub product: String,
+    /// ΣT over the recent pool; `null` when the product has no data.
+    pub recent_defects: Option<u64>,
+    /// ΣP over the recent pool.
+    pub recent_escaped: Option<u64>,
+    /// ΣP/ΣT; `null` when ΣT = 0.
+    pub recent_rate: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub band: Option<Band>,
+    pub thresholds: Thresholds,
+    pub min_defects: u64,
+    /// Valid defects with no release (all stages).
+    pub unattributed: u64,
+    /// Valid defects at a stage the configuration does not know.
+    pub unknown_stage: u64,
+    /// Valid defects with no stage.
+    pub no_stage: u64,
+    /// Releases with defects not exported (beyond `max_releases`).
+    pub releases_left_out: usize,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Exported releases, product by product (export order), newest first.
+    pub releases: Vec<ReleaseRow>,
+    pub products: Vec<ProductRow>,
+}
+
+/// `ms` as RFC 3339 (UTC, `Z`).
+pub fn rfc3339(ms: Millis) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+/// The report of `sel`, restricted to `product` when given.
+pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Report {
+    let stages = config.pipeline.stages();
+    let mut releases = Vec::new();
+    let mut products = Vec::new();
+    for p in sel.products() {
+        let name = p.name();
+        if product.is_some_and(|want| want != name) {
+            continue;
+        }
+        let bands = config.bands(name);
+        for (release, r) in p.releases() {
+            let (t, e) = (r.total(), escaped(config, r));
+            let rate = formula::rate(e, t);
+            let wilson = formula::wilson(e, t);
+            let rows: Vec<StageRow> = stages
+                .iter()
+                .enumerate()
+                .map(|(k, s)| StageRow {
+                    stage: s.name.clone(),
+                    phase: s.phase.as_str(),
+                    defects: r.stages[k],
+                    leak: (s.phase == Phase::PreRelease && s.tracked)
+                        .then(|| formula::stage_leak(&r.stages, k))
+                        .flatten(),
+                })
+                .collect();
+            let leakiest = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(k, s)| Some((k, s.leak?)))
+                .filter(|(_, l)| *l > 0.0)
+                .fold(None, |best: Option<(usize, f64)>, (k, l)| match best {
+                    Some((_, b)) if b >= l => best,
+                    _ => Some((k, l)),
+                });
+            releases.push(ReleaseRow {
+                product: name.to_owned(),
+                release: (*release).to_owned(),
+                defects: t,
+                escaped: e,
+                escape_rate: rate,
+                lower: wilson.map(|w| w.0),
+                upper: wilson.map(|w| w.1),
+                band: rate.map(|x| Band::of(x, &bands)),
+                small_sample: t < bands.min_defects,
+                released_at: r.release_time.and_then(rfc3339),
+                leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
+                leakiest_stage_leak: leakiest.map(|(_, l)| l),
+                leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(name, k).to_owned()),
+                stages: rows,
+            });
+        }
+        let pool = p.pool();
+        let recent_rate = pool.and_then(|(e, t)| formula::rate(e, t));
+        let wilson = pool.and_then(|(e, t)| formula::wilson(e, t));
+        let agg = p.agg();
+        products.push(ProductRow {
+            product: name.to_owned(),
+            recent_defects: pool.map(|(_, t)| t),
+            recent_escaped: pool.map(|(e, _)| e),
+            recent_rate,
+            lower: wilson.map(|w| w.0),
+            upper: wilson.map(|w| w.1),
+            band: recent_rate.map(|x| Band::of(x, &bands)),
+            thresholds: Thresholds {
+                strong: bands.strong,
+                healthy: bands.healthy,
+                attention: bands.attention,
+            },
+            min_defects: bands.min_defects,
+            unattributed: agg.map_or(0, |a| a.unattributed.iter().sum()),
+            unknown_stage: agg.map_or(0, |a| a.unknown_stage),
+            no_stage: agg.map_or(0, |a| a.no_stage),
+            releases_left_out: p.left_out(),
+        });
+    }
+    Report { releases, products }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::metrics::aggregate::{Aggregates, Class, Contribution};
+    use crate::metrics::collector::select;
+
+    fn bands() -> Bands {
+        Bands {
+            strong: 0.05,
+            healthy: 0.10,
+            attention: 0.20,
+            min_defects: 10,
+        }
+    }
+
+    #[test]
+    fn bands_follow_the_recording_rules_at_their_edges() {
+        let b = bands();
+        assert_eq!(Band::of(0.0, &b), Band::Strong);
+        assert_eq!(Band::of(0.049_999, &b), Band::Strong);
+        assert_eq!(Band::of(0.05, &b), Band::Healthy);
+        assert_eq!(Band::of(0.10, &b), Band::Healthy);
+        assert_eq!(Band::of(0.100_001, &b), Band::Attention);
+        assert_eq!(Band::of(0.20, &b), Band::Attention);
+        assert_eq!(Band::of(0.200_001, &b), Band::Leaking);
+        assert_eq!(Band::of(1.0, &b), Band::Leaking);
+    }
+
+    fn config() -> Config {
+        Config::from_settings(Settings::default()).unwrap()
+    }
+
+    fn add(agg: &mut Aggregates, product: &str, release: Option<&str>, stage: &str, n: usize) {
+        let config = config();
+        let k = config.pipeline.index(stage).unwrap();
+        for i in 0..n {
+            agg.add(&Contribution {
+                product: product.into(),
+                release: release.map(str::to_owned),
+                class: Class::Stage(k),
+                found_at: 1_000 + i as i64,
+                cause: 0,
+                detector: 0,
+                severity: 0,
+            });
+        }
+    }
+
+    #[test]
+    fn rows_carry_rates_bounds_bands_and_the_leakiest_stage() {
+        let config = config();
+        let mut agg = Aggregates::new(&config);
+        // 2.0: development 6, code_review 2, automated_tests 2, qa 6,
+        // production 2: E = 2/18. Leaks: development 12/18, code_review 10/12,
+        // automated_tests 8/10, qa 2/8.
+        for (stage, n) in [
+            ("development", 6),
+            ("code_review", 2),
+            ("automated_tests", 2),
+            ("qa", 6),
+            ("production", 2),
+        ] {
+            add(&mut agg, "pay", Some("2.0"), stage, n);
+        }
+        add(&mut agg, "pay", None, "qa", 3);
+        let sel = select(&config, &agg);
+        let report = build(&config, &sel, None);
+        let r = &report.releases[0];
+        assert_eq!((r.defects, r.escaped), (18, 2));
+        assert_eq!(r.escape_rate, Some(2.0 / 18.0));
+        assert_eq!(r.band, Some(Band::Attention));
+        let (lo, hi) = formula::wilson(2, 18).unwrap();
+        assert_eq!((r.lower, r.upper), (Some(lo), Some(hi)));
+        assert_eq!(r.leakiest_stage.as_deref(), Some("code_review"));
+        assert_eq!(r.leakiest_stage_leak, Some(10.0 / 12.0));
+        assert_eq!(
+            r.leakiest_stage_owner.as_deref(),
+            Some(config.stage_owner("pay", 1))
+        );
+        assert_eq!(r.stages[3].defects, 6);
+        assert_eq!(r.stages[4].leak, None, "production has no leak");
+        assert!(!r.small_sample);
+        let p = &report.products[0];
+        assert_eq!((p.recent_defects, p.recent_escaped), (Some(18), Some(2)));
+        assert_eq!(p.unattributed, 3);
+        assert_eq!(p.band, Some(Band::Attention));
+        // Filtered to another product: nothing.
+        let none = build(&config, &sel, Some("other"));
+        assert!(none.releases.is_empty() && none.products.is_empty());
+    }
+
+    #[test]
+    fn ties_name_the_earliest_stage_and_no_data_gives_nulls() {
+        let config = config();
+        let mut agg = Aggregates::new(&config);
+        add(&mut agg, "pay", Some("1.0"), "qa", 1);
+        let sel = select(&config, &agg);
+        let r = &build(&config, &sel, None).releases[0];
+        // Everything caught at qa: qa leaked nothing, every earlier stage let
+        // it through (leak 1); on a tie the earliest stage is named.
+        assert_eq!(r.leakiest_stage.as_deref(), Some("development"));
+        assert_eq!(r.leakiest_stage_leak, Some(1.0));
+        assert_eq!(r.escape_rate, Some(0.0));
+        assert_eq!(r.band, Some(Band::Strong));
+        assert!(r.small_sample);
+        let json = serde_json::to_value(build(&config, &sel, Some("pay"))).unwrap();
+        assert_eq!(json["products"][0]["product"], "pay");
+        let empty = Aggregates::new(&config);
+        let sel = select(&config, &empty);
+        let report = build(&config, &sel, None);
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["products"][0]["recent_rate"].is_null(), "{json}");
+        assert!(json["products"][0]["band"].is_null(), "{json}");
+    }
+}
