@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::defect;
 use crate::config::Config;
-use crate::metrics::aggregate::{Aggregates, Cold, Rank, ReleaseAgg, ReleaseMeta};
+use crate::metrics::aggregate::{
+    Aggregates, Class, Cold, Contribution, DefectView, Rank, ReleaseAgg, ReleaseMeta,
+};
 use crate::model::time::Millis;
 
 /// Re-derives every row's product and release keys when the product mapping or
@@ -262,11 +264,10 @@ struct Walk {
 /// query each. Memory and time follow the exported releases, not history.
 pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregates> {
     let mut agg = Aggregates::new(config);
-    let scratch = agg.clone();
     let stages = stage_index(config);
     let mut times = release_times(conn, None)?;
     let mut unknown_stages = 0u64;
-    let mut residents: Vec<(String, Vec<Rank>)> = Vec::new();
+    let mut residents: Vec<(String, Vec<(Rank, Option<Millis>)>)> = Vec::new();
     let mut finish =
         |agg: &mut Aggregates, w: Walk, times: &mut HashMap<String, HashMap<String, Millis>>| {
             let t = times.remove(&w.product).unwrap_or_default();
@@ -284,10 +285,7 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
                     bound: rest.first().map(|(r, _)| r.clone()),
                 },
             );
-            residents.push((
-                w.product,
-                ranked.into_iter().take(keep).map(|(r, _)| r).collect(),
-            ));
+            residents.push((w.product, ranked.into_iter().take(keep).collect()));
         };
     {
         let mut stmt = conn.prepare(
@@ -357,19 +355,66 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         };
         finish(&mut agg, w, &mut times);
     }
+    // Resident releases in full: their release times, then one sequential
+    // pass over the table (an indexed lookup per release costs more once
+    // residents are many) adding the rows of resident releases only.
+    let mut wanted: HashMap<String, HashMap<String, Option<Millis>>> = HashMap::new();
     for (product, ranks) in residents {
-        let mut loaded = Vec::with_capacity(ranks.len());
-        for rank in ranks {
-            if let Some(r) = release(conn, config, &scratch, &product, &rank.name)? {
-                loaded.push((rank.name, r));
+        let w = wanted.entry(product).or_default();
+        for (rank, time) in ranks {
+            w.insert(rank.name, time);
+        }
+    }
+    for (product, releases) in &wanted {
+        for (release, time) in releases {
+            if time.is_some() {
+                agg.set_release_meta(
+                    product,
+                    release,
+                    &ReleaseMeta {
+                        first_found: None,
+                        time: Some((*time, vec![[0, 0]; config.maturity_ages.len()])),
+                    },
+                );
             }
         }
-        let cold = agg
-            .products
-            .get(&product)
-            .map(|p| p.cold.clone())
-            .unwrap_or_default();
-        agg.promote(&product, loaded, cold);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT product, release, stage, detected_by, cause, severity, found_at \
+         FROM defects NOT INDEXED \
+         WHERE deleted = 0 AND status = 'valid' AND release IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let product = r.get_ref(0)?.as_str()?;
+        let release = r.get_ref(1)?.as_str()?;
+        if !wanted.get(product).is_some_and(|w| w.contains_key(release)) {
+            continue;
+        }
+        let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+            match r.get_ref(i)? {
+                ValueRef::Text(t) => Ok(Some(
+                    std::str::from_utf8(t).map_err(rusqlite::Error::Utf8Error)?,
+                )),
+                _ => Ok(None),
+            }
+        };
+        let view = DefectView {
+            product,
+            release: Some(release),
+            stage: text(2)?,
+            detected_by: text(3)?,
+            cause: text(4)?,
+            severity: text(5)?,
+            status: "valid",
+            deleted: false,
+            found_at: r.get(6)?,
+        };
+        if let Some(c) = Contribution::of(config, view) {
+            if matches!(c.class, Class::Stage(_)) {
+                agg.add(&c);
+            }
+        }
     }
     if unknown_stages > 0 {
         tracing::warn!(
