@@ -57,12 +57,22 @@ route() { # expected-receiver labels...
     || fail "alert {$*} is not routed to ${want}"
   echo "{$*} -> ${want}"
 }
+# The mixin's alerts.
 route oncall category=operational severity=critical alertname=BugEscapeExporterDown
 route platform-team category=operational severity=warning alertname=BugEscapeProductsLeftOut
+route platform-team category=operational severity=warning alertname=BugEscapeWebhookAuthRejected source=github
 route qa category=quality severity=warning alertname=BugEscapeStageLeakAboveTarget owner=qa
-route engineering category=quality severity=info alertname=BugEscapeUnknownCause owner=engineering
+route quality-leads category=quality severity=warning alertname=BugEscapeStageLeakAboveTarget owner=no-such-team
 route quality-leads category=quality severity=warning alertname=BugEscapeReleaseLeaking band=leaking
-route quality-leads category=quality severity=info alertname=BugEscapeCauseConcentrated owner=no-such-team
+route null category=quality severity=info alertname=BugEscapeUnknownCause owner=engineering
+route null category=quality severity=info alertname=BugEscapeCauseConcentrated owner=no-such-team
+route null category=quality severity=info alertname=BugEscapeReleaseAttention band=attention
+# Anything else stays with the existing configuration's default receiver,
+# even with the labels the mixin routes on.
+route default alertname=NodeDown severity=critical category=operational
+route default alertname=KubePodCrashLooping severity=warning owner=qa category=quality
+route default alertname=Watchdog severity=info
+route default alertname=BugEscape severity=critical category=operational
 
 step "grafana dashboards"
 for f in grafana/dashboards/*.json; do
