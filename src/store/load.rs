@@ -246,6 +246,9 @@ fn stage_index(config: &Config) -> HashMap<Vec<u8>, usize> {
         .collect()
 }
 
+/// A product's releases in rank order, each with its release time.
+type Ranked = Vec<(Rank, Option<Millis>)>;
+
 /// One product's rows while the loader walks the index.
 struct Walk {
     product: String,
@@ -267,7 +270,7 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
     let stages = stage_index(config);
     let mut times = release_times(conn, None)?;
     let mut unknown_stages = 0u64;
-    let mut residents: Vec<(String, Vec<(Rank, Option<Millis>)>)> = Vec::new();
+    let mut residents: Vec<(String, Ranked)> = Vec::new();
     let mut finish =
         |agg: &mut Aggregates, w: Walk, times: &mut HashMap<String, HashMap<String, Millis>>| {
             let t = times.remove(&w.product).unwrap_or_default();

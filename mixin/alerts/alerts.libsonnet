@@ -1,0 +1,498 @@
+// Alerting rules of the bug-escape-exporter mixin.
+//
+// Two kinds of alerts, told apart by the `category` label:
+//
+// * category="quality" (severity info or warning) — never pages. The escape
+//   rate moves over days and nothing can be fixed at 3 a.m. In the example
+//   routing (examples/alertmanager.yml) warnings go to the owning team in
+//   business hours, at most daily; info alerts are for the dashboards only.
+// * category="operational" (severity critical pages; warning does not) — the
+//   exporter itself: down, not scraped, webhooks rejected, a source gone
+//   quiet, a failing store.
+//
+// Thresholds, owners, leak targets and the minimum sample come from the
+// exporter's configuration-as-data series, joined in with
+// `on(job, instance, product) group_left` / `on(job, instance, product,
+// stage) group_left(owner)`; see rules/rules.libsonnet for the recorded
+// building blocks. Every alert keeps the target labels (job, instance).
+//
+// How the quality alerts avoid flapping at a boundary (docs/runbook.md,
+// "How quality alerts fire and clear"):
+//   enter  when the sample is large enough (T >= bug_escape_min_defects) and the
+//          lower bound of the 95 % Wilson interval is above the line — the rate
+//          is above it beyond reasonable doubt;
+//   hold   while the point estimate is still above the line: the alert reads
+//          its own ALERTS series, so a firing alert does not clear just because
+//          one more defect caught before release pulls the lower bound under
+//          the line (hysteresis between lower bound and estimate);
+//   keep_firing_for bridges gaps in the series (exporter restart, a missed
+//          scrape) that would otherwise resolve the alert and make it re-enter
+//          through the stricter lower-bound condition.
+// `for` makes a crossing survive a little while before anyone is notified, so
+// a re-classification in progress (several events in a row) does not notify.
+local u = import '../lib/util.libsonnet';
+
+{
+  prometheusAlerts+:: {
+    local c = $._config,
+    local t = u.targets(c),
+    local q = function(metric, labels, extra=[], wrap='%s', format=' | humanizePercentage')
+      u.query(c, metric, labels, extra, wrap, format),
+
+    local alert(name, expr, severity, category, annotations, labels={}, comment=null) = {
+      [if comment != null then '_comment']:: comment,
+      alert: name,
+      expr: expr,
+      'for': c.alertFor[name],
+      [if std.objectHas(c.alertKeepFiringFor, name) then 'keep_firing_for']: c.alertKeepFiringFor[name],
+      labels: { severity: severity, category: category } + labels,
+      annotations: {
+        summary: u.oneLine(annotations.summary),
+        description: u.oneLine(annotations.description),
+        runbook_url: u.runbook(c, name),
+        _lines:: { description: u.lines(annotations.description) },
+      },
+    },
+
+    // A band crossing with hysteresis: enters on the lower bound of the
+    // Wilson interval (with a large enough sample), holds on the estimate.
+    local bandExpr(name, rate, lower, sample, keys, threshold) = |||
+      %(rate)s
+      and on(%(keys)s)
+      (
+        (
+            %(lower)s
+              > on(%(t)s, product) group_left() %(threshold)s
+          and on(%(keys)s)
+            %(sample)s
+              >= on(%(t)s, product) group_left() bug_escape_min_defects
+        )
+        or
+        (
+            %(rate)s
+              > on(%(t)s, product) group_left() %(threshold)s
+          and on(%(keys)s)
+            ALERTS{alertname="%(name)s", alertstate="firing"}
+        )
+      )
+    ||| % { name: name, rate: rate, lower: lower, sample: sample, keys: t + ', ' + keys, threshold: threshold, t: t },
+
+    local releaseBand(name, band, over, severity, headline) = alert(
+      name,
+      bandExpr(
+        name,
+        'bug_escape_rate_ratio',
+        'bug_escape_rate_lower_ratio',
+        'bug_escape_release_defects',
+        'product, release',
+        'bug_escape_band_threshold_ratio{band="%s"}' % over
+      ),
+      severity,
+      'quality',
+      {
+        summary: 'Release {{ $labels.product }} {{ $labels.release }} %s: {{ $value | humanizePercentage }} of its defects reached production.' % headline,
+        description: |||
+          {{ $value | humanizePercentage }} of the defects of {{ $labels.product }} {{ $labels.release }} were found in production
+          (95%% interval %s
+          to %s,
+          %s defects),
+          above the upper bound of the %s band
+          (%s).
+        ||| % [
+          q('bug_escape_rate_lower_ratio', ['product', 'release']),
+          q('bug_escape_rate_upper_ratio', ['product', 'release']),
+          q('bug_escape_release_defects', ['product', 'release'], format=''),
+          over,
+          q('bug_escape_band_threshold_ratio', ['product'], ['band="%s"' % over]),
+        ],
+      },
+      { band: band },
+      if name == 'BugEscapeReleaseLeaking' then 'Band crossings of one release.' else null,
+    ),
+
+    local recentBand(name, band, over, severity, headline) = alert(
+      name,
+      bandExpr(
+        name,
+        'bug_escape_recent_rate_ratio',
+        'bug_escape_recent_rate_lower_ratio',
+        'bug_escape_recent_defects',
+        'product',
+        'bug_escape_band_threshold_ratio{band="%s"}' % over
+      ),
+      severity,
+      'quality',
+      {
+        summary: '{{ $labels.product }} %s: {{ $value | humanizePercentage }} of the defects of its recent releases reached production.' % headline,
+        description: |||
+          Pooled over its recent releases, {{ $value | humanizePercentage }} of the defects of {{ $labels.product }} were found in production
+          (95%% interval %s
+          to %s,
+          %s defects),
+          above the upper bound of the %s band
+          (%s).
+        ||| % [
+          q('bug_escape_recent_rate_lower_ratio', ['product']),
+          q('bug_escape_recent_rate_upper_ratio', ['product']),
+          q('bug_escape_recent_defects', ['product'], format=''),
+          over,
+          q('bug_escape_band_threshold_ratio', ['product'], ['band="%s"' % over]),
+        ],
+      },
+      { band: band },
+      if name == 'BugEscapeRecentRateLeaking' then 'Band crossings of the pooled rate of a product\'s recent releases.' else null,
+    ),
+
+    groups+: [
+      {
+        name: 'bug-escape.quality',
+        rules: [
+          releaseBand('BugEscapeReleaseLeaking', 'leaking', 'attention', 'warning', 'is leaking'),
+          releaseBand('BugEscapeReleaseAttention', 'attention', 'healthy', 'info', 'needs attention'),
+          recentBand('BugEscapeRecentRateLeaking', 'leaking', 'attention', 'warning', 'is leaking'),
+          recentBand('BugEscapeRecentRateAttention', 'attention', 'healthy', 'info', 'needs attention'),
+
+          alert(
+            'BugEscapeTrendWorsening',
+            |||
+              product_release_age:bug_escape_rate_at_age_newest:ratio
+              and on(%(t)s, product, release, age)
+              (
+                  product_release_age:bug_escape_rate_at_age_newest_band:index
+                    > on(%(t)s, product, age) group_left()
+                  product_age:bug_escape_rate_at_age_previous_band:index
+              )
+              and on(%(t)s, product, age)
+                product_age:bug_escape_rate_at_age_previous:count >= 2
+              and on(%(t)s, product, release)
+              (
+                bug_escape_release_defects
+                  >= on(%(t)s, product) group_left() bug_escape_min_defects
+              )
+            ||| % { t: t },
+            'info',
+            'quality',
+            {
+              summary: 'Escape rate of {{ $labels.product }} is getting worse: {{ $labels.release }} is in a worse band at {{ $labels.age }} than the releases before it.',
+              description: |||
+                {{ $labels.age }} after it shipped, {{ $labels.product }} {{ $labels.release }} had an escape rate of {{ $value | humanizePercentage }},
+                against an average of %s
+                for the %s releases before it at the same age.
+              ||| % [
+                q('product_age:bug_escape_rate_at_age_previous:avg_ratio', ['product', 'age']),
+                q('product_age:bug_escape_rate_at_age_previous:count', ['product', 'age'], format=''),
+              ],
+            },
+            comment=|||
+              Worsening trend, compared at equal age: the newest release that has
+              reached an age (label `age`) sits in a worse band than the average of
+              the releases before it at that same age. Needs at least two earlier
+              releases and T >= min_defects for every release compared.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeStageLeakAboveTarget',
+            |||
+              product_release_stage:bug_escape_stage_leak:ratio
+              and on(%(t)s, product, release, stage)
+              (
+                (
+                    product_release_stage:bug_escape_stage_leak_lower:ratio
+                      > on(%(t)s, product, stage) group_left() bug_escape_stage_leak_target_ratio
+                  and on(%(t)s, product, release, stage)
+                    product_release_stage:bug_escape_stage_reached_defects:count
+                      >= on(%(t)s, product) group_left() bug_escape_min_defects
+                )
+                or
+                (
+                    bug_escape_stage_leak_ratio
+                      > on(%(t)s, product, stage) group_left() bug_escape_stage_leak_target_ratio
+                  and on(%(t)s, product, release, stage)
+                    ALERTS{alertname="BugEscapeStageLeakAboveTarget", alertstate="firing"}
+                )
+              )
+            ||| % { t: t },
+            'warning',
+            'quality',
+            {
+              summary: 'Stage {{ $labels.stage }} let {{ $value | humanizePercentage }} of the defects of {{ $labels.product }} {{ $labels.release }} through, above its target.',
+              description: |||
+                Of the %s
+                defects of {{ $labels.product }} {{ $labels.release }} that reached stage {{ $labels.stage }} (owner: {{ or $labels.owner "none configured" }}),
+                {{ $value | humanizePercentage }} went on undetected (leak target
+                %s).
+              ||| % [
+                q('product_release_stage:bug_escape_stage_reached_defects:count', ['product', 'release', 'stage'], format=''),
+                q('bug_escape_stage_leak_target_ratio', ['product', 'stage']),
+              ],
+            },
+            comment=|||
+              One stage of the quality net leaking more than its target; routed to
+              the stage's owner. Untracked stages have no leak series, hence no
+              alert. Sample: defects that reached the stage >= min_defects.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeCauseConcentrated',
+            |||
+              product_release_cause:bug_escape_escaped_cause_share:ratio{cause!="unknown"}
+              and on(%(t)s, product, release, cause)
+              (
+                (
+                    product_release_cause:bug_escape_escaped_cause_share_lower:ratio
+                      > on(%(t)s, product) group_left() product:bug_escape_cause_concentration_limit:ratio
+                  and on(%(t)s, product, release)
+                    bug_escape_release_escaped_defects
+                      >= on(%(t)s, product) group_left() bug_escape_min_defects
+                )
+                or
+                (
+                    product_release_cause:bug_escape_escaped_cause_share:ratio
+                      > on(%(t)s, product) group_left() product:bug_escape_cause_concentration_limit:ratio
+                  and on(%(t)s, product, release, cause)
+                    ALERTS{alertname="BugEscapeCauseConcentrated", alertstate="firing"}
+                )
+              )
+            ||| % { t: t },
+            'info',
+            'quality',
+            {
+              summary: '{{ $value | humanizePercentage }} of the escaped defects of {{ $labels.product }} {{ $labels.release }} have cause {{ $labels.cause }}.',
+              description: |||
+                {{ $value | humanizePercentage }} of the
+                %s
+                production defects of {{ $labels.product }} {{ $labels.release }} have cause {{ $labels.cause }} (owner: {{ or $labels.owner "none configured" }}),
+                above the concentration level of
+                %s.
+              ||| % [
+                q('bug_escape_release_escaped_defects', ['product', 'release'], format=''),
+                q('product:bug_escape_cause_concentration_limit:ratio', ['product']),
+              ],
+            },
+            comment=|||
+              Escaped defects concentrated in one cause (not "unknown", which is the
+              data-quality alert below); routed to the cause's owner. Level:
+              product:bug_escape_cause_concentration_limit:ratio (_config
+              causeConcentrationLimit). Sample: the release's escaped defects
+              P >= min_defects.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeUnattributedDefects',
+            |||
+              product:bug_escape_unattributed_share:ratio
+                > on(%(t)s, product) product:bug_escape_unattributed_limit:ratio
+              and on(%(t)s, product)
+              (
+                product:bug_escape_defects_with_unattributed:count
+                  >= on(%(t)s, product) group_left() bug_escape_min_defects
+              )
+            ||| % { t: t },
+            'info',
+            'quality',
+            {
+              summary: '{{ $value | humanizePercentage }} of the defects of {{ $labels.product }} have no release and are left out of its escape rate.',
+              description: |||
+                %s
+                of the %s
+                defects of {{ $labels.product }} ({{ $value | humanizePercentage }}) carry no release, above the level of
+                %s.
+                They are stored but count in no rate.
+              ||| % [
+                q('bug_escape_unattributed_defects', ['product'], wrap='sum(%s)', format=''),
+                q('product:bug_escape_defects_with_unattributed:count', ['product'], format=''),
+                q('product:bug_escape_unattributed_limit:ratio', ['product']),
+              ],
+            },
+            comment=|||
+              Data quality: the rates can only be as good as the classification.
+              Defects with no release are left out of every rate. Adapters attribute
+              some of them later (Sentry: first error event or issue API), hence the
+              long `for`.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeUnknownCause',
+            |||
+              product:bug_escape_unknown_cause_share:ratio
+                > on(%(t)s, product) group_left() product:bug_escape_unknown_cause_limit:ratio
+              and on(%(t)s, product)
+              (
+                product:bug_escape_escaped_defects:sum
+                  >= on(%(t)s, product) group_left() bug_escape_min_defects
+              )
+            ||| % { t: t },
+            'info',
+            'quality',
+            {
+              summary: '{{ $value | humanizePercentage }} of the escaped defects of {{ $labels.product }} have no cause.',
+              description: |||
+                %s
+                of the %s
+                production defects of {{ $labels.product }} ({{ $value | humanizePercentage }}) have cause "unknown"
+                (owner: {{ or $labels.owner "none configured" }}), above the level of
+                %s.
+              ||| % [
+                q('bug_escape_escaped_defects_by_cause', ['product'], ['cause="unknown"'], wrap='sum(%s)', format=''),
+                q('product:bug_escape_escaped_defects:sum', ['product'], format=''),
+                q('product:bug_escape_unknown_cause_limit:ratio', ['product']),
+              ],
+            },
+            comment=|||
+              Production defects with cause "unknown" say nothing about which part
+              of the net failed. Routed to the owner of cause "unknown" (triage).
+            |||,
+          ),
+        ],
+      },
+
+      {
+        name: 'bug-escape.operational',
+        rules: [
+          alert(
+            'BugEscapeExporterDown',
+            'up{%s} == 0' % c.bugEscapeSelector,
+            'critical',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} is down.',
+              description: |||
+                Prometheus has failed to scrape {{ $labels.instance }} (job {{ $labels.job }}) for %s.
+                Webhook deliveries to it are failing; GitHub never redelivers a failed webhook.
+              ||| % u.duration(c.alertFor.BugEscapeExporterDown),
+            },
+            comment='The scrape targets are selected by _config.bugEscapeSelector.',
+          ),
+
+          alert(
+            'BugEscapeExporterAbsent',
+            'absent(up{%s})' % c.bugEscapeSelector,
+            'critical',
+            'operational',
+            {
+              summary: 'No bug-escape-exporter is being scraped.',
+              description: |||
+                Prometheus has no target of job {{ $labels.job }} for %s: the scrape configuration or
+                service discovery lost the exporter, so every bug escape alert is blind.
+              ||| % u.duration(c.alertFor.BugEscapeExporterAbsent),
+            },
+          ),
+
+          alert(
+            'BugEscapeWebhookAuthRejected',
+            |||
+              sum by (%(t)s, source) (
+                increase(bug_escape_events_rejected_total{reason="auth"}[%(rejected)s])
+              ) > 0
+              unless on(%(t)s, source)
+              sum by (%(t)s, source) (
+                increase(bug_escape_events_received_total[%(accepted)s])
+              ) > 0
+            ||| % ({ t: t } + c.webhookAuthWindow),
+            'warning',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} rejects {{ $labels.source }} deliveries for bad credentials.',
+              description: |||
+                {{ $value | humanize }} {{ $labels.source }} requests were rejected for authentication on {{ $labels.instance }}
+                in %s, rejections have gone on for at least %s,
+                and no {{ $labels.source }} delivery has been accepted in %s: the secret or token
+                the source signs with is probably wrong or was rotated. Defects from that source are being lost.
+              ||| % [
+                u.last(c.webhookAuthWindow.rejected),
+                u.duration(c.alertFor.BugEscapeWebhookAuthRejected),
+                u.last(c.webhookAuthWindow.accepted),
+              ],
+            },
+            comment=|||
+              A wrong or rotated secret rejects every delivery of a source: requests
+              rejected for authentication while none of the source's deliveries is
+              accepted (bug_escape_events_received_total counts the signed, parsed
+              ones). A 401 alone proves nothing: anyone can send one, so unsigned
+              traffic while the source's real deliveries get through raises nothing,
+              and the alert is a warning, not a page (docs/runbook.md).
+            |||,
+          ),
+
+          alert(
+            'BugEscapeSourceQuiet',
+            |||
+              (time() - bug_escape_last_event_timestamp_seconds > %d * 86400)
+              and bug_escape_last_event_timestamp_seconds > 0
+            ||| % c.sourceQuietDays,
+            'critical',
+            'operational',
+            {
+              summary: 'No {{ $labels.source }} event has reached bug-escape-exporter for {{ $value | humanizeDuration }}.',
+              description: |||
+                The last {{ $labels.source }} event reached {{ $labels.instance }} {{ $value | humanizeDuration }} ago.
+                A source that used to send has gone quiet: its webhook may be disabled (GitLab disables failing hooks),
+                deleted, or pointing elsewhere.
+              |||,
+            },
+            comment=|||
+              Only sources that have sent at least once (timestamp > 0). Three days
+              by default (_config.sourceQuietDays), so that a quiet weekend does not
+              page; lower it for busy sources.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeStoreErrors',
+            |||
+              sum by (%(t)s, operation) (
+                increase(bug_escape_store_errors_total[%(w)s])
+              ) > 0
+            ||| % { t: t, w: c.storeErrorsWindow },
+            'critical',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} fails to {{ $labels.operation }} its store.',
+              description: |||
+                {{ $value | humanize }} store errors (operation {{ $labels.operation }}) on {{ $labels.instance }} in %s,
+                going on for at least %s. Writes are refused with 503 until the store recovers.
+              ||| % [u.last(c.storeErrorsWindow), u.duration(c.alertFor.BugEscapeStoreErrors)],
+            },
+            comment=|||
+              The store refuses writes: the write API answers 503 and sources that
+              do not retry lose events.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeStoreNotWritable',
+            'bug_escape_store_writable == 0',
+            'critical',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} cannot write to its store.',
+              description: |||
+                /readyz on {{ $labels.instance }} has said for at least %s that the store does not take a write
+                (full disk, I/O error, or a writer that keeps restarting). Every write is refused with 503.
+              ||| % u.duration(c.alertFor.BugEscapeStoreNotWritable),
+            },
+          ),
+
+          alert(
+            'BugEscapeProductsLeftOut',
+            'bug_escape_products_left_out > 0',
+            'warning',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} leaves {{ $value }} products out of /metrics.',
+              description: |||
+                {{ $value }} products exceed max_products on {{ $labels.instance }} and have no series, so no dashboard
+                or alert sees them. Raise max_products or pin the products that matter with the allowlist.
+              |||,
+            },
+            comment='Not a page: more products than max_products, so some are not exported.',
+          ),
+        ],
+      },
+    ],
+  },
+}
