@@ -11,6 +11,46 @@ fn main() -> ExitCode {
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
         Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
+        Command::Import {
+            db,
+            config,
+            format,
+            files,
+        } => {
+            let flags = Overrides {
+                db,
+                ..Overrides::default()
+            };
+            match load(config.as_deref(), &flags) {
+                Ok(c) => ExitCode::from(bug_escape_exporter::import::run(c, &files, format)),
+                Err(e) => {
+                    complain(&e);
+                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                }
+            }
+        }
+        Command::Export {
+            db,
+            config,
+            format,
+            output,
+        } => {
+            let flags = Overrides {
+                db,
+                ..Overrides::default()
+            };
+            match load(config.as_deref(), &flags) {
+                Ok(c) => ExitCode::from(bug_escape_exporter::export::run(
+                    &c.db,
+                    format,
+                    output.as_deref(),
+                )),
+                Err(e) => {
+                    complain(&e);
+                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                }
+            }
+        }
         Command::CheckConfig { config } => match load(config.as_deref(), &Overrides::default()) {
             Ok(c) => {
                 say(&format!("configuration OK: stages {}", c.pipeline.names()));

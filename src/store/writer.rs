@@ -515,6 +515,23 @@ fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()
     Ok(())
 }
 
+/// Applies `batch` inside `tx` exactly as the writer does (the same rules and
+/// the same outcome), without the in-memory aggregates: for the `import`
+/// sub-command, whose process serves no metrics (a server loads the
+/// aggregates from disk when it starts).
+pub(super) fn apply_detached(
+    tx: &Connection,
+    config: &Config,
+    stages: &str,
+    batch: &Batch,
+) -> rusqlite::Result<Outcome> {
+    let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new())?;
+    if stored_something(&outcome) {
+        record_source_activity(tx, batch)?;
+    }
+    Ok(outcome)
+}
+
 /// Applies one batch inside its savepoint.
 fn apply_batch(
     tx: &Connection,
