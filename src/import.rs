@@ -113,8 +113,8 @@ impl Summary {
             elapsed.as_secs_f64(),
             rate
         );
-        if self.imported == 0 && self.rejected == 0 && self.lines > 0 {
-            s.push_str("; nothing changed: the database already held all of it");
+        if self.imported == 0 && self.lines > self.rejected {
+            s.push_str("; nothing changed: the database already held every valid line");
         }
         s
     }
