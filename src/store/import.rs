@@ -71,7 +71,11 @@ impl Importer {
         // Only the order of one defect's events matters (and release times
         // are independent of defects): a stable sort by key keeps it, and
         // walks the `(source, id)` index in order instead of at random.
-        items.sort_by(|a, b| key(a).cmp(&key(b)));
+        // Indices are sorted, not the items (a few hundred bytes each).
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])));
+        let mut slots: Vec<Option<Item>> = items.drain(..).map(Some).collect();
+        items.extend(order.iter().filter_map(|&i| slots[i].take()));
         let batch = Batch {
             ingress: Ingress::Generic,
             items,
