@@ -13,6 +13,7 @@ use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
+use crate::store::lock::{self, DbLock, LockError};
 use crate::store::{Store, WriterThread};
 
 /// A built exporter, bound and ready to serve.
@@ -20,6 +21,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer: WriterThread,
+    /// The database lock (`store::lock`): no `import` while this server runs.
+    /// Released after the writer has closed the database.
+    lock: DbLock,
 }
 
 impl Application {
@@ -28,6 +32,13 @@ impl Application {
         let config = Arc::new(config);
         let aggregates = Arc::new(RwLock::new(Aggregates::new(&config)));
         let telemetry = Arc::new(Telemetry::default());
+        let lock = lock::acquire(&config.db, "serve").map_err(|e| match e {
+            LockError::Held { .. } => anyhow::anyhow!(
+                "{e}: an import or another server is writing it; wait for the import to finish \
+                 (or stop the other server) and start again"
+            ),
+            other => anyhow::anyhow!(other),
+        })?;
         let (store, writer) = {
             let (config, aggregates, telemetry) =
                 (config.clone(), aggregates.clone(), telemetry.clone());
@@ -82,6 +93,7 @@ impl Application {
                 unauthenticated,
             },
             writer,
+            lock,
         })
     }
 
@@ -126,6 +138,7 @@ impl Application {
         // The router (and every Store handle in it) is gone: the writer drains
         // what is queued and closes the database.
         tokio::task::spawn_blocking(move || self.writer.join()).await?;
+        drop(self.lock);
         tracing::info!("stopped");
         Ok(())
     }

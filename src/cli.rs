@@ -112,6 +112,44 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
+    /// Import defect events and release times from NDJSON or CSV files
+    /// (`-` for standard input) into the database, checked and applied as
+    /// `POST /api/v1/events` would. Refused while `serve` runs on the same
+    /// database. Exit 0 when every line was imported, 1 when some were
+    /// rejected (the others are imported), 2 on usage or I/O errors.
+    Import {
+        /// SQLite database file; default ./bug-escape.db (or the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (stages, causes, products, release rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Format of every input; default: by extension (.ndjson, .jsonl,
+        /// .csv), NDJSON for standard input.
+        #[arg(long, value_enum)]
+        format: Option<crate::import::Format>,
+        /// Files to import, in order; `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Export every stored defect (deleted ones included) and release time in
+    /// the format `import` reads, from one consistent snapshot (safe while
+    /// `serve` runs).
+    Export {
+        /// SQLite database file; default ./bug-escape.db (or the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (only its `db` key is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: crate::import::Format,
+        /// Write to this file (replaced whole once complete) instead of
+        /// standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Ask a running exporter's /readyz: exit 0 when it answers 200, 1 when
     /// it answers anything else or cannot be reached (for container health
     /// checks). http:// only.

@@ -12,13 +12,18 @@
 //! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
 //!   shutdown, log output that never fails.
 //! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
+//! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
+//!   and out of the store, through the generic API's parser and the writer's
+//!   rules).
 
 pub mod app;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod healthcheck;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod logging;
 pub mod memory;

@@ -17,6 +17,46 @@ fn main() -> ExitCode {
             product,
             format,
         } => report(config.as_deref(), db, product.as_deref(), format),
+        Command::Import {
+            db,
+            config,
+            format,
+            files,
+        } => {
+            let flags = Overrides {
+                db,
+                ..Overrides::default()
+            };
+            match load(config.as_deref(), &flags) {
+                Ok(c) => ExitCode::from(bug_escape_exporter::import::run(c, &files, format)),
+                Err(e) => {
+                    complain(&e);
+                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                }
+            }
+        }
+        Command::Export {
+            db,
+            config,
+            format,
+            output,
+        } => {
+            let flags = Overrides {
+                db,
+                ..Overrides::default()
+            };
+            match load(config.as_deref(), &flags) {
+                Ok(c) => ExitCode::from(bug_escape_exporter::export::run(
+                    &c.db,
+                    format,
+                    output.as_deref(),
+                )),
+                Err(e) => {
+                    complain(&e);
+                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                }
+            }
+        }
         Command::CheckConfig {
             config,
             web_config_file,

@@ -15,7 +15,8 @@ use crate::model::label::check_label;
 use crate::model::time::{Millis, parse_rfc3339};
 use crate::store::Item;
 
-const EVENT_FIELDS: &[&str] = &[
+/// The fields of an event object.
+pub const EVENT_FIELDS: &[&str] = &[
     "id",
     "source",
     "product",
@@ -30,7 +31,8 @@ const EVENT_FIELDS: &[&str] = &[
     "found_at",
     "updated_at",
 ];
-const RELEASE_FIELDS: &[&str] = &["product", "release", "released_at"];
+/// The fields of a release-time object.
+pub const RELEASE_FIELDS: &[&str] = &["product", "release", "released_at"];
 
 /// The events of a request body: one object or an array of them.
 pub fn parse_events(config: &Config, body: &Value, now: Millis) -> Result<Vec<Item>, FieldError> {
@@ -189,7 +191,9 @@ fn check_source(config: &Config, source: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_event(
+/// One event object, as one element of a `POST /api/v1/events` body (the
+/// `import` sub-command checks each line with it); `prefix` starts error paths.
+pub fn parse_event(
     config: &Config,
     o: &Map<String, Value>,
     prefix: &str,
@@ -285,7 +289,8 @@ fn parse_event(
     })
 }
 
-fn parse_release(
+/// One release-time object, as one element of a `POST /api/v1/releases` body.
+pub fn parse_release(
     config: &Config,
     o: &Map<String, Value>,
     prefix: &str,

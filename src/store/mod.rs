@@ -8,9 +8,12 @@
 
 mod defect;
 pub use defect::release_key;
+pub mod export;
 pub mod fault;
 pub mod health;
+pub mod import;
 mod load;
+pub mod lock;
 pub mod read;
 mod schema;
 mod writer;

@@ -623,6 +623,32 @@ fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()
     Ok(())
 }
 
+/// Applies `batch` inside `tx` exactly as the writer does (the same rules and
+/// the same outcome), without the in-memory aggregates: for the `import`
+/// sub-command, whose process serves no metrics (a server loads the
+/// aggregates from disk when it starts).
+pub(super) fn apply_detached(
+    tx: &Connection,
+    config: &Config,
+    stages: &str,
+    batch: &Batch,
+) -> rusqlite::Result<Outcome> {
+    // No aggregates: nothing is resident or cold, so nothing is loaded.
+    let none = RwLock::new(Aggregates::new(config));
+    let scratch = Aggregates::new(config);
+    let mut res = Residency {
+        aggregates: &none,
+        scratch: &scratch,
+        loaded: HashSet::new(),
+        batch: Vec::new(),
+    };
+    let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
+    if stored_something(&outcome) {
+        record_source_activity(tx, batch)?;
+    }
+    Ok(outcome)
+}
+
 /// Applies one batch inside its savepoint.
 fn apply_batch(
     tx: &Connection,

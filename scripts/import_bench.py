@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""`import` throughput: generates an NDJSON file of N realistic defects
+(tracker ids in no order: random 64-bit hex; every field set; P products x R
+releases, one release-time line per release) in a temp dir, imports it into an
+empty database with the release binary, and prints defects/s (wall clock of
+the whole process: open, parse, apply, commit, checkpoint). Bounded: N lines,
+one run per --runs, temp dir removed.
+
+Usage: cargo build --release && python3 scripts/import_bench.py [--events 1000000] [--runs 3]
+"""
+import argparse, json, os, random, shutil, subprocess, sys, tempfile, time
+
+BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "bug-escape-exporter")
+STAGES = ["development", "code_review", "automated_tests", "qa", "production"]
+CAUSES = ["coverage", "review", "requirements", "release", "unknown"]
+SEVERITIES = ["critical", "high", "medium", "low"]
+DETECTORS = ["user", "monitoring", "other"]
+TEAMS = ["payments", "search", "mobile", "platform"]
+DAY = 86_400
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def generate(path, events, products, releases, seed=1):
+    rng = random.Random(seed)
+    base = 1_700_000_000  # Nov 2023: every time well in the past
+    with open(path, "w") as f:
+        for p in range(products):
+            for r in range(releases):
+                f.write(json.dumps({"kind": "release", "product": f"product-{p}",
+                                    "release": f"v{r // 10}.{r % 10}.0", "released_at": iso(base + r * 7 * DAY)}) + "\n")
+        for _ in range(events):
+            p, r = rng.randrange(products), rng.randrange(releases)
+            found = base + r * 7 * DAY + rng.randrange(60 * DAY)
+            status = rng.choices(["valid", "invalid", "duplicate"], [90, 5, 5])[0]
+            f.write(json.dumps({
+                "id": f"{rng.getrandbits(64):016x}", "source": "tracker", "product": f"product-{p}",
+                "stage": rng.choice(STAGES), "release": f"v{r // 10}.{r % 10}.0",
+                "detected_by": rng.choice(DETECTORS), "cause": rng.choice(CAUSES),
+                "severity": rng.choice(SEVERITIES), "team": rng.choice(TEAMS), "status": status,
+                "deleted": False, "found_at": iso(found), "updated_at": iso(found + rng.randrange(DAY)),
+            }, separators=(",", ":")) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--products", type=int, default=10)
+    ap.add_argument("--releases", type=int, default=60)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", help="copy the generated file here")
+    args = ap.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} missing: cargo build --release first")
+    tmp = tempfile.mkdtemp(prefix="import-bench-")
+    try:
+        src = os.path.join(tmp, "defects.ndjson")
+        t0 = time.time()
+        generate(src, args.events, args.products, args.releases)
+        size = os.path.getsize(src)
+        print(f"generated {args.events} defects + {args.products * args.releases} release times, "
+              f"{size / 1e6:.0f} MB, in {time.time() - t0:.1f}s")
+        if args.keep:
+            shutil.copy(src, args.keep)
+        rates = []
+        for run in range(args.runs):
+            db = os.path.join(tmp, f"run{run}.db")
+            t = time.time()
+            out = subprocess.run([BIN, "import", "--db", db, src], capture_output=True, text=True, timeout=600)
+            wall = time.time() - t
+            if out.returncode != 0:
+                sys.exit(f"import failed ({out.returncode}): {out.stderr[-2000:]}")
+            rate = args.events / wall
+            rates.append(rate)
+            print(f"run {run + 1}: {wall:.2f}s, {rate:,.0f} defects/s; {out.stdout.strip()}")
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                if os.path.exists(db + suffix):
+                    os.remove(db + suffix)
+        rates.sort()
+        print(f"median {rates[len(rates) // 2]:,.0f} defects/s, best {rates[-1]:,.0f} (runs: {args.runs}, cores: {os.cpu_count()})")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,666 @@
+//! The `import` sub-command: defect events (and release times) from NDJSON or
+//! CSV files into the database, each line checked by the generic API's own
+//! parser (`ingest::generic`) and applied by the store writer's own rules, so
+//! the result is what `POST /api/v1/events` would give for the same events in
+//! the same order.
+//!
+//! A pipeline of threads: one reads the files into chunks of lines, parsers
+//! (one per core) check them, and this thread puts the parsed chunks back in
+//! order and applies them in transactions of [`BATCH`] events. A rejected line
+//! is reported on stderr (file, line, field, reason) and skipped; the good
+//! lines around it are imported.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::ingest::FieldError;
+use crate::ingest::generic::{self, EVENT_FIELDS, WEBHOOK_SOURCES};
+use crate::ingest::json::{JsonError, from_slice_unique};
+use crate::model::time::{Millis, now_ms};
+use crate::store::Item;
+use crate::store::import::{ImportOpenError, Importer};
+
+/// Events applied per transaction: large enough that the fsync of the commit
+/// is paid rarely, small enough that a batch's rows stay in the page cache.
+pub const BATCH: usize = 50_000;
+/// Lines a parser takes at once.
+const CHUNK: usize = 2_048;
+
+/// Exit status: every line imported.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: some lines were rejected (the others were imported).
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit status: usage or I/O error, or the database is in use: nothing more
+/// could be imported (batches committed before it stay).
+pub const EXIT_ERROR: u8 = 2;
+
+/// The two formats `import` reads and `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// A header row naming the fields, then one row per event.
+    Csv,
+}
+
+impl Format {
+    /// The format a file's name says: `.ndjson`/`.jsonl` or `.csv`.
+    pub fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// The value of the `kind` field of a release-time line (defect lines have
+/// none, or `defect`).
+pub const KIND_RELEASE: &str = "release";
+/// The value of `kind` for a defect line.
+pub const KIND_DEFECT: &str = "defect";
+/// The field naming the kind of product namespace a vendor wrote (`github`…);
+/// absent for the generic API's products.
+pub const PRODUCT_KIND: &str = "product_kind";
+
+/// Every CSV column `import` knows, in the order `export` writes them.
+pub fn csv_columns() -> Vec<&'static str> {
+    let mut cols = vec!["kind"];
+    for f in EVENT_FIELDS {
+        cols.push(f);
+        if *f == "product" {
+            cols.push(PRODUCT_KIND);
+        }
+    }
+    cols.push("released_at");
+    cols
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Non-blank lines (rows) read.
+    pub lines: u64,
+    /// Lines that changed stored state.
+    pub imported: u64,
+    /// Lines equal to the stored state.
+    pub unchanged: u64,
+    /// Lines older than the stored state, not applied.
+    pub stale: u64,
+    /// Lines that failed validation, not applied.
+    pub rejected: u64,
+}
+
+impl Summary {
+    fn line(&self, elapsed: Duration) -> String {
+        let rate = self.lines as f64 / elapsed.as_secs_f64().max(1e-9);
+        let mut s = format!(
+            "imported {}, unchanged {}, stale {}, rejected {} ({} lines in {:.1}s, {:.0} lines/s)",
+            self.imported,
+            self.unchanged,
+            self.stale,
+            self.rejected,
+            self.lines,
+            elapsed.as_secs_f64(),
+            rate
+        );
+        if self.imported == 0 && self.lines > self.rejected {
+            s.push_str("; nothing changed: the database already held every valid line");
+        }
+        s
+    }
+}
+
+/// One input: a file, or `-` for standard input.
+struct Input {
+    name: String,
+    format: Format,
+    reader: Box<dyn Read + Send>,
+    /// Its size, when known (for the progress bar).
+    len: Option<u64>,
+}
+
+/// Runs `import`; returns the exit status. Prints the summary on stdout and
+/// every rejected line on stderr.
+pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>) -> u8 {
+    // A restore writes the vendors' namespaces back (`github`, …): the
+    // operator holding the database file may, whatever the HTTP API allows.
+    config.allow_vendor_sources = true;
+    let inputs = match open_inputs(files, format) {
+        Ok(i) => i,
+        Err(e) => {
+            complain(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let mut importer = match Importer::open(&config) {
+        Ok(i) => i,
+        Err(ImportOpenError::Locked(e)) => {
+            complain(&format!(
+                "{e}: refusing to import while it runs. A running `serve` keeps its counts in \
+                 memory and would not see the import. Either send the events to it \
+                 (`POST /api/v1/events`, release times to `POST /api/v1/releases`), or stop \
+                 it, import, and start it again"
+            ));
+            return EXIT_ERROR;
+        }
+        Err(e) => {
+            complain(&e.to_string());
+            return EXIT_ERROR;
+        }
+    };
+    let started = Instant::now();
+    let bar = progress_bar(&inputs);
+    let result = pipeline(&config, inputs, &mut importer, bar.as_ref());
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (summary, failure) = match result {
+        Ok(s) => (s, None),
+        Err((s, e)) => (s, Some(e)),
+    };
+    let closed = importer.close();
+    say(&summary.line(started.elapsed()));
+    if let Some(e) = failure {
+        complain(&format!(
+            "import stopped: {e}. What was counted above is committed; run the import again \
+             (it is idempotent) once the cause is fixed"
+        ));
+        return EXIT_ERROR;
+    }
+    if let Err(e) = closed {
+        complain(&format!("closing the database failed: {e}"));
+        return EXIT_ERROR;
+    }
+    if summary.rejected > 0 {
+        EXIT_REJECTED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn open_inputs(files: &[PathBuf], format: Option<Format>) -> Result<Vec<Input>, String> {
+    let mut inputs = Vec::new();
+    let mut stdin_seen = false;
+    for path in files {
+        if path.as_os_str() == "-" {
+            if stdin_seen {
+                return Err("`-` (standard input) may be given once".into());
+            }
+            stdin_seen = true;
+            inputs.push(Input {
+                name: "<stdin>".into(),
+                format: format.unwrap_or(Format::Ndjson),
+                reader: Box::new(std::io::stdin()),
+                len: None,
+            });
+            continue;
+        }
+        let name = path.display().to_string();
+        let format = match format.or_else(|| Format::of(path)) {
+            Some(f) => f,
+            None => {
+                return Err(format!(
+                    "cannot tell the format of {name} from its name (.ndjson, .jsonl or .csv); \
+                     give --format ndjson or --format csv"
+                ));
+            }
+        };
+        let file = File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+        let len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        inputs.push(Input {
+            name,
+            format,
+            reader: Box::new(file),
+            len,
+        });
+    }
+    Ok(inputs)
+}
+
+/// A bar on stderr when it is a terminal; none in pipes, files and CI.
+fn progress_bar(inputs: &[Input]) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: Option<u64> = inputs.iter().map(|i| i.len).sum();
+    let bar = match total {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    Some(bar)
+}
+
+/// One line (row) as read: its number and content.
+enum Raw {
+    Json(Vec<u8>),
+    /// CSV cells (`None` when a cell is not UTF-8), with the file's header.
+    Csv(Vec<Option<String>>, Arc<Vec<String>>),
+    /// A row that could not be split (wrong number of cells).
+    Broken(String),
+}
+
+struct Chunk {
+    seq: u64,
+    file: Arc<str>,
+    bytes: u64,
+    lines: Vec<(u64, Raw)>,
+}
+
+/// A line that failed validation.
+pub struct Rejection {
+    pub line: u64,
+    pub field: String,
+    pub reason: String,
+}
+
+struct Parsed {
+    seq: u64,
+    file: Arc<str>,
+    bytes: u64,
+    items: Vec<Result<Item, Rejection>>,
+}
+
+type Failure = (Summary, String);
+
+fn pipeline(
+    config: &Config,
+    inputs: Vec<Input>,
+    importer: &mut Importer,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<Summary, Failure> {
+    let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (raw_tx, raw_rx) = sync_channel::<Chunk>(parsers * 2);
+    let (parsed_tx, parsed_rx) = sync_channel::<Parsed>(parsers * 2);
+    let raw_rx = Arc::new(Mutex::new(raw_rx));
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_all(inputs, raw_tx));
+        for _ in 0..parsers {
+            let (rx, tx) = (raw_rx.clone(), parsed_tx.clone());
+            scope.spawn(move || parse_chunks(config, &rx, &tx));
+        }
+        drop(parsed_tx);
+        let applied = apply_in_order(parsed_rx, importer, bar);
+        // On a failure the receivers are gone: the reader and parsers stop.
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err("the reader thread failed".into()));
+        match (applied, read) {
+            (Ok(s), Ok(())) => Ok(s),
+            (Ok(s), Err(e)) => Err((s, e)),
+            (Err(f), _) => Err(f),
+        }
+    })
+}
+
+/// Reads every input into chunks of lines; `Err` on an I/O error or a CSV
+/// header that cannot be used.
+fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
+    let mut seq = 0;
+    for input in inputs {
+        let file: Arc<str> = input.name.clone().into();
+        let mut send = |lines: Vec<(u64, Raw)>, bytes: u64| -> bool {
+            let chunk = Chunk {
+                seq,
+                file: file.clone(),
+                bytes,
+                lines,
+            };
+            seq += 1;
+            tx.send(chunk).is_ok()
+        };
+        let go_on = match input.format {
+            Format::Ndjson => read_ndjson(&input.name, input.reader, &mut send)?,
+            Format::Csv => read_csv(&input.name, input.reader, &mut send)?,
+        };
+        if !go_on {
+            return Ok(()); // the writer stopped; it says why
+        }
+    }
+    Ok(())
+}
+
+fn read_ndjson(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+    send: &mut dyn FnMut(Vec<(u64, Raw)>, u64) -> bool,
+) -> Result<bool, String> {
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut lines = Vec::with_capacity(CHUNK);
+    let (mut number, mut bytes) = (0u64, 0u64);
+    loop {
+        let mut line = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read {name}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bytes += n as u64;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue; // blank lines (a trailing one) are not events
+        }
+        lines.push((number, Raw::Json(line)));
+        if lines.len() == CHUNK {
+            if !send(std::mem::take(&mut lines), std::mem::take(&mut bytes)) {
+                return Ok(false);
+            }
+            lines.reserve(CHUNK);
+        }
+    }
+    Ok(lines.is_empty() || send(lines, bytes))
+}
+
+fn read_csv(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+    send: &mut dyn FnMut(Vec<(u64, Raw)>, u64) -> bool,
+) -> Result<bool, String> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(reader);
+    let header = csv
+        .byte_headers()
+        .map_err(|e| format!("cannot read the header row of {name}: {e}"))?
+        .clone();
+    let known = csv_columns();
+    let mut names = Vec::new();
+    for h in header.iter() {
+        let h = String::from_utf8_lossy(h).trim().to_owned();
+        if !known.contains(&h.as_str()) {
+            return Err(format!(
+                "{name}: unknown column `{h}` in the header row; known columns: {}",
+                known.join(", ")
+            ));
+        }
+        if names.contains(&h) {
+            return Err(format!(
+                "{name}: column `{h}` appears twice in the header row"
+            ));
+        }
+        names.push(h);
+    }
+    let names = Arc::new(names);
+    let mut lines = Vec::with_capacity(CHUNK);
+    let mut record = csv::ByteRecord::new();
+    let mut last = csv.position().byte();
+    loop {
+        let raw = match csv.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map_or(0, csv::Position::line);
+                let cells = record
+                    .iter()
+                    .map(|c| std::str::from_utf8(c).ok().map(str::to_owned))
+                    .collect();
+                (line, Raw::Csv(cells, names.clone()))
+            }
+            Err(e) => match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    pos,
+                    expected_len,
+                    len,
+                } => (
+                    pos.as_ref().map_or(0, csv::Position::line),
+                    Raw::Broken(format!(
+                        "has {len} cells where the header row has {expected_len}"
+                    )),
+                ),
+                _ => return Err(format!("cannot read {name}: {e}")),
+            },
+        };
+        if let Raw::Csv(cells, _) = &raw.1 {
+            if cells.iter().all(|c| c.as_deref() == Some("")) {
+                continue; // an empty row
+            }
+        }
+        lines.push(raw);
+        if lines.len() == CHUNK {
+            let at = csv.position().byte();
+            if !send(std::mem::take(&mut lines), at - last) {
+                return Ok(false);
+            }
+            last = at;
+            lines.reserve(CHUNK);
+        }
+    }
+    let at = csv.position().byte();
+    Ok(lines.is_empty() || send(lines, at - last))
+}
+
+fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
+    loop {
+        let chunk = {
+            let Ok(rx) = rx.lock() else { return };
+            match rx.recv() {
+                Ok(c) => c,
+                Err(_) => return,
+            }
+        };
+        let now = now_ms();
+        let items = chunk
+            .lines
+            .into_iter()
+            .map(|(line, raw)| {
+                parse_line(config, raw, now).map_err(|e| Rejection {
+                    line,
+                    field: e.field,
+                    reason: e.reason,
+                })
+            })
+            .collect();
+        let parsed = Parsed {
+            seq: chunk.seq,
+            file: chunk.file,
+            bytes: chunk.bytes,
+            items,
+        };
+        if tx.send(parsed).is_err() {
+            return;
+        }
+    }
+}
+
+/// One line → one item, or the field at fault and why (the API's 422).
+fn parse_line(config: &Config, raw: Raw, now: Millis) -> Result<Item, FieldError> {
+    let object = match raw {
+        Raw::Json(bytes) => match from_slice_unique(&bytes) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => return Err(FieldError::new("", "a line must be a JSON object")),
+            Err(JsonError::Syntax(e)) => {
+                return Err(FieldError::new("", format!("not valid JSON: {e}")));
+            }
+            Err(JsonError::Duplicate(e)) => return Err(e),
+        },
+        Raw::Csv(cells, names) => csv_object(&cells, &names)?,
+        Raw::Broken(why) => return Err(FieldError::new("", why)),
+    };
+    parse_object(config, object, now)
+}
+
+/// A CSV row as the JSON object the same line would be: an empty cell is an
+/// absent field; `deleted` is `true` or `false`.
+fn csv_object(
+    cells: &[Option<String>],
+    names: &[String],
+) -> Result<Map<String, Value>, FieldError> {
+    let mut o = Map::new();
+    for (cell, name) in cells.iter().zip(names) {
+        let Some(cell) = cell else {
+            return Err(FieldError::new(name.as_str(), "is not valid UTF-8"));
+        };
+        if cell.is_empty() {
+            continue;
+        }
+        let value = match (name.as_str(), cell.as_str()) {
+            ("deleted", "true") => Value::Bool(true),
+            ("deleted", "false") => Value::Bool(false),
+            _ => Value::String(cell.clone()),
+        };
+        o.insert(name.clone(), value);
+    }
+    Ok(o)
+}
+
+/// The import format's additions to the API's objects — `kind` (`release`
+/// for a release time) and `product_kind` (a vendor's product namespace) —
+/// then the API's own parser.
+fn parse_object(
+    config: &Config,
+    mut o: Map<String, Value>,
+    now: Millis,
+) -> Result<Item, FieldError> {
+    let kind = match o.remove("kind") {
+        None | Some(Value::Null) => KIND_DEFECT.to_owned(),
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(FieldError::new(
+                "kind",
+                format!("must be a string, not {}", crate::ingest::json_kind(&other)),
+            ));
+        }
+    };
+    let product_kind = match o.remove(PRODUCT_KIND) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if s.is_empty() || s == "generic" => String::new(),
+        Some(Value::String(s)) if WEBHOOK_SOURCES.contains(&s.as_str()) => s,
+        Some(other) => {
+            let shown = match &other {
+                Value::String(s) => format!("`{s}`"),
+                v => crate::ingest::json_kind(v).to_owned(),
+            };
+            return Err(FieldError::new(
+                PRODUCT_KIND,
+                format!(
+                    "must be one of: {} (or absent for the API's products), not {shown}",
+                    WEBHOOK_SOURCES.join(", ")
+                ),
+            ));
+        }
+    };
+    match kind.as_str() {
+        KIND_DEFECT => {
+            let mut ev = generic::parse_event(config, &o, "", now)?;
+            ev.product.kind = product_kind;
+            Ok(Item::Defect(ev))
+        }
+        KIND_RELEASE => {
+            let mut ev = generic::parse_release(config, &o, "", now)?;
+            if !product_kind.is_empty() {
+                // The key depends on the source's release rules.
+                if crate::store::release_key(config, &product_kind, &ev.release).is_none() {
+                    return Err(FieldError::new(
+                        "release",
+                        format!("`{}` is empty once normalised", ev.release),
+                    ));
+                }
+            }
+            ev.product.kind = product_kind;
+            Ok(Item::Release(ev))
+        }
+        other => Err(FieldError::new(
+            "kind",
+            format!("unknown value `{other}`; expected one of: {KIND_DEFECT}, {KIND_RELEASE}"),
+        )),
+    }
+}
+
+/// Puts parsed chunks back in file order, reports rejections, applies the
+/// items in batches of [`BATCH`].
+fn apply_in_order(
+    rx: Receiver<Parsed>,
+    importer: &mut Importer,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<Summary, Failure> {
+    let mut summary = Summary::default();
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut stderr = std::io::stderr().lock();
+    let flush = |batch: &mut Vec<Item>, summary: &mut Summary, importer: &mut Importer| {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        match importer.apply(items, now_ms()) {
+            Ok(o) => {
+                // Generic events never retract: `ignored` stays 0.
+                summary.imported += o.accepted;
+                summary.unchanged += o.unchanged + o.ignored;
+                summary.stale += o.stale;
+                Ok(())
+            }
+            Err(e) => Err((*summary, format!("writing the database failed: {e}"))),
+        }
+    };
+    for parsed in rx {
+        waiting.insert(parsed.seq, parsed);
+        while let Some(p) = waiting.remove(&next) {
+            next += 1;
+            for item in p.items {
+                summary.lines += 1;
+                match item {
+                    Ok(item) => batch.push(item),
+                    Err(r) => {
+                        summary.rejected += 1;
+                        let line = if r.field.is_empty() {
+                            format!("{}:{}: {}", p.file, r.line, r.reason)
+                        } else {
+                            format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
+                        };
+                        let mut write = || {
+                            let _ = writeln!(stderr, "{line}");
+                        };
+                        match bar {
+                            Some(b) => b.suspend(write),
+                            None => write(),
+                        }
+                    }
+                }
+                if batch.len() >= BATCH {
+                    flush(&mut batch, &mut summary, importer)?;
+                }
+            }
+            if let Some(b) = bar {
+                b.inc(p.bytes);
+                b.set_message(format!("{} lines", summary.lines));
+            }
+        }
+    }
+    flush(&mut batch, &mut summary, importer)?;
+    Ok(summary)
+}
+
+/// Prints to stdout; a failing stdout is ignored.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Prints to stderr; a failing stderr is ignored.
+fn complain(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -1,0 +1,98 @@
+//! The store side of the `export` sub-command: every stored defect (deleted
+//! ones included) and every release time, read in one read transaction, so
+//! the export is one consistent snapshot even while `serve` writes.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema;
+use crate::model::time::Millis;
+
+/// A stored release time, with the raw names it was recorded under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseRecord {
+    pub product_kind: String,
+    pub product_ns: String,
+    pub release_raw: String,
+    pub released_at: Millis,
+}
+
+/// A stored defect's raw values (the derived keys are recomputed on import).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefectRecord {
+    pub source: String,
+    pub id: String,
+    pub product_kind: String,
+    pub product_ns: String,
+    pub release_raw: Option<String>,
+    pub stage: Option<String>,
+    pub detected_by: Option<String>,
+    pub cause: Option<String>,
+    pub severity: Option<String>,
+    pub team: Option<String>,
+    pub status: String,
+    pub deleted: bool,
+    pub found_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Reads the database at `db` (which must exist) in one read transaction:
+/// every release time, then every defect in the order they were first stored.
+/// A callback's error stops the export and is returned.
+pub fn export(
+    db: &Path,
+    mut release: impl FnMut(ReleaseRecord) -> anyhow::Result<()>,
+    mut defect: impl FnMut(DefectRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    // Never create a database: a mistyped path is an error, not an empty export.
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", db.display()))?;
+    drop(conn);
+    let mut conn = schema::open(db)?;
+    let tx = conn.transaction()?; // deferred: a read snapshot, no write lock
+    {
+        let mut stmt = tx.prepare(
+            "SELECT product_kind, product_ns, release_raw, released_at FROM release_times \
+             ORDER BY product_kind, product_ns, released_at, release_raw",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            release(ReleaseRecord {
+                product_kind: r.get(0)?,
+                product_ns: r.get(1)?,
+                release_raw: r.get(2)?,
+                released_at: r.get(3)?,
+            })?;
+        }
+        let mut stmt = tx.prepare(
+            "SELECT source, id, product_kind, product_ns, release_raw, stage, detected_by, \
+             cause, severity, team, status, deleted, found_at, updated_at FROM defects \
+             ORDER BY rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            defect(DefectRecord {
+                source: r.get(0)?,
+                id: r.get(1)?,
+                product_kind: r.get(2)?,
+                product_ns: r.get(3)?,
+                release_raw: r.get(4)?,
+                stage: r.get(5)?,
+                detected_by: r.get(6)?,
+                cause: r.get(7)?,
+                severity: r.get(8)?,
+                team: r.get(9)?,
+                status: r.get(10)?,
+                deleted: r.get(11)?,
+                found_at: r.get(12)?,
+                updated_at: r.get(13)?,
+            })?;
+        }
+    }
+    tx.rollback()?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Who writes the database: `serve` and `import` each hold an exclusive
+//! `flock` on `<db>.lock` while they run, so an import cannot run beside the
+//! server that would never see it (its aggregates live in memory), and a
+//! server cannot start in the middle of an import. The kernel drops the lock
+//! when its process ends, however it ends: a crash never leaves it stale. The
+//! file itself stays (deleting it would let two processes lock two different
+//! files of the same name); what it holds (`serve, pid 123`) only names the
+//! holder in messages.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The lock, held until dropped.
+#[derive(Debug)]
+pub struct DbLock {
+    _file: File,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("database {db} is in use by {holder} (lock file {lock})")]
+    Held {
+        db: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
+    #[error("cannot lock database {db} (lock file {lock}): {source}")]
+    Io {
+        db: PathBuf,
+        lock: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The lock file of database `db`: `<db>.lock` beside it.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of `db` for `role` (`serve`, `import`) without waiting.
+pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
+    let lock = lock_path(db);
+    let io = |source| LockError::Io {
+        db: db.to_path_buf(),
+        lock: lock.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(io)?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(LockError::Held {
+                db: db.to_path_buf(),
+                lock,
+                holder: if holder.is_empty() {
+                    "another process".into()
+                } else {
+                    format!("`{holder}`")
+                },
+            });
+        }
+        return Err(io(e));
+    }
+    // Best effort: the name only improves the other side's message.
+    let _ = file.set_len(0).and_then(|()| {
+        file.rewind()?;
+        write!(file, "{role}, pid {}", std::process::id())
+    });
+    Ok(DbLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_name_until_it_lets_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("x.db");
+        let first = acquire(&db, "serve").expect("first");
+        match acquire(&db, "import") {
+            Err(LockError::Held { holder, .. }) => {
+                assert_eq!(holder, format!("`serve, pid {}`", std::process::id()))
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        let _again = acquire(&db, "import").expect("free once dropped");
+        assert_eq!(lock_path(&db), dir.path().join("x.db.lock"));
+    }
+}
