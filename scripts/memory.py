@@ -128,7 +128,11 @@ def events(scenario):
 
 
 def run(scenario, port):
+    keep = os.environ.get("MEMORY_KEEP")  # a directory to leave the database in
     with tempfile.TemporaryDirectory() as d:
+        if keep:
+            d = keep
+            os.makedirs(d, exist_ok=True)
         db, config = os.path.join(d, "m.db"), os.path.join(d, "m.toml")
         with open(config, "w") as f:
             f.write("max_products = 50\n" if scenario in ("small", "history") else "")

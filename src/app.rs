@@ -119,6 +119,8 @@ impl Application {
             "http"
         };
         tracing::info!(%addr, scheme, db = %self.state.config.db.display(), "serving");
+        // What the start-up load allocated and freed goes back to the system.
+        tokio::task::spawn_blocking(crate::memory::release_freed);
         tokio::spawn(crate::memory::trim_after_bursts(
             self.state.write_queue.clone(),
             self.state.unauthenticated.clone(),

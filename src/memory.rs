@@ -27,6 +27,28 @@ pub async fn trim_after_bursts(
     }
 }
 
+/// Fixes glibc's allocator settings before any thread starts: blocks of 128 KiB
+/// and more are always mapped on their own and unmapped when freed (glibc
+/// otherwise raises that threshold after the first free, so a scrape's
+/// short-lived vector over every product stays in the heap for good), and at
+/// most two arenas per core (worker threads each got their own, each keeping
+/// its own free memory).
+pub fn tune() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters; called once from
+    // `main` before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2 * num_cores());
+    }
+}
+
+/// Cores available to this process (1 when unknown).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn num_cores() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
+}
+
 /// Returns free pages of the allocator's arenas to the system.
 pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

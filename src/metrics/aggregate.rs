@@ -98,20 +98,16 @@ impl Contribution {
     }
 }
 
-/// Counts of one release.
+/// Counts of one release, in one allocation: per configured stage (valid
+/// defects), per cause, per detector and per severity (production defects;
+/// `unknown` last for the latter two), and per maturity age `[total,
+/// production]` found up to that age after the release time (meaningful once
+/// the release time is known).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReleaseAgg {
-    /// Valid defects per configured stage.
-    pub stages: Vec<u64>,
-    /// Production defects per cause.
-    pub causes: Vec<u64>,
-    /// Production defects per detector (`unknown` last).
-    pub detectors: Vec<u64>,
-    /// Production defects per severity (`unknown` last).
-    pub severities: Vec<u64>,
-    /// Per maturity age: `[total, production]` found up to that age after the
-    /// release time (only meaningful once the release time is known).
-    pub at_age: Vec<[u64; 2]>,
+    counts: Box<[u64]>,
+    /// Where causes, detectors, severities and ages start in `counts`.
+    starts: [u16; 4],
     pub release_time: Option<Millis>,
     /// Earliest `found_at` among its valid defects; orders releases with no time.
     pub first_found: Option<Millis>,
@@ -119,20 +115,77 @@ pub struct ReleaseAgg {
 
 impl ReleaseAgg {
     fn new(shape: &Shape) -> Self {
+        let causes = shape.stages;
+        let detectors = causes + shape.causes;
+        let severities = detectors + DETECTORS.len() + 1;
+        let ages = severities + shape.severities + 1;
+        let len = ages + 2 * shape.ages.len();
+        let at = |n: usize| u16::try_from(n).expect("a configuration of fewer than 65,536 names");
         Self {
-            stages: vec![0; shape.stages],
-            causes: vec![0; shape.causes],
-            detectors: vec![0; DETECTORS.len() + 1],
-            severities: vec![0; shape.severities + 1],
-            at_age: vec![[0, 0]; shape.ages.len()],
+            counts: vec![0; len].into_boxed_slice(),
+            starts: [at(causes), at(detectors), at(severities), at(ages)],
             release_time: None,
             first_found: None,
         }
     }
 
+    fn part(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 {
+            0
+        } else {
+            self.starts[i - 1] as usize
+        };
+        let end = self
+            .starts
+            .get(i)
+            .map_or(self.counts.len(), |e| *e as usize);
+        start..end
+    }
+
+    /// Valid defects per configured stage.
+    pub fn stages(&self) -> &[u64] {
+        &self.counts[self.part(0)]
+    }
+
+    /// Production defects per cause.
+    pub fn causes(&self) -> &[u64] {
+        &self.counts[self.part(1)]
+    }
+
+    /// Production defects per detector (`unknown` last).
+    pub fn detectors(&self) -> &[u64] {
+        &self.counts[self.part(2)]
+    }
+
+    /// Production defects per severity (`unknown` last).
+    pub fn severities(&self) -> &[u64] {
+        &self.counts[self.part(3)]
+    }
+
+    /// `[total, production]` found up to maturity age `i` after the release time.
+    pub fn at_age(&self, i: usize) -> [u64; 2] {
+        let at = self.starts[3] as usize + 2 * i;
+        [self.counts[at], self.counts[at + 1]]
+    }
+
+    /// Counter `i` of part `part` (see [`part`](Self::part)), to change.
+    fn count_mut(&mut self, part: usize, i: usize) -> &mut u64 {
+        let at = self.part(part).start + i;
+        &mut self.counts[at]
+    }
+
+    /// Replaces the at-age counts.
+    fn set_at_age(&mut self, at_age: &[[u64; 2]]) {
+        let start = self.starts[3] as usize;
+        for (i, [total, production]) in at_age.iter().enumerate() {
+            self.counts[start + 2 * i] = *total;
+            self.counts[start + 2 * i + 1] = *production;
+        }
+    }
+
     /// T(R): all valid defects.
     pub fn total(&self) -> u64 {
-        self.stages.iter().sum()
+        self.stages().iter().sum()
     }
 
     /// The time releases are ordered by: release time, else first defect found.
@@ -436,18 +489,18 @@ impl Aggregates {
         let production = self.shape.production[stage];
         let ages = self.shape.ages.clone();
         let r = self.release(&c.product, release);
-        step(&mut r.stages[stage]);
+        step(r.count_mut(0, stage));
         if production {
-            step(&mut r.causes[c.cause]);
-            step(&mut r.detectors[c.detector]);
-            step(&mut r.severities[c.severity]);
+            step(r.count_mut(1, c.cause));
+            step(r.count_mut(2, c.detector));
+            step(r.count_mut(3, c.severity));
         }
         if let Some(t) = r.release_time {
             for (i, age) in ages.iter().enumerate() {
                 if c.found_at <= t + age {
-                    step(&mut r.at_age[i][0]);
+                    step(r.count_mut(4, 2 * i));
                     if production {
-                        step(&mut r.at_age[i][1]);
+                        step(r.count_mut(4, 2 * i + 1));
                     }
                 }
             }
@@ -465,7 +518,7 @@ impl Aggregates {
         r.first_found = meta.first_found;
         if let Some((time, at_age)) = &meta.time {
             r.release_time = *time;
-            r.at_age.clone_from(at_age);
+            r.set_at_age(at_age);
         }
         self.prune(product, Some(release));
     }

@@ -143,43 +143,31 @@ type ProductKey<'a> = (
 /// which never displace a release with defects. Work is proportional to the
 /// resident releases and products, never to the stored history.
 pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
-    let mut names: Vec<&str> = agg.products.keys().map(String::as_str).collect();
+    // One pass over the products computing only their sort keys (no
+    // allocation per product): a scrape with 150,000 products stays cheap.
+    let key = |name: &'a str, p: Option<&'a ProductAgg>| -> ProductKey<'a> {
+        let pinned = config.pinned_products.iter().position(|q| q == name);
+        let (latest_data, latest) = p.map_or((None, None), |p| product_times(config, p));
+        (
+            pinned.unwrap_or(usize::MAX),
+            std::cmp::Reverse(latest_data),
+            std::cmp::Reverse(latest),
+            name,
+        )
+    };
+    let mut keyed: Vec<(ProductKey, Option<&ProductAgg>)> = agg
+        .products
+        .iter()
+        .map(|(name, p)| (key(name, Some(p)), Some(p)))
+        .collect();
     for p in config.products.keys().chain(&config.pinned_products) {
-        if !agg.products.contains_key(p.as_str()) && !names.contains(&p.as_str()) {
-            names.push(p);
+        if !agg.products.contains_key(p.as_str()) && !keyed.iter().any(|(k, _)| k.3 == p) {
+            keyed.push((key(p, None), None));
         }
     }
-    if names.is_empty() {
-        names.push(&config.default_product);
+    if keyed.is_empty() {
+        keyed.push((key(&config.default_product, None), None));
     }
-    type Keyed<'b> = (ProductKey<'b>, Option<Vec<(&'b str, &'b ReleaseAgg)>>);
-    let mut keyed: Vec<Keyed> = names
-        .into_iter()
-        .map(|name| {
-            let pinned = config.pinned_products.iter().position(|p| p == name);
-            let releases = agg.products.get(name).map(|p| ranked(config, p));
-            let rs = releases.as_deref().unwrap_or_default();
-            // The first release in rank order is the newest with defects, if any has.
-            let latest_data = rs
-                .first()
-                .filter(|(_, r)| r.total() > 0)
-                .and_then(|(_, r)| r.order_time());
-            let latest = rs
-                .iter()
-                .take(config.max_releases)
-                .filter_map(|(_, r)| r.order_time())
-                .max();
-            (
-                (
-                    pinned.unwrap_or(usize::MAX),
-                    std::cmp::Reverse(latest_data),
-                    std::cmp::Reverse(latest),
-                    name,
-                ),
-                releases,
-            )
-        })
-        .collect();
     let products_left_out = keyed.len().saturating_sub(config.max_products);
     if keyed.len() > config.max_products && config.max_products > 0 {
         keyed.select_nth_unstable_by(config.max_products - 1, |a, b| a.0.cmp(&b.0));
@@ -188,10 +176,9 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     let products = keyed
         .into_iter()
-        .map(|(key, releases)| {
+        .map(|(key, p)| {
             let name = key.3;
-            let p = agg.products.get(name);
-            let mut releases = releases.unwrap_or_default();
+            let mut releases = p.map(|p| ranked(config, p)).unwrap_or_default();
             let with_data = releases.partition_point(|(_, r)| r.total() > 0);
             let pool = p.map(|_| pooled(config, &releases[..with_data], config.recent_releases));
             let all_with_data = p.map_or(0, |p| {
@@ -215,6 +202,28 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     }
 }
 
+/// A product's newest release with defects, and the newest of its exported
+/// releases (the first `max_releases` in rank order), by order time. The
+/// newest release with defects ranks first, so it is always resident.
+fn product_times(config: &Config, p: &ProductAgg) -> (Option<Millis>, Option<Millis>) {
+    let latest_data = p
+        .releases
+        .values()
+        .filter(|r| r.total() > 0)
+        .filter_map(ReleaseAgg::order_time)
+        .max();
+    let latest = if p.releases.len() <= config.max_releases {
+        p.releases.values().filter_map(ReleaseAgg::order_time).max()
+    } else {
+        ranked(config, p)
+            .iter()
+            .take(config.max_releases)
+            .filter_map(|(_, r)| r.order_time())
+            .max()
+    };
+    (latest_data, latest)
+}
+
 /// `(ΣP, ΣT)` over a product's newest `n` releases that have defects.
 pub fn recent_pool(config: &Config, p: &ProductAgg, n: usize) -> (u64, u64) {
     let releases = ranked(config, p);
@@ -224,7 +233,7 @@ pub fn recent_pool(config: &Config, p: &ProductAgg, n: usize) -> (u64, u64) {
 
 /// P(R): valid defects found in production stages.
 pub fn escaped(config: &Config, r: &ReleaseAgg) -> u64 {
-    r.stages
+    r.stages()
         .iter()
         .enumerate()
         .filter(|(i, _)| config.pipeline.is_production(*i))
@@ -406,27 +415,27 @@ static FAMILIES: &[(&str, &str, Rows)] = &[
     (
         "bug_escape_defects",
         "Valid defects of a release found at each stage",
-        Rows::ReleaseBy(Dim::Stage, |_, a, i| Some(a.stages[i] as f64)),
+        Rows::ReleaseBy(Dim::Stage, |_, a, i| Some(a.stages()[i] as f64)),
     ),
     (
         "bug_escape_stage_leak_ratio",
         "L_k(R): of the defects that reached a tracked pre-release stage, the share it did not catch",
-        Rows::ReleaseBy(Dim::LeakStage, |_, a, k| formula::stage_leak(&a.stages, k)),
+        Rows::ReleaseBy(Dim::LeakStage, |_, a, k| formula::stage_leak(a.stages(), k)),
     ),
     (
         "bug_escape_escaped_defects_by_cause",
         "Production defects of a release by cause",
-        Rows::ReleaseBy(Dim::Cause, |_, a, i| Some(a.causes[i] as f64)),
+        Rows::ReleaseBy(Dim::Cause, |_, a, i| Some(a.causes()[i] as f64)),
     ),
     (
         "bug_escape_escaped_defects_by_detector",
         "Production defects of a release by who detected them",
-        Rows::ReleaseBy(Dim::Detector, |_, a, i| Some(a.detectors[i] as f64)),
+        Rows::ReleaseBy(Dim::Detector, |_, a, i| Some(a.detectors()[i] as f64)),
     ),
     (
         "bug_escape_escaped_defects_by_severity",
         "Production defects of a release by severity",
-        Rows::ReleaseBy(Dim::Severity, |_, a, i| Some(a.severities[i] as f64)),
+        Rows::ReleaseBy(Dim::Severity, |_, a, i| Some(a.severities()[i] as f64)),
     ),
     (
         "bug_escape_rate_at_age_ratio",
@@ -436,7 +445,7 @@ static FAMILIES: &[(&str, &str, Rows)] = &[
             if c.now < t + c.config.maturity_ages[i].1.as_millis() as Millis {
                 return None;
             }
-            let [total, production] = a.at_age[i];
+            let [total, production] = a.at_age(i);
             formula::rate(production, total)
         }),
     ),

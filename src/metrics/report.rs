@@ -156,9 +156,9 @@ pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Rep
                 .map(|(k, s)| StageRow {
                     stage: s.name.clone(),
                     phase: s.phase.as_str(),
-                    defects: r.stages[k],
+                    defects: r.stages()[k],
                     leak: (s.phase == Phase::PreRelease && s.tracked)
-                        .then(|| formula::stage_leak(&r.stages, k))
+                        .then(|| formula::stage_leak(r.stages(), k))
                         .flatten(),
                 })
                 .collect();
