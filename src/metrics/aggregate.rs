@@ -379,6 +379,41 @@ pub struct ProductAgg {
     pub unknown_stage: u64,
     /// Valid defects with no stage.
     pub no_stage: u64,
+    /// What orders products: the order time of the newest release with
+    /// defects and the newest of the exported releases; `None` while stale.
+    times: Option<(Option<Millis>, Option<Millis>)>,
+}
+
+impl ProductAgg {
+    /// The order time of the product's newest release with defects, and of
+    /// the newest of its first `max_releases` releases in rank order (the
+    /// exported ones); from the cache the writer keeps when it is fresh.
+    pub fn times(&self, max_releases: usize) -> (Option<Millis>, Option<Millis>) {
+        self.times
+            .unwrap_or_else(|| product_times(&self.releases, max_releases))
+    }
+}
+
+/// See [`ProductAgg::times`]. The newest release with defects ranks first, so
+/// it is always resident.
+fn product_times(releases: &Releases, max_releases: usize) -> (Option<Millis>, Option<Millis>) {
+    let latest_data = releases
+        .values()
+        .filter(|r| r.total() > 0)
+        .filter_map(ReleaseAgg::order_time)
+        .max();
+    let latest = if releases.len() <= max_releases {
+        releases.values().filter_map(ReleaseAgg::order_time).max()
+    } else {
+        let mut ranked: Vec<(&String, &ReleaseAgg)> = releases.iter().collect();
+        ranked.sort_by(|a, b| release_cmp((a.0, a.1), (b.0, b.1)));
+        ranked
+            .iter()
+            .take(max_releases)
+            .filter_map(|(_, r)| r.order_time())
+            .max()
+    };
+    (latest_data, latest)
 }
 
 /// Sizes fixed by the configuration.
@@ -397,6 +432,8 @@ pub struct Aggregates {
     shape: Shape,
     /// Releases per product `/metrics` reads: `max(max_releases, recent_releases)`.
     keep: usize,
+    /// Releases per product exported.
+    max_releases: usize,
     pub products: BTreeMap<String, ProductAgg>,
 }
 
@@ -419,6 +456,7 @@ impl Aggregates {
                     .collect(),
             },
             keep: config.max_releases.max(config.recent_releases).max(1),
+            max_releases: config.max_releases,
             products: BTreeMap::new(),
         }
     }
@@ -441,10 +479,13 @@ impl Aggregates {
                 unattributed: vec![0; self.shape.stages],
                 unknown_stage: 0,
                 no_stage: 0,
+                times: None,
             };
             self.products.insert(name.to_owned(), p);
         }
-        self.products.get_mut(name).expect("inserted above")
+        let p = self.products.get_mut(name).expect("inserted above");
+        p.times = None;
+        p
     }
 
     fn release(&mut self, product: &str, release: &str) -> &mut ReleaseAgg {
@@ -606,6 +647,7 @@ impl Aggregates {
             p.cold.bound = None;
         }
         let short = p.cold.releases > 0 && p.releases.len() < keep;
+        p.times = Some(product_times(&p.releases, self.max_releases));
         self.prune(product, None);
         short
     }
@@ -627,6 +669,13 @@ impl Aggregates {
         p.cold = cold;
     }
 
+    /// Computes every product's cached ordering times (after a load).
+    pub fn refresh_times(&mut self) {
+        for p in self.products.values_mut() {
+            p.times = Some(product_times(&p.releases, self.max_releases));
+        }
+    }
+
     /// Names of a product's resident releases.
     pub fn resident(&self, product: &str) -> Vec<String> {
         self.products
@@ -638,9 +687,11 @@ impl Aggregates {
     /// Makes the best cold releases resident (`loaded`, as stored) and sets
     /// what stays cold, as the store counted it.
     pub fn promote(&mut self, product: &str, loaded: Vec<(String, ReleaseAgg)>, cold: Cold) {
+        let max_releases = self.max_releases;
         let p = self.product(product);
         p.releases.extend(loaded);
         p.cold = cold;
+        p.times = Some(product_times(&p.releases, max_releases));
         self.prune(product, None);
     }
 

@@ -147,7 +147,7 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     // allocation per product): a scrape with 150,000 products stays cheap.
     let key = |name: &'a str, p: Option<&'a ProductAgg>| -> ProductKey<'a> {
         let pinned = config.pinned_products.iter().position(|q| q == name);
-        let (latest_data, latest) = p.map_or((None, None), |p| product_times(config, p));
+        let (latest_data, latest) = p.map_or((None, None), |p| p.times(config.max_releases));
         (
             pinned.unwrap_or(usize::MAX),
             std::cmp::Reverse(latest_data),
@@ -200,28 +200,6 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
         products,
         products_left_out,
     }
-}
-
-/// A product's newest release with defects, and the newest of its exported
-/// releases (the first `max_releases` in rank order), by order time. The
-/// newest release with defects ranks first, so it is always resident.
-fn product_times(config: &Config, p: &ProductAgg) -> (Option<Millis>, Option<Millis>) {
-    let latest_data = p
-        .releases
-        .values()
-        .filter(|r| r.total() > 0)
-        .filter_map(ReleaseAgg::order_time)
-        .max();
-    let latest = if p.releases.len() <= config.max_releases {
-        p.releases.values().filter_map(ReleaseAgg::order_time).max()
-    } else {
-        ranked(config, p)
-            .iter()
-            .take(config.max_releases)
-            .filter_map(|(_, r)| r.order_time())
-            .max()
-    };
-    (latest_data, latest)
 }
 
 /// `(ΣP, ΣT)` over a product's newest `n` releases that have defects.

@@ -419,6 +419,7 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
             }
         }
     }
+    agg.refresh_times();
     if unknown_stages > 0 {
         tracing::warn!(
             defects = unknown_stages,
