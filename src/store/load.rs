@@ -268,6 +268,7 @@ struct Walk {
 pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregates> {
     let mut agg = Aggregates::new(config);
     let stages = stage_index(config);
+    let started = std::time::Instant::now();
     let mut times = release_times(conn, None)?;
     let mut unknown_stages = 0u64;
     let mut residents: Vec<(String, Ranked)> = Vec::new();
@@ -358,6 +359,7 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         };
         finish(&mut agg, w, &mut times);
     }
+    let ranked_in = started.elapsed();
     // Resident releases in full: their release times, then one sequential
     // pass over the table (an indexed lookup per release costs more once
     // residents are many) adding the rows of resident releases only.
@@ -420,6 +422,14 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         }
     }
     agg.refresh_times();
+    tracing::info!(
+        products = agg.products.len(),
+        resident = agg.products.values().map(|p| p.releases.len()).sum::<usize>(),
+        cold = agg.products.values().map(|p| p.cold.releases).sum::<u64>(),
+        ranked_ms = ranked_in.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "aggregates loaded"
+    );
     if unknown_stages > 0 {
         tracing::warn!(
             defects = unknown_stages,
