@@ -3,7 +3,7 @@
 produce them (ids in random order, every field set, P products x R releases),
 against the release binary on loopback. Reports events/s. Bounded: N events.
 
-Usage: cargo build --release && python3 scripts/ingest.py [--events 400000]
+Usage: cargo build --release && python3 scripts/ingest.py [--events 400000] [--bin PATH]
 """
 import argparse, json, os, random, signal, subprocess, sys, tempfile, threading, time, http.client
 
@@ -20,10 +20,11 @@ def main():
     ap.add_argument("--products", type=int, default=50)
     ap.add_argument("--releases", type=int, default=200)
     ap.add_argument("--port", type=int, default=18941)
+    ap.add_argument("--bin", default=BIN, help="the binary to time (to compare builds)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.db")
-    proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{args.port}", "--db", db],
+    proc = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{args.port}", "--db", db],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     rng = random.Random(1)

@@ -28,12 +28,35 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
-/// The columns of `defects`, in [`Row`] order.
-pub const COLUMNS: &str = "source, id, product_kind, product_ns, product, release_raw, release, \
-     stage, detected_by, cause, severity, team, status, deleted, found_at, updated_at";
+/// The columns of `defects`, in [`Row`] order, as a literal (for `concat!`:
+/// the writer's statements are constant strings, not built per call).
+macro_rules! columns {
+    () => {
+        "source, id, product_kind, product_ns, product, release_raw, release, \
+         stage, detected_by, cause, severity, team, status, deleted, found_at, updated_at"
+    };
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM defects WHERE source = ?1 AND id = ?2"
+);
+
+const PUT: &str = concat!(
+    "INSERT INTO defects (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+     ON CONFLICT (source, id) DO UPDATE SET product_kind = excluded.product_kind, \
+     product_ns = excluded.product_ns, product = excluded.product, \
+     release_raw = excluded.release_raw, release = excluded.release, \
+     stage = excluded.stage, detected_by = excluded.detected_by, cause = excluded.cause, \
+     severity = excluded.severity, team = excluded.team, status = excluded.status, \
+     deleted = excluded.deleted, found_at = excluded.found_at, updated_at = excluded.updated_at"
+);
 
 impl Row {
-    /// Reads a row selected with [`COLUMNS`].
+    /// Reads a row selected with the columns of `defects` in [`Row`] order.
     pub fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             source: r.get(0)?,
@@ -57,26 +80,14 @@ impl Row {
 
     /// The stored defect `(source, id)`, if any.
     pub fn get(tx: &Connection, source: &str, id: &str) -> rusqlite::Result<Option<Self>> {
-        tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM defects WHERE source = ?1 AND id = ?2"
-        ))?
-        .query_row(params![source, id], Self::from_sql)
-        .optional()
+        tx.prepare_cached(GET)?
+            .query_row(params![source, id], Self::from_sql)
+            .optional()
     }
 
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
-        tx.prepare_cached(&format!(
-            "INSERT INTO defects ({COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-             ON CONFLICT (source, id) DO UPDATE SET product_kind = excluded.product_kind, \
-             product_ns = excluded.product_ns, product = excluded.product, \
-             release_raw = excluded.release_raw, release = excluded.release, \
-             stage = excluded.stage, detected_by = excluded.detected_by, cause = excluded.cause, \
-             severity = excluded.severity, team = excluded.team, status = excluded.status, \
-             deleted = excluded.deleted, found_at = excluded.found_at, updated_at = excluded.updated_at"
-        ))?
-        .execute(params![
+        tx.prepare_cached(PUT)?.execute(params![
             self.source,
             self.id,
             self.product_kind,
@@ -166,21 +177,45 @@ pub fn first_found(
     .query_row(params![product, release, stages], |r| r.get(0))
 }
 
-/// Contributions of every defect of a release.
+/// Contributions of every defect of a release, read from the counted index
+/// alone (it holds every column a contribution depends on), without building
+/// a [`Row`] per defect.
 pub fn release_contributions(
     tx: &Connection,
     config: &Config,
     product: &str,
     release: &str,
 ) -> rusqlite::Result<Vec<Contribution>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM defects \
-         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'"
-    ))?;
-    let rows = stmt.query_map(params![product, release], Row::from_sql)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT found_at, stage, detected_by, cause, severity \
+         FROM defects INDEXED BY defects_counted \
+         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'",
+    )?;
+    let mut rows = stmt.query(params![product, release])?;
     let mut out = Vec::new();
-    for row in rows {
-        out.extend(row?.contribution(config));
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+            match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Ok(None),
+                v => v.as_str().map(Some).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e))
+                }),
+            }
+        };
+        out.extend(Contribution::of(
+            config,
+            DefectView {
+                product,
+                release: Some(release),
+                stage: text(1)?,
+                detected_by: text(2)?,
+                cause: text(3)?,
+                severity: text(4)?,
+                status: "valid",
+                deleted: false,
+                found_at: r.get(0)?,
+            },
+        ));
     }
     Ok(out)
 }

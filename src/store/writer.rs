@@ -3,7 +3,7 @@
 //! restarts it, with the aggregates rebuilt from disk, when it panics or its
 //! connection breaks.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -37,6 +37,9 @@ const PROBE_BYTES: i64 = 16 * 1024;
 /// How long the supervisor keeps trying to reopen the database before the
 /// process exits for its own supervisor (systemd, Kubernetes) to restart it.
 const REOPEN_FOR: Duration = Duration::from_secs(60);
+/// Most cold releases whose committed state the writer keeps (see
+/// [`ColdCache`]); past it the cache starts over. A few hundred bytes each.
+const COLD_CACHE_MAX: usize = 32_768;
 /// How long a delivery id is remembered for deduplication.
 pub const DELIVERY_TTL_MS: Millis = 7 * 24 * 3600 * 1000;
 
@@ -58,16 +61,42 @@ impl Op {
     }
 }
 
+/// The committed state of releases that went cold after a group changed
+/// them, so the next change to one does not read every defect of it back
+/// from disk (with many releases per product most events touch a cold one,
+/// and reading it back made a group's cost grow with the table).
+///
+/// Invariant: an entry is a cold release with exactly the state a load from
+/// disk gives. Entries are added after a commit, only for releases the group
+/// loaded that are cold once the product is rebalanced; taken out when a
+/// change makes the release resident again, or when it is promoted; dropped
+/// whole when the aggregates are rebuilt. Bounded by [`COLD_CACHE_MAX`].
+#[derive(Default)]
+struct ColdCache(HashMap<(String, String), ReleaseAgg>);
+
+impl ColdCache {
+    fn insert(&mut self, key: (String, String), r: ReleaseAgg) {
+        if self.0.len() >= COLD_CACHE_MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, r);
+    }
+}
+
 /// Loads a cold release before a change touches it, inside the transaction
 /// and before the change, so its `Op::Load` carries the state the change's
 /// `Remove`/`Add` apply to.
 struct Residency<'a> {
     aggregates: &'a RwLock<Aggregates>,
     scratch: &'a Aggregates,
+    /// Cold releases' committed state, taken out when loaded.
+    cache: &'a mut ColdCache,
     /// Releases loaded by the group so far (their loads not applied yet).
     loaded: HashSet<(String, String)>,
     /// Of those, the ones the current batch loaded (forgotten if it rolls back).
     batch: Vec<(String, String)>,
+    /// Release keys by product kind and raw name, computed once per group.
+    keys: HashMap<String, HashMap<String, Option<String>>>,
 }
 
 impl Residency<'_> {
@@ -91,7 +120,10 @@ impl Residency<'_> {
         if self.loaded.contains(&key) {
             return Ok(());
         }
-        let stored = load::release(tx, config, self.scratch, product, release)?;
+        let stored = match self.cache.0.remove(&key) {
+            Some(cached) => Some(cached),
+            None => load::release(tx, config, self.scratch, product, release)?,
+        };
         ops.push(Op::Load(key.0.clone(), key.1.clone(), stored));
         self.loaded.insert(key.clone());
         self.batch.push(key);
@@ -102,6 +134,21 @@ impl Residency<'_> {
         for k in self.batch.drain(..) {
             self.loaded.remove(&k);
         }
+    }
+
+    /// The key of release `raw` from a source of `kind` ([`defect::release_key`]),
+    /// normalised once per group.
+    fn key(&mut self, config: &Config, kind: &str, raw: &str) -> Option<String> {
+        // By kind, then raw name: looked up without allocating.
+        if let Some(k) = self.keys.get(kind).and_then(|m| m.get(raw)) {
+            return k.clone();
+        }
+        let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
+        self.keys
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(raw.to_owned(), k.clone());
+        k
     }
 }
 
@@ -252,6 +299,7 @@ pub(super) struct Writer {
     stages: String,
     /// Empty aggregates shaped by the configuration, to build loaded releases in.
     scratch: Aggregates,
+    cold: ColdCache,
     last_prune: Millis,
     /// Last commit or probe that reached the disk.
     last_write: Instant,
@@ -265,6 +313,7 @@ impl Writer {
             conn,
             stages: defect::stages_json(&s.config),
             scratch: Aggregates::new(&s.config),
+            cold: ColdCache::default(),
             config: s.config.clone(),
             aggregates: s.aggregates.clone(),
             telemetry: s.telemetry.clone(),
@@ -420,8 +469,10 @@ impl Writer {
         let mut residency = Residency {
             aggregates: &self.aggregates,
             scratch: &self.scratch,
+            cache: &mut self.cold,
             loaded: HashSet::new(),
             batch: Vec::new(),
+            keys: HashMap::new(),
         };
         for (batch, _) in group {
             let mut batch_ops = Vec::new();
@@ -477,19 +528,41 @@ impl Writer {
             let mut agg = write_lock(&self.aggregates);
             self.armed.in_aggregates();
             let mut products = BTreeSet::new();
+            let mut loaded = Vec::new();
             for op in ops {
                 match op {
-                    Op::Load(p, r, stored) => agg.load(p, r, stored.clone()),
+                    Op::Load(p, r, stored) => {
+                        agg.load(p, r, stored.clone());
+                        loaded.push((p, r));
+                    }
                     Op::Add(c) => agg.add(c),
                     Op::Remove(c) => agg.remove(c),
                     Op::Meta(p, r, m) => agg.set_release_meta(p, r, m),
                 }
                 products.insert(op.product());
             }
+            // The committed state of the releases the group loaded, kept for
+            // those the rebalance sends back to cold.
+            let states: Vec<_> = loaded
+                .into_iter()
+                .filter_map(|(p, r)| {
+                    let state = agg.products.get(p)?.releases.get(r)?.clone();
+                    Some(((p.clone(), r.clone()), state))
+                })
+                .collect();
             let mut short = Vec::new();
             for p in products {
                 if agg.rebalance(p) {
                     short.push((p.to_owned(), agg.resident(p)));
+                }
+            }
+            for (key, state) in states {
+                let cold = agg
+                    .products
+                    .get(&key.0)
+                    .is_some_and(|p| !p.releases.contains_key(&key.1));
+                if cold {
+                    self.cold.insert(key, state);
                 }
             }
             short
@@ -497,6 +570,7 @@ impl Writer {
         let short = match applied {
             Ok(short) => short,
             Err(panic) => {
+                self.cold.0.clear();
                 self.telemetry.store_error("aggregates");
                 tracing::error!(
                     reason = %panic_message(&*panic),
@@ -510,7 +584,12 @@ impl Writer {
         // only one that changes either).
         for (product, resident) in short {
             match load::promote(&self.conn, &self.config, &self.scratch, &product, &resident) {
-                Ok((loaded, cold)) => write_lock(&self.aggregates).promote(&product, loaded, cold),
+                Ok((loaded, cold)) => {
+                    for (release, _) in &loaded {
+                        self.cold.0.remove(&(product.clone(), release.clone()));
+                    }
+                    write_lock(&self.aggregates).promote(&product, loaded, cold);
+                }
                 Err(e) => {
                     self.telemetry.store_error("aggregates");
                     tracing::error!(error = %e, product, "cannot load releases back; rebuilding the aggregates from disk");
@@ -523,6 +602,7 @@ impl Writer {
 
     /// Rebuilds the aggregates from disk, which holds every commit.
     fn rebuild(&mut self) -> Result<(), String> {
+        self.cold.0.clear();
         let fresh = load::aggregates(&self.conn, &self.config)
             .map_err(|e| format!("cannot rebuild the aggregates: {e}"))?;
         replace_aggregates(&self.aggregates, fresh);
@@ -639,8 +719,10 @@ pub(super) fn apply_detached(
     let mut res = Residency {
         aggregates: &none,
         scratch: &scratch,
+        cache: &mut ColdCache::default(),
         loaded: HashSet::new(),
         batch: Vec::new(),
+        keys: HashMap::new(),
     };
     let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
     if stored_something(&outcome) {
@@ -768,8 +850,7 @@ fn apply_defect(
                 product: config.product_for(&ev.product.kind, &ev.product.namespace),
                 release: release_raw
                     .as_deref()
-                    .and_then(|raw| defect::release_key(config, &ev.product.kind, raw))
-                    .map(|(k, _)| k),
+                    .and_then(|raw| res.key(config, &ev.product.kind, raw)),
                 release_raw,
                 stage: class.stage.clone(),
                 detected_by: class.detected_by.clone(),
@@ -846,7 +927,7 @@ fn attach_release(
         },
     };
     let new = Row {
-        release: defect::release_key(config, &base.product_kind, raw).map(|(k, _)| k),
+        release: res.key(config, &base.product_kind, raw),
         release_raw: Some(raw.to_owned()),
         ..base
     };
@@ -875,10 +956,16 @@ fn put(
     }
     new.put(tx)?;
     if before != after {
-        for c in before.iter().chain(after.iter()) {
-            if let Some(r) = &c.release {
-                touched.insert((c.product.clone(), r.clone()));
-            }
+        // An addition keeps the release's earliest `found_at` itself (the
+        // aggregates take the minimum); only a removal may take away the
+        // minimum, so only then is it queried again (`Op::Meta`).
+        if let Some(Contribution {
+            product,
+            release: Some(r),
+            ..
+        }) = &before
+        {
+            touched.insert((product.clone(), r.clone()));
         }
         ops.extend(before.map(Op::Remove));
         ops.extend(after.map(Op::Add));
@@ -1008,8 +1095,10 @@ mod tests {
         let mut res = Residency {
             aggregates: &aggregates,
             scratch: &scratch,
+            cache: &mut ColdCache::default(),
             loaded: HashSet::new(),
             batch: Vec::new(),
+            keys: HashMap::new(),
         };
         let outcome =
             apply_batch(&db.conn, &db.config, &stages, &batch, &mut ops, &mut res).expect("apply");
