@@ -59,6 +59,32 @@ pub struct Contribution {
 }
 
 impl Contribution {
+    /// The cause, detector and severity indices a defect counts under
+    /// (`unknown` when absent or not configured).
+    pub fn indices(
+        config: &Config,
+        cause: Option<&str>,
+        detected_by: Option<&str>,
+        severity: Option<&str>,
+    ) -> (usize, usize, usize) {
+        let unknown_cause = config
+            .causes
+            .iter()
+            .position(|(n, _)| n == "unknown")
+            .unwrap_or(0);
+        (
+            cause
+                .and_then(|c| config.causes.iter().position(|(n, _)| n == c))
+                .unwrap_or(unknown_cause),
+            detected_by
+                .and_then(|v| DETECTORS.iter().position(|n| *n == v))
+                .unwrap_or(DETECTORS.len()),
+            severity
+                .and_then(|v| config.severities.iter().position(|n| n == v))
+                .unwrap_or(config.severities.len()),
+        )
+    }
+
     /// The contribution of a stored defect; `None` when it counts nowhere
     /// (deleted, invalid or duplicate).
     pub fn of(config: &Config, d: DefectView<'_>) -> Option<Self> {
@@ -72,30 +98,29 @@ impl Contribution {
                 .index(s)
                 .map_or(Class::UnknownStage, Class::Stage),
         };
-        let unknown_cause = config
-            .causes
-            .iter()
-            .position(|(n, _)| n == "unknown")
-            .unwrap_or(0);
+        let (cause, detector, severity) = Self::indices(config, d.cause, d.detected_by, d.severity);
         Some(Self {
             product: d.product.to_owned(),
             release: d.release.map(str::to_owned),
             class,
             found_at: d.found_at,
-            cause: d
-                .cause
-                .and_then(|c| config.causes.iter().position(|(n, _)| n == c))
-                .unwrap_or(unknown_cause),
-            detector: d
-                .detected_by
-                .and_then(|v| DETECTORS.iter().position(|n| *n == v))
-                .unwrap_or(DETECTORS.len()),
-            severity: d
-                .severity
-                .and_then(|v| config.severities.iter().position(|n| n == v))
-                .unwrap_or(config.severities.len()),
+            cause,
+            detector,
+            severity,
         })
     }
+}
+
+/// A defect counted at a configured stage: what it adds to its release.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    /// Pipeline index of its stage.
+    pub stage: usize,
+    pub found_at: Millis,
+    /// Indices as in [`Contribution`].
+    pub cause: usize,
+    pub detector: usize,
+    pub severity: usize,
 }
 
 /// Counts of one release, in one allocation: per configured stage (valid
@@ -461,6 +486,11 @@ impl Aggregates {
         }
     }
 
+    /// How many maturity ages each release counts at.
+    pub fn ages(&self) -> usize {
+        self.shape.ages.len()
+    }
+
     /// How many releases of a product `/metrics` reads at most.
     pub fn keep(&self) -> usize {
         self.keep
@@ -527,18 +557,50 @@ impl Aggregates {
             step(&mut self.product(&c.product).unattributed[stage]);
             return self.prune(&c.product, None);
         };
-        let production = self.shape.production[stage];
-        let ages = self.shape.ages.clone();
-        let r = self.release(&c.product, release);
-        step(r.count_mut(0, stage));
+        self.count(
+            &c.product,
+            release,
+            Staged {
+                stage,
+                found_at: c.found_at,
+                cause: c.cause,
+                detector: c.detector,
+                severity: c.severity,
+            },
+            add,
+        );
+        self.prune(&c.product, Some(release));
+    }
+
+    /// Adds a defect counted at a configured stage of a release, from borrowed
+    /// parts (the start-up load adds millions).
+    pub fn add_staged(&mut self, product: &str, release: &str, d: Staged) {
+        self.count(product, release, d, true);
+    }
+
+    fn count(&mut self, product: &str, release: &str, d: Staged, add: bool) {
+        let step = |v: &mut u64| {
+            *v = if add { *v + 1 } else { v.saturating_sub(1) };
+        };
+        self.release(product, release);
+        let Self {
+            shape, products, ..
+        } = self;
+        let production = shape.production[d.stage];
+        let ages = &shape.ages;
+        let r = products
+            .get_mut(product)
+            .and_then(|p| p.releases.get_mut(release))
+            .expect("made above");
+        step(r.count_mut(0, d.stage));
         if production {
-            step(r.count_mut(1, c.cause));
-            step(r.count_mut(2, c.detector));
-            step(r.count_mut(3, c.severity));
+            step(r.count_mut(1, d.cause));
+            step(r.count_mut(2, d.detector));
+            step(r.count_mut(3, d.severity));
         }
         if let Some(t) = r.release_time {
             for (i, age) in ages.iter().enumerate() {
-                if c.found_at <= t + age {
+                if d.found_at <= t + age {
                     step(r.count_mut(4, 2 * i));
                     if production {
                         step(r.count_mut(4, 2 * i + 1));
@@ -546,10 +608,9 @@ impl Aggregates {
                 }
             }
         }
-        if add && r.first_found.is_none_or(|f| c.found_at < f) {
-            r.first_found = Some(c.found_at);
+        if add && r.first_found.is_none_or(|f| d.found_at < f) {
+            r.first_found = Some(d.found_at);
         }
-        self.prune(&c.product, Some(release));
     }
 
     /// Sets what the store recomputed for a release: its earliest `found_at`,

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::defect;
 use crate::config::Config;
 use crate::metrics::aggregate::{
-    Aggregates, Class, Cold, Contribution, DefectView, Rank, ReleaseAgg, ReleaseMeta,
+    Aggregates, Cold, Contribution, Rank, ReleaseAgg, ReleaseMeta, Staged,
 };
 use crate::model::time::Millis;
 
@@ -246,77 +246,149 @@ fn stage_index(config: &Config) -> HashMap<Vec<u8>, usize> {
         .collect()
 }
 
-/// A product's releases in rank order, each with its release time.
-type Ranked = Vec<(Rank, Option<Millis>)>;
+/// One counted row of a release, kept while the loader walks its product.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    /// Index into [`Walk::releases`].
+    release: u32,
+    staged: Staged,
+}
 
 /// One product's rows while the loader walks the index.
 struct Walk {
     product: String,
-    releases: HashMap<String, Seen>,
+    /// Releases with counted rows, in index order, with what ranks them.
+    releases: Vec<(String, Seen)>,
+    rows: Vec<Counted>,
     unattributed: Vec<u64>,
     unknown_stage: u64,
     no_stage: u64,
 }
 
+impl Walk {
+    fn new(product: &str, stages: usize) -> Self {
+        Self {
+            product: product.to_owned(),
+            releases: Vec::new(),
+            rows: Vec::new(),
+            unattributed: vec![0; stages],
+            unknown_stage: 0,
+            no_stage: 0,
+        }
+    }
+
+    /// Ranks the product's releases, keeps the first ones resident with
+    /// their rows, counts the rest cold.
+    fn finish(self, agg: &mut Aggregates, times: Option<HashMap<String, Millis>>) {
+        let mut times = times.unwrap_or_default();
+        // (rank, release time, index of counted rows)
+        let mut ranked: Vec<(Rank, Option<Millis>, Option<u32>)> =
+            Vec::with_capacity(self.releases.len() + times.len());
+        for (i, (name, seen)) in self.releases.into_iter().enumerate() {
+            let time = times.remove(&name);
+            ranked.push((
+                Rank {
+                    data: seen.total > 0,
+                    time: time.or(seen.first_found),
+                    name,
+                },
+                time,
+                Some(i as u32),
+            ));
+        }
+        for (name, time) in times {
+            ranked.push((
+                Rank {
+                    data: false,
+                    time: Some(time),
+                    name,
+                },
+                Some(time),
+                None,
+            ));
+        }
+        let keep = target(agg).min(ranked.len());
+        if ranked.len() > keep {
+            ranked.select_nth_unstable_by(keep, |a, b| a.0.cmp(&b.0));
+        }
+        let rest = &ranked[keep..];
+        let cold = Cold {
+            releases: rest.len() as u64,
+            with_data: rest.iter().filter(|(r, ..)| r.data).count() as u64,
+            bound: rest.iter().map(|(r, ..)| r).min().cloned(),
+        };
+        agg.seed_product(
+            &self.product,
+            self.unattributed,
+            self.unknown_stage,
+            self.no_stage,
+            cold,
+        );
+        let mut resident: Vec<Option<&str>> = vec![None; ranked.len()];
+        for (rank, time, rows) in &ranked[..keep] {
+            if time.is_some() {
+                agg.set_release_meta(
+                    &self.product,
+                    &rank.name,
+                    &ReleaseMeta {
+                        first_found: None,
+                        time: Some((*time, vec![[0, 0]; agg.ages()])),
+                    },
+                );
+            }
+            if let Some(i) = rows {
+                resident[*i as usize] = Some(&rank.name);
+            }
+        }
+        for row in &self.rows {
+            if let Some(name) = resident[row.release as usize] {
+                agg.add_staged(&self.product, name, row.staged);
+            }
+        }
+    }
+}
+
 /// Builds the aggregates from the store (at start, and after a failure).
 ///
-/// One pass over the partial index of counted defects (product, release,
-/// found_at, stage: the table itself is not read) ranks every product's
-/// releases and counts its unattributed and unclassified defects; only the
-/// releases a product keeps resident are then read in full, one indexed
-/// query each. Memory and time follow the exported releases, not history.
+/// One pass over the partial index of counted defects, which holds every
+/// column a contribution needs, in (product, release) order: the table itself
+/// is not read. Each product's rows are kept while it is walked, its releases
+/// ranked at its end, and only the first ones in rank order made resident;
+/// the rest are counted cold. Memory follows the exported releases (and the
+/// largest product's rows, briefly), not history.
 pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregates> {
-    let mut agg = Aggregates::new(config);
-    let stages = stage_index(config);
     let started = std::time::Instant::now();
+    let mut agg = Aggregates::new(config);
+    let stage_names: Vec<&[u8]> = config
+        .pipeline
+        .stages()
+        .iter()
+        .map(|s| s.name.as_bytes())
+        .collect();
     let mut times = release_times(conn, None)?;
     let mut unknown_stages = 0u64;
-    let mut residents: Vec<(String, Ranked)> = Vec::new();
-    let mut finish =
-        |agg: &mut Aggregates, w: Walk, times: &mut HashMap<String, HashMap<String, Millis>>| {
-            let t = times.remove(&w.product).unwrap_or_default();
-            let ranked = ranks(w.releases, t);
-            let keep = target(agg).min(ranked.len());
-            let rest = &ranked[keep..];
-            agg.seed_product(
-                &w.product,
-                w.unattributed,
-                w.unknown_stage,
-                w.no_stage,
-                Cold {
-                    releases: rest.len() as u64,
-                    with_data: rest.iter().filter(|(r, _)| r.data).count() as u64,
-                    bound: rest.first().map(|(r, _)| r.clone()),
-                },
-            );
-            residents.push((w.product, ranked.into_iter().take(keep).collect()));
-        };
+    let mut rows_read = 0u64;
     {
         let mut stmt = conn.prepare(
-            // The covering partial index, in (product, release) order: no table reads.
-            "SELECT product, release, found_at, stage FROM defects INDEXED BY defects_counted \
-             WHERE deleted = 0 AND status = 'valid'",
+            "SELECT product, release, found_at, stage, detected_by, cause, severity \
+             FROM defects INDEXED BY defects_counted WHERE deleted = 0 AND status = 'valid'",
         )?;
         let mut rows = stmt.query([])?;
         let mut walk: Option<Walk> = None;
         while let Some(r) = rows.next()? {
+            rows_read += 1;
             let product = r.get_ref(0)?.as_str()?;
             if walk.as_ref().is_none_or(|w| w.product != product) {
                 if let Some(done) = walk.take() {
-                    finish(&mut agg, done, &mut times);
+                    let t = times.remove(&done.product);
+                    done.finish(&mut agg, t);
                 }
-                walk = Some(Walk {
-                    product: product.to_owned(),
-                    releases: HashMap::new(),
-                    unattributed: vec![0; config.pipeline.stages().len()],
-                    unknown_stage: 0,
-                    no_stage: 0,
-                });
+                walk = Some(Walk::new(product, stage_names.len()));
             }
             let w = walk.as_mut().expect("set above");
             let stage = match r.get_ref(3)? {
-                ValueRef::Text(s) => match stages.get(s) {
-                    Some(i) => Some(*i),
+                ValueRef::Text(s) => match stage_names.iter().position(|n| *n == s) {
+                    Some(i) => i,
                     None => {
                         w.unknown_stage += 1;
                         unknown_stages += 1;
@@ -328,106 +400,56 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
                     continue;
                 }
             };
-            let stage = stage.expect("matched above");
-            match r.get_ref(1)? {
-                ValueRef::Text(rel) => {
-                    let found_at: Millis = r.get(2)?;
-                    let rel = std::str::from_utf8(rel)?;
-                    let seen = match w.releases.get_mut(rel) {
-                        Some(s) => s,
-                        None => w.releases.entry(rel.to_owned()).or_default(),
-                    };
-                    seen.total += 1;
-                    seen.first_found = Some(seen.first_found.map_or(found_at, |f| f.min(found_at)));
-                }
-                _ => w.unattributed[stage] += 1,
+            let ValueRef::Text(rel) = r.get_ref(1)? else {
+                w.unattributed[stage] += 1;
+                continue;
+            };
+            let found_at: Millis = r.get(2)?;
+            if w.releases.last().is_none_or(|(n, _)| n.as_bytes() != rel) {
+                w.releases
+                    .push((std::str::from_utf8(rel)?.to_owned(), Seen::default()));
             }
+            let index = (w.releases.len() - 1) as u32;
+            let seen = &mut w.releases.last_mut().expect("pushed above").1;
+            seen.total += 1;
+            seen.first_found = Some(seen.first_found.map_or(found_at, |f| f.min(found_at)));
+            let (cause, detector, severity) = Contribution::indices(
+                config,
+                r.get_ref(5)?.as_str_or_null()?,
+                r.get_ref(4)?.as_str_or_null()?,
+                r.get_ref(6)?.as_str_or_null()?,
+            );
+            w.rows.push(Counted {
+                release: index,
+                staged: Staged {
+                    stage,
+                    found_at,
+                    cause,
+                    detector,
+                    severity,
+                },
+            });
         }
         if let Some(done) = walk.take() {
-            finish(&mut agg, done, &mut times);
+            let t = times.remove(&done.product);
+            done.finish(&mut agg, t);
         }
     }
     // Products known only by release times.
-    let only_timed: Vec<String> = times.keys().cloned().collect();
-    for product in only_timed {
-        let w = Walk {
-            product,
-            releases: HashMap::new(),
-            unattributed: vec![0; config.pipeline.stages().len()],
-            unknown_stage: 0,
-            no_stage: 0,
-        };
-        finish(&mut agg, w, &mut times);
-    }
-    let ranked_in = started.elapsed();
-    // Resident releases in full: their release times, then one sequential
-    // pass over the table (an indexed lookup per release costs more once
-    // residents are many) adding the rows of resident releases only.
-    let mut wanted: HashMap<String, HashMap<String, Option<Millis>>> = HashMap::new();
-    for (product, ranks) in residents {
-        let w = wanted.entry(product).or_default();
-        for (rank, time) in ranks {
-            w.insert(rank.name, time);
-        }
-    }
-    for (product, releases) in &wanted {
-        for (release, time) in releases {
-            if time.is_some() {
-                agg.set_release_meta(
-                    product,
-                    release,
-                    &ReleaseMeta {
-                        first_found: None,
-                        time: Some((*time, vec![[0, 0]; config.maturity_ages.len()])),
-                    },
-                );
-            }
-        }
-    }
-    let mut stmt = conn.prepare(
-        "SELECT product, release, stage, detected_by, cause, severity, found_at \
-         FROM defects NOT INDEXED \
-         WHERE deleted = 0 AND status = 'valid' AND release IS NOT NULL",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let product = r.get_ref(0)?.as_str()?;
-        let release = r.get_ref(1)?.as_str()?;
-        if !wanted.get(product).is_some_and(|w| w.contains_key(release)) {
-            continue;
-        }
-        let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-            match r.get_ref(i)? {
-                ValueRef::Text(t) => Ok(Some(
-                    std::str::from_utf8(t).map_err(rusqlite::Error::Utf8Error)?,
-                )),
-                _ => Ok(None),
-            }
-        };
-        let view = DefectView {
-            product,
-            release: Some(release),
-            stage: text(2)?,
-            detected_by: text(3)?,
-            cause: text(4)?,
-            severity: text(5)?,
-            status: "valid",
-            deleted: false,
-            found_at: r.get(6)?,
-        };
-        if let Some(c) = Contribution::of(config, view) {
-            if matches!(c.class, Class::Stage(_)) {
-                agg.add(&c);
-            }
-        }
+    for (product, t) in times {
+        Walk::new(&product, stage_names.len()).finish(&mut agg, Some(t));
     }
     agg.refresh_times();
     tracing::info!(
         products = agg.products.len(),
-        resident = agg.products.values().map(|p| p.releases.len()).sum::<usize>(),
+        counted_defects = rows_read,
+        resident = agg
+            .products
+            .values()
+            .map(|p| p.releases.len())
+            .sum::<usize>(),
         cold = agg.products.values().map(|p| p.cold.releases).sum::<u64>(),
-        ranked_ms = ranked_in.as_millis() as u64,
-        total_ms = started.elapsed().as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
         "aggregates loaded"
     );
     if unknown_stages > 0 {
