@@ -498,3 +498,141 @@ async fn random_event_sequences_match_a_reference_model() {
     }
     app.stop().await;
 }
+
+/// The reference model with two releases exported per product, a pool of one
+/// and two products: most releases are cold (in the store only) and come
+/// back when events move defects between them, so the exported releases, the
+/// left-out counts, the pool and the products chosen are checked against a
+/// model of the whole history after every batch.
+#[tokio::test]
+async fn a_reference_model_holds_while_releases_go_cold_and_come_back() {
+    use std::collections::{BTreeMap, HashMap};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_releases = 2;
+    s.recent_releases = 1;
+    s.max_products = 2;
+    let app = spawn_with(s).await;
+    let stages = [
+        "development",
+        "code_review",
+        "automated_tests",
+        "qa",
+        "production",
+    ];
+    // id -> (updated_at, deleted, product, release, stage, found day)
+    let mut model: HashMap<u32, (u32, bool, u32, u32, usize, u32)> = HashMap::new();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let day = |d: u32| {
+        let t = 1_735_689_600 + i64::from(d) * 86_400; // 2025-01-01 + d days
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    for round in 0..24 {
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            let id = next(50) as u32;
+            let t = next(60) as u32;
+            let deleted = next(8) == 0;
+            let product = next(3) as u32;
+            let release = next(7) as u32;
+            let stage = next(5) as usize;
+            let found = release * 10 + next(15) as u32;
+            let at = format!("2026-02-01T00:{:02}:{:02}Z", t / 60, t % 60);
+            batch.push(if deleted {
+                json!({"id": id.to_string(), "deleted": true, "updated_at": at})
+            } else {
+                json!({"id": id.to_string(), "product": format!("p{product}"),
+                       "release": format!("{release}.0.0"), "stage": stages[stage],
+                       "found_at": day(found), "updated_at": at})
+            });
+            let wins = match model.get(&id) {
+                None => true,
+                Some((old_t, old_del, ..)) => t > *old_t || (t == *old_t && (deleted || !old_del)),
+            };
+            if wins {
+                let old = model.get(&id).copied();
+                model.insert(
+                    id,
+                    match (deleted, old) {
+                        (true, Some((_, _, p, r, s, f))) => (t, true, p, r, s, f),
+                        (true, None) => (t, true, 0, 0, 0, 0),
+                        (false, _) => (t, false, product, release, stage, found),
+                    },
+                );
+            }
+        }
+        app.events(serde_json::Value::Array(batch)).await;
+        // Per product and release: (T, P, first found day).
+        let mut per: BTreeMap<u32, BTreeMap<u32, (u64, u64, u32)>> = BTreeMap::new();
+        for (_, del, p, r, s, f) in model.values() {
+            if *del {
+                continue;
+            }
+            let e = per
+                .entry(*p)
+                .or_default()
+                .entry(*r)
+                .or_insert((0, 0, u32::MAX));
+            e.0 += 1;
+            e.1 += u64::from(*s == 4);
+            e.2 = e.2.min(*f);
+        }
+        // Releases newest first (first found, then name, both descending).
+        let ranked = |rs: &BTreeMap<u32, (u64, u64, u32)>| {
+            let mut v: Vec<(u32, (u64, u64, u32))> = rs.iter().map(|(k, v)| (*k, *v)).collect();
+            v.sort_by(|a, b| b.1.2.cmp(&a.1.2).then(b.0.cmp(&a.0)));
+            v
+        };
+        // Products: newest release with defects first, then by name.
+        let mut products: Vec<u32> = per.keys().copied().collect();
+        products.sort_by_key(|p| (std::cmp::Reverse(ranked(&per[p])[0].1.2), *p));
+        let m = app.metrics().await;
+        let exported_products = products.len().min(2);
+        assert_eq!(
+            m.value("bug_escape_products_left_out", &[]),
+            (products.len() - exported_products) as f64,
+            "round {round}"
+        );
+        for (i, p) in products.iter().enumerate() {
+            let name = format!("p{p}");
+            let releases = ranked(&per[p]);
+            for (j, (r, (total, escaped, _))) in releases.iter().enumerate() {
+                let labels = [("product", name.as_str()), ("release", &format!("{r}.0.0"))];
+                let got = m.get("bug_escape_release_defects", &labels);
+                if i < 2 && j < 2 {
+                    assert_eq!(got, Some(*total as f64), "round {round} {labels:?}");
+                    assert_eq!(
+                        m.value("bug_escape_release_escaped_defects", &labels),
+                        *escaped as f64,
+                        "round {round} {labels:?}"
+                    );
+                } else {
+                    assert_eq!(got, None, "round {round} {labels:?} is not exported");
+                }
+            }
+            if i < 2 {
+                let product = [("product", name.as_str())];
+                assert_eq!(
+                    m.value("bug_escape_releases_left_out", &product),
+                    releases.len().saturating_sub(2) as f64,
+                    "round {round} {name}"
+                );
+                assert_eq!(
+                    m.value("bug_escape_recent_defects", &product),
+                    releases[0].1.0 as f64,
+                    "round {round} {name}: the pool is the newest release"
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
