@@ -31,9 +31,13 @@ const MAX_GROUP_ITEMS: usize = 20_000;
 /// takes them into the open transaction, so one fsync covers both instead of
 /// the groups alternating half full. It waits for them until the group holds
 /// as many writes as were in the store at once during the last commit
-/// ([`super::Pending`]), for at most this long and at most the last commit's
-/// duration (on a fast disk waiting costs more than another commit).
+/// ([`super::Pending`]), for as long as the last commit took (its fsync),
+/// within [`MIN_LINGER`] and this: on a fast disk the callers take longer to
+/// come back than a commit, and a group left half full makes the other half
+/// wait a whole cycle anyway.
 const MAX_LINGER: Duration = Duration::from_millis(5);
+/// The shortest wait for the expected writes (see [`MAX_LINGER`]).
+const MIN_LINGER: Duration = Duration::from_millis(1);
 /// A write arriving later than this after the previous one ends the wait.
 const LINGER_GAP: Duration = Duration::from_millis(1);
 /// How long the writer waits for work before doing its idle chores.
@@ -459,7 +463,7 @@ impl Writer {
             .pending
             .take_peak()
             .clamp(self.last_group.min(1), MAX_GROUP);
-        let linger = self.last_commit.min(MAX_LINGER);
+        let linger = self.last_commit.clamp(MIN_LINGER, MAX_LINGER);
         let mut items: usize = group.iter().map(|(b, _)| b.items.len()).sum();
         let tx = self
             .conn
