@@ -95,6 +95,9 @@ def main():
     ap.add_argument("--exporter", default=EXPORTER)
     ap.add_argument("--port", type=int, default=10997)
     ap.add_argument("--noop-port", type=int, default=10998)
+    ap.add_argument("--compare", metavar="BIN",
+                    help="a second exporter binary (say, a build before a change), run in the same rounds")
+    ap.add_argument("--compare-port", type=int, default=10996)
     ap.add_argument("--hold", action="store_true",
                     help="print the exporter's pid and wait 3 s before each exporter round (for perf)")
     args = ap.parse_args()
@@ -106,13 +109,23 @@ def main():
         [args.exporter, "serve", "--listen", f"127.0.0.1:{args.port}", "--db", os.path.join(tmp, "single.db")],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "exporter.log"), "w"))
     noop = subprocess.Popen([NOOP, f"127.0.0.1:{args.noop_port}"], stdout=subprocess.DEVNULL)
+    servers = [("exporter", args.port), ("noop", args.noop_port)]
+    procs = [exporter, noop]
+    if args.compare:
+        procs.append(subprocess.Popen(
+            [args.compare, "serve", "--listen", f"127.0.0.1:{args.compare_port}",
+             "--db", os.path.join(tmp, "compare.db")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        servers.append(("compare", args.compare_port))
     try:
         wait_ready(f"http://127.0.0.1:{args.port}/readyz", exporter)
         wait_ready(f"http://127.0.0.1:{args.noop_port}/api/v1/events", noop)
-        rates = {"exporter": [], "noop": []}
+        if args.compare:
+            wait_ready(f"http://127.0.0.1:{args.compare_port}/readyz", procs[2])
+        rates = {name: [] for name, _ in servers}
         sent = 0
         for r in range(args.rounds):
-            for name, port in (("exporter", args.port), ("noop", args.noop_port)):
+            for name, port in servers:
                 if args.hold and name == "exporter":
                     print(f"exporter pid {exporter.pid}", flush=True)
                     time.sleep(3)
@@ -128,9 +141,12 @@ def main():
         exp = sum(rates["exporter"]) / len(rates["exporter"])
         nop = sum(rates["noop"]) / len(rates["noop"])
         print(f"exporter {exp:,.0f} req/s, no-op {nop:,.0f} req/s, ratio {exp / nop:.2f}")
+        if args.compare:
+            cmp_ = sum(rates["compare"]) / len(rates["compare"])
+            print(f"compare  {cmp_:,.0f} req/s, ratio {cmp_ / nop:.2f}")
         print(f"stored defects counted by /metrics: {stored(args.port)} (requests completed: {sent})")
     finally:
-        for p in (exporter, noop):
+        for p in procs:
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout=60)
