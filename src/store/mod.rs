@@ -19,6 +19,7 @@ mod schema;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -99,6 +100,40 @@ pub type Hold = Option<Box<dyn Send>>;
 pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
     health: Arc<Health>,
+    pending: Arc<Pending>,
+}
+
+/// Writes handed to the writer and not yet answered, and the most seen at
+/// once since the writer last looked: how many callers a group may wait for
+/// (the writer's group commit).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Pending {
+    fn enter(self: &Arc<Self>) -> PendingGuard {
+        let n = self.now.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(n, Ordering::AcqRel);
+        PendingGuard(self.clone())
+    }
+
+    /// The peak since the last call; the count restarts from the writes
+    /// pending now.
+    pub(crate) fn take_peak(&self) -> usize {
+        self.peak
+            .swap(self.now.load(Ordering::Acquire), Ordering::AcqRel)
+    }
+}
+
+/// One pending write; counted out when dropped (answered or cancelled).
+struct PendingGuard(Arc<Pending>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The writer thread, to join at shutdown.
@@ -131,16 +166,25 @@ impl Store {
         }
         let health = Arc::new(Health::new(telemetry.clone()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let pending = Arc::new(Pending::default());
         let supervisor = writer::Supervisor {
             config,
             aggregates,
             telemetry,
             health: health.clone(),
+            pending: pending.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || supervisor.run(conn, rx))?;
-        Ok((Store { tx, health }, WriterThread(handle)))
+        Ok((
+            Store {
+                tx,
+                health,
+                pending,
+            },
+            WriterThread(handle),
+        ))
     }
 
     /// Commits `batch`; answers only once it is durable and counted.
@@ -152,6 +196,7 @@ impl Store {
     /// done with the batch.
     pub async fn write_holding(&self, batch: Batch, hold: Hold) -> Result<Outcome, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let _pending = self.pending.enter();
         self.tx
             .send(Command::Write(batch, reply, hold))
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;

@@ -26,6 +26,20 @@ use crate::model::time::{Millis, now_ms};
 const MAX_GROUP: usize = 512;
 /// Most items folded into one transaction (a larger batch still commits whole).
 const MAX_GROUP_ITEMS: usize = 20_000;
+/// Under concurrent load, the callers answered by the previous commit come
+/// back while the writer applies the writes that queued meanwhile: the writer
+/// takes them into the open transaction, so one fsync covers both instead of
+/// the groups alternating half full. It waits for them until the group holds
+/// as many writes as were in the store at once during the last commit
+/// ([`super::Pending`]), for as long as the last commit took (its fsync),
+/// within [`MIN_LINGER`] and this: on a fast disk the callers take longer to
+/// come back than a commit, and a group left half full makes the other half
+/// wait a whole cycle anyway.
+const MAX_LINGER: Duration = Duration::from_millis(5);
+/// The shortest wait for the expected writes (see [`MAX_LINGER`]).
+const MIN_LINGER: Duration = Duration::from_millis(1);
+/// A write arriving later than this after the previous one ends the wait.
+const LINGER_GAP: Duration = Duration::from_millis(1);
 /// How long the writer waits for work before doing its idle chores.
 const IDLE_TICK: Duration = Duration::from_millis(500);
 /// How often an idle, healthy writer proves the disk still takes a write (a
@@ -160,6 +174,7 @@ pub(super) struct Supervisor {
     pub aggregates: Arc<RwLock<Aggregates>>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
+    pub pending: Arc<super::Pending>,
 }
 
 /// Why [`Writer::serve`] returned.
@@ -305,6 +320,23 @@ pub(super) struct Writer {
     last_write: Instant,
     /// Written since the WAL was last truncated.
     wal_dirty: bool,
+    /// A command that arrived while a group was open and must wait for the
+    /// next one (an injected fault).
+    deferred: Option<Command>,
+    /// Requests of the last committed group.
+    last_group: usize,
+    /// How long the last `COMMIT` took (its fsync, mostly).
+    last_commit: Duration,
+    /// Writes in the store (queued or being applied) and their recent peak.
+    pending: Arc<super::Pending>,
+}
+
+/// What becomes of a command taken from the queue.
+enum Taken {
+    Write(Batch, Reply, Hold),
+    /// Answered (deadline passed) or dropped (caller gone).
+    Done,
+    Inject(Fault),
 }
 
 impl Writer {
@@ -322,20 +354,28 @@ impl Writer {
             last_prune: 0,
             last_write: Instant::now(),
             wal_dirty: false,
+            deferred: None,
+            last_group: 0,
+            last_commit: Duration::ZERO,
+            pending: s.pending.clone(),
         }
     }
 
     /// Serves commands until every sender is dropped or the connection breaks.
     fn serve(&mut self, rx: &Receiver<Command>) -> Exit {
         loop {
-            let result = match rx.recv_timeout(IDLE_TICK) {
+            let next = match self.deferred.take() {
+                Some(cmd) => Ok(cmd),
+                None => rx.recv_timeout(IDLE_TICK),
+            };
+            let result = match next {
                 Ok(first) => {
                     let mut holds = Vec::new();
                     let group = self.gather(first, rx, &mut holds);
                     if group.is_empty() {
                         Ok(())
                     } else {
-                        self.commit_group(group, holds)
+                        self.commit_group(group, holds, rx)
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.idle(),
@@ -359,17 +399,10 @@ impl Writer {
         let mut items = 0;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
-            match cmd {
-                Command::Inject(f) => self.inject(f),
-                Command::Write(_, reply, _hold) if reply.is_closed() => {} // caller gone
-                Command::Write(batch, reply, hold)
-                    if batch.deadline.is_some_and(|d| d <= Instant::now()) =>
-                {
-                    drop(hold);
-                    self.telemetry.store_error("queue_timeout");
-                    let _ = reply.send(Err(StoreError::Timeout));
-                }
-                Command::Write(batch, reply, hold) => {
+            match take(&self.telemetry, cmd) {
+                Taken::Inject(f) => self.inject(f),
+                Taken::Done => {}
+                Taken::Write(batch, reply, hold) => {
                     items += batch.items.len();
                     holds.push(hold);
                     group.push((batch, reply));
@@ -396,9 +429,16 @@ impl Writer {
     /// answers each caller. When the transaction fails, nothing of the group
     /// is stored and every caller gets a 503. `Err` when the connection is left
     /// in a state the writer cannot trust.
-    fn commit_group(&mut self, group: Vec<(Batch, Reply)>, holds: Vec<Hold>) -> Result<(), String> {
+    fn commit_group(
+        &mut self,
+        mut group: Vec<(Batch, Reply)>,
+        mut holds: Vec<Hold>,
+        rx: &Receiver<Command>,
+    ) -> Result<(), String> {
         let mut ops = Vec::new();
-        let result = match catch_unwind(AssertUnwindSafe(|| self.apply_group(&group, &mut ops))) {
+        let result = match catch_unwind(AssertUnwindSafe(|| {
+            self.apply_group(&mut group, &mut holds, rx, &mut ops)
+        })) {
             Ok(r) => r,
             Err(panic) => {
                 // Rolled back while unwinding. Readiness turns 503 before any
@@ -418,6 +458,7 @@ impl Writer {
         drop(holds);
         match result {
             Ok(outcomes) => {
+                self.last_group = group.len();
                 self.wrote();
                 self.apply_ops(&ops)?;
                 for ((batch, reply), outcome) in group.into_iter().zip(outcomes) {
@@ -456,12 +497,24 @@ impl Writer {
     /// a batch whose own data is at fault is rolled back alone; any failure
     /// that may have ended the transaction (disk full, I/O error, …) fails the
     /// whole group, so no batch is committed outside the group it was in.
+    /// Writes that arrive while it applies join the group (see [`MAX_LINGER`]).
     fn apply_group(
         &mut self,
-        group: &[(Batch, Reply)],
+        group: &mut Vec<(Batch, Reply)>,
+        holds: &mut Vec<Hold>,
+        rx: &Receiver<Command>,
         ops: &mut Vec<Op>,
     ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
-        let mut tx = self
+        let started = Instant::now();
+        // As many writes as were in the store at once since the last group
+        // began: those answered by the last commit are coming back.
+        let target = self
+            .pending
+            .take_peak()
+            .clamp(self.last_group.min(1), MAX_GROUP);
+        let linger = self.last_commit.clamp(MIN_LINGER, MAX_LINGER);
+        let mut items: usize = group.iter().map(|(b, _)| b.items.len()).sum();
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.armed.in_transaction();
@@ -474,36 +527,68 @@ impl Writer {
             batch: Vec::new(),
             keys: HashMap::new(),
         };
-        for (batch, _) in group {
-            let mut batch_ops = Vec::new();
-            residency.batch.clear();
-            let sp = tx.savepoint()?;
-            match apply_batch(
-                &sp,
-                &self.config,
-                &self.stages,
-                batch,
-                &mut batch_ops,
-                &mut residency,
-            ) {
-                Ok(o) => {
-                    if stored_something(&o) {
-                        record_source_activity(&sp, batch)?;
+        let mut next = 0;
+        loop {
+            while let Some((batch, _)) = group.get(next) {
+                next += 1;
+                let mut batch_ops = Vec::new();
+                residency.batch.clear();
+                run_cached(&tx, "SAVEPOINT batch")?;
+                match apply_batch(
+                    &tx,
+                    &self.config,
+                    &self.stages,
+                    batch,
+                    &mut batch_ops,
+                    &mut residency,
+                ) {
+                    Ok(o) => {
+                        if stored_something(&o) {
+                            record_source_activity(&tx, batch)?;
+                        }
+                        run_cached(&tx, "RELEASE batch")?;
+                        ops.append(&mut batch_ops);
+                        outcomes.push(Ok(o));
                     }
-                    sp.commit()?;
-                    ops.append(&mut batch_ops);
-                    outcomes.push(Ok(o));
-                }
-                Err(e) => {
-                    drop(sp); // rolls back to the savepoint, if the transaction lives
-                    residency.rolled_back();
-                    if !batch_local(&e) || tx.is_autocommit() {
-                        return Err(e);
+                    Err(e) => {
+                        residency.rolled_back();
+                        if !batch_local(&e) || tx.is_autocommit() {
+                            return Err(e);
+                        }
+                        run_cached(&tx, "ROLLBACK TO batch")?;
+                        run_cached(&tx, "RELEASE batch")?;
+                        self.telemetry.store_error("write");
+                        tracing::error!(error = %e, "batch failed; rolled back alone");
+                        outcomes.push(Err(StoreError::Unavailable(e.to_string())));
                     }
-                    self.telemetry.store_error("write");
-                    tracing::error!(error = %e, "batch failed; rolled back alone");
-                    outcomes.push(Err(StoreError::Unavailable(e.to_string())));
                 }
+            }
+            // Only the writes expected: a group is otherwise what had queued
+            // when it began, as `gather` took it.
+            if group.len() >= target || items >= MAX_GROUP_ITEMS || self.deferred.is_some() {
+                break;
+            }
+            let cmd = match rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(_) => {
+                    let Some(left) = linger.checked_sub(started.elapsed()) else {
+                        break;
+                    };
+                    match rx.recv_timeout(left.min(LINGER_GAP)) {
+                        Ok(cmd) => cmd,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match take(&self.telemetry, cmd) {
+                Taken::Write(batch, reply, hold) => {
+                    items += batch.items.len();
+                    holds.push(hold);
+                    group.push((batch, reply));
+                }
+                Taken::Done => {}
+                // Faults apply between groups, as when gathered.
+                Taken::Inject(f) => self.deferred = Some(Command::Inject(f)),
             }
         }
         let now = now_ms();
@@ -514,7 +599,9 @@ impl Writer {
             )?;
             self.last_prune = now;
         }
+        let committing = Instant::now();
         tx.commit()?;
+        self.last_commit = committing.elapsed();
         Ok(outcomes)
     }
 
@@ -688,6 +775,31 @@ impl Writer {
     }
 }
 
+/// Takes a command from the queue: a write whose caller is gone is dropped,
+/// one past its deadline answered [`StoreError::Timeout`] unapplied.
+fn take(telemetry: &Telemetry, cmd: Command) -> Taken {
+    match cmd {
+        Command::Inject(f) => Taken::Inject(f),
+        Command::Write(_, reply, _hold) if reply.is_closed() => Taken::Done, // caller gone
+        Command::Write(batch, reply, hold)
+            if batch.deadline.is_some_and(|d| d <= Instant::now()) =>
+        {
+            drop(hold);
+            telemetry.store_error("queue_timeout");
+            let _ = reply.send(Err(StoreError::Timeout));
+            Taken::Done
+        }
+        Command::Write(batch, reply, hold) => Taken::Write(batch, reply, hold),
+    }
+}
+
+/// Runs a statement without parameters from the connection's statement cache
+/// (`SAVEPOINT`, `RELEASE`: parsed once, not once per batch).
+fn run_cached(tx: &Connection, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// Whether a batch stored or confirmed anything (and so counts as activity).
 fn stored_something(o: &Outcome) -> bool {
     o.accepted + o.unchanged > 0
@@ -695,11 +807,11 @@ fn stored_something(o: &Outcome) -> bool {
 
 /// Records the batch's source as active at the time it was received.
 fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO sources VALUES (?1, ?2) ON CONFLICT (source) \
          DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
-        params![batch.ingress.as_str(), batch.received_at],
-    )?;
+    )?
+    .execute(params![batch.ingress.as_str(), batch.received_at])?;
     Ok(())
 }
 
@@ -1409,6 +1521,7 @@ mod tests {
                 aggregates: Arc::new(RwLock::new(agg)),
                 health: Arc::new(Health::new(telemetry.clone())),
                 telemetry,
+                pending: Arc::default(),
             };
             Writer::new(conn, &sup, Arc::new(Armed::default()))
         }
@@ -1446,7 +1559,9 @@ mod tests {
                             received_at: 1_000,
                             deadline: None,
                         };
-                        w.commit_group(vec![(batch, reply)], Vec::new()).expect("commit");
+                        let (_tx, rx) = std::sync::mpsc::channel();
+                        w.commit_group(vec![(batch, reply)], Vec::new(), &rx)
+                            .expect("commit");
                         assert_live_equals_reload(&w)?;
                     }
                     w.close();
