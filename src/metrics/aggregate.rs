@@ -360,6 +360,18 @@ impl Releases {
         self.0.iter().map(|(_, v)| v)
     }
 
+    /// The first `n` in rank order (all when `n` is 0 or more than resident).
+    pub fn first_ranked(&self, n: usize) -> Vec<(&str, &ReleaseAgg)> {
+        let mut v: Vec<(&str, &ReleaseAgg)> = self.0.iter().map(|(k, r)| (k.as_str(), r)).collect();
+        let by_rank = |a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)| release_cmp(*a, *b);
+        if v.len() > n && n > 0 {
+            v.select_nth_unstable_by(n - 1, by_rank);
+            v.truncate(n);
+        }
+        v.sort_by(by_rank);
+        v
+    }
+
     /// How many are resident.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -430,11 +442,9 @@ fn product_times(releases: &Releases, max_releases: usize) -> (Option<Millis>, O
     let latest = if releases.len() <= max_releases {
         releases.values().filter_map(ReleaseAgg::order_time).max()
     } else {
-        let mut ranked: Vec<(&String, &ReleaseAgg)> = releases.iter().collect();
-        ranked.sort_by(|a, b| release_cmp((a.0, a.1), (b.0, b.1)));
-        ranked
+        releases
+            .first_ranked(max_releases)
             .iter()
-            .take(max_releases)
             .filter_map(|(_, r)| r.order_time())
             .max()
     };
@@ -764,14 +774,13 @@ impl Aggregates {
         self.products
             .iter()
             .map(|(name, p)| {
-                let mut rs: Vec<(&String, &ReleaseAgg)> = p.releases.iter().collect();
-                rs.sort_by(|a, b| release_cmp((a.0, a.1), (b.0, b.1)));
                 let with_data =
-                    rs.iter().filter(|(_, r)| r.total() > 0).count() as u64 + p.cold.with_data;
-                let top = rs
+                    p.releases.values().filter(|r| r.total() > 0).count() as u64 + p.cold.with_data;
+                let top = p
+                    .releases
+                    .first_ranked(self.keep)
                     .into_iter()
-                    .take(self.keep)
-                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .map(|(k, r)| (k.to_owned(), r.clone()))
                     .collect();
                 (
                     name.clone(),

@@ -13,7 +13,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::aggregate::{Aggregates, ProductAgg, ReleaseAgg, release_cmp};
+use super::aggregate::{Aggregates, ProductAgg, ReleaseAgg};
 use super::formula;
 use crate::config::Config;
 use crate::model::event::DETECTORS;
@@ -113,16 +113,8 @@ fn pooled<'a>(
 /// the first `max_releases`, read from its resident releases, which always
 /// hold the first `keep` of them.
 fn ranked<'a>(config: &Config, p: &'a ProductAgg) -> Vec<(&'a str, &'a ReleaseAgg)> {
-    let mut releases: Vec<(&str, &ReleaseAgg)> =
-        p.releases.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let n = config.max_releases.max(config.recent_releases);
-    let by_rank = |a: &(&str, &ReleaseAgg), b: &(&str, &ReleaseAgg)| release_cmp(*a, *b);
-    if releases.len() > n && n > 0 {
-        releases.select_nth_unstable_by(n - 1, by_rank);
-        releases.truncate(n);
-    }
-    releases.sort_by(by_rank);
-    releases
+    p.releases
+        .first_ranked(config.max_releases.max(config.recent_releases))
 }
 
 /// The order products are exported in: pinned first (in their configured
