@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use super::AppState;
 use super::body::{discard, parse_json_unique, require_json};
 use super::error::AppError;
-use super::write::{off_workers, read_body, record};
+use super::write::{count_refusal, off_workers, read_body, record};
 use crate::ingest::generic;
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
@@ -93,13 +93,5 @@ async fn handle(
         record(&state, admitted, Ingress::Generic, items, None, now).await
     }
     .await;
-    match result {
-        Ok(outcome) => Ok(Json(outcome)),
-        Err(e) => {
-            if !matches!(e, AppError::StoreUnavailable(_)) {
-                state.telemetry.rejected(Ingress::Generic, e.reason_label());
-            }
-            Err(e)
-        }
-    }
+    count_refusal(&state, Ingress::Generic, result).map(Json)
 }

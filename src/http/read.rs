@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::auth::check_writer;
 use super::error::AppError;
-use super::write::record;
+use super::write::{count_refusal, record};
 use crate::ingest::{FieldError, generic};
 use crate::metrics::collector::select;
 use crate::metrics::report::{Report, build};
@@ -141,15 +141,7 @@ pub async fn delete_defect(
         record(&state, admitted, Ingress::Generic, items, None, now).await
     }
     .await;
-    match result {
-        Ok(outcome) => Ok(Json(outcome)),
-        Err(e) => {
-            if !matches!(e, AppError::StoreUnavailable(_)) {
-                state.telemetry.rejected(Ingress::Generic, e.reason_label());
-            }
-            Err(e)
-        }
-    }
+    count_refusal(&state, Ingress::Generic, result).map(Json)
 }
 
 /// `GET /api/v1/openapi.json`: the API's OpenAPI 3.1 document (no

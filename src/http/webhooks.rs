@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{discard, form_field, is_json, media_type, parse_json, require_json};
 use super::error::AppError;
-use super::write::{read_body_until, record};
+use super::write::{count_refusal, read_body_until, record};
 use crate::config::Config;
 use crate::config::webhooks::GitlabConfig;
 use crate::ingest::signature::{self, AuthError};
@@ -229,13 +229,7 @@ async fn handle(
     body: Body,
 ) -> Result<Json<Value>, AppError> {
     let result = process(&state, hook, headers, body).await;
-    if let Err(e) = &result {
-        // The store counts its own failures.
-        if !matches!(e, AppError::StoreUnavailable(_)) {
-            state.telemetry.rejected(hook.ingress(), e.reason_label());
-        }
-    }
-    result.map(Json)
+    count_refusal(&state, hook.ingress(), result).map(Json)
 }
 
 async fn process(

@@ -232,6 +232,21 @@ pub async fn read_body_until(
     }
 }
 
+/// Counts a refused write in `bug_escape_events_rejected_total` (by its
+/// reason) and passes the result on; the store counts its own failures.
+pub fn count_refusal<T>(
+    state: &AppState,
+    ingress: Ingress,
+    result: Result<T, AppError>,
+) -> Result<T, AppError> {
+    if let Err(e) = &result {
+        if !matches!(e, AppError::StoreUnavailable(_)) {
+            state.telemetry.rejected(ingress, e.reason_label());
+        }
+    }
+    result
+}
+
 /// Commits `items` from `ingress` and answers with what happened: 2xx only
 /// once committed and counted; 503 when nothing of it was stored.
 pub async fn record(
