@@ -128,6 +128,11 @@ pub enum Command {
         /// .csv), NDJSON for standard input.
         #[arg(long, value_enum)]
         format: Option<crate::import::Format>,
+        /// Events sorted and folded in memory at once (a few hundred bytes
+        /// each): lower it to bound memory, raise it for fewer, longer runs
+        /// of writes. The import is one transaction whatever its value.
+        #[arg(long, default_value_t = crate::import::BATCH, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=10_000_000), |n| n as usize))]
+        chunk_size: usize,
         /// Files to import, in order; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

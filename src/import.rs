@@ -28,9 +28,11 @@ use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
 use crate::store::import::{ImportOpenError, Importer};
 
-/// Events applied per transaction: large enough that the fsync of the commit
-/// is paid rarely, small enough that a batch's rows stay in the page cache.
-pub const BATCH: usize = 50_000;
+/// Events sorted and folded at once (the whole import is one transaction):
+/// large enough that each defect's events mostly meet in one chunk and the
+/// rows are written in long runs of key order, small enough that a chunk's
+/// parsed events (a few hundred bytes each) stay a bounded amount of memory.
+pub const BATCH: usize = 250_000;
 /// Lines a parser takes at once.
 const CHUNK: usize = 2_048;
 
@@ -131,7 +133,7 @@ struct Input {
 
 /// Runs `import`; returns the exit status. Prints the summary on stdout and
 /// every rejected line on stderr.
-pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>) -> u8 {
+pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk: usize) -> u8 {
     // A restore writes the vendors' namespaces back (`github`, …): the
     // operator holding the database file may, whatever the HTTP API allows.
     config.allow_vendor_sources = true;
@@ -160,7 +162,7 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>) -> u8 
     };
     let started = Instant::now();
     let bar = progress_bar(&inputs);
-    let result = pipeline(&config, inputs, &mut importer, bar.as_ref());
+    let result = pipeline(&config, inputs, &mut importer, chunk, bar.as_ref());
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -168,19 +170,23 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>) -> u8 
         Ok(s) => (s, None),
         Err((s, e)) => (s, Some(e)),
     };
-    let closed = importer.close();
-    say(&summary.line(started.elapsed()));
+    let failure = match failure {
+        None => importer
+            .commit()
+            .err()
+            .map(|e| format!("committing the import failed: {e}")),
+        Some(e) => Some(e),
+    };
     if let Some(e) = failure {
         complain(&format!(
-            "import stopped: {e}. What was counted above is committed; run the import again \
-             (it is idempotent) once the cause is fixed"
+            "import stopped after {} lines: {e}. Nothing was imported: the import is one \
+             transaction, and the database is as it was before it. Run the import again once \
+             the cause is fixed",
+            summary.lines
         ));
         return EXIT_ERROR;
     }
-    if let Err(e) = closed {
-        complain(&format!("closing the database failed: {e}"));
-        return EXIT_ERROR;
-    }
+    say(&summary.line(started.elapsed()));
     if summary.rejected > 0 {
         EXIT_REJECTED
     } else {
@@ -289,6 +295,7 @@ fn pipeline(
     config: &Config,
     inputs: Vec<Input>,
     importer: &mut Importer,
+    chunk: usize,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Summary, Failure> {
     let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -302,7 +309,7 @@ fn pipeline(
             scope.spawn(move || parse_chunks(config, &rx, &tx));
         }
         drop(parsed_tx);
-        let applied = apply_in_order(parsed_rx, importer, bar);
+        let applied = apply_in_order(parsed_rx, importer, chunk, bar);
         // On a failure the receivers are gone: the reader and parsers stop.
         let read = reader
             .join()
@@ -589,70 +596,91 @@ fn parse_object(
     }
 }
 
-/// Puts parsed chunks back in file order, reports rejections, applies the
-/// items in batches of [`BATCH`].
+/// Puts parsed chunks back in file order, reports rejections, and hands the
+/// items in chunks of `chunk` to a thread applying them, so the next chunk
+/// is parsed while one is written.
 fn apply_in_order(
     rx: Receiver<Parsed>,
     importer: &mut Importer,
+    chunk: usize,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Summary, Failure> {
-    let mut summary = Summary::default();
-    let mut waiting = BTreeMap::new();
-    let mut next = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut stderr = std::io::stderr().lock();
-    let flush = |batch: &mut Vec<Item>, summary: &mut Summary, importer: &mut Importer| {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        match importer.apply(items, now_ms()) {
-            Ok(o) => {
+    std::thread::scope(|scope| {
+        // A rendezvous: one chunk applied while the next is gathered.
+        let (chunks, chunk_rx) = sync_channel::<Vec<Item>>(0);
+        let applier = scope.spawn(move || {
+            let mut total = Summary::default();
+            for items in chunk_rx {
+                let o = importer
+                    .apply(items, now_ms())
+                    .map_err(|e| (total, format!("writing the database failed: {e}")))?;
                 // Generic events never retract: `ignored` stays 0.
-                summary.imported += o.accepted;
-                summary.unchanged += o.unchanged + o.ignored;
-                summary.stale += o.stale;
-                Ok(())
+                total.imported += o.accepted;
+                total.unchanged += o.unchanged + o.ignored;
+                total.stale += o.stale;
             }
-            Err(e) => Err((*summary, format!("writing the database failed: {e}"))),
-        }
-    };
-    for parsed in rx {
-        waiting.insert(parsed.seq, parsed);
-        while let Some(p) = waiting.remove(&next) {
-            next += 1;
-            for item in p.items {
-                summary.lines += 1;
-                match item {
-                    Ok(item) => batch.push(item),
-                    Err(r) => {
-                        summary.rejected += 1;
-                        let line = if r.field.is_empty() {
-                            format!("{}:{}: {}", p.file, r.line, r.reason)
-                        } else {
-                            format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
-                        };
-                        let mut write = || {
-                            let _ = writeln!(stderr, "{line}");
-                        };
-                        match bar {
-                            Some(b) => b.suspend(write),
-                            None => write(),
+            Ok::<_, Failure>(total)
+        });
+        let mut summary = Summary::default();
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        let mut batch = Vec::with_capacity(chunk);
+        let mut stderr = std::io::stderr().lock();
+        'read: for parsed in rx {
+            waiting.insert(parsed.seq, parsed);
+            while let Some(p) = waiting.remove(&next) {
+                next += 1;
+                for item in p.items {
+                    summary.lines += 1;
+                    match item {
+                        Ok(item) => batch.push(item),
+                        Err(r) => {
+                            summary.rejected += 1;
+                            let line = if r.field.is_empty() {
+                                format!("{}:{}: {}", p.file, r.line, r.reason)
+                            } else {
+                                format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
+                            };
+                            let mut write = || {
+                                let _ = writeln!(stderr, "{line}");
+                            };
+                            match bar {
+                                Some(b) => b.suspend(write),
+                                None => write(),
+                            }
+                        }
+                    }
+                    if batch.len() >= chunk {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+                        if chunks.send(full).is_err() {
+                            break 'read; // the applier failed: it says why
                         }
                     }
                 }
-                if batch.len() >= BATCH {
-                    flush(&mut batch, &mut summary, importer)?;
+                if let Some(b) = bar {
+                    b.inc(p.bytes);
+                    b.set_message(format!("{} lines", summary.lines));
                 }
             }
-            if let Some(b) = bar {
-                b.inc(p.bytes);
-                b.set_message(format!("{} lines", summary.lines));
-            }
         }
-    }
-    flush(&mut batch, &mut summary, importer)?;
-    Ok(summary)
+        if !batch.is_empty() {
+            let _ = chunks.send(batch);
+        }
+        drop(chunks);
+        let applied = applier
+            .join()
+            .unwrap_or_else(|_| Err((Summary::default(), "the writing thread failed".into())));
+        let merge = |t: Summary| Summary {
+            imported: t.imported,
+            unchanged: t.unchanged,
+            stale: t.stale,
+            ..summary
+        };
+        match applied {
+            Ok(t) => Ok(merge(t)),
+            Err((t, e)) => Err((merge(t), e)),
+        }
+    })
 }
 
 /// Prints to stdout; a failing stdout is ignored.

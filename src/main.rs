@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             db,
             config,
             format,
+            chunk_size,
             files,
         } => {
             let flags = Overrides {
@@ -29,7 +30,9 @@ fn main() -> ExitCode {
                 ..Overrides::default()
             };
             match load(config.as_deref(), &flags) {
-                Ok(c) => ExitCode::from(bug_escape_exporter::import::run(c, &files, format)),
+                Ok(c) => ExitCode::from(bug_escape_exporter::import::run(
+                    c, &files, format, chunk_size,
+                )),
                 Err(e) => {
                     complain(&e);
                     ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)

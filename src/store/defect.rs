@@ -43,6 +43,12 @@ const GET: &str = concat!(
     " FROM defects WHERE source = ?1 AND id = ?2"
 );
 
+const INSERT: &str = concat!(
+    "INSERT INTO defects (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+);
+
 const PUT: &str = concat!(
     "INSERT INTO defects (",
     columns!(),
@@ -87,7 +93,17 @@ impl Row {
 
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
-        tx.prepare_cached(PUT)?.execute(params![
+        self.write(tx, PUT)
+    }
+
+    /// Inserts this row, known not to be stored (a plain insert: no conflict
+    /// clause to evaluate).
+    pub fn insert(&self, tx: &Connection) -> rusqlite::Result<()> {
+        self.write(tx, INSERT)
+    }
+
+    fn write(&self, tx: &Connection, sql: &str) -> rusqlite::Result<()> {
+        tx.prepare_cached(sql)?.execute(params![
             self.source,
             self.id,
             self.product_kind,

@@ -1,14 +1,27 @@
 //! The store side of the `import` sub-command: the database opened as `serve`
-//! opens it (migrations, re-keying), under the database lock, and batches
-//! applied by the writer's own rules, each in one transaction committed with
-//! `synchronous=FULL`: every count an import reports is on disk.
+//! opens it (migrations, re-keying), under the database lock, and every
+//! imported item applied by the writer's own rules ([`rules::decide`]) in
+//! **one transaction**: an import that fails or is interrupted leaves the
+//! database as it was, and one that succeeds is on disk (`synchronous=FULL`).
+//!
+//! Bulk loading, not one write per event: each chunk of items is sorted by
+//! defect key and folded in memory (all of a defect's events in the chunk,
+//! against its stored row), then only the final rows are written, in key
+//! order. When the import is large against what is stored, the secondary
+//! indexes of `defects` are dropped inside the transaction and built again
+//! (a sort) before it commits.
 
-use rusqlite::{Connection, TransactionBehavior};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
+use rusqlite::Connection;
+
+use super::defect::Row;
 use super::lock::{self, DbLock, LockError};
-use super::{Batch, Item, Outcome, defect, load, schema, writer};
+use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
+use super::{Item, Outcome, load, schema, writer};
 use crate::config::Config;
-use crate::model::event::Ingress;
+use crate::model::event::{DefectEvent, Ingress};
 use crate::model::time::Millis;
 
 /// Page cache while importing (KiB, SQLite's negative `cache_size`): the
@@ -16,11 +29,27 @@ use crate::model::time::Millis;
 /// all of it cached, each insert dirties pages already in memory.
 const IMPORT_CACHE_KIB: i64 = 256 * 1024;
 
-/// An open database taking imported batches.
+/// Threads SQLite may use to sort an index being built.
+const SORT_THREADS: i64 = 4;
+
+/// An open database taking an import, inside its transaction.
 pub struct Importer {
     conn: Connection,
     config: Config,
-    stages: String,
+    keys: ReleaseKeys,
+    /// No defect was stored when the import began: a key this import did not
+    /// write is not stored, and is not looked up.
+    fresh: bool,
+    /// Hashes of the keys this import wrote (a hash seen may still be another
+    /// key's: then the row is looked up).
+    written: HashSet<u64, BuildHasherDefault<DefaultHasher>>,
+    /// The secondary indexes of `defects` dropped for the import (their
+    /// `CREATE INDEX` statements), built again by [`Importer::commit`];
+    /// `None` until the first chunk decides.
+    dropped: Option<Vec<String>>,
+    /// When the last chunk that stored something was received (recorded as
+    /// the generic source's activity).
+    stored_at: Option<Millis>,
     _lock: DbLock,
 }
 
@@ -39,70 +68,211 @@ pub enum ImportOpenError {
 
 impl Importer {
     /// Locks and opens `config.db` (creating and migrating it like `serve`),
-    /// re-keying stored rows first if the keying configuration changed.
+    /// re-keying stored rows first if the keying configuration changed, and
+    /// begins the import's transaction.
     pub fn open(config: &Config) -> Result<Self, ImportOpenError> {
         let lock = lock::acquire(&config.db, "import")?;
-        let open = || -> anyhow::Result<Connection> {
+        let open = || -> anyhow::Result<(Connection, bool)> {
             let mut conn = schema::open(&config.db)?;
             load::rekey_if_changed(&mut conn, config)?;
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
-            Ok(conn)
+            // Helper threads for the sorts of `CREATE INDEX`.
+            conn.pragma_update(None, "threads", SORT_THREADS)?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let fresh = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
+                r.get(0)
+            })?;
+            Ok((conn, fresh))
         };
-        let conn = open().map_err(|error| ImportOpenError::Open {
+        let (conn, fresh) = open().map_err(|error| ImportOpenError::Open {
             db: config.db.clone(),
             error,
         })?;
         Ok(Self {
             conn,
-            stages: defect::stages_json(config),
             config: config.clone(),
+            keys: ReleaseKeys::default(),
+            fresh,
+            written: HashSet::default(),
+            dropped: None,
+            stored_at: None,
             _lock: lock,
         })
     }
 
-    /// Applies `items` in one transaction, in order for each defect, as the
-    /// writer applies a `POST /api/v1/events` batch received at `received_at`;
-    /// answers once committed.
-    pub fn apply(
-        &mut self,
-        mut items: Vec<Item>,
-        received_at: Millis,
-    ) -> rusqlite::Result<Outcome> {
-        // Only the order of one defect's events matters (and release times
-        // are independent of defects): a stable sort by key keeps it, and
-        // walks the `(source, id)` index in order instead of at random.
-        // Indices are sorted, not the items (a few hundred bytes each).
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])));
-        let mut slots: Vec<Option<Item>> = items.drain(..).map(Some).collect();
-        items.extend(order.iter().filter_map(|&i| slots[i].take()));
-        let batch = Batch {
-            ingress: Ingress::Generic,
-            items,
-            delivery: None,
-            received_at,
-            deadline: None,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = writer::apply_detached(&tx, &self.config, &self.stages, &batch)?;
-        tx.commit()?;
+    /// Applies `items` (one chunk of the input, in input order) as the writer
+    /// would apply them as `POST /api/v1/events` batches received at
+    /// `received_at`; nothing is committed before [`Importer::commit`].
+    pub fn apply(&mut self, items: Vec<Item>, received_at: Millis) -> rusqlite::Result<Outcome> {
+        let mut outcome = Outcome::default();
+        let mut defects = Vec::with_capacity(items.len());
+        // Release times are independent of defects: applied in input order.
+        for item in items {
+            match item {
+                Item::Defect(ev) => defects.push(ev),
+                Item::Release(ev) => {
+                    let effect = match ReleaseTimeRow::of(&self.config, &ev) {
+                        None => Effect::Stale,
+                        Some(row) if row.upsert(&self.conn)? => Effect::Accepted,
+                        Some(_) => Effect::Unchanged,
+                    };
+                    count(&mut outcome, effect);
+                }
+            }
+        }
+        if self.dropped.is_none() {
+            self.dropped = Some(self.drop_indexes_if_large(defects.len())?);
+        }
+        // Only the order of one defect's events matters: a stable sort by key
+        // keeps it, groups each defect's events, and writes the rows in key
+        // order (the `(source, id)` index is walked, not hit at random).
+        let order = key_order(&defects);
+        let mut group: Vec<&DefectEvent> = Vec::new();
+        for &i in &order {
+            let ev = &defects[i as usize];
+            if group
+                .first()
+                .is_some_and(|g| (&g.source, &g.id) != (&ev.source, &ev.id))
+            {
+                self.fold(&group, received_at, &mut outcome)?;
+                group.clear();
+            }
+            group.push(ev);
+        }
+        if !group.is_empty() {
+            self.fold(&group, received_at, &mut outcome)?;
+        }
+        if outcome.accepted + outcome.unchanged > 0 {
+            self.stored_at = Some(received_at);
+        }
         Ok(outcome)
     }
 
-    /// Folds the WAL back into the database and closes it.
-    pub fn close(self) -> rusqlite::Result<()> {
+    /// Applies one defect's events (in order) to its stored row and writes
+    /// the result once.
+    fn fold(
+        &mut self,
+        events: &[&DefectEvent],
+        received_at: Millis,
+        outcome: &mut Outcome,
+    ) -> rusqlite::Result<()> {
+        let (source, id) = (&events[0].source, &events[0].id);
+        let hash = self.written.hasher().hash_one((source, id));
+        let stored = if self.fresh && !self.written.contains(&hash) {
+            None
+        } else {
+            Row::get(&self.conn, source, id)?
+        };
+        let mut current: Option<Row> = None;
+        for ev in events {
+            let old = current.as_ref().or(stored.as_ref());
+            let decision = rules::decide(&self.config, ev, old, received_at, &mut self.keys);
+            count(outcome, decision.effect());
+            match decision {
+                Decision::Put(row) => current = Some(row),
+                // Only a stored row is ever unchanged.
+                Decision::Unchanged { touch: Some(t) } => {
+                    if let Some(mut row) = old.cloned() {
+                        row.updated_at = t;
+                        current = Some(row);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (current, &stored) {
+            (None, _) => {}
+            (Some(row), Some(s)) if row == *s => {}
+            (Some(row), Some(_)) => row.put(&self.conn)?,
+            (Some(row), None) => {
+                row.insert(&self.conn)?;
+                self.written.insert(hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the secondary (non-unique) indexes of `defects` when this first
+    /// chunk alone holds at least as many defect events as the table holds
+    /// rows: building an index once from sorted rows is cheaper than keeping
+    /// it up to date through as many inserts as it has entries. The unique
+    /// `(source, id)` index stays: lookups and upserts need it.
+    fn drop_indexes_if_large(&self, events: usize) -> rusqlite::Result<Vec<String>> {
+        let rows: i64 =
+            self.conn
+                .query_row("SELECT ifnull(max(rowid), 0) FROM defects", [], |r| {
+                    r.get(0)
+                })?;
+        if (events as i64) < rows {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT l.name, m.sql FROM pragma_index_list('defects') AS l \
+             JOIN sqlite_master AS m ON m.type = 'index' AND m.name = l.name \
+             WHERE l.\"unique\" = 0 AND m.sql IS NOT NULL",
+        )?;
+        let indexes = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut dropped = Vec::new();
+        for (name, sql) in indexes {
+            self.conn
+                .execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+            dropped.push(sql);
+        }
+        Ok(dropped)
+    }
+
+    /// Builds the dropped indexes again, records the activity, commits, and
+    /// folds the WAL back into the database.
+    pub fn commit(self) -> rusqlite::Result<()> {
+        for sql in self.dropped.iter().flatten() {
+            self.conn.execute_batch(sql)?;
+        }
+        if let Some(at) = self.stored_at {
+            writer::record_source_activity(&self.conn, Ingress::Generic, at)?;
+        }
+        self.conn.execute_batch("COMMIT")?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         self.conn.close().map_err(|(_, e)| e)
     }
 }
 
-/// Sort key of an item: release times first, then defects by `(source, id)`.
-fn key(item: &Item) -> (u8, &str, &str) {
-    match item {
-        Item::Release(_) => (0, "", ""),
-        Item::Defect(d) => (1, d.source.as_str(), d.id.as_str()),
+/// The indices of `defects` in `(source, id)` order, input order among
+/// equal keys. Sorted as small entries — the source's rank, the id's first
+/// eight bytes, the index — so most comparisons never leave the entry; only
+/// ids sharing the prefix are compared in full.
+fn key_order(defects: &[DefectEvent]) -> Vec<u32> {
+    let mut sources: Vec<&str> = defects.iter().map(|d| d.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let rank = |s: &str| sources.binary_search(&s).unwrap_or(0) as u32;
+    let prefix = |id: &str| {
+        let mut b = [0u8; 8];
+        let n = id.len().min(8);
+        b[..n].copy_from_slice(&id.as_bytes()[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut entries: Vec<(u32, u64, u32)> = defects
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (rank(&d.source), prefix(&d.id), i as u32))
+        .collect();
+    entries.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| defects[a.2 as usize].id.cmp(&defects[b.2 as usize].id))
+            .then(a.2.cmp(&b.2))
+    });
+    entries.into_iter().map(|e| e.2).collect()
+}
+
+fn count(outcome: &mut Outcome, effect: Effect) {
+    match effect {
+        Effect::Accepted => outcome.accepted += 1,
+        Effect::Unchanged => outcome.unchanged += 1,
+        Effect::Stale => outcome.stale += 1,
+        Effect::Ignored => outcome.ignored += 1,
     }
 }

@@ -15,6 +15,7 @@ pub mod import;
 mod load;
 pub mod lock;
 pub mod read;
+mod rules;
 mod schema;
 mod writer;
 

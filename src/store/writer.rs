@@ -15,11 +15,12 @@ use tokio::sync::oneshot;
 use super::defect::{self, Row};
 use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
+use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Batch, Command, Hold, Item, Outcome, StoreError, load, schema};
 use crate::config::Config;
 use crate::metrics::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
 use crate::metrics::telemetry::Telemetry;
-use crate::model::event::{Change, DefectEvent, ReleaseEvent};
+use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
 use crate::model::time::{Millis, now_ms};
 
 /// Most requests folded into one transaction.
@@ -109,8 +110,8 @@ struct Residency<'a> {
     loaded: HashSet<(String, String)>,
     /// Of those, the ones the current batch loaded (forgotten if it rolls back).
     batch: Vec<(String, String)>,
-    /// Release keys by product kind and raw name, computed once per group.
-    keys: HashMap<String, HashMap<String, Option<String>>>,
+    /// Release keys, computed once per group.
+    keys: ReleaseKeys,
 }
 
 impl Residency<'_> {
@@ -148,21 +149,6 @@ impl Residency<'_> {
         for k in self.batch.drain(..) {
             self.loaded.remove(&k);
         }
-    }
-
-    /// The key of release `raw` from a source of `kind` ([`defect::release_key`]),
-    /// normalised once per group.
-    fn key(&mut self, config: &Config, kind: &str, raw: &str) -> Option<String> {
-        // By kind, then raw name: looked up without allocating.
-        if let Some(k) = self.keys.get(kind).and_then(|m| m.get(raw)) {
-            return k.clone();
-        }
-        let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
-        self.keys
-            .entry(kind.to_owned())
-            .or_default()
-            .insert(raw.to_owned(), k.clone());
-        k
     }
 }
 
@@ -525,7 +511,7 @@ impl Writer {
             cache: &mut self.cold,
             loaded: HashSet::new(),
             batch: Vec::new(),
-            keys: HashMap::new(),
+            keys: ReleaseKeys::default(),
         };
         let mut next = 0;
         loop {
@@ -544,7 +530,7 @@ impl Writer {
                 ) {
                     Ok(o) => {
                         if stored_something(&o) {
-                            record_source_activity(&tx, batch)?;
+                            record_source_activity(&tx, batch.ingress, batch.received_at)?;
                         }
                         run_cached(&tx, "RELEASE batch")?;
                         ops.append(&mut batch_ops);
@@ -806,41 +792,17 @@ fn stored_something(o: &Outcome) -> bool {
 }
 
 /// Records the batch's source as active at the time it was received.
-fn record_source_activity(tx: &Connection, batch: &Batch) -> rusqlite::Result<()> {
+pub(super) fn record_source_activity(
+    tx: &Connection,
+    source: Ingress,
+    at: Millis,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO sources VALUES (?1, ?2) ON CONFLICT (source) \
          DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
     )?
-    .execute(params![batch.ingress.as_str(), batch.received_at])?;
+    .execute(params![source.as_str(), at])?;
     Ok(())
-}
-
-/// Applies `batch` inside `tx` exactly as the writer does (the same rules and
-/// the same outcome), without the in-memory aggregates: for the `import`
-/// sub-command, whose process serves no metrics (a server loads the
-/// aggregates from disk when it starts).
-pub(super) fn apply_detached(
-    tx: &Connection,
-    config: &Config,
-    stages: &str,
-    batch: &Batch,
-) -> rusqlite::Result<Outcome> {
-    // No aggregates: nothing is resident or cold, so nothing is loaded.
-    let none = RwLock::new(Aggregates::new(config));
-    let scratch = Aggregates::new(config);
-    let mut res = Residency {
-        aggregates: &none,
-        scratch: &scratch,
-        cache: &mut ColdCache::default(),
-        loaded: HashSet::new(),
-        batch: Vec::new(),
-        keys: HashMap::new(),
-    };
-    let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
-    if stored_something(&outcome) {
-        record_source_activity(tx, batch)?;
-    }
-    Ok(outcome)
 }
 
 /// Applies one batch inside its savepoint.
@@ -892,15 +854,7 @@ fn apply_batch(
     Ok(outcome)
 }
 
-enum Effect {
-    Accepted,
-    Unchanged,
-    Stale,
-    /// A retraction of a defect that was never stored.
-    Ignored,
-}
-
-/// Applies one defect event with the ordering rules of SPEC §4.
+/// Applies one defect event with the ordering rules of [`rules::decide`].
 fn apply_defect(
     tx: &Connection,
     config: &Config,
@@ -910,140 +864,16 @@ fn apply_defect(
     touched: &mut BTreeSet<(String, String)>,
     res: &mut Residency,
 ) -> rusqlite::Result<Effect> {
-    let updated_at = ev.updated_at.unwrap_or(received_at);
     let old = Row::get(tx, &ev.source, &ev.id)?;
-    if let Change::AttachRelease { release } = &ev.change {
-        return attach_release(tx, config, ev, release, old, received_at, ops, touched, res);
-    }
-    let deleting = matches!(ev.change, Change::Delete | Change::Retract);
-    if let Some(old) = &old {
-        // Older never wins; on equal times a deletion wins, otherwise the later
-        // arrival does.
-        if updated_at < old.updated_at || (updated_at == old.updated_at && old.deleted && !deleting)
-        {
-            return Ok(Effect::Stale);
+    match rules::decide(config, ev, old.as_ref(), received_at, &mut res.keys) {
+        Decision::Put(new) => put(tx, config, old.as_ref(), &new, ops, touched, res),
+        Decision::Unchanged { touch: Some(t) } => {
+            tx.prepare_cached("UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2")?
+                .execute(params![ev.source, ev.id, t])?;
+            Ok(Effect::Unchanged)
         }
+        d => Ok(d.effect()),
     }
-    let new = match (&ev.change, &old) {
-        (Change::Delete | Change::Retract, Some(old)) => Row {
-            deleted: true,
-            updated_at,
-            ..old.clone()
-        },
-        // A retraction of what was never stored changes nothing.
-        (Change::Retract, None) => return Ok(Effect::Ignored),
-        (Change::Delete, None) => Row {
-            updated_at,
-            ..tombstone(config, ev, received_at)
-        },
-        (
-            Change::Upsert {
-                class,
-                status,
-                found_at,
-            }
-            | Change::UpsertKeepRelease {
-                class,
-                status,
-                found_at,
-            },
-            old,
-        ) => {
-            let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
-            let release_raw = match (&class.release, old) {
-                (None, Some(old)) if keep => old.release_raw.clone(),
-                (r, _) => r.clone(),
-            };
-            Row {
-                source: ev.source.clone(),
-                id: ev.id.clone(),
-                product_kind: ev.product.kind.clone(),
-                product_ns: ev.product.namespace.clone(),
-                product: config.product_for(&ev.product.kind, &ev.product.namespace),
-                release: release_raw
-                    .as_deref()
-                    .and_then(|raw| res.key(config, &ev.product.kind, raw)),
-                release_raw,
-                stage: class.stage.clone(),
-                detected_by: class.detected_by.clone(),
-                cause: class.cause.clone(),
-                severity: class.severity.clone(),
-                team: class.team.clone(),
-                status: status.as_str().into(),
-                deleted: false,
-                found_at: found_at
-                    .or(old.as_ref().map(|o| o.found_at))
-                    .unwrap_or(received_at),
-                updated_at,
-            }
-        }
-        // Handled above, before the ordering rules.
-        (Change::AttachRelease { .. }, _) => return Ok(Effect::Unchanged),
-    };
-    if let Some(old) = &old {
-        if old.same_state(&new) {
-            tx.execute(
-                "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
-                params![ev.source, ev.id, updated_at],
-            )?;
-            return Ok(Effect::Unchanged);
-        }
-    }
-    put(tx, config, old.as_ref(), &new, ops, touched, res)
-}
-
-/// A deleted row holding only the defect's identity and product.
-fn tombstone(config: &Config, ev: &DefectEvent, received_at: Millis) -> Row {
-    Row {
-        source: ev.source.clone(),
-        id: ev.id.clone(),
-        product_kind: ev.product.kind.clone(),
-        product_ns: ev.product.namespace.clone(),
-        product: config.product_for(&ev.product.kind, &ev.product.namespace),
-        release_raw: None,
-        release: None,
-        stage: None,
-        detected_by: None,
-        cause: None,
-        severity: None,
-        team: None,
-        status: "valid".into(),
-        deleted: true,
-        found_at: received_at,
-        updated_at: received_at,
-    }
-}
-
-/// [`Change::AttachRelease`]: the first release wins, ordering is untouched.
-#[allow(clippy::too_many_arguments)]
-fn attach_release(
-    tx: &Connection,
-    config: &Config,
-    ev: &DefectEvent,
-    raw: &str,
-    old: Option<Row>,
-    received_at: Millis,
-    ops: &mut Vec<Op>,
-    touched: &mut BTreeSet<(String, String)>,
-    res: &mut Residency,
-) -> rusqlite::Result<Effect> {
-    let base = match &old {
-        Some(o) if o.release_raw.is_some() => return Ok(Effect::Unchanged),
-        Some(o) => o.clone(),
-        // Not announced yet: a tombstone that orders before any real event
-        // (updated_at 0), so the announcing event replaces it and keeps the
-        // release.
-        None => Row {
-            updated_at: 0,
-            ..tombstone(config, ev, received_at)
-        },
-    };
-    let new = Row {
-        release: res.key(config, &base.product_kind, raw),
-        release_raw: Some(raw.to_owned()),
-        ..base
-    };
-    put(tx, config, old.as_ref(), &new, ops, touched, res)
 }
 
 /// Stores `new` and queues the change of its contribution (a cold release it
@@ -1094,25 +924,17 @@ fn apply_release(
     ops: &mut Vec<Op>,
     res: &mut Residency,
 ) -> rusqlite::Result<Effect> {
-    let Some((release, prerelease)) = defect::release_key(config, &ev.product.kind, &ev.release)
-    else {
+    let Some(row) = ReleaseTimeRow::of(config, ev) else {
         return Ok(Effect::Stale);
     };
-    let product = config.product_for(&ev.product.kind, &ev.product.namespace);
-    res.ensure(tx, config, &product, &release, ops)?;
-    let changed = tx.execute(
-        "INSERT INTO release_times VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (product_kind, product_ns, release_raw) DO UPDATE SET released_at = excluded.released_at \
-         WHERE released_at != excluded.released_at",
-        params![ev.product.kind, ev.product.namespace, ev.release, product, release, prerelease, ev.released_at],
-    )?;
-    if changed == 0 {
+    res.ensure(tx, config, &row.product, &row.release, ops)?;
+    if !row.upsert(tx)? {
         return Ok(Effect::Unchanged);
     }
     ops.push(Op::Meta(
-        product.clone(),
-        release.clone(),
-        release_meta(tx, config, stages, &product, &release)?,
+        row.product.clone(),
+        row.release.clone(),
+        release_meta(tx, config, stages, &row.product, &row.release)?,
     ));
     Ok(Effect::Accepted)
 }
@@ -1138,7 +960,7 @@ pub(super) fn release_meta(
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::model::event::{Classification, Ingress, ProductRef, Status};
+    use crate::model::event::{Change, Classification, Ingress, ProductRef, Status};
 
     struct Db {
         _dir: tempfile::TempDir,
@@ -1210,7 +1032,7 @@ mod tests {
             cache: &mut ColdCache::default(),
             loaded: HashSet::new(),
             batch: Vec::new(),
-            keys: HashMap::new(),
+            keys: ReleaseKeys::default(),
         };
         let outcome =
             apply_batch(&db.conn, &db.config, &stages, &batch, &mut ops, &mut res).expect("apply");

@@ -31,7 +31,13 @@ pub(crate) fn run(args: &[&str], stdin: &[u8]) -> Output {
 
 /// `import --db DB FILE…`: (exit status, stdout, stderr).
 pub(crate) fn import(db: &Path, files: &[&str]) -> (i32, String, String) {
+    import_with(db, &[], files)
+}
+
+/// `import --db DB FLAGS… FILE…`: (exit status, stdout, stderr).
+pub(crate) fn import_with(db: &Path, flags: &[&str], files: &[&str]) -> (i32, String, String) {
     let mut args = vec!["import", "--db", db.to_str().expect("UTF-8 path")];
+    args.extend_from_slice(flags);
     args.extend_from_slice(files);
     let out = run(&args, b"");
     (
@@ -364,7 +370,6 @@ async fn an_import_gives_the_gauges_and_counts_the_http_api_gives_for_the_same_e
     http.stop().await;
     // Imported: the release times as `kind: release` lines, then the events.
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("imported.db");
     let file = tmp.path().join("history.ndjson");
     let lines: Vec<Value> = releases
         .iter()
@@ -376,25 +381,60 @@ async fn an_import_gives_the_gauges_and_counts_the_http_api_gives_for_the_same_e
         .chain(events.iter().cloned())
         .collect();
     std::fs::write(&file, ndjson(&lines)).unwrap();
-    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
-    assert_eq!(status, 0, "{out}{err}");
-    let [accepted, unchanged, stale, rejected] = figures(&out);
-    assert_eq!(rejected, 0);
-    // The release lines are counted too (all new).
-    assert_eq!(
-        [accepted, unchanged, stale],
-        [counts[0] + releases.len() as u64, counts[1], counts[2]],
-        "{out}"
+    // Whole, and in chunks of 7 events: a defect's events then fall in
+    // several chunks, each folded against what the previous ones wrote.
+    for flags in [&[][..], &["--chunk-size", "7"][..]] {
+        let db = tmp.path().join(format!("imported-{}.db", flags.len()));
+        let (status, out, err) = import_with(&db, flags, &[file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{out}{err}");
+        let [accepted, unchanged, stale, rejected] = figures(&out);
+        assert_eq!(rejected, 0);
+        // The release lines are counted too (all new).
+        assert_eq!(
+            [accepted, unchanged, stale],
+            [counts[0] + releases.len() as u64, counts[1], counts[2]],
+            "{flags:?}: {out}"
+        );
+        assert!(
+            counts[2] > 0 && counts[1] > 0,
+            "the history has stale and unchanged events"
+        );
+        let mut s = settings(tmp.path());
+        s.db = db;
+        let server = spawn_with(s).await;
+        let from_import = escape_series(&server.metrics().await);
+        server.stop().await;
+        assert!(from_import.len() > 50, "{from_import:?}");
+        assert_eq!(from_import, over_http, "{flags:?}");
+    }
+}
+
+#[test]
+fn an_import_that_fails_half_way_leaves_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let good = dir.path().join("good.ndjson");
+    let lines: Vec<Value> = (0..50)
+        .map(|i| json!({"id": format!("d{i}"), "stage": "production", "release": "1.0"}))
+        .collect();
+    std::fs::write(&good, ndjson(&lines)).unwrap();
+    // A directory opens but cannot be read: the second input fails after
+    // the first was applied, in chunks of 10.
+    let unreadable = dir.path().join("dir.ndjson");
+    std::fs::create_dir(&unreadable).unwrap();
+    let (status, out, err) = import_with(
+        &db,
+        &["--chunk-size", "10"],
+        &[good.to_str().unwrap(), unreadable.to_str().unwrap()],
     );
+    assert_eq!(status, 2, "{out}{err}");
+    assert!(err.contains("Nothing was imported"), "{err}");
     assert!(
-        counts[2] > 0 && counts[1] > 0,
-        "the history has stale and unchanged events"
+        out.is_empty(),
+        "no summary of what was not committed: {out}"
     );
-    let mut s = settings(tmp.path());
-    s.db = db;
-    let server = spawn_with(s).await;
-    let from_import = escape_series(&server.metrics().await);
-    server.stop().await;
-    assert!(from_import.len() > 50, "{from_import:?}");
-    assert_eq!(from_import, over_http);
+    // Nothing of the first file was committed: all of it is new again.
+    let (status, out, err) = import(&db, &[good.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(figures(&out), [50, 0, 0, 0], "{out}");
 }

@@ -1,0 +1,248 @@
+//! What one event does to the stored state: the ordering and merge rules of
+//! defect events and the release-time upsert, shared by the writer (one event
+//! at a time against SQLite) and the bulk importer (a batch folded in memory
+//! first), so there is one copy of them.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+
+use super::defect::{self, Row};
+use crate::config::Config;
+use crate::model::event::{Change, DefectEvent, ReleaseEvent};
+use crate::model::time::Millis;
+
+/// What an item did, as counted in an [`super::Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Effect {
+    Accepted,
+    Unchanged,
+    Stale,
+    /// A retraction of a defect that was never stored.
+    Ignored,
+}
+
+/// What one defect event does to the stored row.
+// Returned and consumed at once, one per event: boxing the row would cost an
+// allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(super) enum Decision {
+    /// Older than the stored state: not applied.
+    Stale,
+    /// A retraction of a defect never stored: nothing to do.
+    Ignored,
+    /// The same state; `touch` is the event's time, recorded so that an
+    /// older event arriving later is stale.
+    Unchanged { touch: Option<Millis> },
+    /// The row to store.
+    Put(Row),
+}
+
+impl Decision {
+    /// How the decision is counted.
+    pub(super) fn effect(&self) -> Effect {
+        match self {
+            Decision::Stale => Effect::Stale,
+            Decision::Ignored => Effect::Ignored,
+            Decision::Unchanged { .. } => Effect::Unchanged,
+            Decision::Put(_) => Effect::Accepted,
+        }
+    }
+}
+
+/// Release keys by product kind and raw name, normalised once per kind and
+/// name ([`defect::release_key`]).
+#[derive(Default)]
+pub(super) struct ReleaseKeys(HashMap<String, HashMap<String, Option<String>>>);
+
+impl ReleaseKeys {
+    /// The key of release `raw` from a source of `kind`.
+    pub(super) fn key(&mut self, config: &Config, kind: &str, raw: &str) -> Option<String> {
+        // By kind, then raw name: looked up without allocating.
+        if let Some(k) = self.0.get(kind).and_then(|m| m.get(raw)) {
+            return k.clone();
+        }
+        let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
+        self.0
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(raw.to_owned(), k.clone());
+        k
+    }
+}
+
+/// The ordering rules of a defect event against the stored row `old`: older
+/// never wins; on equal times a deletion wins, otherwise the later arrival
+/// does; a release attached by a later signal never reorders.
+pub(super) fn decide(
+    config: &Config,
+    ev: &DefectEvent,
+    old: Option<&Row>,
+    received_at: Millis,
+    keys: &mut ReleaseKeys,
+) -> Decision {
+    let updated_at = ev.updated_at.unwrap_or(received_at);
+    if let Change::AttachRelease { release } = &ev.change {
+        return attach_release(config, ev, release, old, received_at, keys);
+    }
+    let deleting = matches!(ev.change, Change::Delete | Change::Retract);
+    if let Some(old) = old {
+        if updated_at < old.updated_at || (updated_at == old.updated_at && old.deleted && !deleting)
+        {
+            return Decision::Stale;
+        }
+    }
+    let new = match (&ev.change, old) {
+        (Change::Delete | Change::Retract, Some(old)) => Row {
+            deleted: true,
+            updated_at,
+            ..old.clone()
+        },
+        // A retraction of what was never stored changes nothing.
+        (Change::Retract, None) => return Decision::Ignored,
+        (Change::Delete, None) => Row {
+            updated_at,
+            ..tombstone(config, ev, received_at)
+        },
+        (
+            Change::Upsert {
+                class,
+                status,
+                found_at,
+            }
+            | Change::UpsertKeepRelease {
+                class,
+                status,
+                found_at,
+            },
+            old,
+        ) => {
+            let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
+            let release_raw = match (&class.release, old) {
+                (None, Some(old)) if keep => old.release_raw.clone(),
+                (r, _) => r.clone(),
+            };
+            Row {
+                source: ev.source.clone(),
+                id: ev.id.clone(),
+                product_kind: ev.product.kind.clone(),
+                product_ns: ev.product.namespace.clone(),
+                product: config.product_for(&ev.product.kind, &ev.product.namespace),
+                release: release_raw
+                    .as_deref()
+                    .and_then(|raw| keys.key(config, &ev.product.kind, raw)),
+                release_raw,
+                stage: class.stage.clone(),
+                detected_by: class.detected_by.clone(),
+                cause: class.cause.clone(),
+                severity: class.severity.clone(),
+                team: class.team.clone(),
+                status: status.as_str().into(),
+                deleted: false,
+                found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
+                updated_at,
+            }
+        }
+        // Handled above, before the ordering rules.
+        (Change::AttachRelease { .. }, _) => return Decision::Unchanged { touch: None },
+    };
+    match old {
+        Some(old) if old.same_state(&new) => Decision::Unchanged {
+            touch: Some(updated_at),
+        },
+        _ => Decision::Put(new),
+    }
+}
+
+/// A deleted row holding only the defect's identity and product.
+fn tombstone(config: &Config, ev: &DefectEvent, received_at: Millis) -> Row {
+    Row {
+        source: ev.source.clone(),
+        id: ev.id.clone(),
+        product_kind: ev.product.kind.clone(),
+        product_ns: ev.product.namespace.clone(),
+        product: config.product_for(&ev.product.kind, &ev.product.namespace),
+        release_raw: None,
+        release: None,
+        stage: None,
+        detected_by: None,
+        cause: None,
+        severity: None,
+        team: None,
+        status: "valid".into(),
+        deleted: true,
+        found_at: received_at,
+        updated_at: received_at,
+    }
+}
+
+/// [`Change::AttachRelease`]: the first release wins, ordering is untouched.
+fn attach_release(
+    config: &Config,
+    ev: &DefectEvent,
+    raw: &str,
+    old: Option<&Row>,
+    received_at: Millis,
+    keys: &mut ReleaseKeys,
+) -> Decision {
+    let base = match old {
+        Some(o) if o.release_raw.is_some() => return Decision::Unchanged { touch: None },
+        Some(o) => o.clone(),
+        // Not announced yet: a tombstone that orders before any real event
+        // (updated_at 0), so the announcing event replaces it and keeps the
+        // release.
+        None => Row {
+            updated_at: 0,
+            ..tombstone(config, ev, received_at)
+        },
+    };
+    Decision::Put(Row {
+        release: keys.key(config, &base.product_kind, raw),
+        release_raw: Some(raw.to_owned()),
+        ..base
+    })
+}
+
+/// A release-time event keyed by the configuration: the row it stores.
+pub(super) struct ReleaseTimeRow<'a> {
+    ev: &'a ReleaseEvent,
+    pub product: String,
+    pub release: String,
+    prerelease: bool,
+}
+
+impl<'a> ReleaseTimeRow<'a> {
+    /// `None` when the release name is empty once normalised (counted stale).
+    pub(super) fn of(config: &Config, ev: &'a ReleaseEvent) -> Option<Self> {
+        let (release, prerelease) = defect::release_key(config, &ev.product.kind, &ev.release)?;
+        Some(Self {
+            ev,
+            product: config.product_for(&ev.product.kind, &ev.product.namespace),
+            release,
+            prerelease,
+        })
+    }
+
+    /// Stores the time; whether it changed what was stored.
+    pub(super) fn upsert(&self, tx: &Connection) -> rusqlite::Result<bool> {
+        let ev = self.ev;
+        let changed = tx
+            .prepare_cached(
+                "INSERT INTO release_times VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (product_kind, product_ns, release_raw) \
+                 DO UPDATE SET released_at = excluded.released_at \
+                 WHERE released_at != excluded.released_at",
+            )?
+            .execute(params![
+                ev.product.kind,
+                ev.product.namespace,
+                ev.release,
+                self.product,
+                self.release,
+                self.prerelease,
+                ev.released_at
+            ])?;
+        Ok(changed > 0)
+    }
+}
