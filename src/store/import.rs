@@ -80,6 +80,7 @@ impl Importer {
             ingress: Ingress::Generic,
             items,
             delivery: None,
+            reconcile: false,
             received_at,
             deadline: None,
         };

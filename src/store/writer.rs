@@ -543,7 +543,7 @@ impl Writer {
                     &mut residency,
                 ) {
                     Ok(o) => {
-                        if stored_something(&o) {
+                        if stored_something(&o) && !batch.reconcile {
                             record_source_activity(&tx, batch)?;
                         }
                         run_cached(&tx, "RELEASE batch")?;
@@ -763,6 +763,9 @@ impl Writer {
 
     /// Self-metrics of a committed batch.
     fn count(&self, batch: &Batch, o: &Outcome) {
+        if batch.reconcile {
+            return;
+        }
         self.telemetry.ignored(batch.ingress, "stale", o.stale);
         if o.duplicate_delivery {
             self.telemetry
@@ -837,7 +840,7 @@ pub(super) fn apply_detached(
         keys: HashMap::new(),
     };
     let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
-    if stored_something(&outcome) {
+    if stored_something(&outcome) && !batch.reconcile {
         record_source_activity(tx, batch)?;
     }
     Ok(outcome)
@@ -1197,6 +1200,7 @@ mod tests {
             ingress: Ingress::Sentry,
             items: vec![Item::Defect(ev)],
             delivery: None,
+            reconcile: false,
             received_at: 1_000,
             deadline: None,
         };
@@ -1556,6 +1560,7 @@ mod tests {
                             ingress: Ingress::Generic,
                             items: events.iter().map(item).collect(),
                             delivery: None,
+                            reconcile: false,
                             received_at: 1_000,
                             deadline: None,
                         };
