@@ -69,8 +69,9 @@ pub fn save_progress(
     Ok(())
 }
 
-/// Records a completed listing: the next one starts from `done_until` (kept
-/// when `None`: nothing was listed), nothing is in progress.
+/// Records a completed listing: the next one starts from `done_until` (the
+/// mark never moves back; kept when `None`: nothing was listed), nothing is
+/// in progress.
 pub fn complete(
     conn: &Connection,
     source: &str,
@@ -82,7 +83,9 @@ pub fn complete(
     conn.prepare_cached(
         "INSERT INTO sync_cursors VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
          ON CONFLICT (source, scope) DO UPDATE SET name = excluded.name, \
-         done_until = coalesce(excluded.done_until, done_until), progress = NULL, \
+         done_until = CASE WHEN done_until IS NULL THEN excluded.done_until \
+         WHEN excluded.done_until IS NULL THEN done_until \
+         ELSE max(done_until, excluded.done_until) END, progress = NULL, \
          last_success_at = excluded.last_success_at",
     )?
     .execute(params![source, scope, name, done_until, at])?;
