@@ -98,10 +98,10 @@ impl Client {
                         return Err(SyncError::Transport {
                             url: url.to_owned(),
                             attempts: attempt,
-                            error: e.without_url().to_string(),
+                            error: describe(e, self.cfg.timeout),
                         });
                     }
-                    tracing::warn!(url, attempt, error = %e.without_url(), "API call failed; trying again");
+                    tracing::warn!(url, attempt, error = %describe(e, self.cfg.timeout), "API call failed; trying again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.cfg.max_wait);
                     continue;
@@ -116,10 +116,10 @@ impl Client {
                         return Err(SyncError::Transport {
                             url: url.to_owned(),
                             attempts: attempt,
-                            error: e.without_url().to_string(),
+                            error: describe(e, self.cfg.timeout),
                         });
                     }
-                    tracing::warn!(url, attempt, error = %e.without_url(), "reading an API answer failed; trying again");
+                    tracing::warn!(url, attempt, error = %describe(e, self.cfg.timeout), "reading an API answer failed; trying again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.cfg.max_wait);
                     continue;
@@ -255,6 +255,29 @@ fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
     let now = now_ms() as u64 / 1000;
     // One second more: the reset is whole seconds.
     Some(Duration::from_secs(reset.saturating_sub(now) + 1))
+}
+
+/// A transport error in words (reqwest's own says only "error sending
+/// request"): a timeout with its length, else the chain of causes.
+fn describe(e: reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no complete answer within {}",
+            humantime::format_duration(timeout)
+        );
+    }
+    let mut causes = Vec::new();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        causes.push(c.to_string());
+        cause = c.source();
+    }
+    let mut out = e.without_url().to_string();
+    for c in causes {
+        out.push_str(": ");
+        out.push_str(&c);
+    }
+    out
 }
 
 fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
