@@ -45,6 +45,10 @@ impl Application {
             tokio::task::spawn_blocking(move || Store::open(config, aggregates, telemetry))
                 .await??
         };
+        // What a standalone `sync` recorded shows before serve's own passes.
+        if let Err(e) = crate::sync::periodic::restore(&config, &telemetry) {
+            tracing::warn!(error = %e, "cannot read the sync cursors");
+        }
         let metrics = Arc::new(Metrics::new(config.clone(), aggregates.clone(), &telemetry));
         let write_queue = WriteQueue::new(
             config.write_queue_bytes,
@@ -135,8 +139,23 @@ impl Application {
         };
         let telemetry = self.state.telemetry.clone();
         let tls = config.web.tls.clone();
+        let reconcile = crate::sync::periodic::spawn(
+            config.clone(),
+            self.state.store.clone(),
+            telemetry.clone(),
+        );
         let app = router(self.state);
-        crate::server::serve(self.listener, app, limits, tls, telemetry, shutdown).await?;
+        let served =
+            crate::server::serve(self.listener, app, limits, tls, telemetry, shutdown).await;
+        // The reconcile tasks hold store handles: stop them before the writer
+        // can close (a page cut off is not committed, or committed whole).
+        for task in &reconcile {
+            task.abort();
+        }
+        for task in reconcile {
+            let _ = task.await;
+        }
+        served?;
         // The router (and every Store handle in it) is gone: the writer drains
         // what is queued and closes the database.
         tokio::task::spawn_blocking(move || self.writer.join()).await?;

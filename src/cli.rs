@@ -50,6 +50,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// `sync --since`: a vendor time format (RFC 3339, a date).
+fn parse_since(v: &str) -> Result<i64, String> {
+    crate::ingest::webhook::parse_time(v).ok_or_else(|| {
+        format!("`{v}` is not a time (RFC 3339 such as 2024-05-01T00:00:00Z, or a date)")
+    })
+}
+
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -154,6 +161,33 @@ pub enum Command {
         /// standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Backfill and reconcile from a vendor's REST API: list the issues (and
+    /// releases) of the configured repositories updated since the last
+    /// successful sync (everything the first time) and apply them as the
+    /// webhooks would. Refused while `serve` runs on the same database (set
+    /// `sync_interval` to reconcile inside it). A pass cut short resumes from
+    /// its last committed page. Exit 0 when complete, 1 when some items were
+    /// rejected (the others are applied), 2 on usage, configuration, database
+    /// or API errors.
+    Sync {
+        /// The source to read.
+        #[arg(value_enum)]
+        source: crate::sync::Source,
+        /// SQLite database file; default ./bug-escape.db (or the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (repositories, API URL, conventions, …).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// List the issues updated since this time (RFC 3339, or a date
+        /// `2024-05-01`) instead of since the last sync.
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<i64>,
+        /// List every issue whatever the last sync, and delete the stored ones
+        /// the vendor no longer has (deleted, transferred away).
+        #[arg(long, conflicts_with = "since")]
+        full: bool,
     },
     /// Ask a running exporter's /readyz: exit 0 when it answers 200, 1 when
     /// it answers anything else or cannot be reached (for container health

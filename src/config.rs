@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::release::{ReleaseRule, ReleaseRules};
 use crate::model::stage::{Phase, Pipeline, StageDef};
 
+pub mod sync;
 pub mod web;
 pub mod webhooks;
 
@@ -95,6 +96,8 @@ pub struct Settings {
     pub api_token_file: Option<PathBuf>,
     /// Source webhooks: secrets and mapping conventions, `[webhooks.<source>]`.
     pub webhooks: webhooks::WebhooksSettings,
+    /// `sync`'s behaviour towards the vendors' APIs (timeouts, retries).
+    pub sync: sync::SyncSettings,
     /// exporter-toolkit web configuration (TLS, basic auth, headers), YAML;
     /// flag `--web.config.file`.
     pub web_config_file: Option<PathBuf>,
@@ -272,6 +275,7 @@ impl Default for Settings {
             api_token: None,
             api_token_file: None,
             webhooks: webhooks::WebhooksSettings::default(),
+            sync: sync::SyncSettings::default(),
             web_config_file: None,
         }
     }
@@ -393,6 +397,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Source webhooks (secrets never printed).
     pub webhooks: webhooks::WebhooksConfig,
+    /// `sync`'s behaviour towards the vendors' APIs.
+    pub sync: sync::SyncConfig,
     /// TLS, basic auth and response headers (`web_config_file`).
     pub web: web::WebConfig,
 }
@@ -603,6 +609,7 @@ impl Config {
             (None, None) => None,
         };
         let webhooks = webhooks::WebhooksConfig::from_settings(&s.webhooks, &pipeline)?;
+        let sync = s.sync.validate()?;
         let web = match &s.web_config_file {
             Some(path) => web::WebConfig::load(path)?,
             None => web::WebConfig::default(),
@@ -637,6 +644,7 @@ impl Config {
             allow_vendor_sources: s.allow_vendor_sources,
             api_token,
             webhooks,
+            sync,
             web,
         })
     }

@@ -12,6 +12,9 @@
 //! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
 //!   shutdown, log output that never fails.
 //! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
+//! - [`sync`]: the `sync` sub-command and `serve`'s periodic reconcile:
+//!   vendors' REST APIs through the webhook adapters' conversions and the
+//!   writer's rules.
 //! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
 //!   and out of the store, through the generic API's parser and the writer's
 //!   rules).
@@ -32,3 +35,4 @@ pub mod model;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod sync;

@@ -39,6 +39,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sync {
+            source,
+            db,
+            config,
+            since,
+            full,
+        } => {
+            let flags = Overrides {
+                db,
+                ..Overrides::default()
+            };
+            match load(config.as_deref(), &flags) {
+                Ok(c) => ExitCode::from(bug_escape_exporter::sync::command::run(
+                    c,
+                    source,
+                    bug_escape_exporter::sync::Options { since, full },
+                )),
+                Err(e) => {
+                    complain(&e);
+                    ExitCode::from(bug_escape_exporter::sync::command::EXIT_ERROR)
+                }
+            }
+        }
         Command::Export {
             db,
             config,

@@ -76,6 +76,37 @@ pub struct SecretSettings {
     pub secret_file: Option<PathBuf>,
 }
 
+/// Where and how `sync` reads a source's REST API, flattened into its table
+/// as `api_url`, `api_token`, `api_token_file` (Sentry's own keys, which its
+/// issue API already used, have the same names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// Base URL of the API (GitHub Enterprise, self-managed GitLab, a test
+    /// server).
+    pub api_url: String,
+    /// API token; env `BUG_ESCAPE_<SOURCE>_API_TOKEN` (one token, taken whole).
+    pub api_token: Option<String>,
+    /// File holding the API token; env `BUG_ESCAPE_<SOURCE>_API_TOKEN_FILE`.
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl ApiSettings {
+    fn with_url(url: &str) -> Self {
+        Self {
+            api_url: url.into(),
+            api_token: None,
+            api_token_file: None,
+        }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self::with_url("https://api.github.com")
+    }
+}
+
 /// The label conventions of the issue trackers (GitHub, GitLab, Jira),
 /// flattened into each one's table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +182,14 @@ pub struct GithubSettings {
     pub invalid_reasons: Vec<String>,
     /// The milestone title is the release when no `release:` label is set.
     pub milestone_as_release: bool,
+    /// `api_url`, `api_token`, `api_token_file`: the REST API `sync` reads;
+    /// env `BUG_ESCAPE_GITHUB_API_TOKEN(_FILE)`.
+    #[serde(flatten)]
+    pub api: ApiSettings,
+    /// Repositories `sync` reads (`owner/name`).
+    pub repositories: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -263,6 +302,9 @@ impl Default for GithubSettings {
             duplicate_reasons: strings(&["duplicate"]),
             invalid_reasons: Vec::new(),
             milestone_as_release: true,
+            api: ApiSettings::with_url("https://api.github.com"),
+            repositories: Vec::new(),
+            sync_interval: None,
             unknown: UnknownKeys::default(),
         }
     }
@@ -355,6 +397,12 @@ impl WebhooksSettings {
             }
         }
         // One API token, taken whole (never split on commas).
+        if let Some(t) = var("BUG_ESCAPE_GITHUB_API_TOKEN") {
+            self.github.api.api_token = Some(t);
+        }
+        if let Some(p) = var("BUG_ESCAPE_GITHUB_API_TOKEN_FILE") {
+            self.github.api.api_token_file = Some(PathBuf::from(p));
+        }
         if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
             self.sentry.api_token = Some(t);
         }
@@ -490,6 +538,95 @@ pub struct GithubConfig {
     pub duplicate_reasons: Vec<String>,
     pub invalid_reasons: Vec<String>,
     pub milestone_as_release: bool,
+    /// The REST API `sync` reads.
+    pub api: Api,
+    /// Repositories `sync` reads, `owner/name`, each once.
+    pub repositories: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
+}
+
+/// A validated [`ApiSettings`].
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Without a trailing `/`.
+    pub url: String,
+    /// The token; `None`: unauthenticated calls (public repositories only).
+    pub token: Option<Secrets>,
+}
+
+impl Api {
+    /// The token as text (the first, and only, one).
+    pub fn token(&self) -> Option<String> {
+        let t = self.token.as_ref()?.iter().next()?;
+        Some(String::from_utf8_lossy(t).into_owned())
+    }
+}
+
+impl ApiSettings {
+    /// Validates the API settings of the table at `key`.
+    fn api(&self, key: &str) -> Result<Api, ConfigError> {
+        let url = api_url(key, &self.api_url)?;
+        let token = Secrets::load(
+            &format!("{key}.api_token"),
+            self.api_token
+                .clone()
+                .map(|t| SecretSetting::Many(vec![t]))
+                .as_ref(),
+            self.api_token_file.as_ref(),
+        )?;
+        Ok(Api {
+            url,
+            token: (!token.is_empty()).then_some(token),
+        })
+    }
+}
+
+/// An `api_url`: `http(s)://…`, kept without its trailing `/`.
+fn api_url(key: &str, v: &str) -> Result<String, ConfigError> {
+    let url = v.trim().trim_end_matches('/').to_owned();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+        return Err(ConfigError(format!(
+            "{key}.api_url: `{v}` is not an http(s) URL"
+        )));
+    }
+    Ok(url)
+}
+
+/// An optional interval (`15m`), not zero.
+fn interval(key: &str, v: Option<&String>) -> Result<Option<Duration>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    match humantime::parse_duration(v) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        _ => Err(ConfigError(format!(
+            "{key}: `{v}` is not a duration like `15m`"
+        ))),
+    }
+}
+
+/// GitHub repositories as `owner/name`, each once.
+fn repositories(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out: Vec<String> = Vec::new();
+    for (i, r) in v.iter().enumerate() {
+        let r = r.trim();
+        let good = r.split_once('/').is_some_and(|(o, n)| {
+            !o.is_empty() && !n.is_empty() && o.chars().all(ok) && n.chars().all(ok)
+        });
+        if !good {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{r}` is not a repository as `owner/name`"
+            )));
+        }
+        if out.iter().any(|o| o.eq_ignore_ascii_case(r)) {
+            return Err(ConfigError(format!("{key}[{i}]: `{r}` is listed twice")));
+        }
+        out.push(r.to_owned());
+    }
+    Ok(out)
 }
 
 /// Validated `[webhooks.gitlab]`.
@@ -649,7 +786,17 @@ impl WebhooksConfig {
             duplicate_reasons: lower(&gh.duplicate_reasons),
             invalid_reasons: lower(&gh.invalid_reasons),
             milestone_as_release: gh.milestone_as_release,
+            api: gh.api.api("webhooks.github")?,
+            repositories: repositories("webhooks.github.repositories", &gh.repositories)?,
+            sync_interval: interval("webhooks.github.sync_interval", gh.sync_interval.as_ref())?,
         };
+        if gh.sync_interval.is_some() && gh.repositories.is_empty() {
+            return Err(ConfigError(
+                "webhooks.github.sync_interval: is set but webhooks.github.repositories is empty: \
+                 name the repositories to reconcile"
+                    .into(),
+            ));
+        }
         let gl = &s.gitlab;
         for (id, release) in &gl.milestones {
             check_name(&format!("webhooks.gitlab.milestones.{id}"), release)?;
@@ -956,6 +1103,66 @@ api_timeout = "2s"
         assert!(e.0.contains("webhooks.sentry.api_url"), "{e}");
         let e = with(|w| w.sentry.api_timeout = "soon".into()).unwrap_err();
         assert!(e.0.contains("webhooks.sentry.api_timeout"), "{e}");
+    }
+
+    #[test]
+    fn github_sync_settings_are_validated_and_the_token_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "ghp_fromfile\n").expect("write");
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| {
+            (k == "BUG_ESCAPE_GITHUB_API_TOKEN_FILE").then(|| file.display().to_string())
+        });
+        w.github.repositories = vec!["acme/payments".into(), " acme/web.site ".into()];
+        w.github.sync_interval = Some("15m".into());
+        w.github.api.api_url = "https://ghe.example.com/api/v3/".into();
+        let c = Config::from_settings(Settings {
+            webhooks: w,
+            ..Settings::default()
+        })
+        .expect("valid");
+        let gh = &c.webhooks.github;
+        assert_eq!(gh.api.url, "https://ghe.example.com/api/v3");
+        assert_eq!(gh.api.token().as_deref(), Some("ghp_fromfile"));
+        assert_eq!(gh.repositories, ["acme/payments", "acme/web.site"]);
+        assert_eq!(gh.sync_interval, Some(Duration::from_secs(900)));
+        assert!(!format!("{c:?}").contains("ghp_fromfile"));
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.github.api.url, "https://api.github.com");
+        assert!(d.webhooks.github.api.token.is_none());
+        assert_eq!(d.webhooks.github.sync_interval, None);
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.github.repositories = vec!["payments".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.github.repositories[0]",
+            ),
+            (
+                |w| w.github.repositories = vec!["a/b".into(), "A/B".into()],
+                "webhooks.github.repositories[1]",
+            ),
+            (
+                |w| w.github.api.api_url = "api.github.com".into(),
+                "webhooks.github.api_url",
+            ),
+            (
+                |w| w.github.api.api_token = Some(" ".into()),
+                "webhooks.github.api_token",
+            ),
+            (
+                |w| w.github.sync_interval = Some("0s".into()),
+                "webhooks.github.sync_interval",
+            ),
+            // An interval with nothing to reconcile is a mistake, not a no-op.
+            (
+                |w| w.github.sync_interval = Some("1h".into()),
+                "webhooks.github.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

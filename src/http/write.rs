@@ -261,6 +261,7 @@ pub async fn record(
         ingress,
         items,
         delivery,
+        reconcile: false,
         received_at,
         deadline: Some(admitted.deadline),
     };

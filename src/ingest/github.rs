@@ -6,6 +6,10 @@
 //! repository keeps its defects, while two repositories' issue #1 stay two
 //! defects. The product is the repository's `full_name` (`acme/payments`),
 //! mapped by `[products.*] sources = ["github:acme/payments"]`.
+//!
+//! [`issue_item`] and [`release_item`] are the one conversion of GitHub's
+//! REST issue and release objects: the webhooks and `sync` (which lists the
+//! same objects from the REST API) both call them.
 
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -14,7 +18,6 @@ use super::FieldError;
 use super::conventions::{self, Mapped};
 use super::webhook::{AdapterError, Ahead, At, Parsed, delivery_id, header, release_event};
 use crate::config::Config;
-use crate::config::webhooks::GithubConfig;
 use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::time::Millis;
 use crate::store::Item;
@@ -54,46 +57,29 @@ pub fn parse(
 }
 
 fn issues(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
-    let gh = &config.webhooks.github;
     let action = root.get("action").str()?;
     let repo = Repo::of(&root.get("repository"))?;
     let issue = root.get("issue");
     issue.object()?;
-    // Deleted or transferred away: it leaves this repository's counts. An
-    // issue that is not a defect only retracts what may have been stored.
-    let leave = |issue: &At<'_>| -> Result<Item, FieldError> {
-        let (labels, issue_type) = labels_and_type(issue)?;
-        let change = if conventions::is_defect(&gh.conventions, &labels, issue_type) {
-            Change::Delete
-        } else {
-            Change::Retract
-        };
-        Ok(defect(
-            &repo,
-            issue.get("number").id()?,
-            change,
-            issue.get("updated_at").time(now)?,
-        ))
-    };
     let mut parsed = Parsed::default();
     match action {
-        "deleted" => parsed.items.push(leave(&issue)?),
+        "deleted" => parsed.items.push(leaving(config, &repo, &issue, now)?),
         // The new issue is a new defect of the new repository, upserted from
         // the snapshot GitHub includes.
         "transferred" => {
-            parsed.items.push(leave(&issue)?);
+            parsed.items.push(leaving(config, &repo, &issue, now)?);
             let changes = root.get("changes");
             let (new_issue, new_repo) = (changes.get("new_issue"), changes.get("new_repository"));
             if new_issue.value().is_some() && new_repo.value().is_some() {
                 let repo = Repo::of(&new_repo)?;
-                let (item, unmapped) = snapshot(gh, config, &repo, &new_issue, now)?;
+                let (item, unmapped) = issue_item(config, &repo, &new_issue, now)?;
                 parsed.items.push(item);
                 parsed.unmapped = unmapped;
             }
         }
         // Every other action carries the full issue: upsert it.
         _ => {
-            let (item, unmapped) = snapshot(gh, config, &repo, &issue, now)?;
+            let (item, unmapped) = issue_item(config, &repo, &issue, now)?;
             parsed.items.push(item);
             parsed.unmapped = unmapped;
         }
@@ -101,14 +87,52 @@ fn issues(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, Adapter
     Ok(parsed)
 }
 
-/// The repository an event belongs to.
-struct Repo {
-    id: String,
-    full_name: String,
+/// An issue deleted or transferred away: it leaves this repository's counts.
+/// An issue that is not a defect only retracts what may have been stored.
+pub fn leaving(
+    config: &Config,
+    repo: &Repo,
+    issue: &At<'_>,
+    now: Millis,
+) -> Result<Item, FieldError> {
+    let (labels, issue_type) = labels_and_type(issue)?;
+    let change = if conventions::is_defect(&config.webhooks.github.conventions, &labels, issue_type)
+    {
+        Change::Delete
+    } else {
+        Change::Retract
+    };
+    Ok(defect(
+        repo,
+        issue.get("number").id()?,
+        change,
+        issue.get("updated_at").time(now)?,
+    ))
+}
+
+/// The deletion of stored defect `id` (`<repository id>#<number>`) of `repo`
+/// at `at`, for an issue GitHub no longer has (`sync` finds it gone).
+pub fn gone(repo: &Repo, id: &str, at: Millis) -> Item {
+    Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id: id.to_owned(),
+        product: repo.product(),
+        change: Change::Delete,
+        updated_at: Some(at),
+    })
+}
+
+/// The repository an event belongs to: its numeric id (which survives
+/// renames and transfers) and its `full_name` (the product's namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    pub id: String,
+    pub full_name: String,
 }
 
 impl Repo {
-    fn of(at: &At<'_>) -> Result<Self, FieldError> {
+    /// Reads a REST repository object (`id`, `full_name`).
+    pub fn of(at: &At<'_>) -> Result<Self, FieldError> {
         at.object()?;
         let full_name = at.get("full_name");
         let name = full_name.str()?;
@@ -119,7 +143,8 @@ impl Repo {
         })
     }
 
-    fn product(&self) -> ProductRef {
+    /// The product namespace of its defects and releases.
+    pub fn product(&self) -> ProductRef {
         ProductRef {
             kind: SOURCE.into(),
             namespace: self.full_name.clone(),
@@ -146,14 +171,16 @@ fn labels_and_type<'a>(issue: &At<'a>) -> Result<(Vec<&'a str>, Option<&'a str>)
     Ok((labels, issue_type))
 }
 
-/// The defect event of an issue snapshot, and the fields that did not map.
-fn snapshot(
-    gh: &GithubConfig,
+/// The one conversion of a GitHub issue object (REST shape: the webhook's
+/// `issue`, an item of `GET /repos/{owner}/{repo}/issues`) into its defect
+/// event, ordered by its `updated_at`; and the fields that did not map.
+pub fn issue_item(
     config: &Config,
     repo: &Repo,
     issue: &At<'_>,
     now: Millis,
 ) -> Result<(Item, Vec<&'static str>), FieldError> {
+    let gh = &config.webhooks.github;
     let number = issue.get("number").id()?;
     let updated_at = issue.get("updated_at").time(now)?;
     let found_at = issue.get("created_at").time_opt(now)?;
@@ -211,7 +238,18 @@ fn release(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, Adapte
         return Ok(Parsed::ignore("unsupported_event", None));
     }
     let repo = Repo::of(&root.get("repository"))?;
-    let rel = root.get("release");
+    Ok(release_item(config, &repo, &root.get("release"), now)?)
+}
+
+/// The one conversion of a GitHub release object (the webhook's `release`, an
+/// item of `GET /repos/{owner}/{repo}/releases`): its tag shipped at
+/// `published_at` (else `created_at`); a draft is ignored.
+pub fn release_item(
+    config: &Config,
+    repo: &Repo,
+    rel: &At<'_>,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
     rel.object()?;
     if rel.get("draft").bool_opt()? == Some(true) {
         return Ok(Parsed::ignore("unsupported_event", None));
@@ -221,12 +259,5 @@ fn release(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, Adapte
         None => rel.get("created_at").stamp()?,
     };
     let name = rel.get("tag_name");
-    Ok(release_event(
-        config,
-        repo.product(),
-        &name,
-        shipped,
-        Ahead::Refuse,
-        now,
-    )?)
+    release_event(config, repo.product(), &name, shipped, Ahead::Refuse, now)
 }

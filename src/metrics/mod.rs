@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod formula;
 pub mod process;
 pub mod report;
+pub mod sync;
 pub mod telemetry;
 
 use std::sync::{Arc, RwLock};

@@ -123,11 +123,14 @@ pub struct Telemetry {
     unauthenticated_capacity: Gauge,
     connections: Gauge,
     connections_refused: Family<RefusalLabels, Counter>,
+    /// `sync`'s passes.
+    pub sync: super::sync::SyncTelemetry,
 }
 
 impl Telemetry {
     /// Registers every family in `registry`, with known label values at 0.
     pub fn register(&self, registry: &mut Registry) {
+        self.sync.register(registry);
         for ingress in Ingress::ALL {
             let source = ingress.as_str().to_owned();
             let _ = self.received.get_or_create(&SourceLabels {

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod read;
 mod rules;
 mod schema;
+pub mod sync;
 mod writer;
 
 use std::path::Path;
@@ -48,6 +49,10 @@ pub struct Batch {
     pub items: Vec<Item>,
     /// Vendor delivery id; a batch whose id was seen before is a no-op.
     pub delivery: Option<String>,
+    /// Read from the vendor's API by `sync`, not delivered: it does not mark
+    /// its source active (`bug_escape_last_event_timestamp_seconds`, so a
+    /// silent webhook stays visible) and `sync` counts its outcome itself.
+    pub reconcile: bool,
     pub received_at: Millis,
     /// A batch still queued at this instant is not applied (its caller gets
     /// [`StoreError::Timeout`]); once its transaction starts, it is committed

@@ -136,6 +136,25 @@ const MIGRATIONS: &[&str] = &[
         ON defects (product, release, found_at, stage, detected_by, cause, severity)
         WHERE deleted = 0 AND status = 'valid';
     "#,
+    // 6: where `sync` stands in each vendor listing it reads (a source's
+    //    repository, project…: its `scope`), so a pass killed half-way
+    //    resumes and the next one asks only for what changed. `done_until`
+    //    is the vendor's own `updated_at` of the newest item the last
+    //    completed listing applied (never our clock: no skew); `progress`
+    //    the same mark for the pages committed by a listing still under way;
+    //    `last_success_at` (our clock) when a listing, or for scope `*` a
+    //    whole pass over the source, last completed.
+    r#"
+    CREATE TABLE sync_cursors (
+        source          TEXT NOT NULL,
+        scope           TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        done_until      INTEGER,
+        progress        INTEGER,
+        last_success_at INTEGER,
+        PRIMARY KEY (source, scope)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -529,7 +529,7 @@ impl Writer {
                     &mut residency,
                 ) {
                     Ok(o) => {
-                        if stored_something(&o) {
+                        if stored_something(&o) && !batch.reconcile {
                             record_source_activity(&tx, batch.ingress, batch.received_at)?;
                         }
                         run_cached(&tx, "RELEASE batch")?;
@@ -749,6 +749,9 @@ impl Writer {
 
     /// Self-metrics of a committed batch.
     fn count(&self, batch: &Batch, o: &Outcome) {
+        if batch.reconcile {
+            return;
+        }
         self.telemetry.ignored(batch.ingress, "stale", o.stale);
         if o.duplicate_delivery {
             self.telemetry
@@ -803,6 +806,34 @@ pub(super) fn record_source_activity(
     )?
     .execute(params![source.as_str(), at])?;
     Ok(())
+}
+
+/// Applies `batch` inside `tx` exactly as the writer does (the same rules and
+/// the same outcome), without the in-memory aggregates: for the `sync`
+/// sub-command, whose process serves no metrics (a server loads the
+/// aggregates from disk when it starts).
+pub(super) fn apply_detached(
+    tx: &Connection,
+    config: &Config,
+    stages: &str,
+    batch: &Batch,
+) -> rusqlite::Result<Outcome> {
+    // No aggregates: nothing is resident or cold, so nothing is loaded.
+    let none = RwLock::new(Aggregates::new(config));
+    let scratch = Aggregates::new(config);
+    let mut res = Residency {
+        aggregates: &none,
+        scratch: &scratch,
+        cache: &mut ColdCache::default(),
+        loaded: HashSet::new(),
+        batch: Vec::new(),
+        keys: ReleaseKeys::default(),
+    };
+    let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
+    if stored_something(&outcome) && !batch.reconcile {
+        record_source_activity(tx, batch.ingress, batch.received_at)?;
+    }
+    Ok(outcome)
 }
 
 /// Applies one batch inside its savepoint.
@@ -1019,6 +1050,7 @@ mod tests {
             ingress: Ingress::Sentry,
             items: vec![Item::Defect(ev)],
             delivery: None,
+            reconcile: false,
             received_at: 1_000,
             deadline: None,
         };
@@ -1378,6 +1410,7 @@ mod tests {
                             ingress: Ingress::Generic,
                             items: events.iter().map(item).collect(),
                             delivery: None,
+                            reconcile: false,
                             received_at: 1_000,
                             deadline: None,
                         };

@@ -69,6 +69,10 @@ fn diff<T: std::fmt::Debug + Ord>(
 /// documented; when served, their type and labels are checked like the rest.
 const CONDITIONAL: &[(&str, &str)] = &[
     (
+        "bug_escape_sync_last_success_timestamp_seconds",
+        "absent until a sync pass of the source has completed",
+    ),
+    (
         "process_max_fds",
         "absent when the open-file limit is unlimited",
     ),
@@ -500,6 +504,7 @@ fn the_file_with_every_key_uses_each_documented_key_and_passes_check_config() {
     for (name, content) in [
         ("api-token", "file-token"),
         ("github", "file-secret"),
+        ("github-api", "file-token"),
         ("gitlab", "file-token"),
         ("gitlab-signing", "whsec_b2xkLWtleQ=="),
         ("jira", "file-secret"),

@@ -81,6 +81,8 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_products_left_out", &[]),
     ("bug_escape_events_unmapped_total", &["source", "field"]),
     ("bug_escape_source_api_errors_total", &["source"]),
+    ("bug_escape_sync_items_total", &["source", "result"]),
+    ("bug_escape_sync_differences_total", &["source"]),
     ("bug_escape_store_writable", &[]),
     ("bug_escape_store_writer_restarts_total", &[]),
     ("bug_escape_write_queue_bytes", &[]),

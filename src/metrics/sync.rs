@@ -1,0 +1,113 @@
+//! Self-metrics of `sync` (the reconcile passes over the vendors' APIs):
+//! when each source last completed a pass, what its items did, and how many
+//! were found ahead of the store (changes the webhooks never delivered).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::model::time::Millis;
+
+/// Sources `sync` can read, initialised at 0 (add one with its vendor).
+pub const SOURCES: &[&str] = &["github"];
+
+/// What became of an item a pass read, the `result` label.
+pub const RESULTS: &[&str] = &[
+    "imported",
+    "unchanged",
+    "stale",
+    "ignored",
+    "rejected",
+    "deleted",
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    source: String,
+    result: String,
+}
+
+/// The three families, registered in the exporter's registry.
+#[derive(Debug, Default)]
+pub struct SyncTelemetry {
+    last_success: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    items: Family<ResultLabels, Counter>,
+    differences: Family<SourceLabels, Counter>,
+}
+
+impl SyncTelemetry {
+    /// Registers the families, with every known source and result at 0.
+    pub fn register(&self, registry: &mut Registry) {
+        for source in SOURCES {
+            for result in RESULTS {
+                let _ = self.items.get_or_create(&ResultLabels {
+                    source: (*source).into(),
+                    result: (*result).into(),
+                });
+            }
+            let _ = self.differences.get_or_create(&SourceLabels {
+                source: (*source).into(),
+            });
+        }
+        registry.register(
+            "bug_escape_sync_last_success_timestamp_seconds",
+            "When the last sync pass over every configured repository or project of a source completed (absent before the first)",
+            self.last_success.clone(),
+        );
+        registry.register(
+            "bug_escape_sync_items",
+            "Items sync read from a source's API, by what became of them: imported (stored state changed), unchanged, stale (the store holds a newer state), ignored (not a defect, a pull request, a draft), rejected (malformed), deleted (gone at the source)",
+            self.items.clone(),
+        );
+        registry.register(
+            "bug_escape_sync_differences",
+            "Items a reconcile pass found ahead of the store (imported or deleted after an earlier complete pass): changes the webhooks did not deliver",
+            self.differences.clone(),
+        );
+    }
+
+    /// Records a pass over `source` completed at `at` (never moves back).
+    pub fn succeeded(&self, source: &str, at: Millis) {
+        let g = self.last_success.get_or_create(&SourceLabels {
+            source: source.into(),
+        });
+        let secs = at as f64 / 1000.0;
+        if secs > g.get() {
+            g.set(secs);
+        }
+    }
+
+    /// Counts `n` items of `source` with `result`.
+    pub fn items(&self, source: &str, result: &str, n: u64) {
+        if n > 0 {
+            let _ = self
+                .items
+                .get_or_create(&ResultLabels {
+                    source: source.into(),
+                    result: result.into(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts `n` differences found in `source`.
+    pub fn differences(&self, source: &str, n: u64) {
+        if n > 0 {
+            let _ = self
+                .differences
+                .get_or_create(&SourceLabels {
+                    source: source.into(),
+                })
+                .inc_by(n);
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! `sync`: backfill and reconcile from the vendors' REST APIs. A pass lists,
+//! for each configured repository or project (a **scope**), the issues
+//! updated since the last pass (everything the first time) and the releases,
+//! converts each object with the **same function the webhook uses**
+//! (`ingest::github::issue_item`, …) and writes the result through the
+//! store's writer rules, page by page: idempotent, and stale-safe because an
+//! item is ordered by the vendor's own `updated_at` exactly like a webhook
+//! delivery of it.
+//!
+//! - [`client`]: pagination helpers, rate limits, retries with backoff.
+//! - [`Vendor`]: what one vendor adds (URLs, page shapes, conversions);
+//!   [`github`] is one.
+//! - [`pass`]: the driver shared by every vendor: cursors (`sync_cursors`:
+//!   a killed pass resumes from its last committed page), writes, the
+//!   deletion sweep after a full listing, counts and metrics.
+//! - [`command`]: the `sync` sub-command; [`periodic`]: `serve`'s reconcile.
+//!
+//! `sync` sits between `app` and `ingest`: it uses `ingest`, `store`,
+//! `metrics`, `config`, `model`; nothing but `app` and `main` use it.
+
+pub mod client;
+pub mod command;
+pub mod github;
+pub mod periodic;
+
+use std::collections::HashSet;
+
+use crate::config::Config;
+use crate::ingest::FieldError;
+use crate::metrics::sync::SyncTelemetry;
+use crate::model::event::Ingress;
+use crate::model::time::{Millis, now_ms};
+use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
+use crate::store::{Batch, Item, Outcome, Store};
+use client::{Answer, Client};
+
+/// The sources `sync` knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Github,
+    Gitlab,
+    Jira,
+    Sentry,
+}
+
+impl Source {
+    /// Sources with a vendor implementation.
+    pub const IMPLEMENTED: &[Source] = &[Source::Github];
+
+    /// The label value (`github`).
+    pub fn as_str(self) -> &'static str {
+        self.ingress().as_str()
+    }
+
+    /// The ingress of its items.
+    pub fn ingress(self) -> Ingress {
+        match self {
+            Source::Github => Ingress::Github,
+            Source::Gitlab => Ingress::Gitlab,
+            Source::Jira => Ingress::Jira,
+            Source::Sentry => Ingress::Sentry,
+        }
+    }
+
+    /// Whether `sync` can read it.
+    pub fn implemented(self) -> bool {
+        Self::IMPLEMENTED.contains(&self)
+    }
+
+    /// `serve`'s reconcile interval for it, when configured.
+    pub fn interval(self, config: &Config) -> Option<std::time::Duration> {
+        match self {
+            Source::Github => config.webhooks.github.sync_interval,
+            _ => None,
+        }
+    }
+}
+
+/// What a listing reads in a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Issues updated since a time, oldest update first; a cursor marks them.
+    Issues,
+    /// Release times (few; listed whole each pass).
+    Releases,
+}
+
+impl Feed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Feed::Issues => "issues",
+            Feed::Releases => "releases",
+        }
+    }
+}
+
+/// One object of a page, converted.
+#[derive(Debug)]
+pub enum Entry {
+    /// To write (a defect's state, a retraction, a release time).
+    Item(Item),
+    /// Not ours to write (a pull request, a draft release, …).
+    Ignored,
+    /// The conversion refused it; `what` names it (`issue #12`).
+    Rejected { what: String, error: FieldError },
+}
+
+/// One page, converted.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    /// Newest vendor `updated_at` on the page (the cursor's mark).
+    pub newest: Option<Millis>,
+}
+
+/// What one vendor adds to the shared driver: the URLs of its listings, the
+/// shapes of its answers and the conversions (the webhook adapter's own
+/// functions). See ARCHITECTURE.md, "Adding a vendor to sync".
+pub trait Vendor {
+    /// A resolved scope (GitHub: the repository with its numeric id).
+    type Scope;
+
+    /// The source it reads.
+    fn source(&self) -> Source;
+
+    /// Headers sent with every call: `(name, value, sensitive)`; a token is
+    /// sensitive (never printed).
+    fn headers(&self) -> Vec<(&'static str, String, bool)>;
+
+    /// The configured scopes' names, in order (none: nothing to sync).
+    fn configured(&self) -> Vec<String>;
+
+    /// The call that resolves the scope named `name`.
+    fn resolve_url(&self, name: &str) -> String;
+
+    /// The scope from that call's answer.
+    fn resolve(&self, name: &str, answer: &Answer) -> Result<Self::Scope, SyncError>;
+
+    /// A key of the scope that never changes (its numeric id): cursors use it.
+    fn key(&self, scope: &Self::Scope) -> String;
+
+    /// The scope's name for people (`acme/payments`).
+    fn name(&self, scope: &Self::Scope) -> String;
+
+    /// The first page of `feed` in `scope`, updated since `since` (all when `None`).
+    fn list_url(&self, scope: &Self::Scope, feed: Feed, since: Option<Millis>) -> String;
+
+    /// The next page after `answer`; `None` at the end.
+    fn next_url(&self, answer: &Answer) -> Option<String> {
+        client::link_next(&answer.headers)
+    }
+
+    /// Converts one page of `feed`.
+    fn page(
+        &self,
+        config: &Config,
+        scope: &Self::Scope,
+        feed: Feed,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<Page, SyncError>;
+
+    /// Prefix of the stored defect ids of `scope` (`<repository id>#`), for
+    /// the deletion sweep; `None`: the API cannot tell deletions.
+    fn id_prefix(&self, scope: &Self::Scope) -> Option<String>;
+
+    /// The call that tells whether stored defect `id` still exists in `scope`,
+    /// and the statuses of it the driver hands back (besides 2xx).
+    fn probe_url(&self, scope: &Self::Scope, id: &str) -> Option<(String, &'static [u16])>;
+
+    /// The deletion of `id` when the probe's answer says it left `scope`.
+    fn gone(&self, scope: &Self::Scope, id: &str, answer: &Answer, now: Millis) -> Option<Item>;
+}
+
+/// Why a pass (or a part of it) failed. Nothing names a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Config(String),
+    #[error("GET {url}: {status} {message}")]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("GET {url}: failed {attempts} times: {error}")]
+    Transport {
+        url: String,
+        attempts: u32,
+        error: String,
+    },
+    #[error(
+        "GET {url}: rate limited until {}; run sync again then (or raise sync.max_wait)",
+        time(*until)
+    )]
+    RateLimited { url: String, until: Millis },
+    #[error("GET {url}: {reason}")]
+    Shape { url: String, reason: String },
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// A time for messages (RFC 3339).
+fn time(at: Millis) -> String {
+    crate::metrics::report::rfc3339(at).unwrap_or_else(|| at.to_string())
+}
+
+impl From<rusqlite::Error> for SyncError {
+    fn from(e: rusqlite::Error) -> Self {
+        SyncError::Store(e.to_string())
+    }
+}
+
+/// Where a pass writes.
+pub enum Sink<'a> {
+    /// The `sync` sub-command's own database.
+    Local(&'a mut Local),
+    /// Beside `serve`: the writer for the data, a connection for the cursors.
+    Served {
+        store: &'a Store,
+        cursors: &'a mut Cursors,
+    },
+}
+
+impl Sink<'_> {
+    fn conn(&self) -> &rusqlite::Connection {
+        match self {
+            Sink::Local(l) => l.conn(),
+            Sink::Served { cursors, .. } => cursors.conn(),
+        }
+    }
+
+    /// Writes `items` and then (or, locally, with them) the listing's mark.
+    async fn write(
+        &mut self,
+        ingress: Ingress,
+        items: Vec<Item>,
+        progress: Option<(&str, &str, Millis)>,
+    ) -> Result<Outcome, SyncError> {
+        let now = now_ms();
+        match self {
+            Sink::Local(l) => Ok(l.apply(ingress, items, now, progress)?),
+            Sink::Served { store, cursors } => {
+                let outcome = if items.is_empty() {
+                    Outcome::default()
+                } else {
+                    store
+                        .write(Batch {
+                            ingress,
+                            items,
+                            delivery: None,
+                            reconcile: true,
+                            received_at: now,
+                            deadline: None,
+                        })
+                        .await
+                        .map_err(|e| SyncError::Store(e.to_string()))?
+                };
+                if let Some((scope, name, at)) = progress {
+                    cursors::save_progress(cursors.conn(), ingress.as_str(), scope, name, at)?;
+                }
+                Ok(outcome)
+            }
+        }
+    }
+}
+
+/// What a pass changes beyond the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// List issues updated since this time instead of the cursor's mark.
+    pub since: Option<Millis>,
+    /// List every issue whatever the cursor (and sweep for deletions).
+    pub full: bool,
+}
+
+/// Counts of a pass, by result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub imported: u64,
+    pub unchanged: u64,
+    pub stale: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub deleted: u64,
+    /// Imported or deleted items of a reconcile (not the first complete pass).
+    pub differences: u64,
+    pub pages: u64,
+}
+
+impl Summary {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        format!(
+            "imported {}, unchanged {}, stale {}, ignored {}, rejected {}, deleted {}; \
+             differences {} ({} pages)",
+            self.imported,
+            self.unchanged,
+            self.stale,
+            self.ignored,
+            self.rejected,
+            self.deleted,
+            self.differences,
+            self.pages
+        )
+    }
+}
+
+/// Something that shows a pass's progress (the sub-command's bar).
+pub trait Progress: Sync {
+    /// Called after each page with the scope's name and the totals so far.
+    fn page(&self, source: Source, scope: &str, summary: &Summary);
+}
+
+/// No progress shown (`serve`).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn page(&self, _: Source, _: &str, _: &Summary) {}
+}
+
+/// The result of a pass: its counts, and the errors of the scopes that failed
+/// (a pass with errors is not a success: its time is not recorded).
+#[derive(Debug, Default)]
+pub struct PassResult {
+    pub summary: Summary,
+    pub errors: Vec<SyncError>,
+}
+
+/// One pass over `source`: every configured scope, issues then releases.
+/// Records the pass's success (cursor row `*` and the metric) when every
+/// scope completed.
+pub async fn pass(
+    source: Source,
+    config: &Config,
+    sink: &mut Sink<'_>,
+    options: Options,
+    telemetry: &SyncTelemetry,
+    progress: &dyn Progress,
+) -> PassResult {
+    match source {
+        Source::Github => {
+            let vendor = github::Github::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
+        other => PassResult {
+            errors: vec![SyncError::Config(not_implemented(other))],
+            ..PassResult::default()
+        },
+    }
+}
+
+/// The message of a source `sync` cannot read yet.
+pub fn not_implemented(source: Source) -> String {
+    let known: Vec<&str> = Source::IMPLEMENTED.iter().map(|s| s.as_str()).collect();
+    format!(
+        "sync {} is not implemented yet; sources sync can read: {}",
+        source.as_str(),
+        known.join(", ")
+    )
+}
+
+async fn run<V: Vendor>(
+    vendor: &V,
+    config: &Config,
+    sink: &mut Sink<'_>,
+    options: Options,
+    telemetry: &SyncTelemetry,
+    progress: &dyn Progress,
+) -> PassResult {
+    let source = vendor.source();
+    let mut result = PassResult::default();
+    let names = vendor.configured();
+    if names.is_empty() {
+        result.errors.push(SyncError::Config(format!(
+            "nothing to sync: no repositories or projects are configured for {} \
+             (see `webhooks.{}` in docs/configuration.md)",
+            source.as_str(),
+            source.as_str()
+        )));
+        return result;
+    }
+    let mut client = match Client::new(config.sync, vendor.headers()) {
+        Ok(c) => c,
+        Err(e) => {
+            result.errors.push(e);
+            return result;
+        }
+    };
+    for name in names {
+        let scope = match client.get(&vendor.resolve_url(&name), &[]).await {
+            Ok(answer) => vendor.resolve(&name, &answer),
+            Err(e) => Err(e),
+        };
+        let scope = match scope {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(source = source.as_str(), scope = %name, error = %e, "sync of this scope failed");
+                result.errors.push(e);
+                continue;
+            }
+        };
+        for feed in [Feed::Issues, Feed::Releases] {
+            let listed = listing(
+                vendor,
+                config,
+                &mut client,
+                sink,
+                &scope,
+                feed,
+                options,
+                telemetry,
+                progress,
+                &mut result.summary,
+            )
+            .await;
+            if let Err(e) = listed {
+                tracing::error!(source = source.as_str(), scope = %vendor.name(&scope), feed = feed.as_str(), error = %e, "sync of this scope failed");
+                result.errors.push(e);
+                break;
+            }
+        }
+    }
+    if result.errors.is_empty() {
+        let at = now_ms();
+        match cursors::complete(sink.conn(), source.as_str(), WHOLE_SOURCE, "", None, at) {
+            Ok(()) => telemetry.succeeded(source.as_str(), at),
+            Err(e) => result.errors.push(e.into()),
+        }
+    }
+    result
+}
+
+/// Counts one write's outcome into `summary` and the metrics.
+fn count(
+    source: Source,
+    telemetry: &SyncTelemetry,
+    summary: &mut Summary,
+    outcome: &Outcome,
+    deletions: bool,
+    reconcile: bool,
+) {
+    let s = source.as_str();
+    let changed = if deletions { "deleted" } else { "imported" };
+    telemetry.items(s, changed, outcome.accepted);
+    telemetry.items(s, "unchanged", outcome.unchanged);
+    telemetry.items(s, "stale", outcome.stale);
+    telemetry.items(s, "ignored", outcome.ignored);
+    if deletions {
+        summary.deleted += outcome.accepted;
+    } else {
+        summary.imported += outcome.accepted;
+    }
+    summary.unchanged += outcome.unchanged;
+    summary.stale += outcome.stale;
+    summary.ignored += outcome.ignored;
+    if reconcile {
+        telemetry.differences(s, outcome.accepted);
+        summary.differences += outcome.accepted;
+    }
+}
+
+/// One listing (a feed of a scope), page by page, then its deletion sweep.
+#[allow(clippy::too_many_arguments)]
+async fn listing<V: Vendor>(
+    vendor: &V,
+    config: &Config,
+    client: &mut Client,
+    sink: &mut Sink<'_>,
+    scope: &V::Scope,
+    feed: Feed,
+    options: Options,
+    telemetry: &SyncTelemetry,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> Result<(), SyncError> {
+    let source = vendor.source();
+    let s = source.as_str();
+    let key = format!("{}:{}", feed.as_str(), vendor.key(scope));
+    let name = vendor.name(scope);
+    let cursor: Cursor = cursors::cursor(sink.conn(), s, &key)?;
+    // A reconcile: this listing completed before, so what it changes now is
+    // what the store missed meanwhile.
+    let reconcile = cursor.last_success_at.is_some();
+    let since = match feed {
+        Feed::Releases => None,
+        Feed::Issues if options.full => None,
+        Feed::Issues => options.since.or(cursor.progress).or(cursor.done_until),
+    };
+    let full = since.is_none();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut newest = if options.full || options.since.is_some() {
+        None
+    } else {
+        cursor.progress
+    };
+    let mut url = Some(vendor.list_url(scope, feed, since));
+    tracing::info!(source = s, scope = %name, feed = feed.as_str(), since = ?since.map(time), "listing");
+    while let Some(u) = url.take() {
+        let answer = client.get(&u, &[]).await?;
+        let page = vendor.page(config, scope, feed, &answer, now_ms())?;
+        summary.pages += 1;
+        let mut items = Vec::new();
+        for entry in page.entries {
+            match entry {
+                Entry::Item(item) => {
+                    if let Item::Defect(d) = &item {
+                        seen.insert(d.id.clone());
+                    }
+                    items.push(item);
+                }
+                Entry::Ignored => {
+                    telemetry.items(s, "ignored", 1);
+                    summary.ignored += 1;
+                }
+                Entry::Rejected { what, error } => {
+                    tracing::warn!(source = s, scope = %name, item = %what, field = %error.field, reason = %error.reason, "item rejected");
+                    telemetry.items(s, "rejected", 1);
+                    summary.rejected += 1;
+                }
+            }
+        }
+        newest = match (newest, page.newest) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mark = match feed {
+            Feed::Issues => newest.map(|at| (key.as_str(), name.as_str(), at)),
+            Feed::Releases => None,
+        };
+        let outcome = sink.write(source.ingress(), items, mark).await?;
+        count(source, telemetry, summary, &outcome, false, reconcile);
+        progress.page(source, &name, summary);
+        url = vendor.next_url(&answer);
+    }
+    if feed == Feed::Issues && full {
+        sweep(
+            vendor, client, sink, scope, &seen, reconcile, telemetry, summary,
+        )
+        .await?;
+    }
+    cursors::complete(sink.conn(), s, &key, &name, newest, now_ms())?;
+    Ok(())
+}
+
+/// After a full listing: each stored, undeleted defect of the scope the
+/// listing did not show is asked for on its own; those the vendor says are
+/// gone (deleted, transferred away) are deleted.
+#[allow(clippy::too_many_arguments)]
+async fn sweep<V: Vendor>(
+    vendor: &V,
+    client: &mut Client,
+    sink: &mut Sink<'_>,
+    scope: &V::Scope,
+    seen: &HashSet<String>,
+    reconcile: bool,
+    telemetry: &SyncTelemetry,
+    summary: &mut Summary,
+) -> Result<(), SyncError> {
+    let Some(prefix) = vendor.id_prefix(scope) else {
+        return Ok(());
+    };
+    let source = vendor.source();
+    let stored = cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?;
+    let mut gone = Vec::new();
+    for id in stored.into_iter().filter(|id| !seen.contains(id)) {
+        let Some((url, accept)) = vendor.probe_url(scope, &id) else {
+            continue;
+        };
+        let answer = client.get(&url, accept).await?;
+        if let Some(item) = vendor.gone(scope, &id, &answer, now_ms()) {
+            tracing::info!(source = source.as_str(), scope = %vendor.name(scope), id, "gone at the source; deleting");
+            gone.push(item);
+        }
+    }
+    if !gone.is_empty() {
+        let outcome = sink.write(source.ingress(), gone, None).await?;
+        count(source, telemetry, summary, &outcome, true, reconcile);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_implemented_source_has_its_metrics_initialised() {
+        let names: Vec<&str> = Source::IMPLEMENTED.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, crate::metrics::sync::SOURCES);
+        assert!(not_implemented(Source::Jira).contains("github"));
+    }
+}

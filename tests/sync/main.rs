@@ -1,0 +1,82 @@
+//! `sync` against a loopback stand-in for the vendor's REST API (`fake`):
+//! the real binary as a subprocess for the sub-command (including a kill in
+//! the middle of a pass), a real exporter in-process for `serve`'s periodic
+//! reconcile, real SQLite files in temp dirs.
+
+mod fake;
+mod github;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
+
+/// A configuration file for the binary reading `api` with small pages and
+/// delays shrunk so the tests run in seconds.
+pub fn config_file(dir: &Path, api: &str) -> PathBuf {
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[webhooks.github]
+api_url = "{api}"
+repositories = ["acme/payments"]
+[sync]
+timeout = "500ms"
+retry_backoff = "50ms"
+max_wait = "3s"
+max_attempts = 5
+page_size = 2
+"#
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `bug-escape-exporter sync <args>` with the token in the environment.
+pub fn sync_command(dir: &Path, api: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("sync")
+        .args(args)
+        .arg("--db")
+        .arg(dir.join("bug-escape.db"))
+        .arg("--config")
+        .arg(config_file(dir, api))
+        .env_clear()
+        .env("BUG_ESCAPE_GITHUB_API_TOKEN", fake::TOKEN);
+    cmd
+}
+
+/// Runs it to the end (off the async runtime's thread).
+pub async fn sync(dir: &Path, api: &str, args: &[&str]) -> Output {
+    let mut cmd = sync_command(dir, api, args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
+        .await
+        .unwrap()
+}
+
+/// stdout and stderr, for messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The stored rows of `source`: id → (stage, release, deleted).
+pub fn defects(
+    db: &Path,
+) -> std::collections::BTreeMap<String, (Option<String>, Option<String>, bool)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, stage, release, deleted FROM defects WHERE source = 'github'")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
