@@ -5,8 +5,9 @@
 // never copied in: they are read from the exporter's configuration-as-data
 // series (bug_escape_band_threshold_ratio, bug_escape_stage_owner_info,
 // bug_escape_cause_owner_info, bug_escape_stage_leak_target_ratio,
-// bug_escape_min_defects), so changing the exporter's TOML changes alerts
-// and dashboards alike.
+// bug_escape_min_defects, bug_escape_volume_drop_threshold_ratio,
+// bug_escape_volume_min_predecessors), so changing the exporter's TOML
+// changes alerts and dashboards alike.
 //
 // Every join is `on(<target labels>, ...)` and every aggregation `by
 // (<target labels>, ...)`: one exporter's series only ever meet that
