@@ -64,6 +64,10 @@ route platform-team category=operational severity=warning alertname=BugEscapeWeb
 route qa category=quality severity=warning alertname=BugEscapeStageLeakAboveTarget owner=qa
 route quality-leads category=quality severity=warning alertname=BugEscapeStageLeakAboveTarget owner=no-such-team
 route quality-leads category=quality severity=warning alertname=BugEscapeReleaseLeaking band=leaking
+route quality-leads category=quality severity=warning alertname=BugEscapeDefectVolumeDrop owner=quality-leads
+route quality-leads category=quality severity=warning alertname=BugEscapeUserReportsDrop owner=quality-leads detected_by=user
+route platform-team category=operational severity=warning alertname=BugEscapeSyncFailing source=github
+route platform-team category=operational severity=warning alertname=BugEscapeSyncMissedDeliveries source=gitlab
 route null category=quality severity=info alertname=BugEscapeUnknownCause owner=engineering
 route null category=quality severity=info alertname=BugEscapeCauseConcentrated owner=no-such-team
 route null category=quality severity=info alertname=BugEscapeReleaseAttention band=attention

@@ -24,7 +24,7 @@ fn fed(config: &Config, defects: usize) -> Aggregates {
                 first_found: None,
                 time: Some((
                     Some(1_600_000_000_000 + (r as i64) * 86_400_000),
-                    vec![[0, 0]],
+                    vec![Default::default()],
                 )),
             };
             agg.set_release_meta(&format!("product-{p}"), &format!("1.{r}.0"), &meta);

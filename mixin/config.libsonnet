@@ -37,6 +37,21 @@
     // BugEscapeSourceQuiet: a source that used to send is silent this long.
     sourceQuietDays: 3,
 
+    // The `owner` of the data-quality alerts about under-reporting
+    // (BugEscapeDefectVolumeDrop, BugEscapeUserReportsDrop): a team, never
+    // a person. examples/alertmanager.yml routes it to the quality leads.
+    dataQualityOwner: 'quality-leads',
+
+    // Sync (reconcile passes over the vendors' APIs).
+    // BugEscapeSyncFailing: no successful pass of a source for
+    // `failingIntervals` times the exporter's sync interval (keep `interval`
+    // equal to it).
+    sync: { interval: '1h', failingIntervals: 3 },
+    // BugEscapeSyncMissedDeliveries: more than `threshold` items within
+    // `window` whose stored state was behind the vendor's (deliveries the
+    // webhooks missed, found by sync).
+    syncDifferences: { window: '1d', threshold: 3 },
+
     // BugEscapeWebhookAuthRejected: requests of a source rejected for
     // authentication within `rejected`, and no delivery of that source
     // accepted within `accepted`.
@@ -56,6 +71,8 @@
       BugEscapeCauseConcentrated: '1h',
       BugEscapeUnattributedDefects: '6h',
       BugEscapeUnknownCause: '6h',
+      BugEscapeDefectVolumeDrop: '6h',
+      BugEscapeUserReportsDrop: '6h',
       BugEscapeExporterDown: '5m',
       BugEscapeExporterAbsent: '10m',
       BugEscapeWebhookAuthRejected: '15m',
@@ -63,6 +80,8 @@
       BugEscapeStoreErrors: '10m',
       BugEscapeStoreNotWritable: '5m',
       BugEscapeProductsLeftOut: '1h',
+      BugEscapeSyncFailing: '15m',
+      BugEscapeSyncMissedDeliveries: '15m',
     },
     alertKeepFiringFor: {
       BugEscapeReleaseLeaking: '1h',
@@ -74,7 +93,10 @@
       BugEscapeCauseConcentrated: '1h',
       BugEscapeUnattributedDefects: '1h',
       BugEscapeUnknownCause: '1h',
+      BugEscapeDefectVolumeDrop: '1h',
+      BugEscapeUserReportsDrop: '1h',
       BugEscapeWebhookAuthRejected: '15m',
+      BugEscapeSyncMissedDeliveries: '1h',
     },
 
     // Grafana.

@@ -20,8 +20,9 @@ function(mixin=import 'mixin.libsonnet')
         never copied into this file: they are read from the exporter's
         configuration-as-data series (bug_escape_band_threshold_ratio,
         bug_escape_stage_owner_info, bug_escape_cause_owner_info,
-        bug_escape_stage_leak_target_ratio, bug_escape_min_defects), so changing the
-        exporter's TOML changes alerts and dashboards alike.
+        bug_escape_stage_leak_target_ratio, bug_escape_min_defects,
+        bug_escape_volume_drop_threshold_ratio, bug_escape_volume_min_predecessors), so
+        changing the exporter's TOML changes alerts and dashboards alike.
 
         Every join is on(%(t)s, ...) and every aggregation by (%(t)s, ...):
         one exporter's series only meet that exporter's configuration series,

@@ -76,6 +76,8 @@ pub struct Settings {
     pub teams: Vec<String>,
     /// Default bands and minimum sample for every product.
     pub bands: BandSettings,
+    /// Default under-reporting check for every product.
+    pub under_reporting: UnderReportingSettings,
     /// Product of generic events that name none.
     pub default_product: String,
     /// Products always exported, whatever `max_products` leaves out (the
@@ -143,6 +145,7 @@ pub struct ProductSettings {
     /// (`github:acme/payments`, `jira:PAY`, `sentry:payments-api`).
     pub sources: Vec<String>,
     pub bands: Option<BandOverride>,
+    pub under_reporting: Option<UnderReportingOverride>,
     pub stage_owners: BTreeMap<String, String>,
     pub cause_owners: BTreeMap<String, String>,
     pub leak_targets: BTreeMap<String, f64>,
@@ -156,6 +159,65 @@ pub struct BandOverride {
     pub healthy: Option<f64>,
     pub attention: Option<f64>,
     pub min_defects: Option<u64>,
+}
+
+/// When a release's defect volume counts as far below its predecessors' at
+/// the same age (the rules' under-reporting check; exported as
+/// `bug_escape_volume_drop_threshold_ratio` and
+/// `bug_escape_volume_min_predecessors`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderReportingSettings {
+    /// Below this fraction of the trailing median is a drop (0 <= r < 1).
+    pub drop_ratio: f64,
+    /// Earlier releases at the same age needed before a drop is judged.
+    pub min_predecessors: u64,
+}
+
+/// Partial under-reporting settings for one product.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderReportingOverride {
+    pub drop_ratio: Option<f64>,
+    pub min_predecessors: Option<u64>,
+}
+
+impl Default for UnderReportingSettings {
+    fn default() -> Self {
+        Self {
+            drop_ratio: 0.5,
+            min_predecessors: 3,
+        }
+    }
+}
+
+impl UnderReportingSettings {
+    /// These settings with `o` over them.
+    fn over(self, o: Option<&UnderReportingOverride>) -> Self {
+        Self {
+            drop_ratio: o.and_then(|o| o.drop_ratio).unwrap_or(self.drop_ratio),
+            min_predecessors: o
+                .and_then(|o| o.min_predecessors)
+                .unwrap_or(self.min_predecessors),
+        }
+    }
+
+    /// These settings with `o` over them, validated; `key` names them in errors.
+    fn with(self, key: &str, o: Option<&UnderReportingOverride>) -> Result<Self, ConfigError> {
+        let r = self.over(o);
+        if !(0.0..1.0).contains(&r.drop_ratio) {
+            return Err(ConfigError(format!(
+                "{key}.drop_ratio: {} is not a ratio in 0..1 (1 excluded)",
+                r.drop_ratio
+            )));
+        }
+        if r.min_predecessors == 0 {
+            return Err(ConfigError(format!(
+                "{key}.min_predecessors: must be at least 1"
+            )));
+        }
+        Ok(r)
+    }
 }
 
 /// Release-name normalisation settings.
@@ -267,6 +329,7 @@ impl Default for Settings {
                 .to_vec(),
             teams: Vec::new(),
             bands: BandSettings::default(),
+            under_reporting: UnderReportingSettings::default(),
             default_product: "default".into(),
             pinned_products: Vec::new(),
             products: BTreeMap::new(),
@@ -386,6 +449,7 @@ pub struct Config {
     pub severities: Vec<String>,
     pub teams: Vec<String>,
     pub default_bands: Bands,
+    pub default_under_reporting: UnderReportingSettings,
     pub default_product: String,
     pub pinned_products: Vec<String>,
     pub products: BTreeMap<String, ProductSettings>,
@@ -529,12 +593,17 @@ impl Config {
             check_name(&format!("teams[{i}]"), v)?;
         }
         let default_bands = bands("bands", &s.bands, None)?;
+        let default_under_reporting = s.under_reporting.with("under_reporting", None)?;
         check_name("default_product", &s.default_product)?;
         let mut source_map = BTreeMap::new();
         for (product, p) in &s.products {
             check_name(&format!("products.{product}"), product)?;
             if let Some(o) = &p.bands {
                 bands(&format!("products.{product}.bands"), &s.bands, Some(o))?;
+            }
+            if let Some(o) = &p.under_reporting {
+                s.under_reporting
+                    .with(&format!("products.{product}.under_reporting"), Some(o))?;
             }
             for (i, src) in p.sources.iter().enumerate() {
                 let key = format!("products.{product}.sources[{i}]");
@@ -636,6 +705,7 @@ impl Config {
             severities: s.severities,
             teams: s.teams,
             default_bands,
+            default_under_reporting,
             default_product: s.default_product,
             pinned_products: s.pinned_products,
             products: s.products,
@@ -659,6 +729,12 @@ impl Config {
             b.min_defects = o.min_defects.unwrap_or(b.min_defects);
         }
         b
+    }
+
+    /// Under-reporting settings of `product` (its overrides over the defaults).
+    pub fn under_reporting(&self, product: &str) -> UnderReportingSettings {
+        let o = self.products.get(product).and_then(|p| p.under_reporting);
+        self.default_under_reporting.over(o.as_ref())
     }
 
     /// Owner of `stage` (by pipeline index) for `product`.
@@ -765,6 +841,37 @@ mod tests {
         );
         let e = load(r#"allow_vendor_sources = "sometimes""#).unwrap_err();
         assert!(e.0.contains("allow_vendor_sources"), "{e}");
+    }
+
+    #[test]
+    fn under_reporting_has_defaults_per_product_overrides_and_bounds() {
+        let c = load(
+            "[under_reporting]\nmin_predecessors = 4\n\
+             [products.payments.under_reporting]\ndrop_ratio = 0.3\n",
+        )
+        .expect("valid");
+        let d = c.under_reporting("search");
+        assert_eq!((d.drop_ratio, d.min_predecessors), (0.5, 4));
+        let p = c.under_reporting("payments");
+        assert_eq!((p.drop_ratio, p.min_predecessors), (0.3, 4));
+        for (toml, key) in [
+            (
+                "[under_reporting]\ndrop_ratio = 1.0",
+                "under_reporting.drop_ratio",
+            ),
+            (
+                "[under_reporting]\nmin_predecessors = 0",
+                "under_reporting.min_predecessors",
+            ),
+            (
+                "[products.payments.under_reporting]\ndrop_ratio = -0.1",
+                "products.payments.under_reporting.drop_ratio",
+            ),
+            ("[under_reporting]\ndrop_ratoi = 0.4", "drop_ratoi"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert!(e.0.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //!
 //! It asserts that a leaking release's band alert and a stage-leak alert
 //! carrying the stage's owner reach the receiver, that a strong release raises
-//! no band alert, that `leaking` inhibits `attention`, and that every query of
+//! no band alert, that `leaking` inhibits `attention`, that a release that
+//! stopped logging its defects raises the data-quality alert to the quality
+//! leads, and that every query of
 //! every shipped Grafana dashboard (panels, annotations, variables) returns
-//! data.
+//! data (queries of families the exporter does not serve yet, listed in
+//! `PENDING` with why, are only checked to run until it serves them).
 //!
 //! A second test has Prometheus scrape the exporter over TLS with basic auth
 //! (`--web.config.file`, certificates made by the test) and checks `up`.
@@ -43,6 +46,8 @@ const PRODUCT: &str = "payments";
 const LEAKING: &str = "2.0.0";
 /// Strong: 1 of 50 escaped.
 const STRONG: &str = "2.1.0";
+/// A product whose newest release stopped logging its defects.
+const UNDER_REPORTED: &str = "ledger";
 
 const EXPORTER_CONFIG: &str = r#"
 [[stages]]
@@ -290,7 +295,32 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
         "the attention alert of a leaking release must not be sent",
     );
 
-    // 4. The strong release raises no band alert (the rules have evaluated
+    // 4. The release that stopped logging raises the data-quality alert, to
+    //    the quality leads.
+    let volume = stack
+        .wait_for(
+            "BugEscapeDefectVolumeDrop for ledger 1.3 at the receiver",
+            || {
+                std::future::ready(receiver.find(|l| {
+                    l["alertname"] == "BugEscapeDefectVolumeDrop" && l["product"] == UNDER_REPORTED
+                }))
+            },
+        )
+        .await;
+    stack.check(
+        volume["labels"]["release"] == "1.3"
+            && volume["labels"]["age"] == "30d"
+            && volume["labels"]["owner"] == "quality-leads"
+            && volume["labels"]["category"] == "quality"
+            && volume["annotations"]["description"]
+                .as_str()
+                .is_some_and(|d| {
+                    d.contains("had 5 defects, against a median of 23 for the 3 releases")
+                }),
+        &format!("the volume-drop alert: {volume}"),
+    );
+
+    // 5. The strong release raises no band alert (the rules have evaluated
     //    the same data that made the leaking release fire).
     let strong = query(
         &http,
@@ -307,12 +337,27 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
         "no alert may be sent for the strong release",
     );
 
-    // 5. Every dashboard query returns data.
-    let queries = dashboard_queries(repo);
+    // 6. Every dashboard query returns data, except those reading a family
+    //    the exporter does not serve yet (PENDING), which must still be valid
+    //    PromQL.
+    let served = http
+        .get(format!("{exporter}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("/metrics body");
+    let (queries, pending) = split_pending(dashboard_queries(repo), &served);
     stack.check(queries.len() > 20, "dashboards have queries");
-    let failures = stack
+    let mut failures = stack
         .wait_for_all_queries(&http, &prometheus, &queries)
         .await;
+    for q in &pending {
+        if let Err(e) = query(&http, &prometheus, &q.expr).await {
+            failures.push(format!("{}\n    {}\n    -> error: {e}", q.origin, q.expr));
+        }
+    }
     stack.check(
         failures.is_empty(),
         &format!(
@@ -324,9 +369,16 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
     );
 
     receiver.stop();
+    for q in &pending {
+        eprintln!(
+            "e2e: not checked for data (its family is not served yet, see PENDING): {}",
+            q.origin
+        );
+    }
     eprintln!(
-        "e2e: {} dashboard queries returned data; alerts routed; {:.1}s",
+        "e2e: {} dashboard queries returned data, {} pending; alerts routed; {:.1}s",
         queries.len(),
+        pending.len(),
         started.elapsed().as_secs_f64()
     );
 }
@@ -562,6 +614,49 @@ async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
         )
         .await;
     }
+    // Under-reporting: UNDER_REPORTED's releases logged 20 defects each by
+    // 30 days, 3 of them found by monitoring; the newest logged 2 while
+    // monitoring still found 3.
+    for (i, (release, age_days, logged)) in [
+        ("1.0", 100, 20),
+        ("1.1", 80, 20),
+        ("1.2", 60, 20),
+        ("1.3", 40, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let shipped = now - age_days * DAY;
+        post(
+            http,
+            &format!("{exporter}/api/v1/releases"),
+            &json!({"product": UNDER_REPORTED, "release": release, "released_at": rfc3339(shipped)}),
+        )
+        .await;
+        let events: Vec<Value> = (0..logged + 3)
+            .map(|n| {
+                let mut e = json!({
+                    "id": format!("{release}-{n}"),
+                    "product": UNDER_REPORTED,
+                    "release": release,
+                    "stage": "qa",
+                    "found_at": rfc3339(shipped + (i as i64 + n) * 3600),
+                });
+                if n >= logged {
+                    e["stage"] = json!("production");
+                    e["detected_by"] = json!("monitoring");
+                }
+                e
+            })
+            .collect();
+        post(
+            http,
+            &format!("{exporter}/api/v1/events"),
+            &Value::Array(events),
+        )
+        .await;
+    }
+
     // Defects without a release yet: left out of every rate.
     let unattributed: Vec<Value> = [
         ("production", "user"),
@@ -690,6 +785,70 @@ fn shipped_inhibit_rules(repo: &Path) -> String {
         "no inhibit_rules in examples/alertmanager.yml"
     );
     out
+}
+
+/// Families the dashboards read before the exporter serves them, by name
+/// prefix, with why. A query naming one is exempt from "returns data" (it
+/// must still parse and run) only while the exporter's `/metrics` has no
+/// line of that family at all: once the code exports them the exemption
+/// lapses by itself, and this test must then feed data that makes the panels
+/// non-empty.
+const PENDING: &[(&str, &str)] = &[(
+    "bug_escape_sync_",
+    "the sync metrics (bug_escape_sync_last_success_timestamp_seconds, \
+     bug_escape_sync_items_total, bug_escape_sync_differences_total) of the Sync \
+     row of the health dashboard come with the `sync` feature, which is built in \
+     parallel; when it lands, feed a sync pass here",
+)];
+
+/// Splits the queries into those that must return data and those reading a
+/// [`PENDING`] family the exporter (its `/metrics` text is `served`) does
+/// not serve yet.
+fn split_pending(queries: Vec<PanelQuery>, served: &str) -> (Vec<PanelQuery>, Vec<PanelQuery>) {
+    let absent: Vec<&str> = PENDING
+        .iter()
+        .map(|(prefix, _)| *prefix)
+        .filter(|prefix| {
+            !served.lines().any(|l| {
+                l.trim_start_matches("# HELP ")
+                    .trim_start_matches("# TYPE ")
+                    .starts_with(prefix)
+            })
+        })
+        .collect();
+    queries
+        .into_iter()
+        .partition(|q| !absent.iter().any(|prefix| q.expr.contains(prefix)))
+}
+
+#[test]
+fn only_queries_of_families_not_served_yet_are_pending() {
+    let q = |expr: &str| PanelQuery {
+        origin: expr.to_owned(),
+        expr: expr.to_owned(),
+        label: None,
+    };
+    let queries = || {
+        vec![
+            q("time() - bug_escape_sync_last_success_timestamp_seconds"),
+            q("bug_escape_release_defects_at_age"),
+        ]
+    };
+    let (checked, pending) = split_pending(queries(), "# HELP bug_escape_build_info x\n");
+    assert_eq!(checked.len(), 1);
+    assert_eq!(
+        pending[0].expr,
+        "time() - bug_escape_sync_last_success_timestamp_seconds"
+    );
+    // Served (even with no sample yet): checked like every other query.
+    for served in [
+        "# HELP bug_escape_sync_items_total Items\n",
+        "# TYPE bug_escape_sync_differences_total counter\n",
+        "bug_escape_sync_last_success_timestamp_seconds{source=\"github\"} 1\n",
+    ] {
+        let (checked, pending) = split_pending(queries(), served);
+        assert_eq!((checked.len(), pending.len()), (2, 0), "{served}");
+    }
 }
 
 /// One query of a dashboard, with where it comes from.

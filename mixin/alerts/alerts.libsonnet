@@ -143,6 +143,16 @@ local u = import '../lib/util.libsonnet';
       if name == 'BugEscapeRecentRateLeaking' then 'Band crossings of the pooled rate of a product\'s recent releases.' else null,
     ),
 
+    // The newest release's monitoring-detected escapes at an age fell below
+    // their drop line: the release is quiet, not under-reported.
+    local monitoringDropped = |||
+      (
+          product_release_age_detected_by:bug_escape_escaped_defects_at_age_newest:count{detected_by="monitoring"}
+            < on(%(t)s, product, age, detected_by) group_left()
+          product_age_detected_by:bug_escape_escaped_defects_at_age_drop_limit:count
+      )
+    ||| % { t: t },
+
     groups+: [
       {
         name: 'bug-escape.quality',
@@ -316,6 +326,95 @@ local u = import '../lib/util.libsonnet';
           ),
 
           alert(
+            'BugEscapeDefectVolumeDrop',
+            |||
+              product_release_age:bug_escape_release_defects_at_age_newest:count
+                < on(%(t)s, product, age) group_left()
+              product_age:bug_escape_release_defects_at_age_drop_limit:count
+              and on(%(t)s, product, age)
+              (
+                product_age:bug_escape_release_defects_at_age_previous:count
+                  >= on(%(t)s, product) group_left() bug_escape_volume_min_predecessors
+              )
+              unless on(%(t)s, product, release, age)
+              %(monitoringDropped)s
+            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') },
+            'warning',
+            'quality',
+            {
+              summary: '{{ $labels.product }} {{ $labels.release }} logged far fewer defects by {{ $labels.age }} than the releases before it: {{ $value }}.',
+              description: |||
+                {{ $labels.age }} after it shipped, {{ $labels.product }} {{ $labels.release }} had {{ $value }} defects,
+                against a median of %s
+                for the %s releases before it at the same age
+                (a drop is below %s
+                of it), while the production defects found by monitoring did not fall as far (in a quiet release they
+                would). Its escape rate looks better than it is if defects stopped being logged.
+              ||| % [
+                q('product_age:bug_escape_release_defects_at_age_previous:median', ['product', 'age'], format=''),
+                q('product_age:bug_escape_release_defects_at_age_previous:count', ['product', 'age'], format=''),
+                q('bug_escape_volume_drop_threshold_ratio', ['product']),
+              ],
+            },
+            { owner: c.dataQualityOwner },
+            comment=|||
+              Under-reporting (data quality): the common way to "improve" the rate
+              without improving quality is to stop logging minor defects. The
+              newest release that has reached an age logged far fewer defects by
+              then than the median of the releases before it at that age (below
+              the product's fraction, bug_escape_volume_drop_threshold_ratio, and
+              beyond chance), with at least bug_escape_volume_min_predecessors
+              earlier releases to compare with. A release whose monitoring-detected
+              escapes fell as far is a quiet release, not an under-reported one:
+              no alert. Routed to the quality leads (never to a person).
+            |||,
+          ),
+
+          alert(
+            'BugEscapeUserReportsDrop',
+            |||
+              product_release_age_detected_by:bug_escape_escaped_defects_at_age_newest:count{detected_by="user"}
+                < on(%(t)s, product, age, detected_by) group_left()
+              product_age_detected_by:bug_escape_escaped_defects_at_age_drop_limit:count
+              and on(%(t)s, product, age)
+              (
+                product_age:bug_escape_release_defects_at_age_previous:count
+                  >= on(%(t)s, product) group_left() bug_escape_volume_min_predecessors
+              )
+              and on(%(t)s, product, age)
+                product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median{detected_by="monitoring"} > 0
+              unless on(%(t)s, product, release, age)
+              %(monitoringDropped)s
+            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') },
+            'warning',
+            'quality',
+            {
+              summary: 'Users reported far fewer production defects of {{ $labels.product }} {{ $labels.release }} by {{ $labels.age }} than before, while monitoring found as many.',
+              description: |||
+                {{ $labels.age }} after it shipped, users had reported {{ $value }} production defects of {{ $labels.product }} {{ $labels.release }},
+                against a median of %s
+                for the releases before it at the same age, while monitoring found
+                %s
+                (median %s).
+                Monitoring is the witness nobody chooses to log: user reports that stop while it holds are usually reports not filed.
+              ||| % [
+                q('product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median', ['product', 'age'], ['detected_by="user"'], format=''),
+                q('product_release_age_detected_by:bug_escape_escaped_defects_at_age_newest:count', ['product', 'release', 'age'], ['detected_by="monitoring"'], format=''),
+                q('product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median', ['product', 'age'], ['detected_by="monitoring"'], format=''),
+              ],
+            },
+            { owner: c.dataQualityOwner },
+            comment=|||
+              Under-reporting of production defects: the newest release's
+              user-reported escapes at an age fell far below the median of the
+              releases before it (same line as BugEscapeDefectVolumeDrop) while
+              the monitoring-detected ones held. Needs monitoring to have found
+              something before (median > 0): without the witness, a fall in user
+              reports cannot be told from a quiet release.
+            |||,
+          ),
+
+          alert(
             'BugEscapeUnknownCause',
             |||
               product:bug_escape_unknown_cause_share:ratio
@@ -475,6 +574,57 @@ local u = import '../lib/util.libsonnet';
                 (full disk, I/O error, or a writer that keeps restarting). Every write is refused with 503.
               ||| % u.duration(c.alertFor.BugEscapeStoreNotWritable),
             },
+          ),
+
+          alert(
+            'BugEscapeSyncFailing',
+            'time() - bug_escape_sync_last_success_timestamp_seconds > %d' % (
+              c.sync.failingIntervals * u.seconds(c.sync.interval)
+            ),
+            'warning',
+            'operational',
+            {
+              summary: 'bug-escape-exporter {{ $labels.instance }} has not synced {{ $labels.source }} for {{ $value | humanizeDuration }}.',
+              description: |||
+                The last successful sync pass of {{ $labels.source }} on {{ $labels.instance }} ended {{ $value | humanizeDuration }} ago,
+                more than %d sync intervals (%s). Deliveries the webhooks miss are not being recovered
+                until it succeeds again: the vendor's API token, rate limit or reachability is the usual cause.
+              ||| % [c.sync.failingIntervals, u.duration(c.sync.interval)],
+            },
+            comment=|||
+              Sync, the reconcile pass over a vendor's API, is the safety net for
+              webhook deliveries that never arrive (GitHub never redelivers; GitLab
+              disables failing hooks). Its last success is older than
+              _config.sync.failingIntervals times _config.sync.interval (keep it
+              equal to the exporter's sync interval). Sources never synced have no
+              timestamp and raise nothing. Not a page: webhooks still deliver.
+            |||,
+          ),
+
+          alert(
+            'BugEscapeSyncMissedDeliveries',
+            |||
+              sum by (%(t)s, source) (
+                increase(bug_escape_sync_differences_total[%(window)s])
+              ) > %(threshold)s
+            ||| % { t: t, window: c.syncDifferences.window, threshold: u.number(c.syncDifferences.threshold) },
+            'warning',
+            'operational',
+            {
+              summary: 'Sync found {{ $value | humanize }} {{ $labels.source }} items the webhooks missed on bug-escape-exporter {{ $labels.instance }}.',
+              description: |||
+                In %s, sync passes of {{ $labels.source }} on {{ $labels.instance }} found {{ $value | humanize }} items whose stored state
+                was behind the vendor's (above %s): webhook deliveries are being lost. Sync repaired them;
+                find out why the deliveries fail before it is the only path left.
+              ||| % [u.last(c.syncDifferences.window), u.number(c.syncDifferences.threshold)],
+            },
+            comment=|||
+              Webhooks miss deliveries that sync finds: items a sync pass found
+              behind the vendor's state (bug_escape_sync_differences_total) within
+              _config.syncDifferences.window, above a small threshold (a missed
+              delivery now and then is what sync is for). Operational, to whoever
+              runs the exporter; not a page: sync has already repaired the counts.
+            |||,
           ),
 
           alert(

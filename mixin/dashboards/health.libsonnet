@@ -1,7 +1,8 @@
 // The Exporter health dashboard (uid bug-escape-health): up, build, events
 // by source and outcome, quiet sources, store errors, what is left out,
-// scrape cost.
+// scrape cost, sync.
 local g = import 'lib.libsonnet';
+local u = import '../lib/util.libsonnet';
 
 function(c)
   local J = 'job="$job", instance=~"$instance"';
@@ -174,6 +175,53 @@ function(c)
           ['sum by (instance) (increase(bug_escape_store_writer_restarts_total{%s}[$__rate_interval]))' % J, 'restarts {{instance}}'],
           ['sum by (instance) (increase(bug_escape_log_lines_dropped_total{%s}[$__rate_interval]))' % J, 'log lines dropped {{instance}}'],
         ]),
+        unit='short', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
+      ),
+    ],
+
+    g.row('Sync'),
+    [
+      panel(
+        'bargauge', 'Time since the last successful sync, by source',
+        'Is sync, the reconcile pass over the vendors\' APIs, still succeeding? Time since '
+        + 'the last successful pass of each source that has synced; '
+        + 'BugEscapeSyncFailing fires beyond %d sync intervals (%s).'
+          % [c.sync.failingIntervals, u.duration(c.sync.interval)],
+        [0, 8, 8],
+        targets([[
+          'time() - bug_escape_sync_last_success_timestamp_seconds{%s}' % J,
+          '{{source}}',
+        ]], instant=true),
+        unit='s', decimals=0, min=0,
+        steps=[
+          { color: 'green', value: null },
+          { color: 'orange', value: 2 * u.seconds(c.sync.interval) },
+          { color: 'red', value: c.sync.failingIntervals * u.seconds(c.sync.interval) },
+        ],
+        options=g.bargaugeOptions
+      ),
+      panel(
+        'timeseries', 'Sync items by result, per hour',
+        'What do sync passes find? Items per hour by source and result: imported (new or '
+        + 'changed), unchanged, stale (older than what is stored), rejected, deleted.',
+        [8, 8, 8],
+        targets([[
+          'sum by (source, result) (increase(bug_escape_sync_items_total{%s}[1h]))' % J,
+          '{{source}} {{result}}',
+        ]]),
+        unit='short', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
+      ),
+      panel(
+        'timeseries', 'Deliveries the webhooks missed, found by sync, per hour',
+        'Are webhook deliveries being lost? Items per hour whose stored state was behind '
+        + "the vendor's when sync looked: the webhooks never brought that change "
+        + '(BugEscapeSyncMissedDeliveries beyond %s in %s).'
+          % [u.number(c.syncDifferences.threshold), u.last(c.syncDifferences.window)],
+        [16, 8, 8],
+        targets([[
+          'sum by (source) (increase(bug_escape_sync_differences_total{%s}[1h]))' % J,
+          '{{source}}',
+        ]]),
         unit='short', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
       ),
     ],

@@ -432,6 +432,48 @@ function(c)
       ),
     ],
 
+    [
+      panel(
+        'bargauge', 'Defect volume at equal age, by release',
+        "Did $product stop logging defects? Each release's valid defects (every stage) "
+        + 'found within the same age after its release time (label age), 0 included. A '
+        + 'release far below the ones before it at the same age either was quiet or '
+        + 'stopped logging its minor defects (BugEscapeDefectVolumeDrop).',
+        [0, 8, 8],
+        targets([['bug_escape_release_defects_at_age{%s}' % P, '{{release}} at {{age}}']], instant=true),
+        steps=[{ color: 'blue', value: null }], options=g.bargaugeOptions, decimals=0, min=0
+      ),
+      panel(
+        'stat', 'Newest release vs the releases before it, defects at equal age',
+        'Is the newest release that has reached the age far below the median of the '
+        + 'releases before it at that age? Below the drop line (the product\'s '
+        + 'fraction of the median, bug_escape_volume_drop_threshold_ratio, and beyond '
+        + 'chance), with enough earlier releases (bug_escape_volume_min_predecessors) '
+        + 'and monitoring not down as much, BugEscapeDefectVolumeDrop goes to the quality leads.',
+        [8, 8, 8],
+        targets([
+          ['product_release_age:bug_escape_release_defects_at_age_newest:count{%s}' % P, 'newest: {{release}} at {{age}}'],
+          ['product_age:bug_escape_release_defects_at_age_previous:median{%s}' % P, 'median before, at {{age}}'],
+          ['product_age:bug_escape_release_defects_at_age_drop_limit:count{%s}' % P, 'drop line at {{age}}'],
+          ['product_age:bug_escape_release_defects_at_age_previous:count{%s}' % P, 'releases before, at {{age}}'],
+        ]),
+        options=g.statOptions('value_and_name', 'none'), decimals=1
+      ),
+      panel(
+        'stat', 'Escapes reported by users vs found by monitoring, at equal age',
+        "Did users stop reporting while monitoring kept finding? The newest release's "
+        + 'production defects by detector at the age, against the median of the releases '
+        + 'before it. Users down with monitoring holding: BugEscapeUserReportsDrop; both '
+        + 'down: a quiet release.',
+        [16, 8, 8],
+        targets([
+          ['product_release_age_detected_by:bug_escape_escaped_defects_at_age_newest:count{%s}' % P, '{{detected_by}}: newest ({{release}} at {{age}})'],
+          ['product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median{%s}' % P, '{{detected_by}}: median before'],
+        ]),
+        options=g.statOptions('value_and_name', 'none'), decimals=1
+      ),
+    ],
+
     g.row('Alerts'),
     panel(
       'table', 'Firing bug escape alerts',

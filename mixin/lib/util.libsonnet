@@ -14,6 +14,11 @@ local m = import 'manifest.libsonnet';
     local word = { s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week' }[unit];
     '%d %s%s' % [n, word, if n == 1 then '' else 's'],
 
+  // '5m' -> 300, '1h' -> 3600, '1d' -> 86400.
+  seconds(d)::
+    local unit = d[std.length(d) - 1];
+    std.parseInt(d[:std.length(d) - 1]) * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[unit],
+
   // '10m' -> 'the last 10 minutes', '1h' -> 'the last hour'.
   last(d)::
     local n = std.parseInt(d[:std.length(d) - 1]);

@@ -5,8 +5,9 @@
 // never copied in: they are read from the exporter's configuration-as-data
 // series (bug_escape_band_threshold_ratio, bug_escape_stage_owner_info,
 // bug_escape_cause_owner_info, bug_escape_stage_leak_target_ratio,
-// bug_escape_min_defects), so changing the exporter's TOML changes alerts
-// and dashboards alike.
+// bug_escape_min_defects, bug_escape_volume_drop_threshold_ratio,
+// bug_escape_volume_min_predecessors), so changing the exporter's TOML
+// changes alerts and dashboards alike.
 //
 // Every join is `on(<target labels>, ...)` and every aggregation `by
 // (<target labels>, ...)`: one exporter's series only ever meet that
@@ -29,6 +30,19 @@ local u = import '../lib/util.libsonnet';
       + (%(m)s >  bool on(%(t)s, product) group_left() bug_escape_band_threshold_ratio{band="healthy"})
       + (%(m)s >  bool on(%(t)s, product) group_left() bug_escape_band_threshold_ratio{band="attention"})
     ||| % (v { m: metric }),
+
+    // The line below which a count is a drop from the trailing median `m`:
+    // the product's fraction of it, and beyond chance (one-sided 95 %, the
+    // count's spread taken as sqrt(median)); the lower of the two.
+    local dropLimit(m) = |||
+      (
+          %(m)s * on(%(t)s, product) group_left() bug_escape_volume_drop_threshold_ratio
+        <=
+          %(m)s - 1.645 * sqrt(%(m)s)
+      )
+      or
+      (%(m)s - 1.645 * sqrt(%(m)s))
+    ||| % (v { m: m }),
 
     local limit(name, value, comment) = {
       [if comment != null then '_comment']:: comment,
@@ -285,6 +299,100 @@ local u = import '../lib/util.libsonnet';
           {
             record: 'product_age:bug_escape_rate_at_age_previous_band:index',
             expr: bandIndex('product_age:bug_escape_rate_at_age_previous:avg_ratio'),
+          },
+
+          {
+            _comment:: |||
+              Under-reporting at equal age: the newest release that has reached an
+              age against the median of the releases before it at that age.
+              Built on bug_escape_release_defects_at_age, which is present (0
+              included) once a release is that old: the rate at age is absent at
+              0 defects, exactly when logging stopped altogether.
+              Release time of each release that has an at-age volume.
+            |||,
+            record: 'product_release_age:bug_escape_volume_release_timestamp:seconds',
+            expr: |||
+              bug_escape_release_defects_at_age * 0
+                + on(%(t)s, product, release) group_left() bug_escape_release_timestamp_seconds
+            ||| % v,
+          },
+          {
+            _comment:: 'The newest of them, per product and age (value: its defects at that age).',
+            record: 'product_release_age:bug_escape_release_defects_at_age_newest:count',
+            expr: |||
+              bug_escape_release_defects_at_age
+                and on(%(t)s, product, release, age)
+              (
+                  product_release_age:bug_escape_volume_release_timestamp:seconds
+                == on(%(t)s, product, age) group_left()
+                  max by (%(t)s, product, age) (product_release_age:bug_escape_volume_release_timestamp:seconds)
+              )
+            ||| % v,
+          },
+          {
+            _comment:: 'Its predecessors: the releases shipped before it, at the same age.',
+            record: 'product_release_age:bug_escape_release_defects_at_age_previous:count',
+            expr: |||
+              bug_escape_release_defects_at_age
+                and on(%(t)s, product, release, age)
+              (
+                  product_release_age:bug_escape_volume_release_timestamp:seconds
+                < on(%(t)s, product, age) group_left()
+                  max by (%(t)s, product, age) (product_release_age:bug_escape_volume_release_timestamp:seconds)
+              )
+            ||| % v,
+          },
+          {
+            record: 'product_age:bug_escape_release_defects_at_age_previous:median',
+            expr: 'quantile by (%(t)s, product, age) (0.5, product_release_age:bug_escape_release_defects_at_age_previous:count)' % v,
+          },
+          {
+            _comment:: 'How many predecessors the median is over (too few: nothing is judged).',
+            record: 'product_age:bug_escape_release_defects_at_age_previous:count',
+            expr: 'count by (%(t)s, product, age) (product_release_age:bug_escape_release_defects_at_age_previous:count)' % v,
+          },
+          {
+            _comment:: |||
+              The line below which the newest release's volume is a drop: the
+              product's fraction of the trailing median
+              (bug_escape_volume_drop_threshold_ratio), and beyond chance, i.e. also
+              below median - 1.645 sqrt(median) (one-sided 95 % for a count whose
+              expected value is the median), so that a median of 3 falling to 1
+              is not called a drop. The lower of the two.
+            |||,
+            record: 'product_age:bug_escape_release_defects_at_age_drop_limit:count',
+            expr: dropLimit('product_age:bug_escape_release_defects_at_age_previous:median'),
+          },
+
+          {
+            _comment:: |||
+              The same for the production defects reported by users and found by
+              monitoring. Monitoring is the witness nobody chooses to log or not:
+              user reports falling while monitoring holds is under-reporting;
+              both falling is a quiet release.
+            |||,
+            record: 'product_release_age_detected_by:bug_escape_escaped_defects_at_age_newest:count',
+            expr: |||
+              bug_escape_escaped_defects_at_age_by_detector{detected_by=~"user|monitoring"}
+                and on(%(t)s, product, release, age)
+              product_release_age:bug_escape_release_defects_at_age_newest:count
+            ||| % v,
+          },
+          {
+            record: 'product_release_age_detected_by:bug_escape_escaped_defects_at_age_previous:count',
+            expr: |||
+              bug_escape_escaped_defects_at_age_by_detector{detected_by=~"user|monitoring"}
+                and on(%(t)s, product, release, age)
+              product_release_age:bug_escape_release_defects_at_age_previous:count
+            ||| % v,
+          },
+          {
+            record: 'product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median',
+            expr: 'quantile by (%(t)s, product, age, detected_by) (0.5, product_release_age_detected_by:bug_escape_escaped_defects_at_age_previous:count)' % v,
+          },
+          {
+            record: 'product_age_detected_by:bug_escape_escaped_defects_at_age_drop_limit:count',
+            expr: dropLimit('product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median'),
           },
         ],
       },

@@ -123,11 +123,19 @@ pub struct Staged {
     pub severity: usize,
 }
 
+/// What a release counts per maturity age, found up to that age after its
+/// release time: `[total, production, production by detector…]`, the
+/// detectors in [`DETECTORS`] order with `unknown` last.
+pub const AT_AGE: usize = 2 + DETECTORS.len() + 1;
+
+/// The counts of one release at one maturity age (see [`AT_AGE`]).
+pub type AtAge = [u64; AT_AGE];
+
 /// Counts of one release, in one allocation: per configured stage (valid
 /// defects), per cause, per detector and per severity (production defects;
-/// `unknown` last for the latter two), and per maturity age `[total,
-/// production]` found up to that age after the release time (meaningful once
-/// the release time is known).
+/// `unknown` last for the latter two), and per maturity age an [`AtAge`]
+/// (meaningful once the release time is known). Fixed by the configuration:
+/// the counters never grow with the defects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReleaseAgg {
     counts: Box<[u64]>,
@@ -144,7 +152,7 @@ impl ReleaseAgg {
         let detectors = causes + shape.causes;
         let severities = detectors + DETECTORS.len() + 1;
         let ages = severities + shape.severities + 1;
-        let len = ages + 2 * shape.ages.len();
+        let len = ages + AT_AGE * shape.ages.len();
         let at = |n: usize| u16::try_from(n).expect("a configuration of fewer than 65,536 names");
         Self {
             counts: vec![0; len].into_boxed_slice(),
@@ -189,8 +197,15 @@ impl ReleaseAgg {
 
     /// `[total, production]` found up to maturity age `i` after the release time.
     pub fn at_age(&self, i: usize) -> [u64; 2] {
-        let at = self.starts[3] as usize + 2 * i;
+        let at = self.starts[3] as usize + AT_AGE * i;
         [self.counts[at], self.counts[at + 1]]
+    }
+
+    /// Production defects per detector (`unknown` last) found up to maturity
+    /// age `i` after the release time.
+    pub fn at_age_detectors(&self, i: usize) -> &[u64] {
+        let at = self.starts[3] as usize + AT_AGE * i;
+        &self.counts[at + 2..at + AT_AGE]
     }
 
     /// Counter `i` of part `part` (see [`part`](Self::part)), to change.
@@ -200,11 +215,10 @@ impl ReleaseAgg {
     }
 
     /// Replaces the at-age counts.
-    fn set_at_age(&mut self, at_age: &[[u64; 2]]) {
+    fn set_at_age(&mut self, at_age: &[AtAge]) {
         let start = self.starts[3] as usize;
-        for (i, [total, production]) in at_age.iter().enumerate() {
-            self.counts[start + 2 * i] = *total;
-            self.counts[start + 2 * i + 1] = *production;
+        for (i, counts) in at_age.iter().enumerate() {
+            self.counts[start + AT_AGE * i..start + AT_AGE * (i + 1)].copy_from_slice(counts);
         }
     }
 
@@ -611,9 +625,10 @@ impl Aggregates {
         if let Some(t) = r.release_time {
             for (i, age) in ages.iter().enumerate() {
                 if d.found_at <= t + age {
-                    step(r.count_mut(4, 2 * i));
+                    step(r.count_mut(4, AT_AGE * i));
                     if production {
-                        step(r.count_mut(4, 2 * i + 1));
+                        step(r.count_mut(4, AT_AGE * i + 1));
+                        step(r.count_mut(4, AT_AGE * i + 2 + d.detector));
                     }
                 }
             }
@@ -799,8 +814,8 @@ impl Aggregates {
         &self,
         release_time: Option<Millis>,
         contributions: impl Iterator<Item = &'a Contribution>,
-    ) -> Vec<[u64; 2]> {
-        let mut out = vec![[0, 0]; self.shape.ages.len()];
+    ) -> Vec<AtAge> {
+        let mut out = vec![[0; AT_AGE]; self.shape.ages.len()];
         let Some(t) = release_time else {
             return out;
         };
@@ -811,6 +826,7 @@ impl Aggregates {
                     out[i][0] += 1;
                     if self.shape.production[s] {
                         out[i][1] += 1;
+                        out[i][2 + c.detector] += 1;
                     }
                 }
             }
@@ -824,7 +840,7 @@ impl Aggregates {
 pub struct ReleaseMeta {
     pub first_found: Option<Millis>,
     /// New release time and the at-age counts for it, when the time changed.
-    pub time: Option<(Option<Millis>, Vec<[u64; 2]>)>,
+    pub time: Option<(Option<Millis>, Vec<AtAge>)>,
 }
 
 #[cfg(test)]
@@ -856,6 +872,68 @@ mod tests {
                 detector: d,
                 severity: sev,
             })
+    }
+
+    /// At each maturity age a release counts, in its fixed counters, every
+    /// valid defect found up to that age after its release time (the age
+    /// itself included), its production defects, and those by detector; the
+    /// store's recomputation after a release time changes gives the same.
+    #[test]
+    fn at_age_counts_total_production_and_detectors_within_the_age() {
+        const DAY: Millis = 86_400_000;
+        let config = Config::from_settings(Settings::default()).unwrap();
+        let mut agg = Aggregates::new(&config);
+        let t = 1_000 * DAY;
+        let timed = |time: Millis, at_age: Vec<AtAge>| ReleaseMeta {
+            first_found: None,
+            time: Some((Some(time), at_age)),
+        };
+        agg.set_release_meta("p", "1.0", &timed(t, vec![[0; AT_AGE]]));
+        // Stage 3 is qa, 4 production; detectors user, monitoring, other, unknown.
+        let defect = |stage: usize, days: Millis, detector: usize| Contribution {
+            product: "p".into(),
+            release: Some("1.0".into()),
+            class: Class::Stage(stage),
+            found_at: t + days * DAY,
+            cause: 0,
+            detector,
+            severity: 0,
+        };
+        let cs = [
+            defect(3, -5, 0),
+            defect(4, 1, 0),
+            defect(4, 2, 0),
+            defect(4, 30, 1),
+            defect(4, 31, 0),
+            defect(4, 3, 3),
+        ];
+        let size = agg.empty_release().counts.len();
+        for c in &cs {
+            agg.add(c);
+        }
+        let r = &agg.products["p"].releases["1.0"];
+        assert_eq!(r.at_age(0), [5, 4]);
+        assert_eq!(r.at_age_detectors(0), [2, 1, 0, 1]);
+        assert_eq!(r.detectors(), [3, 1, 0, 1], "all production defects");
+        assert_eq!(r.counts.len(), size, "counters, not per-defect state");
+        assert_eq!(
+            agg.at_age_counts(Some(t), cs.iter()),
+            vec![[5, 4, 2, 1, 0, 1]]
+        );
+
+        agg.remove(&cs[1]);
+        let r = &agg.products["p"].releases["1.0"];
+        assert_eq!(r.at_age(0), [4, 3]);
+        assert_eq!(r.at_age_detectors(0), [1, 1, 0, 1]);
+
+        // Shipped ten days later: the defect found on day 31 is now within 30d.
+        let later = t + 10 * DAY;
+        let kept: Vec<Contribution> = cs.iter().filter(|c| *c != &cs[1]).cloned().collect();
+        let recomputed = agg.at_age_counts(Some(later), kept.iter());
+        agg.set_release_meta("p", "1.0", &timed(later, recomputed));
+        let r = &agg.products["p"].releases["1.0"];
+        assert_eq!(r.at_age(0), [5, 4]);
+        assert_eq!(r.at_age_detectors(0), [2, 1, 0, 1]);
     }
 
     proptest! {

@@ -275,6 +275,8 @@ enum Rows {
     Release(fn(&Ctx, &ReleaseAgg) -> Option<f64>),
     /// `{product, release, <dim>}` for each exported release and value of the dim.
     ReleaseBy(Dim, fn(&Ctx, &ReleaseAgg, usize) -> Option<f64>),
+    /// `{product, release, <dim>, <dim>}` for each exported release and pair of values.
+    ReleaseBy2(Dim, Dim, fn(&Ctx, &ReleaseAgg, usize, usize) -> Option<f64>),
     /// `{product}` for each exported product.
     Product(fn(&Ctx, &ProductView) -> Option<f64>),
     /// `{product, <dim>}` for each exported product and value of the dim.
@@ -339,6 +341,14 @@ impl<'a> Ctx<'a> {
 
     fn dim(&self, d: Dim) -> &[(&'a str, usize)] {
         &self.dims[d as usize]
+    }
+
+    /// Whether the release is at least maturity age `i` old (its release
+    /// time is known and that long ago): its at-age counts are final enough
+    /// to export.
+    fn matured(&self, a: &ReleaseAgg, i: usize) -> bool {
+        a.release_time
+            .is_some_and(|t| self.now >= t + self.config.maturity_ages[i].1.as_millis() as Millis)
     }
 
     fn releases(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a ReleaseAgg)> + '_ {
@@ -411,12 +421,25 @@ static FAMILIES: &[(&str, &str, Rows)] = &[
         "bug_escape_rate_at_age_ratio",
         "E_age(R): escape rate counting only defects found up to that age after the release time",
         Rows::ReleaseBy(Dim::Age, |c, a, i| {
-            let t = a.release_time?;
-            if c.now < t + c.config.maturity_ages[i].1.as_millis() as Millis {
+            if !c.matured(a, i) {
                 return None;
             }
             let [total, production] = a.at_age(i);
             formula::rate(production, total)
+        }),
+    ),
+    (
+        "bug_escape_release_defects_at_age",
+        "Valid defects of a release found up to that age after the release time, once it is that old",
+        Rows::ReleaseBy(Dim::Age, |c, a, i| {
+            c.matured(a, i).then(|| a.at_age(i)[0] as f64)
+        }),
+    ),
+    (
+        "bug_escape_escaped_defects_at_age_by_detector",
+        "Production defects of a release found up to that age after the release time, by who detected them, once it is that old",
+        Rows::ReleaseBy2(Dim::Age, Dim::Detector, |c, a, i, d| {
+            c.matured(a, i).then(|| a.at_age_detectors(i)[d] as f64)
         }),
     ),
     // Per product.
@@ -499,6 +522,16 @@ static FAMILIES: &[(&str, &str, Rows)] = &[
         "Minimum sample T(R) before band alerts apply, per product",
         Rows::Product(|c, p| Some(c.config.bands(p.name).min_defects as f64)),
     ),
+    (
+        "bug_escape_volume_drop_threshold_ratio",
+        "Fraction of the trailing median defect volume at equal age below which a release counts as under-reported, per product",
+        Rows::Product(|c, p| Some(c.config.under_reporting(p.name).drop_ratio)),
+    ),
+    (
+        "bug_escape_volume_min_predecessors",
+        "Earlier releases at the same age needed before a volume drop is judged, per product",
+        Rows::Product(|c, p| Some(c.config.under_reporting(p.name).min_predecessors as f64)),
+    ),
 ];
 
 /// Writes one gauge family from `(label values, value)` samples, the label
@@ -549,6 +582,19 @@ fn encode_rows(
                 c.dim(d)
                     .iter()
                     .filter_map(move |&(l, i)| Some(([p, r, l], f(c, a, i)?)))
+            }),
+        ),
+        Rows::ReleaseBy2(d, e, f) => family(
+            enc,
+            name,
+            help,
+            ["product", "release", d.key(), e.key()],
+            c.releases().flat_map(|(p, r, a)| {
+                c.dim(d).iter().flat_map(move |&(l, i)| {
+                    c.dim(e)
+                        .iter()
+                        .filter_map(move |&(m, j)| Some(([p, r, l, m], f(c, a, i, j)?)))
+                })
             }),
         ),
         Rows::Product(f) => family(

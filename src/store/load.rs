@@ -166,7 +166,7 @@ pub fn release(
         release,
         &ReleaseMeta {
             first_found: None,
-            time: Some((time, vec![[0, 0]; config.maturity_ages.len()])),
+            time: Some((time, vec![Default::default(); config.maturity_ages.len()])),
         },
     );
     for c in &contributions {
@@ -332,7 +332,7 @@ impl Walk {
                     &rank.name,
                     &ReleaseMeta {
                         first_found: None,
-                        time: Some((*time, vec![[0, 0]; agg.ages()])),
+                        time: Some((*time, vec![Default::default(); agg.ages()])),
                     },
                 );
             }

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 
 use bug_escape_exporter::config::webhooks::WebhooksSettings;
-use bug_escape_exporter::config::{BandOverride, ENV_KEYS, ProductSettings, Settings};
+use bug_escape_exporter::config::{
+    BandOverride, ENV_KEYS, ProductSettings, Settings, UnderReportingOverride,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{Exposition, TestApp};
@@ -207,6 +209,8 @@ async fn metrics_doc_lists_exactly_the_families_served() {
     // the ones that need it, so a weaker fixture cannot pass by accident.
     for needed in [
         "bug_escape_rate_at_age_ratio",
+        "bug_escape_release_defects_at_age",
+        "bug_escape_escaped_defects_at_age_by_detector",
         "bug_escape_stage_leak_target_ratio",
         "bug_escape_release_timestamp_seconds",
         "bug_escape_last_event_timestamp_seconds",
@@ -290,6 +294,7 @@ fn accepted_keys() -> BTreeMap<String, Value> {
         "<product>".into(),
         ProductSettings {
             bands: Some(BandOverride::default()),
+            under_reporting: Some(UnderReportingOverride::default()),
             ..ProductSettings::default()
         },
     );

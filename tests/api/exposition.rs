@@ -41,6 +41,14 @@ const SERIES: &[(&str, &[&str])] = &[
         "bug_escape_rate_at_age_ratio",
         &["product", "release", "age"],
     ),
+    (
+        "bug_escape_release_defects_at_age",
+        &["product", "release", "age"],
+    ),
+    (
+        "bug_escape_escaped_defects_at_age_by_detector",
+        &["product", "release", "age", "detected_by"],
+    ),
     ("bug_escape_recent_rate_ratio", &["product"]),
     ("bug_escape_recent_rate_lower_ratio", &["product"]),
     ("bug_escape_recent_rate_upper_ratio", &["product"]),
@@ -62,6 +70,8 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_band_threshold_ratio", &["product", "band"]),
     ("bug_escape_stage_leak_target_ratio", &["product", "stage"]),
     ("bug_escape_min_defects", &["product"]),
+    ("bug_escape_volume_drop_threshold_ratio", &["product"]),
+    ("bug_escape_volume_min_predecessors", &["product"]),
     (
         "bug_escape_build_info",
         &["version", "revision", "branch", "rustc_version"],

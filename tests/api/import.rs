@@ -76,6 +76,8 @@ const ESCAPE_FAMILIES: &[&str] = &[
     "bug_escape_escaped_defects_by_detector",
     "bug_escape_escaped_defects_by_severity",
     "bug_escape_rate_at_age_ratio",
+    "bug_escape_release_defects_at_age",
+    "bug_escape_escaped_defects_at_age_by_detector",
     "bug_escape_recent_rate_ratio",
     "bug_escape_recent_rate_lower_ratio",
     "bug_escape_recent_rate_upper_ratio",

@@ -1,5 +1,6 @@
 //! Release times, maturity, the pooled recent rate and the export caps.
 
+use bug_escape_exporter::config::{ProductSettings, UnderReportingOverride};
 use serde_json::json;
 
 use crate::helpers::{rel, settings, spawn_app, spawn_with};
@@ -73,6 +74,134 @@ async fn rate_at_age_counts_only_defects_found_up_to_that_age() {
         ),
         0.5
     );
+    app.stop().await;
+}
+
+/// The under-reporting inputs: defect volume and escapes by detector at
+/// equal age, 0 included, the same after a restart (the start-up load), and
+/// the check's settings per product.
+#[tokio::test]
+async fn volume_at_age_counts_defects_and_detectors_found_up_to_that_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.under_reporting.min_predecessors = 4;
+    s.products.insert(
+        "payments".into(),
+        ProductSettings {
+            under_reporting: Some(UnderReportingOverride {
+                drop_ratio: Some(0.25),
+                ..UnderReportingOverride::default()
+            }),
+            ..ProductSettings::default()
+        },
+    );
+    let app = spawn_with(s.clone()).await;
+    app.events(json!([
+        {"id": "1", "stage": "qa", "release": "1.0.0", "found_at": "2025-12-20T00:00:00Z"},
+        {"id": "2", "stage": "qa", "release": "1.0.0", "found_at": "2026-01-05T00:00:00Z"},
+        {"id": "3", "stage": "production", "release": "1.0.0", "detected_by": "user", "found_at": "2026-01-02T00:00:00Z"},
+        {"id": "4", "stage": "production", "release": "1.0.0", "detected_by": "user", "found_at": "2026-01-31T00:00:00Z"},
+        {"id": "5", "stage": "production", "release": "1.0.0", "detected_by": "monitoring", "found_at": "2026-01-20T00:00:00Z"},
+        {"id": "6", "stage": "production", "release": "1.0.0", "found_at": "2026-01-25T00:00:00Z"},
+        {"id": "7", "stage": "production", "release": "1.0.0", "detected_by": "user", "found_at": "2026-02-15T00:00:00Z"},
+        {"id": "8", "stage": "production", "release": "1.0.0", "detected_by": "monitoring", "status": "invalid", "found_at": "2026-01-03T00:00:00Z"},
+        {"id": "9", "stage": "qa", "product": "payments", "release": "3.0", "found_at": "2026-01-01T00:00:00Z"}
+    ]))
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        m.count("bug_escape_release_defects_at_age"),
+        0,
+        "no release time yet"
+    );
+    assert_eq!(m.count("bug_escape_escaped_defects_at_age_by_detector"), 0);
+    app.release("default", "1.0.0", "2026-01-01T00:00:00Z")
+        .await;
+    // Shipped long ago, no defect at all: volume 0, and no rate at age.
+    app.release("default", "0.9.0", "2025-10-01T00:00:00Z")
+        .await;
+    // Shipped now: not yet 30 days old.
+    app.release("default", "9.0.0", &chrono::Utc::now().to_rfc3339())
+        .await;
+    let check = |m: &crate::helpers::Exposition| {
+        let at =
+            |release: &'static str| [("product", "default"), ("release", release), ("age", "30d")];
+        // Up to 2026-01-31: 1, 2 (found before the release), 3, 4 (on the
+        // 30th day), 5 and 6; 7 is later, 8 is invalid.
+        assert_eq!(
+            m.value("bug_escape_release_defects_at_age", &at("1.0.0")),
+            6.0
+        );
+        let by = |detector: &'static str| {
+            let [p, r, a] = at("1.0.0");
+            m.value(
+                "bug_escape_escaped_defects_at_age_by_detector",
+                &[p, r, a, ("detected_by", detector)],
+            )
+        };
+        assert_eq!(
+            [by("user"), by("monitoring"), by("other"), by("unknown")],
+            [2.0, 1.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            m.value("bug_escape_release_defects_at_age", &at("0.9.0")),
+            0.0
+        );
+        assert_eq!(m.get("bug_escape_rate_at_age_ratio", &at("0.9.0")), None);
+        assert_eq!(
+            m.get("bug_escape_release_defects_at_age", &at("9.0.0")),
+            None
+        );
+        assert_eq!(
+            m.count("bug_escape_escaped_defects_at_age_by_detector"),
+            8,
+            "two releases x four detectors"
+        );
+        let product = |p: &'static str| [("product", p)];
+        assert_eq!(
+            m.value(
+                "bug_escape_volume_drop_threshold_ratio",
+                &product("default")
+            ),
+            0.5
+        );
+        assert_eq!(
+            m.value(
+                "bug_escape_volume_drop_threshold_ratio",
+                &product("payments")
+            ),
+            0.25
+        );
+        assert_eq!(
+            m.value("bug_escape_volume_min_predecessors", &product("default")),
+            4.0
+        );
+        assert_eq!(
+            m.value("bug_escape_volume_min_predecessors", &product("payments")),
+            4.0
+        );
+    };
+    check(&app.metrics().await);
+    app.stop().await;
+    // The start-up load counts the same.
+    let app = spawn_with(s).await;
+    check(&app.metrics().await);
+    // A late report within the age moves the figures; a deletion takes it back.
+    app.events(json!({"id": "10", "stage": "production", "release": "1.0.0", "detected_by": "monitoring", "found_at": "2026-01-10T00:00:00Z"})).await;
+    let m = app.metrics().await;
+    let key = [
+        ("product", "default"),
+        ("release", "1.0.0"),
+        ("age", "30d"),
+        ("detected_by", "monitoring"),
+    ];
+    assert_eq!(
+        m.value("bug_escape_escaped_defects_at_age_by_detector", &key),
+        2.0
+    );
+    assert_eq!(m.value("bug_escape_release_defects_at_age", &key[..3]), 7.0);
+    app.events(json!({"id": "10", "deleted": true})).await;
+    check(&app.metrics().await);
     app.stop().await;
 }
 

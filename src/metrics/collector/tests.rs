@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use prometheus_client::registry::Registry;
 
 use super::EscapeCollector;
-use crate::config::{BandOverride, Config, ProductSettings, Settings};
+use crate::config::{BandOverride, Config, ProductSettings, Settings, UnderReportingOverride};
 use crate::metrics::aggregate::{Aggregates, Class, Contribution, ReleaseMeta};
 use crate::model::time::Millis;
 
@@ -35,6 +35,10 @@ fn config() -> Config {
                 min_defects: Some(25),
                 ..BandOverride::default()
             }),
+            under_reporting: Some(UnderReportingOverride {
+                drop_ratio: Some(0.3),
+                ..UnderReportingOverride::default()
+            }),
             stage_owners: [("qa".to_owned(), "payments-qa".to_owned())].into(),
             cause_owners: [("coverage".to_owned(), "payments-dev".to_owned())].into(),
             leak_targets: [("automated_tests".to_owned(), 0.4)].into(),
@@ -59,7 +63,7 @@ fn defect(product: &str, release: Option<&str>, class: Class, n: usize) -> Contr
 fn timed(agg: &mut Aggregates, product: &str, release: &str, day: Millis) {
     let meta = ReleaseMeta {
         first_found: None,
-        time: Some((Some(T0 + day * DAY), vec![[0, 0]; 2])),
+        time: Some((Some(T0 + day * DAY), vec![Default::default(); 2])),
     };
     agg.set_release_meta(product, release, &meta);
 }
@@ -183,6 +187,11 @@ fn every_family_has_its_contract_labels() {
             format!("{pr},severity"),
         ),
         ("bug_escape_rate_at_age_ratio", format!("{pr},age")),
+        ("bug_escape_release_defects_at_age", format!("{pr},age")),
+        (
+            "bug_escape_escaped_defects_at_age_by_detector",
+            format!("{pr},age,detected_by"),
+        ),
         ("bug_escape_recent_rate_ratio", "product".into()),
         ("bug_escape_recent_rate_lower_ratio", "product".into()),
         ("bug_escape_recent_rate_upper_ratio", "product".into()),
@@ -197,6 +206,8 @@ fn every_family_has_its_contract_labels() {
         ("bug_escape_band_threshold_ratio", "product,band".into()),
         ("bug_escape_stage_leak_target_ratio", "product,stage".into()),
         ("bug_escape_min_defects", "product".into()),
+        ("bug_escape_volume_drop_threshold_ratio", "product".into()),
+        ("bug_escape_volume_min_predecessors", "product".into()),
     ];
     let expected: Vec<(String, String)> = expected
         .into_iter()
