@@ -212,6 +212,14 @@ pub struct GitlabSettings {
     pub conventions: ConventionSettings,
     /// Milestone id → release name (the payload carries only the id).
     pub milestones: BTreeMap<String, String>,
+    /// `api_url` (with `/api/v4`), `api_token`, `api_token_file`: the REST
+    /// API `sync` reads; env `BUG_ESCAPE_GITLAB_API_TOKEN(_FILE)`.
+    #[serde(flatten)]
+    pub api: ApiSettings,
+    /// Projects `sync` reads: paths (`group/project`) or numeric ids.
+    pub projects: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -319,6 +327,9 @@ impl Default for GitlabSettings {
             signing_secret_file: None,
             conventions: ConventionSettings::with_types(&[]),
             milestones: BTreeMap::new(),
+            api: ApiSettings::with_url("https://gitlab.com/api/v4"),
+            projects: Vec::new(),
+            sync_interval: None,
             unknown: UnknownKeys::default(),
         }
     }
@@ -402,6 +413,12 @@ impl WebhooksSettings {
         }
         if let Some(p) = var("BUG_ESCAPE_GITHUB_API_TOKEN_FILE") {
             self.github.api.api_token_file = Some(PathBuf::from(p));
+        }
+        if let Some(t) = var("BUG_ESCAPE_GITLAB_API_TOKEN") {
+            self.gitlab.api.api_token = Some(t);
+        }
+        if let Some(p) = var("BUG_ESCAPE_GITLAB_API_TOKEN_FILE") {
+            self.gitlab.api.api_token_file = Some(PathBuf::from(p));
         }
         if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
             self.sentry.api_token = Some(t);
@@ -629,6 +646,27 @@ fn repositories(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
+/// GitLab projects: numeric ids or paths (`group/subgroup/project`), each once.
+fn gitlab_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in v.iter().enumerate() {
+        let p = p.trim();
+        let id = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        let path = p.contains('/') && p.split('/').all(|s| !s.is_empty() && s.chars().all(ok));
+        if !id && !path {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{p}` is not a project as `group/project` or a numeric id"
+            )));
+        }
+        if out.iter().any(|o| o.eq_ignore_ascii_case(p)) {
+            return Err(ConfigError(format!("{key}[{i}]: `{p}` is listed twice")));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
+}
+
 /// Validated `[webhooks.gitlab]`.
 #[derive(Debug, Clone)]
 pub struct GitlabConfig {
@@ -638,6 +676,12 @@ pub struct GitlabConfig {
     pub signing_keys: Secrets,
     pub conventions: Conventions,
     pub milestones: BTreeMap<String, String>,
+    /// The REST API `sync` reads.
+    pub api: Api,
+    /// Projects `sync` reads: paths or numeric ids, each once.
+    pub projects: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
 }
 
 /// Validated `[webhooks.jira]`.
@@ -814,7 +858,17 @@ impl WebhooksConfig {
             )?,
             conventions: gl.conventions.conventions("webhooks.gitlab", pipeline)?,
             milestones: gl.milestones.clone(),
+            api: gl.api.api("webhooks.gitlab")?,
+            projects: gitlab_projects("webhooks.gitlab.projects", &gl.projects)?,
+            sync_interval: interval("webhooks.gitlab.sync_interval", gl.sync_interval.as_ref())?,
         };
+        if gl.sync_interval.is_some() && gl.projects.is_empty() {
+            return Err(ConfigError(
+                "webhooks.gitlab.sync_interval: is set but webhooks.gitlab.projects is empty: \
+                 name the projects to reconcile"
+                    .into(),
+            ));
+        }
         let j = &s.jira;
         for (id, key) in &j.project_keys {
             check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;

@@ -312,6 +312,35 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// `v` percent-encoded for a URL's path segment or query value (everything
+/// but RFC 3986's unreserved characters).
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with its query parameter `name` set to `value` (encoded here),
+/// replacing the one there: how GitLab's `x-next-page` and Jira's
+/// `nextPageToken` and `startAt` make the next page's URL from the last.
+pub fn with_query(url: &str, name: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let prefix = format!("{name}=");
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    params.push(format!("{prefix}{}", encode(value)));
+    format!("{base}?{}", params.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +377,27 @@ mod tests {
              <https://sentry.io/api/0/x/?cursor=0:100:0>; rel=\"next\"; results=\"false\"; cursor=\"0:100:0\"",
         )]);
         assert_eq!(link_next(&sentry), None);
+    }
+
+    #[test]
+    fn query_parameters_are_set_once_and_encoded() {
+        assert_eq!(
+            with_query(
+                "http://x/api/v4/projects/1/issues?per_page=2&page=1",
+                "page",
+                "2"
+            ),
+            "http://x/api/v4/projects/1/issues?per_page=2&page=2"
+        );
+        assert_eq!(
+            with_query("http://x/s", "startAt", "4"),
+            "http://x/s?startAt=4"
+        );
+        assert_eq!(
+            with_query("http://x/s?jql=a&pagex=1", "page", "a b/="),
+            "http://x/s?jql=a&pagex=1&page=a%20b%2F%3D"
+        );
+        assert_eq!(encode("acme/web.site_1-~"), "acme%2Fweb.site_1-~");
     }
 
     #[test]

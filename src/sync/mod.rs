@@ -21,6 +21,7 @@
 pub mod client;
 pub mod command;
 pub mod github;
+pub mod gitlab;
 pub mod periodic;
 
 use std::collections::HashSet;
@@ -45,7 +46,7 @@ pub enum Source {
 
 impl Source {
     /// Sources with a vendor implementation.
-    pub const IMPLEMENTED: &[Source] = &[Source::Github];
+    pub const IMPLEMENTED: &[Source] = &[Source::Github, Source::Gitlab];
 
     /// The label value (`github`).
     pub fn as_str(self) -> &'static str {
@@ -71,6 +72,7 @@ impl Source {
     pub fn interval(self, config: &Config) -> Option<std::time::Duration> {
         match self {
             Source::Github => config.webhooks.github.sync_interval,
+            Source::Gitlab => config.webhooks.gitlab.sync_interval,
             _ => None,
         }
     }
@@ -341,6 +343,10 @@ pub async fn pass(
     match source {
         Source::Github => {
             let vendor = github::Github::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
+        Source::Gitlab => {
+            let vendor = gitlab::Gitlab::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
         other => PassResult {
