@@ -1220,6 +1220,54 @@ api_timeout = "2s"
     }
 
     #[test]
+    fn gitlab_sync_settings_are_validated_and_the_token_never_printed() {
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| (k == "BUG_ESCAPE_GITLAB_API_TOKEN").then(|| "glpat-secret".to_owned()));
+        w.gitlab.projects = vec!["acme/sub/payments".into(), " 1234 ".into()];
+        w.gitlab.sync_interval = Some("10m".into());
+        w.gitlab.api.api_url = "https://gitlab.example.com/api/v4/".into();
+        let c = Config::from_settings(Settings {
+            webhooks: w,
+            ..Settings::default()
+        })
+        .expect("valid");
+        let gl = &c.webhooks.gitlab;
+        assert_eq!(gl.api.url, "https://gitlab.example.com/api/v4");
+        assert_eq!(gl.api.token().as_deref(), Some("glpat-secret"));
+        assert_eq!(gl.projects, ["acme/sub/payments", "1234"]);
+        assert_eq!(gl.sync_interval, Some(Duration::from_secs(600)));
+        assert!(!format!("{c:?}").contains("glpat-secret"));
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.gitlab.api.url, "https://gitlab.com/api/v4");
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.gitlab.projects = vec!["payments".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.gitlab.projects[0]",
+            ),
+            (
+                |w| w.gitlab.projects = vec!["a//b".into()],
+                "webhooks.gitlab.projects[0]",
+            ),
+            (
+                |w| w.gitlab.projects = vec!["a/b".into(), "A/B".into()],
+                "webhooks.gitlab.projects[1]",
+            ),
+            (
+                |w| w.gitlab.api.api_url = "gitlab.com".into(),
+                "webhooks.gitlab.api_url",
+            ),
+            (
+                |w| w.gitlab.sync_interval = Some("1h".into()),
+                "webhooks.gitlab.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn sentry_issues_land_in_the_first_production_stage_by_default() {
         let c = with(|_| {}).expect("valid");
         assert_eq!(

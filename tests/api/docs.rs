@@ -506,6 +506,7 @@ fn the_file_with_every_key_uses_each_documented_key_and_passes_check_config() {
         ("github", "file-secret"),
         ("github-api", "file-token"),
         ("gitlab", "file-token"),
+        ("gitlab-api", "file-token"),
         ("gitlab-signing", "whsec_b2xkLWtleQ=="),
         ("jira", "file-secret"),
         ("sentry", "file-secret"),
