@@ -242,6 +242,23 @@ pub struct JiraSettings {
     /// Project id → project key, for `jira:version_released` (which names the
     /// project by id only). Unmapped ids are used as the namespace as they are.
     pub project_keys: BTreeMap<String, String>,
+    /// `api_url` (the site: `https://acme.atlassian.net`, a Data Center base
+    /// URL), `api_token`, `api_token_file`: the REST API `sync` reads; env
+    /// `BUG_ESCAPE_JIRA_API_TOKEN(_FILE)`.
+    #[serde(flatten)]
+    pub api: ApiSettings,
+    /// Jira Cloud: the account's email; the token is then an API token sent
+    /// with it as basic auth. Unset: the token is a Data Center personal
+    /// access token, sent as `Bearer`.
+    pub api_user: Option<String>,
+    /// Which search `sync` pages through: `enhanced` (`/rest/api/3/search/jql`,
+    /// `nextPageToken`; Jira Cloud) or `v2` (`/rest/api/2/search`, `startAt`;
+    /// Data Center). Unset: `enhanced` with `api_user`, else `v2`.
+    pub api_search: Option<String>,
+    /// Projects `sync` reads, by key (`PAY`).
+    pub projects: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -344,6 +361,11 @@ impl Default for JiraSettings {
             duplicate_resolutions: strings(&["Duplicate"]),
             stage_field: None,
             project_keys: BTreeMap::new(),
+            api: ApiSettings::with_url(""),
+            api_user: None,
+            api_search: None,
+            projects: Vec::new(),
+            sync_interval: None,
             unknown: UnknownKeys::default(),
         }
     }
@@ -419,6 +441,12 @@ impl WebhooksSettings {
         }
         if let Some(p) = var("BUG_ESCAPE_GITLAB_API_TOKEN_FILE") {
             self.gitlab.api.api_token_file = Some(PathBuf::from(p));
+        }
+        if let Some(t) = var("BUG_ESCAPE_JIRA_API_TOKEN") {
+            self.jira.api.api_token = Some(t);
+        }
+        if let Some(p) = var("BUG_ESCAPE_JIRA_API_TOKEN_FILE") {
+            self.jira.api.api_token_file = Some(PathBuf::from(p));
         }
         if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
             self.sentry.api_token = Some(t);
@@ -583,7 +611,14 @@ impl Api {
 impl ApiSettings {
     /// Validates the API settings of the table at `key`.
     fn api(&self, key: &str) -> Result<Api, ConfigError> {
-        let url = api_url(key, &self.api_url)?;
+        Ok(Api {
+            url: api_url(key, &self.api_url)?,
+            token: self.token(key)?,
+        })
+    }
+
+    /// The validated token of the table at `key`.
+    fn token(&self, key: &str) -> Result<Option<Secrets>, ConfigError> {
         let token = Secrets::load(
             &format!("{key}.api_token"),
             self.api_token
@@ -592,10 +627,7 @@ impl ApiSettings {
                 .as_ref(),
             self.api_token_file.as_ref(),
         )?;
-        Ok(Api {
-            url,
-            token: (!token.is_empty()).then_some(token),
-        })
+        Ok((!token.is_empty()).then_some(token))
     }
 }
 
@@ -693,6 +725,44 @@ pub struct JiraConfig {
     pub duplicate_resolutions: Vec<String>,
     pub stage_field: Option<String>,
     pub project_keys: BTreeMap<String, String>,
+    /// The REST API `sync` reads (`url` empty: none configured).
+    pub api: Api,
+    /// Basic auth with this email (Jira Cloud); `None`: `Bearer` (Data Center).
+    pub api_user: Option<String>,
+    pub api_search: JiraSearch,
+    /// Project keys `sync` reads, each once.
+    pub projects: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
+}
+
+/// The search `sync` pages through Jira's issues with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraSearch {
+    /// `GET /rest/api/3/search/jql`, `nextPageToken` (Jira Cloud).
+    Enhanced,
+    /// `GET /rest/api/2/search`, `startAt`/`maxResults`/`total` (Data Center).
+    V2,
+}
+
+/// Jira project keys: a letter, then letters, digits or `_`; each once.
+fn jira_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in v.iter().enumerate() {
+        let p = p.trim();
+        let good = p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !good {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{p}` is not a project key like `PAY`"
+            )));
+        }
+        if out.iter().any(|o| o.eq_ignore_ascii_case(p)) {
+            return Err(ConfigError(format!("{key}[{i}]: `{p}` is listed twice")));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
 }
 
 /// Validated `[webhooks.sentry]`.
@@ -880,7 +950,44 @@ impl WebhooksConfig {
             duplicate_resolutions: lower(&j.duplicate_resolutions),
             stage_field: j.stage_field.clone().filter(|f| !f.trim().is_empty()),
             project_keys: j.project_keys.clone(),
+            // No default site: unset is allowed until projects are named.
+            api: if j.api.api_url.trim().is_empty() {
+                Api {
+                    url: String::new(),
+                    token: j.api.token("webhooks.jira")?,
+                }
+            } else {
+                j.api.api("webhooks.jira")?
+            },
+            api_user: j.api_user.clone().filter(|u| !u.trim().is_empty()),
+            api_search: match j.api_search.as_deref().map(str::trim) {
+                None | Some("") if j.api_user.is_some() => JiraSearch::Enhanced,
+                None | Some("") => JiraSearch::V2,
+                Some("enhanced") => JiraSearch::Enhanced,
+                Some("v2") => JiraSearch::V2,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "webhooks.jira.api_search: `{other}` is not `enhanced` or `v2`"
+                    )));
+                }
+            },
+            projects: jira_projects("webhooks.jira.projects", &j.projects)?,
+            sync_interval: interval("webhooks.jira.sync_interval", j.sync_interval.as_ref())?,
         };
+        if !j.projects.is_empty() && jira.api.url.is_empty() {
+            return Err(ConfigError(
+                "webhooks.jira.api_url: is required to sync webhooks.jira.projects \
+                 (the site, `https://acme.atlassian.net`, or the Data Center base URL)"
+                    .into(),
+            ));
+        }
+        if j.sync_interval.is_some() && j.projects.is_empty() {
+            return Err(ConfigError(
+                "webhooks.jira.sync_interval: is set but webhooks.jira.projects is empty: \
+                 name the projects to reconcile"
+                    .into(),
+            ));
+        }
         let se = &s.sentry;
         if !DETECTORS.contains(&se.detected_by.as_str()) {
             return Err(ConfigError(format!(

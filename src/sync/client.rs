@@ -145,9 +145,14 @@ impl Client {
                     body,
                 });
             }
+            // GitHub, GitLab: `message` (or `error`); Jira: `errorMessages`.
             let message = json
                 .as_ref()
-                .and_then(|v| v.get("message").or_else(|| v.get("error")))
+                .and_then(|v| {
+                    v.get("message")
+                        .or_else(|| v.get("error"))
+                        .or_else(|| v.get("errorMessages").and_then(|m| m.get(0)))
+                })
                 .and_then(Value::as_str)
                 .map(|m| m.chars().take(300).collect::<String>())
                 .unwrap_or_default();
@@ -233,6 +238,8 @@ fn rate_limit_wait(status: u16, headers: &HeaderMap, message: &str) -> Option<Du
                     .then(|| reset_wait(headers))
                     .flatten()
             })
+            // Jira Cloud: a 429 may name only the time the limit lifts.
+            .or_else(|| (status == 429).then(|| reset_time_wait(headers)).flatten())
             // A secondary limit without headers: GitHub asks for a minute.
             .unwrap_or(Duration::from_secs(60)),
     )
@@ -255,6 +262,20 @@ fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
     let now = now_ms() as u64 / 1000;
     // One second more: the reset is whole seconds.
     Some(Duration::from_secs(reset.saturating_sub(now) + 1))
+}
+
+/// Time until an `X-RateLimit-Reset` given as a time (Jira Cloud:
+/// `2024-05-28T16:36Z`, ISO 8601 to the minute), one second more.
+fn reset_time_wait(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
+    let at = chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%MZ")
+                .map(|t| t.and_utc().timestamp_millis())
+        })
+        .ok()?;
+    Some(Duration::from_millis((at - now_ms()).max(0) as u64 + 1000))
 }
 
 /// A transport error in words (reqwest's own says only "error sending
@@ -437,5 +458,15 @@ mod tests {
             "",
         );
         assert_eq!(w, Some(Duration::from_secs(7)));
+        // Jira Cloud: a 429 with its reset as a time only.
+        let at = chrono::DateTime::from_timestamp(now_ms() / 1000 + 120, 0)
+            .expect("time")
+            .format("%Y-%m-%dT%H:%MZ")
+            .to_string();
+        let w = rate_limit_wait(429, &headers(&[("x-ratelimit-reset", &at)]), "").expect("limited");
+        assert!(
+            (Duration::from_secs(60)..=Duration::from_secs(122)).contains(&w),
+            "{w:?}"
+        );
     }
 }
