@@ -7,6 +7,8 @@ mod fake;
 mod github;
 mod gitlab;
 mod gitlab_fake;
+mod jira;
+mod jira_fake;
 mod served;
 
 use std::path::{Path, PathBuf};
