@@ -1375,6 +1375,54 @@ api_timeout = "2s"
     }
 
     #[test]
+    fn jira_sync_settings_choose_the_search_and_name_bad_keys() {
+        let c = with(|w| {
+            w.jira.api.api_url = "https://acme.atlassian.net/".into();
+            w.jira.api_user = Some("bot@acme.example".into());
+            w.jira.projects = vec!["PAY".into(), "ops_2".into()];
+            w.jira.sync_interval = Some("5m".into());
+        })
+        .expect("valid");
+        let j = &c.webhooks.jira;
+        assert_eq!(j.api.url, "https://acme.atlassian.net");
+        assert_eq!(j.api_search, JiraSearch::Enhanced);
+        assert_eq!(j.projects, ["PAY", "ops_2"]);
+        let dc = with(|w| {
+            w.jira.api.api_url = "https://jira.example.com/jira".into();
+            w.jira.projects = vec!["PAY".into()];
+        })
+        .expect("valid");
+        assert_eq!(dc.webhooks.jira.api_search, JiraSearch::V2);
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.jira.api.url, "");
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.jira.projects = vec!["PAY".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.jira.api_url",
+            ),
+            (
+                |w| {
+                    w.jira.api.api_url = "https://j.example".into();
+                    w.jira.projects = vec!["PAY-1".into()];
+                },
+                "webhooks.jira.projects[0]",
+            ),
+            (
+                |w| w.jira.api_search = Some("v3".into()),
+                "webhooks.jira.api_search",
+            ),
+            (
+                |w| w.jira.sync_interval = Some("1h".into()),
+                "webhooks.jira.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn sentry_issues_land_in_the_first_production_stage_by_default() {
         let c = with(|_| {}).expect("valid");
         assert_eq!(

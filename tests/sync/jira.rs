@@ -96,7 +96,7 @@ fn world(site: Site) -> World {
             i(
                 10001,
                 &["stage:qa"],
-                &[v240.clone()],
+                std::slice::from_ref(&v240),
                 "2024-03-01T00:00:00.000+0000",
             ),
             i(
