@@ -212,6 +212,14 @@ pub struct GitlabSettings {
     pub conventions: ConventionSettings,
     /// Milestone id → release name (the payload carries only the id).
     pub milestones: BTreeMap<String, String>,
+    /// `api_url` (with `/api/v4`), `api_token`, `api_token_file`: the REST
+    /// API `sync` reads; env `BUG_ESCAPE_GITLAB_API_TOKEN(_FILE)`.
+    #[serde(flatten)]
+    pub api: ApiSettings,
+    /// Projects `sync` reads: paths (`group/project`) or numeric ids.
+    pub projects: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -234,6 +242,23 @@ pub struct JiraSettings {
     /// Project id → project key, for `jira:version_released` (which names the
     /// project by id only). Unmapped ids are used as the namespace as they are.
     pub project_keys: BTreeMap<String, String>,
+    /// `api_url` (the site: `https://acme.atlassian.net`, a Data Center base
+    /// URL), `api_token`, `api_token_file`: the REST API `sync` reads; env
+    /// `BUG_ESCAPE_JIRA_API_TOKEN(_FILE)`.
+    #[serde(flatten)]
+    pub api: ApiSettings,
+    /// Jira Cloud: the account's email; the token is then an API token sent
+    /// with it as basic auth. Unset: the token is a Data Center personal
+    /// access token, sent as `Bearer`.
+    pub api_user: Option<String>,
+    /// Which search `sync` pages through: `enhanced` (`/rest/api/3/search/jql`,
+    /// `nextPageToken`; Jira Cloud) or `v2` (`/rest/api/2/search`, `startAt`;
+    /// Data Center). Unset: `enhanced` with `api_user`, else `v2`.
+    pub api_search: Option<String>,
+    /// Projects `sync` reads, by key (`PAY`).
+    pub projects: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -319,6 +344,9 @@ impl Default for GitlabSettings {
             signing_secret_file: None,
             conventions: ConventionSettings::with_types(&[]),
             milestones: BTreeMap::new(),
+            api: ApiSettings::with_url("https://gitlab.com/api/v4"),
+            projects: Vec::new(),
+            sync_interval: None,
             unknown: UnknownKeys::default(),
         }
     }
@@ -333,6 +361,11 @@ impl Default for JiraSettings {
             duplicate_resolutions: strings(&["Duplicate"]),
             stage_field: None,
             project_keys: BTreeMap::new(),
+            api: ApiSettings::with_url(""),
+            api_user: None,
+            api_search: None,
+            projects: Vec::new(),
+            sync_interval: None,
             unknown: UnknownKeys::default(),
         }
     }
@@ -402,6 +435,18 @@ impl WebhooksSettings {
         }
         if let Some(p) = var("BUG_ESCAPE_GITHUB_API_TOKEN_FILE") {
             self.github.api.api_token_file = Some(PathBuf::from(p));
+        }
+        if let Some(t) = var("BUG_ESCAPE_GITLAB_API_TOKEN") {
+            self.gitlab.api.api_token = Some(t);
+        }
+        if let Some(p) = var("BUG_ESCAPE_GITLAB_API_TOKEN_FILE") {
+            self.gitlab.api.api_token_file = Some(PathBuf::from(p));
+        }
+        if let Some(t) = var("BUG_ESCAPE_JIRA_API_TOKEN") {
+            self.jira.api.api_token = Some(t);
+        }
+        if let Some(p) = var("BUG_ESCAPE_JIRA_API_TOKEN_FILE") {
+            self.jira.api.api_token_file = Some(PathBuf::from(p));
         }
         if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
             self.sentry.api_token = Some(t);
@@ -566,7 +611,14 @@ impl Api {
 impl ApiSettings {
     /// Validates the API settings of the table at `key`.
     fn api(&self, key: &str) -> Result<Api, ConfigError> {
-        let url = api_url(key, &self.api_url)?;
+        Ok(Api {
+            url: api_url(key, &self.api_url)?,
+            token: self.token(key)?,
+        })
+    }
+
+    /// The validated token of the table at `key`.
+    fn token(&self, key: &str) -> Result<Option<Secrets>, ConfigError> {
         let token = Secrets::load(
             &format!("{key}.api_token"),
             self.api_token
@@ -575,10 +627,7 @@ impl ApiSettings {
                 .as_ref(),
             self.api_token_file.as_ref(),
         )?;
-        Ok(Api {
-            url,
-            token: (!token.is_empty()).then_some(token),
-        })
+        Ok((!token.is_empty()).then_some(token))
     }
 }
 
@@ -629,6 +678,27 @@ fn repositories(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
+/// GitLab projects: numeric ids or paths (`group/subgroup/project`), each once.
+fn gitlab_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in v.iter().enumerate() {
+        let p = p.trim();
+        let id = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        let path = p.contains('/') && p.split('/').all(|s| !s.is_empty() && s.chars().all(ok));
+        if !id && !path {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{p}` is not a project as `group/project` or a numeric id"
+            )));
+        }
+        if out.iter().any(|o| o.eq_ignore_ascii_case(p)) {
+            return Err(ConfigError(format!("{key}[{i}]: `{p}` is listed twice")));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
+}
+
 /// Validated `[webhooks.gitlab]`.
 #[derive(Debug, Clone)]
 pub struct GitlabConfig {
@@ -638,6 +708,12 @@ pub struct GitlabConfig {
     pub signing_keys: Secrets,
     pub conventions: Conventions,
     pub milestones: BTreeMap<String, String>,
+    /// The REST API `sync` reads.
+    pub api: Api,
+    /// Projects `sync` reads: paths or numeric ids, each once.
+    pub projects: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
 }
 
 /// Validated `[webhooks.jira]`.
@@ -649,6 +725,44 @@ pub struct JiraConfig {
     pub duplicate_resolutions: Vec<String>,
     pub stage_field: Option<String>,
     pub project_keys: BTreeMap<String, String>,
+    /// The REST API `sync` reads (`url` empty: none configured).
+    pub api: Api,
+    /// Basic auth with this email (Jira Cloud); `None`: `Bearer` (Data Center).
+    pub api_user: Option<String>,
+    pub api_search: JiraSearch,
+    /// Project keys `sync` reads, each once.
+    pub projects: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
+}
+
+/// The search `sync` pages through Jira's issues with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraSearch {
+    /// `GET /rest/api/3/search/jql`, `nextPageToken` (Jira Cloud).
+    Enhanced,
+    /// `GET /rest/api/2/search`, `startAt`/`maxResults`/`total` (Data Center).
+    V2,
+}
+
+/// Jira project keys: a letter, then letters, digits or `_`; each once.
+fn jira_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in v.iter().enumerate() {
+        let p = p.trim();
+        let good = p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !good {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{p}` is not a project key like `PAY`"
+            )));
+        }
+        if out.iter().any(|o| o.eq_ignore_ascii_case(p)) {
+            return Err(ConfigError(format!("{key}[{i}]: `{p}` is listed twice")));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
 }
 
 /// Validated `[webhooks.sentry]`.
@@ -814,7 +928,17 @@ impl WebhooksConfig {
             )?,
             conventions: gl.conventions.conventions("webhooks.gitlab", pipeline)?,
             milestones: gl.milestones.clone(),
+            api: gl.api.api("webhooks.gitlab")?,
+            projects: gitlab_projects("webhooks.gitlab.projects", &gl.projects)?,
+            sync_interval: interval("webhooks.gitlab.sync_interval", gl.sync_interval.as_ref())?,
         };
+        if gl.sync_interval.is_some() && gl.projects.is_empty() {
+            return Err(ConfigError(
+                "webhooks.gitlab.sync_interval: is set but webhooks.gitlab.projects is empty: \
+                 name the projects to reconcile"
+                    .into(),
+            ));
+        }
         let j = &s.jira;
         for (id, key) in &j.project_keys {
             check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;
@@ -826,7 +950,44 @@ impl WebhooksConfig {
             duplicate_resolutions: lower(&j.duplicate_resolutions),
             stage_field: j.stage_field.clone().filter(|f| !f.trim().is_empty()),
             project_keys: j.project_keys.clone(),
+            // No default site: unset is allowed until projects are named.
+            api: if j.api.api_url.trim().is_empty() {
+                Api {
+                    url: String::new(),
+                    token: j.api.token("webhooks.jira")?,
+                }
+            } else {
+                j.api.api("webhooks.jira")?
+            },
+            api_user: j.api_user.clone().filter(|u| !u.trim().is_empty()),
+            api_search: match j.api_search.as_deref().map(str::trim) {
+                None | Some("") if j.api_user.is_some() => JiraSearch::Enhanced,
+                None | Some("") => JiraSearch::V2,
+                Some("enhanced") => JiraSearch::Enhanced,
+                Some("v2") => JiraSearch::V2,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "webhooks.jira.api_search: `{other}` is not `enhanced` or `v2`"
+                    )));
+                }
+            },
+            projects: jira_projects("webhooks.jira.projects", &j.projects)?,
+            sync_interval: interval("webhooks.jira.sync_interval", j.sync_interval.as_ref())?,
         };
+        if !j.projects.is_empty() && jira.api.url.is_empty() {
+            return Err(ConfigError(
+                "webhooks.jira.api_url: is required to sync webhooks.jira.projects \
+                 (the site, `https://acme.atlassian.net`, or the Data Center base URL)"
+                    .into(),
+            ));
+        }
+        if j.sync_interval.is_some() && j.projects.is_empty() {
+            return Err(ConfigError(
+                "webhooks.jira.sync_interval: is set but webhooks.jira.projects is empty: \
+                 name the projects to reconcile"
+                    .into(),
+            ));
+        }
         let se = &s.sentry;
         if !DETECTORS.contains(&se.detected_by.as_str()) {
             return Err(ConfigError(format!(
@@ -1158,6 +1319,102 @@ api_timeout = "2s"
             (
                 |w| w.github.sync_interval = Some("1h".into()),
                 "webhooks.github.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn gitlab_sync_settings_are_validated_and_the_token_never_printed() {
+        let mut w = WebhooksSettings::default();
+        w.apply_env(|k| (k == "BUG_ESCAPE_GITLAB_API_TOKEN").then(|| "glpat-secret".to_owned()));
+        w.gitlab.projects = vec!["acme/sub/payments".into(), " 1234 ".into()];
+        w.gitlab.sync_interval = Some("10m".into());
+        w.gitlab.api.api_url = "https://gitlab.example.com/api/v4/".into();
+        let c = Config::from_settings(Settings {
+            webhooks: w,
+            ..Settings::default()
+        })
+        .expect("valid");
+        let gl = &c.webhooks.gitlab;
+        assert_eq!(gl.api.url, "https://gitlab.example.com/api/v4");
+        assert_eq!(gl.api.token().as_deref(), Some("glpat-secret"));
+        assert_eq!(gl.projects, ["acme/sub/payments", "1234"]);
+        assert_eq!(gl.sync_interval, Some(Duration::from_secs(600)));
+        assert!(!format!("{c:?}").contains("glpat-secret"));
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.gitlab.api.url, "https://gitlab.com/api/v4");
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.gitlab.projects = vec!["payments".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.gitlab.projects[0]",
+            ),
+            (
+                |w| w.gitlab.projects = vec!["a//b".into()],
+                "webhooks.gitlab.projects[0]",
+            ),
+            (
+                |w| w.gitlab.projects = vec!["a/b".into(), "A/B".into()],
+                "webhooks.gitlab.projects[1]",
+            ),
+            (
+                |w| w.gitlab.api.api_url = "gitlab.com".into(),
+                "webhooks.gitlab.api_url",
+            ),
+            (
+                |w| w.gitlab.sync_interval = Some("1h".into()),
+                "webhooks.gitlab.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn jira_sync_settings_choose_the_search_and_name_bad_keys() {
+        let c = with(|w| {
+            w.jira.api.api_url = "https://acme.atlassian.net/".into();
+            w.jira.api_user = Some("bot@acme.example".into());
+            w.jira.projects = vec!["PAY".into(), "ops_2".into()];
+            w.jira.sync_interval = Some("5m".into());
+        })
+        .expect("valid");
+        let j = &c.webhooks.jira;
+        assert_eq!(j.api.url, "https://acme.atlassian.net");
+        assert_eq!(j.api_search, JiraSearch::Enhanced);
+        assert_eq!(j.projects, ["PAY", "ops_2"]);
+        let dc = with(|w| {
+            w.jira.api.api_url = "https://jira.example.com/jira".into();
+            w.jira.projects = vec!["PAY".into()];
+        })
+        .expect("valid");
+        assert_eq!(dc.webhooks.jira.api_search, JiraSearch::V2);
+        let d = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(d.webhooks.jira.api.url, "");
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.jira.projects = vec!["PAY".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.jira.api_url",
+            ),
+            (
+                |w| {
+                    w.jira.api.api_url = "https://j.example".into();
+                    w.jira.projects = vec!["PAY-1".into()];
+                },
+                "webhooks.jira.projects[0]",
+            ),
+            (
+                |w| w.jira.api_search = Some("v3".into()),
+                "webhooks.jira.api_search",
+            ),
+            (
+                |w| w.jira.sync_interval = Some("1h".into()),
+                "webhooks.jira.sync_interval",
             ),
         ] {
             let e = with(f).unwrap_err();

@@ -7,6 +7,10 @@
 //! `path_with_namespace`, mapped by `sources = ["gitlab:group/project"]`. An
 //! issue moved to another project (`moved_to_id`) leaves this one; one closed as
 //! a duplicate (`duplicated_to_id`) is a duplicate.
+//!
+//! [`issue_item`] and [`release_item`] are the one conversion of GitLab's
+//! issues and releases: the webhooks and `sync` (which lists them from the
+//! REST API, in a slightly different shape: see [`Issue`]) both call them.
 
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -73,45 +77,150 @@ fn expect_kind(root: &At<'_>, kind: &str) -> Result<(), FieldError> {
     }
 }
 
-fn product(root: &At<'_>) -> Result<(String, ProductRef), FieldError> {
-    let project = root.get("project");
-    project.object()?;
-    let path = project.get("path_with_namespace");
-    let ns = conventions::sanitize(path.str()?).ok_or_else(|| path.err("must not be empty"))?;
-    Ok((
-        project.get("id").id()?,
+/// The project an issue or release belongs to: its numeric id (which
+/// survives renames and namespace moves) and its `path_with_namespace` (the
+/// product's namespace). The webhook's `project` and the REST project object
+/// (`GET /projects/:id`) both carry the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub path: String,
+}
+
+impl Project {
+    /// Reads a project object (`id`, `path_with_namespace`).
+    pub fn of(at: &At<'_>) -> Result<Self, FieldError> {
+        at.object()?;
+        let path = at.get("path_with_namespace");
+        let ns = conventions::sanitize(path.str()?).ok_or_else(|| path.err("must not be empty"))?;
+        Ok(Self {
+            id: at.get("id").id()?,
+            path: ns,
+        })
+    }
+
+    /// The product namespace of its defects and releases.
+    pub fn product(&self) -> ProductRef {
         ProductRef {
             kind: SOURCE.into(),
-            namespace: ns,
-        },
-    ))
+            namespace: self.path.clone(),
+        }
+    }
+}
+
+/// What the conventions read of a GitLab issue, whichever shape it came in:
+/// the Issue Hook's `object_attributes` (labels as objects with a `title`,
+/// `milestone_id`, `duplicated_to_id`) or a REST issue of
+/// `GET /projects/:id/issues` (labels as strings, a `milestone` object,
+/// `_links.closed_as_duplicate_of`). [`issue_item`] applies the conventions
+/// to it, once for both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue<'a> {
+    pub iid: String,
+    pub updated_at: Millis,
+    pub found_at: Option<Millis>,
+    pub labels: Vec<&'a str>,
+    /// `Issue`, `Incident` (webhook) or `ISSUE`, `INCIDENT` (REST): the
+    /// conventions compare case-insensitively.
+    pub issue_type: Option<&'a str>,
+    pub milestone_id: Option<String>,
+    /// Moved to another project (`moved_to_id`): it leaves this one.
+    pub moved: bool,
+    /// Closed as a duplicate of another issue.
+    pub duplicated: bool,
+}
+
+/// Label names of a list: strings (REST), objects with a `title` (webhooks)
+/// or a `name` (REST with `with_labels_details=true`).
+fn label_names<'a>(list: &At<'a>) -> Result<Vec<&'a str>, FieldError> {
+    let mut labels = Vec::new();
+    for l in list.items()? {
+        match l.value() {
+            Some(Value::String(s)) => labels.push(s.as_str()),
+            _ if l.get("title").value().is_none() && l.get("name").value().is_some() => {
+                labels.push(l.get("name").str()?)
+            }
+            _ => labels.push(l.get("title").str()?),
+        }
+    }
+    Ok(labels)
+}
+
+impl<'a> Issue<'a> {
+    /// An Issue Hook's issue: `object_attributes`, with the labels at the
+    /// top level (older payloads: only inside the issue).
+    fn hook(root: &At<'a>, now: Millis) -> Result<Self, FieldError> {
+        let attrs = root.get("object_attributes");
+        attrs.object()?;
+        let top = root.get("labels");
+        let list = if top.value().is_some() {
+            top
+        } else {
+            attrs.get("labels")
+        };
+        let milestone = attrs.get("milestone_id");
+        Ok(Self {
+            iid: attrs.get("iid").id()?,
+            updated_at: attrs.get("updated_at").time(now)?,
+            found_at: attrs.get("created_at").time_opt(now)?,
+            labels: label_names(&list)?,
+            issue_type: attrs.get("type").str_opt()?,
+            milestone_id: milestone.value().map(|_| milestone.id()).transpose()?,
+            moved: attrs.get("moved_to_id").value().is_some(),
+            duplicated: attrs.get("duplicated_to_id").value().is_some(),
+        })
+    }
+
+    /// A REST issue object (an item of `GET /projects/:id/issues`, or
+    /// `GET /projects/:id/issues/:iid`).
+    pub fn rest(issue: &At<'a>, now: Millis) -> Result<Self, FieldError> {
+        issue.object()?;
+        let milestone = issue.get("milestone").get("id");
+        let issue_type = match issue.get("type").str_opt()? {
+            Some(t) => Some(t),
+            None => issue.get("issue_type").str_opt()?,
+        };
+        Ok(Self {
+            iid: issue.get("iid").id()?,
+            updated_at: issue.get("updated_at").time(now)?,
+            found_at: issue.get("created_at").time_opt(now)?,
+            labels: label_names(&issue.get("labels"))?,
+            issue_type,
+            milestone_id: milestone.value().map(|_| milestone.id()).transpose()?,
+            moved: issue.get("moved_to_id").value().is_some(),
+            duplicated: issue
+                .get("_links")
+                .get("closed_as_duplicate_of")
+                .value()
+                .is_some(),
+        })
+    }
 }
 
 fn issue(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
+    let project = Project::of(&root.get("project"))?;
+    let issue = Issue::hook(root, now)?;
+    let (item, unmapped) = issue_item(config, &project, &issue)?;
+    Ok(Parsed {
+        items: vec![item],
+        unmapped,
+        ..Parsed::default()
+    })
+}
+
+/// The one conversion of a GitLab issue (webhook or REST, see [`Issue`])
+/// into its defect event `<project id>#<iid>`, ordered by its `updated_at`;
+/// and the fields that did not map.
+pub fn issue_item(
+    config: &Config,
+    project: &Project,
+    issue: &Issue<'_>,
+) -> Result<(Item, Vec<&'static str>), FieldError> {
     let gl = &config.webhooks.gitlab;
-    let (project_id, product) = product(root)?;
-    let attrs = root.get("object_attributes");
-    attrs.object()?;
-    let iid = attrs.get("iid").id()?;
-    let updated_at = attrs.get("updated_at").time(now)?;
-    let found_at = attrs.get("created_at").time_opt(now)?;
-    // `labels[].title` at the top level; older payloads only inside the issue.
-    let top = root.get("labels");
-    let list = if top.value().is_some() {
-        top
-    } else {
-        attrs.get("labels")
-    };
-    let mut labels = Vec::new();
-    for l in list.items()? {
-        labels.push(l.get("title").str()?);
-    }
-    let issue_type = attrs.get("type").str_opt()?;
     let conv = &gl.conventions;
-    let defect = conventions::is_defect(conv, &labels, issue_type);
-    let moved = attrs.get("moved_to_id").value().is_some();
+    let defect = conventions::is_defect(conv, &issue.labels, issue.issue_type);
     let mut unmapped = Vec::new();
-    let change = if moved {
+    let change = if issue.moved {
         if defect {
             Change::Delete
         } else {
@@ -124,57 +233,147 @@ fn issue(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterE
             mut class,
             mut status,
             unmapped: u,
-        } = conventions::classify(conv, config, SOURCE, &labels);
+        } = conventions::classify(conv, config, SOURCE, &issue.labels);
         unmapped = u;
         if class.release.is_none() {
-            let milestone = attrs.get("milestone_id");
-            if milestone.value().is_some() {
-                if let Some(r) = gl.milestones.get(&milestone.id()?) {
-                    class.release = conventions::release(config, SOURCE, &[r], &mut unmapped);
-                }
+            if let Some(r) = issue
+                .milestone_id
+                .as_ref()
+                .and_then(|m| gl.milestones.get(m))
+            {
+                class.release = conventions::release(config, SOURCE, &[r], &mut unmapped);
             }
         }
-        if status == Status::Valid && attrs.get("duplicated_to_id").value().is_some() {
+        if status == Status::Valid && issue.duplicated {
             status = Status::Duplicate;
         }
         Change::Upsert {
             class,
             status,
-            found_at,
+            found_at: issue.found_at,
         }
     };
-    Ok(Parsed {
-        items: vec![Item::Defect(DefectEvent {
+    Ok((
+        Item::Defect(DefectEvent {
             source: SOURCE.into(),
-            id: format!("{project_id}#{iid}"),
-            product,
+            id: format!("{}#{}", project.id, issue.iid),
+            product: project.product(),
             change,
-            updated_at: Some(updated_at),
-        })],
+            updated_at: Some(issue.updated_at),
+        }),
         unmapped,
-        ..Parsed::default()
+    ))
+}
+
+/// The deletion of stored defect `id` (`<project id>#<iid>`) of `project` at
+/// `at`, for an issue GitLab no longer has (`sync` finds it gone).
+pub fn gone(project: &Project, id: &str, at: Millis) -> Item {
+    Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id: id.to_owned(),
+        product: project.product(),
+        change: Change::Delete,
+        updated_at: Some(at),
     })
 }
 
-/// Release Hook: `create` and `update` record the release time. A
-/// `released_at` ahead of now is an upcoming release (GitLab lets one be
-/// scheduled): not shipped yet, so it is acknowledged and counted as ignored.
+/// Release Hook: `create` and `update` record the release time.
 fn release(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
     let action = root.get("action").str()?;
     if !matches!(action, "create" | "update") {
         return Ok(Parsed::ignore("unsupported_event", None));
     }
-    let (_, product) = product(root)?;
-    let (shipped, ahead) = match root.get("released_at").stamp_opt()? {
+    let project = Project::of(&root.get("project"))?;
+    Ok(release_item(config, &project, &root.get("tag"), root, now)?)
+}
+
+/// The one conversion of a GitLab release (the Release Hook's root, an item
+/// of `GET /projects/:id/releases`; the tag is `tag` in one, `tag_name` in
+/// the other): its tag shipped at `released_at`, else `created_at`. A
+/// `released_at` ahead of now is an upcoming release (GitLab lets one be
+/// scheduled): not shipped yet, so it is ignored (`upcoming_release`).
+pub fn release_item(
+    config: &Config,
+    project: &Project,
+    tag: &At<'_>,
+    rel: &At<'_>,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
+    rel.object()?;
+    let (shipped, ahead) = match rel.get("released_at").stamp_opt()? {
         Some(t) => (t, Ahead::Upcoming),
-        None => (root.get("created_at").stamp()?, Ahead::Refuse),
+        None => (rel.get("created_at").stamp()?, Ahead::Refuse),
     };
-    Ok(release_event(
-        config,
-        product,
-        &root.get("tag"),
-        shipped,
-        ahead,
-        now,
-    )?)
+    release_event(config, project.product(), tag, shipped, ahead, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use serde_json::json;
+
+    /// One issue in both shapes GitLab sends it: the same defect.
+    #[test]
+    fn the_rest_issue_and_the_issue_hook_convert_alike() {
+        let mut s = Settings::default();
+        s.webhooks.gitlab.milestones = [("17".to_owned(), "v4.0".to_owned())].into();
+        s.webhooks.gitlab.conventions.defect_types = vec!["Incident".into()];
+        let config = Config::from_settings(s).expect("valid");
+        let now = 1_800_000_000_000;
+        let project = json!({"id": 3, "path_with_namespace": "acme/web"});
+        let hook = json!({
+            "object_kind": "issue",
+            "project": project,
+            "object_attributes": {
+                "iid": 6, "created_at": "2016-01-04 15:31:51 UTC",
+                "updated_at": "2016-01-05 10:00:00 UTC", "milestone_id": 17,
+                "type": "Incident", "moved_to_id": null, "duplicated_to_id": 75
+            },
+            "labels": [{"id": 1, "title": "stage:production"}, {"id": 2, "title": "cause:code"}]
+        });
+        let rest = json!({
+            "id": 76, "iid": 6, "project_id": 3, "state": "closed",
+            "created_at": "2016-01-04T15:31:51.000Z", "updated_at": "2016-01-05T10:00:00.000Z",
+            "labels": ["stage:production", "cause:code"],
+            "milestone": {"id": 17, "iid": 2, "project_id": 3, "title": "v4.0"},
+            "type": "INCIDENT", "issue_type": "incident", "moved_to_id": null,
+            "_links": {"closed_as_duplicate_of": "https://gitlab.example.com/api/v4/projects/3/issues/75"}
+        });
+        let from_hook = issue(&At::root(&hook), &config, now).expect("hook");
+        let p = Project::of(&At::root(&project)).expect("project");
+        let r = Issue::rest(&At::root(&rest), now).expect("rest");
+        let (item, unmapped) = issue_item(&config, &p, &r).expect("item");
+        assert_eq!(from_hook.items, vec![item.clone()]);
+        assert_eq!(from_hook.unmapped, unmapped);
+        let Item::Defect(d) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(d.id, "3#6");
+        let Change::Upsert { class, status, .. } = d.change else {
+            panic!("{:?}", d.change)
+        };
+        assert_eq!(class.release.as_deref(), Some("v4.0"));
+        assert_eq!(class.stage.as_deref(), Some("production"));
+        assert_eq!(status, Status::Duplicate);
+        // Moved away: out of this project's counts either way.
+        let mut moved = rest.clone();
+        moved["moved_to_id"] = json!(99);
+        let r = Issue::rest(&At::root(&moved), now).expect("rest");
+        let (Item::Defect(d), _) = issue_item(&config, &p, &r).expect("item") else {
+            panic!()
+        };
+        assert_eq!(d.change, Change::Delete);
+        // Labels with details (`with_labels_details=true`) read the same.
+        let mut detailed = rest;
+        detailed["labels"] =
+            json!([{"id": 1, "name": "stage:production"}, {"id": 2, "name": "cause:code"}]);
+        let r = Issue::rest(&At::root(&detailed), now).expect("rest");
+        assert_eq!(r.labels, ["stage:production", "cause:code"]);
+        let bad = json!({"iid": 6, "updated_at": "2016-01-05T10:00:00Z", "labels": [3]});
+        assert_eq!(
+            Issue::rest(&At::root(&bad), now).map_err(|e| e.field),
+            Err("labels[0].title".to_owned())
+        );
+    }
 }

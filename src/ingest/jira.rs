@@ -48,8 +48,29 @@ fn issue(
     now: Millis,
     deleted: bool,
 ) -> Result<Parsed, AdapterError> {
+    let deletion = deleted.then(|| event_time(root));
+    let (item, unmapped) = issue_item(config, &root.get("issue"), deletion, now)?;
+    Ok(Parsed {
+        items: vec![item],
+        unmapped,
+        ..Parsed::default()
+    })
+}
+
+/// The one conversion of a Jira issue object (the webhook's `issue`, an item
+/// of the REST search's `issues` or `GET /rest/api/2/issue/{id}`: the same
+/// shape, `id`, `key`, `fields`) into its defect event, ordered by
+/// `fields.updated`; and the fields that did not map. `deletion` is
+/// `Some` for a deleted issue, with the event's own time, which orders it
+/// when the deletion comes without `fields.updated`.
+pub fn issue_item(
+    config: &Config,
+    issue: &At<'_>,
+    deletion: Option<Option<Stamp>>,
+    now: Millis,
+) -> Result<(Item, Vec<&'static str>), FieldError> {
     let jira = &config.webhooks.jira;
-    let issue = root.get("issue");
+    let deleted = deletion.is_some();
     issue.object()?;
     let id = issue.get("id").id()?;
     let fields = issue.get("fields");
@@ -61,10 +82,11 @@ fn issue(
         Some(t) => t,
         // A deletion may come without the fields' time: order it by the
         // event's own (epoch milliseconds).
-        None if deleted => event_time(root)
+        None if deleted => deletion
+            .flatten()
             .ok_or_else(|| fields.get("updated").err("is required"))?
             .checked(now)?,
-        None => return Err(fields.get("updated").err("is required").into()),
+        None => return Err(fields.get("updated").err("is required")),
     };
     let found_at = fields.get("created").time_opt(now)?;
     let mut labels = Vec::new();
@@ -119,19 +141,35 @@ fn issue(
             }
         }
     };
-    Ok(Parsed {
-        items: vec![Item::Defect(DefectEvent {
+    Ok((
+        Item::Defect(DefectEvent {
             source: SOURCE.into(),
             id,
-            product: ProductRef {
-                kind: SOURCE.into(),
-                namespace,
-            },
+            product: product(namespace),
             change,
             updated_at: Some(updated_at),
-        })],
+        }),
         unmapped,
-        ..Parsed::default()
+    ))
+}
+
+/// The product of a project key.
+pub fn product(key: String) -> ProductRef {
+    ProductRef {
+        kind: SOURCE.into(),
+        namespace: key,
+    }
+}
+
+/// The deletion of stored defect `id` (Jira's numeric issue id) of project
+/// `key` at `at`, for an issue Jira no longer has (`sync` finds it gone).
+pub fn gone(key: &str, id: &str, at: Millis) -> Item {
+    Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id: id.to_owned(),
+        product: product(key.to_owned()),
+        change: Change::Delete,
+        updated_at: Some(at),
     })
 }
 
@@ -193,9 +231,7 @@ fn earliest_version<'a>(versions: &At<'a>) -> Result<Option<&'a str>, FieldError
 }
 
 /// `jira:version_released`: the version's release date when it has one, else
-/// the time of the event. A release date after the event is a planned date the
-/// version beat (released early, or a date in a time zone ahead of UTC): it
-/// shipped when it was marked released, at the event's time.
+/// the time of the event.
 fn version(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, AdapterError> {
     let jira = &config.webhooks.jira;
     let v = root.get("version");
@@ -206,10 +242,9 @@ fn version(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, Adapte
         .get(&project_id)
         .cloned()
         .unwrap_or(project_id);
-    let marked = event_time(root);
-    let shipped = match (v.get("releaseDate").stamp_opt()?, marked) {
-        (Some(date), marked) => date.earlier(marked.unwrap_or(Stamp::received(now))),
-        (None, Some(marked)) => marked,
+    let marked = match (event_time(root), v.get("releaseDate").value()) {
+        (Some(t), _) => t,
+        (None, Some(_)) => Stamp::received(now),
         (None, None) => {
             return Err(root
                 .get("timestamp")
@@ -217,16 +252,93 @@ fn version(root: &At<'_>, config: &Config, now: Millis) -> Result<Parsed, Adapte
                 .into());
         }
     };
-    let product = ProductRef {
-        kind: SOURCE.into(),
-        namespace,
-    };
-    Ok(release_event(
+    Ok(version_item(
         config,
-        product,
-        &v.get("name"),
-        shipped,
-        Ahead::Refuse,
+        product(namespace),
+        &v,
+        Marked::Event(marked),
         now,
     )?)
+}
+
+/// When a version was marked released, as far as the caller knows.
+#[derive(Debug, Clone)]
+pub enum Marked {
+    /// At this time (the `jira:version_released` event's).
+    Event(Stamp),
+    /// Unknown: the version was listed (`GET /rest/api/2/project/{key}/versions`).
+    Listed,
+}
+
+/// The one conversion of a Jira version object (the webhook's `version`, an
+/// item of the project's versions) into a release time: its `releaseDate`,
+/// unless it was marked released earlier than that date (a planned date the
+/// version beat, or a date in a time zone ahead of UTC): then it shipped when
+/// marked. A listed version counts only once `released`, and only with a
+/// `releaseDate` that is not ahead of now (without the event's time, a
+/// version released early or undated has no time `sync` could tell; it is
+/// ignored, and its webhook's time stays).
+pub fn version_item(
+    config: &Config,
+    product: ProductRef,
+    v: &At<'_>,
+    marked: Marked,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
+    v.object()?;
+    let date = v.get("releaseDate").stamp_opt()?;
+    let shipped = match (date, marked) {
+        (Some(date), Marked::Event(marked)) => date.earlier(marked),
+        (None, Marked::Event(marked)) => marked,
+        (_, Marked::Listed) if v.get("released").bool_opt()? != Some(true) => {
+            return Ok(Parsed::ignore("unreleased_version", None));
+        }
+        (Some(date), Marked::Listed) if !date.is_ahead(now) => date,
+        (_, Marked::Listed) => return Ok(Parsed::ignore("no_release_date", None)),
+    };
+    release_event(config, product, &v.get("name"), shipped, Ahead::Refuse, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use serde_json::json;
+
+    /// A version as the project's versions list it: only a released one
+    /// with a date that has come counts.
+    #[test]
+    fn listed_versions_count_once_released_with_a_past_date() {
+        let config = Config::from_settings(Settings::default()).expect("valid");
+        let now = 1_800_000_000_000;
+        let parse = |v: Value| {
+            version_item(
+                &config,
+                product("PAY".into()),
+                &At::root(&v),
+                Marked::Listed,
+                now,
+            )
+            .expect("parsed")
+        };
+        let shipped = parse(
+            json!({"id": "10000", "name": "2.4.0", "released": true, "releaseDate": "2024-05-01", "projectId": 10002}),
+        );
+        assert_eq!(
+            shipped.items,
+            vec![Item::Release(crate::model::event::ReleaseEvent {
+                product: product("PAY".into()),
+                release: "2.4.0".into(),
+                released_at: 1_714_521_600_000,
+            })]
+        );
+        for v in [
+            json!({"name": "2.5.0", "released": false, "releaseDate": "2024-05-01"}),
+            json!({"name": "2.5.0", "released": true}),
+            json!({"name": "2.5.0", "released": true, "releaseDate": "2099-01-01"}),
+        ] {
+            let p = parse(v.clone());
+            assert!(p.items.is_empty() && p.ignored.is_some(), "{v}: {p:?}");
+        }
+    }
 }

@@ -117,6 +117,20 @@ pub fn stored_ids(conn: &Connection, source: &str, prefix: &str) -> rusqlite::Re
         .collect()
 }
 
+/// Ids of `source`'s stored defects of product namespace `namespace` that are
+/// not deleted, for sources whose ids do not carry their scope (Jira's).
+pub fn stored_ids_in(
+    conn: &Connection,
+    source: &str,
+    namespace: &str,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM defects WHERE source = ?1 AND product_ns = ?2 AND deleted = 0",
+    )?;
+    stmt.query_map(params![source, namespace], |r| r.get(0))?
+        .collect()
+}
+
 /// The database opened by the `sync` sub-command.
 pub struct Local {
     conn: Connection,
@@ -272,5 +286,13 @@ mod tests {
         let mut ids = stored_ids(&conn, "github", "12#").expect("ids");
         ids.sort();
         assert_eq!(ids, ["12#1", "12#30"]);
+        let mut ids = stored_ids_in(&conn, "github", "a/b").expect("ids");
+        ids.sort();
+        assert_eq!(ids, ["12#1", "12#30", "123#1"]);
+        assert!(
+            stored_ids_in(&conn, "github", "a/c")
+                .expect("ids")
+                .is_empty()
+        );
     }
 }

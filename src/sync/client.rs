@@ -145,9 +145,14 @@ impl Client {
                     body,
                 });
             }
+            // GitHub, GitLab: `message` (or `error`); Jira: `errorMessages`.
             let message = json
                 .as_ref()
-                .and_then(|v| v.get("message").or_else(|| v.get("error")))
+                .and_then(|v| {
+                    v.get("message")
+                        .or_else(|| v.get("error"))
+                        .or_else(|| v.get("errorMessages").and_then(|m| m.get(0)))
+                })
                 .and_then(Value::as_str)
                 .map(|m| m.chars().take(300).collect::<String>())
                 .unwrap_or_default();
@@ -233,6 +238,8 @@ fn rate_limit_wait(status: u16, headers: &HeaderMap, message: &str) -> Option<Du
                     .then(|| reset_wait(headers))
                     .flatten()
             })
+            // Jira Cloud: a 429 may name only the time the limit lifts.
+            .or_else(|| (status == 429).then(|| reset_time_wait(headers)).flatten())
             // A secondary limit without headers: GitHub asks for a minute.
             .unwrap_or(Duration::from_secs(60)),
     )
@@ -255,6 +262,20 @@ fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
     let now = now_ms() as u64 / 1000;
     // One second more: the reset is whole seconds.
     Some(Duration::from_secs(reset.saturating_sub(now) + 1))
+}
+
+/// Time until an `X-RateLimit-Reset` given as a time (Jira Cloud:
+/// `2024-05-28T16:36Z`, ISO 8601 to the minute), one second more.
+fn reset_time_wait(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
+    let at = chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%MZ")
+                .map(|t| t.and_utc().timestamp_millis())
+        })
+        .ok()?;
+    Some(Duration::from_millis((at - now_ms()).max(0) as u64 + 1000))
 }
 
 /// A transport error in words (reqwest's own says only "error sending
@@ -312,6 +333,35 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// `v` percent-encoded for a URL's path segment or query value (everything
+/// but RFC 3986's unreserved characters).
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with its query parameter `name` set to `value` (encoded here),
+/// replacing the one there: how GitLab's `x-next-page` and Jira's
+/// `nextPageToken` and `startAt` make the next page's URL from the last.
+pub fn with_query(url: &str, name: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let prefix = format!("{name}=");
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    params.push(format!("{prefix}{}", encode(value)));
+    format!("{base}?{}", params.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +401,27 @@ mod tests {
     }
 
     #[test]
+    fn query_parameters_are_set_once_and_encoded() {
+        assert_eq!(
+            with_query(
+                "http://x/api/v4/projects/1/issues?per_page=2&page=1",
+                "page",
+                "2"
+            ),
+            "http://x/api/v4/projects/1/issues?per_page=2&page=2"
+        );
+        assert_eq!(
+            with_query("http://x/s", "startAt", "4"),
+            "http://x/s?startAt=4"
+        );
+        assert_eq!(
+            with_query("http://x/s?jql=a&pagex=1", "page", "a b/="),
+            "http://x/s?jql=a&pagex=1&page=a%20b%2F%3D"
+        );
+        assert_eq!(encode("acme/web.site_1-~"), "acme%2Fweb.site_1-~");
+    }
+
+    #[test]
     fn rate_limits_are_told_from_permission_errors() {
         let none = HeaderMap::new();
         assert_eq!(
@@ -387,5 +458,15 @@ mod tests {
             "",
         );
         assert_eq!(w, Some(Duration::from_secs(7)));
+        // Jira Cloud: a 429 with its reset as a time only.
+        let at = chrono::DateTime::from_timestamp(now_ms() / 1000 + 120, 0)
+            .expect("time")
+            .format("%Y-%m-%dT%H:%MZ")
+            .to_string();
+        let w = rate_limit_wait(429, &headers(&[("x-ratelimit-reset", &at)]), "").expect("limited");
+        assert!(
+            (Duration::from_secs(60)..=Duration::from_secs(122)).contains(&w),
+            "{w:?}"
+        );
     }
 }

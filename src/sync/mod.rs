@@ -21,6 +21,8 @@
 pub mod client;
 pub mod command;
 pub mod github;
+pub mod gitlab;
+pub mod jira;
 pub mod periodic;
 
 use std::collections::HashSet;
@@ -28,7 +30,7 @@ use std::collections::HashSet;
 use crate::config::Config;
 use crate::ingest::FieldError;
 use crate::metrics::sync::SyncTelemetry;
-use crate::model::event::Ingress;
+use crate::model::event::{Change, DefectEvent, Ingress};
 use crate::model::time::{Millis, now_ms};
 use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
 use crate::store::{Batch, Item, Outcome, Store};
@@ -45,7 +47,7 @@ pub enum Source {
 
 impl Source {
     /// Sources with a vendor implementation.
-    pub const IMPLEMENTED: &[Source] = &[Source::Github];
+    pub const IMPLEMENTED: &[Source] = &[Source::Github, Source::Gitlab, Source::Jira];
 
     /// The label value (`github`).
     pub fn as_str(self) -> &'static str {
@@ -71,6 +73,8 @@ impl Source {
     pub fn interval(self, config: &Config) -> Option<std::time::Duration> {
         match self {
             Source::Github => config.webhooks.github.sync_interval,
+            Source::Gitlab => config.webhooks.gitlab.sync_interval,
+            Source::Jira => config.webhooks.jira.sync_interval,
             _ => None,
         }
     }
@@ -164,11 +168,20 @@ pub trait Vendor {
     /// the deletion sweep; `None`: the API cannot tell deletions.
     fn id_prefix(&self, scope: &Self::Scope) -> Option<String>;
 
+    /// The product namespace of `scope`'s stored defects, for vendors whose
+    /// ids do not carry the scope (Jira's issue ids): the sweep then reads
+    /// the stored ids of that namespace (and the prefix is not used).
+    fn sweep_namespace(&self, _scope: &Self::Scope) -> Option<String> {
+        None
+    }
+
     /// The call that tells whether stored defect `id` still exists in `scope`,
     /// and the statuses of it the driver hands back (besides 2xx).
     fn probe_url(&self, scope: &Self::Scope, id: &str) -> Option<(String, &'static [u16])>;
 
-    /// The deletion of `id` when the probe's answer says it left `scope`.
+    /// The deletion of `id` when the probe's answer says it left `scope`
+    /// (or, when the vendor keeps an issue's id across projects, its state
+    /// where it went: not a deletion, counted as imported).
     fn gone(&self, scope: &Self::Scope, id: &str, answer: &Answer, now: Millis) -> Option<Item>;
 }
 
@@ -341,6 +354,14 @@ pub async fn pass(
     match source {
         Source::Github => {
             let vendor = github::Github::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
+        Source::Gitlab => {
+            let vendor = gitlab::Gitlab::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
+        Source::Jira => {
+            let vendor = jira::Jira::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
         other => PassResult {
@@ -561,21 +582,41 @@ async fn sweep<V: Vendor>(
         return Ok(());
     };
     let source = vendor.source();
-    let stored = cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?;
+    let stored = match vendor.sweep_namespace(scope) {
+        Some(ns) => cursors::stored_ids_in(sink.conn(), source.as_str(), &ns)?,
+        None => cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?,
+    };
     let mut gone = Vec::new();
+    let mut moved = Vec::new();
     for id in stored.into_iter().filter(|id| !seen.contains(id)) {
         let Some((url, accept)) = vendor.probe_url(scope, &id) else {
             continue;
         };
         let answer = client.get(&url, accept).await?;
-        if let Some(item) = vendor.gone(scope, &id, &answer, now_ms()) {
-            tracing::info!(source = source.as_str(), scope = %vendor.name(scope), id, "gone at the source; deleting");
-            gone.push(item);
+        match vendor.gone(scope, &id, &answer, now_ms()) {
+            Some(
+                item @ Item::Defect(DefectEvent {
+                    change: Change::Delete,
+                    ..
+                }),
+            ) => {
+                tracing::info!(source = source.as_str(), scope = %vendor.name(scope), id, "gone at the source; deleting");
+                gone.push(item);
+            }
+            Some(item) => {
+                tracing::info!(source = source.as_str(), scope = %vendor.name(scope), id, "moved at the source; applying its state there");
+                moved.push(item);
+            }
+            None => {}
         }
     }
     if !gone.is_empty() {
         let outcome = sink.write(source.ingress(), gone, None).await?;
         count(source, telemetry, summary, &outcome, true, reconcile);
+    }
+    if !moved.is_empty() {
+        let outcome = sink.write(source.ingress(), moved, None).await?;
+        count(source, telemetry, summary, &outcome, false, reconcile);
     }
     Ok(())
 }

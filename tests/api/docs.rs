@@ -511,8 +511,10 @@ fn the_file_with_every_key_uses_each_documented_key_and_passes_check_config() {
         ("github", "file-secret"),
         ("github-api", "file-token"),
         ("gitlab", "file-token"),
+        ("gitlab-api", "file-token"),
         ("gitlab-signing", "whsec_b2xkLWtleQ=="),
         ("jira", "file-secret"),
+        ("jira-api", "file-token"),
         ("sentry", "file-secret"),
         ("sentry-api", "file-token"),
         // A web configuration with one basic-auth user (the README's example hash).

@@ -352,10 +352,11 @@ async fn a_full_sync_deletes_issues_deleted_or_transferred_at_the_source() {
 #[tokio::test]
 async fn the_cli_refuses_what_it_cannot_do() {
     let (fake, dir) = started().await;
+    // A source with nothing configured to read.
     let out = sync(dir.path(), &fake.url(), &["gitlab"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not implemented yet"),
+        String::from_utf8_lossy(&out.stderr).contains("nothing to sync"),
         "{}",
         text(&out)
     );

@@ -1,0 +1,248 @@
+//! GitLab's REST API (v4, gitlab.com or self-managed) for `sync`: a project
+//! (`GET /projects/:id`, the id or the URL-encoded path, for the numeric id
+//! its defects are keyed by and its path, the product), its issues updated
+//! since a time (`GET /projects/:id/issues?scope=all&order_by=updated_at&sort=asc&updated_after=…`)
+//! and its releases (`GET /projects/:id/releases`). Pages follow the `Link`
+//! header's `rel="next"` when GitLab sends one, else `x-next-page` (offset
+//! pagination; empty on the last page). The token goes in `PRIVATE-TOKEN`.
+//!
+//! Each issue and release goes through `ingest::gitlab`'s conversion, the
+//! webhook's own ([`adapter::Issue::rest`] reads the REST shape: labels as
+//! strings, a `milestone` object, `_links.closed_as_duplicate_of`). An issue
+//! moved to another project stays listed in this one, closed, with its
+//! `moved_to_id`: the conversion takes it out, as the webhook does. A stored
+//! issue a full listing no longer shows is asked for on its own
+//! (`GET /projects/:id/issues/:iid`): a `404` (deleted, or no longer
+//! readable) or a `moved_to_id` deletes it here.
+
+use super::client::{self, Answer};
+use super::{Entry, Feed, Page, Source, SyncError, Vendor};
+use crate::config::Config;
+use crate::ingest::gitlab::{self as adapter, Issue, Project};
+use crate::ingest::webhook::{At, parse_time};
+use crate::model::time::Millis;
+use crate::store::Item;
+
+/// The GitLab vendor, over one configuration.
+pub struct Gitlab<'a> {
+    config: &'a Config,
+}
+
+impl<'a> Gitlab<'a> {
+    /// The vendor reading `config.webhooks.gitlab`'s projects.
+    pub fn new(config: &'a Config) -> Self {
+        Self { config }
+    }
+
+    fn api(&self) -> &str {
+        &self.config.webhooks.gitlab.api.url
+    }
+}
+
+/// `updated_after` as GitLab reads it: ISO 8601, whole seconds rounded down
+/// (inclusive: the boundary item is listed again, and found unchanged).
+fn since_param(at: Millis) -> String {
+    chrono::DateTime::from_timestamp(at.div_euclid(1000), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Vendor for Gitlab<'_> {
+    type Scope = Project;
+
+    fn source(&self) -> Source {
+        Source::Gitlab
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String, bool)> {
+        let mut h = vec![("accept", "application/json".to_owned(), false)];
+        if let Some(token) = self.config.webhooks.gitlab.api.token() {
+            h.push(("private-token", token, true));
+        }
+        h
+    }
+
+    fn configured(&self) -> Vec<String> {
+        self.config.webhooks.gitlab.projects.clone()
+    }
+
+    fn resolve_url(&self, name: &str) -> String {
+        format!("{}/projects/{}", self.api(), client::encode(name))
+    }
+
+    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
+        Project::of(&At::root(&answer.body)).map_err(|e| SyncError::Shape {
+            url: answer.url.clone(),
+            reason: format!("{}: {}", e.field, e.reason),
+        })
+    }
+
+    fn key(&self, scope: &Project) -> String {
+        scope.id.clone()
+    }
+
+    fn name(&self, scope: &Project) -> String {
+        scope.path.clone()
+    }
+
+    fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
+        let per_page = self.config.sync.page_size;
+        match feed {
+            Feed::Issues => {
+                let mut url = format!(
+                    "{}/projects/{}/issues?scope=all&order_by=updated_at&sort=asc&per_page={per_page}",
+                    self.api(),
+                    scope.id
+                );
+                if let Some(at) = since {
+                    url.push_str("&updated_after=");
+                    url.push_str(&since_param(at));
+                }
+                url
+            }
+            Feed::Releases => format!(
+                "{}/projects/{}/releases?per_page={per_page}",
+                self.api(),
+                scope.id
+            ),
+        }
+    }
+
+    fn next_url(&self, answer: &Answer) -> Option<String> {
+        if let Some(next) = client::link_next(&answer.headers) {
+            return Some(next);
+        }
+        let page = answer.header("x-next-page").filter(|p| !p.is_empty())?;
+        page.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| client::with_query(&answer.url, "page", page))
+    }
+
+    fn page(
+        &self,
+        config: &Config,
+        scope: &Project,
+        feed: Feed,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<Page, SyncError> {
+        let root = At::root(&answer.body);
+        let objects = match root.value() {
+            Some(serde_json::Value::Array(_)) => root.items().unwrap_or_default(),
+            _ => {
+                return Err(SyncError::Shape {
+                    url: answer.url.clone(),
+                    reason: "the answer is not a JSON array of objects".into(),
+                });
+            }
+        };
+        let mut page = Page::default();
+        for obj in objects {
+            match feed {
+                Feed::Issues => {
+                    if let Some(t) = obj
+                        .get("updated_at")
+                        .value()
+                        .and_then(|v| v.as_str())
+                        .and_then(parse_time)
+                    {
+                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
+                    }
+                    let what = match obj.get("iid").value() {
+                        Some(n) => format!("issue #{n}"),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    let converted = Issue::rest(&obj, now)
+                        .and_then(|issue| adapter::issue_item(config, scope, &issue));
+                    page.entries.push(match converted {
+                        Ok((item, _unmapped)) => Entry::Item(item),
+                        Err(error) => Entry::Rejected { what, error },
+                    });
+                }
+                Feed::Releases => {
+                    let what = match obj.get("tag_name").value() {
+                        Some(t) => format!("release {t}"),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    match adapter::release_item(config, scope, &obj.get("tag_name"), &obj, now) {
+                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
+                        Ok(parsed) => page
+                            .entries
+                            .extend(parsed.items.into_iter().map(Entry::Item)),
+                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    fn id_prefix(&self, scope: &Project) -> Option<String> {
+        Some(format!("{}#", scope.id))
+    }
+
+    fn probe_url(&self, scope: &Project, id: &str) -> Option<(String, &'static [u16])> {
+        let iid = id.strip_prefix(&format!("{}#", scope.id))?;
+        if iid.is_empty() || !iid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((
+            format!("{}/projects/{}/issues/{iid}", self.api(), scope.id),
+            &[404],
+        ))
+    }
+
+    fn gone(&self, scope: &Project, id: &str, answer: &Answer, now: Millis) -> Option<Item> {
+        let left =
+            answer.status == 404 || answer.body.get("moved_to_id").is_some_and(|m| !m.is_null());
+        left.then(|| adapter::gone(scope, id, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn answer(url: &str, headers: &[(&'static str, &str)]) -> Answer {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        Answer {
+            url: url.into(),
+            status: 200,
+            headers: h,
+            body: serde_json::json!([]),
+        }
+    }
+
+    #[test]
+    fn pages_follow_link_else_x_next_page() {
+        let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
+        let v = Gitlab::new(&config);
+        let url = "https://gitlab.example.com/api/v4/projects/3/issues?scope=all&per_page=2&page=1";
+        assert_eq!(
+            v.next_url(&answer(url, &[("x-next-page", "2"), ("x-page", "1")]))
+                .as_deref(),
+            Some("https://gitlab.example.com/api/v4/projects/3/issues?scope=all&per_page=2&page=2")
+        );
+        // The last page: an empty x-next-page.
+        assert_eq!(v.next_url(&answer(url, &[("x-next-page", "")])), None);
+        assert_eq!(v.next_url(&answer(url, &[])), None);
+        // Keyset pagination: only Link.
+        let keyset = "<https://gitlab.example.com/api/v4/projects/3/issues?cursor=eyJpZCI6IjQyIn0&pagination=keyset>; rel=\"next\"";
+        assert_eq!(
+            v.next_url(&answer(url, &[("link", keyset), ("x-next-page", "2")]))
+                .as_deref(),
+            Some(
+                "https://gitlab.example.com/api/v4/projects/3/issues?cursor=eyJpZCI6IjQyIn0&pagination=keyset"
+            )
+        );
+        assert_eq!(
+            v.resolve_url("acme/web"),
+            "https://gitlab.com/api/v4/projects/acme%2Fweb"
+        );
+        assert_eq!(since_param(1_557_933_618_999), "2019-05-15T15:20:18Z");
+    }
+}

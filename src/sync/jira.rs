@@ -1,0 +1,370 @@
+//! Jira's REST API (Cloud or Data Center) for `sync`: a project
+//! (`GET /rest/api/2/project/{key}`, for the numeric id its cursor is keyed
+//! by), its issues updated since a time through a JQL search, and its
+//! versions (`GET /rest/api/2/project/{key}/versions`: `released`,
+//! `releaseDate`).
+//!
+//! - **Search**: `GET /rest/api/3/search/jql` (Cloud's enhanced search,
+//!   paged by `nextPageToken` until it is absent or `isLast`), or
+//!   `GET /rest/api/2/search` (Data Center, paged by `startAt` up to
+//!   `total`), as `webhooks.jira.api_search` says. Both with
+//!   `project = "KEY" [AND updated >= "-Nm"] ORDER BY updated ASC, id ASC`
+//!   and only the fields the conversion reads.
+//! - **Since**: JQL reads an absolute date in the searching user's time zone,
+//!   which `sync` does not know; a relative one (`-Nm`, minutes before the
+//!   server's now) has none. `N` reaches five minutes before the mark (the
+//!   clock skew the future check also allows): the boundary issues are read
+//!   again and found unchanged.
+//! - **Authentication**: Cloud: `api_user` (the account's email) and an API
+//!   token as basic auth; Data Center: a personal access token as `Bearer`.
+//!
+//! Each issue goes through `ingest::jira::issue_item` and each version
+//! through `version_item`, the webhook's own conversions. A stored issue of
+//! the project a full listing no longer shows is asked for on its own
+//! (`GET /rest/api/2/issue/{id}`): a `404` (deleted, or no longer readable)
+//! deletes it; an issue moved to another project keeps its id, so its state
+//! there is applied (under its new key), as its webhook would.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::client::{self, Answer};
+use super::{Entry, Feed, Page, Source, SyncError, Vendor};
+use crate::config::Config;
+use crate::config::webhooks::JiraSearch;
+use crate::ingest::conventions;
+use crate::ingest::jira::{self as adapter, Marked};
+use crate::ingest::webhook::{At, parse_time};
+use crate::model::time::{Millis, now_ms};
+use crate::store::Item;
+
+/// A project: its numeric id and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub key: String,
+}
+
+/// Minutes of clock skew the relative `updated >= "-Nm"` allows for.
+const SKEW_MINUTES: i64 = 5;
+
+/// The Jira vendor, over one configuration.
+pub struct Jira<'a> {
+    config: &'a Config,
+}
+
+impl<'a> Jira<'a> {
+    /// The vendor reading `config.webhooks.jira`'s projects.
+    pub fn new(config: &'a Config) -> Self {
+        Self { config }
+    }
+
+    fn api(&self) -> &str {
+        &self.config.webhooks.jira.api.url
+    }
+
+    /// The fields the conversion reads.
+    fn fields(&self) -> String {
+        let mut f = String::from("project,labels,issuetype,updated,created,versions,resolution");
+        if let Some(stage) = &self.config.webhooks.jira.stage_field {
+            f.push(',');
+            f.push_str(stage);
+        }
+        f
+    }
+}
+
+/// The JQL of `key`'s issues updated since `since` (all when `None`), oldest
+/// update first, as of `now`.
+fn jql(key: &str, since: Option<Millis>, now: Millis) -> String {
+    let mut q = format!("project = \"{key}\"");
+    if let Some(at) = since {
+        let minutes = (now - at).max(0).div_euclid(60_000) + 1 + SKEW_MINUTES;
+        q.push_str(&format!(" AND updated >= \"-{minutes}m\""));
+    }
+    q.push_str(" ORDER BY updated ASC, id ASC");
+    q
+}
+
+impl Vendor for Jira<'_> {
+    type Scope = Project;
+
+    fn source(&self) -> Source {
+        Source::Jira
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String, bool)> {
+        let jira = &self.config.webhooks.jira;
+        let mut h = vec![("accept", "application/json".to_owned(), false)];
+        if let Some(token) = jira.api.token() {
+            let auth = match &jira.api_user {
+                Some(user) => format!("Basic {}", BASE64.encode(format!("{user}:{token}"))),
+                None => format!("Bearer {token}"),
+            };
+            h.push(("authorization", auth, true));
+        }
+        h
+    }
+
+    fn configured(&self) -> Vec<String> {
+        self.config.webhooks.jira.projects.clone()
+    }
+
+    fn resolve_url(&self, name: &str) -> String {
+        format!("{}/rest/api/2/project/{}", self.api(), client::encode(name))
+    }
+
+    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
+        let root = At::root(&answer.body);
+        let read = || -> Result<Project, crate::ingest::FieldError> {
+            root.object()?;
+            let key = root.get("key");
+            Ok(Project {
+                id: root.get("id").id()?,
+                key: conventions::sanitize(key.str()?)
+                    .ok_or_else(|| key.err("must not be empty"))?,
+            })
+        };
+        read().map_err(|e| SyncError::Shape {
+            url: answer.url.clone(),
+            reason: format!("{}: {}", e.field, e.reason),
+        })
+    }
+
+    fn key(&self, scope: &Project) -> String {
+        scope.id.clone()
+    }
+
+    fn name(&self, scope: &Project) -> String {
+        scope.key.clone()
+    }
+
+    fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
+        let jira = &self.config.webhooks.jira;
+        match feed {
+            Feed::Issues => {
+                let path = match jira.api_search {
+                    JiraSearch::Enhanced => "/rest/api/3/search/jql",
+                    JiraSearch::V2 => "/rest/api/2/search",
+                };
+                format!(
+                    "{}{path}?jql={}&fields={}&maxResults={}",
+                    self.api(),
+                    client::encode(&jql(&scope.key, since, now_ms())),
+                    client::encode(&self.fields()),
+                    self.config.sync.page_size
+                )
+            }
+            Feed::Releases => format!(
+                "{}/rest/api/2/project/{}/versions",
+                self.api(),
+                client::encode(&scope.key)
+            ),
+        }
+    }
+
+    fn next_url(&self, answer: &Answer) -> Option<String> {
+        let body = &answer.body;
+        let issues = body.get("issues")?.as_array()?;
+        // Enhanced search: a token until the last page (which may omit it).
+        if body.get("isLast").and_then(|l| l.as_bool()) == Some(true) {
+            return None;
+        }
+        if let Some(token) = body.get("nextPageToken").and_then(|t| t.as_str()) {
+            return (!token.is_empty())
+                .then(|| client::with_query(&answer.url, "nextPageToken", token));
+        }
+        // Search v2: startAt up to total (the server may cap maxResults).
+        let start = body.get("startAt")?.as_u64()?;
+        let total = body.get("total")?.as_u64()?;
+        let next = start + issues.len() as u64;
+        (!issues.is_empty() && next < total)
+            .then(|| client::with_query(&answer.url, "startAt", &next.to_string()))
+    }
+
+    fn page(
+        &self,
+        config: &Config,
+        scope: &Project,
+        feed: Feed,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<Page, SyncError> {
+        let root = At::root(&answer.body);
+        let list = match feed {
+            Feed::Issues => root.get("issues"),
+            Feed::Releases => root,
+        };
+        let objects = match list.value() {
+            Some(serde_json::Value::Array(_)) => list.items().unwrap_or_default(),
+            _ => {
+                return Err(SyncError::Shape {
+                    url: answer.url.clone(),
+                    reason: match feed {
+                        Feed::Issues => "the answer has no `issues` array".into(),
+                        Feed::Releases => "the answer is not a JSON array of versions".into(),
+                    },
+                });
+            }
+        };
+        let mut page = Page::default();
+        for obj in objects {
+            match feed {
+                Feed::Issues => {
+                    if let Some(t) = obj
+                        .get("fields")
+                        .get("updated")
+                        .value()
+                        .and_then(|v| v.as_str())
+                        .and_then(parse_time)
+                    {
+                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
+                    }
+                    let what = match obj.get("key").value().or(obj.get("id").value()) {
+                        Some(k) => format!("issue {}", k.as_str().unwrap_or_default()),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    page.entries
+                        .push(match adapter::issue_item(config, &obj, None, now) {
+                            Ok((item, _unmapped)) => Entry::Item(item),
+                            Err(error) => Entry::Rejected { what, error },
+                        });
+                }
+                Feed::Releases => {
+                    let what = match obj.get("name").value() {
+                        Some(n) => format!("version {n}"),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    let product = adapter::product(scope.key.clone());
+                    match adapter::version_item(config, product, &obj, Marked::Listed, now) {
+                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
+                        Ok(parsed) => page
+                            .entries
+                            .extend(parsed.items.into_iter().map(Entry::Item)),
+                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    fn id_prefix(&self, _scope: &Project) -> Option<String> {
+        Some(String::new())
+    }
+
+    fn sweep_namespace(&self, scope: &Project) -> Option<String> {
+        Some(scope.key.clone())
+    }
+
+    fn probe_url(&self, _scope: &Project, id: &str) -> Option<(String, &'static [u16])> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((
+            format!(
+                "{}/rest/api/2/issue/{id}?fields={}",
+                self.api(),
+                client::encode(&self.fields())
+            ),
+            &[404],
+        ))
+    }
+
+    fn gone(&self, scope: &Project, id: &str, answer: &Answer, now: Millis) -> Option<Item> {
+        if answer.status == 404 {
+            return Some(adapter::gone(&scope.key, id, now));
+        }
+        // Still there, under another project (a move keeps the id): its
+        // state there, as the webhook would apply it.
+        let issue = At::root(&answer.body);
+        let elsewhere = issue
+            .get("fields")
+            .get("project")
+            .get("key")
+            .str_opt()
+            .ok()
+            .flatten()
+            .is_some_and(|k| !k.eq_ignore_ascii_case(&scope.key));
+        if !elsewhere {
+            return None;
+        }
+        match adapter::issue_item(self.config, &issue, None, now) {
+            Ok((item, _)) => Some(item),
+            Err(e) => {
+                tracing::warn!(source = "jira", id, field = %e.field, reason = %e.reason, "moved issue rejected");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+    use serde_json::json;
+
+    fn answer(url: &str, body: serde_json::Value) -> Answer {
+        Answer {
+            url: url.into(),
+            status: 200,
+            headers: HeaderMap::new(),
+            body,
+        }
+    }
+
+    #[test]
+    fn both_searches_page_to_their_end() {
+        let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
+        let v = Jira::new(&config);
+        let url = "https://jira.example.com/rest/api/2/search?jql=x&maxResults=2";
+        let page = |start, n, total| {
+            answer(
+                url,
+                json!({"startAt": start, "maxResults": 2, "total": total,
+                       "issues": (0..n).map(|i| json!({"id": i})).collect::<Vec<_>>()}),
+            )
+        };
+        assert_eq!(
+            v.next_url(&page(0, 2, 5)).as_deref(),
+            Some("https://jira.example.com/rest/api/2/search?jql=x&maxResults=2&startAt=2")
+        );
+        assert_eq!(v.next_url(&page(4, 1, 5)), None);
+        assert_eq!(v.next_url(&page(0, 0, 5)), None, "an empty page ends it");
+        let cloud = "https://acme.atlassian.net/rest/api/3/search/jql?jql=x";
+        assert_eq!(
+            v.next_url(&answer(
+                cloud,
+                json!({"issues": [{"id": "1"}], "nextPageToken": "Ch8j/+="})
+            ))
+            .as_deref(),
+            Some(
+                "https://acme.atlassian.net/rest/api/3/search/jql?jql=x&nextPageToken=Ch8j%2F%2B%3D"
+            )
+        );
+        assert_eq!(
+            v.next_url(&answer(
+                cloud,
+                json!({"issues": [], "isLast": true, "nextPageToken": "t"})
+            )),
+            None
+        );
+        assert_eq!(v.next_url(&answer(cloud, json!({"issues": []}))), None);
+        assert_eq!(v.next_url(&answer(cloud, json!([{"id": "1"}]))), None);
+    }
+
+    #[test]
+    fn the_jql_reaches_before_the_mark_whatever_the_time_zone() {
+        let now = 1_700_000_000_000;
+        assert_eq!(
+            jql("PAY", None, now),
+            "project = \"PAY\" ORDER BY updated ASC, id ASC"
+        );
+        // 90 s before now: 1 whole minute, one more, five of skew.
+        assert_eq!(
+            jql("PAY", Some(now - 90_000), now),
+            "project = \"PAY\" AND updated >= \"-7m\" ORDER BY updated ASC, id ASC"
+        );
+    }
+}
