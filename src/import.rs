@@ -171,10 +171,18 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
         Err((s, e)) => (s, Some(e)),
     };
     let failure = match failure {
-        None => importer
-            .commit()
-            .err()
-            .map(|e| format!("committing the import failed: {e}")),
+        None => match importer.commit() {
+            Ok(done) => {
+                if let Some(e) = done.housekeeping {
+                    complain(&format!(
+                        "the import is committed, but tidying the database afterwards failed \
+                         ({e}); `serve` tidies it when it opens the file"
+                    ));
+                }
+                None
+            }
+            Err(e) => Some(format!("committing the import failed: {e}")),
+        },
         Some(e) => Some(e),
     };
     if let Some(e) = failure {

@@ -32,6 +32,27 @@ const IMPORT_CACHE_KIB: i64 = 256 * 1024;
 /// Threads SQLite may use to sort an index being built.
 const SORT_THREADS: i64 = 4;
 
+/// Page cache while the dropped indexes are built (KiB; see [`Importer::commit`]).
+const SORT_CACHE_KIB: i64 = 16 * 1024;
+
+/// Switches the database from WAL to a rollback journal for the import, when
+/// no other connection has it open (a `report` or `export` may): pages then
+/// go to the database file once, instead of to the WAL and again to the file
+/// at the checkpoint, and the pages a fresh import appends need no journal.
+/// An interrupted import leaves a hot journal, which the next open rolls
+/// back; [`Importer::commit`] and `serve` put the database back in WAL.
+/// Whether it switched.
+fn rollback_journal(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    // No statement may be open for the switch.
+    conn.flush_prepared_statement_cache();
+    // Refused (busy) while another connection reads: the import stays in WAL.
+    let mode =
+        conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0));
+    conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+    Ok(mode.is_ok_and(|m| m.eq_ignore_ascii_case("delete")))
+}
+
 /// An open database taking an import, inside its transaction.
 pub struct Importer {
     conn: Connection,
@@ -50,6 +71,8 @@ pub struct Importer {
     /// When the last chunk that stored something was received (recorded as
     /// the generic source's activity).
     stored_at: Option<Millis>,
+    /// The import runs with a rollback journal, not the WAL.
+    rollback: bool,
     _lock: DbLock,
 }
 
@@ -72,19 +95,20 @@ impl Importer {
     /// begins the import's transaction.
     pub fn open(config: &Config) -> Result<Self, ImportOpenError> {
         let lock = lock::acquire(&config.db, "import")?;
-        let open = || -> anyhow::Result<(Connection, bool)> {
+        let open = || -> anyhow::Result<(Connection, bool, bool)> {
             let mut conn = schema::open(&config.db)?;
             load::rekey_if_changed(&mut conn, config)?;
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
             // Helper threads for the sorts of `CREATE INDEX`.
             conn.pragma_update(None, "threads", SORT_THREADS)?;
+            let rollback = rollback_journal(&conn)?;
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let fresh = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
                 r.get(0)
             })?;
-            Ok((conn, fresh))
+            Ok((conn, fresh, rollback))
         };
-        let (conn, fresh) = open().map_err(|error| ImportOpenError::Open {
+        let (conn, fresh, rollback) = open().map_err(|error| ImportOpenError::Open {
             db: config.db.clone(),
             error,
         })?;
@@ -96,6 +120,7 @@ impl Importer {
             written: HashSet::default(),
             dropped: None,
             stored_at: None,
+            rollback,
             _lock: lock,
         })
     }
@@ -128,19 +153,30 @@ impl Importer {
         // order (the `(source, id)` index is walked, not hit at random).
         let order = key_order(&defects);
         let mut group: Vec<&DefectEvent> = Vec::new();
+        let mut writes = Vec::new();
         for &i in &order {
             let ev = &defects[i as usize];
             if group
                 .first()
                 .is_some_and(|g| (&g.source, &g.id) != (&ev.source, &ev.id))
             {
-                self.fold(&group, received_at, &mut outcome)?;
+                self.fold(&group, received_at, &mut outcome, &mut writes)?;
                 group.clear();
             }
             group.push(ev);
         }
         if !group.is_empty() {
-            self.fold(&group, received_at, &mut outcome)?;
+            self.fold(&group, received_at, &mut outcome, &mut writes)?;
+        }
+        // The events are done with: freed before the rows are written.
+        drop(order);
+        drop(defects);
+        for (row, new) in &writes {
+            if *new {
+                row.insert(&self.conn)?;
+            } else {
+                row.put(&self.conn)?;
+            }
         }
         if outcome.accepted + outcome.unchanged > 0 {
             self.stored_at = Some(received_at);
@@ -148,13 +184,14 @@ impl Importer {
         Ok(outcome)
     }
 
-    /// Applies one defect's events (in order) to its stored row and writes
-    /// the result once.
+    /// Applies one defect's events (in order) to its stored row; the result,
+    /// if it differs, joins `writes` (`true`: a new row).
     fn fold(
         &mut self,
         events: &[&DefectEvent],
         received_at: Millis,
         outcome: &mut Outcome,
+        writes: &mut Vec<(Row, bool)>,
     ) -> rusqlite::Result<()> {
         let (source, id) = (&events[0].source, &events[0].id);
         let hash = self.written.hasher().hash_one((source, id));
@@ -183,9 +220,9 @@ impl Importer {
         match (current, &stored) {
             (None, _) => {}
             (Some(row), Some(s)) if row == *s => {}
-            (Some(row), Some(_)) => row.put(&self.conn)?,
+            (Some(row), Some(_)) => writes.push((row, false)),
             (Some(row), None) => {
-                row.insert(&self.conn)?;
+                writes.push((row, true));
                 self.written.insert(hash);
             }
         }
@@ -225,7 +262,11 @@ impl Importer {
 
     /// Builds the dropped indexes again, records the activity, commits, and
     /// folds the WAL back into the database.
-    pub fn commit(self) -> rusqlite::Result<()> {
+    pub fn commit(self) -> Result<Committed, rusqlite::Error> {
+        // A small cache makes the index sorter work in several runs, sorted by
+        // its helper threads at once, instead of one run on this thread.
+        self.conn
+            .pragma_update(None, "cache_size", -SORT_CACHE_KIB)?;
         for sql in self.dropped.iter().flatten() {
             self.conn.execute_batch(sql)?;
         }
@@ -233,10 +274,34 @@ impl Importer {
             writer::record_source_activity(&self.conn, Ingress::Generic, at)?;
         }
         self.conn.execute_batch("COMMIT")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        self.conn.close().map_err(|(_, e)| e)
+        // Committed: what follows is housekeeping, which `serve` also does
+        // when it opens the database.
+        let tidy = || -> rusqlite::Result<()> {
+            if self.rollback {
+                // Back to WAL (no statement may be open for the switch).
+                self.conn.flush_prepared_statement_cache();
+                self.conn
+                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+                    .map(drop)
+            } else {
+                // The WAL folded back into the database.
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            }
+        };
+        let tidied = tidy();
+        let closed = self.conn.close().map_err(|(_, e)| e);
+        Ok(Committed {
+            housekeeping: tidied.and(closed).err(),
+        })
     }
+}
+
+/// A committed import.
+pub struct Committed {
+    /// What failed after the commit (the switch back to WAL, the checkpoint,
+    /// closing): nothing lost, `serve` does it again when it opens the file.
+    pub housekeeping: Option<rusqlite::Error>,
 }
 
 /// The indices of `defects` in `(source, id)` order, input order among
@@ -244,9 +309,9 @@ impl Importer {
 /// eight bytes, the index — so most comparisons never leave the entry; only
 /// ids sharing the prefix are compared in full.
 fn key_order(defects: &[DefectEvent]) -> Vec<u32> {
-    let mut sources: Vec<&str> = defects.iter().map(|d| d.source.as_str()).collect();
+    let distinct: HashSet<&str> = defects.iter().map(|d| d.source.as_str()).collect();
+    let mut sources: Vec<&str> = distinct.into_iter().collect();
     sources.sort_unstable();
-    sources.dedup();
     let rank = |s: &str| sources.binary_search(&s).unwrap_or(0) as u32;
     let prefix = |id: &str| {
         let mut b = [0u8; 8];

@@ -177,6 +177,9 @@ pub enum OpenError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// How long a connection waits for another's lock before `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens the database file with the exporter's pragmas: WAL, and
 /// `synchronous=FULL` so a commit is on disk before a 2xx is sent. Refuses a
 /// schema newer than this binary's.
@@ -194,7 +197,7 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // pages all over the table, and every miss is a read from the OS.
     // Measured: realistic batches 14.7k -> 22.7k events/s (scripts/ingest.py).
     conn.pragma_update(None, "cache_size", -32768)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     migrate(&conn, path)?;
     Ok(conn)
 }
