@@ -117,6 +117,28 @@ pub fn stored_ids(conn: &Connection, source: &str, prefix: &str) -> rusqlite::Re
         .collect()
 }
 
+/// [`stored_ids`] of the product namespace `namespace` only (Sentry: the
+/// issue ids of one project), updated at or after `since`.
+pub fn stored_ids_of(
+    conn: &Connection,
+    source: &str,
+    prefix: &str,
+    namespace: &str,
+    since: Millis,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM defects WHERE source = ?1 AND id >= ?2 AND id < ?3 AND deleted = 0 \
+         AND product_ns = ?4 AND updated_at >= ?5",
+    )?;
+    let end = format!("{prefix}\u{10FFFF}");
+    stmt.query_map(params![source, prefix, end, namespace, since], |r| r.get(0))?
+        .filter(|id| {
+            id.as_ref()
+                .map_or(true, |id: &String| id.starts_with(prefix))
+        })
+        .collect()
+}
+
 /// The database opened by the `sync` sub-command.
 pub struct Local {
     conn: Connection,

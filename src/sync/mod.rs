@@ -22,6 +22,7 @@ pub mod client;
 pub mod command;
 pub mod github;
 pub mod periodic;
+pub mod sentry;
 
 use std::collections::HashSet;
 
@@ -33,6 +34,7 @@ use crate::model::time::{Millis, now_ms};
 use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
 use crate::store::{Batch, Item, Outcome, Store};
 use client::{Answer, Client};
+use serde_json::Value;
 
 /// The sources `sync` knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,7 +47,7 @@ pub enum Source {
 
 impl Source {
     /// Sources with a vendor implementation.
-    pub const IMPLEMENTED: &[Source] = &[Source::Github];
+    pub const IMPLEMENTED: &[Source] = &[Source::Github, Source::Sentry];
 
     /// The label value (`github`).
     pub fn as_str(self) -> &'static str {
@@ -71,6 +73,7 @@ impl Source {
     pub fn interval(self, config: &Config) -> Option<std::time::Duration> {
         match self {
             Source::Github => config.webhooks.github.sync_interval,
+            Source::Sentry => config.webhooks.sentry.sync_interval,
             _ => None,
         }
     }
@@ -148,6 +151,34 @@ pub trait Vendor {
     /// The next page after `answer`; `None` at the end.
     fn next_url(&self, answer: &Answer) -> Option<String> {
         client::link_next(&answer.headers)
+    }
+
+    /// Whether `feed` lists the newest update first (Sentry sorts only that
+    /// way): its pages then mark no progress (an older page may follow), so
+    /// a pass cut short lists again from the last completed mark.
+    fn newest_first(&self, _feed: Feed) -> bool {
+        false
+    }
+
+    /// The call that completes one listed object (Sentry: the issue detail,
+    /// with `firstRelease` and `activity`); its answer replaces the object
+    /// before [`Vendor::page`]. `None`: the listing says all.
+    fn detail_url(&self, _scope: &Self::Scope, _feed: Feed, _object: &Value) -> Option<String> {
+        None
+    }
+
+    /// The product namespace of the scope's stored defects, when their ids
+    /// alone cannot tell the scope (Sentry issue ids): the deletion sweep
+    /// then probes only those.
+    fn namespace(&self, _scope: &Self::Scope) -> Option<String> {
+        None
+    }
+
+    /// Stored defects last updated before this time are not probed by the
+    /// deletion sweep: the vendor forgets them (Sentry's retention), which
+    /// is no deletion. `None`: every one is.
+    fn sweep_since(&self) -> Option<Millis> {
+        None
     }
 
     /// Converts one page of `feed`.
@@ -343,6 +374,10 @@ pub async fn pass(
             let vendor = github::Github::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
+        Source::Sentry => {
+            let vendor = sentry::Sentry::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
         other => PassResult {
             errors: vec![SyncError::Config(not_implemented(other))],
             ..PassResult::default()
@@ -497,7 +532,8 @@ async fn listing<V: Vendor>(
     let mut url = Some(vendor.list_url(scope, feed, since));
     tracing::info!(source = s, scope = %name, feed = feed.as_str(), since = ?since.map(time), "listing");
     while let Some(u) = url.take() {
-        let answer = client.get(&u, &[]).await?;
+        let mut answer = client.get(&u, &[]).await?;
+        details(vendor, client, scope, feed, &mut answer).await?;
         let page = vendor.page(config, scope, feed, &answer, now_ms())?;
         summary.pages += 1;
         let mut items = Vec::new();
@@ -525,8 +561,10 @@ async fn listing<V: Vendor>(
             (a, b) => a.or(b),
         };
         let mark = match feed {
-            Feed::Issues => newest.map(|at| (key.as_str(), name.as_str(), at)),
-            Feed::Releases => None,
+            Feed::Issues if !vendor.newest_first(feed) => {
+                newest.map(|at| (key.as_str(), name.as_str(), at))
+            }
+            _ => None,
         };
         let outcome = sink.write(source.ingress(), items, mark).await?;
         count(source, telemetry, summary, &outcome, false, reconcile);
@@ -540,6 +578,31 @@ async fn listing<V: Vendor>(
         .await?;
     }
     cursors::complete(sink.conn(), s, &key, &name, newest, now_ms())?;
+    Ok(())
+}
+
+/// Replaces each object of a listed page by its detail, for vendors whose
+/// listing lacks fields (see [`Vendor::detail_url`]). An object gone in the
+/// meantime (404) keeps its listed form.
+async fn details<V: Vendor>(
+    vendor: &V,
+    client: &mut Client,
+    scope: &V::Scope,
+    feed: Feed,
+    answer: &mut Answer,
+) -> Result<(), SyncError> {
+    let Value::Array(objects) = &mut answer.body else {
+        return Ok(());
+    };
+    for object in objects.iter_mut() {
+        let Some(url) = vendor.detail_url(scope, feed, object) else {
+            continue;
+        };
+        let detail = client.get(&url, &[404]).await?;
+        if detail.status != 404 && detail.body.is_object() {
+            *object = detail.body;
+        }
+    }
     Ok(())
 }
 
@@ -561,7 +624,16 @@ async fn sweep<V: Vendor>(
         return Ok(());
     };
     let source = vendor.source();
-    let stored = cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?;
+    let stored = match vendor.namespace(scope) {
+        Some(ns) => cursors::stored_ids_of(
+            sink.conn(),
+            source.as_str(),
+            &prefix,
+            &ns,
+            vendor.sweep_since().unwrap_or(Millis::MIN),
+        )?,
+        None => cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?,
+    };
     let mut gone = Vec::new();
     for id in stored.into_iter().filter(|id| !seen.contains(id)) {
         let Some((url, accept)) = vendor.probe_url(scope, &id) else {
