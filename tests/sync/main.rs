@@ -5,6 +5,8 @@
 
 mod fake;
 mod github;
+mod sentry;
+mod sentry_fake;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
