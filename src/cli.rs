@@ -158,7 +158,7 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Backfill and reconcile from a vendor's REST API: list the issues (and
-    /// releases) of the configured repositories updated since the last
+    /// releases) of the configured repositories or projects updated since the last
     /// successful sync (everything the first time) and apply them as the
     /// webhooks would. Refused while `serve` runs on the same database (set
     /// `sync_interval` to reconcile inside it). A pass cut short resumes from
