@@ -162,10 +162,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Backfill and reconcile from a vendor's REST API: list the issues (and
-    /// releases) of the configured repositories updated since the last
-    /// successful sync (everything the first time) and apply them as the
-    /// webhooks would. Refused while `serve` runs on the same database (set
+    /// Backfill and reconcile from a vendor's REST API (GitHub, GitLab, Jira,
+    /// Sentry): list the issues (and releases) of the configured repositories
+    /// or projects updated since the last successful sync (everything the
+    /// first time) and apply them as the webhooks would. Refused while `serve` runs on the same database (set
     /// `sync_interval` to reconcile inside it). A pass cut short resumes from
     /// its last committed page. Exit 0 when complete, 1 when some items were
     /// rejected (the others are applied), 2 on usage, configuration, database
@@ -185,7 +185,7 @@ pub enum Command {
         #[arg(long, value_name = "TIME", value_parser = parse_since)]
         since: Option<i64>,
         /// List every issue whatever the last sync, and delete the stored ones
-        /// the vendor no longer has (deleted, transferred away).
+        /// the vendor no longer has (deleted, transferred away, merged).
         #[arg(long, conflicts_with = "since")]
         full: bool,
     },

@@ -301,6 +301,13 @@ pub struct SentrySettings {
     pub organization: Option<String>,
     /// Timeout of one API call.
     pub api_timeout: String,
+    /// Projects `sync` reads (slugs of `organization`).
+    pub projects: Vec<String>,
+    /// How often `serve` reconciles them with the API; unset: never.
+    pub sync_interval: Option<String>,
+    /// How long Sentry keeps issues: `sync --full` does not take an issue
+    /// last changed before that for deleted.
+    pub retention: String,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -384,6 +391,9 @@ impl Default for SentrySettings {
             api_url: "https://sentry.io".into(),
             organization: None,
             api_timeout: "5s".into(),
+            projects: Vec::new(),
+            sync_interval: None,
+            retention: "90d".into(),
             unknown: UnknownKeys::default(),
         }
     }
@@ -699,6 +709,28 @@ fn gitlab_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> 
     Ok(out)
 }
 
+/// Sentry project slugs (lowercase letters, digits, `-`, `_`), each once.
+fn sentry_projects(key: &str, v: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in v.iter().enumerate() {
+        let p = p.trim();
+        let good = !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !good {
+            return Err(ConfigError(format!(
+                "{key}[{i}]: `{p}` is not a project slug (lowercase letters, digits, `-`, `_`)"
+            )));
+        }
+        if out.iter().any(|o| o == p) {
+            return Err(ConfigError(format!("{key}[{i}]: `{p}` is listed twice")));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
+}
+
 /// Validated `[webhooks.gitlab]`.
 #[derive(Debug, Clone)]
 pub struct GitlabConfig {
@@ -779,6 +811,12 @@ pub struct SentryConfig {
     pub api_url: String,
     pub organization: Option<String>,
     pub api_timeout: Duration,
+    /// Projects `sync` reads (slugs), each once.
+    pub projects: Vec<String>,
+    /// `serve`'s reconcile interval; `None`: off.
+    pub sync_interval: Option<Duration>,
+    /// Sentry's retention: older issues are not probed by the deletion sweep.
+    pub retention: Duration,
 }
 
 /// Every validated webhook setting.
@@ -1037,7 +1075,25 @@ impl WebhooksConfig {
             api_url,
             organization: se.organization.clone().filter(|o| !o.trim().is_empty()),
             api_timeout,
+            projects: sentry_projects("webhooks.sentry.projects", &se.projects)?,
+            sync_interval: interval("webhooks.sentry.sync_interval", se.sync_interval.as_ref())?,
+            retention: interval("webhooks.sentry.retention", Some(&se.retention))?
+                .unwrap_or_default(),
         };
+        if !sentry.projects.is_empty() && sentry.organization.is_none() {
+            return Err(ConfigError(
+                "webhooks.sentry.projects: is set but webhooks.sentry.organization is not: \
+                 name the organization the projects belong to"
+                    .into(),
+            ));
+        }
+        if sentry.sync_interval.is_some() && sentry.projects.is_empty() {
+            return Err(ConfigError(
+                "webhooks.sentry.sync_interval: is set but webhooks.sentry.projects is empty: \
+                 name the projects to reconcile"
+                    .into(),
+            ));
+        }
         Ok(Self {
             github,
             gitlab,
@@ -1415,6 +1471,57 @@ api_timeout = "2s"
             (
                 |w| w.jira.sync_interval = Some("1h".into()),
                 "webhooks.jira.sync_interval",
+            ),
+        ] {
+            let e = with(f).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn sentry_sync_needs_an_organization_and_projects() {
+        let c = with(|w| {
+            w.sentry.organization = Some("acme".into());
+            w.sentry.projects = vec!["payments-api".into()];
+            w.sentry.sync_interval = Some("15m".into());
+        })
+        .expect("valid");
+        assert_eq!(c.webhooks.sentry.projects, ["payments-api"]);
+        assert_eq!(
+            c.webhooks.sentry.sync_interval,
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            c.webhooks.sentry.retention,
+            Duration::from_secs(90 * 86_400)
+        );
+        for (f, key) in [
+            (
+                (|w: &mut WebhooksSettings| w.sentry.projects = vec!["payments-api".into()])
+                    as fn(&mut WebhooksSettings),
+                "webhooks.sentry.projects",
+            ),
+            (
+                |w| w.sentry.sync_interval = Some("15m".into()),
+                "webhooks.sentry.sync_interval",
+            ),
+            (
+                |w| {
+                    w.sentry.organization = Some("acme".into());
+                    w.sentry.projects = vec!["Payments API".into()];
+                },
+                "webhooks.sentry.projects[0]",
+            ),
+            (
+                |w| {
+                    w.sentry.organization = Some("acme".into());
+                    w.sentry.projects = vec!["a".into(), "a".into()];
+                },
+                "webhooks.sentry.projects[1]",
+            ),
+            (
+                |w| w.sentry.retention = "forever".into(),
+                "webhooks.sentry.retention",
             ),
         ] {
             let e = with(f).unwrap_err();

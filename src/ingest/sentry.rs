@@ -7,14 +7,19 @@
 //! A defect is identified by Sentry's issue id; the product is the project slug,
 //! mapped by `sources = ["sentry:payments-api"]`.
 //!
+//! [`issue_item`] and [`release_item`] are the one conversion of Sentry's
+//! issue and release objects: the webhook and `sync` (which reads the same
+//! objects from the REST API) both call them.
+//!
 //! Issue payloads have no update time, and `lastSeen` (the issue's last event)
 //! does not move when its status does: archiving and unarchiving an issue send
 //! two snapshots with the same `lastSeen`, where the deletion-wins rule on
 //! equal times would keep an `archived = "delete"` issue deleted for good. So
-//! a snapshot is ordered by the later of `lastSeen` and `Sentry-Hook-Timestamp`
-//! (when Sentry sent it, Unix seconds): a status change orders after the one
-//! before it, and a redelivery of an older snapshot (same bytes, same header)
-//! stays stale. Two changes within one second of each other cannot be told
+//! a snapshot is ordered by the latest of `lastSeen`, `Sentry-Hook-Timestamp`
+//! (when Sentry sent it, Unix seconds) and, in the API's issue detail, the
+//! newest `activity` entry (a status change is one): a status change orders
+//! after the one before it, and a redelivery of an older snapshot (same
+//! bytes, same header) stays stale. Two changes within one second of each other cannot be told
 //! apart (a deletion then wins). Sentry sends no stable delivery id
 //! (`Request-ID` is random per attempt), so nothing is deduplicated by
 //! delivery; a repeated snapshot is simply unchanged.
@@ -24,7 +29,7 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::conventions;
-use super::webhook::{AdapterError, At, FollowUp, Parsed, Stamp, header};
+use super::webhook::{AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event};
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
@@ -84,67 +89,172 @@ fn issue(
     config: &Config,
     now: Millis,
 ) -> Result<Parsed, FieldError> {
-    let sentry = &config.webhooks.sentry;
     let action = root.get("action").str()?;
     let issue = root.get("data").get("issue");
-    issue.object()?;
-    let id = issue.get("id").id()?;
-    let slug = issue.get("project").get("slug");
-    let namespace =
-        conventions::sanitize(slug.str()?).ok_or_else(|| slug.err("must not be empty"))?;
-    let product = ProductRef {
-        kind: SOURCE.into(),
-        namespace,
+    let item = issue_item(config, &issue, Some(action), sent, now)?;
+    let follow_up = match &item {
+        Item::Defect(d)
+            if action == "created"
+                && config.webhooks.sentry.api_token.is_some()
+                && first_release(issue.value().unwrap_or(&Value::Null)).is_none() =>
+        {
+            Some(FollowUp::SentryFirstRelease {
+                issue_id: d.id.clone(),
+                product: d.product.clone(),
+            })
+        }
+        _ => None,
     };
-    let first_seen = issue.get("firstSeen").stamp_opt()?;
-    let found_at = first_seen.as_ref().map(|s| s.checked(now)).transpose()?;
-    let last_seen = issue.get("lastSeen").stamp_opt()?.or(first_seen);
-    let updated_at = match (last_seen, sent) {
-        (Some(seen), Some(sent)) => Some(seen.later(sent)),
-        (seen, sent) => seen.or(sent),
-    }
-    .map(|t| t.checked(now))
-    .transpose()?;
-    let status = issue.get("status").str_opt()?;
-    let archived = matches!(action, "archived" | "ignored") || status == Some("ignored");
-    let change = match (archived, sentry.archived) {
-        (true, Disposition::Delete) => Change::Delete,
-        (true, Disposition::Invalid) => upsert(sentry, Status::Invalid, found_at),
-        _ if action == "deleted" => Change::Delete,
-        _ => upsert(sentry, Status::Valid, found_at),
-    };
-    let follow_up =
-        (action == "created" && sentry.api_token.is_some()).then(|| FollowUp::SentryFirstRelease {
-            issue_id: id.clone(),
-            product: product.clone(),
-        });
     Ok(Parsed {
-        items: vec![Item::Defect(DefectEvent {
-            source: SOURCE.into(),
-            id,
-            product,
-            change,
-            updated_at,
-        })],
+        items: vec![item],
         follow_up,
         ..Parsed::default()
     })
+}
+
+/// The product of a Sentry project object (`{"slug": …}`): its slug.
+pub fn project_product(project: &At<'_>) -> Result<ProductRef, FieldError> {
+    let slug = project.get("slug");
+    let namespace =
+        conventions::sanitize(slug.str()?).ok_or_else(|| slug.err("must not be empty"))?;
+    Ok(ProductRef {
+        kind: SOURCE.into(),
+        namespace,
+    })
+}
+
+/// The one conversion of a Sentry issue object (the webhook's `data.issue`,
+/// an item of `GET /api/0/projects/{org}/{project}/issues/`, the answer of
+/// `GET /api/0/organizations/{org}/issues/{id}/`) into its defect event: at
+/// the configured stage, detected by `detected_by`; `resolved` keeps it
+/// counted; `ignored`/`archived` (the `action`, or the `status`) follows
+/// `archived`; `deleted` (or `status: pending_deletion`) deletes it. Its
+/// release is `firstRelease.version` when the object carries it (the issue
+/// detail does); otherwise the stored one is kept.
+///
+/// Ordered by the latest of `lastSeen` (the last event), the newest
+/// `activity` entry's `dateCreated` (status changes, assignments, …; the
+/// issue detail lists them) and `sent` (the webhook's
+/// `Sentry-Hook-Timestamp`): Sentry has no `updated_at`, and each of those
+/// is a time the state shown was already true, so a snapshot never orders
+/// after a later change it does not show.
+pub fn issue_item(
+    config: &Config,
+    issue: &At<'_>,
+    action: Option<&str>,
+    sent: Option<Stamp>,
+    now: Millis,
+) -> Result<Item, FieldError> {
+    let sentry = &config.webhooks.sentry;
+    issue.object()?;
+    let id = issue.get("id").id()?;
+    let product = project_product(&issue.get("project"))?;
+    let first_seen = issue.get("firstSeen").stamp_opt()?;
+    let found_at = first_seen.as_ref().map(|s| s.checked(now)).transpose()?;
+    let last_seen = issue.get("lastSeen").stamp_opt()?.or(first_seen);
+    let updated_at = [last_seen, latest_activity(issue)?, sent]
+        .into_iter()
+        .flatten()
+        .reduce(Stamp::later)
+        .map(|t| t.checked(now))
+        .transpose()?;
+    let status = issue.get("status").str_opt()?;
+    let archived = matches!(action, Some("archived" | "ignored")) || status == Some("ignored");
+    let deleted = action == Some("deleted") || status == Some("pending_deletion");
+    let release = match issue.get("firstRelease").value() {
+        None | Some(Value::Null) => None,
+        Some(_) => issue
+            .get("firstRelease")
+            .get("version")
+            .str_opt()?
+            .and_then(conventions::sanitize),
+    };
+    let change = match (archived, sentry.archived) {
+        (true, Disposition::Delete) => Change::Delete,
+        (true, Disposition::Invalid) => upsert(sentry, Status::Invalid, found_at, release),
+        _ if deleted => Change::Delete,
+        _ => upsert(sentry, Status::Valid, found_at, release),
+    };
+    Ok(Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id,
+        product,
+        change,
+        updated_at,
+    }))
+}
+
+/// The newest `dateCreated` of the issue's `activity` (absent: `None`).
+fn latest_activity(issue: &At<'_>) -> Result<Option<Stamp>, FieldError> {
+    let activity = issue.get("activity");
+    if matches!(activity.value(), None | Some(Value::Null)) {
+        return Ok(None);
+    }
+    let mut newest: Option<Stamp> = None;
+    for a in activity.items()? {
+        if let Some(t) = a.get("dateCreated").stamp_opt()? {
+            newest = Some(match newest {
+                Some(n) => n.later(t),
+                None => t,
+            });
+        }
+    }
+    Ok(newest)
 }
 
 fn upsert(
     sentry: &crate::config::webhooks::SentryConfig,
     status: Status,
     found_at: Option<Millis>,
+    release: Option<String>,
 ) -> Change {
     Change::UpsertKeepRelease {
         class: Classification {
             stage: sentry.default_stage.clone(),
             detected_by: Some(sentry.detected_by.clone()),
+            release,
             ..Classification::default()
         },
         status,
         found_at,
     }
+}
+
+/// The deletion of stored issue `id` of `product` at `at`, for an issue
+/// Sentry no longer has (`sync` finds it gone, or merged into another).
+pub fn gone(product: ProductRef, id: &str, at: Millis) -> Item {
+    Item::Defect(DefectEvent {
+        source: SOURCE.into(),
+        id: id.to_owned(),
+        product,
+        change: Change::Delete,
+        updated_at: Some(at),
+    })
+}
+
+/// The one conversion of a Sentry release object (an item of
+/// `GET /api/0/projects/{org}/{project}/releases/`): its `version` shipped
+/// at `dateReleased`, else `dateCreated`. A release dated in the future is
+/// not shipped yet (ignored, `upcoming_release`).
+pub fn release_item(
+    config: &Config,
+    product: ProductRef,
+    rel: &At<'_>,
+    now: Millis,
+) -> Result<Parsed, FieldError> {
+    rel.object()?;
+    let shipped = match rel.get("dateReleased").stamp_opt()? {
+        Some(t) => t,
+        None => rel.get("dateCreated").stamp()?,
+    };
+    release_event(
+        config,
+        product,
+        &rel.get("version"),
+        shipped,
+        Ahead::Upcoming,
+        now,
+    )
 }
 
 /// An `error` event: attributes its issue to its release (first one wins).
@@ -214,6 +324,54 @@ mod tests {
         );
         assert_eq!(project_slug(Some("https://sentry.io/")), None);
         assert_eq!(project_slug(None), None);
+    }
+
+    fn config() -> Config {
+        Config::from_settings(crate::config::Settings::default()).expect("valid")
+    }
+
+    #[test]
+    fn an_issue_detail_is_ordered_by_its_newest_activity_and_carries_its_release() {
+        let detail = serde_json::json!({
+            "id": "1", "shortId": "PUMP-STATION-1", "status": "resolved",
+            "firstSeen": "2020-03-10T16:08:53.520970Z", "lastSeen": "2020-03-10T16:08:53Z",
+            "project": {"id": "2", "slug": "pump-station"},
+            "firstRelease": {"version": "pump-station@1.2.0"},
+            "activity": [
+                {"type": "set_resolved", "dateCreated": "2020-03-11T09:00:00Z"},
+                {"type": "first_seen", "dateCreated": "2020-03-10T16:08:53.520970Z"}
+            ]
+        });
+        let item =
+            issue_item(&config(), &At::root(&detail), None, None, i64::MAX / 2).expect("converted");
+        let Item::Defect(d) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(d.id, "1");
+        assert_eq!(d.product.namespace, "pump-station");
+        assert_eq!(d.updated_at, Some(1_583_917_200_000));
+        let Change::UpsertKeepRelease { class, status, .. } = d.change else {
+            panic!("{:?}", d.change)
+        };
+        assert_eq!(class.release.as_deref(), Some("pump-station@1.2.0"));
+        assert_eq!(class.stage.as_deref(), Some("production"));
+        assert_eq!(status, Status::Valid);
+        // A listing's object (no activity, no firstRelease): lastSeen, and
+        // the stored release kept.
+        let listed = serde_json::json!({
+            "id": "1", "status": "pending_deletion", "lastSeen": "2020-03-10T16:08:53Z",
+            "project": {"slug": "pump-station"}
+        });
+        let Item::Defect(d) =
+            issue_item(&config(), &At::root(&listed), None, None, i64::MAX / 2).expect("converted")
+        else {
+            panic!()
+        };
+        assert_eq!(d.updated_at, Some(1_583_856_533_000));
+        assert_eq!(d.change, Change::Delete);
+        let bad = serde_json::json!({"id": "1", "project": {"slug": "p"}, "activity": [{"dateCreated": "soon"}]});
+        let e = issue_item(&config(), &At::root(&bad), None, None, 0).unwrap_err();
+        assert_eq!(e.field, "activity[0].dateCreated");
     }
 
     #[test]

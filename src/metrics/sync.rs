@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use crate::model::time::Millis;
 
 /// Sources `sync` can read, initialised at 0 (add one with its vendor).
-pub const SOURCES: &[&str] = &["github", "gitlab", "jira"];
+pub const SOURCES: &[&str] = &["github", "gitlab", "jira", "sentry"];
 
 /// What became of an item a pass read, the `result` label.
 pub const RESULTS: &[&str] = &[

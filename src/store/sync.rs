@@ -102,14 +102,21 @@ pub fn last_successes(conn: &Connection) -> rusqlite::Result<Vec<(String, Millis
         .collect()
 }
 
-/// Ids of `source`'s stored defects that start with `prefix` and are not
-/// deleted (a walk of the `(source, id)` index).
-pub fn stored_ids(conn: &Connection, source: &str, prefix: &str) -> rusqlite::Result<Vec<String>> {
+/// Ids of `source`'s stored defects that start with `prefix`, are not
+/// deleted and were last updated at or after `since` (a walk of the
+/// `(source, id)` index).
+pub fn stored_ids(
+    conn: &Connection,
+    source: &str,
+    prefix: &str,
+    since: Millis,
+) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM defects WHERE source = ?1 AND id >= ?2 AND id < ?3 AND deleted = 0",
+        "SELECT id FROM defects WHERE source = ?1 AND id >= ?2 AND id < ?3 AND deleted = 0 \
+         AND updated_at >= ?4",
     )?;
     let end = format!("{prefix}\u{10FFFF}");
-    stmt.query_map(params![source, prefix, end], |r| r.get(0))?
+    stmt.query_map(params![source, prefix, end, since], |r| r.get(0))?
         .filter(|id| {
             id.as_ref()
                 .map_or(true, |id: &String| id.starts_with(prefix))
@@ -118,16 +125,19 @@ pub fn stored_ids(conn: &Connection, source: &str, prefix: &str) -> rusqlite::Re
 }
 
 /// Ids of `source`'s stored defects of product namespace `namespace` that are
-/// not deleted, for sources whose ids do not carry their scope (Jira's).
+/// not deleted and were last updated at or after `since`, for sources whose
+/// ids do not carry their scope (Jira's and Sentry's issue ids).
 pub fn stored_ids_in(
     conn: &Connection,
     source: &str,
     namespace: &str,
+    since: Millis,
 ) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM defects WHERE source = ?1 AND product_ns = ?2 AND deleted = 0",
+        "SELECT id FROM defects WHERE source = ?1 AND product_ns = ?2 AND deleted = 0 \
+         AND updated_at >= ?3",
     )?;
-    stmt.query_map(params![source, namespace], |r| r.get(0))?
+    stmt.query_map(params![source, namespace, since], |r| r.get(0))?
         .collect()
 }
 
@@ -271,26 +281,38 @@ mod tests {
     }
 
     #[test]
-    fn stored_ids_are_those_of_the_prefix_not_deleted() {
+    fn stored_ids_are_those_of_the_prefix_or_namespace_not_deleted_nor_older() {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = schema::open(&dir.path().join("s.db")).expect("open");
-        for (id, deleted) in [("12#1", 0), ("12#2", 1), ("123#1", 0), ("12#30", 0)] {
+        for (id, deleted, updated) in [
+            ("12#1", 0, 50),
+            ("12#2", 1, 50),
+            ("123#1", 0, 50),
+            ("12#30", 0, 50),
+            ("12#4", 0, 10),
+        ] {
             conn.execute(
                 "INSERT INTO defects (source, id, product_kind, product_ns, product, status, \
                  deleted, found_at, updated_at) VALUES ('github', ?1, 'github', 'a/b', 'a/b', \
-                 'valid', ?2, 0, 0)",
-                params![id, deleted],
+                 'valid', ?2, 0, ?3)",
+                params![id, deleted, updated],
             )
             .expect("row");
         }
-        let mut ids = stored_ids(&conn, "github", "12#").expect("ids");
+        let mut ids = stored_ids(&conn, "github", "12#", Millis::MIN).expect("ids");
+        ids.sort();
+        assert_eq!(ids, ["12#1", "12#30", "12#4"]);
+        let mut ids = stored_ids(&conn, "github", "12#", 20).expect("ids");
         ids.sort();
         assert_eq!(ids, ["12#1", "12#30"]);
-        let mut ids = stored_ids_in(&conn, "github", "a/b").expect("ids");
+        let mut ids = stored_ids_in(&conn, "github", "a/b", Millis::MIN).expect("ids");
+        ids.sort();
+        assert_eq!(ids, ["12#1", "12#30", "12#4", "123#1"]);
+        let mut ids = stored_ids_in(&conn, "github", "a/b", 20).expect("ids");
         ids.sort();
         assert_eq!(ids, ["12#1", "12#30", "123#1"]);
         assert!(
-            stored_ids_in(&conn, "github", "a/c")
+            stored_ids_in(&conn, "github", "a/c", Millis::MIN)
                 .expect("ids")
                 .is_empty()
         );

@@ -2,11 +2,14 @@
 //!
 //! - **rate limits**: a `429`, or a `403` that says it is one (`Retry-After`,
 //!   `x-ratelimit-remaining: 0`, or a message naming the rate limit), waits
-//!   `Retry-After` seconds, else until `x-ratelimit-reset` / `RateLimit-Reset`,
-//!   else (GitHub's secondary limits) a minute; and after any answer saying
-//!   no call is left (`x-ratelimit-remaining` / `RateLimit-Remaining` 0) the
-//!   next call waits for the reset. A wait longer than `sync.max_wait` stops
-//!   the pass with the time to retry, rather than hold it for an hour.
+//!   `Retry-After` seconds (a fraction rounded up), else until
+//!   `x-ratelimit-reset` / `RateLimit-Reset` / `X-Sentry-Rate-Limit-Reset`
+//!   (epoch seconds; Jira Cloud's `X-RateLimit-Reset` is a time), else
+//!   (GitHub's secondary limits) a minute; and after any answer saying no
+//!   call is left (`x-ratelimit-remaining` / `RateLimit-Remaining` /
+//!   `X-Sentry-Rate-Limit-Remaining` 0) the next call waits for the reset.
+//!   A wait longer than `sync.max_wait` stops the pass with the time to
+//!   retry, rather than hold it for an hour.
 //! - **retries**: a `5xx`, a timeout or a broken connection is tried again
 //!   after `sync.retry_backoff`, doubled each time, up to `sync.max_attempts`
 //!   tries in all (rate-limit waits count as tries too, so nothing loops).
@@ -145,13 +148,15 @@ impl Client {
                     body,
                 });
             }
-            // GitHub, GitLab: `message` (or `error`); Jira: `errorMessages`.
+            // GitHub, GitLab: `message` (or `error`); Jira: `errorMessages`;
+            // Sentry: `detail`.
             let message = json
                 .as_ref()
                 .and_then(|v| {
                     v.get("message")
                         .or_else(|| v.get("error"))
                         .or_else(|| v.get("errorMessages").and_then(|m| m.get(0)))
+                        .or_else(|| v.get("detail"))
                 })
                 .and_then(Value::as_str)
                 .map(|m| m.chars().take(300).collect::<String>())
@@ -210,9 +215,7 @@ impl Client {
 
     /// After an answer saying no call is left, the next one waits for the reset.
     fn note_remaining(&mut self, headers: &HeaderMap) {
-        let remaining = number(headers, "x-ratelimit-remaining")
-            .or_else(|| number(headers, "ratelimit-remaining"));
-        if remaining == Some(0) {
+        if remaining(headers) == Some(0) {
             if let Some(wait) = reset_wait(headers) {
                 self.paused_until = Some(tokio::time::Instant::now() + wait);
             }
@@ -222,8 +225,7 @@ impl Client {
 
 /// How long a refused call must wait, when the answer is a rate limit.
 fn rate_limit_wait(status: u16, headers: &HeaderMap, message: &str) -> Option<Duration> {
-    let remaining =
-        number(headers, "x-ratelimit-remaining").or_else(|| number(headers, "ratelimit-remaining"));
+    let remaining = remaining(headers);
     let after = retry_after(headers);
     let says = message.to_ascii_lowercase().contains("rate limit");
     let limited =
@@ -245,17 +247,26 @@ fn rate_limit_wait(status: u16, headers: &HeaderMap, message: &str) -> Option<Du
     )
 }
 
+/// Calls left in the window: `x-ratelimit-remaining` (GitHub),
+/// `RateLimit-Remaining` (GitLab), `X-Sentry-Rate-Limit-Remaining` (Sentry).
+fn remaining(headers: &HeaderMap) -> Option<u64> {
+    number(headers, "x-ratelimit-remaining")
+        .or_else(|| number(headers, "ratelimit-remaining"))
+        .or_else(|| number(headers, "x-sentry-rate-limit-remaining"))
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not used by these APIs).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     number(headers, "retry-after").map(Duration::from_secs)
 }
 
-/// Time until `x-ratelimit-reset` / `RateLimit-Reset`: epoch seconds
-/// (GitHub, GitLab), or seconds from now when the value is small (the IETF
-/// draft's delta form).
+/// Time until `x-ratelimit-reset` / `RateLimit-Reset` /
+/// `X-Sentry-Rate-Limit-Reset`: epoch seconds (GitHub, GitLab, Sentry), or
+/// seconds from now when the value is small (the IETF draft's delta form).
 fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
-    let reset =
-        number(headers, "x-ratelimit-reset").or_else(|| number(headers, "ratelimit-reset"))?;
+    let reset = number(headers, "x-ratelimit-reset")
+        .or_else(|| number(headers, "ratelimit-reset"))
+        .or_else(|| number(headers, "x-sentry-rate-limit-reset"))?;
     if reset < 1_000_000_000 {
         return Some(Duration::from_secs(reset));
     }
@@ -301,8 +312,14 @@ fn describe(e: reqwest::Error, timeout: Duration) -> String {
     out
 }
 
+/// A header holding a count or seconds; a fraction (`1.5`) is rounded up.
 fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    let text = headers.get(name)?.to_str().ok()?.trim();
+    if let Ok(n) = text.parse() {
+        return Some(n);
+    }
+    let f: f64 = text.parse().ok()?;
+    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.ceil() as u64)
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288), as GitHub, GitLab
@@ -467,6 +484,35 @@ mod tests {
         assert!(
             (Duration::from_secs(60)..=Duration::from_secs(122)).contains(&w),
             "{w:?}"
+        );
+        // Sentry's X-Sentry-Rate-Limit-* headers (reset in epoch seconds).
+        let reset = (now_ms() / 1000 + 5).to_string();
+        let w = rate_limit_wait(
+            429,
+            &headers(&[
+                ("x-sentry-rate-limit-remaining", "0"),
+                ("x-sentry-rate-limit-reset", &reset),
+            ]),
+            "",
+        )
+        .expect("limited");
+        assert!(
+            (Duration::from_secs(4)..=Duration::from_secs(7)).contains(&w),
+            "{w:?}"
+        );
+        // A fractional Retry-After is rounded up.
+        assert_eq!(
+            rate_limit_wait(429, &headers(&[("retry-after", "1.2")]), ""),
+            Some(Duration::from_secs(2))
+        );
+        // Sentry's 403 for a missing scope is no rate limit.
+        assert_eq!(
+            rate_limit_wait(
+                403,
+                &headers(&[("x-sentry-rate-limit-remaining", "39")]),
+                "You do not have permission to perform this action."
+            ),
+            None
         );
     }
 }

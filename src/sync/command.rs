@@ -6,7 +6,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::{Options, Progress, Sink, Source, Summary, not_implemented, pass};
+use super::{Options, Progress, Sink, Source, Summary, pass};
 use crate::config::Config;
 use crate::metrics::sync::SyncTelemetry;
 use crate::store::sync::{Local, LocalOpenError};
@@ -54,10 +54,6 @@ impl Progress for Bar {
 
 /// Runs `sync <source>`; returns the exit status.
 pub fn run(config: Config, source: Source, options: Options) -> u8 {
-    if !source.implemented() {
-        complain(&not_implemented(source));
-        return EXIT_ERROR;
-    }
     let mut local = match Local::open(&config) {
         Ok(l) => l,
         Err(LocalOpenError::Locked(e)) => {

@@ -9,7 +9,7 @@
 //!
 //! - [`client`]: pagination helpers, rate limits, retries with backoff.
 //! - [`Vendor`]: what one vendor adds (URLs, page shapes, conversions);
-//!   [`github`] is one.
+//!   [`github`], [`gitlab`], [`jira`] and [`sentry`] are the vendors.
 //! - [`pass`]: the driver shared by every vendor: cursors (`sync_cursors`:
 //!   a killed pass resumes from its last committed page), writes, the
 //!   deletion sweep after a full listing, counts and metrics.
@@ -24,6 +24,7 @@ pub mod github;
 pub mod gitlab;
 pub mod jira;
 pub mod periodic;
+pub mod sentry;
 
 use std::collections::HashSet;
 
@@ -35,6 +36,7 @@ use crate::model::time::{Millis, now_ms};
 use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
 use crate::store::{Batch, Item, Outcome, Store};
 use client::{Answer, Client};
+use serde_json::Value;
 
 /// The sources `sync` knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,8 +48,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// Sources with a vendor implementation.
-    pub const IMPLEMENTED: &[Source] = &[Source::Github, Source::Gitlab, Source::Jira];
+    /// Every source, in the order of `metrics::sync::SOURCES`.
+    pub const ALL: &[Source] = &[Source::Github, Source::Gitlab, Source::Jira, Source::Sentry];
 
     /// The label value (`github`).
     pub fn as_str(self) -> &'static str {
@@ -64,18 +66,13 @@ impl Source {
         }
     }
 
-    /// Whether `sync` can read it.
-    pub fn implemented(self) -> bool {
-        Self::IMPLEMENTED.contains(&self)
-    }
-
     /// `serve`'s reconcile interval for it, when configured.
     pub fn interval(self, config: &Config) -> Option<std::time::Duration> {
         match self {
             Source::Github => config.webhooks.github.sync_interval,
             Source::Gitlab => config.webhooks.gitlab.sync_interval,
             Source::Jira => config.webhooks.jira.sync_interval,
-            _ => None,
+            Source::Sentry => config.webhooks.sentry.sync_interval,
         }
     }
 }
@@ -154,6 +151,20 @@ pub trait Vendor {
         client::link_next(&answer.headers)
     }
 
+    /// Whether `feed` lists the newest update first (Sentry sorts only that
+    /// way): its pages then mark no progress (an older page may follow), so
+    /// a pass cut short lists again from the last completed mark.
+    fn newest_first(&self, _feed: Feed) -> bool {
+        false
+    }
+
+    /// The call that completes one listed object (Sentry: the issue detail,
+    /// with `firstRelease` and `activity`); its answer replaces the object
+    /// before [`Vendor::page`]. `None`: the listing says all.
+    fn detail_url(&self, _scope: &Self::Scope, _feed: Feed, _object: &Value) -> Option<String> {
+        None
+    }
+
     /// Converts one page of `feed`.
     fn page(
         &self,
@@ -169,9 +180,17 @@ pub trait Vendor {
     fn id_prefix(&self, scope: &Self::Scope) -> Option<String>;
 
     /// The product namespace of `scope`'s stored defects, for vendors whose
-    /// ids do not carry the scope (Jira's issue ids): the sweep then reads
-    /// the stored ids of that namespace (and the prefix is not used).
+    /// ids alone cannot tell the scope (Jira's and Sentry's issue ids): the
+    /// deletion sweep then reads and probes the stored ids of that namespace
+    /// only (and the prefix is not used).
     fn sweep_namespace(&self, _scope: &Self::Scope) -> Option<String> {
+        None
+    }
+
+    /// Stored defects last updated before this time are not probed by the
+    /// deletion sweep: the vendor forgets them (Sentry's retention), which
+    /// is no deletion. `None`: every one is.
+    fn sweep_since(&self) -> Option<Millis> {
         None
     }
 
@@ -364,21 +383,11 @@ pub async fn pass(
             let vendor = jira::Jira::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
-        other => PassResult {
-            errors: vec![SyncError::Config(not_implemented(other))],
-            ..PassResult::default()
-        },
+        Source::Sentry => {
+            let vendor = sentry::Sentry::new(config);
+            run(&vendor, config, sink, options, telemetry, progress).await
+        }
     }
-}
-
-/// The message of a source `sync` cannot read yet.
-pub fn not_implemented(source: Source) -> String {
-    let known: Vec<&str> = Source::IMPLEMENTED.iter().map(|s| s.as_str()).collect();
-    format!(
-        "sync {} is not implemented yet; sources sync can read: {}",
-        source.as_str(),
-        known.join(", ")
-    )
 }
 
 async fn run<V: Vendor>(
@@ -518,7 +527,8 @@ async fn listing<V: Vendor>(
     let mut url = Some(vendor.list_url(scope, feed, since));
     tracing::info!(source = s, scope = %name, feed = feed.as_str(), since = ?since.map(time), "listing");
     while let Some(u) = url.take() {
-        let answer = client.get(&u, &[]).await?;
+        let mut answer = client.get(&u, &[]).await?;
+        details(vendor, client, scope, feed, &mut answer).await?;
         let page = vendor.page(config, scope, feed, &answer, now_ms())?;
         summary.pages += 1;
         let mut items = Vec::new();
@@ -546,8 +556,10 @@ async fn listing<V: Vendor>(
             (a, b) => a.or(b),
         };
         let mark = match feed {
-            Feed::Issues => newest.map(|at| (key.as_str(), name.as_str(), at)),
-            Feed::Releases => None,
+            Feed::Issues if !vendor.newest_first(feed) => {
+                newest.map(|at| (key.as_str(), name.as_str(), at))
+            }
+            _ => None,
         };
         let outcome = sink.write(source.ingress(), items, mark).await?;
         count(source, telemetry, summary, &outcome, false, reconcile);
@@ -561,6 +573,31 @@ async fn listing<V: Vendor>(
         .await?;
     }
     cursors::complete(sink.conn(), s, &key, &name, newest, now_ms())?;
+    Ok(())
+}
+
+/// Replaces each object of a listed page by its detail, for vendors whose
+/// listing lacks fields (see [`Vendor::detail_url`]). An object gone in the
+/// meantime (404) keeps its listed form.
+async fn details<V: Vendor>(
+    vendor: &V,
+    client: &mut Client,
+    scope: &V::Scope,
+    feed: Feed,
+    answer: &mut Answer,
+) -> Result<(), SyncError> {
+    let Value::Array(objects) = &mut answer.body else {
+        return Ok(());
+    };
+    for object in objects.iter_mut() {
+        let Some(url) = vendor.detail_url(scope, feed, object) else {
+            continue;
+        };
+        let detail = client.get(&url, &[404]).await?;
+        if detail.status != 404 && detail.body.is_object() {
+            *object = detail.body;
+        }
+    }
     Ok(())
 }
 
@@ -582,9 +619,10 @@ async fn sweep<V: Vendor>(
         return Ok(());
     };
     let source = vendor.source();
+    let since = vendor.sweep_since().unwrap_or(Millis::MIN);
     let stored = match vendor.sweep_namespace(scope) {
-        Some(ns) => cursors::stored_ids_in(sink.conn(), source.as_str(), &ns)?,
-        None => cursors::stored_ids(sink.conn(), source.as_str(), &prefix)?,
+        Some(ns) => cursors::stored_ids_in(sink.conn(), source.as_str(), &ns, since)?,
+        None => cursors::stored_ids(sink.conn(), source.as_str(), &prefix, since)?,
     };
     let mut gone = Vec::new();
     let mut moved = Vec::new();
@@ -626,9 +664,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_implemented_source_has_its_metrics_initialised() {
-        let names: Vec<&str> = Source::IMPLEMENTED.iter().map(|s| s.as_str()).collect();
+    fn every_source_has_its_metrics_initialised() {
+        use clap::ValueEnum;
+        let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(names, crate::metrics::sync::SOURCES);
-        assert!(not_implemented(Source::Jira).contains("github"));
+        assert_eq!(Source::ALL, Source::value_variants());
     }
 }

@@ -28,7 +28,7 @@ pub fn restore(config: &Config, telemetry: &Telemetry) -> anyhow::Result<()> {
 /// before the store is closed: each holds a store handle.
 pub fn spawn(config: Arc<Config>, store: Store, telemetry: Arc<Telemetry>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    for &source in Source::IMPLEMENTED {
+    for &source in Source::ALL {
         let Some(every) = source.interval(&config) else {
             continue;
         };

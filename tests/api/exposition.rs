@@ -91,6 +91,10 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_products_left_out", &[]),
     ("bug_escape_events_unmapped_total", &["source", "field"]),
     ("bug_escape_source_api_errors_total", &["source"]),
+    (
+        "bug_escape_sync_last_success_timestamp_seconds",
+        &["source"],
+    ),
     ("bug_escape_sync_items_total", &["source", "result"]),
     ("bug_escape_sync_differences_total", &["source"]),
     ("bug_escape_store_writable", &[]),
@@ -108,6 +112,7 @@ pub async fn seeded() -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = crate::helpers::settings(dir.path());
     s.stages[3].leak_target = Some(0.4);
+    record_a_sync_pass(&s);
     let app = crate::helpers::spawn_with(s).await;
     app.events(json!([
         {"id": "1", "stage": "development", "release": "1.0", "found_at": "2026-01-02T00:00:00Z"},
@@ -122,6 +127,27 @@ pub async fn seeded() -> (TestApp, tempfile::TempDir) {
     .await;
     app.release("default", "1.0", "2026-01-01T00:00:00Z").await;
     (app, dir)
+}
+
+/// A `sync github` pass completed in the database before the exporter starts
+/// (as the sub-command leaves it): `serve` reads its time back, so
+/// `bug_escape_sync_last_success_timestamp_seconds` has a series (it has
+/// none before a first pass).
+fn record_a_sync_pass(s: &bug_escape_exporter::config::Settings) {
+    use bug_escape_exporter::store::sync::{Local, WHOLE_SOURCE, complete};
+    let config = bug_escape_exporter::config::Config::from_settings(s.clone()).expect("config");
+    let local = Local::open(&config).expect("database");
+    // 2026-01-01T00:00:00Z
+    complete(
+        local.conn(),
+        "github",
+        WHOLE_SOURCE,
+        "",
+        None,
+        1_767_225_600_000,
+    )
+    .expect("pass");
+    local.close().expect("close");
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@ mod gitlab;
 mod gitlab_fake;
 mod jira;
 mod jira_fake;
+mod sentry;
+mod sentry_fake;
 mod served;
 
 use std::path::{Path, PathBuf};

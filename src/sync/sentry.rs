@@ -1,0 +1,298 @@
+//! Sentry's REST API for `sync`: a project (`GET /api/0/projects/{org}/{project}/`,
+//! for the numeric id its cursor is keyed by), its issues
+//! (`GET /api/0/projects/{org}/{project}/issues/?query=…&sort=date&limit=…`,
+//! `Link` cursor pagination ending at `results="false"`), each one's detail
+//! (`GET /api/0/organizations/{org}/issues/{id}/`, which alone carries
+//! `firstRelease` and `activity`) and its releases
+//! (`GET /api/0/projects/{org}/{project}/releases/`). Each issue and release
+//! goes through `ingest::sentry`'s conversion, the webhook's own.
+//!
+//! Sentry issues have no `updated_at`: a listing since a time asks for the
+//! issues whose `lastSeen` (last event) is at or after it
+//! (`query=lastSeen:>=…`; a full listing sends an empty `query`, so every
+//! status is listed, not only `is:unresolved`). Sentry sorts newest first
+//! only, so its pages mark no progress: a pass cut short lists again from the
+//! last completed mark. An archive or resolve without a new event does not
+//! move `lastSeen`: such a change whose webhook was lost is found by a full
+//! listing (`sync sentry --full`). Each issue is ordered as `ingest::sentry`
+//! says (the latest of `lastSeen` and its newest `activity`), so a sync never
+//! overwrites a newer state a webhook brought.
+//!
+//! A stored issue of the project a full listing no longer shows is asked for
+//! on its own: `404` (deleted) or an answer for another issue (merged into
+//! it) deletes it here. Issues last changed before `retention` are not asked
+//! for: Sentry forgets them (its retention), which is no deletion.
+
+use serde_json::Value;
+
+use super::client::Answer;
+use super::{Entry, Feed, Page, Source, SyncError, Vendor};
+use crate::config::Config;
+use crate::ingest::sentry as adapter;
+use crate::ingest::webhook::{At, parse_time};
+use crate::model::event::ProductRef;
+use crate::model::time::{Millis, now_ms};
+use crate::store::Item;
+
+/// A resolved project: its numeric id and its slug (the product namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub slug: String,
+}
+
+impl Project {
+    fn product(&self) -> ProductRef {
+        ProductRef {
+            kind: adapter::SOURCE.into(),
+            namespace: self.slug.clone(),
+        }
+    }
+}
+
+/// The Sentry vendor, over one configuration.
+pub struct Sentry<'a> {
+    config: &'a Config,
+}
+
+impl<'a> Sentry<'a> {
+    /// The vendor reading `config.webhooks.sentry`'s projects.
+    pub fn new(config: &'a Config) -> Self {
+        Self { config }
+    }
+
+    fn api(&self) -> &str {
+        &self.config.webhooks.sentry.api_url
+    }
+
+    fn org(&self) -> &str {
+        self.config
+            .webhooks
+            .sentry
+            .organization
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    fn issue_url(&self, id: &str) -> Option<String> {
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            format!(
+                "{}/api/0/organizations/{}/issues/{id}/",
+                self.api(),
+                self.org()
+            )
+        })
+    }
+}
+
+/// An issue id as listed (a string of digits; a number is accepted).
+fn id_of(object: &Value) -> Option<String> {
+    match object.get("id")? {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The listing's filter: `lastSeen:>=<since>` in whole seconds, rounded down
+/// so the boundary issue is listed again; empty (every status) when `None`.
+fn query(since: Option<Millis>) -> String {
+    let Some(at) = since else {
+        return String::new();
+    };
+    let t = chrono::DateTime::from_timestamp(at.div_euclid(1000), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    form_urlencoded::byte_serialize(format!("lastSeen:>={t}").as_bytes()).collect()
+}
+
+impl Vendor for Sentry<'_> {
+    type Scope = Project;
+
+    fn source(&self) -> Source {
+        Source::Sentry
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String, bool)> {
+        let mut h = vec![("accept", "application/json".to_owned(), false)];
+        let token = self.config.webhooks.sentry.api_token.as_ref();
+        if let Some(t) = token.and_then(|t| t.iter().next()) {
+            h.push((
+                "authorization",
+                format!("Bearer {}", String::from_utf8_lossy(t)),
+                true,
+            ));
+        }
+        h
+    }
+
+    fn configured(&self) -> Vec<String> {
+        self.config.webhooks.sentry.projects.clone()
+    }
+
+    fn resolve_url(&self, name: &str) -> String {
+        format!("{}/api/0/projects/{}/{name}/", self.api(), self.org())
+    }
+
+    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
+        let root = At::root(&answer.body);
+        let project = root
+            .object()
+            .and_then(|()| Ok((root.get("id").id()?, adapter::project_product(&root)?)));
+        project
+            .map(|(id, product)| Project {
+                id,
+                slug: product.namespace,
+            })
+            .map_err(|e| SyncError::Shape {
+                url: answer.url.clone(),
+                reason: format!("{}: {}", e.field, e.reason),
+            })
+    }
+
+    fn key(&self, scope: &Project) -> String {
+        scope.id.clone()
+    }
+
+    fn name(&self, scope: &Project) -> String {
+        scope.slug.clone()
+    }
+
+    fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
+        let n = self.config.sync.page_size;
+        let base = format!(
+            "{}/api/0/projects/{}/{}",
+            self.api(),
+            self.org(),
+            scope.slug
+        );
+        match feed {
+            Feed::Issues => format!("{base}/issues/?query={}&sort=date&limit={n}", query(since)),
+            Feed::Releases => format!("{base}/releases/?per_page={n}"),
+        }
+    }
+
+    fn newest_first(&self, _feed: Feed) -> bool {
+        true
+    }
+
+    fn detail_url(&self, _scope: &Project, feed: Feed, object: &Value) -> Option<String> {
+        match feed {
+            Feed::Issues => self.issue_url(&id_of(object)?),
+            Feed::Releases => None,
+        }
+    }
+
+    fn page(
+        &self,
+        config: &Config,
+        scope: &Project,
+        feed: Feed,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<Page, SyncError> {
+        let root = At::root(&answer.body);
+        let objects = match root.value() {
+            Some(Value::Array(_)) => root.items().unwrap_or_default(),
+            _ => {
+                return Err(SyncError::Shape {
+                    url: answer.url.clone(),
+                    reason: "the answer is not a JSON array of objects".into(),
+                });
+            }
+        };
+        let mut page = Page::default();
+        for obj in objects {
+            match feed {
+                Feed::Issues => {
+                    // The listing's order and filter.
+                    if let Some(t) = obj
+                        .get("lastSeen")
+                        .value()
+                        .and_then(Value::as_str)
+                        .and_then(parse_time)
+                    {
+                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
+                    }
+                    if !config.webhooks.sentry.count_issues {
+                        page.entries.push(Entry::Ignored);
+                        continue;
+                    }
+                    let what = match obj.get("shortId").value().and_then(Value::as_str) {
+                        Some(s) => format!("issue {s}"),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    page.entries
+                        .push(match adapter::issue_item(config, &obj, None, None, now) {
+                            Ok(item) => Entry::Item(item),
+                            Err(error) => Entry::Rejected { what, error },
+                        });
+                }
+                Feed::Releases => {
+                    let what = match obj.get("version").value() {
+                        Some(v) => format!("release {v}"),
+                        None => format!("{} of the page", obj.path()),
+                    };
+                    match adapter::release_item(config, scope.product(), &obj, now) {
+                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
+                        Ok(parsed) => page
+                            .entries
+                            .extend(parsed.items.into_iter().map(Entry::Item)),
+                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    fn id_prefix(&self, _scope: &Project) -> Option<String> {
+        Some(String::new())
+    }
+
+    fn sweep_namespace(&self, scope: &Project) -> Option<String> {
+        Some(scope.slug.clone())
+    }
+
+    fn sweep_since(&self) -> Option<Millis> {
+        let retention = self.config.webhooks.sentry.retention;
+        Some(now_ms() - retention.as_millis() as Millis)
+    }
+
+    fn probe_url(&self, _scope: &Project, id: &str) -> Option<(String, &'static [u16])> {
+        Some((self.issue_url(id)?, &[404, 410]))
+    }
+
+    fn gone(&self, scope: &Project, id: &str, answer: &Answer, now: Millis) -> Option<Item> {
+        let left = match answer.status {
+            404 | 410 => true,
+            // A merged issue answers as the issue it was merged into.
+            _ => id_of(&answer.body).is_some_and(|other| other != id),
+        };
+        left.then(|| adapter::gone(scope.product(), id, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_last_seen_since_whole_seconds_encoded() {
+        assert_eq!(query(None), "");
+        assert_eq!(
+            query(Some(1_557_933_618_999)),
+            "lastSeen%3A%3E%3D2019-05-15T15%3A20%3A18Z"
+        );
+    }
+
+    #[test]
+    fn only_numeric_ids_make_urls() {
+        let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
+        let s = Sentry::new(&config);
+        assert!(s.issue_url("123").is_some());
+        assert_eq!(s.issue_url("../x"), None);
+        assert_eq!(s.issue_url(""), None);
+        assert_eq!(id_of(&serde_json::json!({"id": 42})).as_deref(), Some("42"));
+    }
+}
