@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::ingest::FieldError;
+use crate::ingest::flat::{Flat, Object, Scalar, Without};
 use crate::ingest::generic::{self, EVENT_FIELDS, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
@@ -502,19 +503,23 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
 
 /// One line → one item, or the field at fault and why (the API's 422).
 fn parse_line(config: &Config, raw: Raw, now: Millis) -> Result<Item, FieldError> {
-    let object = match raw {
-        Raw::Json(bytes) => match from_slice_unique(&bytes) {
-            Ok(Value::Object(o)) => o,
-            Ok(_) => return Err(FieldError::new("", "a line must be a JSON object")),
-            Err(JsonError::Syntax(e)) => {
-                return Err(FieldError::new("", format!("not valid JSON: {e}")));
-            }
-            Err(JsonError::Duplicate(e)) => return Err(e),
+    match raw {
+        // The common case read without a tree; anything else is read again
+        // by the API's own parser, for its errors.
+        Raw::Json(bytes) => match Flat::parse(&bytes) {
+            Some(flat) => parse_object(config, &flat, now),
+            None => match from_slice_unique(&bytes) {
+                Ok(Value::Object(o)) => parse_object(config, &o, now),
+                Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
+                Err(JsonError::Syntax(e)) => {
+                    Err(FieldError::new("", format!("not valid JSON: {e}")))
+                }
+                Err(JsonError::Duplicate(e)) => Err(e),
+            },
         },
-        Raw::Csv(cells, names) => csv_object(&cells, &names)?,
-        Raw::Broken(why) => return Err(FieldError::new("", why)),
-    };
-    parse_object(config, object, now)
+        Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now),
+        Raw::Broken(why) => Err(FieldError::new("", why)),
+    }
 }
 
 /// A CSV row as the JSON object the same line would be: an empty cell is an
@@ -544,29 +549,25 @@ fn csv_object(
 /// The import format's additions to the API's objects — `kind` (`release`
 /// for a release time) and `product_kind` (a vendor's product namespace) —
 /// then the API's own parser.
-fn parse_object(
-    config: &Config,
-    mut o: Map<String, Value>,
-    now: Millis,
-) -> Result<Item, FieldError> {
-    let kind = match o.remove("kind") {
-        None | Some(Value::Null) => KIND_DEFECT.to_owned(),
-        Some(Value::String(s)) => s,
+fn parse_object(config: &Config, o: &dyn Object, now: Millis) -> Result<Item, FieldError> {
+    let kind = match o.field("kind") {
+        None | Some(Scalar::Null) => KIND_DEFECT,
+        Some(Scalar::Str(s)) => s,
         Some(other) => {
             return Err(FieldError::new(
                 "kind",
-                format!("must be a string, not {}", crate::ingest::json_kind(&other)),
+                format!("must be a string, not {}", generic::kind(other)),
             ));
         }
     };
-    let product_kind = match o.remove(PRODUCT_KIND) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if s.is_empty() || s == "generic" => String::new(),
-        Some(Value::String(s)) if WEBHOOK_SOURCES.contains(&s.as_str()) => s,
+    let product_kind = match o.field(PRODUCT_KIND) {
+        None | Some(Scalar::Null) => String::new(),
+        Some(Scalar::Str(s)) if s.is_empty() || s == "generic" => String::new(),
+        Some(Scalar::Str(s)) if WEBHOOK_SOURCES.contains(&s) => s.to_owned(),
         Some(other) => {
-            let shown = match &other {
-                Value::String(s) => format!("`{s}`"),
-                v => crate::ingest::json_kind(v).to_owned(),
+            let shown = match other {
+                Scalar::Str(s) => format!("`{s}`"),
+                v => generic::kind(v).to_owned(),
             };
             return Err(FieldError::new(
                 PRODUCT_KIND,
@@ -577,14 +578,18 @@ fn parse_object(
             ));
         }
     };
-    match kind.as_str() {
+    let o = &Without {
+        inner: o,
+        hidden: &["kind", PRODUCT_KIND],
+    };
+    match kind {
         KIND_DEFECT => {
-            let mut ev = generic::parse_event(config, &o, "", now)?;
+            let mut ev = generic::parse_event(config, o, "", now)?;
             ev.product.kind = product_kind;
             Ok(Item::Defect(ev))
         }
         KIND_RELEASE => {
-            let mut ev = generic::parse_release(config, &o, "", now)?;
+            let mut ev = generic::parse_release(config, o, "", now)?;
             if !product_kind.is_empty() {
                 // The key depends on the source's release rules.
                 if crate::store::release_key(config, &product_kind, &ev.release).is_none() {
@@ -699,4 +704,55 @@ fn say(line: &str) {
 /// Prints to stderr; a failing stderr is ignored.
 fn complain(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    /// A line read the fast way gives what the API's own parser gives: the
+    /// same item, or the same field and reason.
+    #[test]
+    fn a_line_reads_as_the_api_reads_it() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let now = 1_800_000_000_000;
+        let lines = [
+            r#"{"id":"a","stage":"production","release":"1.0","found_at":"2024-01-02T03:04:05Z"}"#,
+            r#"{"id":"a\u0062","source":"tr\"acker","stage":"qa","deleted":false,"status":"invalid"}"#,
+            r#"{"kind":"release","product":"p","release":"v2","released_at":"2024-01-02T00:00:00Z"}"#,
+            r#"{"kind":"release","product_kind":"github","release":"v2","released_at":"2024-01-02T00:00:00Z"}"#,
+            r#"{"id":"a","stage":3}"#,
+            r#"{"id":"a","stage":null,"deleted":true}"#,
+            r#"{"id":"a","deleted":"yes"}"#,
+            r#"{"id":"a","stage":["qa"]}"#,
+            r#"{"id":"a","stage":{"x":1,"x":2}}"#,
+            r#"{"id":"a","stage":"qa","stage":"qa"}"#,
+            r#"{"id":"a","colour":"red"}"#,
+            r#"{"kind":7}"#,
+            r#"{"kind":"other"}"#,
+            r#"{"id":"a","product_kind":"gitlab","stage":"qa"}"#,
+            r#"{"id":"a","product_kind":true,"stage":"qa"}"#,
+            r#"{"id":"a","product_kind":"svn","stage":"qa"}"#,
+            r#"[{"id":"a"}]"#,
+            r#"{"id":"a""#,
+            r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
+        ];
+        for line in lines {
+            let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now);
+            let full = match from_slice_unique(line.as_bytes()) {
+                Ok(Value::Object(o)) => parse_object(&config, &o, now),
+                Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
+                Err(JsonError::Syntax(e)) => {
+                    Err(FieldError::new("", format!("not valid JSON: {e}")))
+                }
+                Err(JsonError::Duplicate(e)) => Err(e),
+            };
+            match (fast, full) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                (Err(a), Err(b)) => assert_eq!((a.field, a.reason), (b.field, b.reason), "{line}"),
+                (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+            }
+        }
+    }
 }

@@ -2,10 +2,10 @@
 //! `POST /api/v1/releases`. Fields are checked one by one so an error names
 //! the field (`[3].stage`) and the reason.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::FieldError;
-use super::json_kind;
+use super::flat::{Object, Scalar};
 use super::webhook::Stamp;
 use crate::config::Config;
 use crate::model::event::{
@@ -78,17 +78,13 @@ pub fn parse_releases(config: &Config, body: &Value, now: Millis) -> Result<Vec<
 
 /// Reads the fields of one object, with `prefix` for error paths.
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a dyn Object,
     prefix: &'a str,
 }
 
 impl<'a> Fields<'a> {
-    fn new(
-        obj: &'a Map<String, Value>,
-        prefix: &'a str,
-        known: &[&str],
-    ) -> Result<Self, FieldError> {
-        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+    fn new(obj: &'a dyn Object, prefix: &'a str, known: &[&str]) -> Result<Self, FieldError> {
+        if let Some(k) = obj.unknown(known) {
             return Err(FieldError::new(
                 format!("{prefix}{k}"),
                 format!("unknown field; known fields: {}", known.join(", ")),
@@ -103,12 +99,10 @@ impl<'a> Fields<'a> {
 
     /// A string field; `null` or absent is `None`.
     fn string(&self, name: &str) -> Result<Option<&'a str>, FieldError> {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => {
-                Err(self.err(name, format!("must be a string, not {}", json_kind(other))))
-            }
+        match self.obj.field(name) {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Str(s)) => Ok(Some(s)),
+            Some(other) => Err(self.err(name, format!("must be a string, not {}", kind(other)))),
         }
     }
 
@@ -149,13 +143,21 @@ impl<'a> Fields<'a> {
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, FieldError> {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => {
-                Err(self.err(name, format!("must be a boolean, not {}", json_kind(other))))
-            }
+        match self.obj.field(name) {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(self.err(name, format!("must be a boolean, not {}", kind(other)))),
         }
+    }
+}
+
+/// What [`super::json_kind`] calls a value of this kind.
+pub fn kind(v: Scalar<'_>) -> &'static str {
+    match v {
+        Scalar::Null => "null",
+        Scalar::Bool(_) => "a boolean",
+        Scalar::Str(_) => "a string",
+        Scalar::Other(k) => k,
     }
 }
 
@@ -195,7 +197,7 @@ fn check_source(config: &Config, source: &str) -> Result<(), String> {
 /// `import` sub-command checks each line with it); `prefix` starts error paths.
 pub fn parse_event(
     config: &Config,
-    o: &Map<String, Value>,
+    o: &dyn Object,
     prefix: &str,
     now: Millis,
 ) -> Result<DefectEvent, FieldError> {
@@ -292,7 +294,7 @@ pub fn parse_event(
 /// One release-time object, as one element of a `POST /api/v1/releases` body.
 pub fn parse_release(
     config: &Config,
-    o: &Map<String, Value>,
+    o: &dyn Object,
     prefix: &str,
     now: Millis,
 ) -> Result<ReleaseEvent, FieldError> {

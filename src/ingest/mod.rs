@@ -3,6 +3,7 @@
 //! layer's `record` is the one write path they share.
 
 pub mod conventions;
+pub mod flat;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
