@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::ingest::FieldError;
 use crate::ingest::flat::{Flat, Object, Scalar, Without};
-use crate::ingest::generic::{self, EVENT_FIELDS, WEBHOOK_SOURCES};
+use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
@@ -469,6 +469,7 @@ fn read_csv(
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
+    let mut memo = ReleaseMemo::default();
     loop {
         let chunk = {
             let Ok(rx) = rx.lock() else { return };
@@ -482,7 +483,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             .lines
             .into_iter()
             .map(|(line, raw)| {
-                parse_line(config, raw, now).map_err(|e| Rejection {
+                parse_line(config, raw, now, &mut memo).map_err(|e| Rejection {
                     line,
                     field: e.field,
                     reason: e.reason,
@@ -502,14 +503,19 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
 }
 
 /// One line → one item, or the field at fault and why (the API's 422).
-fn parse_line(config: &Config, raw: Raw, now: Millis) -> Result<Item, FieldError> {
+fn parse_line(
+    config: &Config,
+    raw: Raw,
+    now: Millis,
+    memo: &mut ReleaseMemo,
+) -> Result<Item, FieldError> {
     match raw {
         // The common case read without a tree; anything else is read again
         // by the API's own parser, for its errors.
         Raw::Json(bytes) => match Flat::parse(&bytes) {
-            Some(flat) => parse_object(config, &flat, now),
+            Some(flat) => parse_object(config, &flat, now, memo),
             None => match from_slice_unique(&bytes) {
-                Ok(Value::Object(o)) => parse_object(config, &o, now),
+                Ok(Value::Object(o)) => parse_object(config, &o, now, memo),
                 Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
                 Err(JsonError::Syntax(e)) => {
                     Err(FieldError::new("", format!("not valid JSON: {e}")))
@@ -517,7 +523,7 @@ fn parse_line(config: &Config, raw: Raw, now: Millis) -> Result<Item, FieldError
                 Err(JsonError::Duplicate(e)) => Err(e),
             },
         },
-        Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now),
+        Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now, memo),
         Raw::Broken(why) => Err(FieldError::new("", why)),
     }
 }
@@ -549,7 +555,12 @@ fn csv_object(
 /// The import format's additions to the API's objects — `kind` (`release`
 /// for a release time) and `product_kind` (a vendor's product namespace) —
 /// then the API's own parser.
-fn parse_object(config: &Config, o: &dyn Object, now: Millis) -> Result<Item, FieldError> {
+fn parse_object(
+    config: &Config,
+    o: &dyn Object,
+    now: Millis,
+    memo: &mut ReleaseMemo,
+) -> Result<Item, FieldError> {
     let kind = match o.field("kind") {
         None | Some(Scalar::Null) => KIND_DEFECT,
         Some(Scalar::Str(s)) => s,
@@ -584,12 +595,12 @@ fn parse_object(config: &Config, o: &dyn Object, now: Millis) -> Result<Item, Fi
     };
     match kind {
         KIND_DEFECT => {
-            let mut ev = generic::parse_event(config, o, "", now)?;
+            let mut ev = generic::parse_event_with(config, o, "", now, memo)?;
             ev.product.kind = product_kind;
             Ok(Item::Defect(ev))
         }
         KIND_RELEASE => {
-            let mut ev = generic::parse_release(config, o, "", now)?;
+            let mut ev = generic::parse_release_with(config, o, "", now, memo)?;
             if !product_kind.is_empty() {
                 // The key depends on the source's release rules.
                 if crate::store::release_key(config, &product_kind, &ev.release).is_none() {
@@ -739,9 +750,10 @@ mod tests {
             r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
         ];
         for line in lines {
-            let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now);
+            let mut memo = ReleaseMemo::default();
+            let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now, &mut memo);
             let full = match from_slice_unique(line.as_bytes()) {
-                Ok(Value::Object(o)) => parse_object(&config, &o, now),
+                Ok(Value::Object(o)) => parse_object(&config, &o, now, &mut memo),
                 Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
                 Err(JsonError::Syntax(e)) => {
                     Err(FieldError::new("", format!("not valid JSON: {e}")))

@@ -193,13 +193,49 @@ fn check_source(config: &Config, source: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One event object, as one element of a `POST /api/v1/events` body (the
-/// `import` sub-command checks each line with it); `prefix` starts error paths.
+/// Whether release names of the generic API are empty once normalised,
+/// remembered for a stream of events (a history names a few hundred
+/// releases, each normalised once instead of once per event). Bounded: past
+/// [`ReleaseMemo::MAX`] names it starts over. Valid for one configuration.
+#[derive(Default)]
+pub struct ReleaseMemo(std::collections::HashMap<String, bool>);
+
+impl ReleaseMemo {
+    /// Most names remembered.
+    pub const MAX: usize = 4096;
+
+    fn keyed(&mut self, config: &Config, raw: &str) -> bool {
+        if let Some(k) = self.0.get(raw) {
+            return *k;
+        }
+        let k = crate::store::release_key(config, "", raw).is_some();
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(raw.to_owned(), k);
+        k
+    }
+}
+
+/// One event object, as one element of a `POST /api/v1/events` body;
+/// `prefix` starts error paths.
 pub fn parse_event(
     config: &Config,
     o: &dyn Object,
     prefix: &str,
     now: Millis,
+) -> Result<DefectEvent, FieldError> {
+    parse_event_with(config, o, prefix, now, &mut ReleaseMemo::default())
+}
+
+/// [`parse_event`] for one of a stream of events (the `import` sub-command's
+/// lines), with the release names checked so far in `memo`.
+pub fn parse_event_with(
+    config: &Config,
+    o: &dyn Object,
+    prefix: &str,
+    now: Millis,
+    memo: &mut ReleaseMemo,
 ) -> Result<DefectEvent, FieldError> {
     let f = Fields::new(o, prefix, EVENT_FIELDS)?;
     let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
@@ -233,7 +269,7 @@ pub fn parse_event(
     let stage = f.one_of("stage", &stage_names)?;
     let release = f.label("release")?;
     if let Some(r) = &release {
-        if crate::store::release_key(config, "", r).is_none() {
+        if !memo.keyed(config, r) {
             return Err(f.err("release", format!("`{r}` is empty once normalised")));
         }
     }
@@ -298,6 +334,17 @@ pub fn parse_release(
     prefix: &str,
     now: Millis,
 ) -> Result<ReleaseEvent, FieldError> {
+    parse_release_with(config, o, prefix, now, &mut ReleaseMemo::default())
+}
+
+/// [`parse_release`] for one of a stream, with the names checked so far.
+pub fn parse_release_with(
+    config: &Config,
+    o: &dyn Object,
+    prefix: &str,
+    now: Millis,
+    memo: &mut ReleaseMemo,
+) -> Result<ReleaseEvent, FieldError> {
     let f = Fields::new(o, prefix, RELEASE_FIELDS)?;
     let product = f
         .label("product")?
@@ -305,7 +352,7 @@ pub fn parse_release(
     let release = f
         .label("release")?
         .ok_or_else(|| f.err("release", "is required"))?;
-    if crate::store::release_key(config, "", &release).is_none() {
+    if !memo.keyed(config, &release) {
         return Err(f.err("release", format!("`{release}` is empty once normalised")));
     }
     let released_at = f

@@ -93,17 +93,25 @@ impl Row {
 
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
-        self.write(tx, PUT)
+        self.execute(&mut tx.prepare_cached(PUT)?)
     }
 
-    /// Inserts this row, known not to be stored (a plain insert: no conflict
-    /// clause to evaluate).
-    pub fn insert(&self, tx: &Connection) -> rusqlite::Result<()> {
-        self.write(tx, INSERT)
+    /// Inserts rows known not to be stored (a plain insert: no conflict
+    /// clause to evaluate), through one prepared statement (a bulk load: no
+    /// statement-cache lookup per row).
+    pub fn insert_all<'a>(
+        tx: &Connection,
+        rows: impl IntoIterator<Item = &'a Row>,
+    ) -> rusqlite::Result<()> {
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        for row in rows {
+            row.execute(&mut stmt)?;
+        }
+        Ok(())
     }
 
-    fn write(&self, tx: &Connection, sql: &str) -> rusqlite::Result<()> {
-        tx.prepare_cached(sql)?.execute(params![
+    fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+        stmt.execute(params![
             self.source,
             self.id,
             self.product_kind,

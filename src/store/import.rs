@@ -171,12 +171,9 @@ impl Importer {
         // The events are done with: freed before the rows are written.
         drop(order);
         drop(defects);
-        for (row, new) in &writes {
-            if *new {
-                row.insert(&self.conn)?;
-            } else {
-                row.put(&self.conn)?;
-            }
+        Row::insert_all(&self.conn, writes.iter().filter(|w| w.1).map(|w| &w.0))?;
+        for (row, _) in writes.iter().filter(|w| !w.1) {
+            row.put(&self.conn)?;
         }
         if outcome.accepted + outcome.unchanged > 0 {
             self.stored_at = Some(received_at);
