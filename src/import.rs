@@ -469,7 +469,7 @@ fn read_csv(
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
-    let mut memo = ReleaseMemo::default();
+    let mut memo = ReleaseMemo::new();
     loop {
         let chunk = {
             let Ok(rx) = rx.lock() else { return };
@@ -750,7 +750,7 @@ mod tests {
             r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
         ];
         for line in lines {
-            let mut memo = ReleaseMemo::default();
+            let mut memo = ReleaseMemo::new();
             let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now, &mut memo);
             let full = match from_slice_unique(line.as_bytes()) {
                 Ok(Value::Object(o)) => parse_object(&config, &o, now, &mut memo),

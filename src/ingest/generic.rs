@@ -198,21 +198,30 @@ fn check_source(config: &Config, source: &str) -> Result<(), String> {
 /// releases, each normalised once instead of once per event). Bounded: past
 /// [`ReleaseMemo::MAX`] names it starts over. Valid for one configuration.
 #[derive(Default)]
-pub struct ReleaseMemo(std::collections::HashMap<String, bool>);
+pub struct ReleaseMemo(Option<std::collections::HashMap<String, bool>>);
 
 impl ReleaseMemo {
     /// Most names remembered.
     pub const MAX: usize = 4096;
 
+    /// A memo for a stream of events.
+    pub fn new() -> Self {
+        Self(Some(Default::default()))
+    }
+
     fn keyed(&mut self, config: &Config, raw: &str) -> bool {
-        if let Some(k) = self.0.get(raw) {
+        let Some(memo) = &mut self.0 else {
+            // One request's events: nothing worth remembering.
+            return crate::store::release_key(config, "", raw).is_some();
+        };
+        if let Some(k) = memo.get(raw) {
             return *k;
         }
         let k = crate::store::release_key(config, "", raw).is_some();
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
+        if memo.len() >= Self::MAX {
+            memo.clear();
         }
-        self.0.insert(raw.to_owned(), k);
+        memo.insert(raw.to_owned(), k);
         k
     }
 }
