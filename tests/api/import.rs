@@ -440,3 +440,49 @@ fn an_import_that_fails_half_way_leaves_the_database_as_it_was() {
     assert_eq!(status, 0, "{out}{err}");
     assert_eq!(figures(&out), [50, 0, 0, 0], "{out}");
 }
+
+#[test]
+fn an_import_killed_half_way_leaves_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let lines: Vec<Value> = (0..100)
+        .map(|i| json!({"id": format!("k{i}"), "stage": "production", "release": "1.0"}))
+        .collect();
+    let text = ndjson(&lines);
+    // Standard input left open: the import has applied chunks of 10 inside
+    // its transaction, and waits for more when it is killed.
+    let mut child = Command::new(BIN)
+        .args([
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--chunk-size",
+            "10",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(text.as_bytes()).expect("stdin written");
+    input.flush().expect("stdin flushed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // The rollback journal (or the WAL) holds the applied chunks once they
+    // are written; wait for the database file to exist, then a moment more.
+    while !db.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().expect("killed");
+    let _ = child.wait();
+    drop(input);
+    // Nothing was committed: every line is new to the next import, which
+    // opens the file (rolling back what the killed one left) without error.
+    let file = dir.path().join("again.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(figures(&out), [100, 0, 0, 0], "{out}");
+}
