@@ -578,16 +578,25 @@ local u = import '../lib/util.libsonnet';
 
           alert(
             'BugEscapeSyncFailing',
-            'time() - bug_escape_sync_last_success_timestamp_seconds > %d' % (
-              c.sync.failingIntervals * u.seconds(c.sync.interval)
-            ),
+            |||
+              (time() - bug_escape_sync_last_success_timestamp_seconds > %d)
+              or
+              (
+                (time() - process_start_time_seconds)
+                  > on (job, instance) group_right ()
+                %d * (
+                  (bug_escape_sync_interval_seconds > 0)
+                    unless on (job, instance, source) bug_escape_sync_last_success_timestamp_seconds
+                )
+              )
+            ||| % [c.sync.failingIntervals * u.seconds(c.sync.interval), c.sync.failingIntervals],
             'warning',
             'operational',
             {
               summary: 'bug-escape-exporter {{ $labels.instance }} has not synced {{ $labels.source }} for {{ $value | humanizeDuration }}.',
               description: |||
-                The last successful sync pass of {{ $labels.source }} on {{ $labels.instance }} ended {{ $value | humanizeDuration }} ago,
-                more than %d sync intervals (%s). Deliveries the webhooks miss are not being recovered
+                The last successful sync pass of {{ $labels.source }} on {{ $labels.instance }} ended {{ $value | humanizeDuration }} ago
+                (or none has completed since the exporter started that long ago), more than %d sync intervals (%s). Deliveries the webhooks miss are not being recovered
                 until it succeeds again: the vendor's API token, rate limit or reachability is the usual cause.
               ||| % [c.sync.failingIntervals, u.duration(c.sync.interval)],
             },
@@ -596,8 +605,10 @@ local u = import '../lib/util.libsonnet';
               webhook deliveries that never arrive (GitHub never redelivers; GitLab
               disables failing hooks). Its last success is older than
               _config.sync.failingIntervals times _config.sync.interval (keep it
-              equal to the exporter's sync interval). Sources never synced have no
-              timestamp and raise nothing. Not a page: webhooks still deliver.
+              equal to the exporter's sync interval). A source serve reconciles
+              (bug_escape_sync_interval_seconds > 0) that has never completed a pass
+              fires once the exporter has run for failingIntervals of its own
+              interval. Not a page: webhooks still deliver.
             |||,
           ),
 

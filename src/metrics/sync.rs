@@ -40,6 +40,7 @@ struct ResultLabels {
 #[derive(Debug, Default)]
 pub struct SyncTelemetry {
     last_success: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    interval: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     items: Family<ResultLabels, Counter>,
     differences: Family<SourceLabels, Counter>,
 }
@@ -57,11 +58,19 @@ impl SyncTelemetry {
             let _ = self.differences.get_or_create(&SourceLabels {
                 source: (*source).into(),
             });
+            let _ = self.interval.get_or_create(&SourceLabels {
+                source: (*source).into(),
+            });
         }
         registry.register(
             "bug_escape_sync_last_success_timestamp_seconds",
             "When the last sync pass over every configured repository or project of a source completed (absent before the first)",
             self.last_success.clone(),
+        );
+        registry.register(
+            "bug_escape_sync_interval_seconds",
+            "How often serve reconciles a source (its sync_interval); 0 when it does not",
+            self.interval.clone(),
         );
         registry.register(
             "bug_escape_sync_items",
@@ -84,6 +93,15 @@ impl SyncTelemetry {
         if secs > g.get() {
             g.set(secs);
         }
+    }
+
+    /// Records that `serve` reconciles `source` every `secs` seconds.
+    pub fn reconciles_every(&self, source: &str, secs: f64) {
+        self.interval
+            .get_or_create(&SourceLabels {
+                source: source.into(),
+            })
+            .set(secs);
     }
 
     /// Counts `n` items of `source` with `result`.

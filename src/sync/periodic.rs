@@ -32,6 +32,9 @@ pub fn spawn(config: Arc<Config>, store: Store, telemetry: Arc<Telemetry>) -> Ve
         let Some(every) = source.interval(&config) else {
             continue;
         };
+        telemetry
+            .sync
+            .reconciles_every(source.as_str(), every.as_secs_f64());
         let (config, store, telemetry) = (config.clone(), store.clone(), telemetry.clone());
         tasks.push(tokio::spawn(async move {
             let mut cursors = match Cursors::open(&config) {

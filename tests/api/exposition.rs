@@ -95,6 +95,7 @@ const SERIES: &[(&str, &[&str])] = &[
         "bug_escape_sync_last_success_timestamp_seconds",
         &["source"],
     ),
+    ("bug_escape_sync_interval_seconds", &["source"]),
     ("bug_escape_sync_items_total", &["source", "result"]),
     ("bug_escape_sync_differences_total", &["source"]),
     ("bug_escape_store_writable", &[]),
