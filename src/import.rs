@@ -514,17 +514,25 @@ fn parse_line(
         // by the API's own parser, for its errors.
         Raw::Json(bytes) => match Flat::parse(&bytes) {
             Some(flat) => parse_object(config, &flat, now, memo),
-            None => match from_slice_unique(&bytes) {
-                Ok(Value::Object(o)) => parse_object(config, &o, now, memo),
-                Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
-                Err(JsonError::Syntax(e)) => {
-                    Err(FieldError::new("", format!("not valid JSON: {e}")))
-                }
-                Err(JsonError::Duplicate(e)) => Err(e),
-            },
+            None => parse_json(config, &bytes, now, memo),
         },
         Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now, memo),
         Raw::Broken(why) => Err(FieldError::new("", why)),
+    }
+}
+
+/// A JSON line read by the API's own parser (a tree, duplicate keys refused).
+fn parse_json(
+    config: &Config,
+    bytes: &[u8],
+    now: Millis,
+    memo: &mut ReleaseMemo,
+) -> Result<Item, FieldError> {
+    match from_slice_unique(bytes) {
+        Ok(Value::Object(o)) => parse_object(config, &o, now, memo),
+        Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
+        Err(JsonError::Syntax(e)) => Err(FieldError::new("", format!("not valid JSON: {e}"))),
+        Err(JsonError::Duplicate(e)) => Err(e),
     }
 }
 
@@ -752,14 +760,7 @@ mod tests {
         for line in lines {
             let mut memo = ReleaseMemo::new();
             let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now, &mut memo);
-            let full = match from_slice_unique(line.as_bytes()) {
-                Ok(Value::Object(o)) => parse_object(&config, &o, now, &mut memo),
-                Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
-                Err(JsonError::Syntax(e)) => {
-                    Err(FieldError::new("", format!("not valid JSON: {e}")))
-                }
-                Err(JsonError::Duplicate(e)) => Err(e),
-            };
+            let full = parse_json(&config, line.as_bytes(), now, &mut memo);
             match (fast, full) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
                 (Err(a), Err(b)) => assert_eq!((a.field, a.reason), (b.field, b.reason), "{line}"),
