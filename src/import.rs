@@ -27,7 +27,7 @@ use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
-use crate::store::import::{ImportOpenError, Importer};
+use crate::store::import::{ImportOpenError, Importer, Staged, Stager};
 
 /// Events sorted and folded at once (the whole import is one transaction):
 /// large enough that each defect's events mostly meet in one chunk and the
@@ -295,7 +295,10 @@ struct Parsed {
     seq: u64,
     file: Arc<str>,
     bytes: u64,
-    items: Vec<Result<Item, Rejection>>,
+    /// The good lines, staged for the importer, in input order.
+    items: Vec<Staged>,
+    /// The rejected lines, in input order.
+    rejected: Vec<Rejection>,
 }
 
 type Failure = (Summary, String);
@@ -470,6 +473,7 @@ fn read_csv(
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
     let mut memo = ReleaseMemo::new();
+    let mut stager = Stager::default();
     loop {
         let chunk = {
             let Ok(rx) = rx.lock() else { return };
@@ -479,22 +483,24 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             }
         };
         let now = now_ms();
-        let items = chunk
-            .lines
-            .into_iter()
-            .map(|(line, raw)| {
-                parse_line(config, raw, now, &mut memo).map_err(|e| Rejection {
+        let mut items = Vec::with_capacity(chunk.lines.len());
+        let mut rejected = Vec::new();
+        for (line, raw) in chunk.lines {
+            match parse_line(config, raw, now, &mut memo) {
+                Ok(item) => items.push(stager.stage(config, item)),
+                Err(e) => rejected.push(Rejection {
                     line,
                     field: e.field,
                     reason: e.reason,
-                })
-            })
-            .collect();
+                }),
+            }
+        }
         let parsed = Parsed {
             seq: chunk.seq,
             file: chunk.file,
             bytes: chunk.bytes,
             items,
+            rejected,
         };
         if tx.send(parsed).is_err() {
             return;
@@ -638,13 +644,14 @@ fn apply_in_order(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Summary, Failure> {
     std::thread::scope(|scope| {
-        // A rendezvous: one chunk applied while the next is gathered.
-        let (chunks, chunk_rx) = sync_channel::<Vec<Item>>(0);
+        // A rendezvous: one chunk applied while the next is gathered. A chunk
+        // goes as the parsers' own vectors, not moved item by item.
+        let (chunks, chunk_rx) = sync_channel::<Vec<Vec<Staged>>>(0);
         let applier = scope.spawn(move || {
             let mut total = Summary::default();
-            for items in chunk_rx {
+            for parts in chunk_rx {
                 let o = importer
-                    .apply(items, now_ms())
+                    .apply(parts, now_ms())
                     .map_err(|e| (total, format!("writing the database failed: {e}")))?;
                 // Generic events never retract: `ignored` stays 0.
                 total.imported += o.accepted;
@@ -656,38 +663,42 @@ fn apply_in_order(
         let mut summary = Summary::default();
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        let mut batch = Vec::with_capacity(chunk);
+        let mut batch: Vec<Vec<Staged>> = Vec::new();
+        let mut held = 0;
         let mut stderr = std::io::stderr().lock();
         'read: for parsed in rx {
             waiting.insert(parsed.seq, parsed);
             while let Some(p) = waiting.remove(&next) {
                 next += 1;
-                for item in p.items {
-                    summary.lines += 1;
-                    match item {
-                        Ok(item) => batch.push(item),
-                        Err(r) => {
-                            summary.rejected += 1;
-                            let line = if r.field.is_empty() {
-                                format!("{}:{}: {}", p.file, r.line, r.reason)
-                            } else {
-                                format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
-                            };
-                            let mut write = || {
-                                let _ = writeln!(stderr, "{line}");
-                            };
-                            match bar {
-                                Some(b) => b.suspend(write),
-                                None => write(),
-                            }
-                        }
+                summary.lines += (p.items.len() + p.rejected.len()) as u64;
+                summary.rejected += p.rejected.len() as u64;
+                for r in p.rejected {
+                    let line = if r.field.is_empty() {
+                        format!("{}:{}: {}", p.file, r.line, r.reason)
+                    } else {
+                        format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
+                    };
+                    let mut write = || {
+                        let _ = writeln!(stderr, "{line}");
+                    };
+                    match bar {
+                        Some(b) => b.suspend(write),
+                        None => write(),
                     }
-                    if batch.len() >= chunk {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
-                        if chunks.send(full).is_err() {
-                            break 'read; // the applier failed: it says why
-                        }
+                }
+                let mut items = p.items;
+                // Exactly `chunk` items per chunk: the last part split.
+                while held + items.len() >= chunk {
+                    let rest = items.split_off(chunk - held);
+                    batch.push(std::mem::replace(&mut items, rest));
+                    held = 0;
+                    if chunks.send(std::mem::take(&mut batch)).is_err() {
+                        break 'read; // the applier failed: it says why
                     }
+                }
+                if !items.is_empty() {
+                    held += items.len();
+                    batch.push(items);
                 }
                 if let Some(b) = bar {
                     b.inc(p.bytes);

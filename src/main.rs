@@ -7,7 +7,6 @@ use bug_escape_exporter::cli::{Cli, Command};
 use bug_escape_exporter::config::{Config, Overrides, Settings};
 
 fn main() -> ExitCode {
-    bug_escape_exporter::memory::tune();
     let cli = Cli::parse();
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
@@ -132,6 +131,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // The server's allocator settings (before its threads start);
+            // the one-shot commands keep glibc's defaults, which suit a bulk
+            // `import` better (large vectors reused, not mapped anew).
+            bug_escape_exporter::memory::tune();
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {

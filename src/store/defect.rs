@@ -28,6 +28,76 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
+/// The values of a [`Row`], borrowed (from a `Row`, or from the importer's
+/// packed rows): what a write binds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowRef<'a> {
+    pub source: &'a str,
+    pub id: &'a str,
+    pub product_kind: &'a str,
+    pub product_ns: &'a str,
+    pub product: &'a str,
+    pub release_raw: Option<&'a str>,
+    pub release: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    pub detected_by: Option<&'a str>,
+    pub cause: Option<&'a str>,
+    pub severity: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub status: &'a str,
+    pub deleted: bool,
+    pub found_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl RowRef<'_> {
+    /// The values owned.
+    pub fn to_row(self) -> Row {
+        let own = |v: Option<&str>| v.map(str::to_owned);
+        Row {
+            source: self.source.to_owned(),
+            id: self.id.to_owned(),
+            product_kind: self.product_kind.to_owned(),
+            product_ns: self.product_ns.to_owned(),
+            product: self.product.to_owned(),
+            release_raw: own(self.release_raw),
+            release: own(self.release),
+            stage: own(self.stage),
+            detected_by: own(self.detected_by),
+            cause: own(self.cause),
+            severity: own(self.severity),
+            team: own(self.team),
+            status: self.status.to_owned(),
+            deleted: self.deleted,
+            found_at: self.found_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Runs `stmt` (an `INSERT` of the columns in [`Row`] order) with these values.
+    fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+        stmt.execute(params![
+            self.source,
+            self.id,
+            self.product_kind,
+            self.product_ns,
+            self.product,
+            self.release_raw,
+            self.release,
+            self.stage,
+            self.detected_by,
+            self.cause,
+            self.severity,
+            self.team,
+            self.status,
+            self.deleted,
+            self.found_at,
+            self.updated_at,
+        ])?;
+        Ok(())
+    }
+}
+
 /// The columns of `defects`, in [`Row`] order, as a literal (for `concat!`:
 /// the writer's statements are constant strings, not built per call).
 macro_rules! columns {
@@ -93,7 +163,7 @@ impl Row {
 
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
-        self.execute(&mut tx.prepare_cached(PUT)?)
+        self.borrowed().execute(&mut tx.prepare_cached(PUT)?)
     }
 
     /// Inserts rows known not to be stored (a plain insert: no conflict
@@ -101,7 +171,7 @@ impl Row {
     /// statement-cache lookup per row).
     pub fn insert_all<'a>(
         tx: &Connection,
-        rows: impl IntoIterator<Item = &'a Row>,
+        rows: impl IntoIterator<Item = RowRef<'a>>,
     ) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(INSERT)?;
         for row in rows {
@@ -110,26 +180,26 @@ impl Row {
         Ok(())
     }
 
-    fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
-        stmt.execute(params![
-            self.source,
-            self.id,
-            self.product_kind,
-            self.product_ns,
-            self.product,
-            self.release_raw,
-            self.release,
-            self.stage,
-            self.detected_by,
-            self.cause,
-            self.severity,
-            self.team,
-            self.status,
-            self.deleted,
-            self.found_at,
-            self.updated_at,
-        ])?;
-        Ok(())
+    /// Its values, borrowed.
+    pub fn borrowed(&self) -> RowRef<'_> {
+        RowRef {
+            source: &self.source,
+            id: &self.id,
+            product_kind: &self.product_kind,
+            product_ns: &self.product_ns,
+            product: &self.product,
+            release_raw: self.release_raw.as_deref(),
+            release: self.release.as_deref(),
+            stage: self.stage.as_deref(),
+            detected_by: self.detected_by.as_deref(),
+            cause: self.cause.as_deref(),
+            severity: self.severity.as_deref(),
+            team: self.team.as_deref(),
+            status: &self.status,
+            deleted: self.deleted,
+            found_at: self.found_at,
+            updated_at: self.updated_at,
+        }
     }
 
     /// Whether two versions hold the same state (everything but `updated_at`).

@@ -16,12 +16,14 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use rusqlite::Connection;
 
-use super::defect::Row;
+use super::defect::{Row, RowRef};
 use super::lock::{self, DbLock, LockError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Item, Outcome, load, schema, writer};
 use crate::config::Config;
-use crate::model::event::{DefectEvent, Ingress};
+use crate::model::event::{
+    Change, Classification, DefectEvent, Ingress, ProductRef, ReleaseEvent, Status,
+};
 use crate::model::time::Millis;
 
 /// Page cache while importing (KiB, SQLite's negative `cache_size`): the
@@ -51,6 +53,284 @@ fn rollback_journal(conn: &Connection) -> rusqlite::Result<bool> {
         conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0));
     conn.busy_timeout(schema::BUSY_TIMEOUT)?;
     Ok(mode.is_ok_and(|m| m.eq_ignore_ascii_case("delete")))
+}
+
+/// One line of an import, made ready on a parser thread by [`Stager`].
+#[derive(Debug)]
+pub enum Staged {
+    /// An upsert, as the row it stores when nothing is stored for its defect
+    /// (the common case of an import), built by moving the event's strings.
+    Row(FreshRow),
+    /// Any other defect event (boxed: rare, and large).
+    Event(Box<DefectEvent>),
+    /// A release time.
+    Release(ReleaseEvent),
+    /// Already applied by the importer (never made by [`Stager::stage`]).
+    Taken,
+}
+
+impl Staged {
+    /// The defect's `(source, id)`; empty for a release time.
+    fn key(&self) -> (&str, &str) {
+        match self {
+            Staged::Row(f) => f.key(),
+            Staged::Event(ev) => (&ev.source, &ev.id),
+            Staged::Release(_) | Staged::Taken => ("", ""),
+        }
+    }
+}
+
+/// Text columns of a [`Row`], in its order: `source`, `id`, `product_kind`,
+/// `product_ns`, `product`, then the optional `release_raw`, `release`,
+/// `stage`, `detected_by`, `cause`, `severity`, `team`, then `status`.
+const TEXT_COLUMNS: usize = 13;
+
+/// An upsert as the row [`rules::decide`] puts for it when nothing is stored
+/// for its defect, packed: its text in one allocation, so the importer reads
+/// each row from one place (rows are visited in key order, at random in
+/// memory) and frees one block per row. Times the event left out are set to
+/// the time received by [`FreshRow::view`]; [`FreshRow::into_event`] gives the
+/// event back whole, for a defect that has a stored row or several events.
+#[derive(Debug)]
+pub struct FreshRow {
+    text: Box<str>,
+    /// Where each text column ends in `text`.
+    ends: [u32; TEXT_COLUMNS],
+    /// Bit `i`: text column `i` is NULL.
+    nulls: u16,
+    found_at: Millis,
+    updated_at: Millis,
+    keep_release: bool,
+    /// The event carried `found_at` (else it is the time received).
+    has_found_at: bool,
+    /// The event carried `updated_at` (else it is the time received).
+    has_updated_at: bool,
+}
+
+impl FreshRow {
+    /// The row of an upsert; any other event back as it was.
+    fn of(
+        config: &Config,
+        ev: DefectEvent,
+        keys: &mut ReleaseKeys,
+    ) -> Result<Self, Box<DefectEvent>> {
+        let DefectEvent {
+            source,
+            id,
+            product,
+            change,
+            updated_at,
+        } = ev;
+        let (class, status, found_at, keep_release) = match change {
+            Change::Upsert {
+                class,
+                status,
+                found_at,
+            } => (class, status, found_at, false),
+            Change::UpsertKeepRelease {
+                class,
+                status,
+                found_at,
+            } => (class, status, found_at, true),
+            change => {
+                return Err(Box::new(DefectEvent {
+                    source,
+                    id,
+                    product,
+                    change,
+                    updated_at,
+                }));
+            }
+        };
+        let row = rules::upsert_row(
+            config,
+            source,
+            id,
+            product,
+            class,
+            status,
+            found_at.unwrap_or_default(),
+            updated_at.unwrap_or_default(),
+            keys,
+        );
+        let columns: [Option<&str>; TEXT_COLUMNS] = [
+            Some(&row.source),
+            Some(&row.id),
+            Some(&row.product_kind),
+            Some(&row.product_ns),
+            Some(&row.product),
+            row.release_raw.as_deref(),
+            row.release.as_deref(),
+            row.stage.as_deref(),
+            row.detected_by.as_deref(),
+            row.cause.as_deref(),
+            row.severity.as_deref(),
+            row.team.as_deref(),
+            Some(&row.status),
+        ];
+        let len: usize = columns.iter().flatten().map(|c| c.len()).sum();
+        let Ok(_) = u32::try_from(len) else {
+            // Not packable (over 4 GiB of text): folded as an event instead.
+            return Err(Box::new(FreshRow::unpacked(
+                row,
+                keep_release,
+                found_at,
+                updated_at,
+            )));
+        };
+        let mut text = String::with_capacity(len);
+        let mut ends = [0; TEXT_COLUMNS];
+        let mut nulls = 0;
+        for (i, c) in columns.iter().enumerate() {
+            match c {
+                Some(c) => text.push_str(c),
+                None => nulls |= 1 << i,
+            }
+            ends[i] = text.len() as u32;
+        }
+        Ok(Self {
+            text: text.into_boxed_str(),
+            ends,
+            nulls,
+            found_at: row.found_at,
+            updated_at: row.updated_at,
+            keep_release,
+            has_found_at: found_at.is_some(),
+            has_updated_at: updated_at.is_some(),
+        })
+    }
+
+    /// Text column `i`.
+    fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text
+            .get(start..self.ends[i] as usize)
+            .unwrap_or_default()
+    }
+
+    /// Optional text column `i`.
+    fn optional(&self, i: usize) -> Option<&str> {
+        (self.nulls & (1 << i) == 0).then(|| self.text(i))
+    }
+
+    /// The defect's `(source, id)`.
+    fn key(&self) -> (&str, &str) {
+        (self.text(0), self.text(1))
+    }
+
+    /// The row stored for the event received at `received_at`.
+    fn view(&self, received_at: Millis) -> RowRef<'_> {
+        RowRef {
+            source: self.text(0),
+            id: self.text(1),
+            product_kind: self.text(2),
+            product_ns: self.text(3),
+            product: self.text(4),
+            release_raw: self.optional(5),
+            release: self.optional(6),
+            stage: self.optional(7),
+            detected_by: self.optional(8),
+            cause: self.optional(9),
+            severity: self.optional(10),
+            team: self.optional(11),
+            status: self.text(12),
+            deleted: false,
+            found_at: if self.has_found_at {
+                self.found_at
+            } else {
+                received_at
+            },
+            updated_at: if self.has_updated_at {
+                self.updated_at
+            } else {
+                received_at
+            },
+        }
+    }
+
+    /// The event it was made from.
+    fn into_event(self) -> DefectEvent {
+        let row = self.view(0).to_row();
+        let found_at = self.has_found_at.then_some(self.found_at);
+        let updated_at = self.has_updated_at.then_some(self.updated_at);
+        FreshRow::unpacked(row, self.keep_release, found_at, updated_at)
+    }
+
+    /// The upsert `row` was made from by [`rules::upsert_row`].
+    fn unpacked(
+        row: Row,
+        keep_release: bool,
+        found_at: Option<Millis>,
+        updated_at: Option<Millis>,
+    ) -> DefectEvent {
+        let class = Classification {
+            stage: row.stage,
+            release: row.release_raw,
+            detected_by: row.detected_by,
+            cause: row.cause,
+            severity: row.severity,
+            team: row.team,
+        };
+        let status = Status::parse(&row.status).unwrap_or(Status::Valid);
+        DefectEvent {
+            source: row.source,
+            id: row.id,
+            product: ProductRef {
+                kind: row.product_kind,
+                namespace: row.product_ns,
+            },
+            change: if keep_release {
+                Change::UpsertKeepRelease {
+                    class,
+                    status,
+                    found_at,
+                }
+            } else {
+                Change::Upsert {
+                    class,
+                    status,
+                    found_at,
+                }
+            },
+            updated_at,
+        }
+    }
+}
+
+/// What one chunk writes: rows new to the table (in key order) and stored
+/// rows changed.
+#[derive(Default)]
+struct Writes {
+    new: Vec<New>,
+    changed: Vec<Row>,
+}
+
+/// A row new to the table.
+enum New {
+    /// As staged (the common case).
+    Packed(FreshRow),
+    /// Folded from several events (boxed: rare, and large).
+    Built(Box<Row>),
+}
+
+/// Stages parsed items for the importer on a parser thread (one per
+/// thread: it remembers release keys).
+#[derive(Default)]
+pub struct Stager {
+    keys: ReleaseKeys,
+}
+
+impl Stager {
+    /// `item` made ready for [`Importer::apply`].
+    pub fn stage(&mut self, config: &Config, item: Item) -> Staged {
+        match item {
+            Item::Release(ev) => Staged::Release(ev),
+            Item::Defect(ev) => match FreshRow::of(config, ev, &mut self.keys) {
+                Ok(fresh) => Staged::Row(fresh),
+                Err(ev) => Staged::Event(ev),
+            },
+        }
+    }
 }
 
 /// An open database taking an import, inside its transaction.
@@ -125,54 +405,67 @@ impl Importer {
         })
     }
 
-    /// Applies `items` (one chunk of the input, in input order) as the writer
-    /// would apply them as `POST /api/v1/events` batches received at
-    /// `received_at`; nothing is committed before [`Importer::commit`].
-    pub fn apply(&mut self, items: Vec<Item>, received_at: Millis) -> rusqlite::Result<Outcome> {
+    /// Applies one chunk of the input (`parts`, in input order, as the
+    /// parser threads staged it) as the writer would apply it as
+    /// `POST /api/v1/events` batches received at `received_at`; nothing is
+    /// committed before [`Importer::commit`].
+    pub fn apply(
+        &mut self,
+        mut parts: Vec<Vec<Staged>>,
+        received_at: Millis,
+    ) -> rusqlite::Result<Outcome> {
         let mut outcome = Outcome::default();
-        let mut defects = Vec::with_capacity(items.len());
         // Release times are independent of defects: applied in input order.
-        for item in items {
-            match item {
-                Item::Defect(ev) => defects.push(ev),
-                Item::Release(ev) => {
-                    let effect = match ReleaseTimeRow::of(&self.config, &ev) {
+        let mut defects = 0;
+        for staged in parts.iter().flatten() {
+            match staged {
+                Staged::Release(ev) => {
+                    let effect = match ReleaseTimeRow::of(&self.config, ev) {
                         None => Effect::Stale,
                         Some(row) if row.upsert(&self.conn)? => Effect::Accepted,
                         Some(_) => Effect::Unchanged,
                     };
                     count(&mut outcome, effect);
                 }
+                Staged::Row(_) | Staged::Event(_) => defects += 1,
+                Staged::Taken => {}
             }
         }
         if self.dropped.is_none() {
-            self.dropped = Some(self.drop_indexes_if_large(defects.len())?);
+            self.dropped = Some(self.drop_indexes_if_large(defects)?);
         }
         // Only the order of one defect's events matters: a stable sort by key
         // keeps it, groups each defect's events, and writes the rows in key
         // order (the `(source, id)` index is walked, not hit at random).
-        let order = key_order(&defects);
-        let mut group: Vec<&DefectEvent> = Vec::new();
-        let mut writes = Vec::new();
-        for &i in &order {
-            let ev = &defects[i as usize];
-            if group
-                .first()
-                .is_some_and(|g| (&g.source, &g.id) != (&ev.source, &ev.id))
-            {
-                self.fold(&group, received_at, &mut outcome, &mut writes)?;
-                group.clear();
+        let order = key_order(&parts);
+        let mut writes = Writes::default();
+        let mut start = 0;
+        while start < order.len() {
+            let key = parts[order[start].0][order[start].1].key();
+            let mut end = start + 1;
+            while end < order.len() && parts[order[end].0][order[end].1].key() == key {
+                end += 1;
             }
-            group.push(ev);
+            self.settle(
+                &mut parts,
+                &order[start..end],
+                received_at,
+                &mut outcome,
+                &mut writes,
+            )?;
+            start = end;
         }
-        if !group.is_empty() {
-            self.fold(&group, received_at, &mut outcome, &mut writes)?;
-        }
-        // The events are done with: freed before the rows are written.
         drop(order);
-        drop(defects);
-        Row::insert_all(&self.conn, writes.iter().filter(|w| w.1).map(|w| &w.0))?;
-        for (row, _) in writes.iter().filter(|w| !w.1) {
+        // The rows are inserted in key order: the `(source, id)` index is
+        // walked, not hit at random.
+        Row::insert_all(
+            &self.conn,
+            writes.new.iter().map(|w| match w {
+                New::Packed(fresh) => fresh.view(received_at),
+                New::Built(row) => row.borrowed(),
+            }),
+        )?;
+        for row in &writes.changed {
             row.put(&self.conn)?;
         }
         if outcome.accepted + outcome.unchanged > 0 {
@@ -181,22 +474,58 @@ impl Importer {
         Ok(outcome)
     }
 
-    /// Applies one defect's events (in order) to its stored row; the result,
-    /// if it differs, joins `writes` (`true`: a new row).
-    fn fold(
+    /// Applies one defect's events (`group`, in input order) to its stored
+    /// row; the result, if it differs, joins `writes`. The common case — one upsert of a defect not stored — takes the row
+    /// staged for it as it is.
+    fn settle(
         &mut self,
-        events: &[&DefectEvent],
+        parts: &mut [Vec<Staged>],
+        group: &[(usize, usize)],
         received_at: Millis,
         outcome: &mut Outcome,
-        writes: &mut Vec<(Row, bool)>,
+        writes: &mut Writes,
     ) -> rusqlite::Result<()> {
-        let (source, id) = (&events[0].source, &events[0].id);
+        let (p, i) = group[0];
+        let (source, id) = parts[p][i].key();
         let hash = self.written.hasher().hash_one((source, id));
         let stored = if self.fresh && !self.written.contains(&hash) {
             None
         } else {
             Row::get(&self.conn, source, id)?
         };
+        if group.len() == 1 && stored.is_none() && matches!(parts[p][i], Staged::Row(_)) {
+            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p][i], Staged::Taken) {
+                count(outcome, Effect::Accepted);
+                writes.new.push(New::Packed(fresh));
+                self.written.insert(hash);
+            }
+            return Ok(());
+        }
+        let events: Vec<DefectEvent> = group
+            .iter()
+            .filter_map(
+                |&(p, i)| match std::mem::replace(&mut parts[p][i], Staged::Taken) {
+                    Staged::Row(fresh) => Some(fresh.into_event()),
+                    Staged::Event(ev) => Some(*ev),
+                    Staged::Release(_) | Staged::Taken => None,
+                },
+            )
+            .collect();
+        self.fold(&events, stored, hash, received_at, outcome, writes);
+        Ok(())
+    }
+
+    /// Applies one defect's events (in order) to its stored row; the result,
+    /// if it differs, joins `writes`.
+    fn fold(
+        &mut self,
+        events: &[DefectEvent],
+        stored: Option<Row>,
+        hash: u64,
+        received_at: Millis,
+        outcome: &mut Outcome,
+        writes: &mut Writes,
+    ) {
         let mut current: Option<Row> = None;
         for ev in events {
             let old = current.as_ref().or(stored.as_ref());
@@ -217,13 +546,12 @@ impl Importer {
         match (current, &stored) {
             (None, _) => {}
             (Some(row), Some(s)) if row == *s => {}
-            (Some(row), Some(_)) => writes.push((row, false)),
+            (Some(row), Some(_)) => writes.changed.push(row),
             (Some(row), None) => {
-                writes.push((row, true));
+                writes.new.push(New::Built(Box::new(row)));
                 self.written.insert(hash);
             }
         }
-        Ok(())
     }
 
     /// Drops the secondary (non-unique) indexes of `defects` when this first
@@ -301,12 +629,21 @@ pub struct Committed {
     pub housekeeping: Option<rusqlite::Error>,
 }
 
-/// The indices of `defects` in `(source, id)` order, input order among
-/// equal keys. Sorted as small entries — the source's rank, the id's first
-/// eight bytes, the index — so most comparisons never leave the entry; only
-/// ids sharing the prefix are compared in full.
-fn key_order(defects: &[DefectEvent]) -> Vec<u32> {
-    let distinct: HashSet<&str> = defects.iter().map(|d| d.source.as_str()).collect();
+/// Where each defect event of `parts` is (part, index), in `(source, id)`
+/// order, input order among equal keys. Sorted as small entries — the
+/// source's rank, the id's first eight bytes, the place — so most
+/// comparisons never leave the entry; only ids sharing the prefix are
+/// compared in full.
+fn key_order(parts: &[Vec<Staged>]) -> Vec<(usize, usize)> {
+    let keyed = || {
+        parts.iter().enumerate().flat_map(|(p, part)| {
+            part.iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s, Staged::Row(_) | Staged::Event(_)))
+                .map(move |(i, s)| (p, i, s.key()))
+        })
+    };
+    let distinct: HashSet<&str> = keyed().map(|(_, _, (source, _))| source).collect();
     let mut sources: Vec<&str> = distinct.into_iter().collect();
     sources.sort_unstable();
     let rank = |s: &str| sources.binary_search(&s).unwrap_or(0) as u32;
@@ -316,18 +653,20 @@ fn key_order(defects: &[DefectEvent]) -> Vec<u32> {
         b[..n].copy_from_slice(&id.as_bytes()[..n]);
         u64::from_be_bytes(b)
     };
-    let mut entries: Vec<(u32, u64, u32)> = defects
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (rank(&d.source), prefix(&d.id), i as u32))
+    let mut entries: Vec<(u32, u64, u32, u32)> = keyed()
+        .map(|(p, i, (source, id))| (rank(source), prefix(id), p as u32, i as u32))
         .collect();
+    let id = |e: &(u32, u64, u32, u32)| parts[e.2 as usize][e.3 as usize].key().1;
     entries.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
-            .then_with(|| defects[a.2 as usize].id.cmp(&defects[b.2 as usize].id))
-            .then(a.2.cmp(&b.2))
+            .then_with(|| id(a).cmp(id(b)))
+            .then((a.2, a.3).cmp(&(b.2, b.3)))
     });
-    entries.into_iter().map(|e| e.2).collect()
+    entries
+        .into_iter()
+        .map(|e| (e.2 as usize, e.3 as usize))
+        .collect()
 }
 
 fn count(outcome: &mut Outcome, effect: Effect) {
@@ -336,5 +675,88 @@ fn count(outcome: &mut Outcome, effect: Effect) {
         Effect::Unchanged => outcome.unchanged += 1,
         Effect::Stale => outcome.stale += 1,
         Effect::Ignored => outcome.ignored += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::model::event::Classification;
+
+    fn upsert(found_at: Option<Millis>, updated_at: Option<Millis>, keep: bool) -> DefectEvent {
+        let class = Classification {
+            stage: Some("production".into()),
+            release: Some("v1.2.0".into()),
+            detected_by: None,
+            cause: Some("coverage".into()),
+            severity: None,
+            team: Some("ünïcode".into()),
+        };
+        let status = Status::Duplicate;
+        DefectEvent {
+            source: "tracker".into(),
+            id: "PROJ-1".into(),
+            product: ProductRef {
+                kind: String::new(),
+                namespace: "payments".into(),
+            },
+            change: if keep {
+                Change::UpsertKeepRelease {
+                    class,
+                    status,
+                    found_at,
+                }
+            } else {
+                Change::Upsert {
+                    class,
+                    status,
+                    found_at,
+                }
+            },
+            updated_at,
+        }
+    }
+
+    /// A staged upsert is the row the writer's rules put for it when nothing
+    /// is stored, and gives back the event it was made from.
+    #[test]
+    fn a_packed_row_is_the_rules_row_and_the_event() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let received = 1_800_000_000_000;
+        for (found, updated, keep) in [
+            (Some(1_700_000_000_000), Some(1_700_000_100_000), false),
+            (None, Some(1_700_000_100_000), true),
+            (Some(1_700_000_000_000), None, false),
+            (None, None, true),
+        ] {
+            let ev = upsert(found, updated, keep);
+            let Decision::Put(expected) =
+                rules::decide(&config, &ev, None, received, &mut ReleaseKeys::default())
+            else {
+                panic!("an upsert of a new defect is put");
+            };
+            let Staged::Row(fresh) = Stager::default().stage(&config, Item::Defect(ev.clone()))
+            else {
+                panic!("an upsert is staged as a row");
+            };
+            assert_eq!(fresh.view(received).to_row(), expected);
+            assert_eq!(fresh.key(), ("tracker", "PROJ-1"));
+            assert_eq!(fresh.into_event(), ev);
+        }
+    }
+
+    /// Anything but an upsert stays an event.
+    #[test]
+    fn other_events_stay_events() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let ev = DefectEvent {
+            change: Change::Delete,
+            ..upsert(None, None, false)
+        };
+        match Stager::default().stage(&config, Item::Defect(ev.clone())) {
+            Staged::Event(staged) => assert_eq!(*staged, ev),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use super::defect::{self, Row};
 use crate::config::Config;
-use crate::model::event::{Change, DefectEvent, ReleaseEvent};
+use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
 use crate::model::time::Millis;
 
 /// What an item did, as counted in an [`super::Outcome`].
@@ -119,30 +119,24 @@ pub(super) fn decide(
             old,
         ) => {
             let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
-            let release_raw = match (&class.release, old) {
+            let release = match (&class.release, old) {
                 (None, Some(old)) if keep => old.release_raw.clone(),
                 (r, _) => r.clone(),
             };
-            Row {
-                source: ev.source.clone(),
-                id: ev.id.clone(),
-                product_kind: ev.product.kind.clone(),
-                product_ns: ev.product.namespace.clone(),
-                product: config.product_for(&ev.product.kind, &ev.product.namespace),
-                release: release_raw
-                    .as_deref()
-                    .and_then(|raw| keys.key(config, &ev.product.kind, raw)),
-                release_raw,
-                stage: class.stage.clone(),
-                detected_by: class.detected_by.clone(),
-                cause: class.cause.clone(),
-                severity: class.severity.clone(),
-                team: class.team.clone(),
-                status: status.as_str().into(),
-                deleted: false,
-                found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
+            upsert_row(
+                config,
+                ev.source.clone(),
+                ev.id.clone(),
+                ev.product.clone(),
+                Classification {
+                    release,
+                    ..class.clone()
+                },
+                *status,
+                found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
                 updated_at,
-            }
+                keys,
+            )
         }
         // Handled above, before the ordering rules.
         (Change::AttachRelease { .. }, _) => return Decision::Unchanged { touch: None },
@@ -152,6 +146,44 @@ pub(super) fn decide(
             touch: Some(updated_at),
         },
         _ => Decision::Put(new),
+    }
+}
+
+/// The row an upsert stores: the event's values (`class.release` the raw
+/// release name it keeps), keyed by the configuration. Takes them by value,
+/// so the importer builds rows by moving an event's strings.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn upsert_row(
+    config: &Config,
+    source: String,
+    id: String,
+    product: ProductRef,
+    class: Classification,
+    status: Status,
+    found_at: Millis,
+    updated_at: Millis,
+    keys: &mut ReleaseKeys,
+) -> Row {
+    Row {
+        product: config.product_for(&product.kind, &product.namespace),
+        release: class
+            .release
+            .as_deref()
+            .and_then(|raw| keys.key(config, &product.kind, raw)),
+        source,
+        id,
+        product_kind: product.kind,
+        product_ns: product.namespace,
+        release_raw: class.release,
+        stage: class.stage,
+        detected_by: class.detected_by,
+        cause: class.cause,
+        severity: class.severity,
+        team: class.team,
+        status: status.as_str().into(),
+        deleted: false,
+        found_at,
+        updated_at,
     }
 }
 
