@@ -27,7 +27,7 @@ use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
-use crate::store::import::{ImportOpenError, Importer, Staged, Stager};
+use crate::store::import::{ImportOpenError, Importer, Part, Stager};
 
 /// Events sorted and folded at once (the whole import is one transaction):
 /// large enough that each defect's events mostly meet in one chunk and the
@@ -268,9 +268,10 @@ fn progress_bar(inputs: &[Input]) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// One line (row) as read: its number and content.
+/// One line (row) as read.
 enum Raw {
-    Json(Vec<u8>),
+    /// Where the line is in its chunk's `text`.
+    Json(std::ops::Range<usize>),
     /// CSV cells (`None` when a cell is not UTF-8), with the file's header.
     Csv(Vec<Option<String>>, Arc<Vec<String>>),
     /// A row that could not be split (wrong number of cells).
@@ -281,7 +282,11 @@ struct Chunk {
     seq: u64,
     file: Arc<str>,
     bytes: u64,
+    /// Line numbers and lines.
     lines: Vec<(u64, Raw)>,
+    /// The JSON lines' bytes, one after another (one allocation per chunk,
+    /// not one per line).
+    text: Vec<u8>,
 }
 
 /// A line that failed validation.
@@ -296,7 +301,7 @@ struct Parsed {
     file: Arc<str>,
     bytes: u64,
     /// The good lines, staged for the importer, in input order.
-    items: Vec<Staged>,
+    items: Part,
     /// The rejected lines, in input order.
     rejected: Vec<Rejection>,
 }
@@ -340,12 +345,13 @@ fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
     let mut seq = 0;
     for input in inputs {
         let file: Arc<str> = input.name.clone().into();
-        let mut send = |lines: Vec<(u64, Raw)>, bytes: u64| -> bool {
+        let mut send = |lines: Vec<(u64, Raw)>, text: Vec<u8>, bytes: u64| -> bool {
             let chunk = Chunk {
                 seq,
                 file: file.clone(),
                 bytes,
                 lines,
+                text,
             };
             seq += 1;
             tx.send(chunk).is_ok()
@@ -364,39 +370,42 @@ fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
 fn read_ndjson(
     name: &str,
     reader: Box<dyn Read + Send>,
-    send: &mut dyn FnMut(Vec<(u64, Raw)>, u64) -> bool,
+    send: &mut dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64) -> bool,
 ) -> Result<bool, String> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut lines = Vec::with_capacity(CHUNK);
+    let mut text = Vec::new();
     let (mut number, mut bytes) = (0u64, 0u64);
     loop {
-        let mut line = Vec::new();
+        let start = text.len();
         let n = reader
-            .read_until(b'\n', &mut line)
+            .read_until(b'\n', &mut text)
             .map_err(|e| format!("cannot read {name}: {e}"))?;
         if n == 0 {
             break;
         }
         number += 1;
         bytes += n as u64;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if text[start..].iter().all(u8::is_ascii_whitespace) {
+            text.truncate(start);
             continue; // blank lines (a trailing one) are not events
         }
-        lines.push((number, Raw::Json(line)));
+        lines.push((number, Raw::Json(start..text.len())));
         if lines.len() == CHUNK {
-            if !send(std::mem::take(&mut lines), std::mem::take(&mut bytes)) {
+            let full = std::mem::replace(&mut text, Vec::with_capacity(start * 5 / 4));
+            if !send(std::mem::take(&mut lines), full, std::mem::take(&mut bytes)) {
                 return Ok(false);
             }
             lines.reserve(CHUNK);
         }
     }
-    Ok(lines.is_empty() || send(lines, bytes))
+    Ok(lines.is_empty() || send(lines, text, bytes))
 }
 
 fn read_csv(
     name: &str,
     reader: Box<dyn Read + Send>,
-    send: &mut dyn FnMut(Vec<(u64, Raw)>, u64) -> bool,
+    send: &mut dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64) -> bool,
 ) -> Result<bool, String> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -460,7 +469,7 @@ fn read_csv(
         lines.push(raw);
         if lines.len() == CHUNK {
             let at = csv.position().byte();
-            if !send(std::mem::take(&mut lines), at - last) {
+            if !send(std::mem::take(&mut lines), Vec::new(), at - last) {
                 return Ok(false);
             }
             last = at;
@@ -468,7 +477,7 @@ fn read_csv(
         }
     }
     let at = csv.position().byte();
-    Ok(lines.is_empty() || send(lines, at - last))
+    Ok(lines.is_empty() || send(lines, Vec::new(), at - last))
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
@@ -483,11 +492,10 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             }
         };
         let now = now_ms();
-        let mut items = Vec::with_capacity(chunk.lines.len());
         let mut rejected = Vec::new();
         for (line, raw) in chunk.lines {
-            match parse_line(config, raw, now, &mut memo) {
-                Ok(item) => items.push(stager.stage(config, item)),
+            match parse_line(config, raw, &chunk.text, now, &mut memo) {
+                Ok(item) => stager.stage(config, item),
                 Err(e) => rejected.push(Rejection {
                     line,
                     field: e.field,
@@ -495,6 +503,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
                 }),
             }
         }
+        let items = stager.take();
         let parsed = Parsed {
             seq: chunk.seq,
             file: chunk.file,
@@ -512,16 +521,20 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
 fn parse_line(
     config: &Config,
     raw: Raw,
+    text: &[u8],
     now: Millis,
     memo: &mut ReleaseMemo,
 ) -> Result<Item, FieldError> {
     match raw {
         // The common case read without a tree; anything else is read again
         // by the API's own parser, for its errors.
-        Raw::Json(bytes) => match Flat::parse(&bytes) {
-            Some(flat) => parse_object(config, &flat, now, memo),
-            None => parse_json(config, &bytes, now, memo),
-        },
+        Raw::Json(at) => {
+            let bytes = text.get(at).unwrap_or_default();
+            match Flat::parse(bytes) {
+                Some(flat) => parse_object(config, &flat, now, memo),
+                None => parse_json(config, bytes, now, memo),
+            }
+        }
         Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now, memo),
         Raw::Broken(why) => Err(FieldError::new("", why)),
     }
@@ -646,7 +659,7 @@ fn apply_in_order(
     std::thread::scope(|scope| {
         // A rendezvous: one chunk applied while the next is gathered. A chunk
         // goes as the parsers' own vectors, not moved item by item.
-        let (chunks, chunk_rx) = sync_channel::<Vec<Vec<Staged>>>(0);
+        let (chunks, chunk_rx) = sync_channel::<Vec<Part>>(0);
         let applier = scope.spawn(move || {
             let mut total = Summary::default();
             for parts in chunk_rx {
@@ -663,7 +676,7 @@ fn apply_in_order(
         let mut summary = Summary::default();
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        let mut batch: Vec<Vec<Staged>> = Vec::new();
+        let mut batch: Vec<Part> = Vec::new();
         let mut held = 0;
         let mut stderr = std::io::stderr().lock();
         'read: for parsed in rx {
@@ -770,7 +783,8 @@ mod tests {
         ];
         for line in lines {
             let mut memo = ReleaseMemo::new();
-            let fast = parse_line(&config, Raw::Json(line.as_bytes().to_vec()), now, &mut memo);
+            let raw = Raw::Json(0..line.len());
+            let fast = parse_line(&config, raw, line.as_bytes(), now, &mut memo);
             let full = parse_json(&config, line.as_bytes(), now, &mut memo);
             match (fast, full) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),

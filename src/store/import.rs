@@ -70,10 +70,11 @@ pub enum Staged {
 }
 
 impl Staged {
-    /// The defect's `(source, id)`; empty for a release time.
-    fn key(&self) -> (&str, &str) {
+    /// The defect's `(source, id)` (`text`: its part's); empty for a
+    /// release time.
+    fn key<'a>(&'a self, text: &'a str) -> (&'a str, &'a str) {
         match self {
-            Staged::Row(f) => f.key(),
+            Staged::Row(f) => f.key(text),
             Staged::Event(ev) => (&ev.source, &ev.id),
             Staged::Release(_) | Staged::Taken => ("", ""),
         }
@@ -93,8 +94,9 @@ const TEXT_COLUMNS: usize = 13;
 /// event back whole, for a defect that has a stored row or several events.
 #[derive(Debug)]
 pub struct FreshRow {
-    text: Box<str>,
-    /// Where each text column ends in `text`.
+    /// Where its text starts in its part's text.
+    start: u32,
+    /// Where each text column ends in its part's text.
     ends: [u32; TEXT_COLUMNS],
     /// Bit `i`: text column `i` is NULL.
     nulls: u16,
@@ -109,10 +111,12 @@ pub struct FreshRow {
 
 impl FreshRow {
     /// The row of an upsert; any other event back as it was.
+    /// Its text is appended to `text` (its part's).
     fn of(
         config: &Config,
         ev: DefectEvent,
         keys: &mut ReleaseKeys,
+        text: &mut String,
     ) -> Result<Self, Box<DefectEvent>> {
         let DefectEvent {
             source,
@@ -169,8 +173,8 @@ impl FreshRow {
             Some(&row.status),
         ];
         let len: usize = columns.iter().flatten().map(|c| c.len()).sum();
-        let Ok(_) = u32::try_from(len) else {
-            // Not packable (over 4 GiB of text): folded as an event instead.
+        let Ok(_) = u32::try_from(text.len() + len) else {
+            // Not packable (a part of over 4 GiB of text): folded as an event.
             return Err(Box::new(FreshRow::unpacked(
                 row,
                 keep_release,
@@ -178,7 +182,7 @@ impl FreshRow {
                 updated_at,
             )));
         };
-        let mut text = String::with_capacity(len);
+        let start = text.len() as u32;
         let mut ends = [0; TEXT_COLUMNS];
         let mut nulls = 0;
         for (i, c) in columns.iter().enumerate() {
@@ -189,7 +193,7 @@ impl FreshRow {
             ends[i] = text.len() as u32;
         }
         Ok(Self {
-            text: text.into_boxed_str(),
+            start,
             ends,
             nulls,
             found_at: row.found_at,
@@ -200,40 +204,39 @@ impl FreshRow {
         })
     }
 
-    /// Text column `i`.
-    fn text(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.text
-            .get(start..self.ends[i] as usize)
+    /// Text column `i` (`text`: its part's).
+    fn text<'a>(&self, text: &'a str, i: usize) -> &'a str {
+        let start = if i == 0 { self.start } else { self.ends[i - 1] };
+        text.get(start as usize..self.ends[i] as usize)
             .unwrap_or_default()
     }
 
     /// Optional text column `i`.
-    fn optional(&self, i: usize) -> Option<&str> {
-        (self.nulls & (1 << i) == 0).then(|| self.text(i))
+    fn optional<'a>(&self, text: &'a str, i: usize) -> Option<&'a str> {
+        (self.nulls & (1 << i) == 0).then(|| self.text(text, i))
     }
 
     /// The defect's `(source, id)`.
-    fn key(&self) -> (&str, &str) {
-        (self.text(0), self.text(1))
+    fn key<'a>(&self, text: &'a str) -> (&'a str, &'a str) {
+        (self.text(text, 0), self.text(text, 1))
     }
 
     /// The row stored for the event received at `received_at`.
-    fn view(&self, received_at: Millis) -> RowRef<'_> {
+    fn view<'a>(&self, text: &'a str, received_at: Millis) -> RowRef<'a> {
         RowRef {
-            source: self.text(0),
-            id: self.text(1),
-            product_kind: self.text(2),
-            product_ns: self.text(3),
-            product: self.text(4),
-            release_raw: self.optional(5),
-            release: self.optional(6),
-            stage: self.optional(7),
-            detected_by: self.optional(8),
-            cause: self.optional(9),
-            severity: self.optional(10),
-            team: self.optional(11),
-            status: self.text(12),
+            source: self.text(text, 0),
+            id: self.text(text, 1),
+            product_kind: self.text(text, 2),
+            product_ns: self.text(text, 3),
+            product: self.text(text, 4),
+            release_raw: self.optional(text, 5),
+            release: self.optional(text, 6),
+            stage: self.optional(text, 7),
+            detected_by: self.optional(text, 8),
+            cause: self.optional(text, 9),
+            severity: self.optional(text, 10),
+            team: self.optional(text, 11),
+            status: self.text(text, 12),
             deleted: false,
             found_at: if self.has_found_at {
                 self.found_at
@@ -249,8 +252,8 @@ impl FreshRow {
     }
 
     /// The event it was made from.
-    fn into_event(self) -> DefectEvent {
-        let row = self.view(0).to_row();
+    fn into_event(self, text: &str) -> DefectEvent {
+        let row = self.view(text, 0).to_row();
         let found_at = self.has_found_at.then_some(self.found_at);
         let updated_at = self.has_updated_at.then_some(self.updated_at);
         FreshRow::unpacked(row, self.keep_release, found_at, updated_at)
@@ -307,29 +310,67 @@ struct Writes {
 
 /// A row new to the table.
 enum New {
-    /// As staged (the common case).
-    Packed(FreshRow),
+    /// As staged (the common case), with the index of its part.
+    Packed(usize, FreshRow),
     /// Folded from several events (boxed: rare, and large).
     Built(Box<Row>),
 }
 
-/// Stages parsed items for the importer on a parser thread (one per
-/// thread: it remembers release keys).
+/// Staged lines of one piece of the input, in input order, with the text
+/// of their packed rows (one allocation per piece, not one per row).
+#[derive(Debug, Default)]
+pub struct Part {
+    text: String,
+    items: Vec<Staged>,
+}
+
+impl Part {
+    /// How many lines it holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Keeps the first `at` lines and gives the others as a new part (with a
+    /// copy of the text).
+    pub fn split_off(&mut self, at: usize) -> Part {
+        Part {
+            text: self.text.clone(),
+            items: self.items.split_off(at),
+        }
+    }
+}
+
+/// Stages parsed items for the importer on a parser thread, into a
+/// [`Part`] (one per thread: it remembers release keys).
 #[derive(Default)]
 pub struct Stager {
     keys: ReleaseKeys,
+    part: Part,
 }
 
 impl Stager {
-    /// `item` made ready for [`Importer::apply`].
-    pub fn stage(&mut self, config: &Config, item: Item) -> Staged {
-        match item {
+    /// Adds `item`, made ready for [`Importer::apply`], to the part.
+    pub fn stage(&mut self, config: &Config, item: Item) {
+        let staged = match item {
             Item::Release(ev) => Staged::Release(ev),
-            Item::Defect(ev) => match FreshRow::of(config, ev, &mut self.keys) {
-                Ok(fresh) => Staged::Row(fresh),
-                Err(ev) => Staged::Event(ev),
-            },
-        }
+            Item::Defect(ev) => {
+                match FreshRow::of(config, ev, &mut self.keys, &mut self.part.text) {
+                    Ok(fresh) => Staged::Row(fresh),
+                    Err(ev) => Staged::Event(ev),
+                }
+            }
+        };
+        self.part.items.push(staged);
+    }
+
+    /// The part staged so far; the next one starts empty.
+    pub fn take(&mut self) -> Part {
+        std::mem::take(&mut self.part)
     }
 }
 
@@ -411,13 +452,13 @@ impl Importer {
     /// committed before [`Importer::commit`].
     pub fn apply(
         &mut self,
-        mut parts: Vec<Vec<Staged>>,
+        mut parts: Vec<Part>,
         received_at: Millis,
     ) -> rusqlite::Result<Outcome> {
         let mut outcome = Outcome::default();
         // Release times are independent of defects: applied in input order.
         let mut defects = 0;
-        for staged in parts.iter().flatten() {
+        for staged in parts.iter().flat_map(|p| &p.items) {
             match staged {
                 Staged::Release(ev) => {
                     let effect = match ReleaseTimeRow::of(&self.config, ev) {
@@ -441,9 +482,10 @@ impl Importer {
         let mut writes = Writes::default();
         let mut start = 0;
         while start < order.len() {
-            let key = parts[order[start].0][order[start].1].key();
+            let key_at = |(p, i): (usize, usize)| parts[p].items[i].key(&parts[p].text);
+            let key = key_at(order[start]);
             let mut end = start + 1;
-            while end < order.len() && parts[order[end].0][order[end].1].key() == key {
+            while end < order.len() && key_at(order[end]) == key {
                 end += 1;
             }
             self.settle(
@@ -461,7 +503,7 @@ impl Importer {
         Row::insert_all(
             &self.conn,
             writes.new.iter().map(|w| match w {
-                New::Packed(fresh) => fresh.view(received_at),
+                New::Packed(p, fresh) => fresh.view(&parts[*p].text, received_at),
                 New::Built(row) => row.borrowed(),
             }),
         )?;
@@ -479,24 +521,24 @@ impl Importer {
     /// staged for it as it is.
     fn settle(
         &mut self,
-        parts: &mut [Vec<Staged>],
+        parts: &mut [Part],
         group: &[(usize, usize)],
         received_at: Millis,
         outcome: &mut Outcome,
         writes: &mut Writes,
     ) -> rusqlite::Result<()> {
         let (p, i) = group[0];
-        let (source, id) = parts[p][i].key();
+        let (source, id) = parts[p].items[i].key(&parts[p].text);
         let hash = self.written.hasher().hash_one((source, id));
         let stored = if self.fresh && !self.written.contains(&hash) {
             None
         } else {
             Row::get(&self.conn, source, id)?
         };
-        if group.len() == 1 && stored.is_none() && matches!(parts[p][i], Staged::Row(_)) {
-            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p][i], Staged::Taken) {
+        if group.len() == 1 && stored.is_none() && matches!(parts[p].items[i], Staged::Row(_)) {
+            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
                 count(outcome, Effect::Accepted);
-                writes.new.push(New::Packed(fresh));
+                writes.new.push(New::Packed(p, fresh));
                 self.written.insert(hash);
             }
             return Ok(());
@@ -504,8 +546,8 @@ impl Importer {
         let events: Vec<DefectEvent> = group
             .iter()
             .filter_map(
-                |&(p, i)| match std::mem::replace(&mut parts[p][i], Staged::Taken) {
-                    Staged::Row(fresh) => Some(fresh.into_event()),
+                |&(p, i)| match std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
+                    Staged::Row(fresh) => Some(fresh.into_event(&parts[p].text)),
                     Staged::Event(ev) => Some(*ev),
                     Staged::Release(_) | Staged::Taken => None,
                 },
@@ -634,13 +676,14 @@ pub struct Committed {
 /// source's rank, the id's first eight bytes, the place — so most
 /// comparisons never leave the entry; only ids sharing the prefix are
 /// compared in full.
-fn key_order(parts: &[Vec<Staged>]) -> Vec<(usize, usize)> {
+fn key_order(parts: &[Part]) -> Vec<(usize, usize)> {
     let keyed = || {
         parts.iter().enumerate().flat_map(|(p, part)| {
-            part.iter()
+            part.items
+                .iter()
                 .enumerate()
                 .filter(|(_, s)| matches!(s, Staged::Row(_) | Staged::Event(_)))
-                .map(move |(i, s)| (p, i, s.key()))
+                .map(move |(i, s)| (p, i, s.key(&part.text)))
         })
     };
     let distinct: HashSet<&str> = keyed().map(|(_, _, (source, _))| source).collect();
@@ -656,7 +699,10 @@ fn key_order(parts: &[Vec<Staged>]) -> Vec<(usize, usize)> {
     let mut entries: Vec<(u32, u64, u32, u32)> = keyed()
         .map(|(p, i, (source, id))| (rank(source), prefix(id), p as u32, i as u32))
         .collect();
-    let id = |e: &(u32, u64, u32, u32)| parts[e.2 as usize][e.3 as usize].key().1;
+    let id = |e: &(u32, u64, u32, u32)| {
+        let part = &parts[e.2 as usize];
+        part.items[e.3 as usize].key(&part.text).1
+    };
     entries.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
@@ -736,13 +782,17 @@ mod tests {
             else {
                 panic!("an upsert of a new defect is put");
             };
-            let Staged::Row(fresh) = Stager::default().stage(&config, Item::Defect(ev.clone()))
-            else {
+            let mut stager = Stager::default();
+            // A row after another in the same part.
+            stager.stage(&config, Item::Defect(upsert(None, None, false)));
+            stager.stage(&config, Item::Defect(ev.clone()));
+            let Part { text, mut items } = stager.take();
+            let Staged::Row(fresh) = items.remove(1) else {
                 panic!("an upsert is staged as a row");
             };
-            assert_eq!(fresh.view(received).to_row(), expected);
-            assert_eq!(fresh.key(), ("tracker", "PROJ-1"));
-            assert_eq!(fresh.into_event(), ev);
+            assert_eq!(fresh.view(&text, received).to_row(), expected);
+            assert_eq!(fresh.key(&text), ("tracker", "PROJ-1"));
+            assert_eq!(fresh.into_event(&text), ev);
         }
     }
 
@@ -754,8 +804,10 @@ mod tests {
             change: Change::Delete,
             ..upsert(None, None, false)
         };
-        match Stager::default().stage(&config, Item::Defect(ev.clone())) {
-            Staged::Event(staged) => assert_eq!(*staged, ev),
+        let mut stager = Stager::default();
+        stager.stage(&config, Item::Defect(ev.clone()));
+        match stager.take().items.pop() {
+            Some(Staged::Event(staged)) => assert_eq!(*staged, ev),
             other => panic!("{other:?}"),
         }
     }
