@@ -488,7 +488,10 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             let Ok(rx) = rx.lock() else { return };
             match rx.recv() {
                 Ok(c) => c,
-                Err(_) => return,
+                Err(_) => {
+                    tracing::debug!(cpu_ms = thread_cpu_ms(), "import: parser done");
+                    return;
+                }
             }
         };
         let now = now_ms();
@@ -671,6 +674,7 @@ fn apply_in_order(
                 total.unchanged += o.unchanged + o.ignored;
                 total.stale += o.stale;
             }
+            tracing::debug!(cpu_ms = thread_cpu_ms(), "import: chunks applied");
             Ok::<_, Failure>(total)
         });
         let mut summary = Summary::default();
@@ -737,6 +741,21 @@ fn apply_in_order(
             Err((t, e)) => Err((merge(t), e)),
         }
     })
+}
+
+/// CPU time this thread used so far (ms), for the debug log of where an
+/// import's time went; 0 where it cannot be read.
+fn thread_cpu_ms() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    if !ok {
+        return 0;
+    }
+    (t.tv_sec as u64) * 1000 + (t.tv_nsec as u64) / 1_000_000
 }
 
 /// Prints to stdout; a failing stdout is ignored.

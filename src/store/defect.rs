@@ -28,6 +28,23 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
+/// Inserts rows known not to be stored (a plain insert: no conflict clause
+/// to evaluate) through one prepared statement (a bulk load: no
+/// statement-cache lookup per row).
+pub struct Inserter<'c>(rusqlite::CachedStatement<'c>);
+
+impl<'c> Inserter<'c> {
+    /// Prepares the insert.
+    pub fn new(tx: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Self(tx.prepare_cached(INSERT)?))
+    }
+
+    /// Inserts `row`.
+    pub fn insert(&mut self, row: RowRef<'_>) -> rusqlite::Result<()> {
+        row.execute(&mut self.0)
+    }
+}
+
 /// The values of a [`Row`], borrowed (from a `Row`, or from the importer's
 /// packed rows): what a write binds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,20 +181,6 @@ impl Row {
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
         self.borrowed().execute(&mut tx.prepare_cached(PUT)?)
-    }
-
-    /// Inserts rows known not to be stored (a plain insert: no conflict
-    /// clause to evaluate), through one prepared statement (a bulk load: no
-    /// statement-cache lookup per row).
-    pub fn insert_all<'a>(
-        tx: &Connection,
-        rows: impl IntoIterator<Item = RowRef<'a>>,
-    ) -> rusqlite::Result<()> {
-        let mut stmt = tx.prepare_cached(INSERT)?;
-        for row in rows {
-            row.execute(&mut stmt)?;
-        }
-        Ok(())
     }
 
     /// Its values, borrowed.

@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use rusqlite::Connection;
 
-use super::defect::{Row, RowRef};
+use super::defect::{Inserter, Row, RowRef};
 use super::lock::{self, DbLock, LockError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Item, Outcome, load, schema, writer};
@@ -300,20 +300,127 @@ impl FreshRow {
     }
 }
 
-/// What one chunk writes: rows new to the table (in key order) and stored
-/// rows changed.
-#[derive(Default)]
-struct Writes {
-    new: Vec<New>,
-    changed: Vec<Row>,
+/// What the rules need to fold a chunk, and what the import wrote.
+struct Folder {
+    config: Config,
+    keys: ReleaseKeys,
+    /// No defect was stored when the import began: a key this import did not
+    /// write is not stored, and is not looked up.
+    fresh: bool,
+    /// Hashes of the keys this import wrote (a hash seen may still be another
+    /// key's: then the row is looked up).
+    written: HashSet<u64, BuildHasherDefault<Prehashed>>,
 }
 
-/// A row new to the table.
-enum New {
-    /// As staged (the common case), with the index of its part.
+impl Folder {
+    /// Applies one defect's events (`group`, in input order) to its stored
+    /// row: what to write. The common case — one upsert of a defect not
+    /// stored — takes the row staged for it as it is.
+    fn settle(
+        &mut self,
+        conn: &Connection,
+        parts: &mut [Part],
+        group: &[(usize, usize)],
+        received_at: Millis,
+        outcome: &mut Outcome,
+    ) -> rusqlite::Result<Settled> {
+        let (p, i) = group[0];
+        let (source, id) = parts[p].items[i].key(&parts[p].text);
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((source, id));
+        let stored = if self.fresh && !self.written.contains(&hash) {
+            None
+        } else {
+            Row::get(conn, source, id)?
+        };
+        if group.len() == 1 && stored.is_none() && matches!(parts[p].items[i], Staged::Row(_)) {
+            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
+                count(outcome, Effect::Accepted);
+                self.written.insert(hash);
+                return Ok(Settled::Packed(p, fresh));
+            }
+        }
+        let events: Vec<DefectEvent> = group
+            .iter()
+            .filter_map(
+                |&(p, i)| match std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
+                    Staged::Row(fresh) => Some(fresh.into_event(&parts[p].text)),
+                    Staged::Event(ev) => Some(*ev),
+                    Staged::Release(_) | Staged::Taken => None,
+                },
+            )
+            .collect();
+        Ok(self.fold(&events, stored, hash, received_at, outcome))
+    }
+
+    /// Applies one defect's events (in order) to its stored row: what to
+    /// write.
+    fn fold(
+        &mut self,
+        events: &[DefectEvent],
+        stored: Option<Row>,
+        hash: u64,
+        received_at: Millis,
+        outcome: &mut Outcome,
+    ) -> Settled {
+        let mut current: Option<Row> = None;
+        for ev in events {
+            let old = current.as_ref().or(stored.as_ref());
+            let decision = rules::decide(&self.config, ev, old, received_at, &mut self.keys);
+            count(outcome, decision.effect());
+            match decision {
+                Decision::Put(row) => current = Some(row),
+                // Only a stored row is ever unchanged.
+                Decision::Unchanged { touch: Some(t) } => {
+                    if let Some(mut row) = old.cloned() {
+                        row.updated_at = t;
+                        current = Some(row);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (current, &stored) {
+            (None, _) => Settled::Same,
+            (Some(row), Some(s)) if row == *s => Settled::Same,
+            (Some(row), Some(_)) => Settled::Changed(Box::new(row)),
+            (Some(row), None) => {
+                self.written.insert(hash);
+                Settled::New(Box::new(row))
+            }
+        }
+    }
+}
+
+/// What one defect's events in a chunk write.
+enum Settled {
+    /// Nothing: the stored row stands.
+    Same,
+    /// A new row as staged (the common case), with the index of its part.
     Packed(usize, FreshRow),
-    /// Folded from several events (boxed: rare, and large).
-    Built(Box<Row>),
+    /// A new row folded from several events.
+    New(Box<Row>),
+    /// A stored row changed.
+    Changed(Box<Row>),
+}
+
+/// Hashes a `u64` that is already a hash (of a defect key) as itself.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Staged lines of one piece of the input, in input order, with the text
@@ -377,14 +484,7 @@ impl Stager {
 /// An open database taking an import, inside its transaction.
 pub struct Importer {
     conn: Connection,
-    config: Config,
-    keys: ReleaseKeys,
-    /// No defect was stored when the import began: a key this import did not
-    /// write is not stored, and is not looked up.
-    fresh: bool,
-    /// Hashes of the keys this import wrote (a hash seen may still be another
-    /// key's: then the row is looked up).
-    written: HashSet<u64, BuildHasherDefault<DefaultHasher>>,
+    folder: Folder,
     /// The secondary indexes of `defects` dropped for the import (their
     /// `CREATE INDEX` statements), built again by [`Importer::commit`];
     /// `None` until the first chunk decides.
@@ -435,10 +535,12 @@ impl Importer {
         })?;
         Ok(Self {
             conn,
-            config: config.clone(),
-            keys: ReleaseKeys::default(),
-            fresh,
-            written: HashSet::default(),
+            folder: Folder {
+                config: config.clone(),
+                keys: ReleaseKeys::default(),
+                fresh,
+                written: HashSet::default(),
+            },
             dropped: None,
             stored_at: None,
             rollback,
@@ -461,7 +563,7 @@ impl Importer {
         for staged in parts.iter().flat_map(|p| &p.items) {
             match staged {
                 Staged::Release(ev) => {
-                    let effect = match ReleaseTimeRow::of(&self.config, ev) {
+                    let effect = match ReleaseTimeRow::of(&self.folder.config, ev) {
                         None => Effect::Stale,
                         Some(row) if row.upsert(&self.conn)? => Effect::Accepted,
                         Some(_) => Effect::Unchanged,
@@ -476,10 +578,12 @@ impl Importer {
             self.dropped = Some(self.drop_indexes_if_large(defects)?);
         }
         // Only the order of one defect's events matters: a stable sort by key
-        // keeps it, groups each defect's events, and writes the rows in key
-        // order (the `(source, id)` index is walked, not hit at random).
+        // keeps it, groups each defect's events, and writes the new rows in
+        // key order (the `(source, id)` index is walked, not hit at random).
+        // Each row is written as soon as it is settled, while its text is
+        // still in the processor's cache.
         let order = key_order(&parts);
-        let mut writes = Writes::default();
+        let mut inserter = Inserter::new(&self.conn)?;
         let mut start = 0;
         while start < order.len() {
             let key_at = |(p, i): (usize, usize)| parts[p].items[i].key(&parts[p].text);
@@ -488,112 +592,24 @@ impl Importer {
             while end < order.len() && key_at(order[end]) == key {
                 end += 1;
             }
-            self.settle(
-                &mut parts,
-                &order[start..end],
-                received_at,
-                &mut outcome,
-                &mut writes,
-            )?;
+            let group = &order[start..end];
+            match self
+                .folder
+                .settle(&self.conn, &mut parts, group, received_at, &mut outcome)?
+            {
+                Settled::Same => {}
+                Settled::Packed(p, fresh) => {
+                    inserter.insert(fresh.view(&parts[p].text, received_at))?;
+                }
+                Settled::New(row) => inserter.insert(row.borrowed())?,
+                Settled::Changed(row) => row.put(&self.conn)?,
+            }
             start = end;
-        }
-        drop(order);
-        // The rows are inserted in key order: the `(source, id)` index is
-        // walked, not hit at random.
-        Row::insert_all(
-            &self.conn,
-            writes.new.iter().map(|w| match w {
-                New::Packed(p, fresh) => fresh.view(&parts[*p].text, received_at),
-                New::Built(row) => row.borrowed(),
-            }),
-        )?;
-        for row in &writes.changed {
-            row.put(&self.conn)?;
         }
         if outcome.accepted + outcome.unchanged > 0 {
             self.stored_at = Some(received_at);
         }
         Ok(outcome)
-    }
-
-    /// Applies one defect's events (`group`, in input order) to its stored
-    /// row; the result, if it differs, joins `writes`. The common case — one upsert of a defect not stored — takes the row
-    /// staged for it as it is.
-    fn settle(
-        &mut self,
-        parts: &mut [Part],
-        group: &[(usize, usize)],
-        received_at: Millis,
-        outcome: &mut Outcome,
-        writes: &mut Writes,
-    ) -> rusqlite::Result<()> {
-        let (p, i) = group[0];
-        let (source, id) = parts[p].items[i].key(&parts[p].text);
-        let hash = self.written.hasher().hash_one((source, id));
-        let stored = if self.fresh && !self.written.contains(&hash) {
-            None
-        } else {
-            Row::get(&self.conn, source, id)?
-        };
-        if group.len() == 1 && stored.is_none() && matches!(parts[p].items[i], Staged::Row(_)) {
-            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
-                count(outcome, Effect::Accepted);
-                writes.new.push(New::Packed(p, fresh));
-                self.written.insert(hash);
-            }
-            return Ok(());
-        }
-        let events: Vec<DefectEvent> = group
-            .iter()
-            .filter_map(
-                |&(p, i)| match std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
-                    Staged::Row(fresh) => Some(fresh.into_event(&parts[p].text)),
-                    Staged::Event(ev) => Some(*ev),
-                    Staged::Release(_) | Staged::Taken => None,
-                },
-            )
-            .collect();
-        self.fold(&events, stored, hash, received_at, outcome, writes);
-        Ok(())
-    }
-
-    /// Applies one defect's events (in order) to its stored row; the result,
-    /// if it differs, joins `writes`.
-    fn fold(
-        &mut self,
-        events: &[DefectEvent],
-        stored: Option<Row>,
-        hash: u64,
-        received_at: Millis,
-        outcome: &mut Outcome,
-        writes: &mut Writes,
-    ) {
-        let mut current: Option<Row> = None;
-        for ev in events {
-            let old = current.as_ref().or(stored.as_ref());
-            let decision = rules::decide(&self.config, ev, old, received_at, &mut self.keys);
-            count(outcome, decision.effect());
-            match decision {
-                Decision::Put(row) => current = Some(row),
-                // Only a stored row is ever unchanged.
-                Decision::Unchanged { touch: Some(t) } => {
-                    if let Some(mut row) = old.cloned() {
-                        row.updated_at = t;
-                        current = Some(row);
-                    }
-                }
-                _ => {}
-            }
-        }
-        match (current, &stored) {
-            (None, _) => {}
-            (Some(row), Some(s)) if row == *s => {}
-            (Some(row), Some(_)) => writes.changed.push(row),
-            (Some(row), None) => {
-                writes.new.push(New::Built(Box::new(row)));
-                self.written.insert(hash);
-            }
-        }
     }
 
     /// Drops the secondary (non-unique) indexes of `defects` when this first
@@ -634,13 +650,20 @@ impl Importer {
         // its helper threads at once, instead of one run on this thread.
         self.conn
             .pragma_update(None, "cache_size", -SORT_CACHE_KIB)?;
+        let started = std::time::Instant::now();
         for sql in self.dropped.iter().flatten() {
             self.conn.execute_batch(sql)?;
         }
+        let indexed = started.elapsed();
         if let Some(at) = self.stored_at {
             writer::record_source_activity(&self.conn, Ingress::Generic, at)?;
         }
         self.conn.execute_batch("COMMIT")?;
+        tracing::debug!(
+            index_ms = indexed.as_millis() as u64,
+            commit_ms = (started.elapsed() - indexed).as_millis() as u64,
+            "import: committed"
+        );
         // Committed: what follows is housekeeping, which `serve` also does
         // when it opens the database.
         let tidy = || -> rusqlite::Result<()> {
