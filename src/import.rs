@@ -488,10 +488,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             let Ok(rx) = rx.lock() else { return };
             match rx.recv() {
                 Ok(c) => c,
-                Err(_) => {
-                    tracing::debug!(cpu_ms = thread_cpu_ms(), "import: parser done");
-                    return;
-                }
+                Err(_) => break,
             }
         };
         let now = now_ms();
@@ -518,6 +515,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             return;
         }
     }
+    tracing::debug!(cpu_ms = thread_cpu_ms(), "import: parser done");
 }
 
 /// One line → one item, or the field at fault and why (the API's 422).
@@ -682,7 +680,6 @@ fn apply_in_order(
         let mut next = 0u64;
         let mut batch: Vec<Part> = Vec::new();
         let mut held = 0;
-        let mut stderr = std::io::stderr().lock();
         'read: for parsed in rx {
             waiting.insert(parsed.seq, parsed);
             while let Some(p) = waiting.remove(&next) {
@@ -695,9 +692,9 @@ fn apply_in_order(
                     } else {
                         format!("{}:{}: {}: {}", p.file, r.line, r.field, r.reason)
                     };
-                    let mut write = || {
-                        let _ = writeln!(stderr, "{line}");
-                    };
+                    // Locked per line: the log (on stderr too) must not wait
+                    // for the whole import.
+                    let write = || complain(&line);
                     match bar {
                         Some(b) => b.suspend(write),
                         None => write(),

@@ -486,3 +486,51 @@ fn an_import_killed_half_way_leaves_the_database_as_it_was() {
     assert_eq!(status, 0, "{out}{err}");
     assert_eq!(figures(&out), [100, 0, 0, 0], "{out}");
 }
+
+/// With the debug log on (stderr, like the rejected lines), an import with
+/// rejected lines still finishes: the log never waits on the report of the
+/// rejections. Bounded: killed after 60 s.
+#[test]
+fn an_import_with_the_debug_log_and_rejected_lines_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("events.ndjson");
+    let mut lines = Vec::new();
+    for i in 0..20_000 {
+        lines.push(if i % 1000 == 7 {
+            r#"{"id": "bad", "stage": "prod"}"#.to_string()
+        } else {
+            json!({"id": format!("d{i}"), "stage": "qa", "release": "v1.0"}).to_string()
+        });
+    }
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log.level", "debug", "import", "--db"])
+        .arg(&db)
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the import did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(figures(&stdout), [19_980, 0, 0, 20], "{stdout}");
+    assert_eq!(
+        stderr.matches("stage: unknown value `prod`").count(),
+        20,
+        "{stderr}"
+    );
+    assert!(stderr.contains("import: committed"), "{stderr}");
+}
