@@ -28,23 +28,6 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
-/// Inserts rows known not to be stored (a plain insert: no conflict clause
-/// to evaluate) through one prepared statement (a bulk load: no
-/// statement-cache lookup per row).
-pub struct Inserter<'c>(rusqlite::CachedStatement<'c>);
-
-impl<'c> Inserter<'c> {
-    /// Prepares the insert.
-    pub fn new(tx: &'c Connection) -> rusqlite::Result<Self> {
-        Ok(Self(tx.prepare_cached(INSERT)?))
-    }
-
-    /// Inserts `row`.
-    pub fn insert(&mut self, row: RowRef<'_>) -> rusqlite::Result<()> {
-        row.execute(&mut self.0)
-    }
-}
-
 /// The values of a [`Row`], borrowed (from a `Row`, or from the importer's
 /// packed rows): what a write binds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,7 +113,9 @@ const GET: &str = concat!(
     " FROM defects WHERE source = ?1 AND id = ?2"
 );
 
-const INSERT: &str = concat!(
+/// A plain insert of every column (rows known not to be stored: no conflict
+/// clause to evaluate), for the importer's [`super::bulk::Inserter`].
+pub(super) const INSERT: &str = concat!(
     "INSERT INTO defects (",
     columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"

@@ -16,7 +16,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use rusqlite::Connection;
 
-use super::defect::{Inserter, Row, RowRef};
+use super::bulk::Inserter;
+use super::defect::{self, Row, RowRef};
 use super::lock::{self, DbLock, LockError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Item, Outcome, load, schema, writer};
@@ -583,7 +584,7 @@ impl Importer {
         // Each row is written as soon as it is settled, while its text is
         // still in the processor's cache.
         let order = key_order(&parts);
-        let mut inserter = Inserter::new(&self.conn)?;
+        let mut inserter = Inserter::new(&self.conn, defect::INSERT)?;
         let mut start = 0;
         while start < order.len() {
             let key_at = |(p, i): (usize, usize)| parts[p].items[i].key(&parts[p].text);

@@ -6,6 +6,7 @@
 //! it. The writer is supervised: a panic rolls back, rebuilds the aggregates
 //! from disk and restarts it (see [`health::Health`] for what `/readyz` reads).
 
+mod bulk;
 mod defect;
 pub use defect::release_key;
 pub mod export;
