@@ -492,6 +492,9 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             }
         };
         let now = now_ms();
+        // A row's text is its values without the JSON around them: about
+        // half the line.
+        stager.reserve(chunk.lines.len(), chunk.text.len() / 2);
         let mut rejected = Vec::new();
         for (line, raw) in chunk.lines {
             match parse_line(config, raw, &chunk.text, now, &mut memo) {

@@ -26,8 +26,13 @@ pub enum Scalar<'a> {
 pub trait Object {
     /// The value of field `name`, if present.
     fn field(&self, name: &str) -> Option<Scalar<'_>>;
+    /// The first field name `known` does not accept.
+    fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str>;
+
     /// The first field name that is not in `known`.
-    fn unknown(&self, known: &[&str]) -> Option<&str>;
+    fn unknown(&self, known: &[&str]) -> Option<&str> {
+        self.first_key_not(&|k| known.contains(&k))
+    }
 }
 
 impl Object for Map<String, Value> {
@@ -40,8 +45,8 @@ impl Object for Map<String, Value> {
         })
     }
 
-    fn unknown(&self, known: &[&str]) -> Option<&str> {
-        self.keys().map(String::as_str).find(|k| !known.contains(k))
+    fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str> {
+        self.keys().map(String::as_str).find(|k| !known(k))
     }
 }
 
@@ -59,10 +64,9 @@ impl<O: Object + ?Sized> Object for Without<'_, O> {
         self.inner.field(name)
     }
 
-    fn unknown(&self, known: &[&str]) -> Option<&str> {
-        let mut all: Vec<&str> = known.to_vec();
-        all.extend_from_slice(self.hidden);
-        self.inner.unknown(&all)
+    fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str> {
+        self.inner
+            .first_key_not(&|k| known(k) || self.hidden.contains(&k))
     }
 }
 
@@ -104,11 +108,11 @@ impl Object for Flat<'_> {
             })
     }
 
-    fn unknown(&self, known: &[&str]) -> Option<&str> {
+    fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str> {
         self.fields
             .iter()
             .map(|(k, _)| k.as_ref())
-            .find(|k| !known.contains(k))
+            .find(|k| !known(k))
     }
 }
 

@@ -6,13 +6,13 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::flat::{Object, Scalar};
-use super::webhook::Stamp;
+use super::webhook::check_future;
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
 };
 use crate::model::label::check_label;
-use crate::model::time::{Millis, parse_rfc3339};
+use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
 use crate::store::Item;
 
 /// The fields of an event object.
@@ -137,9 +137,11 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         let t = parse_rfc3339(v).map_err(|r| self.err(name, r))?;
-        Stamp::new(&format!("{}{name}", self.prefix), v, t)
-            .checked(now)
-            .map(Some)
+        // The field's full name is only built for an error.
+        if t > now + MAX_FUTURE_MS {
+            check_future(&format!("{}{name}", self.prefix), v, t, now)?;
+        }
+        Ok(Some(t))
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, FieldError> {

@@ -476,6 +476,12 @@ impl Stager {
         self.part.items.push(staged);
     }
 
+    /// Makes room for `lines` more items and `bytes` more text.
+    pub fn reserve(&mut self, lines: usize, bytes: usize) {
+        self.part.items.reserve(lines);
+        self.part.text.reserve(bytes);
+    }
+
     /// The part staged so far; the next one starts empty.
     pub fn take(&mut self) -> Part {
         std::mem::take(&mut self.part)
