@@ -767,13 +767,17 @@ impl Config {
     /// The product a source namespace belongs to: the mapping when configured,
     /// else the namespace itself; generic events name their product directly.
     pub fn product_for(&self, kind: &str, namespace: &str) -> String {
+        self.product_name(kind, namespace).to_owned()
+    }
+
+    /// [`Config::product_for`], borrowed.
+    pub fn product_name<'a>(&'a self, kind: &str, namespace: &'a str) -> &'a str {
         if kind.is_empty() {
-            return namespace.to_owned();
+            return namespace;
         }
         self.source_map
             .get(&format!("{kind}:{namespace}"))
-            .cloned()
-            .unwrap_or_else(|| namespace.to_owned())
+            .map_or(namespace, String::as_str)
     }
 
     /// A digest of everything that decides how stored rows are keyed (products,

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use super::bulk::Inserter;
 use super::defect::{self, Row, RowRef};
 use super::lock::{self, DbLock, LockError};
-use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
+use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
 use super::{Item, Outcome, load, schema, writer};
 use crate::config::Config;
 use crate::model::event::{
@@ -119,69 +119,53 @@ impl FreshRow {
         keys: &mut ReleaseKeys,
         text: &mut String,
     ) -> Result<Self, Box<DefectEvent>> {
-        let DefectEvent {
-            source,
-            id,
-            product,
-            change,
-            updated_at,
-        } = ev;
-        let (class, status, found_at, keep_release) = match change {
+        let (class, status, found_at, keep_release) = match &ev.change {
             Change::Upsert {
                 class,
                 status,
                 found_at,
-            } => (class, status, found_at, false),
+            } => (class, *status, *found_at, false),
             Change::UpsertKeepRelease {
                 class,
                 status,
                 found_at,
-            } => (class, status, found_at, true),
-            change => {
-                return Err(Box::new(DefectEvent {
-                    source,
-                    id,
-                    product,
-                    change,
-                    updated_at,
-                }));
-            }
+            } => (class, *status, *found_at, true),
+            _ => return Err(Box::new(ev)),
         };
-        let row = rules::upsert_row(
+        let updated_at = ev.updated_at;
+        let row = rules::upsert_view(
             config,
-            source,
-            id,
-            product,
-            class,
-            status,
-            found_at.unwrap_or_default(),
-            updated_at.unwrap_or_default(),
+            &Upsert {
+                source: &ev.source,
+                id: &ev.id,
+                product: &ev.product,
+                class,
+                release: class.release.as_deref(),
+                status,
+                found_at: found_at.unwrap_or_default(),
+                updated_at: updated_at.unwrap_or_default(),
+            },
             keys,
         );
         let columns: [Option<&str>; TEXT_COLUMNS] = [
-            Some(&row.source),
-            Some(&row.id),
-            Some(&row.product_kind),
-            Some(&row.product_ns),
-            Some(&row.product),
-            row.release_raw.as_deref(),
-            row.release.as_deref(),
-            row.stage.as_deref(),
-            row.detected_by.as_deref(),
-            row.cause.as_deref(),
-            row.severity.as_deref(),
-            row.team.as_deref(),
-            Some(&row.status),
+            Some(row.source),
+            Some(row.id),
+            Some(row.product_kind),
+            Some(row.product_ns),
+            Some(row.product),
+            row.release_raw,
+            row.release,
+            row.stage,
+            row.detected_by,
+            row.cause,
+            row.severity,
+            row.team,
+            Some(row.status),
         ];
         let len: usize = columns.iter().flatten().map(|c| c.len()).sum();
         let Ok(_) = u32::try_from(text.len() + len) else {
             // Not packable (a part of over 4 GiB of text): folded as an event.
-            return Err(Box::new(FreshRow::unpacked(
-                row,
-                keep_release,
-                found_at,
-                updated_at,
-            )));
+            return Err(Box::new(ev));
         };
         let start = text.len() as u32;
         let mut ends = [0; TEXT_COLUMNS];
@@ -260,7 +244,7 @@ impl FreshRow {
         FreshRow::unpacked(row, self.keep_release, found_at, updated_at)
     }
 
-    /// The upsert `row` was made from by [`rules::upsert_row`].
+    /// The upsert `row` was made from by [`rules::upsert_view`].
     fn unpacked(
         row: Row,
         keep_release: bool,

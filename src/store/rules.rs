@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use super::defect::{self, Row};
+use super::defect::{self, Row, RowRef};
 use crate::config::Config;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
 use crate::model::time::Millis;
@@ -59,16 +59,21 @@ pub(super) struct ReleaseKeys(HashMap<String, HashMap<String, Option<String>>>);
 impl ReleaseKeys {
     /// The key of release `raw` from a source of `kind`.
     pub(super) fn key(&mut self, config: &Config, kind: &str, raw: &str) -> Option<String> {
+        self.key_ref(config, kind, raw).map(str::to_owned)
+    }
+
+    /// The key of release `raw` from a source of `kind`, borrowed.
+    pub(super) fn key_ref(&mut self, config: &Config, kind: &str, raw: &str) -> Option<&str> {
         // By kind, then raw name: looked up without allocating.
-        if let Some(k) = self.0.get(kind).and_then(|m| m.get(raw)) {
-            return k.clone();
+        let known = self.0.get(kind).is_some_and(|m| m.contains_key(raw));
+        if !known {
+            let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
+            self.0
+                .entry(kind.to_owned())
+                .or_default()
+                .insert(raw.to_owned(), k);
         }
-        let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
-        self.0
-            .entry(kind.to_owned())
-            .or_default()
-            .insert(raw.to_owned(), k.clone());
-        k
+        self.0.get(kind)?.get(raw)?.as_deref()
     }
 }
 
@@ -123,20 +128,21 @@ pub(super) fn decide(
                 (None, Some(old)) if keep => old.release_raw.clone(),
                 (r, _) => r.clone(),
             };
-            upsert_row(
+            upsert_view(
                 config,
-                ev.source.clone(),
-                ev.id.clone(),
-                ev.product.clone(),
-                Classification {
-                    release,
-                    ..class.clone()
+                &Upsert {
+                    source: &ev.source,
+                    id: &ev.id,
+                    product: &ev.product,
+                    class,
+                    release: release.as_deref(),
+                    status: *status,
+                    found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
+                    updated_at,
                 },
-                *status,
-                found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
-                updated_at,
                 keys,
             )
+            .to_row()
         }
         // Handled above, before the ordering rules.
         (Change::AttachRelease { .. }, _) => return Decision::Unchanged { touch: None },
@@ -149,41 +155,47 @@ pub(super) fn decide(
     }
 }
 
-/// The row an upsert stores: the event's values (`class.release` the raw
-/// release name it keeps), keyed by the configuration. Takes them by value,
-/// so the importer builds rows by moving an event's strings.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn upsert_row(
-    config: &Config,
-    source: String,
-    id: String,
-    product: ProductRef,
-    class: Classification,
-    status: Status,
-    found_at: Millis,
-    updated_at: Millis,
-    keys: &mut ReleaseKeys,
-) -> Row {
-    Row {
-        product: config.product_for(&product.kind, &product.namespace),
-        release: class
+/// An upsert's values, borrowed from its event.
+pub(super) struct Upsert<'a> {
+    pub source: &'a str,
+    pub id: &'a str,
+    pub product: &'a ProductRef,
+    /// Its classification; the release is `release`.
+    pub class: &'a Classification,
+    /// The raw release name the row keeps.
+    pub release: Option<&'a str>,
+    pub status: Status,
+    pub found_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// The row an upsert stores, borrowed: the event's values keyed by the
+/// configuration (the writer owns it with [`RowRef::to_row`]; the importer
+/// packs it without owning it).
+pub(super) fn upsert_view<'a>(
+    config: &'a Config,
+    u: &Upsert<'a>,
+    keys: &'a mut ReleaseKeys,
+) -> RowRef<'a> {
+    RowRef {
+        source: u.source,
+        id: u.id,
+        product_kind: &u.product.kind,
+        product_ns: &u.product.namespace,
+        product: config.product_name(&u.product.kind, &u.product.namespace),
+        release_raw: u.release,
+        release: u
             .release
-            .as_deref()
-            .and_then(|raw| keys.key(config, &product.kind, raw)),
-        source,
-        id,
-        product_kind: product.kind,
-        product_ns: product.namespace,
-        release_raw: class.release,
-        stage: class.stage,
-        detected_by: class.detected_by,
-        cause: class.cause,
-        severity: class.severity,
-        team: class.team,
-        status: status.as_str().into(),
+            .and_then(|raw| keys.key_ref(config, &u.product.kind, raw)),
+        stage: u.class.stage.as_deref(),
+        detected_by: u.class.detected_by.as_deref(),
+        cause: u.class.cause.as_deref(),
+        severity: u.class.severity.as_deref(),
+        team: u.class.team.as_deref(),
+        status: u.status.as_str(),
         deleted: false,
-        found_at,
-        updated_at,
+        found_at: u.found_at,
+        updated_at: u.updated_at,
     }
 }
 
