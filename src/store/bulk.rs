@@ -41,21 +41,7 @@ impl<'c> Inserter<'c> {
 
     /// Inserts `row`.
     pub fn insert(&mut self, row: RowRef<'_>) -> rusqlite::Result<()> {
-        let texts = [
-            Some(row.source),
-            Some(row.id),
-            Some(row.product_kind),
-            Some(row.product_ns),
-            Some(row.product),
-            row.release_raw,
-            row.release,
-            row.stage,
-            row.detected_by,
-            row.cause,
-            row.severity,
-            row.team,
-            Some(row.status),
-        ];
+        let texts = row.texts();
         let ints = [i64::from(row.deleted), row.found_at, row.updated_at];
         let stmt = self.stmt.as_ptr();
         let mut result = Ok(());

@@ -50,7 +50,32 @@ pub struct RowRef<'a> {
     pub updated_at: Millis,
 }
 
-impl RowRef<'_> {
+/// Text columns of a [`Row`]: `source`, `id`, `product_kind`, `product_ns`,
+/// `product`, the optional `release_raw`, `release`, `stage`, `detected_by`,
+/// `cause`, `severity`, `team`, then `status`.
+pub const TEXT_COLUMNS: usize = 13;
+
+impl<'a> RowRef<'a> {
+    /// The text columns in [`Row`] order (`None`: NULL); `deleted`,
+    /// `found_at` and `updated_at` follow them.
+    pub fn texts(&self) -> [Option<&'a str>; TEXT_COLUMNS] {
+        [
+            Some(self.source),
+            Some(self.id),
+            Some(self.product_kind),
+            Some(self.product_ns),
+            Some(self.product),
+            self.release_raw,
+            self.release,
+            self.stage,
+            self.detected_by,
+            self.cause,
+            self.severity,
+            self.team,
+            Some(self.status),
+        ]
+    }
+
     /// The values owned.
     pub fn to_row(self) -> Row {
         let own = |v: Option<&str>| v.map(str::to_owned);

@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use rusqlite::Connection;
 
 use super::bulk::Inserter;
-use super::defect::{self, Row, RowRef};
+use super::defect::{self, Row, RowRef, TEXT_COLUMNS};
 use super::lock::{self, DbLock, LockError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
 use super::{Item, Outcome, load, schema, writer};
@@ -82,11 +82,6 @@ impl Staged {
     }
 }
 
-/// Text columns of a [`Row`], in its order: `source`, `id`, `product_kind`,
-/// `product_ns`, `product`, then the optional `release_raw`, `release`,
-/// `stage`, `detected_by`, `cause`, `severity`, `team`, then `status`.
-const TEXT_COLUMNS: usize = 13;
-
 /// An upsert as the row [`rules::decide`] puts for it when nothing is stored
 /// for its defect, packed: its text in one allocation, so the importer reads
 /// each row from one place (rows are visited in key order, at random in
@@ -147,21 +142,7 @@ impl FreshRow {
             },
             keys,
         );
-        let columns: [Option<&str>; TEXT_COLUMNS] = [
-            Some(row.source),
-            Some(row.id),
-            Some(row.product_kind),
-            Some(row.product_ns),
-            Some(row.product),
-            row.release_raw,
-            row.release,
-            row.stage,
-            row.detected_by,
-            row.cause,
-            row.severity,
-            row.team,
-            Some(row.status),
-        ];
+        let columns = row.texts();
         let len: usize = columns.iter().flatten().map(|c| c.len()).sum();
         let Ok(_) = u32::try_from(text.len() + len) else {
             // Not packable (a part of over 4 GiB of text): folded as an event.
