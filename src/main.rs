@@ -143,10 +143,9 @@ fn main() -> ExitCode {
                 }
             };
             let result = runtime.block_on(async {
-                Application::build(config)
-                    .await?
-                    .run(shutdown_signal())
-                    .await
+                // Listening before the load: a SIGTERM during it is kept.
+                let shutdown = shutdown_signal();
+                Application::build(config).await?.run(shutdown).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
