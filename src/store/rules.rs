@@ -125,8 +125,8 @@ pub(super) fn decide(
         ) => {
             let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
             let release = match (&class.release, old) {
-                (None, Some(old)) if keep => old.release_raw.clone(),
-                (r, _) => r.clone(),
+                (None, Some(old)) if keep => old.release_raw.as_deref(),
+                (r, _) => r.as_deref(),
             };
             upsert_view(
                 config,
@@ -135,7 +135,7 @@ pub(super) fn decide(
                     id: &ev.id,
                     product: &ev.product,
                     class,
-                    release: release.as_deref(),
+                    release,
                     status: *status,
                     found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
                     updated_at,
