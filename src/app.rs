@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::http::write::{Unauthenticated, WriteQueue};
-use crate::http::{AppState, router};
+use crate::http::{AppState, Shared, router};
 use crate::metrics::Metrics;
 use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
@@ -87,7 +87,7 @@ impl Application {
         }
         Ok(Self {
             listener,
-            state: AppState {
+            state: AppState::new(Shared {
                 config,
                 store,
                 telemetry,
@@ -95,7 +95,7 @@ impl Application {
                 aggregates,
                 write_queue,
                 unauthenticated,
-            },
+            }),
             writer,
             lock,
         })

@@ -27,9 +27,29 @@ use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
 use crate::store::Store;
 
-/// What every handler shares.
+/// What every handler shares: one reference-counted [`Shared`], so the
+/// clones axum makes per request (each layer, route and `State` extractor)
+/// are one atomic increment each instead of one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `shared` with every handler.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The handles behind [`AppState`].
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub telemetry: Arc<Telemetry>,
