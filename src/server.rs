@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, Response, StatusCode, header};
@@ -42,9 +41,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tower_service::Service;
 
 use crate::http::body::discard;
+use crate::http::edge::{App, serve_one};
 use crate::metrics::telemetry::Telemetry;
 
 /// Connections served beyond `max_connections`, one probe request each.
@@ -93,7 +92,7 @@ fn busy_response() -> Response<Body> {
 /// `shutdown` resolves, then waits for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: App,
     limits: Limits,
     tls: Option<Arc<rustls::ServerConfig>>,
     telemetry: Arc<Telemetry>,
@@ -170,7 +169,7 @@ pub async fn serve(
 
 /// What a connection's task needs.
 struct Ctx {
-    router: Router,
+    router: App,
     limits: Limits,
     tls: Option<TlsAcceptor>,
     telemetry: Arc<Telemetry>,
@@ -398,7 +397,7 @@ async fn idle(activity: &Activity, epoch: Instant, idle: Duration) {
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    router: App,
     limits: Limits,
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
@@ -442,7 +441,7 @@ async fn serve_connection(
 async fn serve_http<I>(
     io: I,
     peer: SocketAddr,
-    router: Router,
+    router: App,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
@@ -457,9 +456,9 @@ async fn serve_http<I>(
             activity.in_flight.fetch_add(1, Ordering::AcqRel);
             let guard = InFlight(activity.clone());
             req.extensions_mut().insert(ConnectInfo(peer));
-            let mut router = router.clone();
+            let answered = serve_one(router.clone(), req.map(Body::new));
             async move {
-                let resp = router.call(req).await;
+                let resp = answered.await;
                 drop(guard);
                 resp
             }
@@ -509,7 +508,7 @@ async fn serve_http<I>(
 async fn serve_reserve(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    router: App,
     limits: Limits,
     tls: Option<TlsAcceptor>,
 ) {
@@ -524,19 +523,19 @@ async fn serve_reserve(
     }
 }
 
-async fn reserve_http<I>(stream: I, peer: SocketAddr, router: Router, limits: Limits)
+async fn reserve_http<I>(stream: I, peer: SocketAddr, router: App, limits: Limits)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let mut router = router.clone();
+        let router = router.clone();
         let limit = limits.max_body_bytes;
         async move {
             let probe = req.method() == Method::GET
                 && matches!(req.uri().path(), "/metrics" | "/healthz" | "/readyz");
             if probe {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                router.call(req).await
+                serve_one(router, req.map(Body::new)).await
             } else {
                 discard(Body::new(req.into_body()), limit).await;
                 Ok(busy_response())

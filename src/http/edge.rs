@@ -1,4 +1,5 @@
-//! Answers that do not come from a handler, in the JSON shape of
+//! [`App`], the router behind what every request gets, and the answers that
+//! do not come from a handler, in the JSON shape of
 //! [`AppError`](super::error::AppError) (`error`, `field`, `reason`): unknown
 //! paths (404), unknown methods (405, with `Allow`), header sections over
 //! [`MAX_HEADER_BYTES`] (431), and any empty or non-JSON error a layer answers
@@ -14,13 +15,78 @@
 //! JSON body. A header section small enough for hyper to read but larger than
 //! [`MAX_HEADER_BYTES`] gets the JSON 431 here.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::json;
+use tower_service::Service;
+use tracing::Instrument;
+
+/// The exporter's routes behind the checks every request gets, done once per
+/// request here rather than as tower layers (axum wraps a layer around every
+/// route and clones the whole stack per request; with four of them a
+/// `/healthz` cost 1.6 times a bare server's CPU): the header-size limit
+/// (431), a JSON body for any error answer without one, the configured extra
+/// headers, a `debug` span per request and an `error` line per 5xx answer.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+}
+
+impl App {
+    /// `router` answers; `headers` are added to every answer.
+    pub fn new(router: Router, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        Self {
+            router,
+            headers: Arc::new(headers),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn answer(&self, req: Request) -> Response {
+        let mut resp = match oversized_headers(&req) {
+            Some(refusal) => refusal,
+            None => {
+                let method = req.method().clone();
+                let uri = req.uri().clone();
+                let span = tracing::debug_span!("http", method = %method, path = uri.path());
+                let started = Instant::now();
+                let mut router = self.router.clone();
+                let resp = match router.call(req).instrument(span).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                };
+                if resp.status().is_server_error() {
+                    tracing::error!(
+                        method = %method,
+                        path = uri.path(),
+                        status = resp.status().as_u16(),
+                        latency_ms = started.elapsed().as_millis() as u64,
+                        "response failed"
+                    );
+                }
+                json_error_body(resp).await
+            }
+        };
+        for (name, value) in self.headers.iter() {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        resp
+    }
+}
+
+/// [`App::answer`] as the `Result` hyper's services return.
+pub async fn serve_one(app: App, req: Request) -> Result<Response, Infallible> {
+    Ok(app.answer(req).await)
+}
 
 /// Largest header section accepted (every `name: value` line with its line
 /// end), in bytes: the 32 KiB nginx accepts by default.
@@ -56,28 +122,26 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     )
 }
 
-/// Refuses a header section over [`MAX_HEADER_BYTES`] (431).
-pub async fn limit_headers(req: Request, next: Next) -> Response {
+/// The refusal of a header section over [`MAX_HEADER_BYTES`] (431).
+fn oversized_headers(req: &Request) -> Option<Response> {
     let size: usize = req
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    if size > MAX_HEADER_BYTES {
-        return json_error(
+    (size > MAX_HEADER_BYTES).then(|| {
+        json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!("the request's headers take {size} bytes; the limit is {MAX_HEADER_BYTES}"),
-        );
-    }
-    next.run(req).await
+        )
+    })
 }
 
 /// Gives every error answer without a JSON body one: its `error` from the
 /// status, its `reason` from the text a layer wrote, else from the status.
 /// Headers (`Allow`, `Retry-After`) are kept.
-pub async fn json_error_bodies(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+async fn json_error_body(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;

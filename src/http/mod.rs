@@ -14,12 +14,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::Request;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -60,21 +58,6 @@ pub struct Shared {
     pub write_queue: write::WriteQueue,
     /// The bound on webhook bytes read before their signature is checked.
     pub unauthenticated: write::Unauthenticated,
-}
-
-/// Adds `http_server_config.headers` to every answer.
-async fn add_headers(
-    axum::extract::State(headers): axum::extract::State<
-        Arc<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
-    >,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let mut resp = next.run(req).await;
-    for (name, value) in headers.iter() {
-        resp.headers_mut().insert(name.clone(), value.clone());
-    }
-    resp
 }
 
 /// Every route the exporter serves, as `(method, path)` in the spelling of
@@ -133,8 +116,9 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
     })
 }
 
-/// Every route of the exporter: those of [`ROUTES`].
-pub fn router(state: AppState) -> Router {
+/// Every route of the exporter (those of [`ROUTES`]) behind the checks every
+/// request gets ([`edge::App`]).
+pub fn router(state: AppState) -> edge::App {
     let web = state.config.web.clone();
     let mut routes: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
     for &(method, path) in ROUTES {
@@ -173,27 +157,8 @@ pub fn router(state: AppState) -> Router {
     let app = app
         // Bodies are read with our own limit (JSON 413); lift axum's default.
         .layer(DefaultBodyLimit::disable())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let path = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("http", method = %req.method(), path)
-            }),
-        )
-        .layer(axum::middleware::from_fn(edge::limit_headers))
-        // Outermost: an error any layer answers without a JSON body gets one.
-        .layer(axum::middleware::from_fn(edge::json_error_bodies))
         .with_state(state);
-    if web.headers.is_empty() {
-        app
-    } else {
-        app.layer(axum::middleware::from_fn_with_state(
-            Arc::new(web.headers),
-            add_headers,
-        ))
-    }
+    edge::App::new(app, web.headers)
 }
 
 #[cfg(test)]

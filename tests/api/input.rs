@@ -376,15 +376,14 @@ async fn a_head_hyper_cannot_read_gets_its_bodiless_431_and_the_server_goes_on()
     app.stop().await;
 }
 
-/// tower-http's timeout answers 408 with an empty body; the exporter's
-/// outermost layer (`edge::json_error_bodies`) gives it the JSON shape. The
-/// exporter's own read timeout is 30 s, too long for a test, so the same two
-/// layers are composed here around a handler that outlasts a 50 ms timeout,
-/// and served over real HTTP.
+/// tower-http's timeout answers 408 with an empty body; the exporter's edge
+/// (`edge::App`) gives it the JSON shape. The exporter's own read timeout is
+/// 30 s, too long for a test, so the same layer and edge are composed here
+/// around a handler that outlasts a 50 ms timeout, and served over real HTTP.
 #[tokio::test]
 async fn a_timeout_408_from_a_layer_becomes_json() {
     use axum::routing::get;
-    use bug_escape_exporter::http::edge::json_error_bodies;
+    use bug_escape_exporter::http::edge::App;
     let router = axum::Router::new()
         .route(
             "/slow",
@@ -396,8 +395,12 @@ async fn a_timeout_408_from_a_layer_becomes_json() {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             std::time::Duration::from_millis(50),
-        ))
-        .layer(axum::middleware::from_fn(json_error_bodies));
+        ));
+    let edge = App::new(router, vec![]);
+    let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let edge = edge.clone();
+        async move { edge.answer(req).await }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
