@@ -513,6 +513,9 @@ impl Writer {
             batch: Vec::new(),
             keys: ReleaseKeys::default(),
         };
+        // Each source's latest activity among the group's batches that
+        // stored something: one write per source and group, not per batch.
+        let mut active: Vec<(Ingress, Millis)> = Vec::new();
         let mut next = 0;
         loop {
             while let Some((batch, _)) = group.get(next) {
@@ -530,7 +533,10 @@ impl Writer {
                 ) {
                     Ok(o) => {
                         if stored_something(&o) && !batch.reconcile {
-                            record_source_activity(&tx, batch.ingress, batch.received_at)?;
+                            match active.iter_mut().find(|(i, _)| *i == batch.ingress) {
+                                Some((_, at)) => *at = (*at).max(batch.received_at),
+                                None => active.push((batch.ingress, batch.received_at)),
+                            }
                         }
                         run_cached(&tx, "RELEASE batch")?;
                         ops.append(&mut batch_ops);
@@ -576,6 +582,9 @@ impl Writer {
                 // Faults apply between groups, as when gathered.
                 Taken::Inject(f) => self.deferred = Some(Command::Inject(f)),
             }
+        }
+        for (source, at) in active {
+            record_source_activity(&tx, source, at)?;
         }
         let now = now_ms();
         if now - self.last_prune > 3600 * 1000 {
