@@ -81,7 +81,8 @@ pub struct Settings {
     /// Product of generic events that name none.
     pub default_product: String,
     /// Products always exported, whatever `max_products` leaves out (the
-    /// allowlist of SPEC §5; `allowlist` is accepted as an alias).
+    /// allowlist of docs/metrics.md, `max_products`; `allowlist` is accepted
+    /// as an alias).
     #[serde(alias = "allowlist")]
     pub pinned_products: Vec<String>,
     /// Per-product settings: source namespaces, bands, owners, targets.

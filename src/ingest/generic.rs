@@ -1,4 +1,4 @@
-//! The generic JSON API (SPEC §4): `POST /api/v1/events` and
+//! The generic JSON API (docs/api.md): `POST /api/v1/events` and
 //! `POST /api/v1/releases`. Fields are checked one by one so an error names
 //! the field (`[3].stage`) and the reason.
 

@@ -1,4 +1,4 @@
-//! GitHub webhooks (SPEC §4): `issues` events upsert the issue snapshot they
+//! GitHub webhooks (docs/api.md): `issues` events upsert the issue snapshot they
 //! carry, `release` events record release times, `ping` is answered.
 //!
 //! A defect is identified as `<repository id>#<issue number>`: the repository's

@@ -1,4 +1,4 @@
-//! GitLab webhooks (SPEC §4): the Issue Hook (and Confidential Issue Hook)
+//! GitLab webhooks (docs/api.md): the Issue Hook (and Confidential Issue Hook)
 //! upserts the issue snapshot it carries, the Release Hook records release
 //! times.
 //!

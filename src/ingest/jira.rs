@@ -1,4 +1,4 @@
-//! Jira webhooks (SPEC §4): `jira:issue_created|updated|deleted` upsert or
+//! Jira webhooks (docs/api.md): `jira:issue_created|updated|deleted` upsert or
 //! delete the issue, `jira:version_released` records a release time. The event
 //! is named in the body (`webhookEvent`), not in a header.
 //!

@@ -1,4 +1,4 @@
-//! Sentry integration-platform webhooks (SPEC §4). An `issue` resource is a
+//! Sentry integration-platform webhooks (docs/api.md). An `issue` resource is a
 //! defect found in production by monitoring (both configurable); an `error`
 //! resource attributes its issue to the release it carries (the first one
 //! wins). Issue payloads carry no release: on `created`, the handler asks

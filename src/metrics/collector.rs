@@ -1,4 +1,4 @@
-//! Encodes the aggregates as the gauges of SPEC §5 on every scrape. Work here is
+//! Encodes the aggregates as the gauges of docs/metrics.md on every scrape. Work here is
 //! proportional to the series exported: it reads counts, never defects.
 //!
 //! Every family is one row of [`FAMILIES`]: its name, help and a [`Rows`] that

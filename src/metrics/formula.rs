@@ -1,4 +1,4 @@
-//! The formulas of SPEC §3, as pure functions.
+//! The formulas of docs/semantics.md, as pure functions.
 
 /// z for a two-sided 95 % interval.
 const Z: f64 = 1.959_963_984_540_054;

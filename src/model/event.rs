@@ -35,7 +35,7 @@ impl Ingress {
     }
 }
 
-/// Validity of a defect (SPEC §2).
+/// Validity of a defect (docs/semantics.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Valid,

@@ -1,4 +1,4 @@
-//! Release-name normalisation (SPEC §2): one release, one key, whatever a source
+//! Release-name normalisation (docs/semantics.md): one release, one key, whatever a source
 //! calls it. The raw name is always stored, so changed rules re-key old defects.
 //!
 //! Rules rewrite the trimmed name in order; a rule whose result would be empty

@@ -1,4 +1,4 @@
-//! The monitoring mixin uses only names the exporter serves (SPEC §5 is the
+//! The monitoring mixin uses only names the exporter serves (docs/metrics.md is the
 //! contract): every metric name in the alert rules, their unit tests and the
 //! dashboards is either a series of a seeded exporter's `/metrics` (seeded
 //! with events, a release and a completed sync pass) or a recording rule of

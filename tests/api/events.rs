@@ -1,4 +1,4 @@
-//! Ingestion semantics of SPEC §4 through `POST /api/v1/events`.
+//! Ingestion semantics (docs/semantics.md) through `POST /api/v1/events`.
 
 use serde_json::json;
 
@@ -415,7 +415,7 @@ async fn state_survives_a_restart() {
     app.stop().await;
 }
 
-/// A reference model of SPEC §4 checked against the exporter over a long,
+/// A reference model of docs/semantics.md checked against the exporter over a long,
 /// reordered sequence of events.
 #[tokio::test]
 async fn random_event_sequences_match_a_reference_model() {
@@ -452,7 +452,7 @@ async fn random_event_sequences_match_a_reference_model() {
             } else {
                 json!({"id": id.to_string(), "stage": stages[stage], "release": format!("3.{release}.0"), "status": status, "updated_at": at})
             });
-            // Apply the rules of SPEC §4 in arrival order.
+            // Apply the rules of docs/semantics.md in arrival order.
             let wins = match model.get(&id) {
                 None => true,
                 Some((old_t, old_del, ..)) => t > *old_t || (t == *old_t && (deleted || !old_del)),

@@ -1,11 +1,11 @@
-//! `/metrics` in both formats, parsed back with a real parser: the SPEC §5 names,
-//! labels and types, and values equal to the SPEC §3 formulas.
+//! `/metrics` in both formats, parsed back with a real parser: the names of docs/metrics.md,
+//! labels and types, and values equal to the formulas of docs/semantics.md.
 
 use serde_json::json;
 
 use crate::helpers::{Exposition, TestApp, rel, spawn_app};
 
-/// Every per-release, per-product and configuration series of SPEC §5 with its
+/// Every per-release, per-product and configuration series of docs/metrics.md with its
 /// label names, and the self-metrics.
 const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_rate_ratio", &["product", "release"]),

@@ -145,7 +145,7 @@ fn exposition_matches_the_snapshot() {
     }
 }
 
-/// The label names of every sample, per family, as SPEC §5 lists them.
+/// The label names of every sample, per family, as docs/metrics.md lists them.
 #[test]
 fn every_family_has_its_contract_labels() {
     let (config, agg) = rich();
