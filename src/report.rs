@@ -65,15 +65,16 @@ pub fn write(
 pub const CSV_HEADER: &str = "product,release,defects,escaped,escape_rate,lower,upper,band,\
 small_sample,released_at,leakiest_stage,leakiest_stage_leak,leakiest_stage_owner";
 
-/// The release rows as CSV (RFC 4180), with a header; empty cells for nulls.
+/// The release rows as CSV (RFC 4180), with a header; empty cells for nulls;
+/// names that a spreadsheet would take for a formula are escaped.
 pub fn csv(report: &Report) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push_str("\r\n");
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in &report.releases {
         let cells = [
-            r.product.clone(),
-            r.release.clone(),
+            text_cell(&r.product),
+            text_cell(&r.release),
             r.defects.to_string(),
             r.escaped.to_string(),
             num(r.escape_rate),
@@ -82,15 +83,26 @@ pub fn csv(report: &Report) -> String {
             r.band.map(|b| b.as_str().to_owned()).unwrap_or_default(),
             r.small_sample.to_string(),
             r.released_at.clone().unwrap_or_default(),
-            r.leakiest_stage.clone().unwrap_or_default(),
+            text_cell(r.leakiest_stage.as_deref().unwrap_or_default()),
             num(r.leakiest_stage_leak),
-            r.leakiest_stage_owner.clone().unwrap_or_default(),
+            text_cell(r.leakiest_stage_owner.as_deref().unwrap_or_default()),
         ];
         let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }
     out
+}
+
+/// A name as a spreadsheet shows it, never as a formula: a name starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return (which a spreadsheet
+/// would evaluate, `=HYPERLINK(…)` in a product name) gets a leading `'`.
+fn text_cell(v: &str) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    }
 }
 
 fn csv_cell(v: &str) -> String {
@@ -308,6 +320,25 @@ mod tests {
             lines[1],
             "\"pay,\"\"x\"\"\",2.0,10,3,0.3,0.1,0.6,leaking,false,2026-01-02T03:04:05Z,qa,0.5,qa-team"
         );
+    }
+
+    #[test]
+    fn csv_names_never_read_as_formulas() {
+        let mut r = report();
+        r.releases[0].product = "=HYPERLINK(\"http://x\",\"y\")".into();
+        r.releases[0].release = "+1".into();
+        r.releases[0].leakiest_stage_owner = Some("@team".into());
+        let text = csv(&r);
+        let line = text.split("\r\n").nth(1).unwrap();
+        assert!(
+            line.starts_with("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+1,"),
+            "{line}"
+        );
+        assert!(line.ends_with(",'@team"), "{line}");
+        // Numbers and ordinary names are left as they are.
+        assert_eq!(text_cell("payments"), "payments");
+        assert_eq!(text_cell("2.4.0"), "2.4.0");
+        assert_eq!(text_cell("-rc1"), "'-rc1");
     }
 
     #[test]
