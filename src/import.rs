@@ -481,6 +481,7 @@ fn read_csv(
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
+    yield_to_the_applier();
     let mut memo = ReleaseMemo::new();
     let mut stager = Stager::default();
     loop {
@@ -741,6 +742,19 @@ fn apply_in_order(
             Err((t, e)) => Err((merge(t), e)),
         }
     })
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10): the thread
+/// applying chunks is the import's critical path, and with more threads than
+/// cores it should not wait for a core while a parser works ahead of it.
+fn yield_to_the_applier() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: gettid and setpriority only read and set the calling thread's
+    // own scheduling attribute.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 /// CPU time this thread used so far (ms), for the debug log of where an
