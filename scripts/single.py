@@ -8,7 +8,8 @@ turn with `wrk -t2 -c64 -d10s` posting one small JSON event per request with
 a distinct id (a Lua counter per wrk thread). Rounds alternate exporter and
 no-op; every answer must be 2xx (wrk's non-2xx count is checked, and the
 exporter's stored defects are counted through `/metrics` afterwards).
-Prints both rates and their ratio.
+Prints both rates and their ratio, and each server's CPU time per request
+(from /proc: steadier than the rates on a shared machine).
 
 Usage: cargo build --release --bin bug-escape-exporter --example noop &&
        python3 scripts/single.py [--rounds 2] [--duration 10] [--connections 64]
@@ -77,6 +78,13 @@ def wrk(port, lua, tag, args):
     return rate, total, int(bad.group(1)) if bad else 0, errors.group(1) if errors else None
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stored(port):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     n = 0
@@ -123,14 +131,22 @@ def main():
         if args.compare:
             wait_ready(f"http://127.0.0.1:{args.compare_port}/readyz", procs[2])
         rates = {name: [] for name, _ in servers}
+        cpu = {name: [] for name, _ in servers}
+        pids = {name: proc.pid for (name, _), proc in zip(servers, procs)}
         sent = 0
         for r in range(args.rounds):
             for name, port in servers:
                 if args.hold and name == "exporter":
                     print(f"exporter pid {exporter.pid}", flush=True)
                     time.sleep(3)
+                before = cpu_seconds(pids[name])
                 rate, total, bad, errors = wrk(port, lua, f"r{r}", args)
-                print(f"round {r + 1} {name:8}: {rate:10,.0f} req/s  ({total} requests, non-2xx {bad}"
+                # The server's CPU per answered request: steadier than the
+                # rate on a machine shared with other work.
+                per = (cpu_seconds(pids[name]) - before) / max(total, 1) * 1e6
+                cpu[name].append(per)
+                print(f"round {r + 1} {name:8}: {rate:10,.0f} req/s  {per:5.1f} µs CPU/request  "
+                      f"({total} requests, non-2xx {bad}"
                       f"{', socket errors ' + errors if errors else ''})", flush=True)
                 if bad:
                     sys.exit(f"{name}: {bad} answers were not 2xx")
@@ -140,10 +156,13 @@ def main():
                 time.sleep(1)
         exp = sum(rates["exporter"]) / len(rates["exporter"])
         nop = sum(rates["noop"]) / len(rates["noop"])
+        mean = lambda v: sum(v) / len(v)
         print(f"exporter {exp:,.0f} req/s, no-op {nop:,.0f} req/s, ratio {exp / nop:.2f}")
+        print(f"CPU per request: exporter {mean(cpu['exporter']):.1f} µs, no-op {mean(cpu['noop']):.1f} µs")
         if args.compare:
             cmp_ = sum(rates["compare"]) / len(rates["compare"])
-            print(f"compare  {cmp_:,.0f} req/s, ratio {cmp_ / nop:.2f}")
+            print(f"compare  {cmp_:,.0f} req/s, ratio {cmp_ / nop:.2f}, "
+                  f"CPU per request {mean(cpu['compare']):.1f} µs")
         print(f"stored defects counted by /metrics: {stored(args.port)} (requests completed: {sent})")
     finally:
         for p in procs:
