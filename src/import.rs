@@ -27,7 +27,8 @@ use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
-use crate::store::import::{ImportOpenError, Importer, Part, Stager};
+use crate::store::import::{Importer, Part, Stager};
+use crate::store::lock::ExclusiveOpenError;
 
 /// Events sorted and folded at once (the whole import is one transaction):
 /// large enough that each defect's events mostly meet in one chunk and the
@@ -147,7 +148,7 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
     };
     let mut importer = match Importer::open(&config) {
         Ok(i) => i,
-        Err(ImportOpenError::Locked(e)) => {
+        Err(ExclusiveOpenError::Locked(e)) => {
             complain(&format!(
                 "{e}: refusing to import while it runs. A running `serve` keeps its counts in \
                  memory and would not see the import. Either send the events to it \

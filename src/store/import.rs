@@ -18,9 +18,9 @@ use rusqlite::Connection;
 
 use super::bulk::Inserter;
 use super::defect::{self, Row, RowRef, TEXT_COLUMNS};
-use super::lock::{self, DbLock, LockError};
+use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
-use super::{Item, Outcome, load, schema, writer};
+use super::{Item, Outcome, schema, writer};
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DefectEvent, Ingress, ProductRef, ReleaseEvent, Status,
@@ -469,28 +469,12 @@ pub struct Importer {
     _lock: DbLock,
 }
 
-/// Why the database cannot take an import.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportOpenError {
-    /// `serve` (or another import) holds the database.
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    #[error("cannot open database {db}: {error:#}")]
-    Open {
-        db: std::path::PathBuf,
-        error: anyhow::Error,
-    },
-}
-
 impl Importer {
     /// Locks and opens `config.db` (creating and migrating it like `serve`),
     /// re-keying stored rows first if the keying configuration changed, and
     /// begins the import's transaction.
-    pub fn open(config: &Config) -> Result<Self, ImportOpenError> {
-        let lock = lock::acquire(&config.db, "import")?;
-        let open = || -> anyhow::Result<(Connection, bool, bool)> {
-            let mut conn = schema::open(&config.db)?;
-            load::rekey_if_changed(&mut conn, config)?;
+    pub fn open(config: &Config) -> Result<Self, ExclusiveOpenError> {
+        let (lock, (conn, fresh, rollback)) = lock::open_exclusive(config, "import", |conn| {
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
             // Helper threads for the sorts of `CREATE INDEX`.
             conn.pragma_update(None, "threads", SORT_THREADS)?;
@@ -500,10 +484,6 @@ impl Importer {
                 r.get(0)
             })?;
             Ok((conn, fresh, rollback))
-        };
-        let (conn, fresh, rollback) = open().map_err(|error| ImportOpenError::Open {
-            db: config.db.clone(),
-            error,
         })?;
         Ok(Self {
             conn,

@@ -36,6 +36,38 @@ pub enum LockError {
     },
 }
 
+/// Why a one-off writer (`import`, `sync`) could not open the database.
+#[derive(Debug, thiserror::Error)]
+pub enum ExclusiveOpenError {
+    /// `serve` (or another import or sync) holds the database.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("cannot open database {db}: {error:#}")]
+    Open { db: PathBuf, error: anyhow::Error },
+}
+
+/// Takes the lock of `config.db` for `role`, then opens the database
+/// (creating and migrating it like `serve`), re-keys stored rows if the
+/// keying configuration changed, and hands the connection to `then` to
+/// finish; an error of either step names the database.
+pub(super) fn open_exclusive<T>(
+    config: &crate::config::Config,
+    role: &str,
+    then: impl FnOnce(rusqlite::Connection) -> anyhow::Result<T>,
+) -> Result<(DbLock, T), ExclusiveOpenError> {
+    let lock = acquire(&config.db, role)?;
+    let open = || -> anyhow::Result<T> {
+        let mut conn = super::schema::open(&config.db)?;
+        super::load::rekey_if_changed(&mut conn, config)?;
+        then(conn)
+    };
+    let opened = open().map_err(|error| ExclusiveOpenError::Open {
+        db: config.db.clone(),
+        error,
+    })?;
+    Ok((lock, opened))
+}
+
 /// The lock file of database `db`: `<db>.lock` beside it.
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();

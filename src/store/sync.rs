@@ -14,8 +14,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::lock::{self, DbLock, LockError};
-use super::{Batch, Item, Outcome, defect, load, schema, writer};
+use super::lock::{self, DbLock, ExclusiveOpenError};
+use super::{Batch, Item, Outcome, defect, schema, writer};
 use crate::config::Config;
 use crate::model::event::Ingress;
 use crate::model::time::Millis;
@@ -149,33 +149,11 @@ pub struct Local {
     _lock: DbLock,
 }
 
-/// Why [`Local::open`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalOpenError {
-    /// `serve` (or an import, or another sync) holds the database.
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    #[error("cannot open database {db}: {error:#}")]
-    Open {
-        db: std::path::PathBuf,
-        error: anyhow::Error,
-    },
-}
-
 impl Local {
     /// Locks and opens `config.db` (creating and migrating it like `serve`),
     /// re-keying stored rows first if the keying configuration changed.
-    pub fn open(config: &Config) -> Result<Self, LocalOpenError> {
-        let lock = lock::acquire(&config.db, "sync")?;
-        let open = || -> anyhow::Result<Connection> {
-            let mut conn = schema::open(&config.db)?;
-            load::rekey_if_changed(&mut conn, config)?;
-            Ok(conn)
-        };
-        let conn = open().map_err(|error| LocalOpenError::Open {
-            db: config.db.clone(),
-            error,
-        })?;
+    pub fn open(config: &Config) -> Result<Self, ExclusiveOpenError> {
+        let (lock, conn) = lock::open_exclusive(config, "sync", Ok)?;
         Ok(Self {
             conn,
             stages: defect::stages_json(config),
