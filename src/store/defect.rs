@@ -1,6 +1,6 @@
 //! Stored rows and the queries the writer and the loader share.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::config::Config;
 use crate::metrics::aggregate::{Contribution, DefectView};
@@ -99,26 +99,14 @@ impl<'a> RowRef<'a> {
         }
     }
 
-    /// Runs `stmt` (an `INSERT` of the columns in [`Row`] order) with these values.
+    /// Runs `stmt` (an `INSERT` of the columns in [`Row`] order) with these
+    /// values: the [`texts`](Self::texts), then `deleted`, `found_at`,
+    /// `updated_at`.
     fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
-        stmt.execute(params![
-            self.source,
-            self.id,
-            self.product_kind,
-            self.product_ns,
-            self.product,
-            self.release_raw,
-            self.release,
-            self.stage,
-            self.detected_by,
-            self.cause,
-            self.severity,
-            self.team,
-            self.status,
-            self.deleted,
-            self.found_at,
-            self.updated_at,
-        ])?;
+        let texts = self.texts();
+        let ints: [&dyn ToSql; 3] = [&self.deleted, &self.found_at, &self.updated_at];
+        let values = texts.iter().map(|t| t as &dyn ToSql).chain(ints);
+        stmt.execute(rusqlite::params_from_iter(values))?;
         Ok(())
     }
 }
