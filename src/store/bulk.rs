@@ -19,7 +19,7 @@ pub struct Inserter<'c> {
 
 impl<'c> Inserter<'c> {
     /// Prepares `sql`: an `INSERT` of the sixteen columns of `defects` in
-    /// [`super::defect::Row`] order.
+    /// [`super::defect::Row`] order (which may do nothing on a conflict).
     pub fn new(conn: &'c Connection, sql: &str) -> rusqlite::Result<Self> {
         let sql = CString::new(sql).map_err(|_| rusqlite::Error::InvalidQuery)?;
         // SAFETY: the handle is valid while `conn` lives, and `_conn` keeps
@@ -39,8 +39,9 @@ impl<'c> Inserter<'c> {
         })
     }
 
-    /// Inserts `row`.
-    pub fn insert(&mut self, row: RowRef<'_>) -> rusqlite::Result<()> {
+    /// Inserts `row`: whether a row was inserted (`false` when the
+    /// statement's conflict clause did nothing).
+    pub fn insert(&mut self, row: RowRef<'_>) -> rusqlite::Result<bool> {
         let texts = row.texts();
         let ints = [i64::from(row.deleted), row.found_at, row.updated_at];
         let stmt = self.stmt.as_ptr();
@@ -82,13 +83,16 @@ impl<'c> Inserter<'c> {
                 result = check(self.db, rc).and(Err(rusqlite::Error::ExecuteReturnedResults));
             }
         }
+        // SAFETY: reads the connection's count of rows the statement just
+        // completed changed (0 when its conflict clause did nothing).
+        let inserted = result.is_ok() && unsafe { ffi::sqlite3_changes64(self.db) } > 0;
         // SAFETY: resets the statement and drops its bindings (pointers into
         // `row`), whatever happened above.
         unsafe {
             ffi::sqlite3_reset(stmt);
             ffi::sqlite3_clear_bindings(stmt);
         }
-        result
+        result.map(|()| inserted)
     }
 }
 
@@ -119,7 +123,7 @@ fn check(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::defect::{INSERT, Row};
+    use crate::store::defect::{INSERT_NEW, Row};
     use crate::store::schema;
 
     fn row(id: &str) -> Row {
@@ -144,27 +148,37 @@ mod tests {
     }
 
     /// Rows read back as they were inserted (NULLs, empty and non-ASCII
-    /// text, a NUL byte, negative times); a failed insert is an error that
-    /// leaves the statement usable.
+    /// text, a NUL byte, negative times); a stored key is left as it was
+    /// and said so; a failed insert is an error that leaves the statement
+    /// usable.
     #[test]
     fn rows_are_stored_as_given_and_errors_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let conn = schema::open(&dir.path().join("x.db")).unwrap();
         let (a, b) = (row("A-1"), row("B-2"));
+        let other_a = Row {
+            stage: None,
+            ..a.clone()
+        };
         {
-            let mut inserter = Inserter::new(&conn, INSERT).unwrap();
-            inserter.insert(a.borrowed()).unwrap();
-            // The same key again: the unique index refuses it.
-            match inserter.insert(a.borrowed()) {
-                Err(rusqlite::Error::SqliteFailure(e, Some(m))) => {
-                    assert_eq!(e.code, rusqlite::ErrorCode::ConstraintViolation);
-                    assert!(m.contains("UNIQUE"), "{m}");
-                }
-                other => panic!("{other:?}"),
-            }
-            inserter.insert(b.borrowed()).unwrap();
+            let mut inserter = Inserter::new(&conn, INSERT_NEW).unwrap();
+            assert!(inserter.insert(a.borrowed()).unwrap());
+            // The same key again: nothing done, and said so.
+            assert!(!inserter.insert(other_a.borrowed()).unwrap());
+            assert!(inserter.insert(b.borrowed()).unwrap());
         }
-        assert_eq!(Row::get(&conn, "tracker", "A-1").unwrap(), Some(a));
+        assert_eq!(Row::get(&conn, "tracker", "A-1").unwrap(), Some(a.clone()));
         assert_eq!(Row::get(&conn, "tracker", "B-2").unwrap(), Some(b));
+        // Without the conflict clause the unique index refuses it.
+        let plain = INSERT_NEW.split(" ON CONFLICT").next().unwrap();
+        let mut inserter = Inserter::new(&conn, plain).unwrap();
+        match inserter.insert(a.borrowed()) {
+            Err(rusqlite::Error::SqliteFailure(e, Some(m))) => {
+                assert_eq!(e.code, rusqlite::ErrorCode::ConstraintViolation);
+                assert!(m.contains("UNIQUE"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(inserter.insert(row("C-3").borrowed()).unwrap());
     }
 }

@@ -126,12 +126,13 @@ const GET: &str = concat!(
     " FROM defects WHERE source = ?1 AND id = ?2"
 );
 
-/// A plain insert of every column (rows known not to be stored: no conflict
-/// clause to evaluate), for the importer's [`super::bulk::Inserter`].
-pub(super) const INSERT: &str = concat!(
+/// An insert of every column that does nothing when the key is stored, for
+/// the importer's [`super::bulk::Inserter`] (which tells which happened).
+pub(super) const INSERT_NEW: &str = concat!(
     "INSERT INTO defects (",
     columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+     ON CONFLICT (source, id) DO NOTHING"
 );
 
 const PUT: &str = concat!(

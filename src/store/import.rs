@@ -7,12 +7,14 @@
 //! Bulk loading, not one write per event: each chunk of items is sorted by
 //! defect key and folded in memory (all of a defect's events in the chunk,
 //! against its stored row), then only the final rows are written, in key
-//! order. When the import is large against what is stored, the secondary
+//! order. A defect with one upsert in the chunk is inserted unless its key is
+//! stored (one descent of the `(source, id)` index); only when it is stored
+//! is the row read and the event folded against it. When the import is
+//! large against what is stored, the secondary
 //! indexes of `defects` are dropped inside the transaction and built again
 //! (a sort) before it commits.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use rusqlite::Connection;
 
@@ -36,7 +38,7 @@ const IMPORT_CACHE_KIB: i64 = 256 * 1024;
 const SORT_THREADS: i64 = 4;
 
 /// Page cache while the dropped indexes are built (KiB; see [`Importer::commit`]).
-const SORT_CACHE_KIB: i64 = 16 * 1024;
+const SORT_CACHE_KIB: i64 = 8 * 1024;
 
 /// Switches the database from WAL to a rollback journal for the import, when
 /// no other connection has it open (a `report` or `export` may): pages then
@@ -266,45 +268,38 @@ impl FreshRow {
     }
 }
 
-/// What the rules need to fold a chunk, and what the import wrote.
+/// What the rules need to fold a chunk.
 struct Folder {
     config: Config,
     keys: ReleaseKeys,
-    /// No defect was stored when the import began: a key this import did not
-    /// write is not stored, and is not looked up.
-    fresh: bool,
-    /// Hashes of the keys this import wrote (a hash seen may still be another
-    /// key's: then the row is looked up).
-    written: HashSet<u64, BuildHasherDefault<Prehashed>>,
 }
 
 impl Folder {
     /// Applies one defect's events (`group`, in input order) to its stored
     /// row: what to write. The common case — one upsert of a defect not
-    /// stored — takes the row staged for it as it is.
+    /// stored — is written as staged: `inserter` inserts the row unless its
+    /// key is stored, so a defect new to the database costs one descent of
+    /// the `(source, id)` index, not a lookup and then an insert.
     fn settle(
         &mut self,
         conn: &Connection,
+        inserter: &mut Inserter<'_>,
         parts: &mut [Part],
         group: &[(usize, usize)],
         received_at: Millis,
         outcome: &mut Outcome,
     ) -> rusqlite::Result<Settled> {
         let (p, i) = group[0];
-        let (source, id) = parts[p].items[i].key(&parts[p].text);
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((source, id));
-        let stored = if self.fresh && !self.written.contains(&hash) {
-            None
-        } else {
-            Row::get(conn, source, id)?
-        };
-        if group.len() == 1 && stored.is_none() && matches!(parts[p].items[i], Staged::Row(_)) {
-            if let Staged::Row(fresh) = std::mem::replace(&mut parts[p].items[i], Staged::Taken) {
-                count(outcome, Effect::Accepted);
-                self.written.insert(hash);
-                return Ok(Settled::Packed(p, fresh));
+        if let [_] = group {
+            if let Staged::Row(fresh) = &parts[p].items[i] {
+                if inserter.insert(fresh.view(&parts[p].text, received_at))? {
+                    count(outcome, Effect::Accepted);
+                    return Ok(Settled::Same);
+                }
             }
         }
+        let (source, id) = parts[p].items[i].key(&parts[p].text);
+        let stored = Row::get(conn, source, id)?;
         let events: Vec<DefectEvent> = group
             .iter()
             .filter_map(
@@ -315,7 +310,7 @@ impl Folder {
                 },
             )
             .collect();
-        Ok(self.fold(&events, stored, hash, received_at, outcome))
+        Ok(self.fold(&events, stored, received_at, outcome))
     }
 
     /// Applies one defect's events (in order) to its stored row: what to
@@ -324,7 +319,6 @@ impl Folder {
         &mut self,
         events: &[DefectEvent],
         stored: Option<Row>,
-        hash: u64,
         received_at: Millis,
         outcome: &mut Outcome,
     ) -> Settled {
@@ -349,44 +343,19 @@ impl Folder {
             (None, _) => Settled::Same,
             (Some(row), Some(s)) if row == *s => Settled::Same,
             (Some(row), Some(_)) => Settled::Changed(Box::new(row)),
-            (Some(row), None) => {
-                self.written.insert(hash);
-                Settled::New(Box::new(row))
-            }
+            (Some(row), None) => Settled::New(Box::new(row)),
         }
     }
 }
 
 /// What one defect's events in a chunk write.
 enum Settled {
-    /// Nothing: the stored row stands.
+    /// Nothing more: the stored row stands, or the staged row was inserted.
     Same,
-    /// A new row as staged (the common case), with the index of its part.
-    Packed(usize, FreshRow),
     /// A new row folded from several events.
     New(Box<Row>),
     /// A stored row changed.
     Changed(Box<Row>),
-}
-
-/// Hashes a `u64` that is already a hash (of a defect key) as itself.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// Staged lines of one piece of the input, in input order, with the text
@@ -474,24 +443,19 @@ impl Importer {
     /// re-keying stored rows first if the keying configuration changed, and
     /// begins the import's transaction.
     pub fn open(config: &Config) -> Result<Self, ExclusiveOpenError> {
-        let (lock, (conn, fresh, rollback)) = lock::open_exclusive(config, "import", |conn| {
+        let (lock, (conn, rollback)) = lock::open_exclusive(config, "import", |conn| {
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
             // Helper threads for the sorts of `CREATE INDEX`.
             conn.pragma_update(None, "threads", SORT_THREADS)?;
             let rollback = rollback_journal(&conn)?;
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            let fresh = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
-                r.get(0)
-            })?;
-            Ok((conn, fresh, rollback))
+            Ok((conn, rollback))
         })?;
         Ok(Self {
             conn,
             folder: Folder {
                 config: config.clone(),
                 keys: ReleaseKeys::default(),
-                fresh,
-                written: HashSet::default(),
             },
             dropped: None,
             stored_at: None,
@@ -535,7 +499,7 @@ impl Importer {
         // Each row is written as soon as it is settled, while its text is
         // still in the processor's cache.
         let order = key_order(&parts);
-        let mut inserter = Inserter::new(&self.conn, defect::INSERT)?;
+        let mut inserter = Inserter::new(&self.conn, defect::INSERT_NEW)?;
         let mut start = 0;
         while start < order.len() {
             // Key order visits the chunk at random: the slots and text of
@@ -563,15 +527,21 @@ impl Importer {
                 end += 1;
             }
             let group = &order[start..end];
-            match self
-                .folder
-                .settle(&self.conn, &mut parts, group, received_at, &mut outcome)?
-            {
+            match self.folder.settle(
+                &self.conn,
+                &mut inserter,
+                &mut parts,
+                group,
+                received_at,
+                &mut outcome,
+            )? {
                 Settled::Same => {}
-                Settled::Packed(p, fresh) => {
-                    inserter.insert(fresh.view(&parts[p].text, received_at))?;
+                // Looked up and not stored: inserted, or it is an error.
+                Settled::New(row) => {
+                    if !inserter.insert(row.borrowed())? {
+                        return Err(rusqlite::Error::StatementChangedRows(0));
+                    }
                 }
-                Settled::New(row) => inserter.insert(row.borrowed())?,
                 Settled::Changed(row) => row.put(&self.conn)?,
             }
             start = end;
