@@ -22,6 +22,7 @@ use super::bulk::Inserter;
 use super::defect::{self, Row, RowRef, TEXT_COLUMNS};
 use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
+use super::writeback::WriteBehind;
 use super::{Item, Outcome, schema, writer};
 use crate::config::Config;
 use crate::model::event::{
@@ -591,6 +592,9 @@ impl Importer {
         self.conn
             .pragma_update(None, "cache_size", -SORT_CACHE_KIB)?;
         let started = std::time::Instant::now();
+        // The table's pages leave the cache while the indexes are sorted:
+        // their write to disk starts then, not at the commit's fsync.
+        let behind = WriteBehind::start(&self.folder.config.db);
         for sql in self.dropped.iter().flatten() {
             self.conn.execute_batch(sql)?;
         }
@@ -599,6 +603,7 @@ impl Importer {
             writer::record_source_activity(&self.conn, Ingress::Generic, at)?;
         }
         self.conn.execute_batch("COMMIT")?;
+        drop(behind);
         tracing::debug!(
             index_ms = indexed.as_millis() as u64,
             commit_ms = (started.elapsed() - indexed).as_millis() as u64,

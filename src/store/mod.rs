@@ -19,6 +19,7 @@ pub mod read;
 mod rules;
 mod schema;
 pub mod sync;
+mod writeback;
 mod writer;
 
 use std::path::Path;

@@ -54,7 +54,12 @@ impl Decision {
 /// Release keys by product kind and raw name, normalised once per kind and
 /// name ([`defect::release_key`]).
 #[derive(Default)]
-pub(super) struct ReleaseKeys(HashMap<String, HashMap<String, Option<String>>>);
+pub(super) struct ReleaseKeys {
+    /// Per product kind (a handful: the generic API's and one per vendor),
+    /// each raw name's place in `keys`.
+    kinds: Vec<(String, HashMap<String, usize>)>,
+    keys: Vec<Option<String>>,
+}
 
 impl ReleaseKeys {
     /// The key of release `raw` from a source of `kind`.
@@ -62,18 +67,27 @@ impl ReleaseKeys {
         self.key_ref(config, kind, raw).map(str::to_owned)
     }
 
-    /// The key of release `raw` from a source of `kind`, borrowed.
+    /// The key of release `raw` from a source of `kind`, borrowed: one hash
+    /// lookup for a name seen before, with nothing allocated.
     pub(super) fn key_ref(&mut self, config: &Config, kind: &str, raw: &str) -> Option<&str> {
-        // By kind, then raw name: looked up without allocating.
-        let known = self.0.get(kind).is_some_and(|m| m.contains_key(raw));
-        if !known {
-            let k = defect::release_key(config, kind, raw).map(|(k, _)| k);
-            self.0
-                .entry(kind.to_owned())
-                .or_default()
-                .insert(raw.to_owned(), k);
-        }
-        self.0.get(kind)?.get(raw)?.as_deref()
+        let k = match self.kinds.iter().position(|(k, _)| k == kind) {
+            Some(k) => k,
+            None => {
+                self.kinds.push((kind.to_owned(), HashMap::new()));
+                self.kinds.len() - 1
+            }
+        };
+        let names = &mut self.kinds[k].1;
+        let at = match names.get(raw) {
+            Some(&at) => at,
+            None => {
+                self.keys
+                    .push(defect::release_key(config, kind, raw).map(|(k, _)| k));
+                names.insert(raw.to_owned(), self.keys.len() - 1);
+                self.keys.len() - 1
+            }
+        };
+        self.keys[at].as_deref()
     }
 }
 
