@@ -499,8 +499,11 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
         // half the line.
         stager.reserve(chunk.lines.len(), chunk.text.len() / 2);
         let mut rejected = Vec::new();
+        // The chunk's text checked as UTF-8 once (when it is), not string by
+        // string as the JSON parser reads it.
+        let utf8 = std::str::from_utf8(&chunk.text).ok();
         for (line, raw) in chunk.lines {
-            match parse_line(config, raw, &chunk.text, now, &mut memo) {
+            match parse_line(config, raw, &chunk.text, utf8, now, &mut memo) {
                 Ok(item) => stager.stage(config, item),
                 Err(e) => rejected.push(Rejection {
                     line,
@@ -529,6 +532,7 @@ fn parse_line(
     config: &Config,
     raw: Raw,
     text: &[u8],
+    utf8: Option<&str>,
     now: Millis,
     memo: &mut ReleaseMemo,
 ) -> Result<Item, FieldError> {
@@ -536,8 +540,12 @@ fn parse_line(
         // The common case read without a tree; anything else is read again
         // by the API's own parser, for its errors.
         Raw::Json(at) => {
+            let line = match utf8 {
+                Some(t) => t.get(at.clone()),
+                None => std::str::from_utf8(text.get(at.clone()).unwrap_or_default()).ok(),
+            };
             let bytes = text.get(at).unwrap_or_default();
-            match Flat::parse(bytes) {
+            match line.and_then(Flat::parse) {
                 Some(flat) => parse_object(config, &flat, now, memo),
                 None => parse_json(config, bytes, now, memo),
             }
@@ -817,15 +825,23 @@ mod tests {
             r#"{"id":"a""#,
             r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
         ];
-        for line in lines {
-            let mut memo = ReleaseMemo::new();
-            let raw = Raw::Json(0..line.len());
-            let fast = parse_line(&config, raw, line.as_bytes(), now, &mut memo);
-            let full = parse_json(&config, line.as_bytes(), now, &mut memo);
-            match (fast, full) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
-                (Err(a), Err(b)) => assert_eq!((a.field, a.reason), (b.field, b.reason), "{line}"),
-                (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+        let not_utf8: &[u8] = b"{\"id\":\"a\xff\",\"stage\":\"qa\"}";
+        let cases = lines.iter().map(|l| l.as_bytes()).chain([not_utf8]);
+        for line in cases {
+            // Its chunk checked as UTF-8 already, or not (a chunk that is not).
+            for utf8 in [std::str::from_utf8(line).ok(), None] {
+                let mut memo = ReleaseMemo::new();
+                let raw = Raw::Json(0..line.len());
+                let fast = parse_line(&config, raw, line, utf8, now, &mut memo);
+                let full = parse_json(&config, line, now, &mut memo);
+                let line = String::from_utf8_lossy(line);
+                match (fast, full) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                    (Err(a), Err(b)) => {
+                        assert_eq!((a.field, a.reason), (b.field, b.reason), "{line}")
+                    }
+                    (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+                }
             }
         }
     }
