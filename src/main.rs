@@ -7,7 +7,6 @@ use bug_escape_exporter::cli::{Cli, Command};
 use bug_escape_exporter::config::{Config, Overrides, Settings};
 
 fn main() -> ExitCode {
-    bug_escape_exporter::store::configure_library();
     let cli = Cli::parse();
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {

@@ -9,7 +9,6 @@
 mod bulk;
 mod defect;
 pub use defect::release_key;
-pub use schema::configure_library;
 pub mod export;
 pub mod fault;
 pub mod health;

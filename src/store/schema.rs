@@ -177,20 +177,6 @@ pub enum OpenError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Turns off SQLite's memory statistics, which the exporter never reads:
-/// with them on, every allocation SQLite makes takes a process-wide mutex
-/// and updates counters. Call it first thing, before any thread starts and
-/// before the first connection opens; after that SQLite refuses the setting
-/// (`SQLITE_MISUSE`) and nothing changes.
-pub fn configure_library() {
-    // SAFETY: `SQLITE_CONFIG_MEMSTATUS` takes one `int`. Before SQLite is
-    // initialised it only sets a flag; afterwards the call is refused and
-    // changes nothing. It is made before other threads exist.
-    unsafe {
-        rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
-    }
-}
-
 /// How long a connection waits for another's lock before `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
