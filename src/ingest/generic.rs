@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
 };
-use crate::model::label::check_label;
+use crate::model::label::{Facts, check_label};
 use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
 use crate::store::Item;
 
@@ -116,15 +116,20 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A label value that must be one of `allowed`.
-    fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, FieldError> {
+    /// A label value that must be one of `allowed` (an iterator, so the
+    /// configured lists are read in place, not collected per event).
+    fn one_of<'n>(
+        &self,
+        name: &str,
+        allowed: impl Iterator<Item = &'n str> + Clone,
+    ) -> Result<Option<String>, FieldError> {
         let v = self.label(name)?;
         match &v {
-            Some(s) if !allowed.contains(&s.as_str()) => Err(self.err(
+            Some(s) if !allowed.clone().any(|a| a == s) => Err(self.err(
                 name,
                 format!(
                     "unknown value `{s}`; expected one of: {}",
-                    allowed.join(", ")
+                    allowed.collect::<Vec<_>>().join(", ")
                 ),
             )),
             _ => Ok(v),
@@ -250,17 +255,18 @@ pub fn parse_event_with(
 ) -> Result<DefectEvent, FieldError> {
     let f = Fields::new(o, prefix, EVENT_FIELDS)?;
     let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
-    let id_len = id.chars().count();
+    let facts = Facts::of(id);
+    let id_len = facts.chars;
     if id_len == 0 || id_len > MAX_ID_LEN {
         return Err(f.err(
             "id",
             format!("must be 1..{MAX_ID_LEN} characters, is {id_len}"),
         ));
     }
-    if id.trim().is_empty() {
+    if facts.blank {
         return Err(f.err("id", "must not be blank (white space only)"));
     }
-    if id.chars().any(char::is_control) {
+    if facts.control {
         return Err(f.err("id", "must not contain control characters"));
     }
     let source = f.label("source")?.unwrap_or_else(|| "generic".into());
@@ -271,32 +277,24 @@ pub fn parse_event_with(
     let updated_at = f.time("updated_at", now)?;
     let found_at = f.time("found_at", now)?;
     let deleted = f.bool("deleted")?.unwrap_or(false);
-    let stage_names: Vec<&str> = config
-        .pipeline
-        .stages()
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
-    let stage = f.one_of("stage", &stage_names)?;
+    let stage_names = config.pipeline.stages().iter().map(|s| s.name.as_str());
+    let stage = f.one_of("stage", stage_names)?;
     let release = f.label("release")?;
     if let Some(r) = &release {
         if !memo.keyed(config, r) {
             return Err(f.err("release", format!("`{r}` is empty once normalised")));
         }
     }
-    let causes: Vec<&str> = config.causes.iter().map(|(n, _)| n.as_str()).collect();
-    let severities: Vec<&str> = config.severities.iter().map(String::as_str).collect();
-    let teams: Vec<&str> = config.teams.iter().map(String::as_str).collect();
     let class = Classification {
         stage,
         release,
-        detected_by: f.one_of("detected_by", &DETECTORS)?,
-        cause: f.one_of("cause", &causes)?,
-        severity: f.one_of("severity", &severities)?,
-        team: if teams.is_empty() {
+        detected_by: f.one_of("detected_by", DETECTORS.into_iter())?,
+        cause: f.one_of("cause", config.causes.iter().map(|(n, _)| n.as_str()))?,
+        severity: f.one_of("severity", config.severities.iter().map(String::as_str))?,
+        team: if config.teams.is_empty() {
             f.label("team")?
         } else {
-            f.one_of("team", &teams)?
+            f.one_of("team", config.teams.iter().map(String::as_str))?
         },
     };
     let status = match f.string("status")? {
