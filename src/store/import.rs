@@ -273,14 +273,22 @@ impl FreshRow {
 struct Folder {
     config: Config,
     keys: ReleaseKeys,
+    /// A defect with one upsert in the chunk is inserted before anything is
+    /// read (unless its key is stored): while most are new to the database.
+    /// Otherwise (a re-import) its stored row is read first.
+    insert_first: bool,
+    /// Such defects of this chunk new to the database, and already stored.
+    new: usize,
+    stored: usize,
 }
 
 impl Folder {
     /// Applies one defect's events (`group`, in input order) to its stored
     /// row: what to write. The common case — one upsert of a defect not
-    /// stored — is written as staged: `inserter` inserts the row unless its
-    /// key is stored, so a defect new to the database costs one descent of
-    /// the `(source, id)` index, not a lookup and then an insert.
+    /// stored — is written as staged: with [`Folder::insert_first`],
+    /// `inserter` inserts the row unless its key is stored, so a defect new
+    /// to the database costs one descent of the `(source, id)` index, not a
+    /// lookup and then an insert.
     fn settle(
         &mut self,
         conn: &Connection,
@@ -291,16 +299,28 @@ impl Folder {
         outcome: &mut Outcome,
     ) -> rusqlite::Result<Settled> {
         let (p, i) = group[0];
-        if let [_] = group {
-            if let Staged::Row(fresh) = &parts[p].items[i] {
-                if inserter.insert(fresh.view(&parts[p].text, received_at))? {
+        let text = &parts[p].text;
+        let (source, id) = parts[p].items[i].key(text);
+        let stored = match (group, &parts[p].items[i]) {
+            ([_], Staged::Row(fresh)) => {
+                let looked_up = if self.insert_first {
+                    None
+                } else {
+                    Row::get(conn, source, id)?
+                };
+                if looked_up.is_none() && inserter.insert(fresh.view(text, received_at))? {
+                    self.new += 1;
                     count(outcome, Effect::Accepted);
                     return Ok(Settled::Same);
                 }
+                self.stored += 1;
+                match looked_up {
+                    Some(row) => Some(row),
+                    None => Row::get(conn, source, id)?,
+                }
             }
-        }
-        let (source, id) = parts[p].items[i].key(&parts[p].text);
-        let stored = Row::get(conn, source, id)?;
+            _ => Row::get(conn, source, id)?,
+        };
         let events: Vec<DefectEvent> = group
             .iter()
             .filter_map(
@@ -312,6 +332,15 @@ impl Folder {
             )
             .collect();
         Ok(self.fold(&events, stored, received_at, outcome))
+    }
+
+    /// After a chunk: insert first in the next one if most of this one's
+    /// lone upserts were new to the database.
+    fn adapt(&mut self) {
+        if self.new + self.stored > 0 {
+            self.insert_first = self.new >= self.stored;
+        }
+        (self.new, self.stored) = (0, 0);
     }
 
     /// Applies one defect's events (in order) to its stored row: what to
@@ -444,19 +473,25 @@ impl Importer {
     /// re-keying stored rows first if the keying configuration changed, and
     /// begins the import's transaction.
     pub fn open(config: &Config) -> Result<Self, ExclusiveOpenError> {
-        let (lock, (conn, rollback)) = lock::open_exclusive(config, "import", |conn| {
+        let (lock, (conn, empty, rollback)) = lock::open_exclusive(config, "import", |conn| {
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
             // Helper threads for the sorts of `CREATE INDEX`.
             conn.pragma_update(None, "threads", SORT_THREADS)?;
             let rollback = rollback_journal(&conn)?;
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            Ok((conn, rollback))
+            let empty = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
+                r.get(0)
+            })?;
+            Ok((conn, empty, rollback))
         })?;
         Ok(Self {
             conn,
             folder: Folder {
                 config: config.clone(),
                 keys: ReleaseKeys::default(),
+                insert_first: empty,
+                new: 0,
+                stored: 0,
             },
             dropped: None,
             stored_at: None,
@@ -547,6 +582,7 @@ impl Importer {
             }
             start = end;
         }
+        self.folder.adapt();
         if outcome.accepted + outcome.unchanged > 0 {
             self.stored_at = Some(received_at);
         }
