@@ -7,12 +7,12 @@
 //! Bulk loading, not one write per event: each chunk of items is sorted by
 //! defect key and folded in memory (all of a defect's events in the chunk,
 //! against its stored row), then only the final rows are written, in key
-//! order. A defect with one upsert in the chunk is inserted unless its key is
-//! stored (one descent of the `(source, id)` index); only when it is stored
-//! is the row read and the event folded against it. When the import is
-//! large against what is stored, the secondary
-//! indexes of `defects` are dropped inside the transaction and built again
-//! (a sort) before it commits.
+//! order. While most defects are new to the database, a defect with one
+//! upsert in the chunk is inserted unless its key is stored (one descent of
+//! the `(source, id)` index), and only a stored one is read and folded; a
+//! re-import reads first. When the import is large against what is stored,
+//! the secondary indexes of `defects` are dropped inside the transaction and
+//! built again (a sort) before it commits.
 
 use std::collections::HashSet;
 
