@@ -7,7 +7,7 @@ the whole process: open, parse, apply, commit, checkpoint). Bounded: N lines,
 one run per --runs, temp dir removed.
 
 Usage: cargo build --release && python3 scripts/import_bench.py [--events 1000000] [--runs 3]
-       [--keep FILE | --input FILE] [--bin PATH]
+       [--keep FILE | --input FILE] [--bin PATH] [--compare PATH]
 """
 import argparse, json, os, random, shutil, subprocess, sys, tempfile, time
 
@@ -74,9 +74,13 @@ def main():
     ap.add_argument("--keep", help="copy the generated file here")
     ap.add_argument("--input", help="import this file (e.g. one kept by --keep) instead of generating one")
     ap.add_argument("--bin", default=BIN, help="the binary to time (to compare builds)")
+    ap.add_argument("--compare", metavar="BIN",
+                    help="a second binary, run alternately with --bin (pairs back to back: "
+                         "the host's speed drifts between minutes, so only pairs compare)")
     args = ap.parse_args()
-    if not os.path.exists(args.bin):
-        sys.exit(f"{args.bin} missing: cargo build --release first")
+    for b in [args.bin] + ([args.compare] if args.compare else []):
+        if not os.path.exists(b):
+            sys.exit(f"{b} missing: cargo build --release first")
     tmp = tempfile.mkdtemp(prefix="import-bench-")
     try:
         if args.input:
@@ -90,22 +94,36 @@ def main():
                   f"{size / 1e6:.0f} MB, in {time.time() - t0:.1f}s")
         if args.keep and not args.input:
             shutil.copy(src, args.keep)
-        rates = []
+        bins = [("bin", args.bin)] + ([("compare", args.compare)] if args.compare else [])
+        rates = {name: [] for name, _ in bins}
+        walls = []
         for run in range(args.runs):
-            db = os.path.join(tmp, f"run{run}.db")
-            t = time.time()
-            out = subprocess.run([args.bin, "import", "--db", db, src], capture_output=True, text=True, timeout=600)
-            wall = time.time() - t
-            if out.returncode != 0:
-                sys.exit(f"import failed ({out.returncode}): {out.stderr[-2000:]}")
-            rate = args.events / wall
-            rates.append(rate)
-            print(f"run {run + 1}: {wall:.2f}s, {rate:,.0f} defects/s; {out.stdout.strip()}")
-            for suffix in ("", "-wal", "-shm", ".lock"):
-                if os.path.exists(db + suffix):
-                    os.remove(db + suffix)
-        rates.sort()
-        print(f"median {rates[len(rates) // 2]:,.0f} defects/s, best {rates[-1]:,.0f} (runs: {args.runs}, cores: {os.cpu_count()})")
+            pair = {}
+            for name, path in bins:
+                db = os.path.join(tmp, f"run{run}-{name}.db")
+                t = time.time()
+                out = subprocess.run([path, "import", "--db", db, src], capture_output=True, text=True,
+                                     timeout=600)
+                wall = time.time() - t
+                if out.returncode != 0:
+                    sys.exit(f"import failed ({out.returncode}): {out.stderr[-2000:]}")
+                rate = args.events / wall
+                rates[name].append(rate)
+                pair[name] = wall
+                label = f" {name}" if args.compare else ""
+                print(f"run {run + 1}{label}: {wall:.2f}s, {rate:,.0f} defects/s; {out.stdout.strip()}")
+                for suffix in ("", "-wal", "-shm", ".lock", "-journal"):
+                    if os.path.exists(db + suffix):
+                        os.remove(db + suffix)
+            walls.append(pair)
+        for name, _ in bins:
+            r = sorted(rates[name])
+            label = f"{name}: " if args.compare else ""
+            print(f"{label}median {r[len(r) // 2]:,.0f} defects/s, best {r[-1]:,.0f} "
+                  f"(runs: {args.runs}, cores: {os.cpu_count()})")
+        if args.compare:
+            faster = sum(1 for p in walls if p["bin"] < p["compare"])
+            print(f"bin faster than compare in {faster} of {len(walls)} pairs")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
