@@ -63,7 +63,7 @@ pub struct Shared {
 /// Every route the exporter serves, as `(method, path)` in the spelling of
 /// the OpenAPI document (`src/http/openapi.json`); `/metrics` stands for the
 /// configured `telemetry_path`. [`router`] serves exactly these (each one's
-/// handler is chosen by [`endpoint`]), and `tests/api/openapi.rs` checks the
+/// handler is chosen by `endpoint`), and `tests/api/openapi.rs` checks the
 /// document against this list and a live server.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),

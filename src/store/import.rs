@@ -1,6 +1,6 @@
 //! The store side of the `import` sub-command: the database opened as `serve`
 //! opens it (migrations, re-keying), under the database lock, and every
-//! imported item applied by the writer's own rules ([`rules::decide`]) in
+//! imported item applied by the writer's own rules (`rules::decide`) in
 //! **one transaction**: an import that fails or is interrupted leaves the
 //! database as it was, and one that succeeds is on disk (`synchronous=FULL`).
 //!
@@ -85,11 +85,11 @@ impl Staged {
     }
 }
 
-/// An upsert as the row [`rules::decide`] puts for it when nothing is stored
+/// An upsert as the row `rules::decide` puts for it when nothing is stored
 /// for its defect, packed: its text in one allocation, so the importer reads
 /// each row from one place (rows are visited in key order, at random in
 /// memory) and frees one block per row. Times the event left out are set to
-/// the time received by [`FreshRow::view`]; [`FreshRow::into_event`] gives the
+/// the time received by `FreshRow::view`; `FreshRow::into_event` gives the
 /// event back whole, for a defect that has a stored row or several events.
 #[derive(Debug)]
 pub struct FreshRow {

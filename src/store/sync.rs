@@ -4,7 +4,7 @@
 //!
 //! - [`Local`], for the `sync` sub-command: the database opened as `import`
 //!   opens it (under the `<db>.lock`, migrated, re-keyed), each page applied
-//!   by the writer's own rules ([`super::writer::apply_detached`]) in one
+//!   by the writer's own rules (`writer::apply_detached`) in one
 //!   transaction **with its cursor**: a page is either applied and marked
 //!   done, or neither.
 //! - [`Cursors`], beside `serve`'s writer: pages go through the writer like
