@@ -30,6 +30,10 @@ use crate::model::event::{
 };
 use crate::model::time::Millis;
 
+/// The place of `release_raw` among a row's text columns
+/// ([`RowRef::texts`]).
+const RELEASE_RAW: usize = 5;
+
 /// Page cache while importing (KiB, SQLite's negative `cache_size`): the
 /// `(source, id)` index of a million random tracker ids is about 60 MiB; with
 /// all of it cached, each insert dirties pages already in memory.
@@ -220,6 +224,19 @@ impl FreshRow {
         }
     }
 
+    /// Whether it says exactly what `stored` holds, so that the rules leave
+    /// the row as it is and count the event unchanged: a re-import of an
+    /// export, without turning the row back into an event. Only when the
+    /// event carried both times and needs nothing of the stored row (a
+    /// release-keeping upsert without a release takes the stored one);
+    /// anything else goes through the rules.
+    fn restates(&self, text: &str, stored: &Row, received_at: Millis) -> bool {
+        self.has_found_at
+            && self.has_updated_at
+            && !(self.keep_release && self.nulls & (1 << RELEASE_RAW) != 0)
+            && self.view(text, received_at) == stored.borrowed()
+    }
+
     /// The event it was made from.
     fn into_event(self, text: &str) -> DefectEvent {
         let row = self.view(text, 0).to_row();
@@ -314,10 +331,17 @@ impl Folder {
                     return Ok(Settled::Same);
                 }
                 self.stored += 1;
-                match looked_up {
+                let stored = match looked_up {
                     Some(row) => Some(row),
                     None => Row::get(conn, source, id)?,
+                };
+                if let Some(s) = &stored {
+                    if fresh.restates(text, s, received_at) {
+                        count(outcome, Effect::Unchanged);
+                        return Ok(Settled::Same);
+                    }
                 }
+                stored
             }
             _ => Row::get(conn, source, id)?,
         };
@@ -818,6 +842,82 @@ mod tests {
             assert_eq!(fresh.view(&text, received).to_row(), expected);
             assert_eq!(fresh.key(&text), ("tracker", "PROJ-1"));
             assert_eq!(fresh.into_event(&text), ev);
+        }
+    }
+
+    /// A staged row that restates its stored row is one the rules leave as
+    /// it is and count unchanged; it is taken for exactly that case.
+    #[test]
+    fn a_restated_row_is_what_the_rules_leave_unchanged() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let (earlier, received) = (1_700_000_500_000, 1_800_000_000_000);
+        for found in [Some(1_700_000_000_000), None] {
+            for updated in [Some(1_700_000_100_000), None] {
+                for keep in [false, true] {
+                    for release in [Some("v1.2.0"), None] {
+                        let mut ev = upsert(found, updated, keep);
+                        if let Change::Upsert { class, .. }
+                        | Change::UpsertKeepRelease { class, .. } = &mut ev.change
+                        {
+                            class.release = release.map(str::to_owned);
+                        }
+                        let mut keys = ReleaseKeys::default();
+                        let Decision::Put(row) =
+                            rules::decide(&config, &ev, None, earlier, &mut keys)
+                        else {
+                            panic!("an upsert of a new defect is put");
+                        };
+                        let changed = [
+                            Row {
+                                updated_at: row.updated_at - 1,
+                                ..row.clone()
+                            },
+                            Row {
+                                deleted: true,
+                                ..row.clone()
+                            },
+                            Row {
+                                stage: None,
+                                ..row.clone()
+                            },
+                            Row {
+                                release_raw: Some("v9".into()),
+                                release: Some("9".into()),
+                                ..row.clone()
+                            },
+                        ];
+                        for (n, stored) in std::iter::once(row.clone()).chain(changed).enumerate() {
+                            let mut stager = Stager::default();
+                            stager.stage(&config, Item::Defect(ev.clone()));
+                            let Part { text, mut items } = stager.take();
+                            let Some(Staged::Row(fresh)) = items.pop() else {
+                                panic!("an upsert is staged as a row");
+                            };
+                            let restates = fresh.restates(&text, &stored, received);
+                            let decision =
+                                rules::decide(&config, &ev, Some(&stored), received, &mut keys);
+                            if restates {
+                                let left = match decision {
+                                    Decision::Unchanged { touch: None } => true,
+                                    Decision::Unchanged { touch: Some(t) } => {
+                                        t == stored.updated_at
+                                    }
+                                    _ => false,
+                                };
+                                assert!(left, "{n} {found:?} {updated:?} {keep} {release:?}");
+                            }
+                            let applies = n == 0
+                                && found.is_some()
+                                && updated.is_some()
+                                && !(keep && release.is_none());
+                            assert_eq!(
+                                restates, applies,
+                                "{n} {found:?} {updated:?} {keep} {release:?}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
