@@ -30,10 +30,6 @@ use crate::model::event::{
 };
 use crate::model::time::Millis;
 
-/// The place of `release_raw` among a row's text columns
-/// ([`RowRef::texts`]).
-const RELEASE_RAW: usize = 5;
-
 /// Page cache while importing (KiB, SQLite's negative `cache_size`): the
 /// `(source, id)` index of a million random tracker ids is about 60 MiB; with
 /// all of it cached, each insert dirties pages already in memory.
@@ -231,10 +227,11 @@ impl FreshRow {
     /// release-keeping upsert without a release takes the stored one);
     /// anything else goes through the rules.
     fn restates(&self, text: &str, stored: &Row, received_at: Millis) -> bool {
-        self.has_found_at
-            && self.has_updated_at
-            && !(self.keep_release && self.nulls & (1 << RELEASE_RAW) != 0)
-            && self.view(text, received_at) == stored.borrowed()
+        if !(self.has_found_at && self.has_updated_at) {
+            return false;
+        }
+        let row = self.view(text, received_at);
+        !(self.keep_release && row.release_raw.is_none()) && row == stored.borrowed()
     }
 
     /// The event it was made from.
