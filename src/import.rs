@@ -540,11 +540,11 @@ fn parse_line(
         // The common case read without a tree; anything else is read again
         // by the API's own parser, for its errors.
         Raw::Json(at) => {
+            let bytes = text.get(at.clone()).unwrap_or_default();
             let line = match utf8 {
-                Some(t) => t.get(at.clone()),
-                None => std::str::from_utf8(text.get(at.clone()).unwrap_or_default()).ok(),
+                Some(t) => t.get(at),
+                None => std::str::from_utf8(bytes).ok(),
             };
-            let bytes = text.get(at).unwrap_or_default();
             match line.and_then(Flat::parse) {
                 Some(flat) => parse_object(config, &flat, now, memo),
                 None => parse_json(config, bytes, now, memo),
