@@ -101,13 +101,12 @@ impl<'a> RowRef<'a> {
 
     /// Runs `stmt` (an `INSERT` of the columns in [`Row`] order) with these
     /// values: the [`texts`](Self::texts), then `deleted`, `found_at`,
-    /// `updated_at`.
-    fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+    /// `updated_at`. Returns the rows it changed.
+    fn execute(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<usize> {
         let texts = self.texts();
         let ints: [&dyn ToSql; 3] = [&self.deleted, &self.found_at, &self.updated_at];
         let values = texts.iter().map(|t| t as &dyn ToSql).chain(ints);
-        stmt.execute(rusqlite::params_from_iter(values))?;
-        Ok(())
+        stmt.execute(rusqlite::params_from_iter(values))
     }
 }
 
@@ -127,7 +126,8 @@ const GET: &str = concat!(
 );
 
 /// An insert of every column that does nothing when the key is stored, for
-/// the importer's [`super::bulk::Inserter`] (which tells which happened).
+/// [`Row::insert_new`] and the importer's [`super::bulk::Inserter`] (which
+/// tell which happened).
 pub(super) const INSERT_NEW: &str = concat!(
     "INSERT INTO defects (",
     columns!(),
@@ -179,7 +179,18 @@ impl Row {
 
     /// Inserts this row, or updates the stored one in place.
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
-        self.borrowed().execute(&mut tx.prepare_cached(PUT)?)
+        self.borrowed().execute(&mut tx.prepare_cached(PUT)?)?;
+        Ok(())
+    }
+
+    /// Inserts this row unless its key is stored; whether it did. One
+    /// descent of the `(source, id)` index for a new defect, where a lookup
+    /// and then an upsert take three.
+    pub fn insert_new(&self, tx: &Connection) -> rusqlite::Result<bool> {
+        Ok(self
+            .borrowed()
+            .execute(&mut tx.prepare_cached(INSERT_NEW)?)?
+            == 1)
     }
 
     /// Its values, borrowed.

@@ -152,6 +152,47 @@ impl Residency<'_> {
     }
 }
 
+/// Whether a defect event is inserted before it is looked up: while most
+/// events are new defects (a tracker announcing them, an import), an insert
+/// that does nothing when the key is stored costs one descent of the
+/// `(source, id)` index where a lookup and an upsert cost three. Decided per
+/// group from the last group's defects: the writer keeps inserting first
+/// while most of them were new, and looks up first (counting what it finds)
+/// while most were stored, so updates do not pay for a failed insert.
+#[derive(Debug, Clone, Copy)]
+struct InsertFirst {
+    on: bool,
+    /// Defects of this group found new, and found stored.
+    new: usize,
+    stored: usize,
+}
+
+impl InsertFirst {
+    fn new() -> Self {
+        Self {
+            on: true,
+            new: 0,
+            stored: 0,
+        }
+    }
+
+    fn counted(&mut self, stored: bool) {
+        if stored {
+            self.stored += 1;
+        } else {
+            self.new += 1;
+        }
+    }
+
+    /// Chooses for the next group from this one's defects.
+    fn adapt(&mut self) {
+        if self.new + self.stored > 0 {
+            self.on = self.new >= self.stored;
+        }
+        (self.new, self.stored) = (0, 0);
+    }
+}
+
 type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
 
 /// Runs the writer and restarts it when it fails.
@@ -315,6 +356,8 @@ pub(super) struct Writer {
     last_commit: Duration,
     /// Writes in the store (queued or being applied) and their recent peak.
     pending: Arc<super::Pending>,
+    /// Whether the next group inserts defects before looking them up.
+    insert_first: InsertFirst,
 }
 
 /// What becomes of a command taken from the queue.
@@ -344,6 +387,7 @@ impl Writer {
             last_group: 0,
             last_commit: Duration::ZERO,
             pending: s.pending.clone(),
+            insert_first: InsertFirst::new(),
         }
     }
 
@@ -479,11 +523,14 @@ impl Writer {
         }
     }
 
-    /// Applies every batch inside one transaction, each in its own savepoint:
-    /// a batch whose own data is at fault is rolled back alone; any failure
-    /// that may have ended the transaction (disk full, I/O error, …) fails the
-    /// whole group, so no batch is committed outside the group it was in.
-    /// Writes that arrive while it applies join the group (see [`MAX_LINGER`]).
+    /// Applies every batch inside one transaction. A batch whose own data is
+    /// at fault is rolled back alone: the group is then applied again with
+    /// each batch in its own savepoint (savepoints are not taken otherwise:
+    /// each one copies every page its batch first changes into the statement
+    /// journal). Any failure that may have ended the transaction (disk full,
+    /// I/O error, …) fails the whole group, so no batch is committed outside
+    /// the group it was in. Writes that arrive while it applies join the group
+    /// (see [`MAX_LINGER`]).
     fn apply_group(
         &mut self,
         group: &mut Vec<(Batch, Reply)>,
@@ -500,104 +547,122 @@ impl Writer {
             .clamp(self.last_group.min(1), MAX_GROUP);
         let linger = self.last_commit.clamp(MIN_LINGER, MAX_LINGER);
         let mut items: usize = group.iter().map(|(b, _)| b.items.len()).sum();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.armed.in_transaction();
-        let mut outcomes = Vec::with_capacity(group.len());
-        let mut residency = Residency {
-            aggregates: &self.aggregates,
-            scratch: &self.scratch,
-            cache: &mut self.cold,
-            loaded: HashSet::new(),
-            batch: Vec::new(),
-            keys: ReleaseKeys::default(),
-        };
-        // Each source's latest activity among the group's batches that
-        // stored something: one write per source and group, not per batch.
-        let mut active: Vec<(Ingress, Millis)> = Vec::new();
-        let mut next = 0;
-        loop {
-            while let Some((batch, _)) = group.get(next) {
-                next += 1;
-                let mut batch_ops = Vec::new();
-                residency.batch.clear();
-                run_cached(&tx, "SAVEPOINT batch")?;
-                match apply_batch(
-                    &tx,
-                    &self.config,
-                    &self.stages,
-                    batch,
-                    &mut batch_ops,
-                    &mut residency,
-                ) {
-                    Ok(o) => {
-                        if stored_something(&o) && !batch.reconcile {
-                            match active.iter_mut().find(|(i, _)| *i == batch.ingress) {
-                                Some((_, at)) => *at = (*at).max(batch.received_at),
-                                None => active.push((batch.ingress, batch.received_at)),
-                            }
-                        }
-                        run_cached(&tx, "RELEASE batch")?;
-                        ops.append(&mut batch_ops);
-                        outcomes.push(Ok(o));
-                    }
-                    Err(e) => {
-                        residency.rolled_back();
-                        if !batch_local(&e) || tx.is_autocommit() {
-                            return Err(e);
-                        }
-                        run_cached(&tx, "ROLLBACK TO batch")?;
-                        run_cached(&tx, "RELEASE batch")?;
-                        self.telemetry.store_error("write");
-                        tracing::error!(error = %e, "batch failed; rolled back alone");
-                        outcomes.push(Err(StoreError::Unavailable(e.to_string())));
-                    }
-                }
-            }
-            // Only the writes expected: a group is otherwise what had queued
-            // when it began, as `gather` took it.
-            if group.len() >= target || items >= MAX_GROUP_ITEMS || self.deferred.is_some() {
-                break;
-            }
-            let cmd = match rx.try_recv() {
-                Ok(cmd) => cmd,
-                Err(_) => {
-                    let Some(left) = linger.checked_sub(started.elapsed()) else {
-                        break;
-                    };
-                    match rx.recv_timeout(left.min(LINGER_GAP)) {
-                        Ok(cmd) => cmd,
-                        Err(_) => break,
-                    }
-                }
+        let mut careful = false;
+        // Dropping `tx` at `continue 'attempt` rolls the attempt back.
+        'attempt: loop {
+            ops.clear();
+            let mut first = self.insert_first;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            self.armed.in_transaction();
+            let mut outcomes = Vec::with_capacity(group.len());
+            let mut residency = Residency {
+                aggregates: &self.aggregates,
+                scratch: &self.scratch,
+                cache: &mut self.cold,
+                loaded: HashSet::new(),
+                batch: Vec::new(),
+                keys: ReleaseKeys::default(),
             };
-            match take(&self.telemetry, cmd) {
-                Taken::Write(batch, reply, hold) => {
-                    items += batch.items.len();
-                    holds.push(hold);
-                    group.push((batch, reply));
+            // Each source's latest activity among the group's batches that
+            // stored something: one write per source and group, not per batch.
+            let mut active: Vec<(Ingress, Millis)> = Vec::new();
+            let mut batch_ops = Vec::new();
+            let mut next = 0;
+            loop {
+                while let Some((batch, _)) = group.get(next) {
+                    next += 1;
+                    batch_ops.clear();
+                    residency.batch.clear();
+                    if careful {
+                        run_cached(&tx, "SAVEPOINT batch")?;
+                    }
+                    match apply_batch(
+                        &tx,
+                        &self.config,
+                        &self.stages,
+                        batch,
+                        &mut batch_ops,
+                        &mut residency,
+                        &mut first,
+                    ) {
+                        Ok(o) => {
+                            if stored_something(&o) && !batch.reconcile {
+                                match active.iter_mut().find(|(i, _)| *i == batch.ingress) {
+                                    Some((_, at)) => *at = (*at).max(batch.received_at),
+                                    None => active.push((batch.ingress, batch.received_at)),
+                                }
+                            }
+                            if careful {
+                                run_cached(&tx, "RELEASE batch")?;
+                            }
+                            ops.append(&mut batch_ops);
+                            outcomes.push(Ok(o));
+                        }
+                        Err(e) => {
+                            residency.rolled_back();
+                            if !batch_local(&e) || tx.is_autocommit() {
+                                return Err(e);
+                            }
+                            if !careful {
+                                careful = true;
+                                continue 'attempt;
+                            }
+                            run_cached(&tx, "ROLLBACK TO batch")?;
+                            run_cached(&tx, "RELEASE batch")?;
+                            self.telemetry.store_error("write");
+                            tracing::error!(error = %e, "batch failed; rolled back alone");
+                            outcomes.push(Err(StoreError::Unavailable(e.to_string())));
+                        }
+                    }
                 }
-                Taken::Done => {}
-                // Faults apply between groups, as when gathered.
-                Taken::Inject(f) => self.deferred = Some(Command::Inject(f)),
+                // Only the writes expected: a group is otherwise what had queued
+                // when it began, as `gather` took it.
+                if group.len() >= target || items >= MAX_GROUP_ITEMS || self.deferred.is_some() {
+                    break;
+                }
+                let cmd = match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => {
+                        let Some(left) = linger.checked_sub(started.elapsed()) else {
+                            break;
+                        };
+                        match rx.recv_timeout(left.min(LINGER_GAP)) {
+                            Ok(cmd) => cmd,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                match take(&self.telemetry, cmd) {
+                    Taken::Write(batch, reply, hold) => {
+                        items += batch.items.len();
+                        holds.push(hold);
+                        group.push((batch, reply));
+                    }
+                    Taken::Done => {}
+                    // Faults apply between groups, as when gathered.
+                    Taken::Inject(f) => self.deferred = Some(Command::Inject(f)),
+                }
             }
+            for (source, at) in active {
+                record_source_activity(&tx, source, at)?;
+            }
+            let now = now_ms();
+            if now - self.last_prune > 3600 * 1000 {
+                tx.execute(
+                    "DELETE FROM deliveries WHERE received_at < ?1",
+                    params![now - DELIVERY_TTL_MS],
+                )?;
+                self.last_prune = now;
+            }
+            let committing = Instant::now();
+            tx.commit()?;
+            self.last_commit = committing.elapsed();
+            first.adapt();
+            self.insert_first = first;
+            return Ok(outcomes);
         }
-        for (source, at) in active {
-            record_source_activity(&tx, source, at)?;
-        }
-        let now = now_ms();
-        if now - self.last_prune > 3600 * 1000 {
-            tx.execute(
-                "DELETE FROM deliveries WHERE received_at < ?1",
-                params![now - DELIVERY_TTL_MS],
-            )?;
-            self.last_prune = now;
-        }
-        let committing = Instant::now();
-        tx.commit()?;
-        self.last_commit = committing.elapsed();
-        Ok(outcomes)
     }
 
     /// Applies committed changes to the aggregates. A panic half-way leaves
@@ -838,14 +903,27 @@ pub(super) fn apply_detached(
         batch: Vec::new(),
         keys: ReleaseKeys::default(),
     };
-    let outcome = apply_batch(tx, config, stages, batch, &mut Vec::new(), &mut res)?;
+    // What `sync` reconciles is mostly stored already: looked up first.
+    let mut first = InsertFirst {
+        on: false,
+        ..InsertFirst::new()
+    };
+    let outcome = apply_batch(
+        tx,
+        config,
+        stages,
+        batch,
+        &mut Vec::new(),
+        &mut res,
+        &mut first,
+    )?;
     if stored_something(&outcome) && !batch.reconcile {
         record_source_activity(tx, batch.ingress, batch.received_at)?;
     }
     Ok(outcome)
 }
 
-/// Applies one batch inside its savepoint.
+/// Applies one batch.
 fn apply_batch(
     tx: &Connection,
     config: &Config,
@@ -853,6 +931,7 @@ fn apply_batch(
     batch: &Batch,
     ops: &mut Vec<Op>,
     res: &mut Residency,
+    first: &mut InsertFirst,
 ) -> rusqlite::Result<Outcome> {
     let mut outcome = Outcome::default();
     if let Some(id) = &batch.delivery {
@@ -868,9 +947,16 @@ fn apply_batch(
     let mut touched = BTreeSet::new();
     for item in &batch.items {
         let effect = match item {
-            Item::Defect(ev) => {
-                apply_defect(tx, config, ev, batch.received_at, ops, &mut touched, res)?
-            }
+            Item::Defect(ev) => apply_defect(
+                tx,
+                config,
+                ev,
+                batch.received_at,
+                ops,
+                &mut touched,
+                res,
+                first,
+            )?,
             Item::Release(ev) => apply_release(tx, config, stages, ev, ops, res)?,
         };
         match effect {
@@ -895,6 +981,7 @@ fn apply_batch(
 }
 
 /// Applies one defect event with the ordering rules of [`rules::decide`].
+#[allow(clippy::too_many_arguments)]
 fn apply_defect(
     tx: &Connection,
     config: &Config,
@@ -903,8 +990,34 @@ fn apply_defect(
     ops: &mut Vec<Op>,
     touched: &mut BTreeSet<(String, String)>,
     res: &mut Residency,
+    first: &mut InsertFirst,
 ) -> rusqlite::Result<Effect> {
+    if first.on {
+        // What the rules store for a defect never seen, inserted unless the
+        // key is stored: then exactly what `put` below does with no stored
+        // row. Its release is made resident before the insert changes it.
+        if let Decision::Put(new) = rules::decide(config, ev, None, received_at, &mut res.keys) {
+            let after = new.contribution(config);
+            if let Some(Contribution {
+                product,
+                release: Some(r),
+                ..
+            }) = &after
+            {
+                res.ensure(tx, config, product, r, ops)?;
+            }
+            let inserted = new.insert_new(tx)?;
+            first.counted(!inserted);
+            if inserted {
+                ops.extend(after.map(Op::Add));
+                return Ok(Effect::Accepted);
+            }
+        }
+    }
     let old = Row::get(tx, &ev.source, &ev.id)?;
+    if !first.on {
+        first.counted(old.is_some());
+    }
     match rules::decide(config, ev, old.as_ref(), received_at, &mut res.keys) {
         Decision::Put(new) => put(tx, config, old.as_ref(), &new, ops, touched, res),
         Decision::Unchanged { touch: Some(t) } => {
@@ -1006,9 +1119,11 @@ mod tests {
         _dir: tempfile::TempDir,
         conn: Connection,
         config: Config,
+        /// Whether events are inserted before they are looked up.
+        insert_first: bool,
     }
 
-    fn db() -> Db {
+    fn db(insert_first: bool) -> Db {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = super::super::schema::open(&dir.path().join("t.db")).expect("open");
         let config = Config::from_settings(Settings::default()).expect("config");
@@ -1016,7 +1131,13 @@ mod tests {
             _dir: dir,
             conn,
             config,
+            insert_first,
         }
+    }
+
+    /// A database for each way the writer applies a defect event.
+    fn both() -> [Db; 2] {
+        [db(true), db(false)]
     }
 
     fn event(change: Change, updated_at: Millis) -> DefectEvent {
@@ -1075,8 +1196,14 @@ mod tests {
             batch: Vec::new(),
             keys: ReleaseKeys::default(),
         };
-        let outcome =
-            apply_batch(&db.conn, &db.config, &stages, &batch, &mut ops, &mut res).expect("apply");
+        let mut first = InsertFirst {
+            on: db.insert_first,
+            ..InsertFirst::new()
+        };
+        let outcome = apply_batch(
+            &db.conn, &db.config, &stages, &batch, &mut ops, &mut res, &mut first,
+        )
+        .expect("apply");
         let net = ops
             .iter()
             .map(|o| match o {
@@ -1094,88 +1221,198 @@ mod tests {
 
     #[test]
     fn retract_of_an_unknown_defect_stores_nothing() {
-        let db = db();
-        let (o, net) = apply(&db, event(Change::Retract, 10));
-        assert_eq!((o.ignored, o.accepted, net), (1, 0, 0));
-        assert!(row(&db).is_none());
+        for db in both() {
+            let (o, net) = apply(&db, event(Change::Retract, 10));
+            assert_eq!((o.ignored, o.accepted, net), (1, 0, 0));
+            assert!(row(&db).is_none());
+        }
     }
 
     #[test]
     fn retract_removes_a_stored_defect_and_a_later_upsert_revives_it() {
-        let db = db();
-        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 10)).1, 1);
-        let (o, net) = apply(&db, event(Change::Retract, 20));
-        assert_eq!((o.accepted, net), (1, -1));
-        assert!(row(&db).is_some_and(|r| r.deleted));
-        // Older than the retraction: stale.
-        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 15)).0.stale, 1);
-        // Equal time: the retraction, like a deletion, wins.
-        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 20)).0.stale, 1);
-        assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 30)).1, 1);
-        assert!(row(&db).is_some_and(|r| !r.deleted));
+        for db in both() {
+            assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 10)).1, 1);
+            let (o, net) = apply(&db, event(Change::Retract, 20));
+            assert_eq!((o.accepted, net), (1, -1));
+            assert!(row(&db).is_some_and(|r| r.deleted));
+            // Older than the retraction: stale.
+            assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 15)).0.stale, 1);
+            // Equal time: the retraction, like a deletion, wins.
+            assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 20)).0.stale, 1);
+            assert_eq!(apply(&db, event(upsert(Some("1.0"), false), 30)).1, 1);
+            assert!(row(&db).is_some_and(|r| !r.deleted));
+        }
     }
 
     #[test]
     fn attach_release_sets_only_a_missing_release_and_keeps_the_order() {
-        let db = db();
-        apply(&db, event(upsert(None, true), 10));
-        let (o, net) = apply(
-            &db,
-            event(
-                Change::AttachRelease {
-                    release: "v2.0".into(),
-                },
-                99,
-            ),
-        );
-        assert_eq!((o.accepted, net), (1, 0)); // removed unattributed, added to 2.0
-        let r = row(&db).expect("row");
-        assert_eq!(
-            (r.release_raw.as_deref(), r.release.as_deref(), r.updated_at),
-            (Some("v2.0"), Some("2.0"), 10)
-        );
-        let (o, _) = apply(
-            &db,
-            event(
-                Change::AttachRelease {
-                    release: "3.0".into(),
-                },
-                99,
-            ),
-        );
-        assert_eq!(o.unchanged, 1);
-        assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
-        // A later upsert without a release keeps it; one with a release replaces it.
-        apply(&db, event(upsert(None, true), 20));
-        assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
-        apply(&db, event(upsert(Some("2.1"), true), 30));
-        assert_eq!(row(&db).and_then(|r| r.release), Some("2.1".into()));
-        // A plain upsert replaces the whole state, release included.
-        apply(&db, event(upsert(None, false), 40));
-        assert_eq!(row(&db).and_then(|r| r.release), None);
+        for db in both() {
+            apply(&db, event(upsert(None, true), 10));
+            let (o, net) = apply(
+                &db,
+                event(
+                    Change::AttachRelease {
+                        release: "v2.0".into(),
+                    },
+                    99,
+                ),
+            );
+            assert_eq!((o.accepted, net), (1, 0)); // removed unattributed, added to 2.0
+            let r = row(&db).expect("row");
+            assert_eq!(
+                (r.release_raw.as_deref(), r.release.as_deref(), r.updated_at),
+                (Some("v2.0"), Some("2.0"), 10)
+            );
+            let (o, _) = apply(
+                &db,
+                event(
+                    Change::AttachRelease {
+                        release: "3.0".into(),
+                    },
+                    99,
+                ),
+            );
+            assert_eq!(o.unchanged, 1);
+            assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
+            // A later upsert without a release keeps it; one with a release replaces it.
+            apply(&db, event(upsert(None, true), 20));
+            assert_eq!(row(&db).and_then(|r| r.release), Some("2.0".into()));
+            apply(&db, event(upsert(Some("2.1"), true), 30));
+            assert_eq!(row(&db).and_then(|r| r.release), Some("2.1".into()));
+            // A plain upsert replaces the whole state, release included.
+            apply(&db, event(upsert(None, false), 40));
+            assert_eq!(row(&db).and_then(|r| r.release), None);
+        }
     }
 
     #[test]
     fn attach_release_before_the_defect_is_announced_leaves_a_tombstone() {
-        let db = db();
-        let (o, net) = apply(
-            &db,
-            event(
-                Change::AttachRelease {
-                    release: "1.4".into(),
+        for db in both() {
+            let (o, net) = apply(
+                &db,
+                event(
+                    Change::AttachRelease {
+                        release: "1.4".into(),
+                    },
+                    5,
+                ),
+            );
+            assert_eq!((o.accepted, net), (1, 0));
+            let r = row(&db).expect("row");
+            assert!(r.deleted);
+            assert_eq!(r.updated_at, 0);
+            let (_, net) = apply(&db, event(upsert(None, true), 10));
+            assert_eq!(net, 1);
+            let r = row(&db).expect("row");
+            assert!(!r.deleted);
+            assert_eq!(r.release.as_deref(), Some("1.4"));
+        }
+    }
+
+    /// A writer on `db` with `config`, loaded as at start-up.
+    fn start(db: &std::path::Path, config: Config) -> Writer {
+        let mut conn = schema::open(db).expect("open");
+        load::rekey_if_changed(&mut conn, &config).expect("rekey");
+        let agg = load::aggregates(&conn, &config).expect("load");
+        let telemetry = Arc::new(Telemetry::default());
+        let sup = Supervisor {
+            config: Arc::new(config),
+            aggregates: Arc::new(RwLock::new(agg)),
+            health: Arc::new(Health::new(telemetry.clone())),
+            telemetry,
+            pending: Arc::default(),
+        };
+        Writer::new(conn, &sup, Arc::new(Armed::default()))
+    }
+
+    fn defect(id: &str, stage: &str) -> Item {
+        Item::Defect(DefectEvent {
+            source: "generic".into(),
+            id: id.into(),
+            product: ProductRef {
+                kind: String::new(),
+                namespace: "shop".into(),
+            },
+            change: Change::Upsert {
+                class: Classification {
+                    stage: Some(stage.into()),
+                    release: Some("1.0".into()),
+                    ..Classification::default()
                 },
-                5,
-            ),
-        );
-        assert_eq!((o.accepted, net), (1, 0));
-        let r = row(&db).expect("row");
-        assert!(r.deleted);
-        assert_eq!(r.updated_at, 0);
-        let (_, net) = apply(&db, event(upsert(None, true), 10));
-        assert_eq!(net, 1);
-        let r = row(&db).expect("row");
-        assert!(!r.deleted);
-        assert_eq!(r.release.as_deref(), Some("1.4"));
+                status: Status::Valid,
+                found_at: Some(1),
+            },
+            updated_at: Some(2_000),
+        })
+    }
+
+    /// A batch whose own data is at fault (here a stored row that no longer
+    /// reads back) fails alone, whichever way the group applies defects: the
+    /// others of its group are committed, its own changes are not.
+    #[test]
+    fn a_batch_at_fault_fails_alone_and_its_group_commits() {
+        for insert_first in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("w.db");
+            let config = || Config::from_settings(Settings::default()).expect("config");
+            let mut w = start(&path, config());
+            let batch = |items: Vec<Item>| Batch {
+                ingress: Ingress::Generic,
+                items,
+                delivery: None,
+                reconcile: false,
+                received_at: 1_000,
+                deadline: None,
+            };
+            let (_tx, rx) = std::sync::mpsc::channel();
+            let (reply, _answer) = oneshot::channel();
+            w.commit_group(
+                vec![(batch(vec![defect("bad", "qa")]), reply)],
+                Vec::new(),
+                &rx,
+            )
+            .expect("commit");
+            w.conn
+                .execute(
+                    "UPDATE defects SET found_at = 'not a time' WHERE id = 'bad'",
+                    [],
+                )
+                .expect("corrupt");
+            w.insert_first.on = insert_first;
+            let mut answers = Vec::new();
+            let group = [
+                vec![defect("a", "production")],
+                vec![defect("b", "production"), defect("bad", "production")],
+                vec![defect("c", "production")],
+            ]
+            .into_iter()
+            .map(|items| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                (batch(items), reply)
+            })
+            .collect();
+            w.commit_group(group, Vec::new(), &rx).expect("commit");
+            let got: Vec<bool> = answers
+                .into_iter()
+                .map(|mut a| a.try_recv().expect("answered").is_ok())
+                .collect();
+            assert_eq!(got, [true, false, true], "insert first: {insert_first}");
+            let stored = |id: &str| Row::get(&w.conn, "generic", id).expect("get").is_some();
+            assert!(stored("a") && stored("c"));
+            assert!(
+                !stored("b"),
+                "the failed batch's other event is rolled back"
+            );
+            let stage: String = w
+                .conn
+                .query_row("SELECT stage FROM defects WHERE id = 'bad'", [], |r| {
+                    r.get(0)
+                })
+                .expect("bad row");
+            assert_eq!(stage, "qa");
+            w.close();
+        }
     }
 
     mod live_equals_reload {
@@ -1183,9 +1420,6 @@ mod tests {
         //! fresh load from disk, field for field: one rule for every count and
         //! for the time that orders releases, at run time and at start-up.
 
-        use super::super::super::fault::Armed;
-        use super::super::super::health::Health;
-        use super::super::super::{load, schema};
         use super::*;
         use crate::config::{ProductSettings, Settings};
         use crate::model::event::{Classification, Ingress, ProductRef, Status};
@@ -1373,22 +1607,6 @@ mod tests {
             Config::from_settings(s).expect("config")
         }
 
-        /// A writer on `db` with `config`, loaded as at start-up.
-        fn start(db: &std::path::Path, config: Config) -> Writer {
-            let mut conn = schema::open(db).expect("open");
-            load::rekey_if_changed(&mut conn, &config).expect("rekey");
-            let agg = load::aggregates(&conn, &config).expect("load");
-            let telemetry = Arc::new(Telemetry::default());
-            let sup = Supervisor {
-                config: Arc::new(config),
-                aggregates: Arc::new(RwLock::new(agg)),
-                health: Arc::new(Health::new(telemetry.clone())),
-                telemetry,
-                pending: Arc::default(),
-            };
-            Writer::new(conn, &sup, Arc::new(Armed::default()))
-        }
-
         fn assert_live_equals_reload(w: &Writer) -> Result<(), TestCaseError> {
             // What is resident may differ (a load keeps fewer); what
             // `/metrics` reads may not.
@@ -1409,6 +1627,7 @@ mod tests {
             ) {
                 let dir = tempfile::tempdir().unwrap();
                 let db = dir.path().join("p.db");
+                let mut n = 0;
                 for (variant, batches) in phases {
                     // A restart with this phase's configuration (re-keying).
                     let mut w = start(&db, config(variant, &db));
@@ -1424,6 +1643,10 @@ mod tests {
                             deadline: None,
                         };
                         let (_tx, rx) = std::sync::mpsc::channel();
+                        // Both ways of applying a defect event, whatever
+                        // the last group's would choose.
+                        n += 1;
+                        w.insert_first.on = n % 2 == 0;
                         w.commit_group(vec![(batch, reply)], Vec::new(), &rx)
                             .expect("commit");
                         assert_live_equals_reload(&w)?;
