@@ -17,7 +17,7 @@ mod load;
 pub mod lock;
 pub mod read;
 mod rules;
-mod schema;
+pub mod schema;
 pub mod sync;
 mod writeback;
 mod writer;
