@@ -67,7 +67,8 @@ async fn handle(
         };
         let now = now_ms();
         // The body and its JSON tree are dropped before the wait for the
-        // writer: only the items stay queued. Large bodies are parsed off the
+        // writer: only the items stay queued. Events are read without a tree
+        // when the body is flat objects (`parse_events_flat`). Large bodies are parsed off the
         // async workers, so probes and scrapes keep answering during a burst.
         let bytes = read_body(
             &admitted,
@@ -79,10 +80,19 @@ async fn handle(
         .await?;
         let config = state.config.clone();
         let items = off_workers(bytes.len(), move || {
-            let value = parse_json_unique(&bytes)?;
-            let items = match endpoint {
-                Endpoint::Events => generic::parse_events(&config, &value, now),
-                Endpoint::Releases => generic::parse_releases(&config, &value, now),
+            let flat = match endpoint {
+                Endpoint::Events => generic::parse_events_flat(&config, &bytes, now),
+                Endpoint::Releases => None,
+            };
+            let items = match flat {
+                Some(items) => items,
+                None => {
+                    let value = parse_json_unique(&bytes)?;
+                    match endpoint {
+                        Endpoint::Events => generic::parse_events(&config, &value, now),
+                        Endpoint::Releases => generic::parse_releases(&config, &value, now),
+                    }
+                }
             }?;
             Ok::<_, AppError>(items)
         })

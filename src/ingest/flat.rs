@@ -126,6 +126,56 @@ impl Object for Flat<'_> {
     }
 }
 
+/// A request body of flat objects: one, or an array of them.
+#[derive(Debug)]
+pub enum FlatBody<'a> {
+    One(Flat<'a>),
+    Many(Vec<Flat<'a>>),
+}
+
+impl<'a> FlatBody<'a> {
+    /// `text` as one flat object or an array of flat objects, each with
+    /// unique keys, or `None` when it is anything else (the caller reads it
+    /// again with the full parser, whose errors are the API's).
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let body = (&mut de).deserialize_any(BodyVisitor).ok()?;
+        de.end().ok()?;
+        Some(body)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = FlatBody<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object or an array of objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        FlatVisitor.visit_map(map).map(FlatBody::One)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(Element(flat)) = seq.next_element()? {
+            all.push(flat);
+        }
+        Ok(FlatBody::Many(all))
+    }
+}
+
+/// One element of an array body: a flat object.
+struct Element<'de>(Flat<'de>);
+
+impl<'de> de::Deserialize<'de> for Element<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FlatVisitor).map(Element)
+    }
+}
+
 struct FlatVisitor;
 
 impl<'de> Visitor<'de> for FlatVisitor {
@@ -282,6 +332,36 @@ mod tests {
             "",
         ] {
             assert!(Flat::parse(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_body_is_one_flat_object_or_an_array_of_them_or_left_to_the_full_parser() {
+        assert!(matches!(
+            FlatBody::parse(r#"{"id":"a"}"#),
+            Some(FlatBody::One(_))
+        ));
+        match FlatBody::parse(r#" [ {"id":"a"}, {"id":"b","n":1} ] "#) {
+            Some(FlatBody::Many(all)) => {
+                let ids: Vec<_> = all.iter().map(|f| f.field("id")).collect();
+                assert_eq!(ids, [Some(Scalar::Str("a")), Some(Scalar::Str("b"))]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(FlatBody::parse("[]"), Some(FlatBody::Many(v)) if v.is_empty()));
+        for text in [
+            r#"[{"id":"a"},{"id":"b","id":"c"}]"#,
+            r#"[{"id":"a"},3]"#,
+            r#"[{"id":"a"},[]]"#,
+            r#"[{"id":"a","stage":{"k":"v"}}]"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#""id""#,
+            "3",
+            "[{}] x",
+            "[{}",
+            "",
+        ] {
+            assert!(FlatBody::parse(text).is_none(), "{text}");
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::FieldError;
-use super::flat::{Object, Scalar};
+use super::flat::{FlatBody, Object, Scalar};
 use super::webhook::check_future;
 use crate::config::Config;
 use crate::model::event::{
@@ -53,6 +53,33 @@ pub fn parse_events(config: &Config, body: &Value, now: Millis) -> Result<Vec<It
             "body must be a JSON object or an array of objects",
         )),
     }
+}
+
+/// [`parse_events`] straight from the body's bytes, without building a JSON
+/// tree, for a body of flat objects with unique keys (what senders send);
+/// `None` for anything else — not UTF-8, a repeated key, a nested value,
+/// broken JSON — which the caller parses in full for the precise error.
+/// Either way the events and errors are the same.
+pub fn parse_events_flat(
+    config: &Config,
+    body: &[u8],
+    now: Millis,
+) -> Option<Result<Vec<Item>, FieldError>> {
+    let text = std::str::from_utf8(body).ok()?;
+    Some(match FlatBody::parse(text)? {
+        FlatBody::One(o) => parse_event(config, &o, "", now).map(|e| vec![Item::Defect(e)]),
+        FlatBody::Many(all) => {
+            // The release names of a batch repeat: each checked once.
+            let mut memo = ReleaseMemo::new();
+            all.iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    parse_event_with(config, o, &format!("[{i}]."), now, &mut memo)
+                        .map(Item::Defect)
+                })
+                .collect()
+        }
+    })
 }
 
 /// The release times of a request body: one object or an array of them.
@@ -375,4 +402,48 @@ pub fn parse_release_with(
         release,
         released_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    /// The flat path reads every body it takes exactly as the full parser
+    /// does, errors included, and leaves the rest to it.
+    #[test]
+    fn flat_bodies_read_as_the_full_parser_reads_them() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let now = 1_800_000_000_000;
+        let taken = [
+            r#"{"id":"a","stage":"qa"}"#,
+            r#"{"id":"a\u00e9\"b","stage":"production","release":"v1.2.0","product":"shop","source":"jira-x","detected_by":"user","cause":"coverage","severity":"high","team":"payments","status":"valid","found_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-02T00:00:00Z"}"#,
+            r#"[{"id":"a","stage":"qa"},{"id":"b","deleted":true},{"id":"c","stage":"qa","release":null}]"#,
+            r#"[{"id":"a","stage":"qa"},{"id":"b","stage":"nowhere"}]"#,
+            r#"[{"id":"a","stage":"qa"},{"id":"   ","stage":"qa"}]"#,
+            r#"[{"id":"a","stage":"qa","colour":"red"}]"#,
+            r#"{"id":3,"stage":"qa"}"#,
+            r#"{"id":"a","stage":"qa","deleted":"yes"}"#,
+            r#"{"id":"a","stage":"qa","updated_at":"2999-01-01T00:00:00Z"}"#,
+            r#"{"stage":"qa"}"#,
+            "[]",
+        ];
+        for body in taken {
+            let flat = parse_events_flat(&config, body.as_bytes(), now)
+                .unwrap_or_else(|| panic!("taken: {body}"));
+            let tree = crate::ingest::json::from_slice_unique(body.as_bytes()).expect("valid");
+            let full = parse_events(&config, &tree, now);
+            assert_eq!(format!("{flat:?}"), format!("{full:?}"), "{body}");
+        }
+        for body in [
+            r#"{"id":"a","id":"b"}"#.as_bytes(),
+            br#"[{"id":"a","stage":["qa"]}]"#,
+            br#"[{"id":"a"},"b"]"#,
+            br#""a""#,
+            b"{\"id\":\"\xff\"}",
+            b"{",
+        ] {
+            assert!(parse_events_flat(&config, body, now).is_none());
+        }
+    }
 }

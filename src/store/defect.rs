@@ -99,6 +99,31 @@ impl<'a> RowRef<'a> {
         }
     }
 
+    /// Inserts these values unless their key is stored; whether it did. One
+    /// descent of the `(source, id)` index for a new defect, where a lookup
+    /// and then an upsert take three.
+    pub fn insert_new(&self, tx: &Connection) -> rusqlite::Result<bool> {
+        Ok(self.execute(&mut tx.prepare_cached(INSERT_NEW)?)? == 1)
+    }
+
+    /// What this row adds to the aggregates.
+    pub fn contribution(&self, config: &Config) -> Option<Contribution> {
+        Contribution::of(
+            config,
+            DefectView {
+                product: self.product,
+                release: self.release,
+                stage: self.stage,
+                detected_by: self.detected_by,
+                cause: self.cause,
+                severity: self.severity,
+                status: self.status,
+                deleted: self.deleted,
+                found_at: self.found_at,
+            },
+        )
+    }
+
     /// Runs `stmt` (an `INSERT` of the columns in [`Row`] order) with these
     /// values: the [`texts`](Self::texts), then `deleted`, `found_at`,
     /// `updated_at`. Returns the rows it changed.
@@ -126,7 +151,7 @@ const GET: &str = concat!(
 );
 
 /// An insert of every column that does nothing when the key is stored, for
-/// [`Row::insert_new`] and the importer's [`super::bulk::Inserter`] (which
+/// [`RowRef::insert_new`] and the importer's [`super::bulk::Inserter`] (which
 /// tell which happened).
 pub(super) const INSERT_NEW: &str = concat!(
     "INSERT INTO defects (",
@@ -225,20 +250,7 @@ impl Row {
 
     /// What this row adds to the aggregates.
     pub fn contribution(&self, config: &Config) -> Option<Contribution> {
-        Contribution::of(
-            config,
-            DefectView {
-                product: &self.product,
-                release: self.release.as_deref(),
-                stage: self.stage.as_deref(),
-                detected_by: self.detected_by.as_deref(),
-                cause: self.cause.as_deref(),
-                severity: self.severity.as_deref(),
-                status: &self.status,
-                deleted: self.deleted,
-                found_at: self.found_at,
-            },
-        )
+        self.borrowed().contribution(config)
     }
 }
 

@@ -169,6 +169,44 @@ pub(super) fn decide(
     }
 }
 
+/// What [`decide`] stores for an upsert of a defect never stored, borrowed
+/// (the writer inserts it unless the key turns out stored); `None` for the
+/// other changes, which the writer decides against a lookup.
+pub(super) fn new_row<'a>(
+    config: &'a Config,
+    ev: &'a DefectEvent,
+    received_at: Millis,
+    keys: &'a mut ReleaseKeys,
+) -> Option<RowRef<'a>> {
+    let (Change::Upsert {
+        class,
+        status,
+        found_at,
+    }
+    | Change::UpsertKeepRelease {
+        class,
+        status,
+        found_at,
+    }) = &ev.change
+    else {
+        return None;
+    };
+    Some(upsert_view(
+        config,
+        &Upsert {
+            source: &ev.source,
+            id: &ev.id,
+            product: &ev.product,
+            class,
+            release: class.release.as_deref(),
+            status: *status,
+            found_at: found_at.unwrap_or(received_at),
+            updated_at: ev.updated_at.unwrap_or(received_at),
+        },
+        keys,
+    ))
+}
+
 /// An upsert's values, borrowed from its event.
 pub(super) struct Upsert<'a> {
     pub source: &'a str,
@@ -302,5 +340,85 @@ impl<'a> ReleaseTimeRow<'a> {
                 ev.released_at
             ])?;
         Ok(changed > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn event(change: Change, updated_at: Option<Millis>) -> DefectEvent {
+        DefectEvent {
+            source: "jira".into(),
+            id: "PAY-1".into(),
+            product: ProductRef {
+                kind: String::new(),
+                namespace: "payments".into(),
+            },
+            change,
+            updated_at,
+        }
+    }
+
+    /// The row the writer inserts first for a defect never stored is the
+    /// one the rules put for it; changes that are not upserts are left to
+    /// the rules.
+    #[test]
+    fn a_new_row_is_what_the_rules_put_for_a_defect_never_stored() {
+        let config = Config::from_settings(Settings::default()).expect("defaults");
+        let received = 1_800_000_000_000;
+        for found_at in [Some(1_700_000_000_000), None] {
+            for updated_at in [Some(1_700_000_100_000), None] {
+                for release in [Some("v1.2.0"), None] {
+                    for keep in [false, true] {
+                        let class = Classification {
+                            stage: Some("qa".into()),
+                            release: release.map(str::to_owned),
+                            cause: Some("coverage".into()),
+                            ..Classification::default()
+                        };
+                        let status = Status::Valid;
+                        let change = if keep {
+                            Change::UpsertKeepRelease {
+                                class,
+                                status,
+                                found_at,
+                            }
+                        } else {
+                            Change::Upsert {
+                                class,
+                                status,
+                                found_at,
+                            }
+                        };
+                        let ev = event(change, updated_at);
+                        let mut keys = ReleaseKeys::default();
+                        let Decision::Put(put) = decide(&config, &ev, None, received, &mut keys)
+                        else {
+                            panic!("an upsert of a new defect is put");
+                        };
+                        let mut keys = ReleaseKeys::default();
+                        let new = new_row(&config, &ev, received, &mut keys).map(RowRef::to_row);
+                        assert_eq!(
+                            new,
+                            Some(put),
+                            "{found_at:?} {updated_at:?} {release:?} {keep}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut keys = ReleaseKeys::default();
+        for change in [
+            Change::Delete,
+            Change::Retract,
+            Change::AttachRelease {
+                release: "1.0".into(),
+            },
+        ] {
+            let ev = event(change, Some(1));
+            assert!(new_row(&config, &ev, received, &mut keys).is_none());
+        }
     }
 }

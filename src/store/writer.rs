@@ -106,15 +106,33 @@ struct Residency<'a> {
     scratch: &'a Aggregates,
     /// Cold releases' committed state, taken out when loaded.
     cache: &'a mut ColdCache,
-    /// Releases loaded by the group so far (their loads not applied yet).
-    loaded: HashSet<(String, String)>,
+    /// Releases the group has settled, by product: resident (the aggregates
+    /// change only after the commit, so they stay resident for the group) or
+    /// loaded by the group (their loads not applied yet). Looked up by
+    /// borrowed names: most events touch a release settled already.
+    settled: HashMap<String, HashSet<String>>,
     /// Of those, the ones the current batch loaded (forgotten if it rolls back).
     batch: Vec<(String, String)>,
     /// Release keys, computed once per group.
     keys: ReleaseKeys,
 }
 
-impl Residency<'_> {
+impl<'a> Residency<'a> {
+    fn new(
+        aggregates: &'a RwLock<Aggregates>,
+        scratch: &'a Aggregates,
+        cache: &'a mut ColdCache,
+    ) -> Self {
+        Self {
+            aggregates,
+            scratch,
+            cache,
+            settled: HashMap::new(),
+            batch: Vec::new(),
+            keys: ReleaseKeys::default(),
+        }
+    }
+
     fn ensure(
         &mut self,
         tx: &Connection,
@@ -123,31 +141,43 @@ impl Residency<'_> {
         release: &str,
         ops: &mut Vec<Op>,
     ) -> rusqlite::Result<()> {
+        if self
+            .settled
+            .get(product)
+            .is_some_and(|r| r.contains(release))
+        {
+            return Ok(());
+        }
         let cold = self
             .aggregates
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .needs_load(product, release);
-        if !cold {
-            return Ok(());
+        if cold {
+            let key = (product.to_owned(), release.to_owned());
+            let stored = match self.cache.0.remove(&key) {
+                Some(cached) => Some(cached),
+                None => load::release(tx, config, self.scratch, product, release)?,
+            };
+            ops.push(Op::Load(key.0.clone(), key.1.clone(), stored));
+            self.batch.push(key);
         }
-        let key = (product.to_owned(), release.to_owned());
-        if self.loaded.contains(&key) {
-            return Ok(());
-        }
-        let stored = match self.cache.0.remove(&key) {
-            Some(cached) => Some(cached),
-            None => load::release(tx, config, self.scratch, product, release)?,
+        match self.settled.get_mut(product) {
+            Some(r) => r.insert(release.to_owned()),
+            None => self
+                .settled
+                .entry(product.to_owned())
+                .or_default()
+                .insert(release.to_owned()),
         };
-        ops.push(Op::Load(key.0.clone(), key.1.clone(), stored));
-        self.loaded.insert(key.clone());
-        self.batch.push(key);
         Ok(())
     }
 
     fn rolled_back(&mut self) {
-        for k in self.batch.drain(..) {
-            self.loaded.remove(&k);
+        for (product, release) in self.batch.drain(..) {
+            if let Some(r) = self.settled.get_mut(&product) {
+                r.remove(&release);
+            }
         }
     }
 }
@@ -557,14 +587,7 @@ impl Writer {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             self.armed.in_transaction();
             let mut outcomes = Vec::with_capacity(group.len());
-            let mut residency = Residency {
-                aggregates: &self.aggregates,
-                scratch: &self.scratch,
-                cache: &mut self.cold,
-                loaded: HashSet::new(),
-                batch: Vec::new(),
-                keys: ReleaseKeys::default(),
-            };
+            let mut residency = Residency::new(&self.aggregates, &self.scratch, &mut self.cold);
             // Each source's latest activity among the group's batches that
             // stored something: one write per source and group, not per batch.
             let mut active: Vec<(Ingress, Millis)> = Vec::new();
@@ -895,14 +918,8 @@ pub(super) fn apply_detached(
     // No aggregates: nothing is resident or cold, so nothing is loaded.
     let none = RwLock::new(Aggregates::new(config));
     let scratch = Aggregates::new(config);
-    let mut res = Residency {
-        aggregates: &none,
-        scratch: &scratch,
-        cache: &mut ColdCache::default(),
-        loaded: HashSet::new(),
-        batch: Vec::new(),
-        keys: ReleaseKeys::default(),
-    };
+    let mut cache = ColdCache::default();
+    let mut res = Residency::new(&none, &scratch, &mut cache);
     // What `sync` reconciles is mostly stored already: looked up first.
     let mut first = InsertFirst {
         on: false,
@@ -996,20 +1013,12 @@ fn apply_defect(
         // What the rules store for a defect never seen, inserted unless the
         // key is stored: then exactly what `put` below does with no stored
         // row. Its release is made resident before the insert changes it.
-        if let Decision::Put(new) = rules::decide(config, ev, None, received_at, &mut res.keys) {
-            let after = new.contribution(config);
-            if let Some(Contribution {
-                product,
-                release: Some(r),
-                ..
-            }) = &after
-            {
-                res.ensure(tx, config, product, r, ops)?;
-            }
-            let inserted = new.insert_new(tx)?;
+        let mut keys = std::mem::take(&mut res.keys);
+        let inserted = insert_if_new(tx, config, ev, received_at, ops, res, &mut keys);
+        res.keys = keys;
+        if let Some(inserted) = inserted? {
             first.counted(!inserted);
             if inserted {
-                ops.extend(after.map(Op::Add));
                 return Ok(Effect::Accepted);
             }
         }
@@ -1027,6 +1036,38 @@ fn apply_defect(
         }
         d => Ok(d.effect()),
     }
+}
+
+/// Inserts the row of an upsert unless its defect is stored, with what it
+/// adds queued (its release made resident first): whether it inserted, or
+/// `None` for a change that is not an upsert. `keys` is the residency's,
+/// taken out while the row borrows it.
+fn insert_if_new(
+    tx: &Connection,
+    config: &Config,
+    ev: &DefectEvent,
+    received_at: Millis,
+    ops: &mut Vec<Op>,
+    res: &mut Residency,
+    keys: &mut ReleaseKeys,
+) -> rusqlite::Result<Option<bool>> {
+    let Some(new) = rules::new_row(config, ev, received_at, keys) else {
+        return Ok(None);
+    };
+    let after = new.contribution(config);
+    if let Some(Contribution {
+        product,
+        release: Some(r),
+        ..
+    }) = &after
+    {
+        res.ensure(tx, config, product, r, ops)?;
+    }
+    if !new.insert_new(tx)? {
+        return Ok(Some(false));
+    }
+    ops.extend(after.map(Op::Add));
+    Ok(Some(true))
 }
 
 /// Stores `new` and queues the change of its contribution (a cold release it
@@ -1188,14 +1229,8 @@ mod tests {
         let stages = defect::stages_json(&db.config);
         let aggregates = RwLock::new(Aggregates::new(&db.config));
         let scratch = Aggregates::new(&db.config);
-        let mut res = Residency {
-            aggregates: &aggregates,
-            scratch: &scratch,
-            cache: &mut ColdCache::default(),
-            loaded: HashSet::new(),
-            batch: Vec::new(),
-            keys: ReleaseKeys::default(),
-        };
+        let mut cache = ColdCache::default();
+        let mut res = Residency::new(&aggregates, &scratch, &mut cache);
         let mut first = InsertFirst {
             on: db.insert_first,
             ..InsertFirst::new()
