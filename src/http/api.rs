@@ -80,18 +80,13 @@ async fn handle(
         .await?;
         let config = state.config.clone();
         let items = off_workers(bytes.len(), move || {
-            let flat = match endpoint {
-                Endpoint::Events => generic::parse_events_flat(&config, &bytes, now),
-                Endpoint::Releases => None,
-            };
-            let items = match flat {
-                Some(items) => items,
-                None => {
-                    let value = parse_json_unique(&bytes)?;
-                    match endpoint {
-                        Endpoint::Events => generic::parse_events(&config, &value, now),
-                        Endpoint::Releases => generic::parse_releases(&config, &value, now),
-                    }
+            let items = match endpoint {
+                Endpoint::Events => match generic::parse_events_flat(&config, &bytes, now) {
+                    Some(items) => items,
+                    None => generic::parse_events(&config, &parse_json_unique(&bytes)?, now),
+                },
+                Endpoint::Releases => {
+                    generic::parse_releases(&config, &parse_json_unique(&bytes)?, now)
                 }
             }?;
             Ok::<_, AppError>(items)

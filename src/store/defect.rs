@@ -144,6 +144,51 @@ macro_rules! columns {
     };
 }
 
+/// Whether defects are inserted before they are looked up. While most are
+/// new (a tracker announcing them, an import), an insert that does nothing
+/// when the key is stored ([`RowRef::insert_new`], the importer's
+/// [`super::bulk::Inserter`]) costs one descent of the `(source, id)` index
+/// where a lookup and then a write cost more. Chosen per round (the writer's
+/// group, the importer's chunk) from the last round's defects: insert first
+/// while most were new, look up first (counting what is found) while most
+/// were stored, so updates do not pay for a failed insert.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InsertFirst {
+    /// Whether this round inserts first.
+    pub on: bool,
+    /// Defects of this round found new, and found stored.
+    new: usize,
+    stored: usize,
+}
+
+impl InsertFirst {
+    /// Starting on (`on`) or off, nothing counted.
+    pub(super) fn starting(on: bool) -> Self {
+        Self {
+            on,
+            new: 0,
+            stored: 0,
+        }
+    }
+
+    /// Counts a defect found stored, or new.
+    pub(super) fn counted(&mut self, stored: bool) {
+        if stored {
+            self.stored += 1;
+        } else {
+            self.new += 1;
+        }
+    }
+
+    /// Chooses for the next round from this one's defects.
+    pub(super) fn adapt(&mut self) {
+        if self.new + self.stored > 0 {
+            self.on = self.new >= self.stored;
+        }
+        (self.new, self.stored) = (0, 0);
+    }
+}
+
 const GET: &str = concat!(
     "SELECT ",
     columns!(),
@@ -206,16 +251,6 @@ impl Row {
     pub fn put(&self, tx: &Connection) -> rusqlite::Result<()> {
         self.borrowed().execute(&mut tx.prepare_cached(PUT)?)?;
         Ok(())
-    }
-
-    /// Inserts this row unless its key is stored; whether it did. One
-    /// descent of the `(source, id)` index for a new defect, where a lookup
-    /// and then an upsert take three.
-    pub fn insert_new(&self, tx: &Connection) -> rusqlite::Result<bool> {
-        Ok(self
-            .borrowed()
-            .execute(&mut tx.prepare_cached(INSERT_NEW)?)?
-            == 1)
     }
 
     /// Its values, borrowed.

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use rusqlite::Connection;
 
 use super::bulk::Inserter;
-use super::defect::{self, Row, RowRef, TEXT_COLUMNS};
+use super::defect::{self, InsertFirst, Row, RowRef, TEXT_COLUMNS};
 use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
 use super::writeback::WriteBehind;
@@ -287,19 +287,16 @@ impl FreshRow {
 struct Folder {
     config: Config,
     keys: ReleaseKeys,
-    /// A defect with one upsert in the chunk is inserted before anything is
-    /// read (unless its key is stored): while most are new to the database.
-    /// Otherwise (a re-import) its stored row is read first.
-    insert_first: bool,
-    /// Such defects of this chunk new to the database, and already stored.
-    new: usize,
-    stored: usize,
+    /// Whether a defect with one upsert in the chunk is inserted before
+    /// anything is read (unless its key is stored): while most are new to
+    /// the database. Otherwise (a re-import) its stored row is read first.
+    first: InsertFirst,
 }
 
 impl Folder {
     /// Applies one defect's events (`group`, in input order) to its stored
     /// row: what to write. The common case — one upsert of a defect not
-    /// stored — is written as staged: with [`Folder::insert_first`],
+    /// stored — is written as staged: with [`Folder::first`] on,
     /// `inserter` inserts the row unless its key is stored, so a defect new
     /// to the database costs one descent of the `(source, id)` index, not a
     /// lookup and then an insert.
@@ -317,17 +314,17 @@ impl Folder {
         let (source, id) = parts[p].items[i].key(text);
         let stored = match (group, &parts[p].items[i]) {
             ([_], Staged::Row(fresh)) => {
-                let looked_up = if self.insert_first {
+                let looked_up = if self.first.on {
                     None
                 } else {
                     Row::get(conn, source, id)?
                 };
                 if looked_up.is_none() && inserter.insert(fresh.view(text, received_at))? {
-                    self.new += 1;
+                    self.first.counted(false);
                     count(outcome, Effect::Accepted);
                     return Ok(Settled::Same);
                 }
-                self.stored += 1;
+                self.first.counted(true);
                 let stored = match looked_up {
                     Some(row) => Some(row),
                     None => Row::get(conn, source, id)?,
@@ -353,15 +350,6 @@ impl Folder {
             )
             .collect();
         Ok(self.fold(&events, stored, received_at, outcome))
-    }
-
-    /// After a chunk: insert first in the next one if most of this one's
-    /// lone upserts were new to the database.
-    fn adapt(&mut self) {
-        if self.new + self.stored > 0 {
-            self.insert_first = self.new >= self.stored;
-        }
-        (self.new, self.stored) = (0, 0);
     }
 
     /// Applies one defect's events (in order) to its stored row: what to
@@ -510,9 +498,7 @@ impl Importer {
             folder: Folder {
                 config: config.clone(),
                 keys: ReleaseKeys::default(),
-                insert_first: empty,
-                new: 0,
-                stored: 0,
+                first: InsertFirst::starting(empty),
             },
             dropped: None,
             stored_at: None,
@@ -603,7 +589,9 @@ impl Importer {
             }
             start = end;
         }
-        self.folder.adapt();
+        // Insert first in the next chunk if most of this one's lone
+        // upserts were new to the database.
+        self.folder.first.adapt();
         if outcome.accepted + outcome.unchanged > 0 {
             self.stored_at = Some(received_at);
         }

@@ -124,42 +124,12 @@ pub(super) fn decide(
             updated_at,
             ..tombstone(config, ev, received_at)
         },
-        (
-            Change::Upsert {
-                class,
-                status,
-                found_at,
-            }
-            | Change::UpsertKeepRelease {
-                class,
-                status,
-                found_at,
-            },
-            old,
-        ) => {
-            let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
-            let release = match (&class.release, old) {
-                (None, Some(old)) if keep => old.release_raw.as_deref(),
-                (r, _) => r.as_deref(),
-            };
-            upsert_view(
-                config,
-                &Upsert {
-                    source: &ev.source,
-                    id: &ev.id,
-                    product: &ev.product,
-                    class,
-                    release,
-                    status: *status,
-                    found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
-                    updated_at,
-                },
-                keys,
-            )
-            .to_row()
-        }
-        // Handled above, before the ordering rules.
-        (Change::AttachRelease { .. }, _) => return Decision::Unchanged { touch: None },
+        // An upsert (`AttachRelease` was handled above, before the ordering
+        // rules).
+        _ => match upsert_row(config, ev, old, received_at, keys) {
+            Some(row) => row.to_row(),
+            None => return Decision::Unchanged { touch: None },
+        },
     };
     match old {
         Some(old) if old.same_state(&new) => Decision::Unchanged {
@@ -178,6 +148,19 @@ pub(super) fn new_row<'a>(
     received_at: Millis,
     keys: &'a mut ReleaseKeys,
 ) -> Option<RowRef<'a>> {
+    upsert_row(config, ev, None, received_at, keys)
+}
+
+/// The row an upsert stores over `old` (a release-keeping upsert without a
+/// release keeps `old`'s, a missing `found_at` is `old`'s), borrowed; `None`
+/// when the change is not an upsert.
+fn upsert_row<'a>(
+    config: &'a Config,
+    ev: &'a DefectEvent,
+    old: Option<&'a Row>,
+    received_at: Millis,
+    keys: &'a mut ReleaseKeys,
+) -> Option<RowRef<'a>> {
     let (Change::Upsert {
         class,
         status,
@@ -191,6 +174,11 @@ pub(super) fn new_row<'a>(
     else {
         return None;
     };
+    let keep = matches!(ev.change, Change::UpsertKeepRelease { .. });
+    let release = match (&class.release, old) {
+        (None, Some(old)) if keep => old.release_raw.as_deref(),
+        (r, _) => r.as_deref(),
+    };
     Some(upsert_view(
         config,
         &Upsert {
@@ -198,9 +186,9 @@ pub(super) fn new_row<'a>(
             id: &ev.id,
             product: &ev.product,
             class,
-            release: class.release.as_deref(),
+            release,
             status: *status,
-            found_at: found_at.unwrap_or(received_at),
+            found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
             updated_at: ev.updated_at.unwrap_or(received_at),
         },
         keys,

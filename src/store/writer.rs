@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::defect::{self, Row};
+use super::defect::{self, InsertFirst, Row};
 use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
@@ -179,47 +179,6 @@ impl<'a> Residency<'a> {
                 r.remove(&release);
             }
         }
-    }
-}
-
-/// Whether a defect event is inserted before it is looked up: while most
-/// events are new defects (a tracker announcing them, an import), an insert
-/// that does nothing when the key is stored costs one descent of the
-/// `(source, id)` index where a lookup and an upsert cost three. Decided per
-/// group from the last group's defects: the writer keeps inserting first
-/// while most of them were new, and looks up first (counting what it finds)
-/// while most were stored, so updates do not pay for a failed insert.
-#[derive(Debug, Clone, Copy)]
-struct InsertFirst {
-    on: bool,
-    /// Defects of this group found new, and found stored.
-    new: usize,
-    stored: usize,
-}
-
-impl InsertFirst {
-    fn new() -> Self {
-        Self {
-            on: true,
-            new: 0,
-            stored: 0,
-        }
-    }
-
-    fn counted(&mut self, stored: bool) {
-        if stored {
-            self.stored += 1;
-        } else {
-            self.new += 1;
-        }
-    }
-
-    /// Chooses for the next group from this one's defects.
-    fn adapt(&mut self) {
-        if self.new + self.stored > 0 {
-            self.on = self.new >= self.stored;
-        }
-        (self.new, self.stored) = (0, 0);
     }
 }
 
@@ -417,7 +376,7 @@ impl Writer {
             last_group: 0,
             last_commit: Duration::ZERO,
             pending: s.pending.clone(),
-            insert_first: InsertFirst::new(),
+            insert_first: InsertFirst::starting(true),
         }
     }
 
@@ -921,10 +880,7 @@ pub(super) fn apply_detached(
     let mut cache = ColdCache::default();
     let mut res = Residency::new(&none, &scratch, &mut cache);
     // What `sync` reconciles is mostly stored already: looked up first.
-    let mut first = InsertFirst {
-        on: false,
-        ..InsertFirst::new()
-    };
+    let mut first = InsertFirst::starting(false);
     let outcome = apply_batch(
         tx,
         config,
@@ -1231,10 +1187,7 @@ mod tests {
         let scratch = Aggregates::new(&db.config);
         let mut cache = ColdCache::default();
         let mut res = Residency::new(&aggregates, &scratch, &mut cache);
-        let mut first = InsertFirst {
-            on: db.insert_first,
-            ..InsertFirst::new()
-        };
+        let mut first = InsertFirst::starting(db.insert_first);
         let outcome = apply_batch(
             &db.conn, &db.config, &stages, &batch, &mut ops, &mut res, &mut first,
         )
