@@ -1,7 +1,9 @@
 //! `[sync]`: how `sync` (and `serve`'s periodic reconcile) behaves towards
 //! every vendor's REST API: call timeout, retries and their backoff, how long
-//! a rate limit may make it wait, page size. What each source reads and where
-//! is in its own table (`[webhooks.github] repositories`, `api_url`, …).
+//! a rate limit may make it wait, page size, and the bounds no server can
+//! push a pass past: pages per pass, the pass's deadline, the size of one
+//! answer. What each source reads and where is in its own table
+//! (`[webhooks.github] repositories`, `api_url`, …).
 
 use std::time::Duration;
 
@@ -25,7 +27,23 @@ pub struct SyncSettings {
     pub max_wait: String,
     /// Items asked per page (`per_page`), 1..=100.
     pub page_size: u32,
+    /// Listing pages one pass may read (every scope and feed together);
+    /// more ends the pass with an error, so a server that never stops
+    /// paging cannot hold it forever.
+    pub max_pages: u64,
+    /// Time one pass may take from its first call to its last; past it the
+    /// pass ends with an error (what was committed stays).
+    pub pass_timeout: String,
+    /// Largest answer body read, in bytes; a larger one ends the pass.
+    pub max_response_bytes: u64,
 }
+
+/// Bounds of `max_pages`.
+pub const MAX_PAGES: std::ops::RangeInclusive<u64> = 1..=10_000_000;
+/// Longest `pass_timeout`.
+pub const MAX_PASS_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bounds of `max_response_bytes`: 1 KiB to 1 GiB.
+pub const MAX_RESPONSE_BYTES: std::ops::RangeInclusive<u64> = 1024..=1 << 30;
 
 impl Default for SyncSettings {
     fn default() -> Self {
@@ -35,6 +53,9 @@ impl Default for SyncSettings {
             retry_backoff: "1s".into(),
             max_wait: "15m".into(),
             page_size: 100,
+            max_pages: 100_000,
+            pass_timeout: "6h".into(),
+            max_response_bytes: 32 << 20,
         }
     }
 }
@@ -47,6 +68,9 @@ pub struct SyncConfig {
     pub retry_backoff: Duration,
     pub max_wait: Duration,
     pub page_size: u32,
+    pub max_pages: u64,
+    pub pass_timeout: Duration,
+    pub max_response_bytes: u64,
 }
 
 impl SyncSettings {
@@ -67,12 +91,39 @@ impl SyncSettings {
                 self.page_size
             )));
         }
+        if !MAX_PAGES.contains(&self.max_pages) {
+            return Err(ConfigError(format!(
+                "sync.max_pages: {} is not in {}..={}",
+                self.max_pages,
+                MAX_PAGES.start(),
+                MAX_PAGES.end()
+            )));
+        }
+        if !MAX_RESPONSE_BYTES.contains(&self.max_response_bytes) {
+            return Err(ConfigError(format!(
+                "sync.max_response_bytes: {} is not in {}..={} (1 KiB to 1 GiB)",
+                self.max_response_bytes,
+                MAX_RESPONSE_BYTES.start(),
+                MAX_RESPONSE_BYTES.end()
+            )));
+        }
         Ok(SyncConfig {
             timeout: duration("timeout", &self.timeout)?,
             max_attempts: self.max_attempts,
             retry_backoff: duration("retry_backoff", &self.retry_backoff)?,
             max_wait: duration("max_wait", &self.max_wait)?,
             page_size: self.page_size,
+            max_pages: self.max_pages,
+            pass_timeout: match duration("pass_timeout", &self.pass_timeout)? {
+                d if d > MAX_PASS_TIMEOUT => {
+                    return Err(ConfigError(format!(
+                        "sync.pass_timeout: `{}` is longer than 30 days",
+                        self.pass_timeout
+                    )));
+                }
+                d => d,
+            },
+            max_response_bytes: self.max_response_bytes,
         })
     }
 }
@@ -87,6 +138,8 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.page_size, 100);
+        assert_eq!(c.max_response_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.pass_timeout, Duration::from_secs(6 * 3600));
         for (s, key) in [
             (
                 SyncSettings {
@@ -115,6 +168,27 @@ mod tests {
                     ..SyncSettings::default()
                 },
                 "sync.max_wait",
+            ),
+            (
+                SyncSettings {
+                    max_pages: 0,
+                    ..SyncSettings::default()
+                },
+                "sync.max_pages",
+            ),
+            (
+                SyncSettings {
+                    pass_timeout: "soon".into(),
+                    ..SyncSettings::default()
+                },
+                "sync.pass_timeout",
+            ),
+            (
+                SyncSettings {
+                    max_response_bytes: 10,
+                    ..SyncSettings::default()
+                },
+                "sync.max_response_bytes",
             ),
         ] {
             let e = s.validate().unwrap_err();

@@ -1,30 +1,38 @@
-//! One HTTP client for every vendor's REST API, a good citizen of it:
+//! One HTTP client for every vendor's REST API, a good citizen of it that
+//! trusts nothing the server says:
 //!
-//! - **rate limits**: a `429`, or a `403` that says it is one (`Retry-After`,
-//!   `x-ratelimit-remaining: 0`, or a message naming the rate limit), waits
-//!   `Retry-After` seconds (a fraction rounded up), else until
-//!   `x-ratelimit-reset` / `RateLimit-Reset` / `X-Sentry-Rate-Limit-Reset`
-//!   (epoch seconds; Jira Cloud's `X-RateLimit-Reset` is a time), else
-//!   (GitHub's secondary limits) a minute; and after any answer saying no
-//!   call is left (`x-ratelimit-remaining` / `RateLimit-Remaining` /
-//!   `X-Sentry-Rate-Limit-Remaining` 0) the next call waits for the reset.
-//!   A wait longer than `sync.max_wait` stops the pass with the time to
-//!   retry, rather than hold it for an hour.
+//! - **one origin**: every call of a pass (pages, the next page a server
+//!   names, follow-ups, redirects) goes to the configured `api_url`'s scheme,
+//!   host and port ([`origin`](super::origin)); anything else ends the pass
+//!   naming the refused URL, so no credential header ever leaves it.
+//! - **bounded**: an answer is read as it streams, up to
+//!   `sync.max_response_bytes` (its `Content-Length` checked first); a pass
+//!   ends at `sync.pass_timeout` whatever the server does.
+//! - **rate limits** ([`ratelimit`](super::ratelimit)): a `429`, or a `403`
+//!   that says it is one, waits `Retry-After` or until the reset; after an
+//!   answer saying no call is left the next call waits for the reset. A wait
+//!   longer than `sync.max_wait` stops the pass with the time to retry.
 //! - **retries**: a `5xx`, a timeout or a broken connection is tried again
-//!   after `sync.retry_backoff`, doubled each time, up to `sync.max_attempts`
-//!   tries in all (rate-limit waits count as tries too, so nothing loops).
+//!   after `sync.retry_backoff` (plus up to a tenth of jitter), doubled each
+//!   time, up to `sync.max_attempts` tries in all (rate-limit waits count as
+//!   tries too, so nothing loops).
 //! - every other status is an error naming the URL, the status and the
-//!   vendor's message. URLs carry no token (it is a header, marked sensitive
-//!   so it is never printed); errors and logs name URLs only.
+//!   vendor's message with every configured secret blanked out
+//!   ([`redact`](super::redact)). The token is a header marked sensitive.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::SyncError;
+use super::origin::{Origin, shown};
+use super::ratelimit::{self, Limit};
+use super::redact::Redact;
 use crate::config::sync::SyncConfig;
-use crate::model::time::now_ms;
+
+pub use super::origin::{encode, endpoint, query_value, with_query};
 
 /// A 2xx answer (or one of the statuses the caller accepts), its body parsed.
 #[derive(Debug, Clone)]
@@ -43,20 +51,35 @@ impl Answer {
     }
 }
 
-/// The client of one source's API.
+/// The client of one source's API for one pass.
 pub struct Client {
     http: reqwest::Client,
     cfg: SyncConfig,
-    /// No call before this instant (the limit said none was left).
-    paused_until: Option<tokio::time::Instant>,
+    origin: Origin,
+    redact: Redact,
+    /// The pass ends here (`sync.pass_timeout` after the client was made).
+    deadline: Instant,
+    /// No call before this wait has passed (the limit said none was left).
+    pause: Option<(Instant, Limit)>,
+}
+
+/// What one try of a call came to.
+enum Try {
+    Done(Answer),
+    /// Try again after this long (a 5xx, a transport error, a rate limit).
+    Again(Duration),
 }
 
 impl Client {
-    /// A client sending `headers` (authentication, media type) with every call.
+    /// A client of `api_url`'s origin sending `headers` (authentication,
+    /// media type) with every call; its pass ends `cfg.pass_timeout` from now.
     pub fn new(
         cfg: SyncConfig,
+        api_url: &str,
         headers: Vec<(&'static str, String, bool)>,
+        redact: Redact,
     ) -> Result<Self, SyncError> {
+        let origin = Origin::of_api(api_url)?;
         let mut map = HeaderMap::new();
         for (name, value, sensitive) in headers {
             let mut v = HeaderValue::from_str(&value).map_err(|_| {
@@ -69,224 +92,287 @@ impl Client {
             .default_headers(map)
             .user_agent(concat!("bug-escape-exporter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout)
+            .redirect(origin.redirects())
             .build()
             .map_err(|e| SyncError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             http,
             cfg,
-            paused_until: None,
+            origin,
+            redact,
+            deadline: Instant::now() + cfg.pass_timeout.min(Duration::from_secs(1 << 32)),
+            pause: None,
         })
+    }
+
+    /// The secrets blanked out of what this client's server sent.
+    pub fn redact(&self) -> &Redact {
+        &self.redact
+    }
+
+    /// `url` as errors and logs show it: no user info, no secret.
+    fn shown(&self, url: &str) -> String {
+        self.redact.text(&shown(url))
     }
 
     /// `GET url`: the answer when it is 2xx or in `accept`; retried and
     /// rate-limited as the module says; an error otherwise.
     pub async fn get(&mut self, url: &str, accept: &[u16]) -> Result<Answer, SyncError> {
+        self.origin.check(url).map_err(|e| self.redacted(e))?;
         let mut backoff = self.cfg.retry_backoff;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(until) = self.paused_until.take() {
-                self.wait(
-                    url,
-                    until.saturating_duration_since(tokio::time::Instant::now()),
-                )
-                .await?;
+            if let Some((since, limit)) = self.pause.take() {
+                let limit = match limit {
+                    Limit::Wait(w) => Limit::Wait(w.saturating_sub(since.elapsed())),
+                    beyond => beyond,
+                };
+                self.wait(url, limit).await?;
             }
             let last = attempt >= self.cfg.max_attempts;
-            let sent = self.http.get(url).timeout(self.cfg.timeout).send().await;
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    if last {
-                        return Err(SyncError::Transport {
-                            url: url.to_owned(),
-                            attempts: attempt,
-                            error: describe(e, self.cfg.timeout),
-                        });
-                    }
-                    tracing::warn!(url, attempt, error = %describe(e, self.cfg.timeout), "API call failed; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.cfg.max_wait);
-                    continue;
+            match self.try_once(url, accept, attempt, last, backoff).await? {
+                Try::Done(answer) => return Ok(answer),
+                Try::Again(wait) => {
+                    self.sleep(url, wait).await?;
+                    backoff = backoff.saturating_mul(2).min(self.cfg.max_wait);
                 }
-            };
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    if last {
-                        return Err(SyncError::Transport {
-                            url: url.to_owned(),
-                            attempts: attempt,
-                            error: describe(e, self.cfg.timeout),
-                        });
-                    }
-                    tracing::warn!(url, attempt, error = %describe(e, self.cfg.timeout), "reading an API answer failed; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.cfg.max_wait);
-                    continue;
-                }
-            };
-            let json: Option<Value> = serde_json::from_slice(&body).ok();
-            if (200..300).contains(&status) || accept.contains(&status) {
-                self.note_remaining(&headers);
-                let body = match json {
-                    Some(v) => v,
-                    None if (200..300).contains(&status) => {
-                        return Err(SyncError::Shape {
-                            url: url.to_owned(),
-                            reason: "the answer is not JSON".into(),
-                        });
-                    }
-                    None => Value::Null,
-                };
-                return Ok(Answer {
-                    url: url.to_owned(),
-                    status,
-                    headers,
-                    body,
-                });
             }
-            // GitHub, GitLab: `message` (or `error`); Jira: `errorMessages`;
-            // Sentry: `detail`.
-            let message = json
-                .as_ref()
-                .and_then(|v| {
-                    v.get("message")
-                        .or_else(|| v.get("error"))
-                        .or_else(|| v.get("errorMessages").and_then(|m| m.get(0)))
-                        .or_else(|| v.get("detail"))
-                })
-                .and_then(Value::as_str)
-                .map(|m| m.chars().take(300).collect::<String>())
-                .unwrap_or_default();
-            if let Some(wait) = rate_limit_wait(status, &headers, &message) {
-                if last {
-                    return Err(SyncError::Http {
-                        url: url.to_owned(),
-                        status,
-                        message: format!("still rate limited after {attempt} tries: {message}"),
-                    });
-                }
-                tracing::warn!(
-                    url,
-                    status,
-                    wait_ms = wait.as_millis() as u64,
-                    "rate limited; waiting"
-                );
-                self.wait(url, wait).await?;
-                continue;
-            }
-            if status >= 500 && !last {
-                let wait = retry_after(&headers)
-                    .unwrap_or(backoff)
-                    .min(self.cfg.max_wait);
-                tracing::warn!(
-                    url,
-                    status,
-                    attempt,
-                    "API answered a server error; trying again"
-                );
-                tokio::time::sleep(wait).await;
-                backoff = (backoff * 2).min(self.cfg.max_wait);
-                continue;
-            }
-            return Err(SyncError::Http {
-                url: url.to_owned(),
-                status,
-                message,
-            });
         }
     }
 
-    /// Sleeps `wait`, or fails when it is longer than `max_wait`.
-    async fn wait(&self, url: &str, wait: Duration) -> Result<(), SyncError> {
-        if wait > self.cfg.max_wait {
-            let until = now_ms() + wait.as_millis() as i64;
-            return Err(SyncError::RateLimited {
+    /// One try: the request, its answer read within the bounds, its status
+    /// judged.
+    async fn try_once(
+        &mut self,
+        url: &str,
+        accept: &[u16],
+        attempt: u32,
+        last: bool,
+        backoff: Duration,
+    ) -> Result<Try, SyncError> {
+        let left = self.time_left(url)?;
+        let timeout = self.cfg.timeout.min(left);
+        let shown = self.shown(url);
+        let failed = |e: reqwest::Error, this: &Self| -> Result<Try, SyncError> {
+            if e.is_timeout() && timeout < this.cfg.timeout {
+                return Err(this.past_deadline(url));
+            }
+            let error = this.redact.text(&describe(e, timeout));
+            if last {
+                return Err(SyncError::Transport {
+                    url: shown.clone(),
+                    attempts: attempt,
+                    error,
+                });
+            }
+            tracing::warn!(url = %shown, attempt, %error, "API call failed; trying again");
+            Ok(Try::Again(jitter(backoff)))
+        };
+        let resp = match self.http.get(url).timeout(timeout).send().await {
+            Ok(r) => r,
+            Err(e) => return failed(e, self),
+        };
+        let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(self.not_followed(url, &resp));
+        }
+        let headers = resp.headers().clone();
+        let body = match read_bounded(resp, self.cfg.max_response_bytes).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return failed(e, self),
+            Err(()) => {
+                return Err(SyncError::TooLarge {
+                    url: shown,
+                    limit: self.cfg.max_response_bytes,
+                });
+            }
+        };
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        drop(body);
+        if (200..300).contains(&status) || accept.contains(&status) {
+            self.pause = ratelimit::exhausted(&headers, self.cfg.max_wait)
+                .map(|limit| (Instant::now(), limit));
+            let body = match json {
+                Some(v) => v,
+                None if (200..300).contains(&status) => {
+                    return Err(SyncError::Shape {
+                        url: shown,
+                        reason: "the answer is not JSON".into(),
+                    });
+                }
+                None => Value::Null,
+            };
+            return Ok(Try::Done(Answer {
                 url: url.to_owned(),
+                status,
+                headers,
+                body,
+            }));
+        }
+        let message = self.redact.text(&vendor_message(json.as_ref()));
+        self.refused(&shown, status, &headers, message, attempt, last, backoff)
+    }
+
+    /// A status neither accepted nor 2xx: a rate limit or a 5xx to try
+    /// again, else the error.
+    #[allow(clippy::too_many_arguments)]
+    fn refused(
+        &self,
+        shown: &str,
+        status: u16,
+        headers: &HeaderMap,
+        message: String,
+        attempt: u32,
+        last: bool,
+        backoff: Duration,
+    ) -> Result<Try, SyncError> {
+        if let Some(limit) = ratelimit::refused(status, headers, &message, self.cfg.max_wait) {
+            return match limit {
+                _ if last => Err(SyncError::Http {
+                    url: shown.to_owned(),
+                    status,
+                    message: format!("still rate limited after {attempt} tries: {message}"),
+                }),
+                Limit::Beyond { until } => Err(SyncError::RateLimited {
+                    url: shown.to_owned(),
+                    until,
+                }),
+                Limit::Wait(wait) => {
+                    tracing::warn!(url = %shown, status, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    Ok(Try::Again(wait))
+                }
+            };
+        }
+        if status >= 500 && !last {
+            let wait = ratelimit::retry_after(headers)
+                .unwrap_or_else(|| jitter(backoff))
+                .min(self.cfg.max_wait);
+            tracing::warn!(url = %shown, status, attempt, "API answered a server error; trying again");
+            return Ok(Try::Again(wait));
+        }
+        Err(SyncError::Http {
+            url: shown.to_owned(),
+            status,
+            message,
+        })
+    }
+
+    /// A `3xx` the redirect policy did not follow: one leaving the origin
+    /// (refused, naming where it pointed), or one too many.
+    fn not_followed(&self, url: &str, resp: &reqwest::Response) -> SyncError {
+        let target = resp
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok());
+        match target {
+            Some(t) if self.origin.check(t.as_str()).is_err() => SyncError::Refused {
+                url: self.shown(t.as_str()),
+                origin: self.origin.to_string(),
+            },
+            _ => SyncError::Http {
+                url: self.shown(url),
+                status: resp.status().as_u16(),
+                message: "a redirect that was not followed (too many, or without a Location)"
+                    .into(),
+            },
+        }
+    }
+
+    /// Sleeps out a rate limit, or fails when it is beyond `max_wait`.
+    async fn wait(&self, url: &str, limit: Limit) -> Result<(), SyncError> {
+        match limit {
+            Limit::Wait(w) => self.sleep(url, w).await,
+            Limit::Beyond { until } => Err(SyncError::RateLimited {
+                url: self.shown(url),
                 until,
-            });
+            }),
+        }
+    }
+
+    /// Sleeps `wait`, unless it would end past the pass's deadline.
+    async fn sleep(&self, url: &str, wait: Duration) -> Result<(), SyncError> {
+        if wait >= self.time_left(url)? {
+            return Err(self.past_deadline(url));
         }
         tokio::time::sleep(wait).await;
         Ok(())
     }
 
-    /// After an answer saying no call is left, the next one waits for the reset.
-    fn note_remaining(&mut self, headers: &HeaderMap) {
-        if remaining(headers) == Some(0) {
-            if let Some(wait) = reset_wait(headers) {
-                self.paused_until = Some(tokio::time::Instant::now() + wait);
+    /// Time left before the pass's deadline; the error once it has passed.
+    fn time_left(&self, url: &str) -> Result<Duration, SyncError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.past_deadline(url));
+        }
+        Ok(left)
+    }
+
+    fn past_deadline(&self, url: &str) -> SyncError {
+        SyncError::Deadline {
+            url: self.shown(url),
+            limit: self.cfg.pass_timeout,
+        }
+    }
+
+    /// `e` with its URL shown as errors show URLs.
+    fn redacted(&self, e: SyncError) -> SyncError {
+        e.redacted(&self.redact)
+    }
+}
+
+/// The body of `resp`, at most `limit` bytes: `Err(())` past it (its
+/// `Content-Length` says so, or the bytes streamed do), the transport's
+/// error when reading fails. Only what is read is held.
+async fn read_bounded(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<Result<Vec<u8>, reqwest::Error>, ()> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(());
+    }
+    let hint = resp.content_length().unwrap_or(0).min(limit);
+    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(());
+                }
+                body.extend_from_slice(&chunk);
             }
+            Ok(None) => return Ok(Ok(body)),
+            Err(e) => return Ok(Err(e)),
         }
     }
 }
 
-/// How long a refused call must wait, when the answer is a rate limit.
-fn rate_limit_wait(status: u16, headers: &HeaderMap, message: &str) -> Option<Duration> {
-    let remaining = remaining(headers);
-    let after = retry_after(headers);
-    let says = message.to_ascii_lowercase().contains("rate limit");
-    let limited =
-        status == 429 || (status == 403 && (after.is_some() || remaining == Some(0) || says));
-    if !limited {
-        return None;
-    }
-    Some(
-        after
-            .or_else(|| {
-                (remaining == Some(0))
-                    .then(|| reset_wait(headers))
-                    .flatten()
-            })
-            // Jira Cloud: a 429 may name only the time the limit lifts.
-            .or_else(|| (status == 429).then(|| reset_time_wait(headers)).flatten())
-            // A secondary limit without headers: GitHub asks for a minute.
-            .unwrap_or(Duration::from_secs(60)),
-    )
+/// The vendor's own message: GitHub, GitLab: `message` (or `error`); Jira:
+/// `errorMessages`; Sentry: `detail`. 300 characters at most.
+fn vendor_message(json: Option<&Value>) -> String {
+    json.and_then(|v| {
+        v.get("message")
+            .or_else(|| v.get("error"))
+            .or_else(|| v.get("errorMessages").and_then(|m| m.get(0)))
+            .or_else(|| v.get("detail"))
+    })
+    .and_then(Value::as_str)
+    .map(|m| m.chars().take(300).collect::<String>())
+    .unwrap_or_default()
 }
 
-/// Calls left in the window: `x-ratelimit-remaining` (GitHub),
-/// `RateLimit-Remaining` (GitLab), `X-Sentry-Rate-Limit-Remaining` (Sentry).
-fn remaining(headers: &HeaderMap) -> Option<u64> {
-    number(headers, "x-ratelimit-remaining")
-        .or_else(|| number(headers, "ratelimit-remaining"))
-        .or_else(|| number(headers, "x-sentry-rate-limit-remaining"))
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is not used by these APIs).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    number(headers, "retry-after").map(Duration::from_secs)
-}
-
-/// Time until `x-ratelimit-reset` / `RateLimit-Reset` /
-/// `X-Sentry-Rate-Limit-Reset`: epoch seconds (GitHub, GitLab, Sentry), or
-/// seconds from now when the value is small (the IETF draft's delta form).
-fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
-    let reset = number(headers, "x-ratelimit-reset")
-        .or_else(|| number(headers, "ratelimit-reset"))
-        .or_else(|| number(headers, "x-sentry-rate-limit-reset"))?;
-    if reset < 1_000_000_000 {
-        return Some(Duration::from_secs(reset));
-    }
-    let now = now_ms() as u64 / 1000;
-    // One second more: the reset is whole seconds.
-    Some(Duration::from_secs(reset.saturating_sub(now) + 1))
-}
-
-/// Time until an `X-RateLimit-Reset` given as a time (Jira Cloud:
-/// `2024-05-28T16:36Z`, ISO 8601 to the minute), one second more.
-fn reset_time_wait(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
-    let at = chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis())
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%MZ")
-                .map(|t| t.and_utc().timestamp_millis())
-        })
-        .ok()?;
-    Some(Duration::from_millis((at - now_ms()).max(0) as u64 + 1000))
+/// `d` plus up to a tenth of it at random (at most a second more), so
+/// clients that failed together do not all try again together.
+pub fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is keyed differently each time: enough
+    // randomness for spreading retries, without a crate for it.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(d.as_nanos());
+    let span = (d / 10).min(Duration::from_secs(1));
+    let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+    d.saturating_add(Duration::from_nanos(h.finish() % nanos.saturating_add(1)))
 }
 
 /// A transport error in words (reqwest's own says only "error sending
@@ -310,16 +396,6 @@ fn describe(e: reqwest::Error, timeout: Duration) -> String {
         out.push_str(&c);
     }
     out
-}
-
-/// A header holding a count or seconds; a fraction (`1.5`) is rounded up.
-fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
-    let text = headers.get(name)?.to_str().ok()?.trim();
-    if let Ok(n) = text.parse() {
-        return Some(n);
-    }
-    let f: f64 = text.parse().ok()?;
-    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.ceil() as u64)
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288), as GitHub, GitLab
@@ -348,35 +424,6 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
-}
-
-/// `v` percent-encoded for a URL's path segment or query value (everything
-/// but RFC 3986's unreserved characters).
-pub fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `url` with its query parameter `name` set to `value` (encoded here),
-/// replacing the one there: how GitLab's `x-next-page` and Jira's
-/// `nextPageToken` and `startAt` make the next page's URL from the last.
-pub fn with_query(url: &str, name: &str, value: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let prefix = format!("{name}=");
-    let mut params: Vec<String> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    params.push(format!("{prefix}{}", encode(value)));
-    format!("{base}?{}", params.join("&"))
 }
 
 #[cfg(test)]
@@ -431,88 +478,26 @@ mod tests {
             with_query("http://x/s", "startAt", "4"),
             "http://x/s?startAt=4"
         );
-        assert_eq!(
-            with_query("http://x/s?jql=a&pagex=1", "page", "a b/="),
-            "http://x/s?jql=a&pagex=1&page=a%20b%2F%3D"
-        );
-        assert_eq!(encode("acme/web.site_1-~"), "acme%2Fweb.site_1-~");
+        assert_eq!(encode("acme/web.site_1-"), "acme%2Fweb.site_1-");
     }
 
     #[test]
-    fn rate_limits_are_told_from_permission_errors() {
-        let none = HeaderMap::new();
-        assert_eq!(
-            rate_limit_wait(403, &none, "Resource not accessible by integration"),
-            None
-        );
-        assert_eq!(rate_limit_wait(404, &none, ""), None);
-        assert_eq!(
-            rate_limit_wait(429, &headers(&[("retry-after", "3")]), ""),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            rate_limit_wait(403, &none, "You have exceeded a secondary rate limit"),
-            Some(Duration::from_secs(60))
-        );
-        let reset = (now_ms() / 1000 + 10).to_string();
-        let w = rate_limit_wait(
-            403,
-            &headers(&[
-                ("x-ratelimit-remaining", "0"),
-                ("x-ratelimit-reset", &reset),
-            ]),
-            "API rate limit exceeded",
-        )
-        .expect("limited");
+    fn backoff_has_bounded_jitter() {
+        let base = Duration::from_millis(500);
+        let delays: Vec<Duration> = (0..8).map(|_| jitter(base)).collect();
+        for d in &delays {
+            assert!(
+                (base..=base + base / 10).contains(d),
+                "{d:?} outside 500..=550 ms"
+            );
+        }
         assert!(
-            (Duration::from_secs(9)..=Duration::from_secs(12)).contains(&w),
-            "{w:?}"
+            delays.iter().any(|d| *d != delays[0]),
+            "eight delays all equal: {delays:?}"
         );
-        // GitLab's RateLimit-* headers, and the delta form.
-        let w = rate_limit_wait(
-            429,
-            &headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "7")]),
-            "",
-        );
-        assert_eq!(w, Some(Duration::from_secs(7)));
-        // Jira Cloud: a 429 with its reset as a time only.
-        let at = chrono::DateTime::from_timestamp(now_ms() / 1000 + 120, 0)
-            .expect("time")
-            .format("%Y-%m-%dT%H:%MZ")
-            .to_string();
-        let w = rate_limit_wait(429, &headers(&[("x-ratelimit-reset", &at)]), "").expect("limited");
-        assert!(
-            (Duration::from_secs(60)..=Duration::from_secs(122)).contains(&w),
-            "{w:?}"
-        );
-        // Sentry's X-Sentry-Rate-Limit-* headers (reset in epoch seconds).
-        let reset = (now_ms() / 1000 + 5).to_string();
-        let w = rate_limit_wait(
-            429,
-            &headers(&[
-                ("x-sentry-rate-limit-remaining", "0"),
-                ("x-sentry-rate-limit-reset", &reset),
-            ]),
-            "",
-        )
-        .expect("limited");
-        assert!(
-            (Duration::from_secs(4)..=Duration::from_secs(7)).contains(&w),
-            "{w:?}"
-        );
-        // A fractional Retry-After is rounded up.
-        assert_eq!(
-            rate_limit_wait(429, &headers(&[("retry-after", "1.2")]), ""),
-            Some(Duration::from_secs(2))
-        );
-        // Sentry's 403 for a missing scope is no rate limit.
-        assert_eq!(
-            rate_limit_wait(
-                403,
-                &headers(&[("x-sentry-rate-limit-remaining", "39")]),
-                "You do not have permission to perform this action."
-            ),
-            None
-        );
+        // Long waits gain a second at most; zero stays zero.
+        let long = Duration::from_secs(600);
+        assert!(jitter(long) <= long + Duration::from_secs(1));
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -10,7 +10,7 @@
 //! answer from another repository (the `301` of a transfer, followed) deletes
 //! it here.
 
-use super::client::Answer;
+use super::client::{Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::github::{self as adapter, Repo};
@@ -31,6 +31,14 @@ impl<'a> Github<'a> {
 
     fn api(&self) -> &str {
         &self.config.webhooks.github.api.url
+    }
+
+    /// `{api}/repos/{owner}/{repo}/{rest…}`, each part one encoded segment.
+    fn repo_url(&self, full_name: &str, rest: &[&str]) -> String {
+        let (owner, name) = full_name.split_once('/').unwrap_or((full_name, ""));
+        let mut segments = vec!["repos", owner, name];
+        segments.extend_from_slice(rest);
+        endpoint(self.api(), &segments, &[])
     }
 }
 
@@ -64,8 +72,12 @@ impl Vendor for Github<'_> {
         self.config.webhooks.github.repositories.clone()
     }
 
+    fn api_url(&self) -> &str {
+        self.api()
+    }
+
     fn resolve_url(&self, name: &str) -> String {
-        format!("{}/repos/{name}", self.api())
+        self.repo_url(name, &[])
     }
 
     fn resolve(&self, _name: &str, answer: &Answer) -> Result<Repo, SyncError> {
@@ -88,9 +100,8 @@ impl Vendor for Github<'_> {
         match feed {
             Feed::Issues => {
                 let mut url = format!(
-                    "{}/repos/{}/issues?state=all&sort=updated&direction=asc&per_page={per_page}",
-                    self.api(),
-                    scope.full_name
+                    "{}?state=all&sort=updated&direction=asc&per_page={per_page}",
+                    self.repo_url(&scope.full_name, &["issues"])
                 );
                 if let Some(at) = since {
                     url.push_str("&since=");
@@ -99,9 +110,8 @@ impl Vendor for Github<'_> {
                 url
             }
             Feed::Releases => format!(
-                "{}/repos/{}/releases?per_page={per_page}",
-                self.api(),
-                scope.full_name
+                "{}?per_page={per_page}",
+                self.repo_url(&scope.full_name, &["releases"])
             ),
         }
     }
@@ -180,7 +190,7 @@ impl Vendor for Github<'_> {
             return None;
         }
         Some((
-            format!("{}/repos/{}/issues/{number}", self.api(), scope.full_name),
+            self.repo_url(&scope.full_name, &["issues", number]),
             &[404, 410],
         ))
     }

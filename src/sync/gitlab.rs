@@ -15,7 +15,7 @@
 //! (`GET /projects/:id/issues/:iid`): a `404` (deleted, or no longer
 //! readable) or a `moved_to_id` deletes it here.
 
-use super::client::{self, Answer};
+use super::client::{self, Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::gitlab::{self as adapter, Issue, Project};
@@ -66,8 +66,12 @@ impl Vendor for Gitlab<'_> {
         self.config.webhooks.gitlab.projects.clone()
     }
 
+    fn api_url(&self) -> &str {
+        self.api()
+    }
+
     fn resolve_url(&self, name: &str) -> String {
-        format!("{}/projects/{}", self.api(), client::encode(name))
+        endpoint(self.api(), &["projects", name], &[])
     }
 
     fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
@@ -90,9 +94,8 @@ impl Vendor for Gitlab<'_> {
         match feed {
             Feed::Issues => {
                 let mut url = format!(
-                    "{}/projects/{}/issues?scope=all&order_by=updated_at&sort=asc&per_page={per_page}",
-                    self.api(),
-                    scope.id
+                    "{}?scope=all&order_by=updated_at&sort=asc&per_page={per_page}",
+                    endpoint(self.api(), &["projects", &scope.id, "issues"], &[])
                 );
                 if let Some(at) = since {
                     url.push_str("&updated_after=");
@@ -101,21 +104,38 @@ impl Vendor for Gitlab<'_> {
                 url
             }
             Feed::Releases => format!(
-                "{}/projects/{}/releases?per_page={per_page}",
-                self.api(),
-                scope.id
+                "{}?per_page={per_page}",
+                endpoint(self.api(), &["projects", &scope.id, "releases"], &[])
             ),
         }
     }
 
-    fn next_url(&self, answer: &Answer) -> Option<String> {
+    fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
         if let Some(next) = client::link_next(&answer.headers) {
-            return Some(next);
+            return Ok(Some(next));
         }
-        let page = answer.header("x-next-page").filter(|p| !p.is_empty())?;
-        page.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| client::with_query(&answer.url, "page", page))
+        let Some(page) = answer.header("x-next-page").filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        // Offset pagination moves forward only: a next page at or before
+        // this one would list the same pages again, forever.
+        let current: u64 = client::query_value(&answer.url, "page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        match page.parse::<u64>() {
+            Ok(next) if next > current => Ok(Some(client::with_query(
+                &answer.url,
+                "page",
+                &next.to_string(),
+            ))),
+            _ => Err(SyncError::Endless {
+                url: super::origin::shown(&answer.url),
+                reason: format!(
+                    "x-next-page `{}` does not come after page {current}",
+                    page.chars().take(40).collect::<String>()
+                ),
+            }),
+        }
     }
 
     fn page(
@@ -187,7 +207,7 @@ impl Vendor for Gitlab<'_> {
             return None;
         }
         Some((
-            format!("{}/projects/{}/issues/{iid}", self.api(), scope.id),
+            endpoint(self.api(), &["projects", &scope.id, "issues", iid], &[]),
             &[404],
         ))
     }
@@ -217,24 +237,40 @@ mod tests {
         }
     }
 
+    fn next(v: &Gitlab, a: &Answer) -> Option<String> {
+        v.next_url(a).expect("a next page that moves forward")
+    }
+
+    #[test]
+    fn an_x_next_page_that_does_not_move_forward_is_an_error() {
+        let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
+        let v = Gitlab::new(&config);
+        let url = "https://gitlab.example.com/api/v4/projects/3/issues?per_page=2&page=3";
+        for bad in ["3", "2", "0", "x", "99999999999999999999999"] {
+            let e = v
+                .next_url(&answer(url, &[("x-next-page", bad)]))
+                .expect_err(bad);
+            assert!(e.to_string().contains("x-next-page"), "{e}");
+        }
+        assert!(next(&v, &answer(url, &[("x-next-page", "4")])).is_some());
+    }
+
     #[test]
     fn pages_follow_link_else_x_next_page() {
         let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
         let v = Gitlab::new(&config);
         let url = "https://gitlab.example.com/api/v4/projects/3/issues?scope=all&per_page=2&page=1";
         assert_eq!(
-            v.next_url(&answer(url, &[("x-next-page", "2"), ("x-page", "1")]))
-                .as_deref(),
+            next(&v, &answer(url, &[("x-next-page", "2"), ("x-page", "1")])).as_deref(),
             Some("https://gitlab.example.com/api/v4/projects/3/issues?scope=all&per_page=2&page=2")
         );
         // The last page: an empty x-next-page.
-        assert_eq!(v.next_url(&answer(url, &[("x-next-page", "")])), None);
-        assert_eq!(v.next_url(&answer(url, &[])), None);
+        assert_eq!(next(&v, &answer(url, &[("x-next-page", "")])), None);
+        assert_eq!(next(&v, &answer(url, &[])), None);
         // Keyset pagination: only Link.
         let keyset = "<https://gitlab.example.com/api/v4/projects/3/issues?cursor=eyJpZCI6IjQyIn0&pagination=keyset>; rel=\"next\"";
         assert_eq!(
-            v.next_url(&answer(url, &[("link", keyset), ("x-next-page", "2")]))
-                .as_deref(),
+            next(&v, &answer(url, &[("link", keyset), ("x-next-page", "2")])).as_deref(),
             Some(
                 "https://gitlab.example.com/api/v4/projects/3/issues?cursor=eyJpZCI6IjQyIn0&pagination=keyset"
             )

@@ -28,7 +28,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::client::{self, Answer};
+use super::client::{self, Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::config::webhooks::JiraSearch;
@@ -110,8 +110,12 @@ impl Vendor for Jira<'_> {
         self.config.webhooks.jira.projects.clone()
     }
 
+    fn api_url(&self) -> &str {
+        self.api()
+    }
+
     fn resolve_url(&self, name: &str) -> String {
-        format!("{}/rest/api/2/project/{}", self.api(), client::encode(name))
+        endpoint(self.api(), &["rest", "api", "2", "project", name], &[])
     }
 
     fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
@@ -143,43 +147,71 @@ impl Vendor for Jira<'_> {
         let jira = &self.config.webhooks.jira;
         match feed {
             Feed::Issues => {
-                let path = match jira.api_search {
-                    JiraSearch::Enhanced => "/rest/api/3/search/jql",
-                    JiraSearch::V2 => "/rest/api/2/search",
+                let path: &[&str] = match jira.api_search {
+                    JiraSearch::Enhanced => &["rest", "api", "3", "search", "jql"],
+                    JiraSearch::V2 => &["rest", "api", "2", "search"],
                 };
-                format!(
-                    "{}{path}?jql={}&fields={}&maxResults={}",
+                endpoint(
                     self.api(),
-                    client::encode(&jql(&scope.key, since, now_ms())),
-                    client::encode(&self.fields()),
-                    self.config.sync.page_size
+                    path,
+                    &[
+                        ("jql", &jql(&scope.key, since, now_ms())),
+                        ("fields", &self.fields()),
+                        ("maxResults", &self.config.sync.page_size.to_string()),
+                    ],
                 )
             }
-            Feed::Releases => format!(
-                "{}/rest/api/2/project/{}/versions",
+            Feed::Releases => endpoint(
                 self.api(),
-                client::encode(&scope.key)
+                &["rest", "api", "2", "project", &scope.key, "versions"],
+                &[],
             ),
         }
     }
 
-    fn next_url(&self, answer: &Answer) -> Option<String> {
+    fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
         let body = &answer.body;
-        let issues = body.get("issues")?.as_array()?;
+        let Some(issues) = body.get("issues").and_then(|i| i.as_array()) else {
+            return Ok(None);
+        };
         // Enhanced search: a token until the last page (which may omit it).
         if body.get("isLast").and_then(|l| l.as_bool()) == Some(true) {
-            return None;
+            return Ok(None);
         }
         if let Some(token) = body.get("nextPageToken").and_then(|t| t.as_str()) {
-            return (!token.is_empty())
-                .then(|| client::with_query(&answer.url, "nextPageToken", token));
+            return Ok((!token.is_empty())
+                .then(|| client::with_query(&answer.url, "nextPageToken", token)));
         }
         // Search v2: startAt up to total (the server may cap maxResults).
-        let start = body.get("startAt")?.as_u64()?;
-        let total = body.get("total")?.as_u64()?;
-        let next = start + issues.len() as u64;
-        (!issues.is_empty() && next < total)
-            .then(|| client::with_query(&answer.url, "startAt", &next.to_string()))
+        let (Some(start), Some(total)) = (
+            body.get("startAt").and_then(|s| s.as_u64()),
+            body.get("total").and_then(|t| t.as_u64()),
+        ) else {
+            return Ok(None);
+        };
+        if issues.is_empty() {
+            return Ok(None);
+        }
+        // Checked: a `startAt` near u64::MAX must not wrap to the first page.
+        let asked: u64 = client::query_value(&answer.url, "startAt")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let next = start.checked_add(issues.len() as u64);
+        match next {
+            Some(next) if next >= total => Ok(None),
+            Some(next) if next > asked => Ok(Some(client::with_query(
+                &answer.url,
+                "startAt",
+                &next.to_string(),
+            ))),
+            _ => Err(SyncError::Endless {
+                url: super::origin::shown(&answer.url),
+                reason: format!(
+                    "startAt {start} with {} issues does not move past {asked}",
+                    issues.len()
+                ),
+            }),
+        }
     }
 
     fn page(
@@ -262,10 +294,10 @@ impl Vendor for Jira<'_> {
             return None;
         }
         Some((
-            format!(
-                "{}/rest/api/2/issue/{id}?fields={}",
+            endpoint(
                 self.api(),
-                client::encode(&self.fields())
+                &["rest", "api", "2", "issue", id],
+                &[("fields", &self.fields())],
             ),
             &[404],
         ))
@@ -314,6 +346,28 @@ mod tests {
         }
     }
 
+    fn next(v: &Jira, a: &Answer) -> Option<String> {
+        v.next_url(a).expect("a next page that moves forward")
+    }
+
+    #[test]
+    fn a_start_at_that_wraps_or_goes_back_is_an_error() {
+        let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
+        let v = Jira::new(&config);
+        let url = "https://jira.example.com/rest/api/2/search?jql=x&startAt=4";
+        let issues = json!([{"id": "1"}, {"id": "2"}]);
+        for (start, total) in [(u64::MAX - 1, u64::MAX), (0, 10), (2, 10)] {
+            let a = answer(
+                url,
+                json!({"startAt": start, "total": total, "issues": issues}),
+            );
+            let e = v.next_url(&a).expect_err("refused").to_string();
+            assert!(e.contains("startAt"), "{e}");
+        }
+        let a = answer(url, json!({"startAt": 4, "total": 10, "issues": issues}));
+        assert!(next(&v, &a).is_some_and(|n| n.ends_with("startAt=6")));
+    }
+
     #[test]
     fn both_searches_page_to_their_end() {
         let config = Config::from_settings(crate::config::Settings::default()).expect("valid");
@@ -327,31 +381,37 @@ mod tests {
             )
         };
         assert_eq!(
-            v.next_url(&page(0, 2, 5)).as_deref(),
+            next(&v, &page(0, 2, 5)).as_deref(),
             Some("https://jira.example.com/rest/api/2/search?jql=x&maxResults=2&startAt=2")
         );
-        assert_eq!(v.next_url(&page(4, 1, 5)), None);
-        assert_eq!(v.next_url(&page(0, 0, 5)), None, "an empty page ends it");
+        assert_eq!(next(&v, &page(4, 1, 5)), None);
+        assert_eq!(next(&v, &page(0, 0, 5)), None, "an empty page ends it");
         let cloud = "https://acme.atlassian.net/rest/api/3/search/jql?jql=x";
         assert_eq!(
-            v.next_url(&answer(
-                cloud,
-                json!({"issues": [{"id": "1"}], "nextPageToken": "Ch8j/+="})
-            ))
+            next(
+                &v,
+                &answer(
+                    cloud,
+                    json!({"issues": [{"id": "1"}], "nextPageToken": "Ch8j/+="})
+                )
+            )
             .as_deref(),
             Some(
                 "https://acme.atlassian.net/rest/api/3/search/jql?jql=x&nextPageToken=Ch8j%2F%2B%3D"
             )
         );
         assert_eq!(
-            v.next_url(&answer(
-                cloud,
-                json!({"issues": [], "isLast": true, "nextPageToken": "t"})
-            )),
+            next(
+                &v,
+                &answer(
+                    cloud,
+                    json!({"issues": [], "isLast": true, "nextPageToken": "t"})
+                )
+            ),
             None
         );
-        assert_eq!(v.next_url(&answer(cloud, json!({"issues": []}))), None);
-        assert_eq!(v.next_url(&answer(cloud, json!([{"id": "1"}]))), None);
+        assert_eq!(next(&v, &answer(cloud, json!({"issues": []}))), None);
+        assert_eq!(next(&v, &answer(cloud, json!([{"id": "1"}]))), None);
     }
 
     #[test]

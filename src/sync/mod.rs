@@ -7,7 +7,10 @@
 //! item is ordered by the vendor's own `updated_at` exactly like a webhook
 //! delivery of it.
 //!
-//! - [`client`]: pagination helpers, rate limits, retries with backoff.
+//! - [`client`]: pagination helpers, rate limits, retries with backoff,
+//!   bounded answers; [`origin`]: the one origin a pass calls and the URL
+//!   encoder; [`ratelimit`]: the rate-limit headers read into a wait;
+//!   [`redact`]: configured secrets blanked out of vendor text.
 //! - [`Vendor`]: what one vendor adds (URLs, page shapes, conversions);
 //!   [`github`], [`gitlab`], [`jira`] and [`sentry`] are the vendors.
 //! - [`pass`]: the driver shared by every vendor: cursors (`sync_cursors`:
@@ -23,7 +26,10 @@ pub mod command;
 pub mod github;
 pub mod gitlab;
 pub mod jira;
+pub mod origin;
 pub mod periodic;
+pub mod ratelimit;
+pub mod redact;
 pub mod sentry;
 
 use std::collections::HashSet;
@@ -36,6 +42,7 @@ use crate::model::time::{Millis, now_ms};
 use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
 use crate::store::{Batch, Item, Outcome, Store};
 use client::{Answer, Client};
+use redact::Redact;
 use serde_json::Value;
 
 /// The sources `sync` knows by name.
@@ -146,10 +153,15 @@ pub trait Vendor {
     /// The first page of `feed` in `scope`, updated since `since` (all when `None`).
     fn list_url(&self, scope: &Self::Scope, feed: Feed, since: Option<Millis>) -> String;
 
-    /// The next page after `answer`; `None` at the end.
-    fn next_url(&self, answer: &Answer) -> Option<String> {
-        client::link_next(&answer.headers)
+    /// The next page after `answer`; `None` at the end; an error when the
+    /// server's cursor or offset cannot be followed (it goes backwards,
+    /// overflows). A next page already read is the driver's to refuse.
+    fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
+        Ok(client::link_next(&answer.headers))
     }
+
+    /// The configured `api_url`: the one origin every call goes to.
+    fn api_url(&self) -> &str;
 
     /// Whether `feed` lists the newest update first (Sentry sorts only that
     /// way): its pages then mark no progress (an older page may follow), so
@@ -228,8 +240,73 @@ pub enum SyncError {
     RateLimited { url: String, until: Millis },
     #[error("GET {url}: {reason}")]
     Shape { url: String, reason: String },
+    #[error(
+        "refused to call {url}: it is not the configured api_url's origin {origin} \
+         (scheme, host and port); the pass stops so no credential leaves it"
+    )]
+    Refused { url: String, origin: String },
+    #[error(
+        "GET {url}: the answer is larger than sync.max_response_bytes ({limit} bytes); refused"
+    )]
+    TooLarge { url: String, limit: u64 },
+    #[error("GET {url}: {reason}; the pass stops")]
+    Endless { url: String, reason: String },
+    #[error(
+        "GET {url}: the pass took longer than sync.pass_timeout ({}); it stops here",
+        humantime::format_duration(*limit)
+    )]
+    Deadline {
+        url: String,
+        limit: std::time::Duration,
+    },
     #[error("store: {0}")]
     Store(String),
+}
+
+impl SyncError {
+    /// The error with every configured secret blanked out of its text (what
+    /// a vendor sent: messages, URLs, field values).
+    pub fn redacted(self, r: &Redact) -> SyncError {
+        use SyncError::*;
+        let t = |s: String| r.text(&s);
+        match self {
+            Config(m) => Config(t(m)),
+            Http {
+                url,
+                status,
+                message,
+            } => Http {
+                url: t(url),
+                status,
+                message: t(message),
+            },
+            Transport {
+                url,
+                attempts,
+                error,
+            } => Transport {
+                url: t(url),
+                attempts,
+                error: t(error),
+            },
+            RateLimited { url, until } => RateLimited { url: t(url), until },
+            Shape { url, reason } => Shape {
+                url: t(url),
+                reason: t(reason),
+            },
+            Refused { url, origin } => Refused {
+                url: t(url),
+                origin: t(origin),
+            },
+            TooLarge { url, limit } => TooLarge { url: t(url), limit },
+            Endless { url, reason } => Endless {
+                url: t(url),
+                reason: t(reason),
+            },
+            Deadline { url, limit } => Deadline { url: t(url), limit },
+            Store(m) => Store(t(m)),
+        }
+    }
 }
 
 /// A time for messages (RFC 3339).
@@ -410,10 +487,17 @@ async fn run<V: Vendor>(
         )));
         return result;
     }
-    let mut client = match Client::new(config.sync, vendor.headers()) {
+    let redact = Redact::of(config);
+    let client = Client::new(
+        config.sync,
+        vendor.api_url(),
+        vendor.headers(),
+        redact.clone(),
+    );
+    let mut client = match client {
         Ok(c) => c,
         Err(e) => {
-            result.errors.push(e);
+            result.errors.push(e.redacted(&redact));
             return result;
         }
     };
@@ -422,7 +506,7 @@ async fn run<V: Vendor>(
             Ok(answer) => vendor.resolve(&name, &answer),
             Err(e) => Err(e),
         };
-        let scope = match scope {
+        let scope = match scope.map_err(|e| e.redacted(&redact)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(source = source.as_str(), scope = %name, error = %e, "sync of this scope failed");
@@ -444,7 +528,7 @@ async fn run<V: Vendor>(
                 &mut result.summary,
             )
             .await;
-            if let Err(e) = listed {
+            if let Err(e) = listed.map_err(|e| e.redacted(&redact)) {
                 tracing::error!(source = source.as_str(), scope = %vendor.name(&scope), feed = feed.as_str(), error = %e, "sync of this scope failed");
                 result.errors.push(e);
                 break;
@@ -525,9 +609,23 @@ async fn listing<V: Vendor>(
         cursor.progress
     };
     let mut url = Some(vendor.list_url(scope, feed, since));
+    // Every page this listing read: a server naming one again as the next
+    // (a cursor, link, token or offset that repeats) would loop forever.
+    let mut read: HashSet<String> = HashSet::new();
     tracing::info!(source = s, scope = %name, feed = feed.as_str(), since = ?since.map(time), "listing");
     while let Some(u) = url.take() {
+        if summary.pages >= config.sync.max_pages {
+            return Err(SyncError::Endless {
+                url: origin::shown(&u),
+                reason: format!(
+                    "this pass has read sync.max_pages ({}) pages; raise it if the listing \
+                     is really that long",
+                    config.sync.max_pages
+                ),
+            });
+        }
         let mut answer = client.get(&u, &[]).await?;
+        read.insert(u);
         details(vendor, client, scope, feed, &mut answer).await?;
         let page = vendor.page(config, scope, feed, &answer, now_ms())?;
         summary.pages += 1;
@@ -545,7 +643,8 @@ async fn listing<V: Vendor>(
                     summary.ignored += 1;
                 }
                 Entry::Rejected { what, error } => {
-                    tracing::warn!(source = s, scope = %name, item = %what, field = %error.field, reason = %error.reason, "item rejected");
+                    let r = client.redact();
+                    tracing::warn!(source = s, scope = %name, item = %r.text(&what), field = %error.field, reason = %r.text(&error.reason), "item rejected");
                     telemetry.items(s, "rejected", 1);
                     summary.rejected += 1;
                 }
@@ -564,7 +663,15 @@ async fn listing<V: Vendor>(
         let outcome = sink.write(source.ingress(), items, mark).await?;
         count(source, telemetry, summary, &outcome, false, reconcile);
         progress.page(source, &name, summary);
-        url = vendor.next_url(&answer);
+        url = vendor.next_url(&answer)?;
+        if let Some(next) = url.as_deref().filter(|n| read.contains(*n)) {
+            return Err(SyncError::Endless {
+                url: origin::shown(next),
+                reason: "the server named a page already read as the next one (a cursor, link, \
+                         token or offset that repeats)"
+                    .into(),
+            });
+        }
     }
     if feed == Feed::Issues && full {
         sweep(

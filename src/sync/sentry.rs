@@ -25,7 +25,7 @@
 
 use serde_json::Value;
 
-use super::client::Answer;
+use super::client::{Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::sentry as adapter;
@@ -76,10 +76,10 @@ impl<'a> Sentry<'a> {
 
     fn issue_url(&self, id: &str) -> Option<String> {
         (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| {
-            format!(
-                "{}/api/0/organizations/{}/issues/{id}/",
+            endpoint(
                 self.api(),
-                self.org()
+                &["api", "0", "organizations", self.org(), "issues", id, ""],
+                &[],
             )
         })
     }
@@ -130,8 +130,16 @@ impl Vendor for Sentry<'_> {
         self.config.webhooks.sentry.projects.clone()
     }
 
+    fn api_url(&self) -> &str {
+        self.api()
+    }
+
     fn resolve_url(&self, name: &str) -> String {
-        format!("{}/api/0/projects/{}/{name}/", self.api(), self.org())
+        endpoint(
+            self.api(),
+            &["api", "0", "projects", self.org(), name, ""],
+            &[],
+        )
     }
 
     fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
@@ -160,15 +168,15 @@ impl Vendor for Sentry<'_> {
 
     fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
         let n = self.config.sync.page_size;
-        let base = format!(
-            "{}/api/0/projects/{}/{}",
-            self.api(),
-            self.org(),
-            scope.slug
-        );
+        let base = ["api", "0", "projects", self.org(), &scope.slug];
+        let url = |last: &str| endpoint(self.api(), &[&base[..], &[last, ""]].concat(), &[]);
         match feed {
-            Feed::Issues => format!("{base}/issues/?query={}&sort=date&limit={n}", query(since)),
-            Feed::Releases => format!("{base}/releases/?per_page={n}"),
+            Feed::Issues => format!(
+                "{}?query={}&sort=date&limit={n}",
+                url("issues"),
+                query(since)
+            ),
+            Feed::Releases => format!("{}?per_page={n}", url("releases")),
         }
     }
 
