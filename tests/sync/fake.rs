@@ -5,6 +5,13 @@
 //! `…/issues/{number}` (`410` deleted, `301` transferred), `…/releases`,
 //! and the `x-ratelimit-*` headers on every answer. Faults are scripted per
 //! request; every request is logged.
+//!
+//! It also holds the skeleton every stand-in is served through ([`serve`]):
+//! a [`Hostile`] layer over the vendor's router that logs every request with
+//! all its headers and, when scripted, answers in the vendor's place or
+//! changes its answer (a `Link` elsewhere, a redirect, a repeating cursor, a
+//! huge streamed body, a 401 quoting the credentials). A second server on
+//! another origin is the same skeleton over no routes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -58,6 +65,7 @@ pub struct World {
 pub struct Fake {
     pub addr: SocketAddr,
     pub world: Arc<Mutex<World>>,
+    pub hostile: Hostile,
 }
 
 impl Fake {
@@ -71,12 +79,13 @@ impl Fake {
             .route("/repositories/{id}/issues/{number}", get(issue_by_id))
             .route("/repos/{owner}/{repo}/releases", get(releases))
             .with_state(world.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { addr, world }
+        let hostile = Hostile::default();
+        let addr = serve("127.0.0.1", app, &hostile).await;
+        Fake {
+            addr,
+            world,
+            hostile,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -511,4 +520,190 @@ pub fn release_object(tag: &str, published: &str, draft: bool) -> Value {
         "created_at": published, "published_at": if draft { Value::Null } else { json!(published) },
         "author": {"login": "octocat", "id": 1}, "assets": [], "body": "notes"
     })
+}
+
+/// What the hostile layer does to a request whose path ends with its rule's.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// The vendor's answer with these headers added (or replaced).
+    Headers(Vec<(&'static str, String)>),
+    /// The vendor's JSON answer with these top-level keys replaced.
+    Merge(Value),
+    /// This answer instead of the vendor's.
+    Answer(u16, Vec<(&'static str, String)>, Value),
+    /// A redirect to this URL.
+    Redirect(u16, String),
+    /// A `200` JSON array of `bytes` bytes, streamed in 64 KiB chunks, its
+    /// length in `Content-Length` when `declared`.
+    Huge { bytes: u64, declared: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    path: String,
+    act: Act,
+    times: usize,
+}
+
+/// A request as the hostile layer saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct HostileState {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+}
+
+/// The scripted misbehaviour of a stand-in, and its log of every request.
+#[derive(Clone, Default)]
+pub struct Hostile(Arc<Mutex<HostileState>>);
+
+impl Hostile {
+    /// `act` on the next `times` requests whose path ends with `path`.
+    pub fn on(&self, path: &str, act: Act, times: usize) {
+        self.0.lock().unwrap().rules.push(Rule {
+            path: path.to_owned(),
+            act,
+            times,
+        });
+    }
+
+    /// Every request received.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().seen.clone()
+    }
+
+    /// The requests that carried `secret` in any header.
+    pub fn carrying(&self, secret: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.headers.iter().any(|(_, v)| v.contains(secret)))
+            .collect()
+    }
+
+    /// The action for this request, counting it.
+    fn take(&self, path: &str) -> Option<Act> {
+        let mut st = self.0.lock().unwrap();
+        let rule = st
+            .rules
+            .iter_mut()
+            .find(|r| r.times > 0 && path.ends_with(&r.path))?;
+        rule.times -= 1;
+        Some(rule.act.clone())
+    }
+}
+
+/// Serves `app` behind `hostile` on `ip` (`127.0.0.1`, `127.0.0.2`), any port.
+pub async fn serve(ip: &str, app: Router, hostile: &Hostile) -> SocketAddr {
+    // The layer runs for unknown paths too only when a fallback is set first.
+    let app = app.fallback(|| async { StatusCode::NOT_FOUND }).layer(
+        axum::middleware::from_fn_with_state(hostile.clone(), hostile_layer),
+    );
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A server on another origin with no routes: it only logs what reaches it.
+pub async fn elsewhere(ip: &str) -> (String, Hostile) {
+    let hostile = Hostile::default();
+    let addr = serve(ip, Router::new(), &hostile).await;
+    (format!("http://{addr}"), hostile)
+}
+
+async fn hostile_layer(
+    State(h): State<Hostile>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = req.uri().clone();
+    h.0.lock().unwrap().seen.push(Seen {
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or("").to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+    });
+    let with = |mut resp: Response, headers: Vec<(&'static str, String)>| {
+        for (k, v) in headers {
+            resp.headers_mut()
+                .insert(k, HeaderValue::from_str(&v).unwrap());
+        }
+        resp
+    };
+    match h.take(uri.path()) {
+        None => next.run(req).await,
+        Some(Act::Headers(headers)) => with(next.run(req).await, headers),
+        Some(Act::Merge(keys)) => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            for (k, x) in keys.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let mut parts = parts;
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, axum::body::Body::from(v.to_string()))
+        }
+        Some(Act::Answer(status, headers, body)) => with(
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+            headers,
+        ),
+        Some(Act::Redirect(status, to)) => with(
+            StatusCode::from_u16(status).unwrap().into_response(),
+            vec![("location", to)],
+        ),
+        Some(Act::Huge { bytes, declared }) => huge(bytes, declared),
+    }
+}
+
+/// `[{"n":0},{"n":0},…]` of `bytes` bytes, made as it is sent.
+fn huge(bytes: u64, declared: bool) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let item = b"{\"n\":0},";
+    let mut block = Vec::with_capacity(CHUNK);
+    while block.len() + item.len() <= CHUNK {
+        block.extend_from_slice(item);
+    }
+    let block = axum::body::Bytes::from(block);
+    let mut left = bytes.saturating_sub(2);
+    let mut parts: Vec<axum::body::Bytes> = vec![axum::body::Bytes::from_static(b"[")];
+    let stream = tokio_stream::StreamExt::map(
+        tokio_stream::iter(std::iter::from_fn(move || {
+            if let Some(p) = parts.pop() {
+                return Some(p);
+            }
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(block.len() as u64) as usize;
+            left -= n as u64;
+            Some(block.slice(..n))
+        })),
+        Ok::<_, std::io::Error>,
+    );
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if declared {
+        resp.headers_mut()
+            .insert("content-length", HeaderValue::from(bytes - 1));
+    }
+    resp
 }

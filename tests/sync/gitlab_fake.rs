@@ -23,7 +23,7 @@ pub const TOKEN: &str = "glpat-test-token-never-printed";
 pub const PROJECT: &str = "acme/payments";
 pub const PROJECT_ID: u64 = 42;
 
-pub use crate::fake::{Fault, Logged};
+pub use crate::fake::{Fault, Hostile, Logged};
 
 #[derive(Default)]
 pub struct World {
@@ -47,6 +47,7 @@ pub struct World {
 pub struct Fake {
     pub world: Arc<Mutex<World>>,
     addr: std::net::SocketAddr,
+    pub hostile: Hostile,
 }
 
 impl Fake {
@@ -58,12 +59,13 @@ impl Fake {
             .route("/api/v4/projects/{id}/issues/{iid}", get(issue))
             .route("/api/v4/projects/{id}/releases", get(releases))
             .with_state(world.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { world, addr }
+        let hostile = Hostile::default();
+        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
+        Fake {
+            world,
+            addr,
+            hostile,
+        }
     }
 
     /// The `api_url` to configure.

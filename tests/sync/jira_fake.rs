@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-pub use crate::fake::{Fault, Logged};
+pub use crate::fake::{Fault, Hostile, Logged};
 
 pub const TOKEN: &str = "ATATT-jira-token-never-printed";
 pub const USER: &str = "sync-bot@acme.example";
@@ -49,6 +49,7 @@ pub struct World {
 pub struct Fake {
     pub world: Arc<Mutex<World>>,
     addr: std::net::SocketAddr,
+    pub hostile: Hostile,
 }
 
 impl Fake {
@@ -61,12 +62,13 @@ impl Fake {
             .route("/rest/api/2/search", get(search))
             .route("/rest/api/2/issue/{id}", get(issue))
             .with_state(world.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { world, addr }
+        let hostile = Hostile::default();
+        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
+        Fake {
+            world,
+            addr,
+            hostile,
+        }
     }
 
     /// The `api_url` to configure (the site).

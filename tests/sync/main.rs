@@ -7,6 +7,7 @@ mod fake;
 mod github;
 mod gitlab;
 mod gitlab_fake;
+mod hostile;
 mod jira;
 mod jira_fake;
 mod sentry;

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-pub use crate::fake::{Fault, Logged};
+pub use crate::fake::{Fault, Hostile, Logged};
 
 pub const TOKEN: &str = "sntrys_test-token-never-printed";
 pub const ORG: &str = "acme";
@@ -51,6 +51,7 @@ pub struct World {
 pub struct Fake {
     pub addr: SocketAddr,
     pub world: Arc<Mutex<World>>,
+    pub hostile: Hostile,
 }
 
 type Shared = State<Arc<Mutex<World>>>;
@@ -64,12 +65,13 @@ impl Fake {
             .route("/api/0/projects/{org}/{project}/releases/", get(releases))
             .route("/api/0/organizations/{org}/issues/{id}/", get(detail))
             .with_state(world.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { addr, world }
+        let hostile = Hostile::default();
+        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
+        Fake {
+            addr,
+            world,
+            hostile,
+        }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,441 @@
+//! `sync` against hostile stand-ins, every vendor: the real binary, each
+//! vendor's stand-in served through the shared skeleton (`fake::serve`) with
+//! its misbehaviour scripted (`fake::Act`), and a second server on another
+//! origin that must never see a request carrying a credential.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::fake::{self as github, Act, Hostile, elsewhere};
+use crate::{BIN, gitlab_fake as gitlab, jira_fake as jira, run, sentry_fake as sentry, text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vendor {
+    Github,
+    Gitlab,
+    JiraCloud,
+    JiraDc,
+    Sentry,
+}
+
+use Vendor::*;
+
+const ALL: [Vendor; 5] = [Github, Gitlab, JiraCloud, JiraDc, Sentry];
+
+/// A vendor's stand-in, running.
+struct Stand {
+    vendor: Vendor,
+    api: String,
+    hostile: Hostile,
+    /// Every form of the credentials it is sent.
+    secrets: Vec<String>,
+    github: Option<github::Fake>,
+}
+
+impl Stand {
+    async fn start(vendor: Vendor) -> Stand {
+        let (api, hostile, secrets, gh) = match vendor {
+            Github => {
+                let base = "https://api.github.com";
+                let f = github::Fake::start(github::World {
+                    issues: (1..=3)
+                        .map(|n| {
+                            github::issue_object(
+                                base,
+                                github::REPO,
+                                n,
+                                &["bug", "stage:qa"],
+                                "2024-01-01T00:00:00Z",
+                                &format!("2024-03-0{n}T00:00:00Z"),
+                            )
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await;
+                let h = f.hostile.clone();
+                (f.url(), h, vec![github::TOKEN.to_owned()], Some(f))
+            }
+            Gitlab => {
+                let f = gitlab::Fake::start(gitlab::World {
+                    issues: (1..=3)
+                        .map(|n| {
+                            gitlab::issue_object(
+                                n,
+                                &["bug"],
+                                "2024-01-10T09:00:00.000Z",
+                                &format!("2024-03-0{n}T00:00:00.000Z"),
+                            )
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await;
+                (f.url(), f.hostile.clone(), vec![gitlab::TOKEN.into()], None)
+            }
+            JiraCloud | JiraDc => {
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    jira::USER,
+                    jira::TOKEN
+                ));
+                let auth = if vendor == JiraCloud {
+                    format!("Basic {basic}")
+                } else {
+                    format!("Bearer {}", jira::TOKEN)
+                };
+                let f = jira::Fake::start(jira::World {
+                    issues: (1..=3)
+                        .map(|n| {
+                            jira::issue_object(
+                                10000 + n,
+                                &format!("PAY-{n}"),
+                                "Bug",
+                                &["stage:qa"],
+                                &[],
+                                &format!("2024-03-0{n}T00:00:00.000+0000"),
+                            )
+                        })
+                        .collect(),
+                    auth,
+                    ..Default::default()
+                })
+                .await;
+                let secrets = vec![jira::TOKEN.into(), basic];
+                (f.url(), f.hostile.clone(), secrets, None)
+            }
+            Sentry => {
+                let f = sentry::Fake::start(sentry::World {
+                    issues: (1..=3)
+                        .map(|n| {
+                            sentry::issue_object(
+                                100 + n,
+                                "unresolved",
+                                "2024-03-01T00:00:00Z",
+                                &format!("2024-03-0{n}T10:00:00Z"),
+                            )
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await;
+                (f.url(), f.hostile.clone(), vec![sentry::TOKEN.into()], None)
+            }
+        };
+        Stand {
+            vendor,
+            api,
+            hostile,
+            secrets,
+            github: gh,
+        }
+    }
+
+    /// The path ending of its issue listing's pages.
+    fn listing(&self) -> &'static str {
+        match self.vendor {
+            Github | Gitlab => "/issues",
+            JiraCloud => "/search/jql",
+            JiraDc => "/search",
+            Sentry => "/issues/",
+        }
+    }
+
+    /// The path ending of the call resolving the configured scope.
+    fn resolve(&self) -> &'static str {
+        match self.vendor {
+            Github => "/repos/acme/payments",
+            Gitlab => "/projects/acme%2Fpayments",
+            JiraCloud | JiraDc => "/project/PAY",
+            Sentry => "/projects/acme/payments-api/",
+        }
+    }
+
+    /// `sync <vendor>` of this stand-in, `sync` replacing `[sync]` keys.
+    fn command(&self, dir: &Path, sync: &[(&str, &str)], args: &[&str]) -> Command {
+        let (name, table, var, token) = match self.vendor {
+            Github => (
+                "github",
+                "[webhooks.github]\nrepositories = [\"acme/payments\"]\n".to_owned(),
+                "BUG_ESCAPE_GITHUB_API_TOKEN",
+                github::TOKEN,
+            ),
+            Gitlab => (
+                "gitlab",
+                "[webhooks.gitlab]\nprojects = [\"acme/payments\"]\n".to_owned(),
+                "BUG_ESCAPE_GITLAB_API_TOKEN",
+                gitlab::TOKEN,
+            ),
+            JiraCloud | JiraDc => (
+                "jira",
+                format!(
+                    "[webhooks.jira]\nprojects = [\"PAY\"]\n{}",
+                    if self.vendor == JiraCloud {
+                        format!("api_user = \"{}\"\n", jira::USER)
+                    } else {
+                        String::new()
+                    }
+                ),
+                "BUG_ESCAPE_JIRA_API_TOKEN",
+                jira::TOKEN,
+            ),
+            Sentry => (
+                "sentry",
+                "[webhooks.sentry]\norganization = \"acme\"\nprojects = [\"payments-api\"]\n"
+                    .to_owned(),
+                "BUG_ESCAPE_SENTRY_API_TOKEN",
+                sentry::TOKEN,
+            ),
+        };
+        let mut keys: Vec<(&str, &str)> = vec![
+            ("timeout", "\"2s\""),
+            ("retry_backoff", "\"50ms\""),
+            ("max_wait", "\"3s\""),
+            ("max_attempts", "3"),
+            ("page_size", "2"),
+        ];
+        keys.retain(|(k, _)| sync.iter().all(|(o, _)| o != k));
+        keys.extend_from_slice(sync);
+        let lines: Vec<String> = keys.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "{table}api_url = \"{}\"\n[sync]\n{}\n",
+                self.api,
+                lines.join("\n")
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("sync")
+            .arg(name)
+            .args(args)
+            .arg("--db")
+            .arg(dir.join("bug-escape.db"))
+            .arg("--config")
+            .arg(file)
+            .env_clear()
+            .env(var, token);
+        cmd
+    }
+
+    async fn sync(&self, dir: &Path, sync: &[(&str, &str)], args: &[&str]) -> Output {
+        run(self.command(dir, sync, args)).await
+    }
+
+    /// The pass failed (exit 2, no panic) saying `what`, and printed no
+    /// credential.
+    fn failed_with(&self, out: &Output, what: &[&str]) {
+        let all = text(out);
+        assert_eq!(out.status.code(), Some(2), "{:?}: {all}", self.vendor);
+        for w in what {
+            assert!(all.contains(w), "{:?}: `{w}` missing: {all}", self.vendor);
+        }
+        for s in &self.secrets {
+            assert!(
+                !all.contains(s.as_str()),
+                "{:?}: a secret printed: {all}",
+                self.vendor
+            );
+        }
+    }
+}
+
+/// The next page named on another origin (another loopback host, another
+/// port, another scheme) ends the pass naming it; the other server never
+/// sees a request, let alone one with the token.
+#[tokio::test]
+async fn a_next_page_on_another_origin_is_refused_for_every_vendor() {
+    for vendor in [Github, Gitlab, Sentry] {
+        let (other_host, host_log) = elsewhere("127.0.0.2").await;
+        let (other_port, port_log) = elsewhere("127.0.0.1").await;
+        let stand = Stand::start(vendor).await;
+        let same_https = stand.api.replacen("http://", "https://", 1);
+        for target in [&other_host, &other_port, &same_https] {
+            let dir = tempfile::tempdir().unwrap();
+            let next = format!("{target}/next{}?page=2", stand.listing());
+            stand.hostile.on(
+                stand.listing(),
+                Act::Headers(vec![("link", format!("<{next}>; rel=\"next\""))]),
+                1,
+            );
+            let out = stand.sync(dir.path(), &[], &[]).await;
+            let origin = stand.api.trim_end_matches("/api/v4").to_owned();
+            stand.failed_with(&out, &["refused to call", &next, &origin]);
+        }
+        for log in [&host_log, &port_log] {
+            assert!(log.seen().is_empty(), "{vendor:?}: {:?}", log.seen());
+        }
+    }
+}
+
+/// A redirect to another origin (of a page, of the scope, of a follow-up)
+/// is not followed, whatever header carries the credential (GitLab's
+/// `PRIVATE-TOKEN`, which reqwest would not strip).
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_for_every_vendor() {
+    for vendor in ALL {
+        let (other, log) = elsewhere("127.0.0.2").await;
+        let stand = Stand::start(vendor).await;
+        for (path, status) in [(stand.resolve(), 302), (stand.listing(), 307)] {
+            let dir = tempfile::tempdir().unwrap();
+            let to = format!("{other}/stolen{path}");
+            stand.hostile.on(path, Act::Redirect(status, to.clone()), 1);
+            let out = stand.sync(dir.path(), &[], &[]).await;
+            stand.failed_with(&out, &["refused to call", &to]);
+        }
+        assert!(log.seen().is_empty(), "{vendor:?}: {:?}", log.seen());
+        for s in &stand.secrets {
+            assert!(log.carrying(s).is_empty());
+        }
+    }
+}
+
+/// Follow-ups go through the same check: Sentry's issue details and
+/// GitHub's single-issue probe of the deletion sweep.
+#[tokio::test]
+async fn follow_up_calls_redirected_elsewhere_are_refused() {
+    let (other, log) = elsewhere("127.0.0.2").await;
+    let stand = Stand::start(Sentry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("{other}/api/0/organizations/acme/issues/102/");
+    stand
+        .hostile
+        .on("/issues/102/", Act::Redirect(302, to.clone()), 1);
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["refused to call", &to]);
+
+    let stand = Stand::start(Github).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let fake = stand.github.as_ref().unwrap();
+    fake.with(|w| w.deleted.push(2));
+    let to = format!("{other}/repos/acme/payments/issues/2");
+    stand.hostile.on(
+        "/repos/acme/payments/issues/2",
+        Act::Redirect(301, to.clone()),
+        1,
+    );
+    let out = stand.sync(dir.path(), &[], &["--full"]).await;
+    stand.failed_with(&out, &["refused to call", &to]);
+    assert!(log.seen().is_empty(), "{:?}", log.seen());
+}
+
+/// Each pagination style that repeats or goes back ends the pass, after a
+/// few requests.
+#[tokio::test]
+async fn a_listing_that_repeats_or_goes_back_ends_the_pass() {
+    let forever = usize::MAX;
+    let cases: Vec<(Vendor, Act, &str)> = vec![
+        // GitHub `Link`: page 2 names page 2 again.
+        (Github, Act::Headers(vec![]), "already read"),
+        // GitLab `x-next-page`: the same page again.
+        (
+            Gitlab,
+            Act::Headers(vec![("x-next-page", "2".into())]),
+            "x-next-page `2` does not come after page 2",
+        ),
+        // Jira Cloud: the same `nextPageToken` again.
+        (
+            JiraCloud,
+            Act::Merge(json!({"nextPageToken": "tok-2", "isLast": false})),
+            "already read",
+        ),
+        // Jira Data Center: `startAt` back to 0.
+        (
+            JiraDc,
+            Act::Merge(json!({"startAt": 0, "total": 100})),
+            "does not move past 2",
+        ),
+        // Jira Data Center: `startAt` near u64::MAX must not wrap.
+        (
+            JiraDc,
+            Act::Merge(json!({"startAt": u64::MAX - 1, "total": u64::MAX})),
+            "startAt 18446744073709551614",
+        ),
+        // Sentry: the same cursor again.
+        (Sentry, Act::Headers(vec![]), "already read"),
+    ];
+    for (vendor, act, says) in cases {
+        let stand = Stand::start(vendor).await;
+        let act = match (vendor, act) {
+            (Github, _) => Act::Headers(vec![(
+                "link",
+                format!(
+                    "<{}/repositories/{}/issues?state=all&sort=updated&direction=asc&per_page=2&page=2>; \
+                     rel=\"next\"",
+                    stand.api,
+                    github::REPO_ID
+                ),
+            )]),
+            (Sentry, _) => Act::Headers(vec![(
+                "link",
+                format!(
+                    "<{}/api/0/projects/acme/payments-api/issues/?query=&sort=date&limit=2&cursor=0:2:0>; \
+                     rel=\"next\"; \
+                     results=\"true\"; cursor=\"0:2:0\"",
+                    stand.api
+                ),
+            )]),
+            (_, act) => act,
+        };
+        stand.hostile.on(stand.listing(), act, forever);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &[says]);
+        let pages = stand
+            .hostile
+            .seen()
+            .iter()
+            .filter(|s| s.path.ends_with(stand.listing()))
+            .count();
+        assert!(pages <= 3, "{vendor:?}: {pages} pages requested");
+    }
+}
+
+/// `sync.max_pages` caps the pages of a pass; `sync.pass_timeout` its time.
+#[tokio::test]
+async fn pages_and_time_per_pass_are_capped() {
+    let stand = Stand::start(Github).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[("max_pages", "1")], &[]).await;
+    stand.failed_with(&out, &["sync.max_pages (1)"]);
+    assert_eq!(
+        stand
+            .hostile
+            .seen()
+            .iter()
+            .filter(|s| s.path.ends_with("/issues"))
+            .count(),
+        1
+    );
+
+    // A server answering 503 forever, retried without end but for the deadline.
+    let stand = Stand::start(Gitlab).await;
+    stand.hostile.on(
+        "/issues",
+        Act::Answer(503, vec![], json!({"message": "502 Bad Gateway"})),
+        usize::MAX,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = stand
+        .sync(
+            dir.path(),
+            &[("max_attempts", "100000"), ("pass_timeout", "\"1s\"")],
+            &[],
+        )
+        .await;
+    stand.failed_with(&out, &["sync.pass_timeout (1s)"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
