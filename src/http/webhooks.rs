@@ -344,32 +344,69 @@ fn github_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
 
 /// Sentry's `firstRelease` of an issue; `None` (logged, counted) on any failure,
 /// which leaves the defect unattributed until an `error` webhook names it.
+/// The issue id comes from the webhook: it is percent-encoded as one path
+/// segment (`url`'s encoder, as `sync` does), no redirect is followed (the
+/// token goes to `api_url` only), and the answer is read up to
+/// `sync.max_response_bytes`.
 async fn first_release(state: &AppState, issue_id: &str) -> Option<String> {
     let s = &state.config.webhooks.sentry;
     let token = s.api_token.as_ref()?.iter().next()?;
     let token = String::from_utf8_lossy(token);
-    let url = match &s.organization {
-        Some(org) => format!("{}/api/0/organizations/{org}/issues/{issue_id}/", s.api_url),
-        None => format!("{}/api/0/issues/{issue_id}/", s.api_url),
-    };
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let mut url = url::Url::parse(&s.api_url).ok()?;
+    {
+        let mut path = url.path_segments_mut().ok()?;
+        path.pop_if_empty().extend(["api", "0"]);
+        if let Some(org) = &s.organization {
+            path.extend(["organizations", org.as_str()]);
+        }
+        path.extend(["issues", issue_id, ""]);
+    }
+    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+    let client = CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .ok()
+        })
+        .as_ref()?;
+    let limit = state.config.sync.max_response_bytes;
     let answer = async {
-        let resp = client
-            .get(&url)
+        let mut resp = client
+            .get(url)
             .bearer_auth(token)
             .timeout(s.api_timeout)
             .send()
-            .await?
-            .error_for_status()?;
-        resp.json::<Value>().await
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "answered {} (redirects are not followed)",
+                resp.status()
+            ));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| e.without_url().to_string())?
+        {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(format!(
+                    "answer larger than sync.max_response_bytes ({limit} bytes)"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
     }
     .await;
     match answer {
         Ok(v) => sentry::first_release(&v),
         Err(e) => {
             state.telemetry.source_api_error(Ingress::Sentry);
-            // reqwest errors carry the URL (no token); never the headers.
+            // Errors without the URL or the headers: no token.
             tracing::warn!(error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
             None
         }

@@ -123,7 +123,9 @@ fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
     }
     let f: f64 = text.parse().ok()?;
     // Below 2^64 exactly (u64::MAX as f64 rounds up to 2^64).
-    (f.is_finite() && f >= 0.0 && f < 18_446_744_073_709_551_616.0).then(|| f.ceil() as u64)
+    (0.0..18_446_744_073_709_551_616.0)
+        .contains(&f)
+        .then(|| f.ceil() as u64)
 }
 
 #[cfg(test)]

@@ -549,7 +549,6 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub path: String,
-    pub query: String,
     pub headers: Vec<(String, String)>,
 }
 
@@ -627,7 +626,6 @@ async fn hostile_layer(
     let uri = req.uri().clone();
     h.0.lock().unwrap().seen.push(Seen {
         path: uri.path().to_owned(),
-        query: uri.query().unwrap_or("").to_owned(),
         headers: req
             .headers()
             .iter()

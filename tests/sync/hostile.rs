@@ -439,3 +439,127 @@ async fn pages_and_time_per_pass_are_capped() {
         started.elapsed()
     );
 }
+
+/// Runs `cmd` to its end; its output and its peak resident memory in KiB
+/// (the kernel's `ru_maxrss` of the reaped child: VmHWM at exit).
+fn run_measured(mut cmd: Command, dir: &Path) -> (Output, u64) {
+    let out_file = dir.join("stdout");
+    let err_file = dir.join("stderr");
+    cmd.stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap());
+    let child = cmd.spawn().expect("binary runs");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data the kernel fills; `pid` is our child,
+    // reaped here and never waited for again (the `Child` is forgotten).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
+    assert_eq!(reaped, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let output = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: std::fs::read(out_file).unwrap(),
+        stderr: std::fs::read(err_file).unwrap(),
+    };
+    assert!(code.is_some(), "killed by a signal: {}", text(&output));
+    (output, usage.ru_maxrss as u64)
+}
+
+/// A 200 MB answer, streamed without a length or declared by one, is
+/// refused at `sync.max_response_bytes` (32 MiB by default), naming the URL
+/// and the limit, and `sync` stays under 128 MiB resident.
+#[tokio::test]
+async fn a_huge_answer_is_refused_at_the_limit_within_bounded_memory() {
+    for declared in [false, true] {
+        let stand = Stand::start(Github).await;
+        stand.hostile.on(
+            "/issues",
+            Act::Huge {
+                bytes: 200_000_000,
+                declared,
+            },
+            1,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = stand.command(dir.path(), &[], &[]);
+        let path = dir.path().to_owned();
+        let started = Instant::now();
+        let (out, peak_kib) = tokio::task::spawn_blocking(move || run_measured(cmd, &path))
+            .await
+            .unwrap();
+        let url = format!("{}/repos/acme/payments/issues?", stand.api);
+        stand.failed_with(
+            &out,
+            &["sync.max_response_bytes (33554432 bytes)", url.as_str()],
+        );
+        assert!(
+            peak_kib < 128 * 1024,
+            "declared {declared}: peak resident {peak_kib} KiB"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+}
+
+/// A vendor's 401 quoting the credentials it was sent is printed with them
+/// blanked out, for every vendor (Jira with basic auth and with Bearer).
+#[tokio::test]
+async fn a_vendor_message_quoting_the_token_is_printed_blanked() {
+    for vendor in ALL {
+        let stand = Stand::start(vendor).await;
+        let quoted = match vendor {
+            JiraCloud => format!(
+                "you sent authorization: Basic {} ({}:{})",
+                stand.secrets[1],
+                jira::USER,
+                jira::TOKEN
+            ),
+            Gitlab => format!("you sent private-token: {}", stand.secrets[0]),
+            _ => format!("you sent authorization: Bearer {}", stand.secrets[0]),
+        };
+        let body = match vendor {
+            Github | Gitlab => json!({"message": quoted}),
+            JiraCloud | JiraDc => json!({"errorMessages": [quoted], "errors": {}}),
+            Sentry => json!({"detail": quoted}),
+        };
+        stand
+            .hostile
+            .on(stand.resolve(), Act::Answer(401, vec![], body), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        let shown = match vendor {
+            // `user:token` is a secret whole, as sent.
+            JiraCloud => "you sent authorization: Basic *** (***)".to_owned(),
+            Gitlab => "you sent private-token: ***".to_owned(),
+            _ => "you sent authorization: Bearer ***".to_owned(),
+        };
+        stand.failed_with(&out, &["401", &shown]);
+    }
+}
+
+/// Rate-limit headers from far in the future (`u64::MAX`) neither panic
+/// nor wait: the pass stops saying when to retry.
+#[tokio::test]
+async fn a_rate_limit_reset_at_the_end_of_time_stops_the_pass_without_a_panic() {
+    let limited = vec![
+        ("x-ratelimit-remaining", "0".to_owned()),
+        ("x-ratelimit-reset", u64::MAX.to_string()),
+        ("retry-after", u64::MAX.to_string()),
+    ];
+    for act in [
+        Act::Answer(
+            429,
+            limited.clone(),
+            json!({"message": "API rate limit exceeded"}),
+        ),
+        Act::Headers(limited),
+    ] {
+        let stand = Stand::start(Github).await;
+        stand.hostile.on("/repos/acme/payments", act, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &["rate limited until", "sync.max_wait"]);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
