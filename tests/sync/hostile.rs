@@ -493,6 +493,7 @@ async fn a_huge_answer_is_refused_at_the_limit_within_bounded_memory() {
             &out,
             &["sync.max_response_bytes (33554432 bytes)", url.as_str()],
         );
+        eprintln!("declared {declared}: peak resident {peak_kib} KiB");
         assert!(
             peak_kib < 128 * 1024,
             "declared {declared}: peak resident {peak_kib} KiB"

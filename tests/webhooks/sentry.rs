@@ -226,6 +226,28 @@ async fn first_release_comes_from_the_issue_api() {
     );
 }
 
+/// The issue id comes from the webhook: it reaches the issue API as one
+/// percent-encoded path segment, never as more path or a query.
+#[tokio::test]
+async fn the_issue_id_of_a_webhook_is_one_encoded_path_segment() {
+    let (url, sentry) = stand_in().await;
+    let app = spawn_with(with_api(&url)).await;
+    let odd = "42 x/../../7?stage=qa#f";
+    let body = edited("sentry-docs/issue_created.json", |v| {
+        v["data"]["issue"]["id"] = json!(odd);
+    });
+    let r = app.sentry("issue", &body).await;
+    assert_eq!(r.expect(200).json["accepted"], 2, "{}", r.text);
+    let seen = sentry.seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![(
+            format!("/api/0/organizations/test-org/issues/{odd}/"),
+            "Bearer sntrys_test_token".to_owned()
+        )]
+    );
+}
+
 #[tokio::test]
 async fn a_failing_issue_api_leaves_the_defect_unattributed() {
     let (url, sentry) = stand_in().await;
