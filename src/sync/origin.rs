@@ -44,7 +44,11 @@ impl Origin {
 
     /// `url` parsed, when it is within this origin; the refusal otherwise.
     pub fn check(&self, url: &str) -> Result<Url, SyncError> {
-        let parsed = Url::parse(url).ok().filter(|u| Origin::of(u) == *self);
+        // A user name or password in a URL would replace the configured
+        // credentials (reqwest sends them as basic auth): refused as well.
+        let parsed = Url::parse(url).ok().filter(|u| {
+            Origin::of(u) == *self && u.username().is_empty() && u.password().is_none()
+        });
         parsed.ok_or_else(|| SyncError::Refused {
             url: shown(url),
             origin: self.to_string(),
@@ -168,6 +172,7 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(!e.contains("hunter2") && !e.contains("bot"), "{e}");
+        assert!(o.check("https://x:y@gitlab.example.com/x").is_err());
         assert!(Origin::of_api("ftp://x").is_err());
     }
 
