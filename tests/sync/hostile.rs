@@ -564,3 +564,51 @@ async fn a_rate_limit_reset_at_the_end_of_time_stops_the_pass_without_a_panic() 
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 }
+
+/// `serve`'s reconcile uses the same client: a huge answer, then a next page
+/// on another origin, fail their passes; the next interval runs again and
+/// the other origin never sees a request.
+#[tokio::test]
+async fn serve_reconciles_refuse_the_same_answers_and_keep_running() {
+    let (other, log) = elsewhere("127.0.0.2").await;
+    let stand = Stand::start(Github).await;
+    stand.hostile.on(
+        "/issues",
+        Act::Huge {
+            bytes: 200_000_000,
+            declared: false,
+        },
+        1,
+    );
+    let next = format!("{other}/repositories/{}/issues?page=2", github::REPO_ID);
+    stand.hostile.on(
+        "/issues",
+        Act::Headers(vec![("link", format!("<{next}>; rel=\"next\""))]),
+        usize::MAX,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let api = stand.api.clone();
+    let served = crate::served::Served::start(&dir.path().join("bug-escape.db"), |s| {
+        s.webhooks.github.api.api_url = api;
+        s.webhooks.github.api.api_token = Some(github::TOKEN.into());
+        s.webhooks.github.repositories = vec![github::REPO.into()];
+        s.webhooks.github.sync_interval = Some("200ms".into());
+    })
+    .await;
+    let lists = || {
+        stand
+            .hostile
+            .seen()
+            .iter()
+            .filter(|s| s.path.ends_with("/issues"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lists() < 3 {
+        assert!(Instant::now() < deadline, "{} listings in 20 s", lists());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    served.metrics().await;
+    assert!(log.seen().is_empty(), "{:?}", log.seen());
+    served.stop().await;
+}
