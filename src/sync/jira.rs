@@ -79,7 +79,11 @@ impl<'a> Jira<'a> {
 fn jql(key: &str, since: Option<Millis>, now: Millis) -> String {
     let mut q = format!("project = \"{key}\"");
     if let Some(at) = since {
-        let minutes = (now - at).max(0).div_euclid(60_000) + 1 + SKEW_MINUTES;
+        let minutes = now
+            .saturating_sub(at)
+            .max(0)
+            .div_euclid(60_000)
+            .saturating_add(1 + SKEW_MINUTES);
         q.push_str(&format!(" AND updated >= \"-{minutes}m\""));
     }
     q.push_str(" ORDER BY updated ASC, id ASC");

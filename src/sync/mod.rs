@@ -311,7 +311,9 @@ impl SyncError {
 
 /// A time for messages (RFC 3339).
 fn time(at: Millis) -> String {
-    crate::metrics::report::rfc3339(at).unwrap_or_else(|| at.to_string())
+    // A server's reset can be any number: one past the calendar is said so.
+    crate::metrics::report::rfc3339(at)
+        .unwrap_or_else(|| format!("a time past any date ({at} ms after 1970)"))
 }
 
 impl From<rusqlite::Error> for SyncError {

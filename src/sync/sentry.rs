@@ -264,7 +264,8 @@ impl Vendor for Sentry<'_> {
 
     fn sweep_since(&self) -> Option<Millis> {
         let retention = self.config.webhooks.sentry.retention;
-        Some(now_ms() - retention.as_millis() as Millis)
+        let retention = Millis::try_from(retention.as_millis()).unwrap_or(Millis::MAX);
+        Some(now_ms().saturating_sub(retention))
     }
 
     fn probe_url(&self, _scope: &Project, id: &str) -> Option<(String, &'static [u16])> {
