@@ -229,14 +229,14 @@ impl Client {
     ) -> Result<Try, SyncError> {
         if let Some(limit) = ratelimit::refused(status, headers, &message, self.cfg.max_wait) {
             return match limit {
+                Limit::Beyond { until } => Err(SyncError::RateLimited {
+                    url: shown.to_owned(),
+                    until,
+                }),
                 _ if last => Err(SyncError::Http {
                     url: shown.to_owned(),
                     status,
                     message: format!("still rate limited after {attempt} tries: {message}"),
-                }),
-                Limit::Beyond { until } => Err(SyncError::RateLimited {
-                    url: shown.to_owned(),
-                    until,
                 }),
                 Limit::Wait(wait) => {
                     tracing::warn!(url = %shown, status, wait_ms = wait.as_millis() as u64, "rate limited; waiting");

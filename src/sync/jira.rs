@@ -328,7 +328,8 @@ impl Vendor for Jira<'_> {
         match adapter::issue_item(self.config, &issue, None, now) {
             Ok((item, _)) => Some(item),
             Err(e) => {
-                tracing::warn!(source = "jira", id, field = %e.field, reason = %e.reason, "moved issue rejected");
+                let reason = super::redact::Redact::of(self.config).text(&e.reason);
+                tracing::warn!(source = "jira", id, field = %e.field, %reason, "moved issue rejected");
                 None
             }
         }
