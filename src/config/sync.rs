@@ -39,7 +39,7 @@ pub struct SyncSettings {
 }
 
 /// Bounds of `max_pages`.
-pub const MAX_PAGES: std::ops::RangeInclusive<u64> = 1..=10_000_000;
+pub const MAX_PAGES: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 /// Longest `pass_timeout`.
 pub const MAX_PASS_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Bounds of `max_response_bytes`: 1 KiB to 1 GiB.
@@ -53,7 +53,7 @@ impl Default for SyncSettings {
             retry_backoff: "1s".into(),
             max_wait: "15m".into(),
             page_size: 100,
-            max_pages: 100_000,
+            max_pages: 10_000,
             pass_timeout: "6h".into(),
             max_response_bytes: 32 << 20,
         }
