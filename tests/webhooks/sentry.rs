@@ -134,13 +134,15 @@ struct StandIn {
     seen: Arc<Mutex<Vec<(String, String)>>>,
     status: Arc<Mutex<u16>>,
     delay: Arc<Mutex<Duration>>,
+    /// Answer with a redirect here instead.
+    redirect: Arc<Mutex<Option<String>>>,
 }
 
 async fn issue_api(
     State(s): State<StandIn>,
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> impl IntoResponse {
+) -> axum::response::Response {
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -150,6 +152,9 @@ async fn issue_api(
         .lock()
         .expect("lock")
         .push((format!("/api/0/organizations/{org}/issues/{id}/"), auth));
+    if let Some(to) = s.redirect.lock().expect("lock").clone() {
+        return (StatusCode::FOUND, [("location", to)], axum::Json(json!({}))).into_response();
+    }
     let delay = *s.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
     let status = *s.status.lock().expect("lock");
@@ -164,6 +169,7 @@ async fn issue_api(
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         axum::Json(body),
     )
+        .into_response()
 }
 
 /// Starts the stand-in on loopback; answers 200 until told otherwise.
@@ -245,6 +251,33 @@ async fn the_issue_id_of_a_webhook_is_one_encoded_path_segment() {
             format!("/api/0/organizations/test-org/issues/{odd}/"),
             "Bearer sntrys_test_token".to_owned()
         )]
+    );
+}
+
+/// A redirect of the issue API is not followed: the token goes to
+/// `api_url` only, never to the host a redirect names.
+#[tokio::test]
+async fn a_redirect_of_the_issue_api_is_not_followed() {
+    let (url, sentry) = stand_in().await;
+    // Another origin (the same host, another port) that would answer.
+    let (elsewhere, other) = stand_in().await;
+    *sentry.redirect.lock().expect("lock") = Some(format!(
+        "{elsewhere}/api/0/organizations/test-org/issues/1170820242/"
+    ));
+    let app = spawn_with(with_api(&url)).await;
+    let r = app
+        .sentry("issue", &fixture("sentry-docs/issue_created.json"))
+        .await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    assert_eq!(sentry.seen.lock().expect("lock").len(), 1);
+    assert!(other.seen.lock().expect("lock").is_empty());
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value(
+            "bug_escape_source_api_errors_total",
+            &[("source", "sentry")]
+        ),
+        1.0
     );
 }
 
