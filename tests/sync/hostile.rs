@@ -39,92 +39,10 @@ struct Stand {
 impl Stand {
     async fn start(vendor: Vendor) -> Stand {
         let (api, hostile, secrets, gh) = match vendor {
-            Github => {
-                let base = "https://api.github.com";
-                let f = github::Fake::start(github::World {
-                    issues: (1..=3)
-                        .map(|n| {
-                            github::issue_object(
-                                base,
-                                github::REPO,
-                                n,
-                                &["bug", "stage:qa"],
-                                "2024-01-01T00:00:00Z",
-                                &format!("2024-03-0{n}T00:00:00Z"),
-                            )
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .await;
-                let h = f.hostile.clone();
-                (f.url(), h, vec![github::TOKEN.to_owned()], Some(f))
-            }
-            Gitlab => {
-                let f = gitlab::Fake::start(gitlab::World {
-                    issues: (1..=3)
-                        .map(|n| {
-                            gitlab::issue_object(
-                                n,
-                                &["bug"],
-                                "2024-01-10T09:00:00.000Z",
-                                &format!("2024-03-0{n}T00:00:00.000Z"),
-                            )
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .await;
-                (f.url(), f.hostile.clone(), vec![gitlab::TOKEN.into()], None)
-            }
-            JiraCloud | JiraDc => {
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    jira::USER,
-                    jira::TOKEN
-                ));
-                let auth = if vendor == JiraCloud {
-                    format!("Basic {basic}")
-                } else {
-                    format!("Bearer {}", jira::TOKEN)
-                };
-                let f = jira::Fake::start(jira::World {
-                    issues: (1..=3)
-                        .map(|n| {
-                            jira::issue_object(
-                                10000 + n,
-                                &format!("PAY-{n}"),
-                                "Bug",
-                                &["stage:qa"],
-                                &[],
-                                &format!("2024-03-0{n}T00:00:00.000+0000"),
-                            )
-                        })
-                        .collect(),
-                    auth,
-                    ..Default::default()
-                })
-                .await;
-                let secrets = vec![jira::TOKEN.into(), basic];
-                (f.url(), f.hostile.clone(), secrets, None)
-            }
-            Sentry => {
-                let f = sentry::Fake::start(sentry::World {
-                    issues: (1..=3)
-                        .map(|n| {
-                            sentry::issue_object(
-                                100 + n,
-                                "unresolved",
-                                "2024-03-01T00:00:00Z",
-                                &format!("2024-03-0{n}T10:00:00Z"),
-                            )
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .await;
-                (f.url(), f.hostile.clone(), vec![sentry::TOKEN.into()], None)
-            }
+            Github => github_stand().await,
+            Gitlab => gitlab_stand().await,
+            JiraCloud | JiraDc => jira_stand(vendor).await,
+            Sentry => sentry_stand().await,
         };
         Stand {
             vendor,
@@ -244,6 +162,100 @@ impl Stand {
             );
         }
     }
+}
+
+/// What a stand-in is made of.
+type Parts = (String, Hostile, Vec<String>, Option<github::Fake>);
+
+/// The github stand-in: its `api_url`, hostile layer, secrets and fake.
+async fn github_stand() -> Parts {
+    let base = "https://api.github.com";
+    let f = github::Fake::start(github::World {
+        issues: (1..=3)
+            .map(|n| {
+                github::issue_object(
+                    base,
+                    github::REPO,
+                    n,
+                    &["bug", "stage:qa"],
+                    "2024-01-01T00:00:00Z",
+                    &format!("2024-03-0{n}T00:00:00Z"),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    })
+    .await;
+    let h = f.hostile.clone();
+    (f.url(), h, vec![github::TOKEN.to_owned()], Some(f))
+}
+
+/// The gitlab stand-in: its `api_url`, hostile layer, secrets and fake.
+async fn gitlab_stand() -> Parts {
+    let f = gitlab::Fake::start(gitlab::World {
+        issues: (1..=3)
+            .map(|n| {
+                gitlab::issue_object(
+                    n,
+                    &["bug"],
+                    "2024-01-10T09:00:00.000Z",
+                    &format!("2024-03-0{n}T00:00:00.000Z"),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    })
+    .await;
+    (f.url(), f.hostile.clone(), vec![gitlab::TOKEN.into()], None)
+}
+
+/// The jira stand-in: its `api_url`, hostile layer, secrets and fake.
+async fn jira_stand(vendor: Vendor) -> Parts {
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", jira::USER, jira::TOKEN));
+    let auth = if vendor == JiraCloud {
+        format!("Basic {basic}")
+    } else {
+        format!("Bearer {}", jira::TOKEN)
+    };
+    let f = jira::Fake::start(jira::World {
+        issues: (1..=3)
+            .map(|n| {
+                jira::issue_object(
+                    10000 + n,
+                    &format!("PAY-{n}"),
+                    "Bug",
+                    &["stage:qa"],
+                    &[],
+                    &format!("2024-03-0{n}T00:00:00.000+0000"),
+                )
+            })
+            .collect(),
+        auth,
+        ..Default::default()
+    })
+    .await;
+    let secrets = vec![jira::TOKEN.into(), basic];
+    (f.url(), f.hostile.clone(), secrets, None)
+}
+
+/// The sentry stand-in: its `api_url`, hostile layer, secrets and fake.
+async fn sentry_stand() -> Parts {
+    let f = sentry::Fake::start(sentry::World {
+        issues: (1..=3)
+            .map(|n| {
+                sentry::issue_object(
+                    100 + n,
+                    "unresolved",
+                    "2024-03-01T00:00:00Z",
+                    &format!("2024-03-0{n}T10:00:00Z"),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    })
+    .await;
+    (f.url(), f.hostile.clone(), vec![sentry::TOKEN.into()], None)
 }
 
 /// The next page named on another origin (another loopback host, another
