@@ -19,6 +19,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 const USER: &str = "prometheus";
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A date: year, month, day.
+type Ymd = (i32, u8, u8);
+
 /// A certificate authority that signs server and client certificates.
 struct Ca {
     pem: String,
@@ -43,13 +46,9 @@ impl Ca {
         self.sign_dated(names, None)
     }
 
-    /// Like [`Ca::sign`], valid from and to the dates given (year, month,
-    /// day) rather than rcgen's default (1975 to 4096).
-    fn sign_dated(
-        &self,
-        names: &[&str],
-        dates: Option<((i32, u8, u8), (i32, u8, u8))>,
-    ) -> (String, String) {
+    /// Like [`Ca::sign`], valid from and to the dates given rather than
+    /// rcgen's default (1975 to 4096).
+    fn sign_dated(&self, names: &[&str], dates: Option<(Ymd, Ymd)>) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         if let Some(((y0, m0, d0), (y1, m1, d1))) = dates {
