@@ -21,5 +21,6 @@ mod read;
 mod releases;
 mod report;
 mod startup;
+mod summary_page;
 mod surface;
 mod tls;
