@@ -72,7 +72,7 @@ struct User {
 /// Every check that reaches bcrypt does the work of one verification at the
 /// highest configured cost, whoever is asked for: an unknown user is checked
 /// against a dummy hash of that cost, and a user whose hash is cheaper is
-/// padded with bcrypt runs up to it (see [`BasicAuth::verify`]). So neither
+/// padded with bcrypt runs up to it (see `BasicAuth::verify`). So neither
 /// a user's existence nor the cost of its hash shows in the answer's time.
 pub struct BasicAuth {
     users: BTreeMap<String, User>,

@@ -311,7 +311,7 @@ fn paging_html(p: Paging) -> String {
 ///
 /// The aggregates are read-locked only to choose the products (what a
 /// scrape does) and copy this page's rows; the HTML is written after the
-/// lock is released, on the blocking pool, one page at a time ([`RENDERS`]).
+/// lock is released, on the blocking pool, one page at a time (`RENDERS`).
 pub async fn landing(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
