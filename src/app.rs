@@ -79,6 +79,9 @@ impl Application {
                 headers = web.headers.len(),
                 "web configuration read (a change takes a restart)"
             );
+            for warning in &web.warnings {
+                warning.log();
+            }
             if web.basic_auth() && web.tls.is_none() {
                 tracing::warn!(
                     "basic auth without TLS: passwords cross the network in clear; set tls_server_config"

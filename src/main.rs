@@ -104,6 +104,9 @@ fn main() -> ExitCode {
                         c.web.basic_auth_users.len()
                     ));
                 }
+                for warning in &c.web.warnings {
+                    complain(&format!("warning: {warning}"));
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -37,6 +37,9 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+pub mod warnings;
+pub use warnings::Warning;
+
 /// The file as written (exporter-toolkit's keys; unknown ones refused).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +194,10 @@ pub struct WebConfig {
     pub basic_auth_users: BTreeMap<String, String>,
     /// `http_server_config.headers`, added to every answer.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What is accepted but deserves a word at start (cheap hashes, a
+    /// certificate outside its dates): `serve` logs them, `check-config`
+    /// prints them.
+    pub warnings: Vec<Warning>,
 }
 
 impl fmt::Debug for WebConfig {
@@ -205,6 +212,7 @@ impl fmt::Debug for WebConfig {
                 &self.basic_auth_users.keys().collect::<Vec<_>>(),
             )
             .field("headers", &self.headers)
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -252,9 +260,10 @@ impl WebConfig {
         }
         let mut out = WebConfig::default();
         if let Some(tls) = f.tls_server_config.filter(|t| !t.is_empty()) {
-            let (config, auth) = tls_config(tls, dir)?;
+            let (config, auth, warnings) = tls_config(tls, dir)?;
             out.tls = Some(Arc::new(config));
             out.client_auth = Some(auth);
+            out.warnings.extend(warnings);
         }
         for (user, hash) in f.basic_auth_users.unwrap_or_default() {
             if user.is_empty() || user.contains(':') {
@@ -262,11 +271,13 @@ impl WebConfig {
                     "basic_auth_users: a user name must be non-empty and hold no `:`".into(),
                 );
             }
-            if hash.parse::<bcrypt::HashParts>().is_err() {
+            let Ok(parts) = hash.parse::<bcrypt::HashParts>() else {
                 return Err(format!(
                     "basic_auth_users.{user}: not a bcrypt hash (`$2y$10$…`, as `htpasswd -nBC 10 \"\" | tr -d ':\\n'` prints)"
                 ));
-            }
+            };
+            out.warnings
+                .extend(warnings::hash_cost(&user, parts.get_cost()));
             out.basic_auth_users.insert(user, hash);
         }
         if let Some(http) = f.http_server_config {
@@ -310,7 +321,7 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> 
     Ok((name, value))
 }
 
-fn tls_config(t: TlsFile, dir: &Path) -> Result<(ServerConfig, ClientAuth), String> {
+fn tls_config(t: TlsFile, dir: &Path) -> Result<(ServerConfig, ClientAuth, Vec<Warning>), String> {
     const K: &str = "tls_server_config";
     if t.client_allowed_sans.is_some() {
         return Err(format!(
@@ -347,6 +358,7 @@ fn tls_config(t: TlsFile, dir: &Path) -> Result<(ServerConfig, ClientAuth), Stri
     if certs.is_empty() {
         return Err(format!("{cert_key}: holds no PEM certificate"));
     }
+    let warnings = warnings::certificates(&cert_key, &certs, chrono::Utc::now().timestamp());
     // The error of a private key's parser could quote it: it is not shown.
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|_| format!("{key_key}: holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
@@ -428,7 +440,7 @@ fn tls_config(t: TlsFile, dir: &Path) -> Result<(ServerConfig, ClientAuth), Stri
     // The accept loop speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(false);
-    Ok((config, auth))
+    Ok((config, auth, warnings))
 }
 
 /// `min_version`/`max_version` (default TLS12 … TLS13).

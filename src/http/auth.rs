@@ -50,10 +50,6 @@ pub fn check_writer(
 /// every 15 s costs one bcrypt run, not one per scrape.
 const CACHE_ENTRIES: usize = 64;
 
-/// The hash checked for an unknown user, so that it costs as much time as a
-/// known one (bcrypt of a random password, cost 10).
-const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
-
 /// Paths basic auth leaves to their own authentication (webhooks: HMAC
 /// signature or token; `/api/v1/*`: bearer token or loopback) or open for
 /// probes (`/healthz`, `/readyz`).
@@ -63,66 +59,73 @@ pub fn open_to_all(path: &str) -> bool {
         || path.starts_with("/api/v1/")
 }
 
+/// A configured user: the hash and its cost, read once at start.
+struct User {
+    hash: String,
+    cost: u32,
+}
+
 /// Basic auth against bcrypt hashes, with a cache of successes. bcrypt runs
 /// on the blocking pool, one check at a time (as exporter-toolkit does), so
 /// a flood of wrong passwords takes one core at most.
+///
+/// Every check that reaches bcrypt does the work of one verification at the
+/// highest configured cost, whoever is asked for: an unknown user is checked
+/// against a dummy hash of that cost, and a user whose hash is cheaper is
+/// padded with bcrypt runs up to it (see `BasicAuth::verify`). So neither
+/// a user's existence nor the cost of its hash shows in the answer's time.
 pub struct BasicAuth {
-    users: BTreeMap<String, String>,
+    users: BTreeMap<String, User>,
+    /// The highest cost among the users' hashes.
+    max_cost: u32,
+    /// Checked for unknown users: never matches, costs `max_cost`.
+    dummy: String,
     /// SHA-256 digests of (user, password, hash) that verified.
     cache: Mutex<VecDeque<[u8; 32]>>,
     bcrypt: Semaphore,
-    /// bcrypt runs so far (tests check that the cache spares them).
+    /// Checks that ran bcrypt so far (tests check that the cache spares them).
     runs: AtomicU64,
 }
 
 impl BasicAuth {
+    /// `users` maps names to bcrypt hashes (checked when the web
+    /// configuration was read; one that does not parse never verifies).
     pub fn new(users: BTreeMap<String, String>) -> Self {
+        let users: BTreeMap<String, User> = users
+            .into_iter()
+            .map(|(name, hash)| {
+                let cost = hash
+                    .parse::<bcrypt::HashParts>()
+                    .map_or(MIN_COST, |h| h.get_cost());
+                (name, User { hash, cost })
+            })
+            .collect();
+        let max_cost = users.values().map(|u| u.cost).max().unwrap_or(MIN_COST);
         Self {
             users,
+            max_cost,
+            dummy: dummy_hash(max_cost),
             cache: Mutex::default(),
             bcrypt: Semaphore::new(1),
             runs: AtomicU64::new(0),
         }
     }
 
-    /// bcrypt verifications run so far.
+    /// Checks that ran bcrypt so far.
     pub fn bcrypt_runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
     }
 
     /// Checks an `Authorization` header value.
     pub async fn check(&self, authorization: Option<&[u8]>) -> Result<(), AppError> {
-        let missing = AppError::BasicAuth("missing `Authorization: Basic` credentials");
-        let wrong = AppError::BasicAuth("wrong user name or password");
-        let value = authorization.ok_or(missing)?;
-        let (scheme, encoded) = value
-            .iter()
-            .position(|b| *b == b' ')
-            .map(|i| value.split_at(i))
-            .ok_or(AppError::BasicAuth(
-                "the Authorization header is not `Basic <credentials>`",
-            ))?;
-        if !scheme.eq_ignore_ascii_case(b"basic") {
-            return Err(AppError::BasicAuth(
-                "the Authorization header is not `Basic <credentials>`",
-            ));
-        }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim_ascii())
-            .map_err(|_| AppError::BasicAuth("the Basic credentials are not base64"))?;
-        let colon = decoded
-            .iter()
-            .position(|b| *b == b':')
-            .ok_or(AppError::BasicAuth(
-                "the Basic credentials are not `user:password`",
-            ))?;
+        let (decoded, colon) = credentials(authorization)?;
         let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
-        let (known, hash) = match std::str::from_utf8(user)
+        let known = std::str::from_utf8(user)
             .ok()
-            .and_then(|u| self.users.get(u))
-        {
-            Some(h) => (true, h.clone()),
-            None => (false, DUMMY_HASH.to_owned()),
+            .and_then(|u| self.users.get(u));
+        let (hash, cost) = match known {
+            Some(u) => (u.hash.clone(), u.cost),
+            None => (self.dummy.clone(), self.max_cost),
         };
         let digest = {
             let mut d = Sha256::new();
@@ -132,7 +135,9 @@ impl BasicAuth {
             }
             <[u8; 32]>::from(d.finalize())
         };
-        if known && self.cached(&digest) {
+        // Only successes are cached, so a hit is a known user with the right
+        // password; every other caller takes the bcrypt path below.
+        if self.cached(&digest) && known.is_some() {
             return Ok(());
         }
         let verified = {
@@ -144,12 +149,13 @@ impl BasicAuth {
                 .map_err(|_| AppError::BasicAuth("wrong user name or password"))?;
             self.runs.fetch_add(1, Ordering::Relaxed);
             let password = password.to_vec();
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            let max_cost = self.max_cost;
+            tokio::task::spawn_blocking(move || Self::verify(&password, &hash, cost, max_cost))
                 .await
-                .is_ok_and(|r| r.unwrap_or(false))
+                .unwrap_or(false)
         };
-        if !(known && verified) {
-            return Err(wrong);
+        if !(known.is_some() && verified) {
+            return Err(AppError::BasicAuth("wrong user name or password"));
         }
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
@@ -158,6 +164,21 @@ impl BasicAuth {
             cache.push_back(digest);
         }
         Ok(())
+    }
+
+    /// Verifies `password` against `hash` (of `cost`), then pads the work to
+    /// one verification at `max_cost`: bcrypt's time doubles with each cost
+    /// step, so runs at `cost`, `cost + 1`, … `max_cost - 1` add up to what
+    /// the one run at `cost` lacks (2^c + 2^c + … + 2^(m-1) = 2^m). Equal
+    /// work rather than a sleep: the padding takes the same CPU as a real
+    /// check, so nothing else (load, a busy core) tells them apart either.
+    fn verify(password: &[u8], hash: &str, cost: u32, max_cost: u32) -> bool {
+        let verified = bcrypt::verify(password, hash).unwrap_or(false);
+        let salt = [0x5a; 16];
+        for padding in cost..max_cost {
+            let _ = std::hint::black_box(bcrypt::hash_with_salt(password, padding, salt));
+        }
+        verified
     }
 
     /// Whether `digest` verified before; every entry is compared, in
@@ -172,6 +193,52 @@ impl BasicAuth {
         }
         bool::from(hit)
     }
+}
+
+/// bcrypt's lowest cost.
+const MIN_COST: u32 = 4;
+
+/// A hash no password verifies against that costs `cost` to check: a real
+/// hash (random salt) made at the lowest cost, its cost field then raised.
+/// Checking it runs bcrypt at `cost` over that salt, whose output cannot
+/// equal the cost-4 output stored; made this way it costs nothing at start,
+/// whatever the configured cost.
+fn dummy_hash(cost: u32) -> String {
+    let cheap = bcrypt::hash("no password verifies against this hash", MIN_COST)
+        .unwrap_or_else(|_| "$2b$04$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi".into());
+    // `$2b$04$<salt and hash>`: the cost is the two digits at 4..6.
+    format!("{}{cost:02}{}", &cheap[..4], &cheap[6..])
+}
+
+/// The user name and password of `Basic` credentials (as bytes: a name
+/// that is not UTF-8 is an unknown user, checked like any other).
+/// The decoded `user:password` of `Basic` credentials and where its colon
+/// is.
+fn credentials(authorization: Option<&[u8]>) -> Result<(Vec<u8>, usize), AppError> {
+    let not_basic = AppError::BasicAuth("the Authorization header is not `Basic <credentials>`");
+    let value = authorization.ok_or(AppError::BasicAuth(
+        "missing `Authorization: Basic` credentials",
+    ))?;
+    let Some((scheme, encoded)) = value
+        .iter()
+        .position(|b| *b == b' ')
+        .map(|i| value.split_at(i))
+    else {
+        return Err(not_basic);
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Err(not_basic);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .map_err(|_| AppError::BasicAuth("the Basic credentials are not base64"))?;
+    let colon = decoded
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or(AppError::BasicAuth(
+            "the Basic credentials are not `user:password`",
+        ))?;
+    Ok((decoded, colon))
 }
 
 /// Middleware: basic auth on every path but [`open_to_all`] ones.
@@ -252,6 +319,30 @@ mod tests {
             assert_eq!(e.reason_label(), "auth");
         }
         assert_eq!(auth.bcrypt_runs(), 4);
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_the_highest_configured_cost_and_never_verifies() {
+        let users = BTreeMap::from([
+            ("a".to_owned(), bcrypt::hash("pw", 4).unwrap()),
+            ("b".to_owned(), bcrypt::hash("pw", 6).unwrap()),
+        ]);
+        let auth = BasicAuth::new(users);
+        assert_eq!(auth.max_cost, 6);
+        let parts: bcrypt::HashParts = auth.dummy.parse().expect("a bcrypt hash");
+        assert_eq!(parts.get_cost(), 6);
+        for guess in ["", "pw", "no password verifies against this hash"] {
+            assert!(!bcrypt::verify(guess, &auth.dummy).unwrap(), "{guess}");
+        }
+        assert_ne!(dummy_hash(6), auth.dummy, "a fresh salt each start");
+    }
+
+    #[test]
+    fn a_cheaper_hash_is_padded_and_still_verifies_only_its_password() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        assert!(BasicAuth::verify(b"pw", &hash, 4, 7));
+        assert!(!BasicAuth::verify(b"px", &hash, 4, 7));
+        assert!(BasicAuth::verify(b"pw", &hash, 4, 4));
     }
 
     #[tokio::test]

@@ -1,16 +1,58 @@
 //! The summary page, health and readiness, and `/metrics`.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use tokio::sync::Semaphore;
 
 use super::AppState;
-use crate::metrics::collector::select;
+use super::error::AppError;
+use crate::ingest::FieldError;
+use crate::metrics::collector::select_range;
 use crate::metrics::exposition::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
-use crate::metrics::report::{Band, Report, build};
+use crate::metrics::report::{Band, ProductReport, build_products};
 
 /// Newest releases shown per product on the summary page.
 const SUMMARY_RELEASES: usize = 10;
+
+/// Products on one page of the summary (`?page=N` for the next ones): the
+/// page stays small and quick however many products are exported; every
+/// product is in `GET /api/v1/releases`.
+pub const PAGE_PRODUCTS: usize = 50;
+
+/// One summary page is built at a time, on the blocking pool: anonymous
+/// requests for `/` queue here (asynchronously) and take one core at most,
+/// so they never hold up the async workers that answer the probes.
+static RENDERS: Semaphore = Semaphore::const_new(1);
+
+/// Where one page sits among the exported products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// 1-based.
+    pub page: usize,
+    /// Products exported (at most `max_products`).
+    pub exported: usize,
+    /// Products beyond `max_products`, not exported at all.
+    pub left_out: usize,
+}
+
+impl Paging {
+    /// Pages holding the exported products (at least 1).
+    pub fn pages(&self) -> usize {
+        self.exported.div_ceil(PAGE_PRODUCTS).max(1)
+    }
+
+    /// Indexes (export order) of the products on this page.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        Self::range_of(self.page, self.exported)
+    }
+
+    /// Indexes of the products on page `page` (1-based) of `exported`.
+    fn range_of(page: usize, exported: usize) -> std::ops::Range<usize> {
+        let start = page.saturating_sub(1).saturating_mul(PAGE_PRODUCTS);
+        start.min(exported)..start.saturating_add(PAGE_PRODUCTS).min(exported)
+    }
+}
 
 /// The page's style: no external asset, one column on a phone.
 const STYLE: &str = "
@@ -53,10 +95,11 @@ fn badge(band: Option<Band>) -> String {
     )
 }
 
-/// The summary page of `report`: per product the pooled recent rate, the
-/// newest releases, the funnel of the newest release and data quality. Every
-/// name is escaped; numbers sit in `data-*` attributes at full precision.
-pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usize) -> String {
+/// The summary page of `products` (one page of the report): per product the
+/// pooled recent rate, the newest releases, the funnel of the newest release
+/// and data quality. Every name is escaped; numbers sit in `data-*`
+/// attributes at full precision. Linear in what it shows.
+pub fn summary_html(products: &[ProductReport], metrics_href: &str, paging: Paging) -> String {
     use std::fmt::Write;
     let e = html_attr;
     let mut out = String::with_capacity(16 * 1024);
@@ -70,13 +113,18 @@ pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usiz
          <p class=\"muted\">Bug escape rate: the share of a release's defects found in \
          production. Rates come with their 95&nbsp;% Wilson interval; the band follows the \
          product's thresholds. The same numbers as <a href=\"{m}\">the metrics</a>.</p></header>\n\
-         <main class=\"products\">\n",
-        m = e(metrics_href)
+         {paging}<main class=\"products\">\n",
+        m = e(metrics_href),
+        paging = paging_html(paging),
     );
-    if report.products.is_empty() {
+    if products.is_empty() && paging.page == 1 {
         out.push_str("<p>No product has data yet.</p>\n");
     }
-    for p in &report.products {
+    for ProductReport {
+        product: p,
+        releases,
+    } in products
+    {
         let band = p.band.map_or("none", Band::as_str);
         let _ = write!(
             out,
@@ -112,12 +160,6 @@ pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usiz
             }
         }
         out.push_str("</div>\n");
-        let releases: Vec<_> = report
-            .releases
-            .iter()
-            .filter(|r| r.product == p.product)
-            .take(SUMMARY_RELEASES)
-            .collect();
         if !releases.is_empty() {
             out.push_str(
                 "<h3>Newest releases</h3>\n<table class=\"releases\"><thead><tr><th>release</th>\
@@ -125,7 +167,7 @@ pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usiz
                  <th class=\"n\">P</th><th>band</th></tr></thead><tbody>\n",
             );
         }
-        for r in &releases {
+        for r in releases {
             let band = r.band.map_or("none", Band::as_str);
             let _ = writeln!(
                 out,
@@ -209,8 +251,8 @@ pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usiz
     }
     let _ = write!(
         out,
-        "</main>\n<footer class=\"muted\"><p data-products-left-out=\"{products_left_out}\">\
-         Products left out (beyond max_products): {products_left_out}.</p>\n<ul>\
+        "</main>\n<footer class=\"muted\"><p data-products-left-out=\"{left_out}\">\
+         Products left out (beyond max_products): {left_out}.</p>\n<ul>\
          <li><a href=\"{m}\">Metrics</a></li><li><a href=\"healthz\">Health</a></li>\
          <li><a href=\"readyz\">Readiness</a></li>\
          <li><a href=\"api/v1/openapi.json\">HTTP API (OpenAPI)</a></li></ul>\n\
@@ -218,25 +260,108 @@ pub fn summary_html(report: &Report, metrics_href: &str, products_left_out: usiz
          configuration, runbook) beside the source. Write API: <code>POST /api/v1/events</code>, \
          <code>POST /api/v1/releases</code>; webhooks under <code>/webhooks/</code>.</p>\
          </footer>\n</body></html>\n",
-        m = e(metrics_href)
+        m = e(metrics_href),
+        left_out = paging.left_out,
     );
     out
 }
 
-/// `GET /`: the live summary. The links are relative (the exporter may sit
-/// under a path prefix behind a proxy); the metrics link follows
-/// `telemetry_path`.
-pub async fn landing(State(state): State<AppState>) -> Html<String> {
-    let (report, left_out) = {
-        let agg = state
-            .aggregates
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sel = select(&state.config, &agg);
-        (build(&state.config, &sel, None), sel.products_left_out())
+/// The line saying which products this page shows, with links to the pages
+/// around it and to the read API; nothing when one page holds them all.
+fn paging_html(p: Paging) -> String {
+    let range = p.range();
+    let pages = p.pages();
+    if pages == 1 && p.page == 1 {
+        return String::new();
+    }
+    let shown = range.len();
+    let not_shown = p.exported - shown;
+    let place = if shown == 0 {
+        format!("Page {} is past the last page ({pages}).", p.page)
+    } else {
+        format!(
+            "Products {}–{} of {} ({PAGE_PRODUCTS} a page): {not_shown} not shown here.",
+            range.start + 1,
+            range.end,
+            p.exported
+        )
     };
-    let metrics = state.config.telemetry_path.trim_start_matches('/');
-    Html(summary_html(&report, metrics, left_out))
+    let link =
+        |page: usize, text: &str| format!(" <a rel=\"{text}\" href=\"?page={page}\">{text}</a>");
+    let mut nav = String::new();
+    if p.page > 1 {
+        nav.push_str(&link((p.page - 1).min(pages), "prev"));
+    }
+    if p.page < pages {
+        nav.push_str(&link(p.page + 1, "next"));
+    }
+    format!(
+        "<p class=\"paging\" data-page=\"{page}\" data-pages=\"{pages}\" \
+         data-products=\"{exported}\" data-shown=\"{shown}\" data-not-shown=\"{not_shown}\">\
+         {place}{nav} Every product: <a href=\"api/v1/releases\">api/v1/releases</a> \
+         (JSON, the write API's credentials).</p>\n",
+        page = p.page,
+        exported = p.exported,
+    )
+}
+
+/// `GET /[?page=N]`: the live summary, [`PAGE_PRODUCTS`] products a page.
+/// The links are relative (the exporter may sit under a path prefix behind a
+/// proxy); the metrics link follows `telemetry_path`.
+///
+/// The aggregates are read-locked only to choose the products (what a
+/// scrape does) and copy this page's rows; the HTML is written after the
+/// lock is released, on the blocking pool, one page at a time (`RENDERS`).
+pub async fn landing(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let page = page_param(query.as_deref())?;
+    // Never closed; a failure would only refuse.
+    let _permit = RENDERS
+        .acquire()
+        .await
+        .map_err(|_| AppError::Busy("the summary page cannot be built now".into()))?;
+    let built = tokio::task::spawn_blocking(move || {
+        let (rows, paging) = {
+            let agg = state
+                .aggregates
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sel = select_range(&state.config, &agg, Paging::range_of(page, usize::MAX));
+            let paging = Paging {
+                page,
+                exported: sel.exported(),
+                left_out: sel.products_left_out(),
+            };
+            let rows = build_products(&state.config, &sel, SUMMARY_RELEASES);
+            (rows, paging)
+        };
+        let metrics = state.config.telemetry_path.trim_start_matches('/');
+        summary_html(&rows, metrics, paging)
+    })
+    .await;
+    Ok(match built {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => super::edge::json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "building the summary page failed",
+        ),
+    })
+}
+
+/// `?page=N` (1-based, 1 when absent); any other parameter, a repeated one
+/// or a page that is not a positive number is a 422 naming it.
+fn page_param(query: Option<&str>) -> Result<usize, AppError> {
+    let params = super::read::query_params(query, &["page"])?;
+    let Some(raw) = params.get("page") else {
+        return Ok(1);
+    };
+    raw.as_str()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| FieldError::new("page", "must be a whole number from 1").into())
 }
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for an HTML attribute.
@@ -287,5 +412,62 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
     } else {
         ([(header::CONTENT_TYPE, CLASSIC)], to_classic(&text)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paging(page: usize, exported: usize) -> Paging {
+        Paging {
+            page,
+            exported,
+            left_out: 0,
+        }
+    }
+
+    #[test]
+    fn pages_cover_every_exported_product_once() {
+        assert_eq!((paging(1, 0).pages(), paging(1, 0).range()), (1, 0..0));
+        assert_eq!(paging(1, 50).pages(), 1);
+        assert_eq!(paging(2, 51).range(), 50..51);
+        assert_eq!(paging(3, 120).range(), 100..120);
+        assert_eq!(paging(4, 120).range(), 120..120);
+        assert_eq!(paging(usize::MAX, 120).range(), 120..120);
+    }
+
+    #[test]
+    fn the_paging_line_says_what_is_left_out_and_links_the_read_api() {
+        assert_eq!(paging_html(paging(1, 50)), "");
+        let middle = paging_html(paging(2, 120));
+        for part in [
+            "Products 51–100 of 120",
+            "70 not shown here",
+            "data-not-shown=\"70\"",
+            "rel=\"prev\" href=\"?page=1\"",
+            "rel=\"next\" href=\"?page=3\"",
+            "href=\"api/v1/releases\"",
+        ] {
+            assert!(middle.contains(part), "{part}: {middle}");
+        }
+        let past = paging_html(paging(9, 120));
+        assert!(past.contains("past the last page (3)"), "{past}");
+        assert!(past.contains("href=\"?page=3\"") && !past.contains("rel=\"next\""));
+        let html = summary_html(&[], "metrics", paging(2, 120));
+        assert!(!html.contains("No product has data yet"));
+    }
+
+    #[test]
+    fn page_parameters_are_checked_by_name() {
+        assert_eq!(page_param(None).unwrap(), 1);
+        assert_eq!(page_param(Some("page=7")).unwrap(), 7);
+        for bad in ["page=0", "page=", "page=a", "page=1&page=1", "other=1"] {
+            assert_eq!(
+                page_param(Some(bad)).unwrap_err().reason_label(),
+                "invalid_field",
+                "{bad}"
+            );
+        }
     }
 }

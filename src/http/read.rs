@@ -28,7 +28,10 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// The query parameters of `query`, refusing names not in `known` and
 /// repeated names (422 naming the parameter).
-fn query_params(query: Option<&str>, known: &[&str]) -> Result<Map<String, Value>, AppError> {
+pub(super) fn query_params(
+    query: Option<&str>,
+    known: &[&str],
+) -> Result<Map<String, Value>, AppError> {
     let mut out = Map::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if !known.contains(&k.as_ref()) {

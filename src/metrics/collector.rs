@@ -49,6 +49,9 @@ pub struct ProductView<'a> {
 pub struct Selection<'a> {
     products: Vec<ProductView<'a>>,
     products_left_out: usize,
+    /// Products exported: all of `products`, or more when [`select_range`]
+    /// built the views of some of them only.
+    exported: usize,
 }
 
 impl<'a> Selection<'a> {
@@ -60,6 +63,12 @@ impl<'a> Selection<'a> {
     /// Products not exported (beyond `max_products`).
     pub fn products_left_out(&self) -> usize {
         self.products_left_out
+    }
+
+    /// Products exported (those of [`Selection::products`] and, after
+    /// [`select_range`], those outside its range).
+    pub fn exported(&self) -> usize {
+        self.exported
     }
 }
 
@@ -135,6 +144,17 @@ type ProductKey<'a> = (
 /// which never displace a release with defects. Work is proportional to the
 /// resident releases and products, never to the stored history.
 pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
+    select_range(config, agg, 0..usize::MAX)
+}
+
+/// Like [`select`], building the views (releases, pool) of the exported
+/// products at `range` of the export order only: a page of the summary costs
+/// the ordering of the products, not a view of each.
+pub fn select_range<'a>(
+    config: &'a Config,
+    agg: &'a Aggregates,
+    range: std::ops::Range<usize>,
+) -> Selection<'a> {
     // One pass over the products computing only their sort keys (no
     // allocation per product): a scrape with 150,000 products stays cheap.
     let key = |name: &'a str, p: Option<&'a ProductAgg>| -> ProductKey<'a> {
@@ -152,8 +172,11 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
         .iter()
         .map(|(name, p)| (key(name, Some(p)), Some(p)))
         .collect();
+    // Configured products without data, each once (a set, not a scan of
+    // `keyed` per name: thousands of configured products stay linear).
+    let mut configured = std::collections::HashSet::new();
     for p in config.products.keys().chain(&config.pinned_products) {
-        if !agg.products.contains_key(p.as_str()) && !keyed.iter().any(|(k, _)| k.3 == p) {
+        if !agg.products.contains_key(p.as_str()) && configured.insert(p.as_str()) {
             keyed.push((key(p, None), None));
         }
     }
@@ -166,8 +189,11 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     }
     keyed.truncate(config.max_products);
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let exported = keyed.len();
     let products = keyed
         .into_iter()
+        .skip(range.start)
+        .take(range.end.saturating_sub(range.start))
         .map(|(key, p)| {
             let name = key.3;
             let mut releases = p.map(|p| ranked(config, p)).unwrap_or_default();
@@ -191,6 +217,7 @@ pub fn select<'a>(config: &'a Config, agg: &'a Aggregates) -> Selection<'a> {
     Selection {
         products,
         products_left_out,
+        exported,
     }
 }
 

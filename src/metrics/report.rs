@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use super::collector::{Selection, escaped};
+use super::aggregate::ReleaseAgg;
+use super::collector::{ProductView, Selection, escaped};
 use super::formula;
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
@@ -137,82 +138,127 @@ pub fn rfc3339(ms: Millis) -> Option<String> {
 
 /// The report of `sel`, restricted to `product` when given.
 pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Report {
-    let stages = config.pipeline.stages();
     let mut releases = Vec::new();
     let mut products = Vec::new();
     for p in sel.products() {
-        let name = p.name();
-        if product.is_some_and(|want| want != name) {
+        if product.is_some_and(|want| want != p.name()) {
             continue;
         }
-        let bands = config.bands(name);
-        for (release, r) in p.releases() {
-            let (t, e) = (r.total(), escaped(config, r));
-            let rate = formula::rate(e, t);
-            let wilson = formula::wilson(e, t);
-            let rows: Vec<StageRow> = stages
+        let bands = config.bands(p.name());
+        releases.extend(
+            p.releases()
                 .iter()
-                .enumerate()
-                .map(|(k, s)| StageRow {
-                    stage: s.name.clone(),
-                    phase: s.phase.as_str(),
-                    defects: r.stages()[k],
-                    leak: (s.phase == Phase::PreRelease && s.tracked)
-                        .then(|| formula::stage_leak(r.stages(), k))
-                        .flatten(),
-                })
-                .collect();
-            let leakiest = rows
-                .iter()
-                .enumerate()
-                .filter_map(|(k, s)| Some((k, s.leak?)))
-                .filter(|(_, l)| *l > 0.0)
-                .fold(None, |best: Option<(usize, f64)>, (k, l)| match best {
-                    Some((_, b)) if b >= l => best,
-                    _ => Some((k, l)),
-                });
-            releases.push(ReleaseRow {
-                product: name.to_owned(),
-                release: (*release).to_owned(),
-                defects: t,
-                escaped: e,
-                escape_rate: rate,
-                lower: wilson.map(|w| w.0),
-                upper: wilson.map(|w| w.1),
-                band: rate.map(|x| Band::of(x, &bands)),
-                small_sample: t < bands.min_defects,
-                released_at: r.release_time.and_then(rfc3339),
-                leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
-                leakiest_stage_leak: leakiest.map(|(_, l)| l),
-                leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(name, k).to_owned()),
-                stages: rows,
-            });
-        }
-        let pool = p.pool();
-        let recent_rate = pool.and_then(|(e, t)| formula::rate(e, t));
-        let wilson = pool.and_then(|(e, t)| formula::wilson(e, t));
-        let agg = p.agg();
-        products.push(ProductRow {
-            product: name.to_owned(),
-            recent_defects: pool.map(|(_, t)| t),
-            recent_escaped: pool.map(|(e, _)| e),
-            recent_rate,
-            lower: wilson.map(|w| w.0),
-            upper: wilson.map(|w| w.1),
-            band: recent_rate.map(|x| Band::of(x, &bands)),
-            thresholds: Thresholds {
-                strong: bands.strong,
-                healthy: bands.healthy,
-                attention: bands.attention,
-            },
-            min_defects: bands.min_defects,
-            unattributed: agg.map_or(0, |a| a.unattributed.iter().sum()),
-            unknown_stage: agg.map_or(0, |a| a.unknown_stage),
-            no_stage: agg.map_or(0, |a| a.no_stage),
-            releases_left_out: p.left_out(),
-        });
+                .map(|(release, r)| release_row(config, p.name(), release, r, &bands)),
+        );
+        products.push(product_row(p, &bands));
     }
     Report { releases, products }
+}
+
+/// One product of a [`Report`] with its own releases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductReport {
+    pub product: ProductRow,
+    /// Its newest exported releases, newest first.
+    pub releases: Vec<ReleaseRow>,
+}
+
+/// The rows of the products of `sel` (export order), each with its newest
+/// `releases` releases: what a page of the summary shows (from
+/// [`select_range`](super::collector::select_range)). Costs only the rows it
+/// returns.
+pub fn build_products(config: &Config, sel: &Selection<'_>, releases: usize) -> Vec<ProductReport> {
+    sel.products()
+        .iter()
+        .map(|p| {
+            let bands = config.bands(p.name());
+            ProductReport {
+                product: product_row(p, &bands),
+                releases: p.releases()[..releases.min(p.releases().len())]
+                    .iter()
+                    .map(|(release, r)| release_row(config, p.name(), release, r, &bands))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The row of `product`'s release `release`.
+fn release_row(
+    config: &Config,
+    product: &str,
+    release: &str,
+    r: &ReleaseAgg,
+    bands: &Bands,
+) -> ReleaseRow {
+    let stages = config.pipeline.stages();
+    let (t, e) = (r.total(), escaped(config, r));
+    let rate = formula::rate(e, t);
+    let wilson = formula::wilson(e, t);
+    let rows: Vec<StageRow> = stages
+        .iter()
+        .enumerate()
+        .map(|(k, s)| StageRow {
+            stage: s.name.clone(),
+            phase: s.phase.as_str(),
+            defects: r.stages()[k],
+            leak: (s.phase == Phase::PreRelease && s.tracked)
+                .then(|| formula::stage_leak(r.stages(), k))
+                .flatten(),
+        })
+        .collect();
+    let leakiest = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some((k, s.leak?)))
+        .filter(|(_, l)| *l > 0.0)
+        .fold(None, |best: Option<(usize, f64)>, (k, l)| match best {
+            Some((_, b)) if b >= l => best,
+            _ => Some((k, l)),
+        });
+    ReleaseRow {
+        product: product.to_owned(),
+        release: release.to_owned(),
+        defects: t,
+        escaped: e,
+        escape_rate: rate,
+        lower: wilson.map(|w| w.0),
+        upper: wilson.map(|w| w.1),
+        band: rate.map(|x| Band::of(x, bands)),
+        small_sample: t < bands.min_defects,
+        released_at: r.release_time.and_then(rfc3339),
+        leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
+        leakiest_stage_leak: leakiest.map(|(_, l)| l),
+        leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(product, k).to_owned()),
+        stages: rows,
+    }
+}
+
+/// The row of product `p`: its recent pool and data quality.
+fn product_row(p: &ProductView<'_>, bands: &Bands) -> ProductRow {
+    let pool = p.pool();
+    let recent_rate = pool.and_then(|(e, t)| formula::rate(e, t));
+    let wilson = pool.and_then(|(e, t)| formula::wilson(e, t));
+    let agg = p.agg();
+    ProductRow {
+        product: p.name().to_owned(),
+        recent_defects: pool.map(|(_, t)| t),
+        recent_escaped: pool.map(|(e, _)| e),
+        recent_rate,
+        lower: wilson.map(|w| w.0),
+        upper: wilson.map(|w| w.1),
+        band: recent_rate.map(|x| Band::of(x, bands)),
+        thresholds: Thresholds {
+            strong: bands.strong,
+            healthy: bands.healthy,
+            attention: bands.attention,
+        },
+        min_defects: bands.min_defects,
+        unattributed: agg.map_or(0, |a| a.unattributed.iter().sum()),
+        unknown_stage: agg.map_or(0, |a| a.unknown_stage),
+        no_stage: agg.map_or(0, |a| a.no_stage),
+        releases_left_out: p.left_out(),
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +266,7 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::metrics::aggregate::{Aggregates, Class, Contribution};
-    use crate::metrics::collector::select;
+    use crate::metrics::collector::{select, select_range};
 
     fn bands() -> Bands {
         Bands {
@@ -329,5 +375,35 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert!(json["products"][0]["recent_rate"].is_null(), "{json}");
         assert!(json["products"][0]["band"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn a_page_of_products_has_the_rows_of_the_whole_report() {
+        let config = config();
+        let mut agg = Aggregates::new(&config);
+        for (i, product) in ["a", "b", "c", "d"].iter().enumerate() {
+            for (release, n) in [("1.0", 1 + i), ("2.0", 2), ("3.0", 3)] {
+                add(&mut agg, product, Some(release), "qa", n);
+            }
+            add(&mut agg, product, Some("3.0"), "production", i);
+        }
+        let full = build(&config, &select(&config, &agg), None);
+        let page = select_range(&config, &agg, 1..3);
+        assert_eq!(page.exported(), 4);
+        assert_eq!(page.products().len(), 2);
+        let rows = build_products(&config, &page, 2);
+        for (k, row) in rows.iter().enumerate() {
+            assert_eq!(row.product, full.products[k + 1]);
+            let own: Vec<&ReleaseRow> = full
+                .releases
+                .iter()
+                .filter(|r| r.product == row.product.product)
+                .take(2)
+                .collect();
+            assert_eq!(row.releases.iter().collect::<Vec<_>>(), own);
+        }
+        let past = select_range(&config, &agg, 8..10);
+        assert!(past.products().is_empty());
+        assert_eq!(past.exported(), 4);
     }
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bug_escape_exporter::config::Settings;
@@ -18,6 +18,9 @@ use crate::helpers::{Exposition, TestApp, rel, settings, spawn_with};
 const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 const USER: &str = "prometheus";
 const PASSWORD: &str = "correct horse battery staple";
+
+/// A date: year, month, day.
+type Ymd = (i32, u8, u8);
 
 /// A certificate authority that signs server and client certificates.
 struct Ca {
@@ -40,8 +43,18 @@ impl Ca {
 
     /// A certificate for `names` (DNS names or IP addresses): (cert, key) PEM.
     fn sign(&self, names: &[&str]) -> (String, String) {
+        self.sign_dated(names, None)
+    }
+
+    /// Like [`Ca::sign`], valid from and to the dates given rather than
+    /// rcgen's default (1975 to 4096).
+    fn sign_dated(&self, names: &[&str], dates: Option<(Ymd, Ymd)>) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let params = CertificateParams::new(names).unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        if let Some(((y0, m0, d0), (y1, m1, d1))) = dates {
+            params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+            params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+        }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -496,5 +509,137 @@ fn the_readme_web_configuration_example_is_valid() {
     assert_eq!(
         web.basic_auth_users.keys().collect::<Vec<_>>(),
         ["prometheus"]
+    );
+}
+
+/// Runs `serve` with `web` (JSON logs) until it says "serving", then stops
+/// it; returns its log lines.
+fn serve_log(dir: &Path, web: &Path) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["--log.format", "json", "serve"])
+        .args(["--web.listen-address", "127.0.0.1:0", "--web.config.file"])
+        .arg(web)
+        .arg("--db")
+        .arg(dir.join("b.db"))
+        .current_dir(dir)
+        .env_remove("BUG_ESCAPE_LOG")
+        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    // Every line up to "serving"; the pipe ends (and the loop) if it exits.
+    while let Some(Ok(line)) = lines.next() {
+        let serving = line.contains("\"serving\"");
+        seen.push(line);
+        if serving {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("\"serving\"")),
+        "never served: {seen:?}"
+    );
+    assert!(crate::binary::sigterm(&mut child).success());
+    seen
+}
+
+#[test]
+fn cheap_hashes_and_a_certificate_outside_its_dates_are_start_up_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let (cert, key) = ca.sign_dated(
+        &["127.0.0.1", "localhost"],
+        Some(((2020, 1, 1), (2021, 6, 30))),
+    );
+    std::fs::write(dir.path().join("expired.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("server.key"), &key).unwrap();
+    let cheap = bcrypt::hash(PASSWORD, 4).unwrap();
+    let cheap9 = bcrypt::hash(PASSWORD, 9).unwrap();
+    let usual = bcrypt::hash(PASSWORD, 10).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: expired.pem\n  key_file: server.key\n\
+             basic_auth_users:\n  cheap: '{cheap}'\n  nine: '{cheap9}'\n  usual: '{usual}'\n"
+        ),
+    )
+    .unwrap();
+    let log = serve_log(dir.path(), &web);
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("\"WARN\"")).collect();
+    for hash in [&cheap, &cheap9, &usual] {
+        assert!(
+            !log.iter().any(|l| l.contains(hash.as_str())),
+            "a hash was logged: {log:?}"
+        );
+    }
+    for (user, cost) in [("cheap", 4), ("nine", 9)] {
+        let named: Vec<_> = warnings
+            .iter()
+            .filter(|l| l.contains(&format!("basic_auth_users.{user}:")))
+            .collect();
+        assert_eq!(named.len(), 1, "{user}, once: {warnings:?}");
+        assert!(named[0].contains(&format!("cost {cost}")), "{named:?}");
+    }
+    assert!(
+        !warnings
+            .iter()
+            .any(|l| l.contains("basic_auth_users.usual")),
+        "cost 10 is quiet: {warnings:?}"
+    );
+    let cert_warnings: Vec<_> = warnings
+        .iter()
+        .filter(|l| l.contains("tls_server_config.cert_file"))
+        .collect();
+    assert_eq!(cert_warnings.len(), 1, "{warnings:?}");
+    for word in ["expired", "2020-01-01T00:00:00Z", "2021-06-30T00:00:00Z"] {
+        assert!(cert_warnings[0].contains(word), "{word}: {cert_warnings:?}");
+    }
+
+    // A certificate not valid yet, inline: check-config says so (on
+    // stderr, the configuration still OK) and the valid one is quiet.
+    let (future, future_key) = ca.sign_dated(&["localhost"], Some(((2999, 1, 1), (3000, 1, 1))));
+    let indent = |pem: &str| pem.replace('\n', "\n    ");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert: |\n    {}\n  key: |\n    {}\n",
+            indent(&future),
+            indent(&future_key)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--web.config.file"])
+        .arg(&web)
+        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for word in [
+        "warning: tls_server_config.cert:",
+        "not yet valid",
+        "2999-01-01T00:00:00Z",
+        "3000-01-01T00:00:00Z",
+    ] {
+        assert!(err.contains(word), "{word}: {err}");
+    }
+    let good = web_config(dir.path(), &ca, "", "");
+    let out = Command::new(BIN)
+        .args(["check-config", "--web.config.file"])
+        .arg(&good)
+        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
     );
 }
