@@ -11,6 +11,8 @@ mod events;
 mod export;
 mod exposition;
 mod faults;
+mod faults_disk;
+mod faults_file;
 mod healthcheck;
 mod helpers;
 mod import;
@@ -19,6 +21,8 @@ mod openapi;
 mod read;
 mod releases;
 mod report;
+#[path = "../support/skip.rs"]
+mod skip;
 mod startup;
 mod surface;
 mod tls;
