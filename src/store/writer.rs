@@ -50,6 +50,10 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const PROBE_EVERY: Duration = Duration::from_secs(30);
 /// Size of the readiness probe's filler row: four pages, so the WAL must grow.
 const PROBE_BYTES: i64 = 16 * 1024;
+/// Below this much free space on its volume the writer checkpoints after
+/// every commit ([`Writer::fold_when_short_of_space`]): twice the most the
+/// WAL holds before its automatic checkpoint.
+const SHORT_OF_SPACE: u64 = 2 * schema::JOURNAL_SIZE_LIMIT as u64;
 /// How long the supervisor keeps trying to reopen the database before the
 /// process exits for its own supervisor (systemd, Kubernetes) to restart it.
 const REOPEN_FOR: Duration = Duration::from_secs(60);
@@ -517,6 +521,7 @@ impl Writer {
                     return Ok(());
                 }
                 self.wrote();
+                self.fold_when_short_of_space();
                 self.apply_ops(&ops)?;
                 for ((batch, reply), outcome) in group.into_iter().zip(outcomes) {
                     if let Ok(o) = &outcome {
@@ -597,6 +602,24 @@ impl Writer {
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint on a full volume failed");
                 Ok(())
+            }
+        }
+    }
+
+    /// On a volume with less free space than the WAL may grow to before its
+    /// automatic checkpoint, folds each commit into the database at once, so
+    /// what space there is goes to the data rather than to WAL frames a
+    /// checkpoint could no longer copy (it must grow the database file). A
+    /// write is then as dear as SQLite's default of checkpointing often; a
+    /// volume with room never pays it. PASSIVE: never waits for a reader.
+    fn fold_when_short_of_space(&mut self) {
+        let short = space::free_bytes(&self.config.db).is_some_and(|f| f < SHORT_OF_SPACE);
+        if short {
+            if let Err(e) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+            {
+                tracing::debug!(error = %e, "checkpoint on a volume short of space failed");
             }
         }
     }

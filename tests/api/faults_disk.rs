@@ -210,7 +210,7 @@ async fn counted(app: &TestApp) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
-    let Some(volume) = Volume::mount(32) else {
+    let Some(volume) = Volume::mount(16) else {
         return;
     };
     let s = volume.settings();
@@ -246,7 +246,7 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
     );
 
     // Part of the filler goes: the store heals under the same steady writes.
-    filler.free(12 << 20);
+    filler.free(3 << 20);
     let acknowledged_before = seen.lock().unwrap().acknowledged.len();
     until_ready(&app, 200, HEAL_WITHIN).await;
     let started = Instant::now();
@@ -257,6 +257,25 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // And it stays healed: the freed space goes to the data first, not to
+    // WAL frames that a checkpoint could no longer copy into the file.
+    let (refused_at_heal, acknowledged_at_heal) = {
+        let seen = seen.lock().unwrap();
+        (seen.full, seen.acknowledged.len())
+    };
+    let started = Instant::now();
+    while seen.lock().unwrap().acknowledged.len() < acknowledged_at_heal + 2_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "writes stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().full,
+        refused_at_heal,
+        "refused for a full disk again with 3 MiB freed"
+    );
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await.expect("writer task");
