@@ -80,7 +80,7 @@ pub(super) fn open_exclusive<T>(
     };
     let opened = open().map_err(|error| ExclusiveOpenError::Open {
         db: config.db.clone(),
-        error,
+        error: super::space::explain(&config.db, error),
     })?;
     Ok((lock, opened))
 }

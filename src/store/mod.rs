@@ -262,16 +262,7 @@ fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
         return anyhow::anyhow!("{newer}");
     }
     let file = path.display();
-    let sqlite_code = e
-        .chain()
-        .find_map(|c| {
-            c.downcast_ref::<rusqlite::Error>()
-                .or(match c.downcast_ref::<schema::OpenError>() {
-                    Some(schema::OpenError::Sqlite(inner)) => Some(inner),
-                    _ => None,
-                })
-        })
-        .and_then(rusqlite::Error::sqlite_error_code);
+    let sqlite_code = space::sqlite_code(&e);
     if sqlite_code == Some(rusqlite::ErrorCode::NotADatabase) {
         return anyhow::anyhow!(
             "database {file} is not a SQLite database (or its header is damaged): {e}. \
@@ -279,12 +270,7 @@ fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
         );
     }
     if space::full(sqlite_code, path) {
-        let free = space::free_bytes(path).map_or("unknown".into(), |b| b.to_string());
-        return anyhow::anyhow!(
-            "cannot start: disk full: the volume holding database {file} has no space left \
-             ({free} bytes free): {e}. Free space on that volume and start again; the database \
-             itself is not damaged by a full disk"
-        );
+        return anyhow::anyhow!("cannot start: {:#}", space::explain(path, e));
     }
     if matches!(
         sqlite_code,

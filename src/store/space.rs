@@ -51,6 +51,35 @@ pub fn full_error(e: &rusqlite::Error, db: &Path) -> bool {
     full(e.sqlite_error_code(), db)
 }
 
+/// The SQLite error code somewhere in `e`'s chain.
+pub fn sqlite_code(e: &anyhow::Error) -> Option<ErrorCode> {
+    e.chain()
+        .find_map(|c| {
+            c.downcast_ref::<rusqlite::Error>().or(
+                match c.downcast_ref::<super::schema::OpenError>() {
+                    Some(super::schema::OpenError::Sqlite(inner)) => Some(inner),
+                    _ => None,
+                },
+            )
+        })
+        .and_then(rusqlite::Error::sqlite_error_code)
+}
+
+/// `e` said as a full disk when it is one (for `import` and `sync`, which
+/// cannot start either).
+pub fn explain(db: &Path, e: anyhow::Error) -> anyhow::Error {
+    if !full(sqlite_code(&e), db) {
+        return e;
+    }
+    let free = free_bytes(db).map_or("unknown".into(), |b| b.to_string());
+    anyhow::anyhow!(
+        "disk full: the volume holding database {} has no space left ({free} bytes free): \
+         {e:#}. Free space on that volume and try again; the database itself is not damaged \
+         by a full disk",
+        db.display()
+    )
+}
+
 /// What a write refused for a full volume says (the HTTP answer and `/readyz`).
 pub fn message(db: &Path) -> String {
     format!(
