@@ -485,6 +485,7 @@ impl Writer {
     ) -> Result<(), String> {
         if let Err(why) = self.writable_file().and_then(|()| self.heal()) {
             drop(holds);
+            self.telemetry.store_error("commit");
             refuse(group, &why);
             return Ok(());
         }
@@ -517,6 +518,7 @@ impl Writer {
                 // it is neither answered 2xx nor counted.
                 if let Err(why) = self.file.check() {
                     self.file_lost(&why);
+                    self.telemetry.store_error("commit");
                     refuse(group, &why);
                     return Ok(());
                 }
@@ -576,7 +578,6 @@ impl Writer {
             tracing::error!(reason = %why, "the database file is gone; refusing writes");
         }
         self.lost = true;
-        self.telemetry.store_error("commit");
         self.health.write_failed(why.to_owned());
     }
 
