@@ -329,4 +329,29 @@ mod tests {
         assert!(dup.is_err());
         assert_eq!(integrity(&path), Integrity::Intact);
     }
+
+    #[test]
+    fn only_a_readable_file_with_findings_is_called_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no-such-dir").join("x.db");
+        assert!(matches!(integrity(&missing), Integrity::Unreadable(_)));
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5Au8; 8192]).expect("write");
+        assert!(matches!(integrity(&garbage), Integrity::Corrupt(_)));
+        // A page of a real database overwritten with junk: findings.
+        let db = dir.path().join("db.db");
+        let conn = open(&db).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (x); INSERT INTO t SELECT zeroblob(2000) FROM \
+             (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             SELECT i FROM n); PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .expect("fill");
+        drop(conn);
+        let mut bytes = std::fs::read(&db).expect("read");
+        let last = bytes.len() - 4096;
+        bytes[last..].fill(0xEE);
+        std::fs::write(&db, bytes).expect("damage");
+        assert!(matches!(integrity(&db), Integrity::Corrupt(_)));
+    }
 }
