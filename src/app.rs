@@ -109,6 +109,11 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The database file it serves.
+    pub fn db(&self) -> &std::path::Path {
+        &self.state.config.db
+    }
+
     /// The bound address (tests bind port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

@@ -33,6 +33,10 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("store unavailable")]
     StoreUnavailable(String),
+    /// The store refuses writes for a reason the client is told (the
+    /// database file removed or replaced, the disk full): 503 naming it.
+    #[error("store unavailable: {0}")]
+    StoreRefused(String),
     #[error("not configured: {0}")]
     NotConfigured(String),
     /// No room to take the write now; nothing was stored (503, `Retry-After`).
@@ -59,7 +63,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
-            AppError::StoreUnavailable(_) => "store_unavailable",
+            AppError::StoreUnavailable(_) | AppError::StoreRefused(_) => "store_unavailable",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Busy(_) => "queue_full",
             AppError::UnauthenticatedFull => "unauthenticated_full",
@@ -78,6 +82,7 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::StoreUnavailable(_)
+            | AppError::StoreRefused(_)
             | AppError::NotConfigured(_)
             | AppError::Busy(_)
             | AppError::UnauthenticatedFull => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +111,10 @@ impl IntoResponse for AppError {
                 tracing::error!(%cause, "store unavailable");
                 (None, "the store could not commit; retry later".to_owned())
             }
+            AppError::StoreRefused(why) => {
+                tracing::error!(reason = %why, "store refuses writes");
+                (None, why.clone())
+            }
             AppError::Busy(why) => (None, why.clone()),
             other => (None, other.to_string()),
         };
@@ -124,7 +133,7 @@ impl IntoResponse for AppError {
                     ),
                 );
             }
-            AppError::StoreUnavailable(_) => {
+            AppError::StoreUnavailable(_) | AppError::StoreRefused(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }

@@ -280,6 +280,7 @@ pub async fn record(
                         .into(),
                 ),
                 StoreError::Unavailable(cause) => AppError::StoreUnavailable(cause),
+                StoreError::Refused(why) => AppError::StoreRefused(why),
             }
         })
 }

@@ -1,9 +1,11 @@
 //! What `/readyz` answers without queueing behind writes: whether the writer
-//! runs and whether the last transaction or probe could write to the disk.
+//! runs, whether the last transaction or probe could write to the disk, and
+//! whether the database path still names the file the store has open.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
+use super::identity::FileIdentity;
 use crate::metrics::telemetry::Telemetry;
 
 /// The writer's state as seen from outside.
@@ -12,6 +14,8 @@ pub struct Health {
     writer_up: AtomicBool,
     writable: AtomicBool,
     problem: Mutex<Option<String>>,
+    /// The open database file, checked at every readiness probe (one `stat`).
+    file: OnceLock<FileIdentity>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -23,12 +27,22 @@ impl Health {
             writer_up: AtomicBool::new(true),
             writable: AtomicBool::new(true),
             problem: Mutex::new(None),
+            file: OnceLock::new(),
             telemetry,
         }
     }
 
+    /// Watches `file`: readiness fails as soon as its path names another file.
+    pub(super) fn watch(&self, file: FileIdentity) {
+        let _ = self.file.set(file);
+    }
+
     /// `Ok` when a write would be accepted now; else why not.
     pub fn ready(&self) -> Result<(), String> {
+        if let Some(Err(why)) = self.file.get().map(FileIdentity::check) {
+            self.telemetry.set_store_writable(false);
+            return Err(why);
+        }
         if self.writer_up.load(Ordering::SeqCst) && self.writable.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -60,6 +74,12 @@ impl Health {
         *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
         self.writer_up.store(false, Ordering::SeqCst);
         self.telemetry.set_store_writable(false);
+    }
+
+    /// Whether the last transaction or probe failed (the writer then retries
+    /// at every idle tick rather than every 30 s).
+    pub(super) fn failing(&self) -> bool {
+        !self.writable.load(Ordering::SeqCst)
     }
 
     /// The writer runs again, on a fresh connection.

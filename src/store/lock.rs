@@ -6,6 +6,15 @@
 //! file itself stays (deleting it would let two processes lock two different
 //! files of the same name); what it holds (`serve, pid 123`) only names the
 //! holder in messages.
+//!
+//! The lock file is named after the database's canonical path (symlinks and
+//! `..` resolved), so two spellings of one database take one lock: `import`
+//! through a symlink is refused beside `serve` like any other. It is not the
+//! database itself: that descriptor would have to be closed some day, and
+//! closing any descriptor of a file drops the POSIX locks SQLite holds on it.
+//!
+//! A database that vanished while its lock file, `-wal` or `-shm` stayed is
+//! not silently recreated empty: taking the lock says which files remain.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -28,6 +37,14 @@ pub enum LockError {
         lock: PathBuf,
         holder: String,
     },
+    /// The database is missing but files of an earlier run remain beside it.
+    #[error(
+        "database {db} does not exist, but {} remain{}: the database was deleted or moved \
+         away after it was used. Put it back (with its -wal file) to keep its data; to start \
+         with an empty store on purpose, delete {} first",
+        list(left), if left.len() == 1 { "s" } else { "" }, list(left)
+    )]
+    Vanished { db: PathBuf, left: Vec<PathBuf> },
     #[error("cannot lock database {db} (lock file {lock}): {source}")]
     Io {
         db: PathBuf,
@@ -63,19 +80,57 @@ pub(super) fn open_exclusive<T>(
     };
     let opened = open().map_err(|error| ExclusiveOpenError::Open {
         db: config.db.clone(),
-        error,
+        error: super::space::explain(&config.db, error),
     })?;
     Ok((lock, opened))
 }
 
-/// The lock file of database `db`: `<db>.lock` beside it.
+fn list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// Most symbolic links followed to find a database that does not exist yet
+/// (the kernel's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// The path `db` stands for with every symlink and `..` resolved: the file
+/// SQLite opens (it follows symlinks too). A database not created yet is its
+/// directory's canonical path with the name (through a dangling symlink, the
+/// link's target).
+pub fn canonical(db: &Path) -> PathBuf {
+    let mut path = db.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        if let Ok(c) = std::fs::canonicalize(&path) {
+            return c;
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match std::fs::read_link(&path) {
+            Ok(target) => path = dir.join(target),
+            Err(_) => {
+                let Some(name) = path.file_name() else {
+                    return path;
+                };
+                return std::fs::canonicalize(&dir).map_or(path.clone(), |d| d.join(name));
+            }
+        }
+    }
+    path
+}
+
+/// The lock file of database `db`: `<canonical db>.lock`.
 pub fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let mut name = canonical(db).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
 }
 
 /// Takes the lock of `db` for `role` (`serve`, `import`) without waiting.
+/// Refuses a database that vanished while its lock file, `-wal` or `-shm`
+/// remained ([`LockError::Vanished`]).
 pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
     let lock = lock_path(db);
     let io = |source| LockError::Io {
@@ -83,13 +138,15 @@ pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
         lock: lock.clone(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock)
-        .map_err(io)?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    let (mut file, existed) = match options.clone().create_new(true).open(&lock) {
+        Ok(f) => (f, false),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            (options.open(&lock).map_err(io)?, true)
+        }
+        Err(e) => return Err(io(e)),
+    };
     // SAFETY: flock on a descriptor this function owns; no memory involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -110,12 +167,42 @@ pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
         }
         return Err(io(e));
     }
+    vanished(db, &lock, existed)?;
     // Best effort: the name only improves the other side's message.
     let _ = file.set_len(0).and_then(|()| {
         file.rewind()?;
         write!(file, "{role}, pid {}", std::process::id())
     });
     Ok(DbLock { _file: file })
+}
+
+/// Whether the database is missing while files of an earlier run remain:
+/// the lock file (when it was there before this process), `-wal`, `-shm`.
+fn vanished(db: &Path, lock: &Path, lock_existed: bool) -> Result<(), LockError> {
+    let real = canonical(db);
+    if real.exists() {
+        return Ok(());
+    }
+    let beside = |suffix: &str| {
+        let mut name = real.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut left: Vec<PathBuf> = ["-wal", "-shm"]
+        .iter()
+        .map(|s| beside(s))
+        .filter(|p| p.exists())
+        .collect();
+    if lock_existed {
+        left.push(lock.to_path_buf());
+    }
+    if left.is_empty() {
+        return Ok(());
+    }
+    Err(LockError::Vanished {
+        db: db.to_path_buf(),
+        left,
+    })
 }
 
 #[cfg(test)]
@@ -134,7 +221,50 @@ mod tests {
             other => panic!("expected Held, got {other:?}"),
         }
         drop(first);
+        std::fs::write(&db, b"").expect("the database exists");
         let _again = acquire(&db, "import").expect("free once dropped");
-        assert_eq!(lock_path(&db), dir.path().join("x.db.lock"));
+        assert_eq!(lock_path(&db), canonical(dir.path()).join("x.db.lock"));
+    }
+
+    #[test]
+    fn a_symlink_or_dot_dot_spelling_takes_the_same_lock_even_before_the_file_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let db = dir.path().join("x.db");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).expect("symlink");
+        let dotted = sub.join("..").join("x.db");
+        // Not created yet: the dangling link and `..` still name one lock.
+        assert_eq!(lock_path(&link), lock_path(&db));
+        assert_eq!(lock_path(&dotted), lock_path(&db));
+        let _serve = acquire(&db, "serve").expect("first");
+        for other in [&link, &dotted] {
+            assert!(
+                matches!(acquire(other, "import"), Err(LockError::Held { .. })),
+                "{} took a second lock",
+                other.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_database_gone_while_its_lock_or_wal_remains_is_named_not_recreated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("x.db");
+        // A first start: nothing there yet.
+        drop(acquire(&db, "serve").expect("fresh"));
+        // The lock file stays after a run; the database is gone.
+        let err = acquire(&db, "serve").expect_err("lock left, database gone");
+        let text = err.to_string();
+        assert!(matches!(err, LockError::Vanished { .. }), "{text}");
+        assert!(
+            text.contains("x.db.lock") && text.contains("does not exist"),
+            "{text}"
+        );
+        std::fs::remove_file(lock_path(&db)).expect("rm lock");
+        std::fs::write(dir.path().join("x.db-wal"), b"frames").expect("wal");
+        let text = acquire(&db, "import").expect_err("wal left").to_string();
+        assert!(text.contains("x.db-wal"), "{text}");
     }
 }

@@ -12,12 +12,14 @@ pub use defect::release_key;
 pub mod export;
 pub mod fault;
 pub mod health;
+pub mod identity;
 pub mod import;
 mod load;
 pub mod lock;
 pub mod read;
 mod rules;
 pub mod schema;
+pub mod space;
 pub mod sync;
 mod writeback;
 mod writer;
@@ -88,6 +90,11 @@ fn is_zero(n: &u64) -> bool {
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refuses writes for a reason an operator must act on (the
+    /// database file removed or replaced, the disk full), in words fit for
+    /// the client's answer.
+    #[error("store refuses writes: {0}")]
+    Refused(String),
     /// The batch waited in the queue past its deadline and was not applied.
     #[error("timed out in the write queue")]
     Timeout,
@@ -167,15 +174,26 @@ impl Store {
         aggregates: Arc<RwLock<Aggregates>>,
         telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<(Store, WriterThread)> {
-        let (conn, loaded) = open_and_load(&config).map_err(|e| explain(&config.db, e))?;
+        let (mut conn, loaded, file) =
+            open_and_load(&config).map_err(|e| explain(&config.db, e))?;
         *health::write_lock(&aggregates) = loaded;
         for (source, at) in load::last_events(&conn)? {
             telemetry.set_last_event(&source, at);
         }
         let health = Arc::new(Health::new(telemetry.clone()));
+        health.watch(file.clone());
+        // Readiness tells the truth from the first probe: a start on a full
+        // disk is 503 at once, not 200 until the first periodic probe.
+        if let Err(e) = writer::probe(&mut conn) {
+            let why = writer::write_failure(&config.db, &e);
+            tracing::error!(error = %e, "the store does not take a write at start");
+            telemetry.store_error("probe");
+            health.write_failed(why);
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let pending = Arc::new(Pending::default());
         let supervisor = writer::Supervisor {
+            file,
             config,
             aggregates,
             telemetry,
@@ -225,12 +243,16 @@ impl Store {
     }
 }
 
-/// Opens the file, re-keys if needed and loads the aggregates.
-fn open_and_load(config: &Config) -> Result<(rusqlite::Connection, Aggregates), anyhow::Error> {
+/// Opens the file, re-keys if needed and loads the aggregates; with the
+/// identity of the file opened, read at once.
+fn open_and_load(
+    config: &Config,
+) -> Result<(rusqlite::Connection, Aggregates, identity::FileIdentity), anyhow::Error> {
     let mut conn = schema::open(&config.db)?;
+    let file = identity::FileIdentity::of(&config.db)?;
     load::rekey_if_changed(&mut conn, config)?;
     let loaded = load::aggregates(&conn, config)?;
-    Ok((conn, loaded))
+    Ok((conn, loaded, file))
 }
 
 /// Turns a start-up failure into a message naming the file, saying whether it
@@ -240,21 +262,15 @@ fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
         return anyhow::anyhow!("{newer}");
     }
     let file = path.display();
-    let sqlite_code = e
-        .chain()
-        .find_map(|c| {
-            c.downcast_ref::<rusqlite::Error>()
-                .or(match c.downcast_ref::<schema::OpenError>() {
-                    Some(schema::OpenError::Sqlite(inner)) => Some(inner),
-                    _ => None,
-                })
-        })
-        .and_then(rusqlite::Error::sqlite_error_code);
+    let sqlite_code = space::sqlite_code(&e);
     if sqlite_code == Some(rusqlite::ErrorCode::NotADatabase) {
         return anyhow::anyhow!(
             "database {file} is not a SQLite database (or its header is damaged): {e}. \
              Restore it from a backup, or move it aside to start with an empty store"
         );
+    }
+    if space::full(sqlite_code, path) {
+        return anyhow::anyhow!("cannot start: {:#}", space::explain(path, e));
     }
     if matches!(
         sqlite_code,
@@ -262,17 +278,22 @@ fn explain(path: &Path, e: anyhow::Error) -> anyhow::Error {
     ) {
         return anyhow::anyhow!("cannot open database {file}: {e}");
     }
-    match schema::integrity_problems(path) {
-        Some(problems) => anyhow::anyhow!(
+    match schema::integrity(path) {
+        schema::Integrity::Corrupt(problems) => anyhow::anyhow!(
             "database {file} is corrupt: {e}. PRAGMA integrity_check reports:\n  {}\n\
              Stop every process using it and restore {file} from a backup (or move it aside \
              to start empty; `sqlite3 {file} .recover` may salvage rows)",
             problems.join("\n  ")
         ),
-        None => anyhow::anyhow!(
+        schema::Integrity::Intact => anyhow::anyhow!(
             "cannot load database {file}: {e}. PRAGMA integrity_check finds no damage, so a \
              row holds a value this version cannot read (written by another program?); \
              restore {file} from a backup or move it aside to start empty"
+        ),
+        schema::Integrity::Unreadable(why) => anyhow::anyhow!(
+            "cannot read database {file}: {e} (PRAGMA integrity_check could not run either: \
+             {why}). Check the volume and the file's permissions; nothing says the file is \
+             damaged"
         ),
     }
 }

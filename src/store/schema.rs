@@ -5,11 +5,18 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-/// The WAL is truncated back to this size after a checkpoint (bytes).
-pub const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// WAL pages after which a commit checkpoints (SQLite's default is 1,000):
+/// 8 MiB of 4 KiB pages. Low enough that, on a volume filling up, the WAL
+/// holds little the main file has not taken yet (a full disk heals as soon
+/// as that much space is freed: see `docs/runbook.md`); high enough that a
+/// page changed by many groups in a row is written back once, not per group.
+/// Measured with `scripts/ingest.py` in `docs/benchmarks.md`.
+pub const WAL_AUTOCHECKPOINT: i64 = 2_048;
 
-/// WAL pages after which a commit checkpoints (SQLite's default is 1,000).
-pub const WAL_AUTOCHECKPOINT: i64 = 16_384;
+/// The WAL file is truncated back to this size when a checkpoint has copied
+/// it all (bytes): one checkpoint's worth, so a burst's large groups do not
+/// keep their high-water mark on the volume.
+pub const JOURNAL_SIZE_LIMIT: i64 = WAL_AUTOCHECKPOINT * 4096;
 
 /// Migration steps; step `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -187,7 +194,21 @@ pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// `synchronous=FULL` so a commit is on disk before a 2xx is sent. Refuses a
 /// schema newer than this binary's.
 pub fn open(path: &Path) -> Result<Connection, OpenError> {
-    let conn = Connection::open(path)?;
+    configure(Connection::open(path)?, path)
+}
+
+/// Like [`open`], but never creates the file: for reopening a database the
+/// process had open, which must not come back empty if it was deleted.
+pub fn open_existing(path: &Path) -> Result<Connection, OpenError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    configure(Connection::open_with_flags(path, flags)?, path)
+}
+
+/// The exporter's pragmas, then the migrations.
+fn configure(conn: Connection, path: &Path) -> Result<Connection, OpenError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: in WAL mode, NORMAL can lose the last commits on power loss; our
     // contract is that a 2xx means durable. Group commit amortises the fsync.
@@ -225,19 +246,41 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// The first lines of `PRAGMA integrity_check`, or `None` when it says `ok`.
-pub fn integrity_problems(path: &Path) -> Option<Vec<String>> {
+/// What `PRAGMA integrity_check` says of a database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// It says `ok`.
+    Intact,
+    /// Its first lines of findings, or the corruption error it stopped at.
+    Corrupt(Vec<String>),
+    /// The check could not run (the file cannot be opened or read: no space
+    /// for its `-shm`, permissions, an I/O error): no verdict on the file.
+    Unreadable(String),
+}
+
+/// Runs `PRAGMA integrity_check` on the file read-only. Only its findings
+/// (or SQLite's own corruption codes) make a file corrupt; an error opening
+/// or reading it is [`Integrity::Unreadable`].
+pub fn integrity(path: &Path) -> Integrity {
     let conn = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
         Ok(c) => c,
-        Err(e) => return Some(vec![e.to_string()]),
+        Err(e) => return Integrity::Unreadable(e.to_string()),
     };
     let lines: rusqlite::Result<Vec<String>> = conn
         .prepare("PRAGMA integrity_check(20)")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
     match lines {
-        Ok(l) if l.len() == 1 && l[0] == "ok" => None,
-        Ok(l) => Some(l),
-        Err(e) => Some(vec![e.to_string()]),
+        Ok(l) if l.len() == 1 && l[0] == "ok" => Integrity::Intact,
+        Ok(l) => Integrity::Corrupt(l),
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ) =>
+        {
+            Integrity::Corrupt(vec![e.to_string()])
+        }
+        Err(e) => Integrity::Unreadable(e.to_string()),
     }
 }
 
@@ -284,6 +327,31 @@ mod tests {
             [],
         );
         assert!(dup.is_err());
-        assert!(integrity_problems(&path).is_none());
+        assert_eq!(integrity(&path), Integrity::Intact);
+    }
+
+    #[test]
+    fn only_a_readable_file_with_findings_is_called_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no-such-dir").join("x.db");
+        assert!(matches!(integrity(&missing), Integrity::Unreadable(_)));
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5Au8; 8192]).expect("write");
+        assert!(matches!(integrity(&garbage), Integrity::Corrupt(_)));
+        // A page of a real database overwritten with junk: findings.
+        let db = dir.path().join("db.db");
+        let conn = open(&db).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (x); INSERT INTO t SELECT zeroblob(2000) FROM \
+             (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             SELECT i FROM n); PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .expect("fill");
+        drop(conn);
+        let mut bytes = std::fs::read(&db).expect("read");
+        let last = bytes.len() - 4096;
+        bytes[last..].fill(0xEE);
+        std::fs::write(&db, bytes).expect("damage");
+        assert!(matches!(integrity(&db), Integrity::Corrupt(_)));
     }
 }

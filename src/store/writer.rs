@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 use super::defect::{self, InsertFirst, Row};
 use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
+use super::identity::FileIdentity;
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
-use super::{Batch, Command, Hold, Item, Outcome, StoreError, load, schema};
+use super::{Batch, Command, Hold, Item, Outcome, StoreError, load, schema, space};
 use crate::config::Config;
 use crate::metrics::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
 use crate::metrics::telemetry::Telemetry;
@@ -49,6 +50,10 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const PROBE_EVERY: Duration = Duration::from_secs(30);
 /// Size of the readiness probe's filler row: four pages, so the WAL must grow.
 const PROBE_BYTES: i64 = 16 * 1024;
+/// Below this much free space on its volume the writer checkpoints after
+/// every commit ([`Writer::fold_when_short_of_space`]): twice the most the
+/// WAL holds before its automatic checkpoint.
+const SHORT_OF_SPACE: u64 = 2 * schema::JOURNAL_SIZE_LIMIT as u64;
 /// How long the supervisor keeps trying to reopen the database before the
 /// process exits for its own supervisor (systemd, Kubernetes) to restart it.
 const REOPEN_FOR: Duration = Duration::from_secs(60);
@@ -186,6 +191,9 @@ type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
 
 /// Runs the writer and restarts it when it fails.
 pub(super) struct Supervisor {
+    /// The database file opened at start; the writer refuses to write once
+    /// the path names another file, and is only ever reopened on this one.
+    pub file: FileIdentity,
     pub config: Arc<Config>,
     pub aggregates: Arc<RwLock<Aggregates>>,
     pub telemetry: Arc<Telemetry>,
@@ -237,8 +245,17 @@ impl Supervisor {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
-            let attempt = schema::open(&self.config.db)
-                .map_err(anyhow::Error::from)
+            // Never the file another database was moved to, never a new
+            // empty one where the database was deleted.
+            let attempt = self
+                .file
+                .check()
+                .map_err(anyhow::Error::msg)
+                .and_then(|()| Ok(schema::open_existing(&self.config.db)?))
+                .and_then(|c| {
+                    self.file.check().map_err(anyhow::Error::msg)?;
+                    Ok(c)
+                })
                 .and_then(|mut c| {
                     load::rekey_if_changed(&mut c, &self.config)?;
                     let fresh = load::aggregates(&c, &self.config)?;
@@ -347,6 +364,15 @@ pub(super) struct Writer {
     pending: Arc<super::Pending>,
     /// Whether the next group inserts defects before looking them up.
     insert_first: InsertFirst,
+    /// The database file opened at start (see [`Supervisor::file`]).
+    file: FileIdentity,
+    /// The path named another file (or none) when last checked: writes are
+    /// refused, and if the file comes back the aggregates are reloaded from
+    /// it first (a group may have committed to it unanswered).
+    lost: bool,
+    /// The last write failed for a full volume: the WAL is folded into the
+    /// database before anything else is written (see [`Writer::heal`]).
+    full: bool,
 }
 
 /// What becomes of a command taken from the queue.
@@ -377,6 +403,9 @@ impl Writer {
             last_commit: Duration::ZERO,
             pending: s.pending.clone(),
             insert_first: InsertFirst::starting(true),
+            file: s.file.clone(),
+            lost: false,
+            full: s.health.failing(),
         }
     }
 
@@ -454,6 +483,12 @@ impl Writer {
         mut holds: Vec<Hold>,
         rx: &Receiver<Command>,
     ) -> Result<(), String> {
+        if let Err(why) = self.writable_file().and_then(|()| self.heal()) {
+            drop(holds);
+            self.telemetry.store_error("commit");
+            refuse(group, &why);
+            return Ok(());
+        }
         let mut ops = Vec::new();
         let result = match catch_unwind(AssertUnwindSafe(|| {
             self.apply_group(&mut group, &mut holds, rx, &mut ops)
@@ -478,7 +513,17 @@ impl Writer {
         match result {
             Ok(outcomes) => {
                 self.last_group = group.len();
+                // Committed to the file the process opened: if the path no
+                // longer names it, a restart would not find the group, so
+                // it is neither answered 2xx nor counted.
+                if let Err(why) = self.file.check() {
+                    self.file_lost(&why);
+                    self.telemetry.store_error("commit");
+                    refuse(group, &why);
+                    return Ok(());
+                }
                 self.wrote();
+                self.fold_when_short_of_space();
                 self.apply_ops(&ops)?;
                 for ((batch, reply), outcome) in group.into_iter().zip(outcomes) {
                     if let Ok(o) = &outcome {
@@ -491,12 +536,91 @@ impl Writer {
             Err(e) => {
                 self.telemetry.store_error("commit");
                 tracing::error!(error = %e, batches = group.len(), "transaction failed; nothing of the group committed");
-                self.health
-                    .write_failed(format!("the last transaction failed: {e}"));
+                // A full disk is named to the callers: theirs to know, and
+                // nothing internal in it.
+                let full = space::full_error(&e, &self.config.db);
+                self.full |= full;
+                let refused = full.then(|| space::message(&self.config.db));
+                self.health.write_failed(
+                    refused
+                        .clone()
+                        .unwrap_or_else(|| format!("the last transaction failed: {e}")),
+                );
                 for (_, reply) in group {
-                    let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
+                    let _ = reply.send(Err(match &refused {
+                        Some(why) => StoreError::Refused(why.clone()),
+                        None => StoreError::Unavailable(e.to_string()),
+                    }));
                 }
                 self.ensure_no_transaction()
+            }
+        }
+    }
+
+    /// `Ok` while the database path names the file the writer has open. When
+    /// it names it again after a while, the aggregates are first reloaded
+    /// from it (a group may have committed there without being counted).
+    fn writable_file(&mut self) -> Result<(), String> {
+        if let Err(why) = self.file.check() {
+            self.file_lost(&why);
+            return Err(why);
+        }
+        if self.lost {
+            tracing::info!("the database file is back; reloading the aggregates from it");
+            self.rebuild()?;
+            self.lost = false;
+        }
+        Ok(())
+    }
+
+    fn file_lost(&mut self, why: &str) {
+        if !self.lost {
+            tracing::error!(reason = %why, "the database file is gone; refusing writes");
+        }
+        self.lost = true;
+        self.health.write_failed(why.to_owned());
+    }
+
+    /// After a write failed for a full volume, folds the WAL into the
+    /// database and truncates it before anything else is written: freed
+    /// space goes to the pages the WAL holds first, so the store heals as
+    /// soon as that much is free (a write first would take it for the WAL,
+    /// and the checkpoint could then never grow the file). `Err` (the answer
+    /// for the group) while the checkpoint cannot complete for want of space.
+    fn heal(&mut self) -> Result<(), String> {
+        if !self.full {
+            return Ok(());
+        }
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+            Ok(_) => Ok(()),
+            Err(e) if space::full_error(&e, &self.config.db) => {
+                Err(space::message(&self.config.db))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint on a full volume failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// On a volume with less free space than the WAL may grow to before its
+    /// automatic checkpoint, folds each commit into the database at once, so
+    /// what space there is goes to the data rather than to WAL frames a
+    /// checkpoint could no longer copy (it must grow the database file). A
+    /// write is then as dear as SQLite's default of checkpointing often; a
+    /// volume with room never pays it. PASSIVE: never waits for a reader.
+    fn fold_when_short_of_space(&mut self) {
+        let short = space::free_bytes(&self.config.db).is_some_and(|f| f < SHORT_OF_SPACE);
+        if short {
+            if let Err(e) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+            {
+                tracing::debug!(error = %e, "checkpoint on a volume short of space failed");
             }
         }
     }
@@ -741,6 +865,7 @@ impl Writer {
     fn wrote(&mut self) {
         self.last_write = Instant::now();
         self.wal_dirty = true;
+        self.full = false;
         self.health.wrote();
     }
 
@@ -748,17 +873,29 @@ impl Writer {
     /// delivery ids, and prove the disk still takes a write (at once while the
     /// last write failed, every [`PROBE_EVERY`] otherwise).
     fn idle(&mut self) -> Result<(), String> {
-        let failing = self.health.ready().is_err();
+        // Nothing is written to a file the path no longer names, not even a
+        // probe (it would succeed, and readiness would lie).
+        if self.writable_file().is_err() {
+            return Ok(());
+        }
+        let failing = self.health.failing();
         if failing || self.last_write.elapsed() >= PROBE_EVERY {
-            match self.probe() {
+            let tried = self.heal().map_err(|why| (why, None)).and_then(|()| {
+                probe(&mut self.conn).map_err(|e| (write_failure(&self.config.db, &e), Some(e)))
+            });
+            match tried {
                 Ok(()) => self.wrote(),
-                Err(e) => {
+                Err((why, e)) => {
                     self.telemetry.store_error("probe");
                     if !failing {
-                        tracing::error!(error = %e, "the store no longer takes a write");
+                        tracing::error!(reason = %why, "the store no longer takes a write");
                     }
-                    self.health
-                        .write_failed(format!("the store does not take a write: {e}"));
+                    if e.as_ref()
+                        .is_some_and(|e| space::full_error(e, &self.config.db))
+                    {
+                        self.full = true;
+                    }
+                    self.health.write_failed(why);
                     self.last_write = Instant::now(); // retried at the next tick anyway
                     return self.ensure_no_transaction();
                 }
@@ -777,18 +914,6 @@ impl Writer {
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
         }
-        Ok(())
-    }
-
-    /// Writes, commits and removes a row large enough to need fresh pages.
-    fn probe(&mut self) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO probe VALUES (1, zeroblob(?1))",
-            params![PROBE_BYTES],
-        )?;
-        tx.commit()?;
-        self.conn.execute("DELETE FROM probe", [])?;
         Ok(())
     }
 
@@ -817,6 +942,35 @@ impl Writer {
             self.telemetry
                 .set_last_event(batch.ingress.as_str(), batch.received_at);
         }
+    }
+}
+
+/// Answers every write of a group refused unapplied, for `why`.
+fn refuse(group: Vec<(Batch, Reply)>, why: &str) {
+    for (_, reply) in group {
+        let _ = reply.send(Err(StoreError::Refused(why.to_owned())));
+    }
+}
+
+/// Writes, commits and removes a row large enough to need fresh pages: the
+/// proof that the disk takes a write (at start and while idle).
+pub(super) fn probe(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO probe VALUES (1, zeroblob(?1))",
+        params![PROBE_BYTES],
+    )?;
+    tx.commit()?;
+    conn.execute("DELETE FROM probe", [])?;
+    Ok(())
+}
+
+/// What readiness says when a write to `db` failed with `e`.
+pub(super) fn write_failure(db: &std::path::Path, e: &rusqlite::Error) -> String {
+    if space::full_error(e, db) {
+        space::message(db)
+    } else {
+        format!("the store does not take a write: {e}")
     }
 }
 
@@ -1304,6 +1458,7 @@ mod tests {
         let agg = load::aggregates(&conn, &config).expect("load");
         let telemetry = Arc::new(Telemetry::default());
         let sup = Supervisor {
+            file: FileIdentity::of(db).expect("identity"),
             config: Arc::new(config),
             aggregates: Arc::new(RwLock::new(agg)),
             health: Arc::new(Health::new(telemetry.clone())),

@@ -40,9 +40,14 @@ pub async fn spawn_app() -> (TestApp, tempfile::TempDir) {
 
 /// Spawns the exporter with `settings`.
 pub async fn spawn_with(settings: Settings) -> TestApp {
-    let dir = settings.db.parent().expect("db in a dir").to_path_buf();
     let config = Config::from_settings(settings).expect("valid config");
     let app = Application::build(config).await.expect("app builds");
+    run_built(app)
+}
+
+/// Runs an exporter already built (for tests that build it themselves).
+pub fn run_built(app: Application) -> TestApp {
+    let dir = app.db().parent().expect("db in a dir").to_path_buf();
     let addr = app.local_addr().expect("bound");
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();

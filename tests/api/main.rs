@@ -12,6 +12,8 @@ mod events;
 mod export;
 mod exposition;
 mod faults;
+mod faults_disk;
+mod faults_file;
 mod healthcheck;
 mod helpers;
 mod import;
@@ -20,6 +22,8 @@ mod openapi;
 mod read;
 mod releases;
 mod report;
+#[path = "../support/skip.rs"]
+mod skip;
 mod startup;
 mod summary_page;
 mod surface;
