@@ -52,26 +52,19 @@ pub struct SyncConfig {
 impl SyncSettings {
     /// Validates the settings; errors name the key.
     pub fn validate(&self) -> Result<SyncConfig, ConfigError> {
-        let duration = |key: &str, v: &str| match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(ConfigError(format!(
-                "sync.{key}: `{v}` is not a duration like `5s`"
-            ))),
-        };
-        if self.max_attempts == 0 {
-            return Err(ConfigError("sync.max_attempts: must be at least 1".into()));
-        }
-        if !(1..=100).contains(&self.page_size) {
-            return Err(ConfigError(format!(
-                "sync.page_size: {} is not in 1..=100 (the vendors' largest page)",
-                self.page_size
-            )));
-        }
+        use super::ranges::{RATE_LIMIT_WAIT, REQUEST_TIME, check_count};
+        check_count(
+            "sync.max_attempts",
+            "sync.max_attempts",
+            self.max_attempts.into(),
+        )?;
+        // 100: the vendors' largest page.
+        check_count("sync.page_size", "sync.page_size", self.page_size.into())?;
         Ok(SyncConfig {
-            timeout: duration("timeout", &self.timeout)?,
+            timeout: REQUEST_TIME.parse("sync.timeout", &self.timeout)?,
             max_attempts: self.max_attempts,
-            retry_backoff: duration("retry_backoff", &self.retry_backoff)?,
-            max_wait: duration("max_wait", &self.max_wait)?,
+            retry_backoff: REQUEST_TIME.parse("sync.retry_backoff", &self.retry_backoff)?,
+            max_wait: RATE_LIMIT_WAIT.parse("sync.max_wait", &self.max_wait)?,
             page_size: self.page_size,
         })
     }
