@@ -108,6 +108,36 @@ pub struct Settings {
     /// exporter-toolkit web configuration (TLS, basic auth, headers), YAML;
     /// flag `--web.config.file`.
     pub web_config_file: Option<PathBuf>,
+    /// Where each setting was written, for validation errors; not a key.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where each setting was written: `file:line`, an environment variable or
+/// a flag, by key path (`stages[1].phase`), the later layers over the
+/// earlier. Validation errors start with the key at fault; they are
+/// prefixed with its place.
+#[derive(Debug, Clone, Default)]
+pub struct Origins(BTreeMap<String, String>);
+
+impl Origins {
+    /// `e` with the place of the key it names (or of the nearest enclosing
+    /// key that has one) in front.
+    fn locate(&self, e: ConfigError) -> ConfigError {
+        let Some((key, _)) = e.0.split_once(": ") else {
+            return e;
+        };
+        let mut k = key;
+        loop {
+            if let Some(place) = self.0.get(k) {
+                return ConfigError(format!("{place}: {}", e.0));
+            }
+            match k.rfind(['.', '[']) {
+                Some(i) => k = &k[..i],
+                None => return e,
+            }
+        }
+    }
 }
 
 /// One stage of the pipeline.
@@ -345,6 +375,7 @@ impl Default for Settings {
             webhooks: webhooks::WebhooksSettings::default(),
             sync: sync::SyncSettings::default(),
             web_config_file: None,
+            origins: Origins::default(),
         }
     }
 }
@@ -412,7 +443,7 @@ impl Settings {
         }
         let from_env = env::layer(|name| std::env::var(name).ok())?;
         figment = figment
-            .merge(Serialized::defaults(from_env))
+            .merge(Serialized::defaults(&from_env))
             .merge(Serialized::defaults(flags));
         let mut settings: Settings = match (figment.extract(), &parsed) {
             (Ok(s), _) => s,
@@ -438,6 +469,15 @@ impl Settings {
             }
         };
         settings.webhooks.apply_env(|name| std::env::var(name).ok());
+        let mut origins = parsed.map(|p| p.origins()).unwrap_or_default();
+        for key in from_env.keys() {
+            let var = format!("{}{}", env::PREFIX, key.to_uppercase());
+            origins.insert(key.clone(), format!("environment variable {var}"));
+        }
+        for (key, flag) in flags.given() {
+            origins.insert(key.into(), flag.into());
+        }
+        settings.origins = Origins(origins);
         Ok(settings)
     }
 }
@@ -478,6 +518,24 @@ fn known_names() -> std::collections::BTreeSet<String> {
 }
 
 impl Overrides {
+    /// The keys set by flags, with the flag.
+    fn given(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        if self.listen.is_some() {
+            out.push(("listen", "--web.listen-address"));
+        }
+        if self.telemetry_path.is_some() {
+            out.push(("telemetry_path", "--web.telemetry-path"));
+        }
+        if self.db.is_some() {
+            out.push(("db", "--db"));
+        }
+        if self.web_config_file.is_some() {
+            out.push(("web_config_file", "--web.config.file"));
+        }
+        out
+    }
+
     /// Refuses a path flag that is not UTF-8 by name (settings are text).
     fn check_unicode(&self) -> Result<(), ConfigError> {
         for (flag, path) in [
@@ -588,8 +646,14 @@ fn check_telemetry_path(p: &str) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// Validates `settings`; every error names the setting at fault.
+    /// Validates `settings`; every error names the setting at fault, and
+    /// where it was written when the settings were loaded.
     pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
+        let origins = s.origins.clone();
+        Self::validate(s).map_err(|e| origins.locate(e))
+    }
+
+    fn validate(s: Settings) -> Result<Self, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         let listen: SocketAddr = match s.listen.parse() {
             Ok(a) => a,
@@ -945,6 +1009,56 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, toml).expect("write");
         Config::from_settings(Settings::load(Some(&file), &Overrides::default())?)
+    }
+
+    #[test]
+    fn file_errors_name_the_line_and_key_in_arrays_and_flattened_tables() {
+        let stage = |name: &str, phase: &str| {
+            format!("[[stages]]\nname = \"{name}\"\nphase = \"{phase}\"\nowner = \"x\"\n")
+        };
+        let e = load(&format!(
+            "{}{}",
+            stage("a", "pre_release"),
+            stage("b", "prod")
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:7:1: stages[1].phase: unknown value `prod`"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{}[[stages]]\nname = \"b\"\n",
+            stage("a", "pre_release")
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:5:1: stages[1]: missing key `phase`"),
+            "{e}"
+        );
+        let e = load(&format!("{}nmae = 3\n", stage("a", "pre_release"))).unwrap_err();
+        assert!(
+            e.0.contains("c.toml:5:1: stages[0].nmae: unknown key"),
+            "{e}"
+        );
+        let e = load("[webhooks.jira]\nprojects = [\"PAY\"]\nsecret = [\"s3cr3t-value\", 7]\n")
+            .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:3:27: webhooks.jira.secret[1]: must be a string"),
+            "{e}"
+        );
+        assert!(!e.0.contains("s3cr3t"), "{e}");
+        let e = load("[webhooks.gitlab]\nprojects = 5\n").unwrap_err();
+        assert!(
+            e.0.contains("c.toml:2:1: webhooks.gitlab.projects: expected"),
+            "{e}"
+        );
+        let e = load("[webhooks.gitlab.prefixes]\nstage = 5\n").unwrap_err();
+        assert!(
+            e.0.contains(
+                "c.toml:2:1: webhooks.gitlab.prefixes.stage: expected a string, found an integer"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -94,6 +94,23 @@ pub fn read(path: &Path, known: &BTreeSet<String>) -> Result<Parsed, ConfigError
     })
 }
 
+impl Parsed {
+    /// `file:line` of every key and array element, by key path.
+    pub fn origins(&self) -> std::collections::BTreeMap<String, String> {
+        // Line starts, searched: linear in the file, however many keys.
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        self.nodes
+            .iter()
+            .map(|(path, offset)| {
+                let line = starts.partition_point(|s| s <= offset);
+                (show(path), format!("{}:{line}", self.file))
+            })
+            .collect()
+    }
+}
+
 /// A position in the file: `file:line:column`.
 struct Where {
     file: String,
@@ -240,12 +257,23 @@ impl Parsed {
                 return ConfigError(format!("{key}: {what}"));
             }
         };
-        let mut trials = 0;
         let root = Value::from(self.dict.clone());
+        // figment's path is exact but stops at a flattened table (the
+        // webhook tables): from there the key is found by trials.
+        let mut start = segments(&root, &first.path);
+        if let Kind::UnknownField(f, _) = &first.kind {
+            if start.last() != Some(&Seg::Key(f.clone())) {
+                start.push(Seg::Key(f.clone()));
+            }
+        }
+        // A missing or unknown key is where figment says; anything else may
+        // lie deeper.
+        let exact = matches!(first.kind, Kind::MissingField(_) | Kind::UnknownField(..));
+        let mut trials = if exact { MAX_TRIALS } else { 0 };
         let shown = self.narrow(
             root,
-            &[],
-            Vec::new(),
+            &start,
+            start.clone(),
             &signature(&first),
             trial,
             &mut trials,
@@ -326,9 +354,35 @@ impl Parsed {
     }
 }
 
-/// What identifies an error across trials: its path and kind.
+/// What identifies an error across trials: its path (less array indices,
+/// which isolating an element changes) and kind.
 fn signature(e: &figment::Error) -> String {
-    format!("{:?}|{}", e.path, e.kind)
+    let keys: Vec<&str> = e
+        .path
+        .iter()
+        .map(String::as_str)
+        .filter(|k| k.parse::<usize>().is_err())
+        .collect();
+    format!("{keys:?}|{}", e.kind)
+}
+
+/// figment's `path` as segments of `root`: a number inside an array is an
+/// index. Stops where `root` has no such node.
+fn segments(root: &Value, path: &[String]) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut node = Some(root);
+    for k in path {
+        let seg = match (node, k.parse::<usize>()) {
+            (Some(Value::Array(..)), Ok(i)) => Seg::Index(i),
+            _ => Seg::Key(k.clone()),
+        };
+        node = node.and_then(|n| get(n, std::slice::from_ref(&seg)));
+        if node.is_none() {
+            break;
+        }
+        out.push(seg);
+    }
+    out
 }
 
 /// The node at `path` of `v`.
