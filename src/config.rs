@@ -437,6 +437,20 @@ impl Settings {
             Some(path) => Some(file::read(path, &known_names())?),
             None => None,
         };
+        let mut parsed = parsed;
+        if let Some(p) = &mut parsed {
+            // `allowlist` is another name of `pinned_products`: the defaults
+            // hold the latter, so serde would see the field twice.
+            if let Some(v) = p.dict.remove("allowlist") {
+                if p.dict.contains_key("pinned_products") {
+                    return Err(ConfigError(format!(
+                        "{}: allowlist: is another name of pinned_products, which is also set; keep one",
+                        p.file()
+                    )));
+                }
+                p.dict.insert("pinned_products".into(), v);
+            }
+        }
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(p) = &parsed {
             figment = figment.merge(Serialized::defaults(&p.dict));
@@ -453,6 +467,7 @@ impl Settings {
                         .merge(Serialized::defaults(d))
                         .extract::<Settings>()
                         .map(drop)
+                        .map_err(Box::new)
                 };
                 return Err(p.explain(e, &trial));
             }
@@ -468,8 +483,20 @@ impl Settings {
                 )));
             }
         };
-        settings.webhooks.apply_env(|name| std::env::var(name).ok());
-        let mut origins = parsed.map(|p| p.origins()).unwrap_or_default();
+        let secrets = settings.webhooks.apply_env(|name| std::env::var(name).ok());
+        let mut origins: BTreeMap<String, String> = parsed
+            .map(|p| p.origins())
+            .unwrap_or_default()
+            .into_iter()
+            // Errors name the key, not its alias.
+            .map(|(k, v)| match k.strip_prefix("allowlist") {
+                Some(rest) => (format!("pinned_products{rest}"), v),
+                None => (k, v),
+            })
+            .collect();
+        for (var, key) in secrets {
+            origins.insert(key, format!("environment variable {var}"));
+        }
         for key in from_env.keys() {
             let var = format!("{}{}", env::PREFIX, key.to_uppercase());
             origins.insert(key.clone(), format!("environment variable {var}"));

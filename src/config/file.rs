@@ -95,6 +95,11 @@ pub fn read(path: &Path, known: &BTreeSet<String>) -> Result<Parsed, ConfigError
 }
 
 impl Parsed {
+    /// The file's name as errors give it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     /// `file:line` of every key and array element, by key path.
     pub fn origins(&self) -> std::collections::BTreeMap<String, String> {
         // Line starts, searched: linear in the file, however many keys.
@@ -236,7 +241,7 @@ impl Walk {
 
 /// Extracts the settings from a document alone (defaults under it), as
 /// [`Parsed::explain`] needs to try variants of the file.
-pub type Trial<'a> = &'a dyn Fn(&Dict) -> Result<(), figment::Error>;
+pub type Trial<'a> = &'a dyn Fn(&Dict) -> Result<(), Box<figment::Error>>;
 
 /// Trials [`Parsed::explain`] may run before it names what it has found:
 /// enough for any real file, bounded for a hostile one.
@@ -509,40 +514,46 @@ fn type_of(a: &Actual) -> &'static str {
 
 /// The key written at or above `offset` of a file that does not parse, for
 /// the error's message: `table.key` when every part of it is a key the
-/// settings know (or a product's name). Anything else (text inside a
-/// multi-line string, which may be a secret) is never echoed.
+/// settings know (or a product's name). The file is read line by line up to
+/// the error, tables and keys noted outside multi-line strings (so a line
+/// inside one, which may be a secret, is never taken for a key).
 fn key_near(text: &str, offset: usize, known: &BTreeSet<String>) -> Option<String> {
     let offset = floor_char(text, offset);
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let lines: Vec<&str> = text[..line_end].lines().collect();
-    let assignment = regex::Regex::new(r#"^\s*([A-Za-z0-9_.\s-]+?)\s*="#).ok()?;
+    let assignment = regex::Regex::new(r"^\s*([A-Za-z0-9_.\s-]+?)\s*=").ok()?;
     let header = regex::Regex::new(r"^\s*\[\[?\s*([A-Za-z0-9_.\s-]+?)\s*\]?\]?\s*(#.*)?$").ok()?;
-    let mut key = None;
-    // The key on the error's line, or on a line above (an array over several lines).
-    for line in lines.iter().rev().take(200) {
-        if header.is_match(line) {
-            break;
+    let (mut table, mut key): (Option<&str>, Option<&str>) = (None, None);
+    let mut open: Option<&str> = None;
+    for line in text[..line_end].lines() {
+        if let Some(d) = open {
+            if line.matches(d).count() % 2 == 1 {
+                open = None;
+            }
+            continue;
+        }
+        if let Some(c) = header.captures(line) {
+            table = c.get(1).map(|m| m.as_str());
+            key = None;
+            continue;
         }
         if let Some(c) = assignment.captures(line) {
-            key = Some(c[1].to_owned());
-            break;
+            key = c.get(1).map(|m| m.as_str());
         }
+        open = ["\"\"\"", "'''"]
+            .into_iter()
+            .find(|d| line.matches(d).count() % 2 == 1);
     }
-    let table = lines
-        .iter()
-        .rev()
-        .find_map(|l| header.captures(l).map(|c| c[1].to_owned()));
     let full = match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
-        (Some(t), None) => t,
-        (None, Some(k)) => k,
+        (Some(t), None) => t.to_owned(),
+        (None, Some(k)) => k.to_owned(),
         (None, None) => return None,
     };
-    let parts: Vec<String> = full.split('.').map(|p| p.trim().to_owned()).collect();
+    let parts: Vec<&str> = full.split('.').map(str::trim).collect();
     let named = parts
         .iter()
         .enumerate()
-        .all(|(i, p)| known.contains(p) || (i > 0 && matches!(parts[i - 1].as_str(), "products")));
+        .all(|(i, p)| known.contains(*p) || (i > 0 && parts[i - 1] == "products"));
     named.then(|| parts.join("."))
 }
 
@@ -577,7 +588,12 @@ mod tests {
             key_near(text, text.find('x').unwrap(), &k).as_deref(),
             Some("maturity_ages")
         );
-        let text = "api_token = \"\"\"\nhunter2 = yes\n\x01";
+        let text = "api_token = \"\"\"\nhunter2 = yes\n[secret]\n\\q";
+        assert_eq!(
+            key_near(text, text.len() - 1, &k).as_deref(),
+            Some("api_token")
+        );
+        let text = "[webhooks]\nhunter2 = \"\"\"\n\\q";
         assert_eq!(key_near(text, text.len() - 1, &k), None);
         let text = "[products.payments.bands]\nstrong = ?";
         assert_eq!(key_near(text, text.len() - 1, &k), None);

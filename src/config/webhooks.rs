@@ -402,68 +402,94 @@ impl Default for SentrySettings {
 impl WebhooksSettings {
     /// Applies the secret environment variables, read verbatim through `var`:
     /// `BUG_ESCAPE_<NAME>` (comma-separated secrets) and `BUG_ESCAPE_<NAME>_FILE`
-    /// (a file of them) for every secret a source has.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        let secrets: [(&str, &mut Option<SecretSetting>, &mut Option<PathBuf>); 5] = [
+    /// (a file of them) for every secret a source has. Returns the variables
+    /// applied with the key each set (`webhooks.github.secret`), so errors
+    /// can name the variable.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        let mut applied = Vec::new();
+        let mut read = |name: &str, key: &str| {
+            let v = var(name);
+            if v.is_some() {
+                applied.push((name.to_owned(), key.to_owned()));
+            }
+            v
+        };
+        let secrets: [(&str, &str, &mut Option<SecretSetting>, &mut Option<PathBuf>); 5] = [
             (
                 "BUG_ESCAPE_GITHUB_SECRET",
+                "webhooks.github.secret",
                 &mut self.github.auth.secret,
                 &mut self.github.auth.secret_file,
             ),
             (
                 "BUG_ESCAPE_GITLAB_TOKEN",
+                "webhooks.gitlab.token",
                 &mut self.gitlab.token,
                 &mut self.gitlab.token_file,
             ),
             (
                 "BUG_ESCAPE_GITLAB_SIGNING_SECRET",
+                "webhooks.gitlab.signing_secret",
                 &mut self.gitlab.signing_secret,
                 &mut self.gitlab.signing_secret_file,
             ),
             (
                 "BUG_ESCAPE_JIRA_SECRET",
+                "webhooks.jira.secret",
                 &mut self.jira.auth.secret,
                 &mut self.jira.auth.secret_file,
             ),
             (
                 "BUG_ESCAPE_SENTRY_SECRET",
+                "webhooks.sentry.secret",
                 &mut self.sentry.auth.secret,
                 &mut self.sentry.auth.secret_file,
             ),
         ];
-        for (name, inline, file) in secrets {
-            if let Some(v) = var(name) {
+        for (name, key, inline, file) in secrets {
+            if let Some(v) = read(name, key) {
                 *inline = Some(SecretSetting::One(v));
             }
-            if let Some(p) = var(&format!("{name}_FILE")) {
+            if let Some(p) = read(&format!("{name}_FILE"), &format!("{key}_file")) {
                 *file = Some(PathBuf::from(p));
             }
         }
         // One API token, taken whole (never split on commas).
-        if let Some(t) = var("BUG_ESCAPE_GITHUB_API_TOKEN") {
-            self.github.api.api_token = Some(t);
+        let apis: [(&str, &str, &mut Option<String>, &mut Option<PathBuf>); 4] = [
+            (
+                "BUG_ESCAPE_GITHUB_API_TOKEN",
+                "webhooks.github.api_token",
+                &mut self.github.api.api_token,
+                &mut self.github.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_GITLAB_API_TOKEN",
+                "webhooks.gitlab.api_token",
+                &mut self.gitlab.api.api_token,
+                &mut self.gitlab.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_JIRA_API_TOKEN",
+                "webhooks.jira.api_token",
+                &mut self.jira.api.api_token,
+                &mut self.jira.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_SENTRY_API_TOKEN",
+                "webhooks.sentry.api_token",
+                &mut self.sentry.api_token,
+                &mut self.sentry.api_token_file,
+            ),
+        ];
+        for (name, key, token, file) in apis {
+            if let Some(t) = read(name, key) {
+                *token = Some(t);
+            }
+            if let Some(p) = read(&format!("{name}_FILE"), &format!("{key}_file")) {
+                *file = Some(PathBuf::from(p));
+            }
         }
-        if let Some(p) = var("BUG_ESCAPE_GITHUB_API_TOKEN_FILE") {
-            self.github.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_GITLAB_API_TOKEN") {
-            self.gitlab.api.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_GITLAB_API_TOKEN_FILE") {
-            self.gitlab.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_JIRA_API_TOKEN") {
-            self.jira.api.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_JIRA_API_TOKEN_FILE") {
-            self.jira.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
-            self.sentry.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_SENTRY_API_TOKEN_FILE") {
-            self.sentry.api_token_file = Some(PathBuf::from(p));
-        }
+        applied
     }
 }
 

@@ -19,6 +19,7 @@ mod openapi;
 mod read;
 mod releases;
 mod report;
+mod secrets;
 mod startup;
 mod surface;
 mod tls;
