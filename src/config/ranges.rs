@@ -150,15 +150,23 @@ pub const SYNC_INTERVAL: Span = Span {
     max_text: "30d",
 };
 
-/// Ages and retention: at most ten years.
+/// Maturity ages: at most ten years.
 pub const AGE: Span = Span {
-    keys: &["maturity_ages", "webhooks.sentry.retention"],
+    keys: &["maturity_ages"],
     max: Duration::from_secs(3650 * DAY),
     max_text: "3650d",
 };
 
+/// How long a vendor keeps issues: at most a hundred years (a long one is
+/// how "forever" is written).
+pub const RETENTION: Span = Span {
+    keys: &["webhooks.sentry.retention"],
+    max: Duration::from_secs(36500 * DAY),
+    max_text: "36500d",
+};
+
 /// Every duration range.
-pub const SPANS: &[Span] = &[REQUEST_TIME, RATE_LIMIT_WAIT, SYNC_INTERVAL, AGE];
+pub const SPANS: &[Span] = &[REQUEST_TIME, RATE_LIMIT_WAIT, SYNC_INTERVAL, AGE, RETENTION];
 
 /// Refuses an entry of the list at `key` listed twice, naming both places
 /// and the entry (never use this for a list of secrets). Entries are

@@ -1135,7 +1135,7 @@ impl WebhooksConfig {
             api_timeout,
             projects: sentry_projects("webhooks.sentry.projects", &se.projects)?,
             sync_interval: interval("webhooks.sentry.sync_interval", se.sync_interval.as_ref())?,
-            retention: ranges::AGE.parse("webhooks.sentry.retention", &se.retention)?,
+            retention: ranges::RETENTION.parse("webhooks.sentry.retention", &se.retention)?,
         };
         if !sentry.projects.is_empty() && sentry.organization.is_none() {
             return Err(ConfigError(
