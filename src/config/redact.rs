@@ -37,6 +37,16 @@ pub fn serde_message(message: &str) -> String {
     ticked.replace_all(&out, "$1").into_owned()
 }
 
+/// A URL as an error may show it: credentials written into it
+/// (`https://user:token@host`) replaced.
+pub fn url(v: &str) -> String {
+    let Some(at) = v.rfind('@') else {
+        return v.to_owned();
+    };
+    let start = v.find("://").map_or(0, |i| i + 3).min(at);
+    format!("{}<credentials hidden>{}", &v[..start], &v[at..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +88,15 @@ mod tests {
         );
         let out = serde_message("invalid type: integer `12345`, expected a string");
         assert_eq!(out, "invalid type: integer, expected a string");
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_hidden() {
+        assert_eq!(
+            url("htps://bot:hunter2@git.example"),
+            "htps://<credentials hidden>@git.example"
+        );
+        assert_eq!(url("bot:hunter2@host"), "<credentials hidden>@host");
+        assert_eq!(url("ftp://host/x"), "ftp://host/x");
     }
 }

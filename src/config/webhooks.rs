@@ -696,7 +696,8 @@ fn api_url(key: &str, v: &str) -> Result<String, ConfigError> {
         .or_else(|| url.strip_prefix("http://"));
     if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
         return Err(ConfigError(format!(
-            "{key}.api_url: `{v}` is not an http(s) URL"
+            "{key}.api_url: `{}` is not an http(s) URL",
+            super::redact::url(v)
         )));
     }
     Ok(url)
@@ -1102,7 +1103,7 @@ impl WebhooksConfig {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(ConfigError(format!(
                 "webhooks.sentry.api_url: `{}` is not an http(s) URL",
-                se.api_url
+                super::redact::url(&se.api_url)
             )));
         }
         let api_timeout =
