@@ -703,3 +703,52 @@ fn the_documentation_gives_every_range() {
         }
     }
 }
+
+#[test]
+fn every_numeric_and_duration_setting_has_a_range() {
+    use bug_escape_exporter::config::ranges::{SPANS, count_range};
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(&format!("{prefix}{k}."), v, out);
+                }
+            }
+            _ => out.push((prefix.trim_end_matches('.').to_owned(), v.clone())),
+        }
+    }
+    let mut leaves = Vec::new();
+    walk(
+        "",
+        &serde_json::to_value(Settings::default()).unwrap(),
+        &mut leaves,
+    );
+    let spanned: Vec<&str> = SPANS.iter().flat_map(|s| s.keys.iter().copied()).collect();
+    let mut problems = Vec::new();
+    for (key, value) in &leaves {
+        let durations = match value {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if value.is_u64() && count_range(key).is_none() {
+            problems.push(format!(
+                "{key}: a count with no range in config::ranges::COUNTS"
+            ));
+        }
+        let is_duration = !durations.is_empty()
+            && durations
+                .iter()
+                .all(|d| humantime::parse_duration(d).is_ok());
+        if is_duration && !spanned.contains(&key.as_str()) {
+            problems.push(format!(
+                "{key}: a duration with no range in config::ranges::SPANS"
+            ));
+        }
+    }
+    assert!(leaves.len() > 50, "{leaves:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
