@@ -95,7 +95,7 @@ fn refused_everywhere(
     check.extend(args);
     // Both log formats, taken in turn (by the case's name) rather than both
     // each time: fewer processes forked beside the other tests of this binary.
-    let format = if what.len() % 2 == 0 {
+    let format = if what.len().is_multiple_of(2) {
         "json"
     } else {
         "logfmt"
