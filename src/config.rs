@@ -121,6 +121,37 @@ pub struct Settings {
 pub struct Origins(BTreeMap<String, String>);
 
 impl Origins {
+    /// The places of the layers' keys: the file's lines, then the
+    /// environment's variables (settings and secrets), then the flags.
+    fn of(
+        parsed: Option<&file::Parsed>,
+        from_env: &serde_json::Map<String, serde_json::Value>,
+        secrets: Vec<(String, String)>,
+        flags: &Overrides,
+    ) -> Self {
+        let mut origins: BTreeMap<String, String> = parsed
+            .map(file::Parsed::origins)
+            .unwrap_or_default()
+            .into_iter()
+            // Errors name the key, not its alias.
+            .map(|(k, v)| match k.strip_prefix("allowlist") {
+                Some(rest) => (format!("pinned_products{rest}"), v),
+                None => (k, v),
+            })
+            .collect();
+        for (var, key) in secrets {
+            origins.insert(key, format!("environment variable {var}"));
+        }
+        for key in from_env.keys() {
+            let var = format!("{}{}", env::PREFIX, key.to_uppercase());
+            origins.insert(key.clone(), format!("environment variable {var}"));
+        }
+        for (key, flag) in flags.given() {
+            origins.insert(key.into(), flag.into());
+        }
+        Self(origins)
+    }
+
     /// `e` with the place of the key it names (or of the nearest enclosing
     /// key that has one) in front.
     fn locate(&self, e: ConfigError) -> ConfigError {
@@ -484,27 +515,7 @@ impl Settings {
             }
         };
         let secrets = settings.webhooks.apply_env(|name| std::env::var(name).ok());
-        let mut origins: BTreeMap<String, String> = parsed
-            .map(|p| p.origins())
-            .unwrap_or_default()
-            .into_iter()
-            // Errors name the key, not its alias.
-            .map(|(k, v)| match k.strip_prefix("allowlist") {
-                Some(rest) => (format!("pinned_products{rest}"), v),
-                None => (k, v),
-            })
-            .collect();
-        for (var, key) in secrets {
-            origins.insert(key, format!("environment variable {var}"));
-        }
-        for key in from_env.keys() {
-            let var = format!("{}{}", env::PREFIX, key.to_uppercase());
-            origins.insert(key.clone(), format!("environment variable {var}"));
-        }
-        for (key, flag) in flags.given() {
-            origins.insert(key.into(), flag.into());
-        }
-        settings.origins = Origins(origins);
+        settings.origins = Origins::of(parsed.as_ref(), &from_env, secrets, flags);
         Ok(settings)
     }
 }
