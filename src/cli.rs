@@ -50,6 +50,55 @@ pub enum LogFormat {
     Json,
 }
 
+/// A text argument read through `parse`, refused by name when it is not
+/// UTF-8 (clap's own error does not say which argument, or which variable).
+#[derive(Clone)]
+struct Utf8<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Utf8<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let name = arg
+            .and_then(|a| a.get_long().map(|l| format!("--{l}")))
+            .unwrap_or_else(|| "an argument".into());
+        let env = arg
+            .and_then(clap::Arg::get_env)
+            .map(|e| format!(" (or {})", e.to_string_lossy()))
+            .unwrap_or_default();
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}{env}: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("not valid UTF-8 (not shown)".into()))?;
+        (self.0)(text).map_err(fail)
+    }
+}
+
+/// Text as it is.
+fn text(v: &str) -> Result<String, String> {
+    Ok(v.to_owned())
+}
+
+/// `healthcheck --timeout`: a duration, at most an hour.
+fn timeout(v: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(v) {
+        Ok(d) if d <= Duration::from_secs(3600) => Ok(d),
+        Ok(_) => Err(format!("`{v}` is out of range: at most 1h")),
+        Err(e) => Err(format!("`{v}` is not a duration like `2s`: {e}")),
+    }
+}
+
 /// `sync --since`: a vendor time format (RFC 3339, a date).
 fn parse_since(v: &str) -> Result<i64, String> {
     crate::ingest::webhook::parse_time(v).ok_or_else(|| {
@@ -75,11 +124,12 @@ pub enum Command {
         #[arg(
             long = "web.listen-address",
             visible_alias = "listen",
-            value_name = "ADDR:PORT"
+            value_name = "ADDR:PORT",
+            value_parser = Utf8(text)
         )]
         listen: Option<String>,
         /// Path under which the metrics are served; default /metrics.
-        #[arg(long = "web.telemetry-path", value_name = "PATH")]
+        #[arg(long = "web.telemetry-path", value_name = "PATH", value_parser = Utf8(text))]
         telemetry_path: Option<String>,
         /// SQLite database file; default ./bug-escape.db.
         #[arg(long)]
@@ -112,7 +162,7 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Only this product.
-        #[arg(long, value_name = "PRODUCT")]
+        #[arg(long, value_name = "PRODUCT", value_parser = Utf8(text))]
         product: Option<String>,
         /// Output: an aligned table (coloured by band on a terminal unless
         /// NO_COLOR is set), JSON, or CSV of the release rows.
@@ -182,7 +232,7 @@ pub enum Command {
         config: Option<PathBuf>,
         /// List the issues updated since this time (RFC 3339, or a date
         /// `2024-05-01`) instead of since the last sync.
-        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        #[arg(long, value_name = "TIME", value_parser = Utf8(parse_since))]
         since: Option<i64>,
         /// List every issue whatever the last sync, and delete the stored ones
         /// the vendor no longer has (deleted, transferred away, merged).
@@ -198,11 +248,12 @@ pub enum Command {
             long,
             env = "BUG_ESCAPE_HEALTHCHECK_URL",
             default_value = crate::healthcheck::DEFAULT_URL,
-            value_name = "URL"
+            value_name = "URL",
+            value_parser = Utf8(text)
         )]
         url: String,
         /// Time allowed in all (connect, send, answer), e.g. 2s or 500ms.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        #[arg(long, default_value = "2s", value_parser = Utf8(timeout), value_name = "DURATION")]
         timeout: Duration,
     },
 }

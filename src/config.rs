@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
 
 use crate::model::release::{ReleaseRule, ReleaseRules};
 use crate::model::stage::{Phase, Pipeline, StageDef};
 
+pub mod env;
+mod file;
+pub mod ranges;
+pub mod redact;
 pub mod sync;
 pub mod web;
 pub mod webhooks;
@@ -104,6 +108,67 @@ pub struct Settings {
     /// exporter-toolkit web configuration (TLS, basic auth, headers), YAML;
     /// flag `--web.config.file`.
     pub web_config_file: Option<PathBuf>,
+    /// Where each setting was written, for validation errors; not a key.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where each setting was written: `file:line`, an environment variable or
+/// a flag, by key path (`stages[1].phase`), the later layers over the
+/// earlier. Validation errors start with the key at fault; they are
+/// prefixed with its place.
+#[derive(Debug, Clone, Default)]
+pub struct Origins(BTreeMap<String, String>);
+
+impl Origins {
+    /// The places of the layers' keys: the file's lines, then the
+    /// environment's variables (settings and secrets), then the flags.
+    fn of(
+        parsed: Option<&file::Parsed>,
+        from_env: &serde_json::Map<String, serde_json::Value>,
+        secrets: Vec<(String, String)>,
+        flags: &Overrides,
+    ) -> Self {
+        let mut origins: BTreeMap<String, String> = parsed
+            .map(file::Parsed::origins)
+            .unwrap_or_default()
+            .into_iter()
+            // Errors name the key, not its alias.
+            .map(|(k, v)| match k.strip_prefix("allowlist") {
+                Some(rest) => (format!("pinned_products{rest}"), v),
+                None => (k, v),
+            })
+            .collect();
+        for (var, key) in secrets {
+            origins.insert(key, format!("environment variable {var}"));
+        }
+        for key in from_env.keys() {
+            let var = format!("{}{}", env::PREFIX, key.to_uppercase());
+            origins.insert(key.clone(), format!("environment variable {var}"));
+        }
+        for (key, flag) in flags.given() {
+            origins.insert(key.into(), flag.into());
+        }
+        Self(origins)
+    }
+
+    /// `e` with the place of the key it names (or of the nearest enclosing
+    /// key that has one) in front.
+    fn locate(&self, e: ConfigError) -> ConfigError {
+        let Some((key, _)) = e.0.split_once(": ") else {
+            return e;
+        };
+        let mut k = key;
+        loop {
+            if let Some(place) = self.0.get(k) {
+                return ConfigError(format!("{place}: {}", e.0));
+            }
+            match k.rfind(['.', '[']) {
+                Some(i) => k = &k[..i],
+                None => return e,
+            }
+        }
+    }
 }
 
 /// One stage of the pipeline.
@@ -212,11 +277,11 @@ impl UnderReportingSettings {
                 r.drop_ratio
             )));
         }
-        if r.min_predecessors == 0 {
-            return Err(ConfigError(format!(
-                "{key}.min_predecessors: must be at least 1"
-            )));
-        }
+        ranges::check_count(
+            "under_reporting.min_predecessors",
+            &format!("{key}.min_predecessors"),
+            r.min_predecessors,
+        )?;
         Ok(r)
     }
 }
@@ -341,6 +406,7 @@ impl Default for Settings {
             webhooks: webhooks::WebhooksSettings::default(),
             sync: sync::SyncSettings::default(),
             web_config_file: None,
+            origins: Origins::default(),
         }
     }
 }
@@ -387,25 +453,141 @@ pub struct Overrides {
 
 impl Settings {
     /// Merges defaults, the TOML file (when given), the environment and `flags`.
+    /// Errors name the file, line and key, or the variable, or the flag, and
+    /// never print a value that may be a secret.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        if let Some(path) = file {
-            if !path.is_file() {
+        env::check_process()?;
+        flags.check_unicode()?;
+        let parsed = match file {
+            Some(path) if !path.is_file() => {
                 return Err(ConfigError(format!(
                     "config file {} does not exist or is not a file",
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            Some(path) => Some(file::read(path, &known_names())?),
+            None => None,
+        };
+        let mut parsed = parsed;
+        if let Some(p) = &mut parsed {
+            // `allowlist` is another name of `pinned_products`: the defaults
+            // hold the latter, so serde would see the field twice.
+            if let Some(v) = p.dict.remove("allowlist") {
+                if p.dict.contains_key("pinned_products") {
+                    return Err(ConfigError(format!(
+                        "{}: allowlist: is another name of pinned_products, which is also set; keep one",
+                        p.file()
+                    )));
+                }
+                p.dict.insert("pinned_products".into(), v);
+            }
         }
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(p) = &parsed {
+            figment = figment.merge(Serialized::defaults(&p.dict));
+        }
+        let from_env = env::layer(|name| std::env::var(name).ok())?;
         figment = figment
-            .merge(Env::prefixed("BUG_ESCAPE_").only(ENV_KEYS))
+            .merge(Serialized::defaults(&from_env))
             .merge(Serialized::defaults(flags));
-        let mut settings: Settings = figment
-            .extract()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
-        settings.webhooks.apply_env(|name| std::env::var(name).ok());
+        let mut settings: Settings = match (figment.extract(), &parsed) {
+            (Ok(s), _) => s,
+            (Err(e), Some(p)) => {
+                let trial = |d: &figment::value::Dict| {
+                    Figment::from(Serialized::defaults(Settings::default()))
+                        .merge(Serialized::defaults(d))
+                        .extract::<Settings>()
+                        .map(drop)
+                        .map_err(Box::new)
+                };
+                return Err(p.explain(e, &trial));
+            }
+            (Err(e), None) => {
+                let key = e.path.join(".");
+                return Err(ConfigError(format!(
+                    "{key}: invalid value{}",
+                    if redact::is_secret_key(&key) {
+                        " (not shown)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        };
+        let secrets = settings.webhooks.apply_env(|name| std::env::var(name).ok());
+        settings.origins = Origins::of(parsed.as_ref(), &from_env, secrets, flags);
         Ok(settings)
+    }
+}
+
+/// Every key name the settings know, at any depth (the names inside
+/// `[webhooks.github]`, `[[stages]]`, `[products.<name>]` …): a syntax
+/// error names the key it is on only when each part is one of them.
+fn known_names() -> std::collections::BTreeSet<String> {
+    fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    out.insert(k.clone());
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let product = ProductSettings {
+        bands: Some(BandOverride::default()),
+        under_reporting: Some(UnderReportingOverride::default()),
+        ..ProductSettings::default()
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for v in [
+        serde_json::to_value(Settings::default()),
+        serde_json::to_value(product),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        walk(&v, &mut out);
+    }
+    out.insert("allowlist".into());
+    out
+}
+
+impl Overrides {
+    /// The keys set by flags, with the flag.
+    fn given(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        if self.listen.is_some() {
+            out.push(("listen", "--web.listen-address"));
+        }
+        if self.telemetry_path.is_some() {
+            out.push(("telemetry_path", "--web.telemetry-path"));
+        }
+        if self.db.is_some() {
+            out.push(("db", "--db"));
+        }
+        if self.web_config_file.is_some() {
+            out.push(("web_config_file", "--web.config.file"));
+        }
+        out
+    }
+
+    /// Refuses a path flag that is not UTF-8 by name (settings are text).
+    fn check_unicode(&self) -> Result<(), ConfigError> {
+        for (flag, path) in [
+            ("--db", &self.db),
+            ("--web.config.file", &self.web_config_file),
+        ] {
+            if let Some(p) = path.as_ref().filter(|p| p.to_str().is_none()) {
+                return Err(ConfigError(format!(
+                    "{flag}: `{}` is not valid UTF-8; give a UTF-8 path",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -502,8 +684,14 @@ fn check_telemetry_path(p: &str) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// Validates `settings`; every error names the setting at fault.
+    /// Validates `settings`; every error names the setting at fault, and
+    /// where it was written when the settings were loaded.
     pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
+        let origins = s.origins.clone();
+        Self::validate(s).map_err(|e| origins.locate(e))
+    }
+
+    fn validate(s: Settings) -> Result<Self, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         let listen: SocketAddr = match s.listen.parse() {
             Ok(a) => a,
@@ -515,11 +703,11 @@ impl Config {
             ("max_products", s.max_products),
             ("recent_releases", s.recent_releases),
             ("max_body_bytes", s.max_body_bytes),
+            ("write_queue_bytes", s.write_queue_bytes),
+            ("unauthenticated_bytes", s.unauthenticated_bytes),
             ("max_connections", s.max_connections),
         ] {
-            if v == 0 {
-                return err(format!("{key}: must be at least 1"));
-            }
+            ranges::check_count(key, key, u64::try_from(v).unwrap_or(u64::MAX))?;
         }
         if s.write_queue_bytes < s.max_body_bytes {
             return err(format!(
@@ -533,28 +721,13 @@ impl Config {
                 s.unauthenticated_bytes, s.max_body_bytes
             ));
         }
-        let duration = |key: &str, v: &str| match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(ConfigError(format!(
-                "{key}: `{v}` is not a duration like `5s`"
-            ))),
-        };
+        let duration = |key: &str, v: &str| ranges::REQUEST_TIME.parse(key, v);
         let write_queue_wait = duration("write_queue_wait", &s.write_queue_wait)?;
         let write_timeout = duration("write_timeout", &s.write_timeout)?;
         let header_read_timeout = duration("header_read_timeout", &s.header_read_timeout)?;
         let idle_timeout = duration("idle_timeout", &s.idle_timeout)?;
         let body_read_timeout = duration("body_read_timeout", &s.body_read_timeout)?;
-        let mut ages = Vec::new();
-        for (i, a) in s.maturity_ages.iter().enumerate() {
-            match humantime::parse_duration(a) {
-                Ok(d) if !d.is_zero() => ages.push((a.clone(), d)),
-                _ => {
-                    return err(format!(
-                        "maturity_ages[{i}]: `{a}` is not a duration like `30d`"
-                    ));
-                }
-            }
-        }
+        let ages = maturity_ages(&s.maturity_ages)?;
         let stages = s
             .stages
             .iter()
@@ -582,6 +755,12 @@ impl Config {
                     .into(),
             );
         }
+        ranges::unique_exact("severities", s.severities.iter().map(String::as_str))?;
+        ranges::unique_exact("teams", s.teams.iter().map(String::as_str))?;
+        ranges::unique_exact(
+            "pinned_products",
+            s.pinned_products.iter().map(String::as_str),
+        )?;
         for (i, v) in s.severities.iter().enumerate() {
             check_name(&format!("severities[{i}]"), v)?;
             if v == "unknown" {
@@ -659,7 +838,7 @@ impl Config {
                     "api_token: is set (`api_token` or BUG_ESCAPE_API_TOKEN) but empty or white space only; set a token or unset it".into(),
                 ));
             }
-            (Some(t), _) => Some(t.trim().to_owned()),
+            (Some(t), _) => Some(header_safe("api_token", t.trim())?.to_owned()),
             (None, Some(path)) => {
                 let t = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError(format!(
@@ -674,7 +853,7 @@ impl Config {
                         path.display()
                     )));
                 }
-                Some(t.to_owned())
+                Some(header_safe("api_token_file", t)?.to_owned())
             }
             (None, None) => None,
         };
@@ -801,6 +980,24 @@ impl Config {
     }
 }
 
+/// `maturity_ages`: durations in range, no age twice (`30d` and `720h` are
+/// the same age: two series with the same numbers).
+fn maturity_ages(v: &[String]) -> Result<Vec<(String, Duration)>, ConfigError> {
+    let mut ages: Vec<(String, Duration)> = Vec::new();
+    for (i, a) in v.iter().enumerate() {
+        let key = format!("maturity_ages[{i}]");
+        let d = ranges::AGE.parse(&key, a)?;
+        if let Some(j) = ages.iter().position(|(_, seen)| *seen == d) {
+            return Err(ConfigError(format!(
+                "{key}: `{a}` is listed twice (the same age as maturity_ages[{j}], `{}`)",
+                ages[j].0
+            )));
+        }
+        ages.push((a.clone(), d));
+    }
+    Ok(ages)
+}
+
 fn bands(key: &str, base: &BandSettings, o: Option<&BandOverride>) -> Result<Bands, ConfigError> {
     let b = Bands {
         strong: o.and_then(|o| o.strong).unwrap_or(base.strong),
@@ -808,6 +1005,11 @@ fn bands(key: &str, base: &BandSettings, o: Option<&BandOverride>) -> Result<Ban
         attention: o.and_then(|o| o.attention).unwrap_or(base.attention),
         min_defects: o.and_then(|o| o.min_defects).unwrap_or(base.min_defects),
     };
+    ranges::check_count(
+        "bands.min_defects",
+        &format!("{key}.min_defects"),
+        b.min_defects,
+    )?;
     let ordered =
         0.0 < b.strong && b.strong < b.healthy && b.healthy < b.attention && b.attention < 1.0;
     if !ordered {
@@ -817,6 +1019,17 @@ fn bands(key: &str, base: &BandSettings, o: Option<&BandOverride>) -> Result<Ban
         )));
     }
     Ok(b)
+}
+
+/// A token sent or compared in an HTTP header: no control characters (a
+/// client could never send it), named by key, never shown.
+pub fn header_safe<'a>(key: &str, token: &'a str) -> Result<&'a str, ConfigError> {
+    if token.chars().any(char::is_control) {
+        return Err(ConfigError(format!(
+            "{key}: holds a control character, which no HTTP header can carry (the value is not shown)"
+        )));
+    }
+    Ok(token)
 }
 
 /// Checks a configured label value: non-empty, at most [`MAX_LABEL_LEN`]
@@ -834,6 +1047,56 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, toml).expect("write");
         Config::from_settings(Settings::load(Some(&file), &Overrides::default())?)
+    }
+
+    #[test]
+    fn file_errors_name_the_line_and_key_in_arrays_and_flattened_tables() {
+        let stage = |name: &str, phase: &str| {
+            format!("[[stages]]\nname = \"{name}\"\nphase = \"{phase}\"\nowner = \"x\"\n")
+        };
+        let e = load(&format!(
+            "{}{}",
+            stage("a", "pre_release"),
+            stage("b", "prod")
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:7:1: stages[1].phase: unknown value `prod`"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{}[[stages]]\nname = \"b\"\n",
+            stage("a", "pre_release")
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:5:1: stages[1]: missing key `phase`"),
+            "{e}"
+        );
+        let e = load(&format!("{}nmae = 3\n", stage("a", "pre_release"))).unwrap_err();
+        assert!(
+            e.0.contains("c.toml:5:1: stages[0].nmae: unknown key"),
+            "{e}"
+        );
+        let e = load("[webhooks.jira]\nprojects = [\"PAY\"]\nsecret = [\"s3cr3t-value\", 7]\n")
+            .unwrap_err();
+        assert!(
+            e.0.contains("c.toml:3:27: webhooks.jira.secret[1]: must be a string"),
+            "{e}"
+        );
+        assert!(!e.0.contains("s3cr3t"), "{e}");
+        let e = load("[webhooks.gitlab]\nprojects = 5\n").unwrap_err();
+        assert!(
+            e.0.contains("c.toml:2:1: webhooks.gitlab.projects: expected"),
+            "{e}"
+        );
+        let e = load("[webhooks.gitlab.prefixes]\nstage = 5\n").unwrap_err();
+        assert!(
+            e.0.contains(
+                "c.toml:2:1: webhooks.gitlab.prefixes.stage: expected a string, found an integer"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

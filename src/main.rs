@@ -8,6 +8,13 @@ use bug_escape_exporter::config::{Config, Overrides, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything reads the environment (the log filter, the settings):
+    // a `BUG_ESCAPE_*` value that is not UTF-8 is refused by name, never
+    // altered or skipped.
+    if let Err(e) = bug_escape_exporter::config::env::check_process() {
+        complain(&format!("invalid configuration: {e}"));
+        return config_failure(&cli.command);
+    }
     bug_escape_exporter::logging::init(cli.log_level, cli.log_format);
     match cli.command {
         Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
@@ -162,6 +169,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The exit status of `command` when its configuration cannot be used.
+fn config_failure(command: &Command) -> ExitCode {
+    match command {
+        Command::Import { .. } | Command::Export { .. } => {
+            ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+        }
+        Command::Sync { .. } => ExitCode::from(bug_escape_exporter::sync::command::EXIT_ERROR),
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// `healthcheck`: 0 when `url` answers 200, else 1 with the reason on stderr.
 fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
     use bug_escape_exporter::healthcheck::{probe, verdict};
@@ -236,7 +254,8 @@ fn report(
 }
 
 fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config, String> {
-    let settings = Settings::load(file, flags).map_err(|e| e.to_string())?;
+    let settings =
+        Settings::load(file, flags).map_err(|e| format!("invalid configuration: {e}"))?;
     Config::from_settings(settings).map_err(|e| format!("invalid configuration: {e}"))
 }
 

@@ -38,13 +38,6 @@ pub struct SyncSettings {
     pub max_response_bytes: u64,
 }
 
-/// Bounds of `max_pages`.
-pub const MAX_PAGES: std::ops::RangeInclusive<u64> = 1..=1_000_000;
-/// Longest `pass_timeout`.
-pub const MAX_PASS_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Bounds of `max_response_bytes`: 1 KiB to 1 GiB.
-pub const MAX_RESPONSE_BYTES: std::ops::RangeInclusive<u64> = 1024..=1 << 30;
-
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
@@ -76,53 +69,28 @@ pub struct SyncConfig {
 impl SyncSettings {
     /// Validates the settings; errors name the key.
     pub fn validate(&self) -> Result<SyncConfig, ConfigError> {
-        let duration = |key: &str, v: &str| match humantime::parse_duration(v) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(ConfigError(format!(
-                "sync.{key}: `{v}` is not a duration like `5s`"
-            ))),
-        };
-        if self.max_attempts == 0 {
-            return Err(ConfigError("sync.max_attempts: must be at least 1".into()));
-        }
-        if !(1..=100).contains(&self.page_size) {
-            return Err(ConfigError(format!(
-                "sync.page_size: {} is not in 1..=100 (the vendors' largest page)",
-                self.page_size
-            )));
-        }
-        if !MAX_PAGES.contains(&self.max_pages) {
-            return Err(ConfigError(format!(
-                "sync.max_pages: {} is not in {}..={}",
-                self.max_pages,
-                MAX_PAGES.start(),
-                MAX_PAGES.end()
-            )));
-        }
-        if !MAX_RESPONSE_BYTES.contains(&self.max_response_bytes) {
-            return Err(ConfigError(format!(
-                "sync.max_response_bytes: {} is not in {}..={} (1 KiB to 1 GiB)",
-                self.max_response_bytes,
-                MAX_RESPONSE_BYTES.start(),
-                MAX_RESPONSE_BYTES.end()
-            )));
-        }
+        use super::ranges::{PASS_TIME, RATE_LIMIT_WAIT, REQUEST_TIME, check_count};
+        check_count(
+            "sync.max_attempts",
+            "sync.max_attempts",
+            self.max_attempts.into(),
+        )?;
+        // 100: the vendors' largest page.
+        check_count("sync.page_size", "sync.page_size", self.page_size.into())?;
+        check_count("sync.max_pages", "sync.max_pages", self.max_pages)?;
+        check_count(
+            "sync.max_response_bytes",
+            "sync.max_response_bytes",
+            self.max_response_bytes,
+        )?;
         Ok(SyncConfig {
-            timeout: duration("timeout", &self.timeout)?,
+            timeout: REQUEST_TIME.parse("sync.timeout", &self.timeout)?,
             max_attempts: self.max_attempts,
-            retry_backoff: duration("retry_backoff", &self.retry_backoff)?,
-            max_wait: duration("max_wait", &self.max_wait)?,
+            retry_backoff: REQUEST_TIME.parse("sync.retry_backoff", &self.retry_backoff)?,
+            max_wait: RATE_LIMIT_WAIT.parse("sync.max_wait", &self.max_wait)?,
             page_size: self.page_size,
             max_pages: self.max_pages,
-            pass_timeout: match duration("pass_timeout", &self.pass_timeout)? {
-                d if d > MAX_PASS_TIMEOUT => {
-                    return Err(ConfigError(format!(
-                        "sync.pass_timeout: `{}` is longer than 30 days",
-                        self.pass_timeout
-                    )));
-                }
-                d => d,
-            },
+            pass_timeout: PASS_TIME.parse("sync.pass_timeout", &self.pass_timeout)?,
             max_response_bytes: self.max_response_bytes,
         })
     }

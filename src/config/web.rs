@@ -235,7 +235,10 @@ impl WebConfig {
         let file: WebFile = if text.trim().is_empty() {
             WebFile::default()
         } else {
-            serde_yaml::from_str(&text).map_err(|e| at(e.to_string()))?
+            // serde quotes an unexpected string whole: a hash or key written
+            // one level off would be printed.
+            serde_yaml::from_str(&text)
+                .map_err(|e| at(super::redact::serde_message(&e.to_string())))?
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         Self::from_file(file, dir)

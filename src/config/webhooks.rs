@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, check_name};
+use super::{ConfigError, check_name, ranges};
 use crate::model::event::DETECTORS;
 use crate::model::stage::Pipeline;
 
@@ -402,68 +402,94 @@ impl Default for SentrySettings {
 impl WebhooksSettings {
     /// Applies the secret environment variables, read verbatim through `var`:
     /// `BUG_ESCAPE_<NAME>` (comma-separated secrets) and `BUG_ESCAPE_<NAME>_FILE`
-    /// (a file of them) for every secret a source has.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        let secrets: [(&str, &mut Option<SecretSetting>, &mut Option<PathBuf>); 5] = [
+    /// (a file of them) for every secret a source has. Returns the variables
+    /// applied with the key each set (`webhooks.github.secret`), so errors
+    /// can name the variable.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        let mut applied = Vec::new();
+        let mut read = |name: &str, key: &str| {
+            let v = var(name);
+            if v.is_some() {
+                applied.push((name.to_owned(), key.to_owned()));
+            }
+            v
+        };
+        let secrets: [(&str, &str, &mut Option<SecretSetting>, &mut Option<PathBuf>); 5] = [
             (
                 "BUG_ESCAPE_GITHUB_SECRET",
+                "webhooks.github.secret",
                 &mut self.github.auth.secret,
                 &mut self.github.auth.secret_file,
             ),
             (
                 "BUG_ESCAPE_GITLAB_TOKEN",
+                "webhooks.gitlab.token",
                 &mut self.gitlab.token,
                 &mut self.gitlab.token_file,
             ),
             (
                 "BUG_ESCAPE_GITLAB_SIGNING_SECRET",
+                "webhooks.gitlab.signing_secret",
                 &mut self.gitlab.signing_secret,
                 &mut self.gitlab.signing_secret_file,
             ),
             (
                 "BUG_ESCAPE_JIRA_SECRET",
+                "webhooks.jira.secret",
                 &mut self.jira.auth.secret,
                 &mut self.jira.auth.secret_file,
             ),
             (
                 "BUG_ESCAPE_SENTRY_SECRET",
+                "webhooks.sentry.secret",
                 &mut self.sentry.auth.secret,
                 &mut self.sentry.auth.secret_file,
             ),
         ];
-        for (name, inline, file) in secrets {
-            if let Some(v) = var(name) {
+        for (name, key, inline, file) in secrets {
+            if let Some(v) = read(name, key) {
                 *inline = Some(SecretSetting::One(v));
             }
-            if let Some(p) = var(&format!("{name}_FILE")) {
+            if let Some(p) = read(&format!("{name}_FILE"), &format!("{key}_file")) {
                 *file = Some(PathBuf::from(p));
             }
         }
         // One API token, taken whole (never split on commas).
-        if let Some(t) = var("BUG_ESCAPE_GITHUB_API_TOKEN") {
-            self.github.api.api_token = Some(t);
+        let apis: [(&str, &str, &mut Option<String>, &mut Option<PathBuf>); 4] = [
+            (
+                "BUG_ESCAPE_GITHUB_API_TOKEN",
+                "webhooks.github.api_token",
+                &mut self.github.api.api_token,
+                &mut self.github.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_GITLAB_API_TOKEN",
+                "webhooks.gitlab.api_token",
+                &mut self.gitlab.api.api_token,
+                &mut self.gitlab.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_JIRA_API_TOKEN",
+                "webhooks.jira.api_token",
+                &mut self.jira.api.api_token,
+                &mut self.jira.api.api_token_file,
+            ),
+            (
+                "BUG_ESCAPE_SENTRY_API_TOKEN",
+                "webhooks.sentry.api_token",
+                &mut self.sentry.api_token,
+                &mut self.sentry.api_token_file,
+            ),
+        ];
+        for (name, key, token, file) in apis {
+            if let Some(t) = read(name, key) {
+                *token = Some(t);
+            }
+            if let Some(p) = read(&format!("{name}_FILE"), &format!("{key}_file")) {
+                *file = Some(PathBuf::from(p));
+            }
         }
-        if let Some(p) = var("BUG_ESCAPE_GITHUB_API_TOKEN_FILE") {
-            self.github.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_GITLAB_API_TOKEN") {
-            self.gitlab.api.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_GITLAB_API_TOKEN_FILE") {
-            self.gitlab.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_JIRA_API_TOKEN") {
-            self.jira.api.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_JIRA_API_TOKEN_FILE") {
-            self.jira.api.api_token_file = Some(PathBuf::from(p));
-        }
-        if let Some(t) = var("BUG_ESCAPE_SENTRY_API_TOKEN") {
-            self.sentry.api_token = Some(t);
-        }
-        if let Some(p) = var("BUG_ESCAPE_SENTRY_API_TOKEN_FILE") {
-            self.sentry.api_token_file = Some(PathBuf::from(p));
-        }
+        applied
     }
 }
 
@@ -564,7 +590,27 @@ impl Secrets {
             }
             out.extend(from_file);
         }
+        // A secret listed twice is a mistake (a rotation half done);
+        // named by position, never by value.
+        for (i, s) in out.iter().enumerate() {
+            if let Some(j) = out[..i].iter().position(|o| o == s) {
+                return Err(ConfigError(format!(
+                    "{key}: secret #{} is the same as secret #{} (counting {key} first, then {key}_file; values not shown)",
+                    i + 1,
+                    j + 1
+                )));
+            }
+        }
         Ok(Self(out))
+    }
+
+    /// Refuses a secret sent in an HTTP header that holds a control
+    /// character (no client could send it); named, never shown.
+    fn header_safe(self, key: &str) -> Result<Self, ConfigError> {
+        for s in &self.0 {
+            super::header_safe(key, &String::from_utf8_lossy(s))?;
+        }
+        Ok(self)
     }
 }
 
@@ -636,7 +682,8 @@ impl ApiSettings {
                 .map(|t| SecretSetting::Many(vec![t]))
                 .as_ref(),
             self.api_token_file.as_ref(),
-        )?;
+        )?
+        .header_safe(&format!("{key}.api_token"))?;
         Ok((!token.is_empty()).then_some(token))
     }
 }
@@ -649,21 +696,16 @@ fn api_url(key: &str, v: &str) -> Result<String, ConfigError> {
         .or_else(|| url.strip_prefix("http://"));
     if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
         return Err(ConfigError(format!(
-            "{key}.api_url: `{v}` is not an http(s) URL"
+            "{key}.api_url: `{}` is not an http(s) URL",
+            super::redact::url(v)
         )));
     }
     Ok(url)
 }
 
-/// An optional interval (`15m`), not zero.
+/// An optional reconcile interval (`15m`), in its range.
 fn interval(key: &str, v: Option<&String>) -> Result<Option<Duration>, ConfigError> {
-    let Some(v) = v else { return Ok(None) };
-    match humantime::parse_duration(v) {
-        Ok(d) if !d.is_zero() => Ok(Some(d)),
-        _ => Err(ConfigError(format!(
-            "{key}: `{v}` is not a duration like `15m`"
-        ))),
-    }
+    v.map(|v| ranges::SYNC_INTERVAL.parse(key, v)).transpose()
 }
 
 /// GitHub repositories as `owner/name`, each once.
@@ -828,6 +870,13 @@ pub struct WebhooksConfig {
     pub sentry: SentryConfig,
 }
 
+/// Refuses an entry listed twice in a list matched case-insensitively.
+fn unique_folded(key: &str, v: &[String]) -> Result<(), ConfigError> {
+    ranges::unique(key, v.iter().map(String::as_str), |s| {
+        s.trim().to_lowercase()
+    })
+}
+
 fn lower(v: &[String]) -> Vec<String> {
     v.iter().map(|s| s.trim().to_lowercase()).collect()
 }
@@ -861,6 +910,14 @@ impl ConventionSettings {
             return Err(ConfigError(format!(
                 "{key}: defect_labels and defect_types are both empty, so no issue would ever count"
             )));
+        }
+        for (name, list) in [
+            ("defect_labels", &self.defect_labels),
+            ("defect_types", &self.defect_types),
+            ("invalid_labels", &self.invalid_labels),
+            ("duplicate_labels", &self.duplicate_labels),
+        ] {
+            unique_folded(&format!("{key}.{name}"), list)?;
         }
         let p = &self.prefixes;
         for (name, v) in [
@@ -932,6 +989,8 @@ impl WebhooksConfig {
         refuse_unknown::<JiraSettings>("webhooks.jira", &s.jira.unknown)?;
         refuse_unknown::<SentrySettings>("webhooks.sentry", &s.sentry.unknown)?;
         let gh = &s.github;
+        unique_folded("webhooks.github.duplicate_reasons", &gh.duplicate_reasons)?;
+        unique_folded("webhooks.github.invalid_reasons", &gh.invalid_reasons)?;
         let github = GithubConfig {
             secrets: gh.auth.load("webhooks.github")?,
             conventions: gh.conventions.conventions("webhooks.github", pipeline)?,
@@ -958,7 +1017,8 @@ impl WebhooksConfig {
                 "webhooks.gitlab.token",
                 gl.token.as_ref(),
                 gl.token_file.as_ref(),
-            )?,
+            )?
+            .header_safe("webhooks.gitlab.token")?,
             signing_keys: Secrets::load_signing(
                 "webhooks.gitlab.signing_secret",
                 gl.signing_secret.as_ref(),
@@ -978,6 +1038,11 @@ impl WebhooksConfig {
             ));
         }
         let j = &s.jira;
+        unique_folded("webhooks.jira.invalid_resolutions", &j.invalid_resolutions)?;
+        unique_folded(
+            "webhooks.jira.duplicate_resolutions",
+            &j.duplicate_resolutions,
+        )?;
         for (id, key) in &j.project_keys {
             check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;
         }
@@ -1038,18 +1103,11 @@ impl WebhooksConfig {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(ConfigError(format!(
                 "webhooks.sentry.api_url: `{}` is not an http(s) URL",
-                se.api_url
+                super::redact::url(&se.api_url)
             )));
         }
-        let api_timeout = match humantime::parse_duration(&se.api_timeout) {
-            Ok(d) if !d.is_zero() => d,
-            _ => {
-                return Err(ConfigError(format!(
-                    "webhooks.sentry.api_timeout: `{}` is not a duration like `5s`",
-                    se.api_timeout
-                )));
-            }
-        };
+        let api_timeout =
+            ranges::REQUEST_TIME.parse("webhooks.sentry.api_timeout", &se.api_timeout)?;
         let api_token = Secrets::load(
             "webhooks.sentry.api_token",
             se.api_token
@@ -1057,7 +1115,8 @@ impl WebhooksConfig {
                 .map(|t| SecretSetting::Many(vec![t]))
                 .as_ref(),
             se.api_token_file.as_ref(),
-        )?;
+        )?
+        .header_safe("webhooks.sentry.api_token")?;
         let sentry = SentryConfig {
             secrets: se.auth.load("webhooks.sentry")?,
             count_issues: se.count_issues,
@@ -1077,8 +1136,7 @@ impl WebhooksConfig {
             api_timeout,
             projects: sentry_projects("webhooks.sentry.projects", &se.projects)?,
             sync_interval: interval("webhooks.sentry.sync_interval", se.sync_interval.as_ref())?,
-            retention: interval("webhooks.sentry.retention", Some(&se.retention))?
-                .unwrap_or_default(),
+            retention: ranges::RETENTION.parse("webhooks.sentry.retention", &se.retention)?,
         };
         if !sentry.projects.is_empty() && sentry.organization.is_none() {
             return Err(ConfigError(

@@ -27,6 +27,16 @@ pub struct DbLock {
     _file: File,
 }
 
+impl Drop for DbLock {
+    /// Unlocks before the descriptor closes: a child forked at that moment
+    /// (by a test harness, a hook) shares the open file, and closing ours
+    /// alone would leave the lock held until that child execs.
+    fn drop(&mut self) {
+        // SAFETY: flock on the descriptor this value owns, still open here.
+        unsafe { libc::flock(self._file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

@@ -1,6 +1,8 @@
 //! Configuration: custom pipelines and products, validation, and re-keying of
 //! stored defects when the keying rules change.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use bug_escape_exporter::config::{Config, ProductSettings, RuleSettings, Settings, StageSettings};
@@ -338,4 +340,415 @@ fn the_readme_example_configuration_is_valid() {
         c.release_rules.normalise("github", "v1.2").unwrap().key,
         "v1.2"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Ranges, duplicates and the environment, through the real binary: what
+// `check-config` refuses, `serve` refuses with the same words.
+// ---------------------------------------------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
+
+/// `check-config` and `serve` on `file` with `envs` (a clean environment
+/// otherwise): both fail with exit status 1 and the same message, which is
+/// returned.
+fn refused_alike(dir: &std::path::Path, file: Option<&str>, envs: &[(&str, &str)]) -> String {
+    let db = dir.join("never.db");
+    let mut outputs = Vec::new();
+    for command in [
+        vec!["check-config"],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    ] {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(&command).env_clear().envs(envs.iter().copied());
+        if let Some(f) = file {
+            cmd.args(["--config", f]);
+        }
+        let out = cmd.current_dir(dir).output().expect("the binary runs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{command:?} {file:?} {envs:?}: {err}"
+        );
+        outputs.push(err);
+    }
+    assert!(!db.exists(), "serve opened the database: {}", outputs[1]);
+    assert_eq!(outputs[0], outputs[1], "check-config and serve disagree");
+    outputs.remove(0)
+}
+
+/// `key = value` as TOML, in its table when the key is dotted.
+fn toml_line(key: &str, value: &str) -> String {
+    match key.rsplit_once('.') {
+        Some((table, k)) => format!("[{table}]\n{k} = {value}\n"),
+        None => format!("{key} = {value}\n"),
+    }
+}
+
+#[test]
+fn every_count_and_duration_has_a_range_check_config_and_serve_enforce_alike() {
+    use bug_escape_exporter::config::ranges::{COUNTS, SPANS};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let f = file.to_str().unwrap();
+    for c in COUNTS {
+        let mut bad = vec![c.max + 1, u64::MAX >> 2];
+        if c.min > 0 {
+            bad.push(c.min - 1);
+        }
+        for n in bad {
+            std::fs::write(&file, toml_line(c.key, &n.to_string())).unwrap();
+            let err = refused_alike(dir.path(), Some(f), &[]);
+            assert!(
+                err.contains(c.key) && err.contains(&c.describe()) && err.contains("c.toml:"),
+                "{} = {n}: {err}",
+                c.key
+            );
+        }
+    }
+    // Every count at its maximum passes.
+    let mut tables: BTreeMap<&str, String> = BTreeMap::new();
+    for c in COUNTS {
+        let (table, key) = c.key.rsplit_once('.').unwrap_or(("", c.key));
+        tables
+            .entry(table)
+            .or_default()
+            .push_str(&format!("{key} = {}\n", c.max));
+    }
+    let text: String = tables
+        .iter()
+        .map(|(t, body)| {
+            if t.is_empty() {
+                body.clone()
+            } else {
+                format!("[{t}]\n{body}")
+            }
+        })
+        .collect();
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config", f])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for span in SPANS {
+        let over = format!("\"{}s\"", span.max.as_secs() + 1);
+        for key in span.keys {
+            let text = if *key == "maturity_ages" {
+                format!("maturity_ages = [{over}]\n")
+            } else {
+                toml_line(key, &over)
+            };
+            for value in [text.clone(), text.replace(&over, "\"0s\"")] {
+                std::fs::write(&file, &value).unwrap();
+                let err = refused_alike(dir.path(), Some(f), &[]);
+                assert!(
+                    err.contains(key) && err.contains(&span.describe()),
+                    "{value}: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn max_connections_past_the_semaphore_limit_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "max_connections = 2305843009213693952\n").unwrap();
+    let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
+    assert!(
+        err.contains("c.toml:1: max_connections: 2305843009213693952 is out of range"),
+        "{err}"
+    );
+    let err = refused_alike(
+        dir.path(),
+        None,
+        &[("BUG_ESCAPE_MAX_CONNECTIONS", "2305843009213693952")],
+    );
+    assert!(
+        err.contains("BUG_ESCAPE_MAX_CONNECTIONS") && err.contains("1 to 100000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_errors_name_the_whole_variable() {
+    use bug_escape_exporter::config::ENV_KEYS;
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = serde_json::to_value(Settings::default()).unwrap();
+    let mut numeric = 0;
+    for key in ENV_KEYS {
+        let var = format!("BUG_ESCAPE_{}", key.to_uppercase());
+        let bad = match &defaults[key] {
+            serde_json::Value::Number(_) => {
+                numeric += 1;
+                "12abc"
+            }
+            serde_json::Value::Bool(_) => "maybe",
+            _ => continue,
+        };
+        let err = refused_alike(dir.path(), None, &[(&var, bad)]);
+        assert!(
+            err.contains(&format!("environment variable {var}:")),
+            "{err}"
+        );
+    }
+    assert!(numeric >= 7, "{numeric} numeric variables");
+    // Validation errors of a value from the environment name it too.
+    let err = refused_alike(dir.path(), None, &[("BUG_ESCAPE_WRITE_QUEUE_BYTES", "10")]);
+    assert!(
+        err.contains("environment variable BUG_ESCAPE_WRITE_QUEUE_BYTES: write_queue_bytes:"),
+        "{err}"
+    );
+    // A numeric-looking token stays text (it used to be refused as a number).
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("BUG_ESCAPE_API_TOKEN", "0012")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn duplicate_list_entries_are_errors_naming_the_key_and_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let stage =
+        |n: &str, p: &str| format!("[[stages]]\nname = \"{n}\"\nphase = \"{p}\"\nowner = \"o\"\n");
+    for (text, key, entry) in [
+        ("maturity_ages = [\"30d\", \"30d\"]\n".to_owned(), "maturity_ages[1]", "30d"),
+        ("maturity_ages = [\"30d\", \"720h\"]\n".to_owned(), "maturity_ages[1]", "720h"),
+        (
+            format!("{}{}{}", stage("qa", "pre_release"), stage("qa", "pre_release"), stage("prod", "production")),
+            "stages",
+            "qa",
+        ),
+        (
+            "[[causes]]\nname = \"unknown\"\nowner = \"a\"\n[[causes]]\nname = \"unknown\"\nowner = \"b\"\n".to_owned(),
+            "causes[1].name",
+            "unknown",
+        ),
+        ("severities = [\"high\", \"low\", \"high\"]\n".to_owned(), "severities[2]", "high"),
+        ("teams = [\"core\", \"core\"]\n".to_owned(), "teams[1]", "core"),
+        ("pinned_products = [\"pay\", \"pay\"]\n".to_owned(), "pinned_products[1]", "pay"),
+        ("allowlist = [\"pay\", \"pay\"]\n".to_owned(), "pinned_products[1]", "pay"),
+        (
+            "[products.a]\nsources = [\"jira:PAY\"]\n[products.b]\nsources = [\"jira:PAY\"]\n".to_owned(),
+            "products.b.sources[0]",
+            "jira:PAY",
+        ),
+        (
+            "[webhooks.github]\ndefect_labels = [\"bug\", \"Bug\"]\n".to_owned(),
+            "webhooks.github.defect_labels[1]",
+            "Bug",
+        ),
+        (
+            "[webhooks.github]\nrepositories = [\"acme/pay\", \"acme/pay\"]\n".to_owned(),
+            "webhooks.github.repositories[1]",
+            "acme/pay",
+        ),
+        (
+            "[webhooks.github]\nduplicate_reasons = [\"duplicate\", \"duplicate\"]\n".to_owned(),
+            "webhooks.github.duplicate_reasons[1]",
+            "duplicate",
+        ),
+        (
+            "[webhooks.jira]\ninvalid_resolutions = [\"Invalid\", \"invalid\"]\n".to_owned(),
+            "webhooks.jira.invalid_resolutions[1]",
+            "invalid",
+        ),
+        (
+            "[webhooks.gitlab]\ndefect_types = [\"Incident\", \"incident\"]\n".to_owned(),
+            "webhooks.gitlab.defect_types[1]",
+            "incident",
+        ),
+        (
+            "[webhooks.sentry]\norganization = \"o\"\nprojects = [\"api\", \"api\"]\n".to_owned(),
+            "webhooks.sentry.projects[1]",
+            "api",
+        ),
+        (
+            "[webhooks.github]\nsecret = [\"s3cret-one\", \"s3cret-one\"]\n".to_owned(),
+            "webhooks.github.secret",
+            "secret #2 is the same as secret #1",
+        ),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
+        assert!(err.contains(key) && err.contains(entry), "{text}: {err}");
+        assert!(err.contains("c.toml:"), "{text}: no file named: {err}");
+        assert!(!err.contains("s3cret"), "{text}: a secret printed: {err}");
+    }
+}
+
+#[test]
+fn environment_values_that_are_not_utf8_are_refused_by_name() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = OsStr::from_bytes(b"other\xff.db");
+    let run = |args: &[&str], envs: &[(&str, &OsStr)]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(envs.iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "").unwrap();
+    let input = input.to_str().unwrap();
+    for (args, code) in [
+        (vec!["check-config"], 1),
+        (vec!["serve", "--listen", "127.0.0.1:0"], 1),
+        (vec!["report"], 1),
+        (vec!["import", input], 2),
+        (vec!["export"], 2),
+        (vec!["sync", "github"], 2),
+    ] {
+        for (var, value) in [
+            ("BUG_ESCAPE_DB", bad),
+            ("BUG_ESCAPE_LOG", OsStr::from_bytes(b"\xfe")),
+        ] {
+            let out = run(&args, &[(var, value)]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{args:?} {var}: {err}");
+            assert!(
+                err.contains(var) && err.contains("not valid UTF-8"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // Nothing was created under the altered name, nor the default one.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("in.ndjson")]);
+    // A flag naming a path that is not UTF-8 is refused by name too.
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg("--web.config.file")
+        .arg(OsStr::from_bytes(b"web\xff.yml"))
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--web.config.file"),
+        "{err}"
+    );
+    let out = run(
+        &["healthcheck"],
+        &[(
+            "BUG_ESCAPE_HEALTHCHECK_URL",
+            OsStr::from_bytes(b"http://\xff/"),
+        )],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("BUG_ESCAPE_HEALTHCHECK_URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_documentation_gives_every_range() {
+    use bug_escape_exporter::config::ranges::{COUNTS, SPANS};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let row = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| `{key}` |")))
+            .unwrap_or_else(|| panic!("no row for {key}"))
+            .to_owned()
+    };
+    for c in COUNTS {
+        let r = row(c.key);
+        assert!(
+            r.contains(&c.describe()),
+            "{}: the row does not say `{}`: {r}",
+            c.key,
+            c.describe()
+        );
+    }
+    for span in SPANS {
+        for key in span.keys {
+            let r = row(key);
+            let want = format!("at most `{}`", span.max_text);
+            assert!(r.contains(&want), "{key}: the row does not say {want}: {r}");
+        }
+    }
+}
+
+#[test]
+fn every_numeric_and_duration_setting_has_a_range() {
+    use bug_escape_exporter::config::ranges::{SPANS, count_range};
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(&format!("{prefix}{k}."), v, out);
+                }
+            }
+            _ => out.push((prefix.trim_end_matches('.').to_owned(), v.clone())),
+        }
+    }
+    let mut leaves = Vec::new();
+    walk(
+        "",
+        &serde_json::to_value(Settings::default()).unwrap(),
+        &mut leaves,
+    );
+    let spanned: Vec<&str> = SPANS.iter().flat_map(|s| s.keys.iter().copied()).collect();
+    let mut problems = Vec::new();
+    for (key, value) in &leaves {
+        let durations = match value {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if value.is_u64() && count_range(key).is_none() {
+            problems.push(format!(
+                "{key}: a count with no range in config::ranges::COUNTS"
+            ));
+        }
+        let is_duration = !durations.is_empty()
+            && durations
+                .iter()
+                .all(|d| humantime::parse_duration(d).is_ok());
+        if is_duration && !spanned.contains(&key.as_str()) {
+            problems.push(format!(
+                "{key}: a duration with no range in config::ranges::SPANS"
+            ));
+        }
+    }
+    assert!(leaves.len() > 50, "{leaves:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -22,6 +22,7 @@ mod openapi;
 mod read;
 mod releases;
 mod report;
+mod secrets;
 #[path = "../support/skip.rs"]
 mod skip;
 mod startup;
