@@ -129,12 +129,17 @@ impl Supervisor {
     async fn run(mut self, every: Duration) {
         let s = self.source.as_str();
         tracing::info!(source = s, every = %humantime::format_duration(every), "periodic reconcile on");
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            let started = tokio::time::Instant::now();
             let ended = self.once().await;
             self.telemetry.sync.pass_ended(s, ended.as_str(), now_ms());
+            match next_start(started, every) {
+                // Start to start; a pass longer than the interval is
+                // followed at once.
+                Some(at) => tokio::time::sleep_until(at).await,
+                // An interval beyond the clock's range: never again.
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -177,6 +182,13 @@ impl Supervisor {
         let joined = (&mut task.0).await;
         judge(s, &self.config, joined)
     }
+}
+
+/// When the pass after one started at `started` is due; `None` past the
+/// clock's range (`tokio::time::interval` would panic there, and a
+/// `sync_interval` of ten billion centuries is valid configuration).
+fn next_start(started: tokio::time::Instant, every: Duration) -> Option<tokio::time::Instant> {
+    started.checked_add(every)
 }
 
 /// Logs how a pass ended and classifies it.
@@ -255,6 +267,16 @@ mod tests {
         let shown = blank_secrets("bad header ghp_secret-token-1 at x", &config);
         assert_eq!(shown, "bad header <secret> at x");
         assert_eq!(blank_secrets(&"x".repeat(1000), &config).len(), 300);
+    }
+
+    #[test]
+    fn an_interval_past_the_clock_means_never_not_a_panic() {
+        let now = tokio::time::Instant::now();
+        assert_eq!(
+            next_start(now, Duration::from_secs(60)),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(next_start(now, Duration::from_secs(u64::MAX)), None);
     }
 
     #[test]
