@@ -45,7 +45,7 @@
     // Sync (reconcile passes over the vendors' APIs).
     // BugEscapeSyncFailing: no successful pass of a source for
     // `failingIntervals` times the exporter's sync interval (keep `interval`
-    // equal to it).
+    // equal to it), or the latest pass serve ran failed.
     sync: { interval: '1h', failingIntervals: 3 },
     // BugEscapeSyncMissedDeliveries: more than `threshold` items within
     // `window` whose stored state was behind the vendor's (deliveries the

@@ -24,6 +24,8 @@ pub struct Application {
     /// The database lock (`store::lock`): no `import` while this server runs.
     /// Released after the writer has closed the database.
     lock: DbLock,
+    /// Faults tests inject into the periodic reconcile.
+    reconcile_faults: Arc<crate::sync::periodic::Faults>,
 }
 
 impl Application {
@@ -46,7 +48,7 @@ impl Application {
                 .await??
         };
         // What a standalone `sync` recorded shows before serve's own passes.
-        if let Err(e) = crate::sync::periodic::restore(&config, &telemetry) {
+        if let Err(e) = crate::sync::periodic::restore(&config, &telemetry).await {
             tracing::warn!(error = %e, "cannot read the sync cursors");
         }
         let metrics = Arc::new(Metrics::new(config.clone(), aggregates.clone(), &telemetry));
@@ -101,6 +103,7 @@ impl Application {
             }),
             writer,
             lock,
+            reconcile_faults: Arc::default(),
         })
     }
 
@@ -112,6 +115,12 @@ impl Application {
     /// The database file it serves.
     pub fn db(&self) -> &std::path::Path {
         &self.state.config.db
+    }
+
+    /// The periodic reconcile's fault switches (tests make a pass panic).
+    #[doc(hidden)]
+    pub fn reconcile_faults(&self) -> Arc<crate::sync::periodic::Faults> {
+        self.reconcile_faults.clone()
     }
 
     /// The bound address (tests bind port 0).
@@ -151,6 +160,7 @@ impl Application {
             config.clone(),
             self.state.store.clone(),
             telemetry.clone(),
+            self.reconcile_faults.clone(),
         );
         let app = router(self.state);
         let served =

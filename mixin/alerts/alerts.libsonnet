@@ -579,36 +579,59 @@ local u = import '../lib/util.libsonnet';
           alert(
             'BugEscapeSyncFailing',
             |||
-              (time() - bug_escape_sync_last_success_timestamp_seconds > %d)
+              (time() - bug_escape_sync_last_success_timestamp_seconds > %(age)d)
               or
               (
                 (time() - process_start_time_seconds)
-                  > on (job, instance) group_right ()
-                %d * (
+                  > on (%(t)s) group_right ()
+                %(n)d * (
                   (bug_escape_sync_interval_seconds > 0)
-                    unless on (job, instance, source) bug_escape_sync_last_success_timestamp_seconds
+                    unless on (%(t)s, source) bug_escape_sync_last_success_timestamp_seconds
                 )
               )
-            ||| % [c.sync.failingIntervals * u.seconds(c.sync.interval), c.sync.failingIntervals],
+              or
+              (
+                (time() - bug_escape_sync_last_success_timestamp_seconds)
+                  and on (%(t)s, source)
+                (
+                  bug_escape_sync_last_failure_timestamp_seconds
+                    > on (%(t)s, source) bug_escape_sync_last_success_timestamp_seconds
+                )
+              )
+              or
+              (
+                (time() - process_start_time_seconds)
+                  + on (%(t)s) group_right ()
+                0 * (
+                  bug_escape_sync_last_failure_timestamp_seconds
+                    unless on (%(t)s, source) bug_escape_sync_last_success_timestamp_seconds
+                )
+              )
+            ||| % { age: c.sync.failingIntervals * u.seconds(c.sync.interval), n: c.sync.failingIntervals, t: t },
             'warning',
             'operational',
             {
               summary: 'bug-escape-exporter {{ $labels.instance }} has not synced {{ $labels.source }} for {{ $value | humanizeDuration }}.',
               description: |||
                 The last successful sync pass of {{ $labels.source }} on {{ $labels.instance }} ended {{ $value | humanizeDuration }} ago
-                (or none has completed since the exporter started that long ago), more than %d sync intervals (%s). Deliveries the webhooks miss are not being recovered
-                until it succeeds again: the vendor's API token, rate limit or reachability is the usual cause.
+                (or none has completed since the exporter started that long ago): more than %d sync intervals (%s), or the latest
+                pass the exporter ran since has failed. Deliveries the webhooks miss are not being recovered until a pass succeeds
+                again: the vendor's API token, rate limit or reachability is the usual cause; the exporter's log names the failing call.
               ||| % [c.sync.failingIntervals, u.duration(c.sync.interval)],
             },
             comment=|||
               Sync, the reconcile pass over a vendor's API, is the safety net for
               webhook deliveries that never arrive (GitHub never redelivers; GitLab
-              disables failing hooks). Its last success is older than
+              disables failing hooks). Fires when its last success is older than
               _config.sync.failingIntervals times _config.sync.interval (keep it
-              equal to the exporter's sync interval). A source serve reconciles
-              (bug_escape_sync_interval_seconds > 0) that has never completed a pass
-              fires once the exporter has run for failingIntervals of its own
-              interval. Not a page: webhooks still deliver.
+              equal to the exporter's sync interval); when a source serve
+              reconciles (bug_escape_sync_interval_seconds > 0) has never completed
+              a pass once the exporter has run for failingIntervals of its own
+              interval; and when the latest pass serve ran failed or panicked
+              (bug_escape_sync_last_failure_timestamp_seconds after the last
+              success, or with none), whatever the interval. The value is the age
+              of the last success, or the uptime when there is none. Not a page:
+              webhooks still deliver.
             |||,
           ),
 

@@ -1,6 +1,7 @@
 //! Self-metrics of `sync` (the reconcile passes over the vendors' APIs):
-//! when each source last completed a pass, what its items did, and how many
-//! were found ahead of the store (changes the webhooks never delivered).
+//! when each source last completed a pass, what its items did, how many
+//! were found ahead of the store (changes the webhooks never delivered), and
+//! how `serve`'s own passes ended (failures and panics included).
 
 use std::sync::atomic::AtomicU64;
 
@@ -14,6 +15,10 @@ use crate::model::time::Millis;
 
 /// Sources `sync` can read, initialised at 0 (add one with its vendor).
 pub const SOURCES: &[&str] = &["github", "gitlab", "jira", "sentry"];
+
+/// How one of `serve`'s reconcile passes ended, the `result` label of
+/// `bug_escape_sync_passes_total`.
+pub const PASS_RESULTS: &[&str] = &["success", "failure", "panic"];
 
 /// What became of an item a pass read, the `result` label.
 pub const RESULTS: &[&str] = &[
@@ -36,13 +41,15 @@ struct ResultLabels {
     result: String,
 }
 
-/// The three families, registered in the exporter's registry.
+/// The families, registered in the exporter's registry.
 #[derive(Debug, Default)]
 pub struct SyncTelemetry {
     last_success: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     interval: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     items: Family<ResultLabels, Counter>,
     differences: Family<SourceLabels, Counter>,
+    passes: Family<ResultLabels, Counter>,
+    last_failure: Family<SourceLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl SyncTelemetry {
@@ -51,6 +58,12 @@ impl SyncTelemetry {
         for source in SOURCES {
             for result in RESULTS {
                 let _ = self.items.get_or_create(&ResultLabels {
+                    source: (*source).into(),
+                    result: (*result).into(),
+                });
+            }
+            for result in PASS_RESULTS {
+                let _ = self.passes.get_or_create(&ResultLabels {
                     source: (*source).into(),
                     result: (*result).into(),
                 });
@@ -82,6 +95,36 @@ impl SyncTelemetry {
             "Items a reconcile pass found ahead of the store (imported or deleted after an earlier complete pass): changes the webhooks did not deliver",
             self.differences.clone(),
         );
+        registry.register(
+            "bug_escape_sync_passes",
+            "Reconcile passes serve ran, by how they ended: success (every configured repository or project completed), failure (one failed: an API error, an answer refused, the store), panic (a bug in the pass; the next interval runs again)",
+            self.passes.clone(),
+        );
+        registry.register(
+            "bug_escape_sync_last_failure_timestamp_seconds",
+            "When the last reconcile pass serve ran over a source failed or panicked (absent before the first such pass)",
+            self.last_failure.clone(),
+        );
+    }
+
+    /// Counts one of `serve`'s passes over `source` that ended with `result`
+    /// (one of [`PASS_RESULTS`]) at `at`; a failure or panic also sets the
+    /// time of the last failure.
+    pub fn pass_ended(&self, source: &str, result: &str, at: Millis) {
+        let _ = self
+            .passes
+            .get_or_create(&ResultLabels {
+                source: source.into(),
+                result: result.into(),
+            })
+            .inc();
+        if result != "success" {
+            self.last_failure
+                .get_or_create(&SourceLabels {
+                    source: source.into(),
+                })
+                .set(at as f64 / 1000.0);
+        }
     }
 
     /// Records a pass over `source` completed at `at` (never moves back).

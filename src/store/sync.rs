@@ -10,7 +10,10 @@
 //! - [`Cursors`], beside `serve`'s writer: pages go through the writer like
 //!   every other batch ([`super::Store::write`]); this connection only reads
 //!   and writes `sync_cursors` (and reads stored ids), always after the page's
-//!   commit, so a cursor never runs ahead of the data it vouches for.
+//!   commit, so a cursor never runs ahead of the data it vouches for. Its
+//!   calls run on tokio's blocking pool, never on an async worker.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -205,21 +208,114 @@ impl Local {
 }
 
 /// `serve`'s connection for the cursor table (the writer keeps the rest).
+///
+/// Every call runs on tokio's blocking pool: a statement may wait up to the
+/// busy timeout (5 s) for another writer, and on an async worker that wait
+/// would stall `/metrics` and the webhooks with it. Cloning shares the
+/// connection (one statement at a time, under its mutex).
+#[derive(Clone)]
 pub struct Cursors {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl Cursors {
-    /// Opens the database `serve` already opened and migrated.
-    pub fn open(config: &Config) -> anyhow::Result<Self> {
+    /// Opens the database `serve` already opened and migrated (on the
+    /// blocking pool: opening reads the schema and may wait for a lock).
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let db = config.db.clone();
+        let conn = tokio::task::spawn_blocking(move || schema::open(&db))
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the database for sync failed: {e}"))??;
         Ok(Self {
-            conn: schema::open(&config.db)?,
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    /// The connection.
-    pub fn conn(&self) -> &Connection {
-        &self.conn
+    /// Runs `f` on the connection, off the async workers. A panic inside
+    /// `f` is resumed in the caller, so a supervisor awaiting it sees it.
+    async fn call<T, F>(&self, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let run = move || {
+            // A panic while it was held leaves the connection usable: every
+            // call is one autocommit statement, reset when dropped.
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only when the runtime shuts down under it.
+            Err(_) => Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                Some("cancelled: the runtime is shutting down".into()),
+            )),
+        }
+    }
+
+    /// [`cursor`], off the async workers.
+    pub async fn cursor(&self, source: &str, scope: &str) -> rusqlite::Result<Cursor> {
+        let (source, scope) = (source.to_owned(), scope.to_owned());
+        self.call(move |c| cursor(c, &source, &scope)).await
+    }
+
+    /// [`save_progress`], off the async workers.
+    pub async fn save_progress(
+        &self,
+        source: &str,
+        scope: &str,
+        name: &str,
+        progress: Millis,
+    ) -> rusqlite::Result<()> {
+        let (source, scope, name) = (source.to_owned(), scope.to_owned(), name.to_owned());
+        self.call(move |c| save_progress(c, &source, &scope, &name, progress))
+            .await
+    }
+
+    /// [`complete`], off the async workers.
+    pub async fn complete(
+        &self,
+        source: &str,
+        scope: &str,
+        name: &str,
+        done_until: Option<Millis>,
+        at: Millis,
+    ) -> rusqlite::Result<()> {
+        let (source, scope, name) = (source.to_owned(), scope.to_owned(), name.to_owned());
+        self.call(move |c| complete(c, &source, &scope, &name, done_until, at))
+            .await
+    }
+
+    /// [`stored_ids`], off the async workers.
+    pub async fn stored_ids(
+        &self,
+        source: &str,
+        prefix: &str,
+        since: Millis,
+    ) -> rusqlite::Result<Vec<String>> {
+        let (source, prefix) = (source.to_owned(), prefix.to_owned());
+        self.call(move |c| stored_ids(c, &source, &prefix, since))
+            .await
+    }
+
+    /// [`stored_ids_in`], off the async workers.
+    pub async fn stored_ids_in(
+        &self,
+        source: &str,
+        namespace: &str,
+        since: Millis,
+    ) -> rusqlite::Result<Vec<String>> {
+        let (source, namespace) = (source.to_owned(), namespace.to_owned());
+        self.call(move |c| stored_ids_in(c, &source, &namespace, since))
+            .await
+    }
+
+    /// [`last_successes`], off the async workers.
+    pub async fn last_successes(&self) -> rusqlite::Result<Vec<(String, Millis)>> {
+        self.call(last_successes).await
     }
 }
 

@@ -31,6 +31,7 @@ pub mod periodic;
 pub mod ratelimit;
 pub mod redact;
 pub mod sentry;
+pub mod sink;
 
 use std::collections::HashSet;
 
@@ -39,11 +40,13 @@ use crate::ingest::FieldError;
 use crate::metrics::sync::SyncTelemetry;
 use crate::model::event::{Change, DefectEvent, Ingress};
 use crate::model::time::{Millis, now_ms};
-use crate::store::sync::{self as cursors, Cursor, Cursors, Local, WHOLE_SOURCE};
-use crate::store::{Batch, Item, Outcome, Store};
+use crate::store::sync::{Cursor, WHOLE_SOURCE};
+use crate::store::{Item, Outcome};
 use client::{Answer, Client};
 use redact::Redact;
 use serde_json::Value;
+pub use sink::Sink;
+use sink::Stored;
 
 /// The sources `sync` knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -322,60 +325,6 @@ impl From<rusqlite::Error> for SyncError {
     }
 }
 
-/// Where a pass writes.
-pub enum Sink<'a> {
-    /// The `sync` sub-command's own database.
-    Local(&'a mut Local),
-    /// Beside `serve`: the writer for the data, a connection for the cursors.
-    Served {
-        store: &'a Store,
-        cursors: &'a mut Cursors,
-    },
-}
-
-impl Sink<'_> {
-    fn conn(&self) -> &rusqlite::Connection {
-        match self {
-            Sink::Local(l) => l.conn(),
-            Sink::Served { cursors, .. } => cursors.conn(),
-        }
-    }
-
-    /// Writes `items` and then (or, locally, with them) the listing's mark.
-    async fn write(
-        &mut self,
-        ingress: Ingress,
-        items: Vec<Item>,
-        progress: Option<(&str, &str, Millis)>,
-    ) -> Result<Outcome, SyncError> {
-        let now = now_ms();
-        match self {
-            Sink::Local(l) => Ok(l.apply(ingress, items, now, progress)?),
-            Sink::Served { store, cursors } => {
-                let outcome = if items.is_empty() {
-                    Outcome::default()
-                } else {
-                    store
-                        .write(Batch {
-                            ingress,
-                            items,
-                            delivery: None,
-                            reconcile: true,
-                            received_at: now,
-                            deadline: None,
-                        })
-                        .await
-                        .map_err(|e| SyncError::Store(e.to_string()))?
-                };
-                if let Some((scope, name, at)) = progress {
-                    cursors::save_progress(cursors.conn(), ingress.as_str(), scope, name, at)?;
-                }
-                Ok(outcome)
-            }
-        }
-    }
-}
-
 /// What a pass changes beyond the defaults.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -539,9 +488,12 @@ async fn run<V: Vendor>(
     }
     if result.errors.is_empty() {
         let at = now_ms();
-        match cursors::complete(sink.conn(), source.as_str(), WHOLE_SOURCE, "", None, at) {
+        match sink
+            .complete(source.as_str(), WHOLE_SOURCE, "", None, at)
+            .await
+        {
             Ok(()) => telemetry.succeeded(source.as_str(), at),
-            Err(e) => result.errors.push(e.into()),
+            Err(e) => result.errors.push(e),
         }
     }
     result
@@ -594,7 +546,7 @@ async fn listing<V: Vendor>(
     let s = source.as_str();
     let key = format!("{}:{}", feed.as_str(), vendor.key(scope));
     let name = vendor.name(scope);
-    let cursor: Cursor = cursors::cursor(sink.conn(), s, &key)?;
+    let cursor: Cursor = sink.cursor(s, &key).await?;
     // A reconcile: this listing completed before, so what it changes now is
     // what the store missed meanwhile.
     let reconcile = cursor.last_success_at.is_some();
@@ -681,7 +633,7 @@ async fn listing<V: Vendor>(
         )
         .await?;
     }
-    cursors::complete(sink.conn(), s, &key, &name, newest, now_ms())?;
+    sink.complete(s, &key, &name, newest, now_ms()).await?;
     Ok(())
 }
 
@@ -730,8 +682,14 @@ async fn sweep<V: Vendor>(
     let source = vendor.source();
     let since = vendor.sweep_since().unwrap_or(Millis::MIN);
     let stored = match vendor.sweep_namespace(scope) {
-        Some(ns) => cursors::stored_ids_in(sink.conn(), source.as_str(), &ns, since)?,
-        None => cursors::stored_ids(sink.conn(), source.as_str(), &prefix, since)?,
+        Some(ns) => {
+            sink.stored(source.as_str(), Stored::Namespace(&ns), since)
+                .await?
+        }
+        None => {
+            sink.stored(source.as_str(), Stored::Prefix(&prefix), since)
+                .await?
+        }
     };
     let mut gone = Vec::new();
     let mut moved = Vec::new();

@@ -75,6 +75,10 @@ const CONDITIONAL: &[(&str, &str)] = &[
         "absent until a sync pass of the source has completed",
     ),
     (
+        "bug_escape_sync_last_failure_timestamp_seconds",
+        "absent until a pass of serve's reconcile has failed",
+    ),
+    (
         "process_max_fds",
         "absent when the open-file limit is unlimited",
     ),

@@ -13,6 +13,7 @@ mod jira_fake;
 mod sentry;
 mod sentry_fake;
 mod served;
+mod supervised;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

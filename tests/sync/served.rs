@@ -38,6 +38,16 @@ impl Served {
     /// `serve` on `db` with `settings` (the listen address, database and
     /// short sync delays are set here).
     pub async fn start(db: &std::path::Path, settings: impl FnOnce(&mut Settings)) -> Served {
+        Self::start_with(db, settings, |_| {}).await
+    }
+
+    /// Like [`Served::start`]; `before` sees the built application before it
+    /// serves (and before its first reconcile pass), to inject faults.
+    pub async fn start_with(
+        db: &std::path::Path,
+        settings: impl FnOnce(&mut Settings),
+        before: impl FnOnce(&Application),
+    ) -> Served {
         let mut s = Settings {
             listen: "127.0.0.1:0".into(),
             db: db.to_path_buf(),
@@ -50,6 +60,7 @@ impl Served {
         let app = Application::build(Config::from_settings(s).unwrap())
             .await
             .unwrap();
+        before(&app);
         let base = format!("http://{}", app.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async {
