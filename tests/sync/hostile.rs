@@ -440,7 +440,7 @@ async fn pages_and_time_per_pass_are_capped() {
     let out = stand
         .sync(
             dir.path(),
-            &[("max_attempts", "100000"), ("pass_timeout", "\"1s\"")],
+            &[("max_attempts", "100"), ("pass_timeout", "\"1s\"")],
             &[],
         )
         .await;
