@@ -80,10 +80,15 @@ fn refuse_foreign_wal_files(path: &Path) -> anyhow::Result<()> {
     // SAFETY: geteuid only reads the process's effective user id.
     let me = unsafe { libc::geteuid() };
     if me != 0 && me != owner {
+        let who = if owner == 0 {
+            "root".to_owned()
+        } else {
+            format!("uid {owner} or root")
+        };
         anyhow::bail!(
             "reading database {} would create {} owned by uid {me}, which the database's \
-             owner (uid {owner}, who runs `serve`) could not write afterwards: run this as uid \
-             {owner} or root, or while `serve` runs on it",
+             owner (uid {owner}, who runs `serve`) could not write afterwards: run this as \
+             {who}, or while `serve` runs on it",
             path.display(),
             missing.display()
         );

@@ -364,3 +364,71 @@ fn an_import_onto_a_full_volume_says_so_and_gives_the_space_back() {
     fails_full_and_gives_space_back(&vol, &fresh, &big);
     assert_eq!(reported(&fresh), Ok(0));
 }
+
+/// A reader that may not create or write the `-wal`/`-shm` files a WAL
+/// reader needs is refused with the reason (never a guess, never
+/// "malformed"): run as another user (nobody) on a database of root's, and
+/// on its own database in a directory it cannot write. Root only (it
+/// switches user).
+#[test]
+fn a_reader_that_cannot_use_the_wal_files_is_refused_with_the_reason() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid only reads the process's effective user id.
+    if unsafe { libc::geteuid() } != 0 {
+        skip::skip(
+            "the reader permission test",
+            "switching to another user needs root",
+            "run the tests as root, as CI does",
+        );
+        return;
+    }
+    let nobody = 65534;
+    let mut rng = Rng::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let db = base_db(dir.path(), &mut rng);
+    // The directories on the way are searchable by nobody.
+    let open = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap()
+    };
+    open(dir.path());
+    let as_nobody = |db: &Path| {
+        let out = Command::new(BIN)
+            .args(["report", "--format", "json", "--db"])
+            .arg(db)
+            .uid(nobody)
+            .gid(nobody)
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, err) = as_nobody(&db);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("owned by uid 65534") && err.contains("run this as root"),
+        "{err}"
+    );
+    assert!(!Path::new(&format!("{}-shm", db.display())).exists());
+    // nobody's own database, in a directory nobody cannot write.
+    let own = dir.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    let theirs = own.join("n.db");
+    std::fs::copy(&db, &theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(nobody), Some(nobody)).unwrap();
+    open(&own);
+    let (status, err) = as_nobody(&theirs);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("cannot create or write its") && err.contains("n.db-shm"),
+        "{err}"
+    );
+    assert!(!err.contains("malformed"), "{err}");
+    // Root reads it, and leaves the files it made to the database's owner.
+    assert_eq!(reported(&theirs), Ok(BASE));
+    use std::os::unix::fs::MetadataExt;
+    let shm = std::fs::metadata(format!("{}-shm", theirs.display())).unwrap();
+    assert_eq!(shm.uid(), nobody);
+}
