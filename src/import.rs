@@ -183,16 +183,26 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
                 }
                 None
             }
-            Err(e) => Some(format!("committing the import failed: {e}")),
+            Err(failed) => Some((
+                write_failure("committing the import", &failed.error),
+                failed.release,
+            )),
         },
-        Some(e) => Some(e),
+        Some(e) => Some((e, importer.abandon())),
     };
-    if let Some(e) = failure {
+    if let Some((e, release)) = failure {
         complain(&format!(
             "import stopped after {} lines: {e}. Nothing was imported: the import is one \
-             transaction, and the database is as it was before it. Run the import again once \
+             transaction, and the database is as it was before it. {}Run the import again once \
              the cause is fixed",
-            summary.lines
+            summary.lines,
+            match release {
+                None => "The space it took on disk is free again. ".to_owned(),
+                Some(r) => format!(
+                    "Giving back the space it took on disk failed ({r}): `serve` or the next \
+                     import does it when it opens the database. "
+                ),
+            }
         ));
         return EXIT_ERROR;
     }
@@ -201,6 +211,16 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
         EXIT_REJECTED
     } else {
         EXIT_OK
+    }
+}
+
+/// Why writing failed: a full disk said as such (the volume of the
+/// database must be given room), anything else as SQLite says it.
+fn write_failure(what: &str, e: &rusqlite::Error) -> String {
+    if crate::store::import::disk_full(e) {
+        format!("{what} failed: the disk holding the database is full ({e})")
+    } else {
+        format!("{what} failed: {e}")
     }
 }
 
@@ -680,7 +700,7 @@ fn apply_in_order(
             for parts in chunk_rx {
                 let o = importer
                     .apply(parts, now_ms())
-                    .map_err(|e| (total, format!("writing the database failed: {e}")))?;
+                    .map_err(|e| (total, write_failure("writing the database", &e)))?;
                 // Generic events never retract: `ignored` stays 0.
                 total.imported += o.accepted;
                 total.unchanged += o.unchanged + o.ignored;

@@ -4,9 +4,6 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
-
-use super::schema;
 use crate::model::time::Millis;
 
 /// A stored release time, with the raw names it was recorded under.
@@ -45,15 +42,10 @@ pub fn export(
     mut release: impl FnMut(ReleaseRecord) -> anyhow::Result<()>,
     mut defect: impl FnMut(DefectRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    // Never create a database: a mistyped path is an error, not an empty export.
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", db.display()))?;
-    drop(conn);
-    let mut conn = schema::open(db)?;
-    let tx = conn.transaction()?; // deferred: a read snapshot, no write lock
+    // A reader like `report`: never creates, migrates or writes the database,
+    // and sees its last commit whatever runs on it (an import included).
+    let mut conn = super::read::open(db)?;
+    let tx = conn.transaction()?; // deferred: a read snapshot
     {
         let mut stmt = tx.prepare(
             "SELECT product_kind, product_ns, release_raw, released_at FROM release_times \

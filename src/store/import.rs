@@ -3,6 +3,11 @@
 //! imported item applied by the writer's own rules (`rules::decide`) in
 //! **one transaction**: an import that fails or is interrupted leaves the
 //! database as it was, and one that succeeds is on disk (`synchronous=FULL`).
+//! The database stays in WAL mode throughout, as `serve` keeps it: readers
+//! (`report`, `export`, the read API) see the last commit before the import
+//! until it commits, and a killed import leaves only uncommitted WAL frames,
+//! which every reader ignores. A failed one gives its WAL space back
+//! ([`Importer::abandon`]).
 //!
 //! Bulk loading, not one write per event: each chunk of items is sorted by
 //! defect key and folded in memory (all of a defect's events in the chunk,
@@ -12,7 +17,8 @@
 //! the `(source, id)` index), and only a stored one is read and folded; a
 //! re-import reads first. When the import is large against what is stored,
 //! the secondary indexes of `defects` are dropped inside the transaction and
-//! built again (a sort) before it commits.
+//! built again (a sort) before it commits: readers meanwhile see them, as
+//! the schema of the last commit.
 
 use std::collections::HashSet;
 
@@ -23,7 +29,7 @@ use super::defect::{self, InsertFirst, Row, RowRef, TEXT_COLUMNS};
 use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
 use super::writeback::WriteBehind;
-use super::{Item, Outcome, schema, writer};
+use super::{Item, Outcome, writer};
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DefectEvent, Ingress, ProductRef, ReleaseEvent, Status,
@@ -40,24 +46,6 @@ const SORT_THREADS: i64 = 4;
 
 /// Page cache while the dropped indexes are built (KiB; see [`Importer::commit`]).
 const SORT_CACHE_KIB: i64 = 8 * 1024;
-
-/// Switches the database from WAL to a rollback journal for the import, when
-/// no other connection has it open (a `report` or `export` may): pages then
-/// go to the database file once, instead of to the WAL and again to the file
-/// at the checkpoint, and the pages a fresh import appends need no journal.
-/// An interrupted import leaves a hot journal, which the next open rolls
-/// back; [`Importer::commit`] and `serve` put the database back in WAL.
-/// Whether it switched.
-fn rollback_journal(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.busy_timeout(std::time::Duration::ZERO)?;
-    // No statement may be open for the switch.
-    conn.flush_prepared_statement_cache();
-    // Refused (busy) while another connection reads: the import stays in WAL.
-    let mode =
-        conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0));
-    conn.busy_timeout(schema::BUSY_TIMEOUT)?;
-    Ok(mode.is_ok_and(|m| m.eq_ignore_ascii_case("delete")))
-}
 
 /// One line of an import, made ready on a parser thread by [`Stager`].
 #[derive(Debug)]
@@ -472,8 +460,6 @@ pub struct Importer {
     /// When the last chunk that stored something was received (recorded as
     /// the generic source's activity).
     stored_at: Option<Millis>,
-    /// The import runs with a rollback journal, not the WAL.
-    rollback: bool,
     _lock: DbLock,
 }
 
@@ -482,16 +468,21 @@ impl Importer {
     /// re-keying stored rows first if the keying configuration changed, and
     /// begins the import's transaction.
     pub fn open(config: &Config) -> Result<Self, ExclusiveOpenError> {
-        let (lock, (conn, empty, rollback)) = lock::open_exclusive(config, "import", |conn| {
+        let (lock, (conn, empty)) = lock::open_exclusive(config, "import", |conn| {
             conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
             // Helper threads for the sorts of `CREATE INDEX`.
             conn.pragma_update(None, "threads", SORT_THREADS)?;
-            let rollback = rollback_journal(&conn)?;
+            // Whatever is committed goes into the database file first (a new
+            // file's migrations, a crashed writer's last commits), so the WAL
+            // holds nothing but this import: if it fails, rolling back and
+            // truncating the WAL gives all its space back, with no page to
+            // copy into a database file a full disk could not grow.
+            checkpoint_truncate(&conn);
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let empty = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
                 r.get(0)
             })?;
-            Ok((conn, empty, rollback))
+            Ok((conn, empty))
         })?;
         Ok(Self {
             conn,
@@ -502,7 +493,6 @@ impl Importer {
             },
             dropped: None,
             stored_at: None,
-            rollback,
             _lock: lock,
         })
     }
@@ -630,8 +620,35 @@ impl Importer {
     }
 
     /// Builds the dropped indexes again, records the activity, commits, and
-    /// folds the WAL back into the database.
-    pub fn commit(self) -> Result<Committed, rusqlite::Error> {
+    /// folds the WAL back into the database. A failure abandons the import
+    /// ([`Importer::abandon`]): the database is as it was, the space given back.
+    pub fn commit(mut self) -> Result<Committed, Abandoned> {
+        let started = std::time::Instant::now();
+        if let Err(error) = self.finish() {
+            return Err(Abandoned {
+                error,
+                release: self.abandon(),
+            });
+        }
+        let indexed = started.elapsed();
+        // Committed: what follows is housekeeping, which `serve` also does
+        // when it opens the database: the WAL folded back into the database.
+        let tidied = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        tracing::debug!(
+            checkpoint_ms = (started.elapsed() - indexed).as_millis() as u64,
+            "import: checkpointed"
+        );
+        let closed = self.conn.close().map_err(|(_, e)| e);
+        Ok(Committed {
+            housekeeping: tidied.and(closed).err(),
+        })
+    }
+
+    /// The dropped indexes built again, the activity recorded, the
+    /// transaction committed.
+    fn finish(&mut self) -> rusqlite::Result<()> {
         // A small cache makes the index sorter work in several runs, sorted by
         // its helper threads at once, instead of one run on this thread.
         self.conn
@@ -654,33 +671,67 @@ impl Importer {
             commit_ms = (started.elapsed() - indexed).as_millis() as u64,
             "import: committed"
         );
-        // Committed: what follows is housekeeping, which `serve` also does
-        // when it opens the database.
-        let tidy = || -> rusqlite::Result<()> {
-            if self.rollback {
-                // Back to WAL (no statement may be open for the switch).
-                self.conn.flush_prepared_statement_cache();
-                self.conn
-                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-                    .map(drop)
-            } else {
-                // The WAL folded back into the database.
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            }
-        };
-        let tidied = tidy();
-        let closed = self.conn.close().map_err(|(_, e)| e);
-        Ok(Committed {
-            housekeeping: tidied.and(closed).err(),
-        })
+        Ok(())
     }
+
+    /// Ends an import that failed (or is given up) and gives back the disk
+    /// space it took: its transaction rolled back (SQLite may have done it
+    /// already, after a full disk), the WAL — which held nothing but this
+    /// import's pages ([`Importer::open`] folded the rest into the database
+    /// first) — truncated to nothing, the database closed (the last
+    /// connection deletes the WAL). Readers saw none of it. What could not
+    /// be done, if anything: `serve` or the next import truncates the WAL
+    /// when it opens the database.
+    pub fn abandon(self) -> Option<String> {
+        let rolled_back = if self.conn.is_autocommit() {
+            Ok(())
+        } else {
+            self.conn.execute_batch("ROLLBACK")
+        };
+        // `busy` is 1 when a reader of an older snapshot kept the WAL.
+        let truncated = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        let closed = self.conn.close().map_err(|(_, e)| e);
+        match (rolled_back, truncated, closed) {
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Some(e.to_string()),
+            (Ok(()), Ok(busy), Ok(())) if busy != 0 => {
+                Some("a reader kept the WAL open; it was not truncated".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Folds what the WAL holds into the database and truncates it, as far as
+/// readers let it (a reader of an older snapshot keeps its frames): best
+/// effort, the import is correct either way.
+fn checkpoint_truncate(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "import: checkpoint before the import failed");
+    }
+}
+
+/// Whether `e` says the disk (or the database's size limit) is full.
+pub fn disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// An import that failed to commit, abandoned ([`Importer::abandon`]).
+#[derive(Debug)]
+pub struct Abandoned {
+    /// Why it failed.
+    pub error: rusqlite::Error,
+    /// What could not be given back, if anything.
+    pub release: Option<String>,
 }
 
 /// A committed import.
 pub struct Committed {
-    /// What failed after the commit (the switch back to WAL, the checkpoint,
-    /// closing): nothing lost, `serve` does it again when it opens the file.
+    /// What failed after the commit (the checkpoint, closing): nothing lost,
+    /// `serve` does it again when it opens the file.
     pub housekeeping: Option<rusqlite::Error>,
 }
 

@@ -215,6 +215,31 @@ fn vanished(db: &Path, lock: &Path, lock_existed: bool) -> Result<(), LockError>
     })
 }
 
+/// The lock of `db` as held by another process, if one holds it (for a
+/// reader's message). Probed with a shared lock taken and dropped at once;
+/// never creates the lock file.
+pub fn held_by(db: &Path) -> Option<LockError> {
+    let lock = lock_path(db);
+    let mut file = File::open(&lock).ok()?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return None; // free (dropping the file lets go), or not lockable here
+    }
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    let holder = holder.trim();
+    Some(LockError::Held {
+        db: db.to_path_buf(),
+        lock,
+        holder: if holder.is_empty() {
+            "another process".into()
+        } else {
+            format!("`{holder}`")
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +255,13 @@ mod tests {
             }
             other => panic!("expected Held, got {other:?}"),
         }
+        let held = held_by(&db).expect("held").to_string();
+        assert!(
+            held.contains("serve, pid") && held.contains("x.db.lock"),
+            "{held}"
+        );
         drop(first);
+        assert!(held_by(&db).is_none());
         std::fs::write(&db, b"").expect("the database exists");
         let _again = acquire(&db, "import").expect("free once dropped");
         assert_eq!(lock_path(&db), canonical(dir.path()).join("x.db.lock"));

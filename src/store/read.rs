@@ -15,32 +15,38 @@ use crate::metrics::aggregate::Aggregates;
 use crate::metrics::report::rfc3339;
 
 /// Opens `path` read-only and checks it holds this version's schema.
+///
+/// Always as a WAL reader, never `immutable`: whatever runs or ran on the
+/// file (`serve`, an import, one killed half-way), SQLite shows the last
+/// commit and nothing else. A WAL reader needs the database's `-wal` and
+/// `-shm` files and creates them when they are missing (SQLite gives them
+/// the database's owner when it runs as root); a reader that cannot use
+/// them, or would leave them owned by a user the database's owner is not,
+/// is refused with the reason, never answered from a guess.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     let file = path.display();
     if !path.is_file() {
         anyhow::bail!("database {file} does not exist (or is not a file)");
     }
+    refuse_foreign_wal_files(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // With no `-wal` beside it, no process has the database open (`serve`
-    // keeps its WAL while it runs) and every commit is in the main file. A
-    // read-only connection would still create `-wal` and `-shm` files, owned
-    // by whoever runs `report` and left behind (a later `serve` under another
-    // user could not open them): read the quiescent file as immutable instead.
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let conn = if Path::new(&wal).exists() {
-        Connection::open_with_flags(path, flags)
-    } else {
-        Connection::open_with_flags(
-            format!("file:{}?immutable=1", uri_path(path)),
-            flags | OpenFlags::SQLITE_OPEN_URI,
-        )
-    }
-    .map_err(|e| anyhow::anyhow!("cannot open database {file} read-only: {e}"))?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| anyhow::anyhow!("cannot open database {file} read-only: {e}"))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The first read takes a snapshot: it opens the WAL (or finds a hot
+    // rollback journal), so its errors say why the file cannot be read.
     let version: usize = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| anyhow::anyhow!("cannot read database {file}: {e}"))?;
+        .map_err(|e| unreadable(path, &e))?;
+    if version < SCHEMA_VERSION {
+        if let Some(held) = super::lock::held_by(path) {
+            anyhow::bail!(
+                "{held}, and has schema version {version} (this binary reads version \
+                 {SCHEMA_VERSION}): it is being created or migrated; read it again once that \
+                 is done"
+            );
+        }
+    }
     if version != SCHEMA_VERSION {
         anyhow::bail!(
             "database {file} has schema version {version}, this binary reads version \
@@ -51,19 +57,74 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// `path` for a `file:` URI: every byte but unreserved ones and `/`
-/// percent-encoded.
-fn uri_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
+/// The file `path` with `suffix` appended to its name (`-wal`, `-shm`).
+fn beside(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Refuses to read when SQLite would create the `-wal` or `-shm` file
+/// owned by this (non-root) user while another owns the database: left
+/// behind, `serve` running as the owner could not write them.
+fn refuse_foreign_wal_files(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(missing) = ["-wal", "-shm"]
+        .into_iter()
+        .map(|s| beside(path, s))
+        .find(|p| !p.exists())
+    else {
+        return Ok(());
+    };
+    let owner = std::fs::metadata(path)?.uid();
+    // SAFETY: geteuid only reads the process's effective user id.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 && me != owner {
+        let who = if owner == 0 {
+            "root".to_owned()
         } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+            format!("uid {owner} or root")
+        };
+        anyhow::bail!(
+            "reading database {} would create {} owned by uid {me}, which the database's \
+             owner (uid {owner}, who runs `serve`) could not write afterwards: run this as \
+             {who}, or while `serve` runs on it",
+            path.display(),
+            missing.display()
+        );
     }
-    out
+    Ok(())
+}
+
+/// Why the first read of `path` failed, in the operator's terms.
+fn unreadable(path: &Path, e: &rusqlite::Error) -> anyhow::Error {
+    use rusqlite::ffi;
+    let file = path.display();
+    let code = match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+        _ => 0,
+    };
+    match code {
+        ffi::SQLITE_READONLY_ROLLBACK => anyhow::anyhow!(
+            "database {file} holds an interrupted transaction (hot journal {}, left by a writer \
+             that was killed, such as an import by an older version): a read-only reader cannot \
+             roll it back and does not read past it. Start `serve` on it once (it rolls the \
+             transaction back), then read again",
+            beside(path, "-journal").display()
+        ),
+        ffi::SQLITE_CANTOPEN
+        | ffi::SQLITE_READONLY_CANTINIT
+        | ffi::SQLITE_READONLY_DIRECTORY
+        | ffi::SQLITE_READONLY_RECOVERY
+        | ffi::SQLITE_IOERR_SHMOPEN => anyhow::anyhow!(
+            "cannot read database {file}: it is in WAL mode, and this user cannot create or \
+             write its {} and {} files ({e}); run this as the user that runs `serve` (or root), \
+             or while `serve` runs on it",
+            beside(path, "-wal").display(),
+            beside(path, "-shm").display()
+        ),
+        _ => anyhow::anyhow!("cannot read database {file}: {e}"),
+    }
 }
 
 /// The aggregates `serve` would load from `config.db` at start, read through a
@@ -168,6 +229,16 @@ mod tests {
             .unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("schema version 0"), "{err}");
+        // Not yet migrated while a writer holds it: being created, by whom.
+        let lock = super::super::lock::acquire(&path, "import").unwrap();
+        let err = open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("in use by `import, pid")
+                && err.contains("none.db.lock")
+                && err.contains("being created or migrated"),
+            "{err}"
+        );
+        drop(lock);
     }
 
     #[test]
@@ -196,16 +267,58 @@ mod tests {
         assert_eq!(agg.products["pay"].releases["1.0"].total(), 1);
         drop(ro);
         drop(conn);
-        // Closed by the writer: no `-wal` is left, and reading creates none.
+        // Closed by the writer: no `-wal` is left. Read as WAL (never as
+        // immutable), it is read again with nothing written: the database
+        // file is unchanged and the WAL the reader opened is empty.
         let wal = dir.path().join("b.db-wal");
         assert!(!wal.exists());
+        let before = std::fs::read(&config.db).unwrap();
         let (agg, _) = aggregates(&config).unwrap();
         assert_eq!(agg.products["pay"].releases["1.0"].total(), 1);
-        assert!(!wal.exists() && !dir.path().join("b.db-shm").exists());
+        assert_eq!(std::fs::read(&config.db).unwrap(), before);
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     }
 
+    /// A database another writer left with a hot rollback journal (an
+    /// import of an older version killed half-way, here copied mid-way
+    /// through a transaction) is refused by name: never read past the
+    /// journal, never called malformed.
     #[test]
-    fn odd_paths_are_encoded_for_the_uri() {
-        assert_eq!(uri_path(Path::new("/a b/c?d#e%")), "/a%20b/c%3Fd%23e%25");
+    fn a_hot_rollback_journal_is_refused_by_name_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let conn = super::super::schema::open(&live).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        // A tiny cache: the transaction spills pages into the file, so the
+        // journal is hot (synced, with the pages' old contents).
+        conn.pragma_update(None, "cache_size", 2).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..2000 {
+            conn.execute(
+                "INSERT INTO defects VALUES ('generic', ?1, '', 'pay', 'pay', 'v1.0', '1.0', \
+                 'qa', NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000)",
+                [format!("D-{i}")],
+            )
+            .unwrap();
+        }
+        let journal = dir.path().join("live.db-journal");
+        assert!(std::fs::metadata(&journal).unwrap().len() > 0);
+        // The files as a kill -9 at this moment leaves them.
+        let db = dir.path().join("c.db");
+        std::fs::copy(&live, &db).unwrap();
+        std::fs::copy(&journal, dir.path().join("c.db-journal")).unwrap();
+        conn.execute_batch("ROLLBACK").unwrap();
+        let err = open(&db).unwrap_err().to_string();
+        assert!(
+            err.contains("interrupted transaction") && err.contains("c.db-journal"),
+            "{err}"
+        );
+        // A writer's open rolls it back; then it reads as it was, empty.
+        drop(super::super::schema::open(&db).unwrap());
+        let ro = open(&db).unwrap();
+        let n: i64 = ro
+            .query_row("SELECT count(*) FROM defects", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -469,7 +469,7 @@ fn an_import_killed_half_way_leaves_the_database_as_it_was() {
     input.write_all(text.as_bytes()).expect("stdin written");
     input.flush().expect("stdin flushed");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    // The rollback journal (or the WAL) holds the applied chunks once they
+    // The WAL holds the applied chunks (uncommitted) once they
     // are written; wait for the database file to exist, then a moment more.
     while !db.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -20,6 +20,7 @@ mod import;
 mod input;
 mod openapi;
 mod read;
+mod readers;
 mod releases;
 mod report;
 mod secrets;
