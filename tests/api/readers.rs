@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[path = "../support/skip.rs"]
-mod skip;
+use crate::skip;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 
