@@ -24,6 +24,10 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
     out
 }
 
+/// Served only once a pass of serve's reconcile has failed, which the seeded
+/// store cannot produce (`tests/sync/supervised.rs` shows it served then).
+const ONLY_AFTER_A_FAILURE: &str = "bug_escape_sync_last_failure_timestamp_seconds";
+
 #[tokio::test]
 async fn rules_tests_and_dashboards_name_only_served_or_recorded_series() {
     let (app, _dir) = seeded().await;
@@ -65,7 +69,7 @@ async fn rules_tests_and_dashboards_name_only_served_or_recorded_series() {
             }
             checked += 1;
             assert!(
-                served.contains(id) || recorded.contains(id),
+                served.contains(id) || recorded.contains(id) || ONLY_AFTER_A_FAILURE == id,
                 "{file}: `{id}` is neither served by the exporter nor a recording rule"
             );
         }

@@ -98,6 +98,7 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_sync_interval_seconds", &["source"]),
     ("bug_escape_sync_items_total", &["source", "result"]),
     ("bug_escape_sync_differences_total", &["source"]),
+    ("bug_escape_sync_passes_total", &["source", "result"]),
     ("bug_escape_store_writable", &[]),
     ("bug_escape_store_writer_restarts_total", &[]),
     ("bug_escape_write_queue_bytes", &[]),
