@@ -253,8 +253,9 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     // Timed from a thread of its own over plain sockets, so the test's own
     // runtime (which also runs the stand-in API) never adds to the figure.
-    let (slow, rounds) = tokio::task::spawn_blocking(move || {
+    let (slow, late, rounds) = tokio::task::spawn_blocking(move || {
         let mut slow = Vec::new();
+        let mut late = Vec::new();
         let mut rounds = 0;
         while locked_at.elapsed() < Duration::from_secs(3) {
             let metrics =
@@ -272,7 +273,10 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
                 let took = started.elapsed();
                 let at = locked_at.elapsed();
                 match answer {
-                    Ok(a) if a.starts_with("HTTP/1.1 200") && took < Duration::from_millis(100) => {
+                    Ok(a) if a.starts_with("HTTP/1.1 200") && took < Duration::from_secs(1) => {
+                        if took >= Duration::from_millis(100) {
+                            late.push(format!("{what}: {took:?} at {at:?}"));
+                        }
                         if what == "/metrics" {
                             let body = a.split_once("\r\n\r\n").map_or("", |(_, b)| b);
                             // The passes due meanwhile wait for the database:
@@ -295,7 +299,7 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
             rounds += 1;
             std::thread::sleep(Duration::from_millis(50));
         }
-        (slow, rounds)
+        (slow, late, rounds)
     })
     .await
     .unwrap();
@@ -305,9 +309,16 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
     tokio::task::spawn_blocking(move || holder.join().unwrap())
         .await
         .unwrap();
+    // Every answer within 100 ms but for a rare hiccup of this shared
+    // machine (at most one in twenty); none near the seconds a runtime held
+    // by SQLite costs (1.8-3.2 s when the cursor calls ran on the workers).
     assert!(
         slow.is_empty(),
-        "answers of {rounds} rounds too slow: {slow:?}"
+        "answers of {rounds} rounds failed or took 1 s or more: {slow:?}"
+    );
+    assert!(
+        late.len() * 20 <= rounds * 2,
+        "more than one answer in twenty took 100 ms or more ({rounds} rounds): {late:?}"
     );
     assert!(rounds >= 10, "only {rounds} rounds in 3 s");
     assert!(
