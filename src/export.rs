@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-use crate::import::{
-    EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND, format,
-};
+use crate::import::{EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND, format};
 use crate::model::time::Millis;
 use crate::store::export::{DefectRecord, ReleaseRecord, export};
 

@@ -384,7 +384,11 @@ fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
 /// the receiving side is gone.
 type Sender<'a> = dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64, bool) -> bool + 'a;
 
-fn read_ndjson(name: &str, reader: Box<dyn Read + Send>, send: &mut Sender<'_>) -> Result<bool, String> {
+fn read_ndjson(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+    send: &mut Sender<'_>,
+) -> Result<bool, String> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut lines = Vec::with_capacity(CHUNK);
     let mut text = Vec::new();
@@ -468,7 +472,11 @@ fn csv_header(name: &str, line: u64, row: csv_rows::Row) -> Result<Arc<Vec<Strin
     Ok(Arc::new(names))
 }
 
-fn read_csv(name: &str, reader: Box<dyn Read + Send>, send: &mut Sender<'_>) -> Result<bool, String> {
+fn read_csv(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+    send: &mut Sender<'_>,
+) -> Result<bool, String> {
     let mut rows = csv_rows::Rows::new(BufReader::with_capacity(1 << 20, reader));
     let read_err = |e: std::io::Error| format!("cannot read {name}: {e}");
     let Some((mut at, mut first)) = rows.next_row().map_err(read_err)? else {
@@ -505,7 +513,10 @@ fn read_csv(name: &str, reader: Box<dyn Read + Send>, send: &mut Sender<'_>) -> 
                         names.len()
                     ))
                 } else {
-                    let cells = cells.into_iter().map(|c| String::from_utf8(c).ok()).collect();
+                    let cells = cells
+                        .into_iter()
+                        .map(|c| String::from_utf8(c).ok())
+                        .collect();
                     Raw::Csv(cells, names.clone())
                 }
             }

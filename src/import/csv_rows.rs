@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(got[0], ok(1, &["a", "b"]));
         assert_eq!(got[1].0, 2);
         let why = got[1].1.as_ref().expect_err("open quote");
-        assert!(why.contains("`x` follows") && why.contains("line 4"), "{why}");
+        assert!(
+            why.contains("`x` follows") && why.contains("line 4"),
+            "{why}"
+        );
         assert!(why.contains("opened on line 2"), "{why}");
         assert_eq!(got[2], ok(3, &["r2", "x"]));
         assert_eq!(got[3].0, 4);

@@ -108,7 +108,10 @@ mod tests {
     fn the_version_line_is_read_back_and_newer_ones_refused() {
         assert_eq!(ndjson_export(ndjson_line().as_bytes()), Ok(true));
         assert_eq!(csv_export(csv_line().as_bytes()), Ok(true));
-        assert_eq!(csv_export(b"# bug-escape-exporter export format 2\r"), Ok(true));
+        assert_eq!(
+            csv_export(b"# bug-escape-exporter export format 2\r"),
+            Ok(true)
+        );
         assert_eq!(ndjson_export(br#"{"id":"export","stage":"qa"}"#), Ok(false));
         assert_eq!(csv_export(b"kind,id"), Ok(false));
         let newer = ndjson_export(br#"{"kind":"export","format":3}"#).expect_err("newer");

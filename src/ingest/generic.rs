@@ -328,10 +328,7 @@ pub fn parse_event_as(
         Rules::Stored => MAX_STORED_ID_LEN,
     };
     if id_len == 0 || id_len > max_id {
-        return Err(f.err(
-            "id",
-            format!("must be 1..{max_id} characters, is {id_len}"),
-        ));
+        return Err(f.err("id", format!("must be 1..{max_id} characters, is {id_len}")));
     }
     if facts.blank {
         return Err(f.err("id", "must not be blank (white space only)"));

@@ -134,7 +134,16 @@ pub(super) fn decide(
                 found_at,
             },
             old,
-        ) => restored(config, ev, class, *status, *found_at, old, received_at, keys),
+        ) => restored(
+            config,
+            ev,
+            class,
+            *status,
+            *found_at,
+            old,
+            received_at,
+            keys,
+        ),
         // An upsert (`AttachRelease` was handled above, before the ordering
         // rules).
         _ => match upsert_row(config, ev, old, received_at, keys) {
