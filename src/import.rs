@@ -401,9 +401,9 @@ fn read_ndjson(
             .map_err(|e| format!("cannot read {name}: {e}"))?;
         let raw = match read {
             Line::End => break,
-            Line::TooLong { bytes: n } => {
+            Line::TooLong { bytes: n, len } => {
                 bytes += n;
-                Raw::Broken(lines::too_long(n))
+                Raw::Broken(lines::too_long(len))
             }
             Line::Read { bytes: n } => {
                 bytes += n;

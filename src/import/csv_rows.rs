@@ -64,12 +64,12 @@ impl<R: BufRead> Rows<R> {
         let read = read_line(&mut self.reader, &mut buf, MAX_LINE_BYTES)?;
         let bytes = match read {
             Line::End => return Ok(None),
-            Line::Read { bytes } | Line::TooLong { bytes } => bytes,
+            Line::Read { bytes } | Line::TooLong { bytes, .. } => bytes,
         };
         self.bytes += bytes;
         self.line += 1;
-        if let Line::TooLong { bytes } = read {
-            return Ok(Some((self.line, Physical::TooLong(bytes))));
+        if let Line::TooLong { len, .. } = read {
+            return Ok(Some((self.line, Physical::TooLong(len))));
         }
         if buf.last() == Some(&b'\n') {
             buf.pop();
@@ -84,7 +84,7 @@ impl<R: BufRead> Rows<R> {
             return Ok(None);
         };
         let text = match line {
-            Physical::TooLong(bytes) => return Ok(Some((first, Row::Broken(too_long(bytes))))),
+            Physical::TooLong(len) => return Ok(Some((first, Row::Broken(too_long(len))))),
             Physical::Text(t) => t,
         };
         let mut scan = Scan::default();
@@ -104,21 +104,19 @@ impl<R: BufRead> Rows<R> {
                 Some(_) => None,
             };
             if let Some(why) = why {
-                let opened = scan.opened;
+                let at = scan.opened_at(first);
                 taken.extend(next);
-                for l in taken.into_iter().rev() {
-                    self.again.push_front(l);
-                }
-                let at = if opened == first {
-                    "on this line".to_owned()
+                self.again_from(taken);
+                let limit = if why == "the row's limit" {
+                    format!(" ({MAX_LINE_BYTES} bytes)")
                 } else {
-                    format!("on line {opened}")
+                    String::new()
                 };
                 return Ok(Some((
                     first,
                     Row::Broken(format!(
-                        "a quoted field opened {at} is still open at {why} ({MAX_LINE_BYTES} \
-                         bytes); the lines after this one are read as rows"
+                        "a quoted field opened {at} is still open at {why}{limit}; the lines \
+                         after this one are read as rows"
                     )),
                 )));
             }
@@ -130,21 +128,30 @@ impl<R: BufRead> Rows<R> {
             cr = scan.feed(&t, n);
             taken.push((n, Physical::Text(t)));
         }
-        let opened = scan.opened;
-        let row = scan.finish();
-        if let (Row::Broken(why), Some(&(last, _))) = (&row, taken.last()) {
-            // A broken row that took lines in: most likely a quote left open
-            // above it. Those lines are rows of their own.
-            let why = format!(
-                "{why}, on line {last}, closing a quoted field opened on line {opened}; the \
-                 lines after this one are read as rows"
-            );
-            for l in taken.into_iter().rev() {
-                self.again.push_front(l);
+        let at = scan.opened_at(first);
+        match (scan.finish(), taken.last()) {
+            (Row::Broken(what), Some(&(last, _))) => {
+                // A broken row that took lines in: most likely a quote left
+                // open above. Those lines are rows of their own.
+                self.again_from(taken);
+                let why = format!(
+                    "malformed CSV: a quoted field opened {at} closes on line {last}, where {what}; \
+                     the lines after this one are read as rows"
+                );
+                Ok(Some((first, Row::Broken(why))))
             }
-            return Ok(Some((first, Row::Broken(why))));
+            (Row::Broken(what), None) => {
+                Ok(Some((first, Row::Broken(format!("malformed CSV: {what}")))))
+            }
+            (row, _) => Ok(Some((first, row))),
         }
-        Ok(Some((first, row)))
+    }
+
+    /// Gives `lines` back, to be read again before any other.
+    fn again_from(&mut self, lines: Vec<(u64, Physical)>) {
+        for l in lines.into_iter().rev() {
+            self.again.push_front(l);
+        }
     }
 }
 
@@ -231,8 +238,8 @@ impl Scan {
                         b',' => self.end_cell(),
                         other => {
                             self.broken = Some(format!(
-                                "malformed CSV: `{}` follows a closing quote (a quote inside a \
-                                 quoted field is written twice: `\"\"`)",
+                                "`{}` follows a closing quote (a quote inside a quoted field is \
+                                 written twice: `\"\"`)",
                                 (other as char).escape_default()
                             ));
                             self.state = State::Broken;
@@ -244,6 +251,15 @@ impl Scan {
             }
         }
         cr
+    }
+
+    /// Where the last quote opened, said from the row's first line.
+    fn opened_at(&self, first: u64) -> String {
+        if self.opened == first {
+            "on this line".to_owned()
+        } else {
+            format!("on line {}", self.opened)
+        }
     }
 
     /// The line ended inside a quoted field: the field holds its line end.

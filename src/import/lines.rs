@@ -19,8 +19,9 @@ pub enum Line {
     /// without one); `bytes` read.
     Read { bytes: u64 },
     /// A line longer than the limit: nothing appended, the line skipped up
-    /// to and including its `\n`; `bytes` read.
-    TooLong { bytes: u64 },
+    /// to and including its `\n`; `bytes` read, of which `len` before the
+    /// `\n`.
+    TooLong { bytes: u64, len: u64 },
 }
 
 /// Reads one line into `buf` (appended), unless it is longer than `limit`
@@ -30,6 +31,7 @@ pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> 
     let start = buf.len();
     let mut total = 0u64;
     let mut too_long = false;
+    let mut ended = false;
     loop {
         let available = match reader.fill_buf() {
             Ok(b) => b,
@@ -55,20 +57,24 @@ pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> 
         total += take as u64;
         reader.consume(take);
         if ends {
+            ended = true;
             break;
         }
     }
     Ok(match (total, too_long) {
         (0, _) => Line::End,
         (bytes, false) => Line::Read { bytes },
-        (bytes, true) => Line::TooLong { bytes },
+        (bytes, true) => Line::TooLong {
+            bytes,
+            len: bytes - u64::from(ended),
+        },
     })
 }
 
-/// The reason given for a line over the limit.
-pub fn too_long(bytes: u64) -> String {
+/// The reason given for a line of `len` bytes, over the limit.
+pub fn too_long(len: u64) -> String {
     format!(
-        "the line is {bytes} bytes long; the limit is {MAX_LINE_BYTES} bytes (the line was \
+        "the line is {len} bytes long; the limit is {MAX_LINE_BYTES} bytes (the line was \
          skipped unread)"
     )
 }
@@ -95,13 +101,13 @@ mod tests {
                         assert_eq!(bytes as usize, buf.len() - before);
                         got.push(String::from_utf8_lossy(&buf[before..]).into_owned());
                     }
-                    Line::TooLong { bytes } => {
+                    Line::TooLong { bytes, len } => {
                         assert_eq!(buf.len(), before);
-                        got.push(format!("<{bytes}>"));
+                        got.push(format!("<{bytes},{len}>"));
                     }
                 }
             }
-            assert_eq!(got, ["abc\n", "<9>", "xy\n", "\n", "last"], "{capacity}");
+            assert_eq!(got, ["abc\n", "<9,8>", "xy\n", "\n", "last"], "{capacity}");
         }
     }
 }
