@@ -33,6 +33,8 @@ use crate::store::lock::ExclusiveOpenError;
 mod csv_rows;
 pub mod format;
 pub mod lines;
+#[cfg(test)]
+mod restore_tests;
 
 use lines::{Line, MAX_LINE_BYTES, read_line};
 
