@@ -348,7 +348,10 @@ mod tests {
             why.contains("`x` follows") && why.contains("line 4"),
             "{why}"
         );
-        assert!(why.contains("opened on this line closes on line 4"), "{why}");
+        assert!(
+            why.contains("opened on this line closes on line 4"),
+            "{why}"
+        );
         assert_eq!(got[2], ok(3, &["r2", "x"]));
         assert_eq!(got[3].0, 4);
         assert!(got[3].1.as_ref().expect_err("x\"y").contains("`y` follows"));

@@ -12,9 +12,7 @@ use rusqlite::types::Value as Sql;
 
 use super::{EXIT_OK, Format};
 use crate::config::{Config, Settings};
-use crate::model::event::{
-    Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status,
-};
+use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
 use crate::store::Item;
 use crate::store::import::{Importer, Stager};
 

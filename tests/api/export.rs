@@ -335,3 +335,77 @@ async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report(
         server.stop().await;
     }
 }
+
+/// Rows are stored records only in a file that starts with the export's
+/// format line: a plain history keeps the API's rules. Stored records are
+/// still checked for type and length. An export of a newer format is refused
+/// by name and nothing is imported.
+#[test]
+fn only_an_export_is_read_as_stored_and_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let rows = [
+        json!({"kind": "defect", "id": "1", "source": "github", "product": "acme/pay",
+            "product_kind": "github", "stage": "staging", "cause": "weird", "status": "valid",
+            "deleted": false, "found_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-02T00:00:00Z"}),
+        json!({"kind": "defect", "id": "2", "product": "shop", "deleted": false,
+            "found_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z"}),
+        json!({"kind": "defect", "id": "3", "product": "shop", "stage": "x".repeat(129)}),
+        json!({"kind": "defect", "id": "4", "product": "shop", "stage": 7}),
+    ];
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let history = dir.path().join("history.ndjson");
+    std::fs::write(&history, &body).unwrap();
+    let (status, out, err) = import(&db, &[history.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (1, [0, 0, 0, 4]), "{out}{err}");
+    assert!(err.contains(":1: stage: unknown value `staging`"), "{err}");
+    assert!(err.contains(":2: stage: is required"), "{err}");
+
+    let export = dir.path().join("export.ndjson");
+    let line = r#"{"kind":"export","format":2,"exporter":"bug-escape-exporter 9"}"#;
+    std::fs::write(&export, format!("{line}\n{body}")).unwrap();
+    let (status, out, err) = import(&db, &[export.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (1, [2, 0, 0, 2]), "{out}{err}");
+    assert!(err.contains(":4: stage: is 129 characters long"), "{err}");
+    assert!(err.contains(":5: stage: must be a string"), "{err}");
+    // The version line anywhere but first is an error, not a row.
+    let (status, out, err) = import(&db, &[history.to_str().unwrap(), export.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(!err.contains("kind: an export's version line"), "{err}");
+    let twice = dir.path().join("twice.ndjson");
+    std::fs::write(&twice, format!("{line}\n{line}\n")).unwrap();
+    let (_, _, err) = import(&db, &[twice.to_str().unwrap()]);
+    assert!(
+        err.contains(":2: kind: an export's version line is read only"),
+        "{err}"
+    );
+
+    let fresh = dir.path().join("fresh.db");
+    for (name, text) in [
+        (
+            "newer.ndjson",
+            format!("{{\"kind\":\"export\",\"format\":3}}\n{body}"),
+        ),
+        (
+            "newer.csv",
+            "# bug-escape-exporter export format 3\nkind,id\ndefect,1\n".into(),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (status, out, err) = import(&fresh, &[file.to_str().unwrap()]);
+        assert_eq!(status, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "{}:1: export format 3 is newer than this exporter's 2",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("Nothing was imported"), "{err}");
+    }
+    let out = run(&["export", "--db", fresh.to_str().unwrap()], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "only the format line: {text}");
+}
