@@ -76,7 +76,8 @@ pub fn csv_export(line: &[u8]) -> Result<bool, String> {
         return Ok(false);
     }
     let text = String::from_utf8_lossy(line);
-    let text = text.trim_end();
+    // A spreadsheet that saved the file pads the line with empty cells.
+    let text = text.trim_end_matches([',', ' ', '\r', '\t']);
     match text.strip_prefix(CSV_PREFIX) {
         Some(v) => version(v.parse().ok(), v),
         None => Err(format!(
@@ -112,6 +113,9 @@ mod tests {
             csv_export(b"# bug-escape-exporter export format 2\r"),
             Ok(true)
         );
+        // A spreadsheet's padding.
+        let padded = b"# bug-escape-exporter export format 2,,,";
+        assert_eq!(csv_export(padded), Ok(true));
         assert_eq!(ndjson_export(br#"{"id":"export","stage":"qa"}"#), Ok(false));
         assert_eq!(csv_export(b"kind,id"), Ok(false));
         let newer = ndjson_export(br#"{"kind":"export","format":3}"#).expect_err("newer");
