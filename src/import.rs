@@ -892,17 +892,24 @@ mod tests {
             r#"[{"id":"a"}]"#,
             r#"{"id":"a""#,
             r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
+            r#"{"id":"a","stage":"qa+production","cause":"weird","found_at":"2999-01-01T00:00:00Z"}"#,
+            r#"{"id":"a","stage":null,"deleted":true,"release":"v1","status":"duplicate"}"#,
+            r#"{"id":"a","deleted":false,"detected_by":"robot","severity":"extreme"}"#,
         ];
         let not_utf8: &[u8] = b"{\"id\":\"a\xff\",\"stage\":\"qa\"}";
         let cases = lines.iter().map(|l| l.as_bytes()).chain([not_utf8]);
         for line in cases {
             // Its chunk checked as UTF-8 already, or not (a chunk that is not).
-            for utf8 in [std::str::from_utf8(line).ok(), None] {
+            // Under the API's rules and as a stored record alike.
+            let variants = [std::str::from_utf8(line).ok(), None]
+                .into_iter()
+                .flat_map(|u| [(u, Rules::Api), (u, Rules::Stored)]);
+            for (utf8, rules) in variants {
                 let mut memo = ReleaseMemo::new();
                 let raw = Raw::Json(0..line.len());
-                let fast = parse_line(&config, raw, line, utf8, now, &mut memo, Rules::Api);
-                let full = parse_json(&config, line, now, &mut memo, Rules::Api);
-                let line = String::from_utf8_lossy(line);
+                let fast = parse_line(&config, raw, line, utf8, now, &mut memo, rules);
+                let full = parse_json(&config, line, now, &mut memo, rules);
+                let line = format!("{rules:?} {}", String::from_utf8_lossy(line));
                 match (fast, full) {
                     (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
                     (Err(a), Err(b)) => {
