@@ -41,6 +41,9 @@ pub struct Rows<R> {
     line: u64,
     /// Bytes read from `reader` so far.
     pub bytes: u64,
+    /// The last one-line row's buffer, read into again (one allocation
+    /// less per row).
+    spare: Vec<u8>,
 }
 
 impl<R: BufRead> Rows<R> {
@@ -51,6 +54,7 @@ impl<R: BufRead> Rows<R> {
             again: VecDeque::new(),
             line: 0,
             bytes: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -60,7 +64,8 @@ impl<R: BufRead> Rows<R> {
         if let Some(l) = self.again.pop_front() {
             return Ok(Some(l));
         }
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
         let read = read_line(&mut self.reader, &mut buf, MAX_LINE_BYTES)?;
         let bytes = match read {
             Line::End => return Ok(None),
@@ -127,6 +132,9 @@ impl<R: BufRead> Rows<R> {
             scan.new_line(cr);
             cr = scan.feed(&t, n);
             taken.push((n, Physical::Text(t)));
+        }
+        if taken.is_empty() {
+            self.spare = text;
         }
         let at = scan.opened_at(first);
         match (scan.finish(), taken.last()) {
