@@ -44,6 +44,8 @@ pub struct Rows<R> {
     /// The last one-line row's buffer, read into again (one allocation
     /// less per row).
     spare: Vec<u8>,
+    /// Cells of the last row: the next one's vector is made that size.
+    width: usize,
 }
 
 impl<R: BufRead> Rows<R> {
@@ -55,6 +57,7 @@ impl<R: BufRead> Rows<R> {
             line: 0,
             bytes: 0,
             spare: Vec::new(),
+            width: 0,
         }
     }
 
@@ -92,7 +95,10 @@ impl<R: BufRead> Rows<R> {
             Physical::TooLong(len) => return Ok(Some((first, Row::Broken(too_long(len))))),
             Physical::Text(t) => t,
         };
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            cells: Vec::with_capacity(self.width),
+            ..Scan::default()
+        };
         let mut cr = scan.feed(&text, first);
         let mut size = text.len();
         // Lines after the first that the row took in, given back if its
@@ -151,7 +157,12 @@ impl<R: BufRead> Rows<R> {
             (Row::Broken(what), None) => {
                 Ok(Some((first, Row::Broken(format!("malformed CSV: {what}")))))
             }
-            (row, _) => Ok(Some((first, row))),
+            (row, _) => {
+                if let Row::Cells(c) = &row {
+                    self.width = c.len();
+                }
+                Ok(Some((first, row)))
+            }
         }
     }
 
