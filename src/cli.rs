@@ -171,9 +171,11 @@ pub enum Command {
     },
     /// Import defect events and release times from NDJSON or CSV files
     /// (`-` for standard input) into the database, checked and applied as
-    /// `POST /api/v1/events` would. Refused while `serve` runs on the same
-    /// database. Exit 0 when every line was imported, 1 when some were
-    /// rejected (the others are imported), 2 on usage or I/O errors.
+    /// `POST /api/v1/events` would; the rows of an `export` are taken back as
+    /// stored. Lines over 1 MiB and malformed CSV rows are rejected by line.
+    /// Refused while `serve` runs on the same database. Exit 0 when every
+    /// line was imported, 1 when some were rejected (the others are
+    /// imported), 2 on usage or I/O errors or an export of a newer format.
     Import {
         /// SQLite database file; default ./bug-escape.db (or the `db` key).
         #[arg(long)]
@@ -195,8 +197,8 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Export every stored defect (deleted ones included) and release time in
-    /// the format `import` reads, from one consistent snapshot (safe while
-    /// `serve` runs).
+    /// the format `import` restores exactly (format version 2 on the first
+    /// line), from one consistent snapshot (safe while `serve` runs).
     Export {
         /// SQLite database file; default ./bug-escape.db (or the `db` key).
         #[arg(long)]

@@ -1,12 +1,16 @@
-//! The `export` sub-command: everything stored, in the format `import` reads,
-//! so `import` of an export into an empty database gives the same gauges.
+//! The `export` sub-command: everything stored, in the format `import` reads
+//! back as stored, so `import` of an export into an empty database restores
+//! the same rows, hence the same gauges (README, "Import history / Export").
 //!
-//! Release times come first (`"kind": "release"` lines, CSV rows of kind
-//! `release`), then every defect in the order it was first stored. A deleted
-//! defect is written as its deletion (`"deleted": true` with its identity,
-//! product and time), which is what importing it stores. A vendor's product
-//! namespace keeps its kind in `product_kind` (`github`…), so the same
-//! release rules and product mapping apply on import.
+//! The first line names the format version (`import::format`): an NDJSON
+//! `{"kind":"export","format":2,…}` line, a CSV
+//! `# bug-escape-exporter export format 2` line before the header row. Then
+//! release times (`"kind": "release"`), then every defect (`"kind":
+//! "defect"`) in the order it was first stored, each with every value its
+//! row holds: a deleted defect keeps its classification (`"deleted": true`),
+//! which a later event may still use. A vendor's product namespace keeps its
+//! kind in `product_kind` (`github`…), so the same release rules and product
+//! mapping apply on import.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-use crate::import::{EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND};
+use crate::import::{EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND, format};
 use crate::model::time::Millis;
 use crate::store::export::{DefectRecord, ReleaseRecord, export};
 
@@ -110,8 +114,14 @@ enum Sink<W: Write> {
 impl<W: Write> Sink<W> {
     fn new(format: Format, out: W) -> anyhow::Result<Self> {
         Ok(match format {
-            Format::Ndjson => Sink::Ndjson(out),
+            Format::Ndjson => {
+                let mut out = out;
+                writeln!(out, "{}", format::ndjson_line())?;
+                Sink::Ndjson(out)
+            }
             Format::Csv => {
+                let mut out = out;
+                writeln!(out, "{}", format::csv_line())?;
                 let columns = crate::import::csv_columns();
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(&columns)?;
@@ -152,37 +162,31 @@ impl<W: Write> Sink<W> {
 
     fn defect(&mut self, d: &DefectRecord) -> anyhow::Result<()> {
         let mut o = Map::new();
-        if matches!(self, Sink::Csv(..)) {
-            o.insert("kind".into(), KIND_DEFECT.into());
-        }
+        o.insert("kind".into(), KIND_DEFECT.into());
         o.insert("id".into(), d.id.clone().into());
         o.insert("source".into(), d.source.clone().into());
         o.insert("product".into(), d.product_ns.clone().into());
         if !d.product_kind.is_empty() {
             o.insert(PRODUCT_KIND.into(), d.product_kind.clone().into());
         }
-        if d.deleted {
-            // A deletion stores the identity, product and time; the rest of
-            // a tombstone counts nowhere and is not restored.
-            o.insert("deleted".into(), true.into());
-        } else {
-            let fields = [
-                ("stage", &d.stage),
-                ("release", &d.release_raw),
-                ("detected_by", &d.detected_by),
-                ("cause", &d.cause),
-                ("severity", &d.severity),
-                ("team", &d.team),
-            ];
-            for (name, value) in fields {
-                if let Some(v) = value {
-                    o.insert(name.into(), v.clone().into());
-                }
+        // Every value, a deleted defect's too: a later event may keep what
+        // its tombstone holds (a release attached before it was announced).
+        let fields = [
+            ("stage", &d.stage),
+            ("release", &d.release_raw),
+            ("detected_by", &d.detected_by),
+            ("cause", &d.cause),
+            ("severity", &d.severity),
+            ("team", &d.team),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                o.insert(name.into(), v.clone().into());
             }
-            o.insert("status".into(), d.status.clone().into());
-            o.insert("deleted".into(), false.into());
-            o.insert("found_at".into(), time(d.found_at).into());
         }
+        o.insert("status".into(), d.status.clone().into());
+        o.insert("deleted".into(), d.deleted.into());
+        o.insert("found_at".into(), time(d.found_at).into());
         o.insert("updated_at".into(), time(d.updated_at).into());
         self.write(o)
     }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -23,12 +23,20 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::ingest::FieldError;
 use crate::ingest::flat::{Flat, Object, Scalar, Without};
-use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, WEBHOOK_SOURCES};
+use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, Rules, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
 use crate::store::import::{Importer, Part, Stager};
 use crate::store::lock::ExclusiveOpenError;
+
+mod csv_rows;
+pub mod format;
+pub mod lines;
+#[cfg(test)]
+mod restore_tests;
+
+use lines::{Line, MAX_LINE_BYTES, read_line};
 
 /// Events sorted and folded at once (the whole import is one transaction):
 /// large enough that each defect's events mostly meet in one chunk and the
@@ -92,7 +100,9 @@ pub fn csv_columns() -> Vec<&'static str> {
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
-    /// Non-blank lines (rows) read.
+    /// Rows read: every non-blank line (a CSV row whose quoted field spans
+    /// lines is one), the export's version line and the CSV header row not
+    /// counted.
     pub lines: u64,
     /// Lines that changed stored state.
     pub imported: u64,
@@ -302,6 +312,8 @@ enum Raw {
 struct Chunk {
     seq: u64,
     file: Arc<str>,
+    /// Its file is an export: its rows are stored records.
+    stored: bool,
     bytes: u64,
     /// Line numbers and lines.
     lines: Vec<(u64, Raw)>,
@@ -360,17 +372,18 @@ fn pipeline(
     })
 }
 
-/// Reads every input into chunks of lines; `Err` on an I/O error or a CSV
-/// header that cannot be used.
+/// Reads every input into chunks of lines; `Err` on an I/O error, a CSV
+/// header that cannot be used, or an export of a newer format.
 fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
     yield_to_the_applier();
     let mut seq = 0;
     for input in inputs {
         let file: Arc<str> = input.name.clone().into();
-        let mut send = |lines: Vec<(u64, Raw)>, text: Vec<u8>, bytes: u64| -> bool {
+        let mut send = |lines: Vec<(u64, Raw)>, text: Vec<u8>, bytes: u64, stored: bool| -> bool {
             let chunk = Chunk {
                 seq,
                 file: file.clone(),
+                stored,
                 bytes,
                 lines,
                 text,
@@ -389,58 +402,82 @@ fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
     Ok(())
 }
 
+/// Hands a reader's chunks on: `(lines, text, bytes, stored)`; `false` once
+/// the receiving side is gone.
+type Sender<'a> = dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64, bool) -> bool + 'a;
+
 fn read_ndjson(
     name: &str,
     reader: Box<dyn Read + Send>,
-    send: &mut dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64) -> bool,
+    send: &mut Sender<'_>,
 ) -> Result<bool, String> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut lines = Vec::with_capacity(CHUNK);
     let mut text = Vec::new();
     let (mut number, mut bytes) = (0u64, 0u64);
+    // Whether the file is an export (known at its first non-blank line).
+    let mut stored = None;
     loop {
         let start = text.len();
-        let n = reader
-            .read_until(b'\n', &mut text)
+        let read = read_line(&mut reader, &mut text, MAX_LINE_BYTES)
             .map_err(|e| format!("cannot read {name}: {e}"))?;
-        if n == 0 {
-            break;
-        }
+        let raw = match read {
+            Line::End => break,
+            Line::TooLong { bytes: n, len } => {
+                bytes += n;
+                Raw::Broken(lines::too_long(len))
+            }
+            Line::Read { bytes: n } => {
+                bytes += n;
+                if text[start..].iter().all(u8::is_ascii_whitespace) {
+                    text.truncate(start);
+                    number += 1;
+                    continue; // blank lines (a trailing one) are not events
+                }
+                if stored.is_none() {
+                    let export = format::ndjson_export(&text[start..])
+                        .map_err(|e| format!("{name}:{}: {e}", number + 1))?;
+                    stored = Some(export);
+                    if export {
+                        text.truncate(start);
+                        number += 1;
+                        continue; // the version line is not an event
+                    }
+                }
+                Raw::Json(start..text.len())
+            }
+        };
         number += 1;
-        bytes += n as u64;
-        if text[start..].iter().all(u8::is_ascii_whitespace) {
-            text.truncate(start);
-            continue; // blank lines (a trailing one) are not events
-        }
-        lines.push((number, Raw::Json(start..text.len())));
+        stored.get_or_insert(false);
+        lines.push((number, raw));
         if lines.len() == CHUNK {
             let full = std::mem::replace(&mut text, Vec::with_capacity(start * 5 / 4));
-            if !send(std::mem::take(&mut lines), full, std::mem::take(&mut bytes)) {
+            let sent = std::mem::take(&mut lines);
+            if !send(sent, full, std::mem::take(&mut bytes), stored == Some(true)) {
                 return Ok(false);
             }
             lines.reserve(CHUNK);
         }
     }
-    Ok(lines.is_empty() || send(lines, text, bytes))
+    Ok(lines.is_empty() || send(lines, text, bytes, stored == Some(true)))
 }
 
-fn read_csv(
-    name: &str,
-    reader: Box<dyn Read + Send>,
-    send: &mut dyn FnMut(Vec<(u64, Raw)>, Vec<u8>, u64) -> bool,
-) -> Result<bool, String> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(reader);
-    let header = csv
-        .byte_headers()
-        .map_err(|e| format!("cannot read the header row of {name}: {e}"))?
-        .clone();
+/// The header row's column names, checked.
+fn csv_header(name: &str, line: u64, row: csv_rows::Row) -> Result<Arc<Vec<String>>, String> {
+    let cells = match row {
+        csv_rows::Row::Cells(c) => c,
+        csv_rows::Row::Broken(why) => {
+            return Err(format!("{name}:{line}: cannot read the header row: {why}"));
+        }
+    };
     let known = csv_columns();
     let mut names = Vec::new();
-    for h in header.iter() {
-        let h = String::from_utf8_lossy(h).trim().to_owned();
+    for (i, h) in cells.iter().enumerate() {
+        let mut h = String::from_utf8_lossy(h).trim().to_owned();
+        if i == 0 && line == 1 {
+            // A byte-order mark some spreadsheets write.
+            h = h.trim_start_matches('\u{feff}').to_owned();
+        }
         if !known.contains(&h.as_str()) {
             return Err(format!(
                 "{name}: unknown column `{h}` in the header row; known columns: {}",
@@ -454,52 +491,69 @@ fn read_csv(
         }
         names.push(h);
     }
-    let names = Arc::new(names);
-    let mut lines = Vec::with_capacity(CHUNK);
-    let mut record = csv::ByteRecord::new();
-    let mut last = csv.position().byte();
-    loop {
-        let raw = match csv.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = record.position().map_or(0, csv::Position::line);
-                let cells = record
-                    .iter()
-                    .map(|c| std::str::from_utf8(c).ok().map(str::to_owned))
-                    .collect();
-                (line, Raw::Csv(cells, names.clone()))
-            }
-            Err(e) => match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    pos,
-                    expected_len,
-                    len,
-                } => (
-                    pos.as_ref().map_or(0, csv::Position::line),
-                    Raw::Broken(format!(
-                        "has {len} cells where the header row has {expected_len}"
-                    )),
-                ),
-                _ => return Err(format!("cannot read {name}: {e}")),
-            },
-        };
-        if let Raw::Csv(cells, _) = &raw.1 {
-            if cells.iter().all(|c| c.as_deref() == Some("")) {
-                continue; // an empty row
+    Ok(Arc::new(names))
+}
+
+fn read_csv(
+    name: &str,
+    reader: Box<dyn Read + Send>,
+    send: &mut Sender<'_>,
+) -> Result<bool, String> {
+    let mut rows = csv_rows::Rows::new(BufReader::with_capacity(1 << 20, reader));
+    let read_err = |e: std::io::Error| format!("cannot read {name}: {e}");
+    let Some((mut at, mut first)) = rows.next_row().map_err(read_err)? else {
+        return Ok(true); // an empty file
+    };
+    // An export's version line comes before the header row.
+    let mut stored = false;
+    if let csv_rows::Row::Cells(c) = &first {
+        let line = c.first().map(Vec::as_slice).unwrap_or_default();
+        if line.first() == Some(&b'#') {
+            // A comment line is one cell unless it holds commas: read whole.
+            let whole = c.join(&b',');
+            stored = format::csv_export(&whole).map_err(|e| format!("{name}:{at}: {e}"))?;
+            match rows.next_row().map_err(read_err)? {
+                Some((n, row)) => (at, first) = (n, row),
+                None => return Ok(true),
             }
         }
-        lines.push(raw);
+    }
+    let names = csv_header(name, at, first)?;
+    let mut lines = Vec::with_capacity(CHUNK);
+    let mut last = rows.bytes;
+    while let Some((line, row)) = rows.next_row().map_err(read_err)? {
+        let raw = match row {
+            csv_rows::Row::Broken(why) => Raw::Broken(why),
+            csv_rows::Row::Cells(cells) => {
+                if cells.iter().all(Vec::is_empty) {
+                    continue; // an empty row
+                }
+                if cells.len() != names.len() {
+                    Raw::Broken(format!(
+                        "has {} cells where the header row has {}",
+                        cells.len(),
+                        names.len()
+                    ))
+                } else {
+                    let cells = cells
+                        .into_iter()
+                        .map(|c| String::from_utf8(c).ok())
+                        .collect();
+                    Raw::Csv(cells, names.clone())
+                }
+            }
+        };
+        lines.push((line, raw));
         if lines.len() == CHUNK {
-            let at = csv.position().byte();
-            if !send(std::mem::take(&mut lines), Vec::new(), at - last) {
+            let sent = std::mem::take(&mut lines);
+            if !send(sent, Vec::new(), rows.bytes - last, stored) {
                 return Ok(false);
             }
-            last = at;
+            last = rows.bytes;
             lines.reserve(CHUNK);
         }
     }
-    let at = csv.position().byte();
-    Ok(lines.is_empty() || send(lines, Vec::new(), at - last))
+    Ok(lines.is_empty() || send(lines, Vec::new(), rows.bytes - last, stored))
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
@@ -522,8 +576,13 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
         // The chunk's text checked as UTF-8 once (when it is), not string by
         // string as the JSON parser reads it.
         let utf8 = std::str::from_utf8(&chunk.text).ok();
+        let rules = if chunk.stored {
+            Rules::Stored
+        } else {
+            Rules::Api
+        };
         for (line, raw) in chunk.lines {
-            match parse_line(config, raw, &chunk.text, utf8, now, &mut memo) {
+            match parse_line(config, raw, &chunk.text, utf8, now, &mut memo, rules) {
                 Ok(item) => stager.stage(config, item),
                 Err(e) => rejected.push(Rejection {
                     line,
@@ -555,6 +614,7 @@ fn parse_line(
     utf8: Option<&str>,
     now: Millis,
     memo: &mut ReleaseMemo,
+    rules: Rules,
 ) -> Result<Item, FieldError> {
     match raw {
         // The common case read without a tree; anything else is read again
@@ -566,11 +626,13 @@ fn parse_line(
                 None => std::str::from_utf8(bytes).ok(),
             };
             match line.and_then(Flat::parse) {
-                Some(flat) => parse_object(config, &flat, now, memo),
-                None => parse_json(config, bytes, now, memo),
+                Some(flat) => parse_object(config, &flat, now, memo, rules),
+                None => parse_json(config, bytes, now, memo, rules),
             }
         }
-        Raw::Csv(cells, names) => parse_object(config, &csv_object(&cells, &names)?, now, memo),
+        Raw::Csv(cells, names) => {
+            parse_object(config, &csv_object(&cells, &names)?, now, memo, rules)
+        }
         Raw::Broken(why) => Err(FieldError::new("", why)),
     }
 }
@@ -581,9 +643,10 @@ fn parse_json(
     bytes: &[u8],
     now: Millis,
     memo: &mut ReleaseMemo,
+    rules: Rules,
 ) -> Result<Item, FieldError> {
     match from_slice_unique(bytes) {
-        Ok(Value::Object(o)) => parse_object(config, &o, now, memo),
+        Ok(Value::Object(o)) => parse_object(config, &o, now, memo, rules),
         Ok(_) => Err(FieldError::new("", "a line must be a JSON object")),
         Err(JsonError::Syntax(e)) => Err(FieldError::new("", format!("not valid JSON: {e}"))),
         Err(JsonError::Duplicate(e)) => Err(e),
@@ -622,6 +685,7 @@ fn parse_object(
     o: &dyn Object,
     now: Millis,
     memo: &mut ReleaseMemo,
+    rules: Rules,
 ) -> Result<Item, FieldError> {
     let kind = match o.field("kind") {
         None | Some(Scalar::Null) => KIND_DEFECT,
@@ -657,12 +721,12 @@ fn parse_object(
     };
     match kind {
         KIND_DEFECT => {
-            let mut ev = generic::parse_event_with(config, o, "", now, memo)?;
+            let mut ev = generic::parse_event_as(config, o, "", now, memo, rules)?;
             ev.product.kind = product_kind;
             Ok(Item::Defect(ev))
         }
         KIND_RELEASE => {
-            let mut ev = generic::parse_release_with(config, o, "", now, memo)?;
+            let mut ev = generic::parse_release_as(config, o, "", now, memo, rules)?;
             if !product_kind.is_empty() {
                 // The key depends on the source's release rules.
                 if crate::store::release_key(config, &product_kind, &ev.release).is_none() {
@@ -675,6 +739,10 @@ fn parse_object(
             ev.product.kind = product_kind;
             Ok(Item::Release(ev))
         }
+        format::KIND_EXPORT => Err(FieldError::new(
+            "kind",
+            "an export's version line is read only as the first line of its file",
+        )),
         other => Err(FieldError::new(
             "kind",
             format!("unknown value `{other}`; expected one of: {KIND_DEFECT}, {KIND_RELEASE}"),
@@ -844,17 +912,24 @@ mod tests {
             r#"[{"id":"a"}]"#,
             r#"{"id":"a""#,
             r#"{"id":"a","found_at":"yesterday","stage":"qa"}"#,
+            r#"{"id":"a","stage":"qa+production","cause":"weird","found_at":"2999-01-01T00:00:00Z"}"#,
+            r#"{"id":"a","stage":null,"deleted":true,"release":"v1","status":"duplicate"}"#,
+            r#"{"id":"a","deleted":false,"detected_by":"robot","severity":"extreme"}"#,
         ];
         let not_utf8: &[u8] = b"{\"id\":\"a\xff\",\"stage\":\"qa\"}";
         let cases = lines.iter().map(|l| l.as_bytes()).chain([not_utf8]);
         for line in cases {
             // Its chunk checked as UTF-8 already, or not (a chunk that is not).
-            for utf8 in [std::str::from_utf8(line).ok(), None] {
+            // Under the API's rules and as a stored record alike.
+            let variants = [std::str::from_utf8(line).ok(), None]
+                .into_iter()
+                .flat_map(|u| [(u, Rules::Api), (u, Rules::Stored)]);
+            for (utf8, rules) in variants {
                 let mut memo = ReleaseMemo::new();
                 let raw = Raw::Json(0..line.len());
-                let fast = parse_line(&config, raw, line, utf8, now, &mut memo);
-                let full = parse_json(&config, line, now, &mut memo);
-                let line = String::from_utf8_lossy(line);
+                let fast = parse_line(&config, raw, line, utf8, now, &mut memo, rules);
+                let full = parse_json(&config, line, now, &mut memo, rules);
+                let line = format!("{rules:?} {}", String::from_utf8_lossy(line));
                 match (fast, full) {
                     (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
                     (Err(a), Err(b)) => {

@@ -103,6 +103,26 @@ pub fn parse_releases(config: &Config, body: &Value, now: Millis) -> Result<Vec<
     }
 }
 
+/// Which values an event may hold: the API's, or whatever the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// The generic API's: configured stages, causes, severities and teams,
+    /// a stage unless deleted, release names that normalise, times no more
+    /// than five minutes ahead.
+    Api,
+    /// A stored record (a row of an export): any label value a webhook may
+    /// have stored (no stage, an unknown stage, `qa+production`, an unknown
+    /// cause…), still checked for type, length and control characters, and
+    /// times that parse, however far ahead (the clock of the machine that
+    /// restores is not the one that stored them). A deleted record keeps
+    /// its values ([`Change::Restore`]).
+    Stored,
+}
+
+/// Longest defect id a stored record may hold: the webhooks' ids join two
+/// vendor ids (`<repository id>#<number>`), each up to [`MAX_ID_LEN`].
+pub const MAX_STORED_ID_LEN: usize = 2 * MAX_ID_LEN + 1;
+
 /// Reads the fields of one object, with `prefix` for error paths.
 struct Fields<'a> {
     obj: &'a dyn Object,
@@ -144,13 +164,18 @@ impl<'a> Fields<'a> {
     }
 
     /// A label value that must be one of `allowed` (an iterator, so the
-    /// configured lists are read in place, not collected per event).
+    /// configured lists are read in place, not collected per event); any
+    /// label value under [`Rules::Stored`].
     fn one_of<'n>(
         &self,
         name: &str,
         allowed: impl Iterator<Item = &'n str> + Clone,
+        rules: Rules,
     ) -> Result<Option<String>, FieldError> {
         let v = self.label(name)?;
+        if rules == Rules::Stored {
+            return Ok(v);
+        }
         match &v {
             Some(s) if !allowed.clone().any(|a| a == s) => Err(self.err(
                 name,
@@ -163,14 +188,15 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An RFC 3339 time no more than five minutes in the future.
-    fn time(&self, name: &str, now: Millis) -> Result<Option<Millis>, FieldError> {
+    /// An RFC 3339 time no more than five minutes in the future (any time,
+    /// under [`Rules::Stored`]).
+    fn time(&self, name: &str, now: Millis, rules: Rules) -> Result<Option<Millis>, FieldError> {
         let Some(v) = self.string(name)? else {
             return Ok(None);
         };
         let t = parse_rfc3339(v).map_err(|r| self.err(name, r))?;
         // The field's full name is only built for an error.
-        if t > now + MAX_FUTURE_MS {
+        if rules == Rules::Api && t > now.saturating_add(MAX_FUTURE_MS) {
             check_future(&format!("{}{name}", self.prefix), v, t, now)?;
         }
         Ok(Some(t))
@@ -280,15 +306,29 @@ pub fn parse_event_with(
     now: Millis,
     memo: &mut ReleaseMemo,
 ) -> Result<DefectEvent, FieldError> {
+    parse_event_as(config, o, prefix, now, memo, Rules::Api)
+}
+
+/// [`parse_event_with`] under `rules`: the API's, or a stored record's (a row
+/// of an export, restored as it was stored).
+pub fn parse_event_as(
+    config: &Config,
+    o: &dyn Object,
+    prefix: &str,
+    now: Millis,
+    memo: &mut ReleaseMemo,
+    rules: Rules,
+) -> Result<DefectEvent, FieldError> {
     let f = Fields::new(o, prefix, EVENT_FIELDS)?;
     let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
     let facts = Facts::of(id);
     let id_len = facts.chars;
-    if id_len == 0 || id_len > MAX_ID_LEN {
-        return Err(f.err(
-            "id",
-            format!("must be 1..{MAX_ID_LEN} characters, is {id_len}"),
-        ));
+    let max_id = match rules {
+        Rules::Api => MAX_ID_LEN,
+        Rules::Stored => MAX_STORED_ID_LEN,
+    };
+    if id_len == 0 || id_len > max_id {
+        return Err(f.err("id", format!("must be 1..{max_id} characters, is {id_len}")));
     }
     if facts.blank {
         return Err(f.err("id", "must not be blank (white space only)"));
@@ -301,27 +341,37 @@ pub fn parse_event_with(
     let product = f
         .label("product")?
         .unwrap_or_else(|| config.default_product.clone());
-    let updated_at = f.time("updated_at", now)?;
-    let found_at = f.time("found_at", now)?;
+    let updated_at = f.time("updated_at", now, rules)?;
+    let found_at = f.time("found_at", now, rules)?;
     let deleted = f.bool("deleted")?.unwrap_or(false);
     let stage_names = config.pipeline.stages().iter().map(|s| s.name.as_str());
-    let stage = f.one_of("stage", stage_names)?;
+    let stage = f.one_of("stage", stage_names, rules)?;
     let release = f.label("release")?;
     if let Some(r) = &release {
-        if !memo.keyed(config, r) {
+        // A stored row keeps a raw release that keys to nothing (under
+        // this configuration) as it was: unattributed.
+        if rules == Rules::Api && !memo.keyed(config, r) {
             return Err(f.err("release", format!("`{r}` is empty once normalised")));
         }
     }
     let class = Classification {
         stage,
         release,
-        detected_by: f.one_of("detected_by", DETECTORS.into_iter())?,
-        cause: f.one_of("cause", config.causes.iter().map(|(n, _)| n.as_str()))?,
-        severity: f.one_of("severity", config.severities.iter().map(String::as_str))?,
+        detected_by: f.one_of("detected_by", DETECTORS.into_iter(), rules)?,
+        cause: f.one_of(
+            "cause",
+            config.causes.iter().map(|(n, _)| n.as_str()),
+            rules,
+        )?,
+        severity: f.one_of(
+            "severity",
+            config.severities.iter().map(String::as_str),
+            rules,
+        )?,
         team: if config.teams.is_empty() {
             f.label("team")?
         } else {
-            f.one_of("team", config.teams.iter().map(String::as_str))?
+            f.one_of("team", config.teams.iter().map(String::as_str), rules)?
         },
     };
     let status = match f.string("status")? {
@@ -334,9 +384,16 @@ pub fn parse_event_with(
         })?,
     };
     let change = if deleted {
-        Change::Delete
+        match rules {
+            Rules::Api => Change::Delete,
+            Rules::Stored => Change::Restore {
+                class,
+                status,
+                found_at,
+            },
+        }
     } else {
-        if class.stage.is_none() {
+        if rules == Rules::Api && class.stage.is_none() {
             return Err(f.err(
                 "stage",
                 format!(
@@ -381,6 +438,19 @@ pub fn parse_release_with(
     now: Millis,
     memo: &mut ReleaseMemo,
 ) -> Result<ReleaseEvent, FieldError> {
+    parse_release_as(config, o, prefix, now, memo, Rules::Api)
+}
+
+/// [`parse_release_with`] under `rules` (a stored release time may be any
+/// time).
+pub fn parse_release_as(
+    config: &Config,
+    o: &dyn Object,
+    prefix: &str,
+    now: Millis,
+    memo: &mut ReleaseMemo,
+    rules: Rules,
+) -> Result<ReleaseEvent, FieldError> {
     let f = Fields::new(o, prefix, RELEASE_FIELDS)?;
     let product = f
         .label("product")?
@@ -392,7 +462,7 @@ pub fn parse_release_with(
         return Err(f.err("release", format!("`{release}` is empty once normalised")));
     }
     let released_at = f
-        .time("released_at", now)?
+        .time("released_at", now, rules)?
         .ok_or_else(|| f.err("released_at", "is required"))?;
     Ok(ReleaseEvent {
         product: ProductRef {

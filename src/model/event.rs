@@ -104,6 +104,16 @@ pub enum Change {
     },
     /// Deleted at its source: leaves every count, kept as a tombstone.
     Delete,
+    /// A deleted row restored as it was stored (the `import` of an export):
+    /// ordered like [`Change::Delete`], but the tombstone keeps the values it
+    /// held (a release a later event keeps, a stage), not those of the row
+    /// it replaces.
+    Restore {
+        class: Classification,
+        status: Status,
+        /// When it was found; `None` keeps the stored time (or now, when new).
+        found_at: Option<Millis>,
+    },
     /// No longer a defect at its source (its bug label was removed, its type
     /// changed): applied like [`Change::Delete`] when the defect is stored;
     /// otherwise nothing is stored and the event is counted as ignored.

@@ -105,7 +105,10 @@ pub(super) fn decide(
     if let Change::AttachRelease { release } = &ev.change {
         return attach_release(config, ev, release, old, received_at, keys);
     }
-    let deleting = matches!(ev.change, Change::Delete | Change::Retract);
+    let deleting = matches!(
+        ev.change,
+        Change::Delete | Change::Retract | Change::Restore { .. }
+    );
     if let Some(old) = old {
         if updated_at < old.updated_at || (updated_at == old.updated_at && old.deleted && !deleting)
         {
@@ -124,6 +127,23 @@ pub(super) fn decide(
             updated_at,
             ..tombstone(config, ev, received_at)
         },
+        (
+            Change::Restore {
+                class,
+                status,
+                found_at,
+            },
+            old,
+        ) => restored(
+            config,
+            ev,
+            class,
+            *status,
+            *found_at,
+            old,
+            received_at,
+            keys,
+        ),
         // An upsert (`AttachRelease` was handled above, before the ordering
         // rules).
         _ => match upsert_row(config, ev, old, received_at, keys) {
@@ -237,6 +257,35 @@ pub(super) fn upsert_view<'a>(
         found_at: u.found_at,
         updated_at: u.updated_at,
     }
+}
+
+/// The deleted row a [`Change::Restore`] stores: its own values, deleted.
+#[allow(clippy::too_many_arguments)]
+fn restored(
+    config: &Config,
+    ev: &DefectEvent,
+    class: &Classification,
+    status: Status,
+    found_at: Option<Millis>,
+    old: Option<&Row>,
+    received_at: Millis,
+    keys: &mut ReleaseKeys,
+) -> Row {
+    let u = Upsert {
+        source: &ev.source,
+        id: &ev.id,
+        product: &ev.product,
+        class,
+        release: class.release.as_deref(),
+        status,
+        found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
+        updated_at: ev.updated_at.unwrap_or(received_at),
+    };
+    RowRef {
+        deleted: true,
+        ..upsert_view(config, &u, keys)
+    }
+    .to_row()
 }
 
 /// A deleted row holding only the defect's identity and product.

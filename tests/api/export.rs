@@ -43,10 +43,15 @@ async fn import_of_an_export_gives_the_same_gauges_in_both_formats() {
     assert!(err.contains("exported 5 release times"), "{err}");
     app.stop().await;
 
-    let lines: Vec<Value> = ndjson
+    let mut lines: Vec<Value> = ndjson
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let version = lines.remove(0);
+    assert_eq!(
+        (&version["kind"], &version["format"]),
+        (&json!("export"), &json!(2))
+    );
     assert_eq!(
         lines.iter().filter(|l| l["kind"] == "release").count(),
         releases.len()
@@ -97,8 +102,14 @@ fn a_vendor_namespace_keeps_its_kind_and_a_missing_database_is_an_error() {
     let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
     assert_eq!((status, figures(&out)), (0, [1, 0, 0, 0]), "{err}");
     let out = run(&["export", "--db", db.to_str().unwrap()], b"");
-    let exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut exported = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap());
+    assert_eq!(exported.next().unwrap()["format"], 2, "{text}");
+    let exported = exported.next().unwrap();
     let mut expected = line;
+    expected["kind"] = json!("defect");
     expected["status"] = json!("valid");
     expected["deleted"] = json!(false);
     assert_eq!(exported, expected);
@@ -113,4 +124,288 @@ fn a_vendor_namespace_keeps_its_kind_and_a_missing_database_is_an_error() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("does not exist"));
     assert!(!dir.path().join("absent.db").exists());
+}
+
+/// The lines of `/metrics` that come from the stored data: every line but
+/// the process metrics and the exporter's own (events received, requests,
+/// the store's health, sync), which describe the process, not the data.
+fn data_lines(text: &str) -> String {
+    const SELF: &[&str] = &[
+        "process_",
+        "bug_escape_build_info",
+        "bug_escape_events_",
+        "bug_escape_last_event_timestamp_seconds",
+        "bug_escape_source_api_errors",
+        "bug_escape_store_",
+        "bug_escape_write_queue_",
+        "bug_escape_unauthenticated_",
+        "bug_escape_connections",
+        "bug_escape_log_lines_dropped",
+        "bug_escape_sync_",
+    ];
+    let ours = |l: &str| {
+        let name = l
+            .trim_start_matches("# HELP ")
+            .trim_start_matches("# TYPE ")
+            .trim_start_matches("# UNIT ");
+        !SELF.iter().any(|p| name.starts_with(p))
+    };
+    text.lines()
+        .filter(|l| ours(l))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A fixture's bytes with `edit` applied (then signed as they are sent).
+fn fixture(path: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let file = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+const GITHUB_SECRET: &str = "restore-github-secret";
+const SENTRY_SECRET: &str = "restore-sentry-secret";
+
+/// Sends a webhook delivery signed as its vendor signs; asserts a 200.
+async fn deliver(app: &crate::helpers::TestApp, vendor: &str, kind: &str, body: Vec<u8>) {
+    let req = app
+        .client
+        .post(format!("{}/webhooks/{vendor}", app.base))
+        .header("content-type", "application/json");
+    let req = match vendor {
+        "github" => req
+            .header("x-github-event", kind)
+            .header("x-github-delivery", sign("delivery", &body))
+            .header(
+                "x-hub-signature-256",
+                format!("sha256={}", sign(GITHUB_SECRET, &body)),
+            ),
+        _ => req
+            .header("sentry-hook-resource", kind)
+            .header("sentry-hook-timestamp", "1588082166")
+            .header("sentry-hook-signature", sign(SENTRY_SECRET, &body)),
+    };
+    let resp = req.body(body).send().await.unwrap();
+    let status = resp.status();
+    assert_eq!(
+        status,
+        200,
+        "{vendor} {kind}: {}",
+        resp.text().await.unwrap()
+    );
+}
+
+/// A GitHub issue (`number`) with these labels, opened, with its times.
+fn issue(number: u64, labels: &[&str], updated: &str) -> Vec<u8> {
+    fixture("github/issues_opened.json", |v| {
+        v["issue"]["number"] = json!(number);
+        v["issue"]["labels"] = labels.iter().map(|l| json!({"name": l})).collect();
+        v["issue"]["updated_at"] = json!(updated);
+    })
+}
+
+fn report(db: &std::path::Path) -> Value {
+    let out = run(
+        &["report", "--db", db.to_str().unwrap(), "--format", "json"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Everything a store holds — what webhooks store that the generic API
+/// refuses (no stage, an unknown stage, two stage labels, unknown cause,
+/// severity and detector), tombstones (one holding only a release Sentry
+/// attached before the issue was announced), statuses, release times — comes
+/// back from an export into an empty database: the same `/metrics` byte for
+/// byte (less the process's own lines) and the same `report --format json`,
+/// from NDJSON and CSV alike; and the restored tombstone still gives its
+/// release to the issue announced after the restore.
+#[tokio::test]
+async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report() {
+    use bug_escape_exporter::config::webhooks::SecretSetting;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.webhooks.github.auth.secret = Some(SecretSetting::One(GITHUB_SECRET.into()));
+    s.webhooks.sentry.auth.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
+    let db = s.db.clone();
+    let app = spawn_with(s.clone()).await;
+    let gh = [
+        (1, vec!["bug", "stage:production", "cause:coverage"]),
+        (2, vec!["bug"]),                                 // no stage
+        (3, vec!["bug", "stage:staging", "cause:weird"]), // unknown stage, cause
+        (4, vec!["bug", "stage:qa", "stage:production"]), // qa+production
+        (
+            5,
+            vec![
+                "bug",
+                "stage:production",
+                "severity:extreme",
+                "detected_by:robot",
+            ],
+        ),
+        (6, vec!["bug", "stage:production", "duplicate"]),
+        (7, vec!["bug", "stage:qa", "release:v1.0"]),
+        (8, vec!["bug", "stage:production", "release:v2.0"]),
+    ];
+    for (n, labels) in &gh {
+        let at = format!("2024-03-0{n}T10:00:00.{n}25Z");
+        deliver(&app, "github", "issues", issue(*n, labels, &at)).await;
+    }
+    // Issue 1 deleted at its source: a tombstone keeping its values.
+    let deleted = fixture("github/issues_deleted.json", |v| {
+        v["issue"]["updated_at"] = json!("2024-04-01T00:00:00Z");
+    });
+    deliver(&app, "github", "issues", deleted).await;
+    deliver(
+        &app,
+        "github",
+        "release",
+        fixture("github/release_published.json", |_| {}),
+    )
+    .await;
+    // An error naming a release before its issue: a tombstone with a release.
+    let error = fixture("sentry-docs/error_created.with-release.json", |_| {});
+    deliver(&app, "sentry", "error", error).await;
+    app.release("shop", "1.0", "2024-02-01T00:00:00.5Z").await;
+    app.release("shop", "2.0", "2024-05-01T00:00:00Z").await;
+    app.events(json!([
+        {"id": "a", "product": "shop", "stage": "qa", "release": "1.0", "cause": "review",
+         "found_at": "2024-02-02T00:00:00Z", "updated_at": "2024-02-03T00:00:00Z"},
+        {"id": "b", "product": "shop", "stage": "production", "release": "1.0",
+         "status": "invalid", "found_at": "2024-02-04T00:00:00Z"},
+        {"id": "c", "product": "shop", "stage": "production", "release": "2.0",
+         "detected_by": "user", "severity": "high", "team": "payments"},
+        {"id": "d", "product": "shop", "stage": "production", "release": "2.0"},
+        {"id": "d", "product": "shop", "deleted": true},
+        {"id": "e", "source": "tracker", "product": "shop", "stage": "production"},
+    ]))
+    .await;
+    let original = app.get_text("/metrics", "text/plain").await;
+    app.stop().await;
+    let original = data_lines(&original);
+    assert!(original.contains("reason=\"unknown_stage\""), "{original}");
+    assert!(original.lines().count() > 200, "{original}");
+    let expected_report = report(&db);
+
+    for format in ["ndjson", "csv"] {
+        let file = dir.path().join(format!("backup.{format}"));
+        let out = run(
+            &[
+                "export",
+                "--db",
+                db.to_str().unwrap(),
+                "--format",
+                format,
+                "--output",
+                file.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let restored = dir.path().join(format!("restored-{format}.db"));
+        let (status, out, err) = import(&restored, &[file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{format}: {out}{err}");
+        // Every row imported (the version line and CSV header are not rows).
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rows = text.lines().count() - if format == "csv" { 2 } else { 1 };
+        assert_eq!(rows, 17, "3 release times, 14 defects: {text}");
+        assert_eq!(figures(&out), [rows as u64, 0, 0, 0], "{format}: {out}");
+        assert_eq!(report(&restored), expected_report, "{format}");
+        let mut s = s.clone();
+        s.db = restored;
+        let server = spawn_with(s).await;
+        let again = data_lines(&server.get_text("/metrics", "text/plain").await);
+        assert_eq!(again, original, "{format}");
+        // The Sentry tombstone kept its release: the issue announced now is
+        // attributed to it.
+        let issue = fixture("sentry-docs/issue_created.json", |_| {});
+        deliver(&server, "sentry", "issue", issue).await;
+        let m = server.metrics().await;
+        let rel = [("product", "front-end"), ("release", "2.4.0")];
+        assert_eq!(m.get("bug_escape_release_escaped_defects", &rel), Some(1.0));
+        server.stop().await;
+    }
+}
+
+/// Rows are stored records only in a file that starts with the export's
+/// format line: a plain history keeps the API's rules. Stored records are
+/// still checked for type and length. An export of a newer format is refused
+/// by name and nothing is imported.
+#[test]
+fn only_an_export_is_read_as_stored_and_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let rows = [
+        json!({"kind": "defect", "id": "1", "source": "github", "product": "acme/pay",
+            "product_kind": "github", "stage": "staging", "cause": "weird", "status": "valid",
+            "deleted": false, "found_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-02T00:00:00Z"}),
+        json!({"kind": "defect", "id": "2", "product": "shop", "deleted": false,
+            "found_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z"}),
+        json!({"kind": "defect", "id": "3", "product": "shop", "stage": "x".repeat(129)}),
+        json!({"kind": "defect", "id": "4", "product": "shop", "stage": 7}),
+    ];
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let history = dir.path().join("history.ndjson");
+    std::fs::write(&history, &body).unwrap();
+    let (status, out, err) = import(&db, &[history.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (1, [0, 0, 0, 4]), "{out}{err}");
+    assert!(err.contains(":1: stage: unknown value `staging`"), "{err}");
+    assert!(err.contains(":2: stage: is required"), "{err}");
+
+    let export = dir.path().join("export.ndjson");
+    let line = r#"{"kind":"export","format":2,"exporter":"bug-escape-exporter 9"}"#;
+    std::fs::write(&export, format!("{line}\n{body}")).unwrap();
+    let (status, out, err) = import(&db, &[export.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (1, [2, 0, 0, 2]), "{out}{err}");
+    assert!(err.contains(":4: stage: is 129 characters long"), "{err}");
+    assert!(err.contains(":5: stage: must be a string"), "{err}");
+    // The version line anywhere but first is an error, not a row.
+    let (status, out, err) = import(&db, &[history.to_str().unwrap(), export.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(!err.contains("kind: an export's version line"), "{err}");
+    let twice = dir.path().join("twice.ndjson");
+    std::fs::write(&twice, format!("{line}\n{line}\n")).unwrap();
+    let (_, _, err) = import(&db, &[twice.to_str().unwrap()]);
+    assert!(
+        err.contains(":2: kind: an export's version line is read only"),
+        "{err}"
+    );
+
+    let fresh = dir.path().join("fresh.db");
+    for (name, text) in [
+        (
+            "newer.ndjson",
+            format!("{{\"kind\":\"export\",\"format\":3}}\n{body}"),
+        ),
+        (
+            "newer.csv",
+            "# bug-escape-exporter export format 3\nkind,id\ndefect,1\n".into(),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (status, out, err) = import(&fresh, &[file.to_str().unwrap()]);
+        assert_eq!(status, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "{}:1: export format 3 is newer than this exporter's 2",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("Nothing was imported"), "{err}");
+    }
+    let out = run(&["export", "--db", fresh.to_str().unwrap()], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "only the format line: {text}");
 }

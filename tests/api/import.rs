@@ -534,3 +534,127 @@ fn an_import_with_the_debug_log_and_rejected_lines_finishes() {
     );
     assert!(stderr.contains("import: committed"), "{stderr}");
 }
+
+/// A quote left open does not swallow the rest of the file: its row is
+/// rejected naming the line it opened on and every row after it is read;
+/// `"x"y` is malformed, not `xy`; a CSV line over the limit is rejected by
+/// number.
+#[test]
+fn a_csv_quote_left_open_rejects_its_row_and_the_rest_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let csv = dir.path().join("history.csv");
+    let mut text = String::from("id,stage,team\n");
+    for i in 0..100_000 {
+        match i {
+            4 => text.push_str("row4,qa,\"unterminated team\n"),
+            50_000 => text.push_str("row50000,qa,\"x\"y\n"),
+            70_000 => text.push_str(&format!("row70000,qa,{}\n", "t".repeat(2 << 20))),
+            // A few quoted cells: the open quote above closes at the first.
+            _ if i % 10_000 == 0 => text.push_str(&format!("row{i},qa,\"team, {}\"\n", i % 7)),
+            _ => text.push_str(&format!("row{i},qa,team{}\n", i % 7)),
+        }
+    }
+    std::fs::write(&csv, &text).unwrap();
+    assert_eq!(text.lines().count(), 100_001);
+    let (status, out, err) = import(&db, &[csv.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert_eq!(figures(&out), [99_997, 0, 0, 3], "{out}{err}");
+    assert!(out.contains("(100000 lines"), "{out}");
+    let f = csv.display();
+    assert!(
+        err.contains(&format!(
+            "{f}:6: malformed CSV: a quoted field opened on this line closes on line 10002"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{f}:50002: malformed CSV: `y` follows a closing quote"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:70002: the line is 2097164 bytes long")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 3, "{err}");
+    // Still open at the end of the file: the lines after it are rows.
+    std::fs::write(&csv, "id,stage\nr1,\"open\nr2,qa\nr3,qa\n").unwrap();
+    let (status, out, err) = import(&db, &[csv.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (1, [2, 0, 0, 1]), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{f}:2: a quoted field opened on this line is still open at the end of the file"
+        )),
+        "{err}"
+    );
+}
+
+/// An NDJSON line longer than the limit is rejected by number and read
+/// through a buffer, never held whole: importing a 256 MiB line, the
+/// process's peak resident memory (`VmHWM`, sampled while it runs) stays
+/// far below the line's size, whatever the number of cores.
+#[test]
+fn an_ndjson_line_over_the_limit_is_rejected_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let mut child = Command::new(BIN)
+        .args(["import", "--db", db.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        input.write_all(b"{\"id\":\"a\",\"stage\":\"qa\"}\n{\"id\":\"")?;
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..256 {
+            input.write_all(&block)?;
+        }
+        input.write_all(b"\",\"stage\":\"qa\"}\n{\"id\":\"b\",\"stage\":\"qa\"}\n")
+    });
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).map(|_| s)
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let mut status = None;
+    // Bounded: 100,000 samples of at least 1 ms each.
+    for _ in 0..100_000 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+        if let Some(kib) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let status = status.unwrap_or_else(|| child.wait().unwrap());
+    writer.join().unwrap().unwrap();
+    let (stdout, stderr) = (
+        stdout.join().unwrap().unwrap(),
+        stderr.join().unwrap().unwrap(),
+    );
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(figures(&stdout), [2, 0, 0, 1], "{stdout}{stderr}");
+    assert!(
+        stderr.contains("<stdin>:2: the line is 268435478 bytes long; the limit is 1048576"),
+        "{stderr}"
+    );
+    // The whole line would be 256 MiB; the buffer is 1 MiB.
+    assert!(peak_kib > 0, "VmHWM was read");
+    assert!(peak_kib < 128 * 1024, "peak resident memory {peak_kib} KiB");
+}
