@@ -116,12 +116,13 @@ fn exported(db: &Path) -> Result<u64, String> {
     if !out.status.success() {
         return Err(err);
     }
-    // "exported R release times and D defects (X deleted)": one line each.
+    // "exported R release times and D defects (X deleted)": one line each,
+    // after the format line.
     let words: Vec<&str> = err.split_whitespace().collect();
     let said = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
     let lines = out.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
     match (said(1), said(5)) {
-        (Some(r), Some(d)) if r + d == lines => Ok(d),
+        (Some(r), Some(d)) if r + d + 1 == lines => Ok(d),
         _ => panic!("export wrote {lines} lines and said: {err}"),
     }
 }
