@@ -93,6 +93,9 @@ impl Client {
             .user_agent(concat!("bug-escape-exporter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout)
             .redirect(origin.redirects())
+            // A redirect within the origin needs no `Referer` naming the
+            // URL it came from (which may carry what the server put in it).
+            .referer(false)
             .build()
             .map_err(|e| SyncError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
@@ -110,15 +113,21 @@ impl Client {
         &self.redact
     }
 
-    /// `url` as errors and logs show it: no user info, no secret.
+    /// `url` as errors and logs show it: no user info, no secret (blanked
+    /// before `shown` may cut the text short).
     fn shown(&self, url: &str) -> String {
-        self.redact.text(&shown(url))
+        self.redact.text(&shown(&self.redact.text(url)))
     }
 
     /// `GET url`: the answer when it is 2xx or in `accept`; retried and
     /// rate-limited as the module says; an error otherwise.
     pub async fn get(&mut self, url: &str, accept: &[u16]) -> Result<Answer, SyncError> {
-        self.origin.check(url).map_err(|e| self.redacted(e))?;
+        if self.origin.check(url).is_err() {
+            return Err(SyncError::Refused {
+                url: self.shown(url),
+                origin: self.origin.to_string(),
+            });
+        }
         let mut backoff = self.cfg.retry_backoff;
         let mut attempt = 0;
         loop {
@@ -210,7 +219,10 @@ impl Client {
                 body,
             }));
         }
+        // Blanked before it is cut short, so a cut through a secret cannot
+        // print the part before the cut.
         let message = self.redact.text(&vendor_message(json.as_ref()));
+        let message: String = message.chars().take(MESSAGE_CHARS).collect();
         self.refused(&shown, status, &headers, message, attempt, last, backoff)
     }
 
@@ -315,11 +327,6 @@ impl Client {
             limit: self.cfg.pass_timeout,
         }
     }
-
-    /// `e` with its URL shown as errors show URLs.
-    fn redacted(&self, e: SyncError) -> SyncError {
-        e.redacted(&self.redact)
-    }
 }
 
 /// The body of `resp`, at most `limit` bytes: `Err(())` past it (its
@@ -348,8 +355,12 @@ async fn read_bounded(
     }
 }
 
+/// Characters of a vendor's message an error shows.
+const MESSAGE_CHARS: usize = 300;
+
 /// The vendor's own message: GitHub, GitLab: `message` (or `error`); Jira:
-/// `errorMessages`; Sentry: `detail`. 300 characters at most.
+/// `errorMessages`; Sentry: `detail`. Whole: the caller blanks the secrets
+/// out, then cuts it to [`MESSAGE_CHARS`].
 fn vendor_message(json: Option<&Value>) -> String {
     json.and_then(|v| {
         v.get("message")
@@ -358,7 +369,7 @@ fn vendor_message(json: Option<&Value>) -> String {
             .or_else(|| v.get("detail"))
     })
     .and_then(Value::as_str)
-    .map(|m| m.chars().take(300).collect::<String>())
+    .map(str::to_owned)
     .unwrap_or_default()
 }
 

@@ -624,3 +624,117 @@ async fn serve_reconciles_refuse_the_same_answers_and_keep_running() {
     assert!(log.seen().is_empty(), "{:?}", log.seen());
     served.stop().await;
 }
+
+/// A vendor message quoting the token where the 300-character cut falls
+/// inside it, or in encoded forms (percent-encoded in lowercase, base64 of
+/// the token alone or after a `user:` prefix, URL-safe base64): nothing of
+/// the token is printed, not even the part before the cut.
+#[tokio::test]
+async fn a_vendor_message_quoting_the_token_cut_or_encoded_prints_none_of_it() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    for vendor in ALL {
+        let stand = Stand::start(vendor).await;
+        let token = stand.secrets[0].clone();
+        let lower: String = token
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'~' => (b as char).to_string(),
+                b => format!("%{b:02x}"),
+            })
+            .collect();
+        let quotes = [
+            // The cut at 300 characters falls after the token's 12th.
+            format!("{}{token}", "A".repeat(288)),
+            format!("b64 {} of {lower}", STANDARD.encode(&token)),
+            format!(
+                "basic {}",
+                STANDARD.encode(format!("x-access-token:{token}"))
+            ),
+            format!("url-safe {}", URL_SAFE_NO_PAD.encode(format!("ab:{token}"))),
+        ];
+        for quoted in quotes {
+            let body = match vendor {
+                Github | Gitlab => json!({"message": quoted}),
+                JiraCloud | JiraDc => json!({"errorMessages": [quoted], "errors": {}}),
+                Sentry => json!({"detail": quoted}),
+            };
+            stand
+                .hostile
+                .on(stand.resolve(), Act::Answer(401, vec![], body), 1);
+            let dir = tempfile::tempdir().unwrap();
+            let out = stand.sync(dir.path(), &[], &[]).await;
+            stand.failed_with(&out, &["401"]);
+            let all = text(&out);
+            for part in [&token[..12], &lower, &STANDARD.encode(&token)[..12]] {
+                assert!(
+                    !all.contains(part),
+                    "{vendor:?}: `{part}` of the token printed: {all}"
+                );
+            }
+            assert!(!all.contains(&quoted), "{vendor:?}: quoted verbatim: {all}");
+        }
+    }
+}
+
+/// A next page named again in another spelling (a `#fragment`, never sent;
+/// its query's parameters in another order) is a page already read: the
+/// pass stops at the second page, not after as many spellings as the server
+/// can make up.
+#[tokio::test]
+async fn a_next_page_respelled_is_known_as_already_read() {
+    let stand = Stand::start(Github).await;
+    let page2 = format!("{}/repositories/{}/issues", stand.api, github::REPO_ID);
+    let spellings = [
+        format!("{page2}?state=all&sort=updated&direction=asc&per_page=2&page=2#a"),
+        format!("{page2}?page=2&per_page=2&direction=asc&sort=updated&state=all"),
+        format!("{page2}?state=all&sort=updated&direction=asc&per_page=2&page=2#c"),
+        format!("{page2}?per_page=2&state=all&sort=updated&direction=asc&page=2#d"),
+    ];
+    for (i, link) in spellings.iter().enumerate() {
+        let times = if i + 1 == spellings.len() {
+            usize::MAX
+        } else {
+            1
+        };
+        let header = format!("<{link}>; rel=\"next\"");
+        stand
+            .hostile
+            .on(stand.listing(), Act::Headers(vec![("link", header)]), times);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["already read"]);
+    let pages = stand
+        .hostile
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with(stand.listing()))
+        .count();
+    assert_eq!(pages, 2, "{pages} issue pages requested: {}", text(&out));
+}
+
+/// A redirect within the origin whose target carries a user name and
+/// password is refused like any URL carrying them: one request, not ten
+/// redirects followed, and no request with other credentials.
+#[tokio::test]
+async fn a_redirect_to_the_origin_with_user_info_is_refused() {
+    for vendor in [Github, Gitlab] {
+        let stand = Stand::start(vendor).await;
+        let host = stand.api.trim_start_matches("http://");
+        let target = format!("http://evil:hunter2@{host}{}", stand.resolve());
+        stand
+            .hostile
+            .on(stand.resolve(), Act::Redirect(302, target), usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &["refused to call"]);
+        let all = text(&out);
+        assert!(!all.contains("hunter2"), "{vendor:?}: {all}");
+        let seen = stand.hostile.seen();
+        assert_eq!(seen.len(), 1, "{vendor:?}: {seen:?}");
+        assert!(
+            seen[0].headers.iter().all(|(k, _)| k != "referer"),
+            "{vendor:?}: {seen:?}"
+        );
+    }
+}
