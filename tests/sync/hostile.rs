@@ -738,3 +738,26 @@ async fn a_redirect_to_the_origin_with_user_info_is_refused() {
         );
     }
 }
+
+/// Jira Data Center's `startAt` or `total` that is no count (negative, a
+/// fraction, a string) ends the pass with an error naming it: the listing
+/// is not taken as complete after its first page.
+#[tokio::test]
+async fn a_jira_offset_that_is_no_count_ends_the_pass() {
+    for (field, value) in [
+        ("startAt", json!(-2)),
+        ("startAt", json!(2.5)),
+        ("startAt", json!("2")),
+        ("total", json!(-1)),
+    ] {
+        let stand = Stand::start(JiraDc).await;
+        let mut merged = json!({"startAt": 0, "total": 100});
+        merged[field] = value.clone();
+        stand
+            .hostile
+            .on(stand.listing(), Act::Merge(merged), usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &[&format!("{field} `{value}` is not a whole number")]);
+    }
+}
