@@ -761,3 +761,38 @@ async fn a_jira_offset_that_is_no_count_ends_the_pass() {
         stand.failed_with(&out, &[&format!("{field} `{value}` is not a whole number")]);
     }
 }
+
+/// `Retry-After` as an HTTP-date: one already past is no wait (the call is
+/// tried again and the pass completes), one at the end of the calendar
+/// stops the pass naming that date.
+#[tokio::test]
+async fn a_retry_after_date_is_read_as_a_date() {
+    let past = "Thu, 01 Jan 1970 00:00:00 GMT";
+    let stand = Stand::start(Github).await;
+    let answer = Act::Answer(
+        429,
+        vec![("retry-after", past.to_owned())],
+        json!({"message": "API rate limit exceeded"}),
+    );
+    stand.hostile.on("/repos/acme/payments", answer, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resolves = stand
+        .hostile
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/repos/acme/payments")
+        .count();
+    assert_eq!(resolves, 2, "the refused call is tried once more");
+
+    let stand = Stand::start(Github).await;
+    let answer = Act::Answer(
+        429,
+        vec![("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT".to_owned())],
+        json!({"message": "API rate limit exceeded"}),
+    );
+    stand.hostile.on("/repos/acme/payments", answer, 1);
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["rate limited until 9999-12-31T23:59:59"]);
+}
