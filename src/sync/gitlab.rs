@@ -132,7 +132,7 @@ impl Vendor for Gitlab<'_> {
                 url: super::origin::shown(&answer.url),
                 reason: format!(
                     "x-next-page `{}` does not come after page {current}",
-                    page.chars().take(40).collect::<String>()
+                    super::redact::excerpt(page, 40)
                 ),
             }),
         }

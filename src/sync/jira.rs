@@ -197,7 +197,7 @@ impl Vendor for Jira<'_> {
                     url: answer.url.clone(),
                     reason: format!(
                         "{key} `{}` is not a whole number of at least 0",
-                        v.to_string().chars().take(40).collect::<String>()
+                        super::redact::excerpt(&v.to_string(), 40)
                     ),
                 }),
             }

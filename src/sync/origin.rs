@@ -115,7 +115,7 @@ pub fn shown(url: &str) -> String {
             let _ = u.set_password(None);
             u.to_string()
         }
-        Err(_) => url.chars().take(300).collect(),
+        Err(_) => super::redact::excerpt(url, 300),
     }
 }
 

@@ -192,6 +192,18 @@ impl Redact {
     }
 }
 
+/// `text` whole when it has at most `max` characters, else only its length.
+/// Never a part: the secrets are blanked out of an error's text after it is
+/// made, and a secret cut in two would no longer be found.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        text.to_owned()
+    } else {
+        format!("({n} characters)")
+    }
+}
+
 /// `run` with its `%XX` escapes decoded (a `%` not followed by two hex
 /// digits is kept as it is).
 fn percent_decoded(run: &str) -> Vec<u8> {

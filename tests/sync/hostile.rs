@@ -796,3 +796,25 @@ async fn a_retry_after_date_is_read_as_a_date() {
     let out = stand.sync(dir.path(), &[], &[]).await;
     stand.failed_with(&out, &["rate limited until 9999-12-31T23:59:59"]);
 }
+
+/// A cursor quoted in an error (GitLab's `x-next-page`, Jira's `startAt`)
+/// that holds the token after some padding is not cut through the token:
+/// no part of it is printed.
+#[tokio::test]
+async fn a_cursor_quoting_the_token_prints_none_of_it() {
+    for vendor in [Gitlab, JiraDc] {
+        let stand = Stand::start(vendor).await;
+        let token = stand.secrets[0].clone();
+        let padded = format!("{}{token}", "9".repeat(30));
+        let act = match vendor {
+            Gitlab => Act::Headers(vec![("x-next-page", padded)]),
+            _ => Act::Merge(json!({"startAt": padded, "total": 100})),
+        };
+        stand.hostile.on(stand.listing(), act, usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &["characters)"]);
+        let all = text(&out);
+        assert!(!all.contains(&token[..6]), "{vendor:?}: {all}");
+    }
+}
