@@ -45,6 +45,18 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The `rel="next"` target of its `Link` header ([`link_next`]),
+    /// resolved against this answer's URL when relative (RFC 8288): a
+    /// scheme-relative `//host/…` names that host, which the client then
+    /// refuses unless it is the origin.
+    pub fn link_next(&self) -> Option<String> {
+        let next = link_next(&self.headers)?;
+        match url::Url::parse(&self.url).and_then(|base| base.join(&next)) {
+            Ok(u) => Some(u.to_string()),
+            Err(_) => Some(next),
+        }
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)?.to_str().ok().map(str::trim)
@@ -425,9 +437,15 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
                 .split(';')
                 .map(|p| p.trim().replace(' ', "").to_ascii_lowercase())
                 .collect();
-            let next = params
-                .iter()
-                .any(|p| p == "rel=\"next\"" || p == "rel=next");
+            // `rel` may hold several relation types: `rel="next last"`.
+            let next = part[end + 1..].split(';').any(|p| {
+                let p = p.trim();
+                p.get(..4).is_some_and(|k| k.eq_ignore_ascii_case("rel="))
+                    && p[4..]
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            });
             let empty = params.iter().any(|p| p == "results=\"false\"");
             if next && !empty {
                 return Some(url.to_owned());
@@ -466,6 +484,25 @@ mod tests {
             None
         );
         assert_eq!(link_next(&HeaderMap::new()), None);
+        let several = headers(&[("link", "<https://x/?page=9>; rel=\"next last\"")]);
+        assert_eq!(link_next(&several).as_deref(), Some("https://x/?page=9"));
+        // Relative targets are resolved against the answer's URL.
+        let answer = |link: &str| Answer {
+            url: "http://127.0.0.1:9/api/v4/projects/1/issues?page=1".into(),
+            status: 200,
+            headers: headers(&[("link", link)]),
+            body: Value::Null,
+        };
+        assert_eq!(
+            answer("</api/v4/projects/1/issues?page=2>; rel=next")
+                .link_next()
+                .as_deref(),
+            Some("http://127.0.0.1:9/api/v4/projects/1/issues?page=2")
+        );
+        assert_eq!(
+            answer("<//127.0.0.2:9/x>; rel=next").link_next().as_deref(),
+            Some("http://127.0.0.2:9/x")
+        );
         // Sentry: a next cursor with no results is the end.
         let sentry = headers(&[(
             "link",

@@ -157,7 +157,7 @@ pub trait Vendor {
     /// server's cursor or offset cannot be followed (it goes backwards,
     /// overflows). A next page already read is the driver's to refuse.
     fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
-        Ok(client::link_next(&answer.headers))
+        Ok(answer.link_next())
     }
 
     /// The configured `api_url`: the one origin every call goes to.

@@ -818,3 +818,49 @@ async fn a_cursor_quoting_the_token_prints_none_of_it() {
         assert!(!all.contains(&token[..6]), "{vendor:?}: {all}");
     }
 }
+
+/// A relative next link is read against the page's URL (RFC 8288): one
+/// within the origin is followed; a scheme-relative `//127.0.0.2:…/` one
+/// names another host, refused by name, and that host sees nothing.
+#[tokio::test]
+async fn a_relative_next_link_is_resolved_then_pinned() {
+    let stand = Stand::start(Github).await;
+    let page2 = format!(
+        "</repositories/{}/issues?state=all&sort=updated&direction=asc&per_page=2&page=2>; rel=\"next\"",
+        github::REPO_ID
+    );
+    stand
+        .hostile
+        .on(stand.listing(), Act::Headers(vec![("link", page2)]), 1);
+    stand.hostile.on(
+        stand.listing(),
+        Act::Headers(vec![("link", String::new())]),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pages: Vec<String> = stand
+        .hostile
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with(stand.listing()))
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].starts_with("/repositories/"), "{pages:?}");
+
+    let stand = Stand::start(Github).await;
+    let (other, log) = elsewhere("127.0.0.2").await;
+    let rest = other.trim_start_matches("http:");
+    let link = format!("<{rest}/repos/acme/payments/issues?page=2>; rel=\"next\"");
+    stand.hostile.on(
+        stand.listing(),
+        Act::Headers(vec![("link", link)]),
+        usize::MAX,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["refused to call", &format!("{other}/repos")]);
+    assert!(log.seen().is_empty(), "{:?}", log.seen());
+}
