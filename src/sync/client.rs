@@ -45,6 +45,18 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The `rel="next"` target of its `Link` header ([`link_next`]),
+    /// resolved against this answer's URL when relative (RFC 8288): a
+    /// scheme-relative `//host/…` names that host, which the client then
+    /// refuses unless it is the origin.
+    pub fn link_next(&self) -> Option<String> {
+        let next = link_next(&self.headers)?;
+        match url::Url::parse(&self.url).and_then(|base| base.join(&next)) {
+            Ok(u) => Some(u.to_string()),
+            Err(_) => Some(next),
+        }
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)?.to_str().ok().map(str::trim)
@@ -93,6 +105,9 @@ impl Client {
             .user_agent(concat!("bug-escape-exporter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout)
             .redirect(origin.redirects())
+            // A redirect within the origin needs no `Referer` naming the
+            // URL it came from (which may carry what the server put in it).
+            .referer(false)
             .build()
             .map_err(|e| SyncError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
@@ -110,15 +125,21 @@ impl Client {
         &self.redact
     }
 
-    /// `url` as errors and logs show it: no user info, no secret.
+    /// `url` as errors and logs show it: no user info, no secret (blanked
+    /// before `shown` may cut the text short).
     fn shown(&self, url: &str) -> String {
-        self.redact.text(&shown(url))
+        self.redact.text(&shown(&self.redact.text(url)))
     }
 
     /// `GET url`: the answer when it is 2xx or in `accept`; retried and
     /// rate-limited as the module says; an error otherwise.
     pub async fn get(&mut self, url: &str, accept: &[u16]) -> Result<Answer, SyncError> {
-        self.origin.check(url).map_err(|e| self.redacted(e))?;
+        if self.origin.check(url).is_err() {
+            return Err(SyncError::Refused {
+                url: self.shown(url),
+                origin: self.origin.to_string(),
+            });
+        }
         let mut backoff = self.cfg.retry_backoff;
         let mut attempt = 0;
         loop {
@@ -210,7 +231,10 @@ impl Client {
                 body,
             }));
         }
+        // Blanked before it is cut short, so a cut through a secret cannot
+        // print the part before the cut.
         let message = self.redact.text(&vendor_message(json.as_ref()));
+        let message: String = message.chars().take(MESSAGE_CHARS).collect();
         self.refused(&shown, status, &headers, message, attempt, last, backoff)
     }
 
@@ -315,11 +339,6 @@ impl Client {
             limit: self.cfg.pass_timeout,
         }
     }
-
-    /// `e` with its URL shown as errors show URLs.
-    fn redacted(&self, e: SyncError) -> SyncError {
-        e.redacted(&self.redact)
-    }
 }
 
 /// The body of `resp`, at most `limit` bytes: `Err(())` past it (its
@@ -348,8 +367,12 @@ async fn read_bounded(
     }
 }
 
+/// Characters of a vendor's message an error shows.
+const MESSAGE_CHARS: usize = 300;
+
 /// The vendor's own message: GitHub, GitLab: `message` (or `error`); Jira:
-/// `errorMessages`; Sentry: `detail`. 300 characters at most.
+/// `errorMessages`; Sentry: `detail`. Whole: the caller blanks the secrets
+/// out, then cuts it to [`MESSAGE_CHARS`].
 fn vendor_message(json: Option<&Value>) -> String {
     json.and_then(|v| {
         v.get("message")
@@ -358,7 +381,7 @@ fn vendor_message(json: Option<&Value>) -> String {
             .or_else(|| v.get("detail"))
     })
     .and_then(Value::as_str)
-    .map(|m| m.chars().take(300).collect::<String>())
+    .map(str::to_owned)
     .unwrap_or_default()
 }
 
@@ -414,9 +437,15 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
                 .split(';')
                 .map(|p| p.trim().replace(' ', "").to_ascii_lowercase())
                 .collect();
-            let next = params
-                .iter()
-                .any(|p| p == "rel=\"next\"" || p == "rel=next");
+            // `rel` may hold several relation types: `rel="next last"`.
+            let next = part[end + 1..].split(';').any(|p| {
+                let p = p.trim();
+                p.get(..4).is_some_and(|k| k.eq_ignore_ascii_case("rel="))
+                    && p[4..]
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            });
             let empty = params.iter().any(|p| p == "results=\"false\"");
             if next && !empty {
                 return Some(url.to_owned());
@@ -455,6 +484,25 @@ mod tests {
             None
         );
         assert_eq!(link_next(&HeaderMap::new()), None);
+        let several = headers(&[("link", "<https://x/?page=9>; rel=\"next last\"")]);
+        assert_eq!(link_next(&several).as_deref(), Some("https://x/?page=9"));
+        // Relative targets are resolved against the answer's URL.
+        let answer = |link: &str| Answer {
+            url: "http://127.0.0.1:9/api/v4/projects/1/issues?page=1".into(),
+            status: 200,
+            headers: headers(&[("link", link)]),
+            body: Value::Null,
+        };
+        assert_eq!(
+            answer("</api/v4/projects/1/issues?page=2>; rel=next")
+                .link_next()
+                .as_deref(),
+            Some("http://127.0.0.1:9/api/v4/projects/1/issues?page=2")
+        );
+        assert_eq!(
+            answer("<//127.0.0.2:9/x>; rel=next").link_next().as_deref(),
+            Some("http://127.0.0.2:9/x")
+        );
         // Sentry: a next cursor with no results is the end.
         let sentry = headers(&[(
             "link",

@@ -111,7 +111,7 @@ impl Vendor for Gitlab<'_> {
     }
 
     fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
-        if let Some(next) = client::link_next(&answer.headers) {
+        if let Some(next) = answer.link_next() {
             return Ok(Some(next));
         }
         let Some(page) = answer.header("x-next-page").filter(|p| !p.is_empty()) else {
@@ -132,7 +132,7 @@ impl Vendor for Gitlab<'_> {
                 url: super::origin::shown(&answer.url),
                 reason: format!(
                     "x-next-page `{}` does not come after page {current}",
-                    page.chars().take(40).collect::<String>()
+                    super::redact::excerpt(page, 40)
                 ),
             }),
         }

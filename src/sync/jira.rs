@@ -187,10 +187,22 @@ impl Vendor for Jira<'_> {
                 .then(|| client::with_query(&answer.url, "nextPageToken", token)));
         }
         // Search v2: startAt up to total (the server may cap maxResults).
-        let (Some(start), Some(total)) = (
-            body.get("startAt").and_then(|s| s.as_u64()),
-            body.get("total").and_then(|t| t.as_u64()),
-        ) else {
+        // Absent: no offset paging. Present but not a count (negative, a
+        // fraction, a string): the server's offsets cannot be trusted to
+        // move on, so the pass stops rather than end the listing early.
+        let count = |key: &str| -> Result<Option<u64>, SyncError> {
+            match body.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| SyncError::Shape {
+                    url: answer.url.clone(),
+                    reason: format!(
+                        "{key} `{}` is not a whole number of at least 0",
+                        super::redact::excerpt(&v.to_string(), 40)
+                    ),
+                }),
+            }
+        };
+        let (Some(start), Some(total)) = (count("startAt")?, count("total")?) else {
             return Ok(None);
         };
         if issues.is_empty() {

@@ -160,7 +160,7 @@ pub trait Vendor {
     /// server's cursor or offset cannot be followed (it goes backwards,
     /// overflows). A next page already read is the driver's to refuse.
     fn next_url(&self, answer: &Answer) -> Result<Option<String>, SyncError> {
-        Ok(client::link_next(&answer.headers))
+        Ok(answer.link_next())
     }
 
     /// The configured `api_url`: the one origin every call goes to.
@@ -579,7 +579,7 @@ async fn listing<V: Vendor>(
             });
         }
         let mut answer = client.get(&u, &[]).await?;
-        read.insert(u);
+        read.insert(origin::page_key(&u));
         details(vendor, client, scope, feed, &mut answer).await?;
         let page = vendor.page(config, scope, feed, &answer, now_ms())?;
         summary.pages += 1;
@@ -618,7 +618,10 @@ async fn listing<V: Vendor>(
         count(source, telemetry, summary, &outcome, false, reconcile);
         progress.page(source, &name, summary);
         url = vendor.next_url(&answer)?;
-        if let Some(next) = url.as_deref().filter(|n| read.contains(*n)) {
+        if let Some(next) = url
+            .as_deref()
+            .filter(|n| read.contains(&origin::page_key(n)))
+        {
             return Err(SyncError::Endless {
                 url: origin::shown(next),
                 reason: "the server named a page already read as the next one (a cursor, link, \

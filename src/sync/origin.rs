@@ -46,13 +46,16 @@ impl Origin {
     pub fn check(&self, url: &str) -> Result<Url, SyncError> {
         // A user name or password in a URL would replace the configured
         // credentials (reqwest sends them as basic auth): refused as well.
-        let parsed = Url::parse(url).ok().filter(|u| {
-            Origin::of(u) == *self && u.username().is_empty() && u.password().is_none()
-        });
+        let parsed = Url::parse(url).ok().filter(|u| self.holds(u));
         parsed.ok_or_else(|| SyncError::Refused {
             url: shown(url),
             origin: self.to_string(),
         })
+    }
+
+    /// `url` is within this origin and carries no user name or password.
+    fn holds(&self, url: &Url) -> bool {
+        Origin::of(url) == *self && url.username().is_empty() && url.password().is_none()
     }
 
     /// A redirect policy following only redirects within this origin (at
@@ -63,7 +66,7 @@ impl Origin {
     pub fn redirects(&self) -> redirect::Policy {
         let origin = self.clone();
         redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() < MAX_REDIRECTS && Origin::of(attempt.url()) == origin {
+            if attempt.previous().len() < MAX_REDIRECTS && origin.holds(attempt.url()) {
                 attempt.follow()
             } else {
                 attempt.stop()
@@ -81,6 +84,28 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// What identifies the page `url` asks for, so that a next page named
+/// again in another spelling (a `#fragment`, which is never sent, the
+/// query's parameters in another order or encoding, the host's case, the
+/// scheme's own port) is known as a page already read.
+pub fn page_key(url: &str) -> String {
+    let Ok(mut u) = Url::parse(url) else {
+        return url.to_owned();
+    };
+    u.set_fragment(None);
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    if pairs.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
 /// `url` for messages: without a user name or password in it (secrets the
 /// configuration holds are blanked later by `redact`).
 pub fn shown(url: &str) -> String {
@@ -90,7 +115,7 @@ pub fn shown(url: &str) -> String {
             let _ = u.set_password(None);
             u.to_string()
         }
-        Err(_) => url.chars().take(300).collect(),
+        Err(_) => super::redact::excerpt(url, 300),
     }
 }
 
@@ -174,6 +199,26 @@ mod tests {
         assert!(!e.contains("hunter2") && !e.contains("bot"), "{e}");
         assert!(o.check("https://x:y@gitlab.example.com/x").is_err());
         assert!(Origin::of_api("ftp://x").is_err());
+    }
+
+    #[test]
+    fn one_page_in_other_spellings_has_one_key() {
+        let key = page_key("http://127.0.0.1:8080/r/issues?page=2&per_page=100");
+        for same in [
+            "http://127.0.0.1:8080/r/issues?page=2&per_page=100#1",
+            "http://127.0.0.1:8080/r/issues?per_page=100&page=2",
+            "HTTP://127.0.0.1:8080/r/./issues?p%61ge=%32&per_page=100#x",
+        ] {
+            assert_eq!(page_key(same), key, "{same}");
+        }
+        assert_eq!(
+            page_key("https://GitHub.com:443/x#f"),
+            page_key("https://github.com/x")
+        );
+        assert_ne!(
+            page_key("http://127.0.0.1:8080/r/issues?page=3&per_page=100"),
+            key
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Reading a vendor's rate-limit headers into a wait: `Retry-After`
-//! (seconds, a fraction rounded up), `x-ratelimit-reset` / `RateLimit-Reset`
+//! (seconds, a fraction rounded up, or an HTTP-date), `x-ratelimit-reset` / `RateLimit-Reset`
 //! / `X-Sentry-Rate-Limit-Reset` (epoch seconds, or seconds from now when
 //! small; Jira Cloud's `X-RateLimit-Reset` is a time), the `*-remaining`
 //! counts. Every value is the server's: arithmetic saturates, and a wait
@@ -70,9 +70,17 @@ pub fn exhausted(headers: &HeaderMap, max_wait: Duration) -> Option<Limit> {
     reset_wait(headers).map(|w| Limit::of(w, max_wait))
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by these APIs).
+/// `Retry-After`: seconds, or an HTTP-date (RFC 9110; a proxy in front of
+/// a self-hosted API may send one), a date already past being no wait.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    number(headers, "retry-after").map(Duration::from_secs)
+    number(headers, "retry-after")
+        .map(Duration::from_secs)
+        .or_else(|| {
+            let text = headers.get("retry-after")?.to_str().ok()?.trim();
+            let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+            let ms = at.timestamp_millis().saturating_sub(now_ms());
+            Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        })
 }
 
 /// Calls left in the window: `x-ratelimit-remaining` (GitHub),

@@ -20,6 +20,9 @@ const SHORTEST: usize = 4;
 #[derive(Clone, Default)]
 pub struct Redact {
     secrets: Vec<String>,
+    /// The secrets as configured: what a base64 run of a text is decoded
+    /// and searched for (`user:token` in basic credentials, a bare token).
+    plain: Vec<String>,
 }
 
 impl std::fmt::Debug for Redact {
@@ -66,21 +69,31 @@ impl Redact {
     /// From the secrets themselves (tests, and [`Redact::of`]).
     pub fn new(secrets: Vec<String>) -> Self {
         let mut all: Vec<String> = Vec::new();
+        let mut plain: Vec<String> = Vec::new();
         for s in secrets {
             let s = s.trim().to_owned();
             if s.len() < SHORTEST {
                 continue;
             }
-            // A server echoing a token inside a URL sends it encoded.
-            let encoded: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            if encoded != s {
-                all.push(encoded);
+            // A server echoing a token inside a URL sends it encoded: as a
+            // form value (`+` for a space) or percent-encoded in either case.
+            let form: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            for encoded in [form, percent(&s, false), percent(&s, true)] {
+                if encoded != s {
+                    all.push(encoded);
+                }
             }
+            plain.push(s.clone());
             all.push(s);
         }
+        plain.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        plain.dedup();
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
-        Self { secrets: all }
+        Self {
+            secrets: all,
+            plain,
+        }
     }
 
     /// `text` with every secret replaced by [`MASK`].
@@ -91,8 +104,146 @@ impl Redact {
                 out = out.replace(s.as_str(), MASK);
             }
         }
+        self.base64_runs(&self.percent_runs(&out))
+    }
+
+    /// `text` with every whitespace-free run holding a `%` that decodes
+    /// (percent escapes, in either case, of any character) to something
+    /// holding a secret replaced by [`MASK`]: a server may encode more than
+    /// it must.
+    fn percent_runs(&self, text: &str) -> String {
+        if !text.contains('%') {
+            return text.to_owned();
+        }
+        let mut out = String::with_capacity(text.len());
+        for (i, run) in text.split(' ').enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            let decoded = run.contains('%').then(|| percent_decoded(run));
+            let holds = decoded.is_some_and(|d| {
+                self.plain
+                    .iter()
+                    .any(|s| d.windows(s.len()).any(|w| w == s.as_bytes()))
+            });
+            out.push_str(if holds { MASK } else { run });
+        }
         out
     }
+
+    /// `text` with every base64 run that decodes to something holding a
+    /// secret replaced by [`MASK`]. The run is decoded from each of its
+    /// four offsets, so a secret encoded after a prefix (`x-access-token:…`,
+    /// `user:…`) or glued to other letters is found wherever it starts.
+    fn base64_runs(&self, text: &str) -> String {
+        use base64::alphabet::STANDARD;
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        // Lenient: a run cut at any length (its padding is not part of it).
+        const LENIENT: GeneralPurpose = GeneralPurpose::new(
+            &STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+        );
+        if self.plain.is_empty() {
+            return text.to_owned();
+        }
+        let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_');
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(is_b64) {
+            out.push_str(&rest[..start]);
+            let run_len = rest[start..]
+                .find(|c| !is_b64(c))
+                .unwrap_or(rest.len() - start);
+            let run = &rest[start..start + run_len];
+            // URL-safe base64 is the standard alphabet with two letters changed.
+            let std: String = run
+                .chars()
+                .map(|c| match c {
+                    '-' => '+',
+                    '_' => '/',
+                    c => c,
+                })
+                .collect();
+            let holds_secret = (0..4.min(std.len())).any(|k| {
+                let part = &std[k..];
+                // One letter alone after the last group of four is no byte.
+                let part = &part[..part.len() - usize::from(part.len() % 4 == 1)];
+                LENIENT.decode(part).is_ok_and(|bytes| {
+                    self.plain
+                        .iter()
+                        .any(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()))
+                })
+            });
+            // Its padding goes with it.
+            let pad = rest[start + run_len..].len()
+                - rest[start + run_len..].trim_start_matches('=').len();
+            let whole = &rest[start..start + run_len + pad];
+            out.push_str(if holds_secret && run.len() >= 8 {
+                MASK
+            } else {
+                whole
+            });
+            rest = &rest[start + run_len + pad..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// `text` whole when it has at most `max` characters, else only its length.
+/// Never a part: the secrets are blanked out of an error's text after it is
+/// made, and a secret cut in two would no longer be found.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        text.to_owned()
+    } else {
+        format!("({n} characters)")
+    }
+}
+
+/// `run` with its `%XX` escapes decoded (a `%` not followed by two hex
+/// digits is kept as it is).
+fn percent_decoded(run: &str) -> Vec<u8> {
+    let b = run.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `s` percent-encoded (everything but unreserved characters), with upper-
+/// or lowercase hex digits.
+fn percent(s: &str, lower: bool) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else if lower {
+            out.push_str(&format!("%{b:02x}"));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,5 +266,36 @@ mod tests {
             shown,
             "you sent authorization: Bearer *** (basic ***) at ?t=*** ab"
         );
+    }
+
+    #[test]
+    fn base64_and_percent_forms_are_blanked_wherever_they_start() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = "ghp_SECRET/token+12";
+        let r = Redact::new(vec![token.into()]);
+        for prefix in ["", "x", "x-access-token:", "ab:", "abc:"] {
+            let b64 = BASE64.encode(format!("{prefix}{token}"));
+            let url = URL_SAFE_NO_PAD.encode(format!("{prefix}{token}"));
+            let said = format!(
+                "basic {b64}, glued x{b64}y, url-safe {url}, lower ghp_SECRET%2ftoken%2b12"
+            );
+            let shown = r.text(&said);
+            assert!(
+                !shown.contains(&b64) && !shown.contains(&url),
+                "{prefix}: {shown}"
+            );
+            assert!(!shown.contains("SECRET"), "{prefix}: {shown}");
+            assert!(shown.starts_with("basic ***, glued ***"), "{shown}");
+            assert!(shown.contains(", url-safe ***, lower ***"), "{shown}");
+        }
+        // Over-encoded: every character escaped, in lowercase.
+        let over: String = token.bytes().map(|b| format!("%{b:02x}")).collect();
+        assert_eq!(r.text(&format!("at ?t={over} 50%")), "at *** 50%");
+        // Text without a secret is left alone, base64 or not.
+        let plain = format!(
+            "see {} and /repos/acme/payments/issues",
+            BASE64.encode("harmless words")
+        );
+        assert_eq!(r.text(&plain), plain);
     }
 }

@@ -624,3 +624,243 @@ async fn serve_reconciles_refuse_the_same_answers_and_keep_running() {
     assert!(log.seen().is_empty(), "{:?}", log.seen());
     served.stop().await;
 }
+
+/// A vendor message quoting the token where the 300-character cut falls
+/// inside it, or in encoded forms (percent-encoded in lowercase, base64 of
+/// the token alone or after a `user:` prefix, URL-safe base64): nothing of
+/// the token is printed, not even the part before the cut.
+#[tokio::test]
+async fn a_vendor_message_quoting_the_token_cut_or_encoded_prints_none_of_it() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    for vendor in ALL {
+        let stand = Stand::start(vendor).await;
+        let token = stand.secrets[0].clone();
+        let lower: String = token
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'~' => (b as char).to_string(),
+                b => format!("%{b:02x}"),
+            })
+            .collect();
+        let quotes = [
+            // The cut at 300 characters falls after the token's 12th.
+            format!("{}{token}", "A".repeat(288)),
+            format!("b64 {} of {lower}", STANDARD.encode(&token)),
+            format!(
+                "basic {}",
+                STANDARD.encode(format!("x-access-token:{token}"))
+            ),
+            format!("url-safe {}", URL_SAFE_NO_PAD.encode(format!("ab:{token}"))),
+        ];
+        for quoted in quotes {
+            let body = match vendor {
+                Github | Gitlab => json!({"message": quoted}),
+                JiraCloud | JiraDc => json!({"errorMessages": [quoted], "errors": {}}),
+                Sentry => json!({"detail": quoted}),
+            };
+            stand
+                .hostile
+                .on(stand.resolve(), Act::Answer(401, vec![], body), 1);
+            let dir = tempfile::tempdir().unwrap();
+            let out = stand.sync(dir.path(), &[], &[]).await;
+            stand.failed_with(&out, &["401"]);
+            let all = text(&out);
+            for part in [&token[..12], &lower, &STANDARD.encode(&token)[..12]] {
+                assert!(
+                    !all.contains(part),
+                    "{vendor:?}: `{part}` of the token printed: {all}"
+                );
+            }
+            assert!(!all.contains(&quoted), "{vendor:?}: quoted verbatim: {all}");
+        }
+    }
+}
+
+/// A next page named again in another spelling (a `#fragment`, never sent;
+/// its query's parameters in another order) is a page already read: the
+/// pass stops at the second page, not after as many spellings as the server
+/// can make up.
+#[tokio::test]
+async fn a_next_page_respelled_is_known_as_already_read() {
+    let stand = Stand::start(Github).await;
+    let page2 = format!("{}/repositories/{}/issues", stand.api, github::REPO_ID);
+    let spellings = [
+        format!("{page2}?state=all&sort=updated&direction=asc&per_page=2&page=2#a"),
+        format!("{page2}?page=2&per_page=2&direction=asc&sort=updated&state=all"),
+        format!("{page2}?state=all&sort=updated&direction=asc&per_page=2&page=2#c"),
+        format!("{page2}?per_page=2&state=all&sort=updated&direction=asc&page=2#d"),
+    ];
+    for (i, link) in spellings.iter().enumerate() {
+        let times = if i + 1 == spellings.len() {
+            usize::MAX
+        } else {
+            1
+        };
+        let header = format!("<{link}>; rel=\"next\"");
+        stand
+            .hostile
+            .on(stand.listing(), Act::Headers(vec![("link", header)]), times);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["already read"]);
+    let pages = stand
+        .hostile
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with(stand.listing()))
+        .count();
+    assert_eq!(pages, 2, "{pages} issue pages requested: {}", text(&out));
+}
+
+/// A redirect within the origin whose target carries a user name and
+/// password is refused like any URL carrying them: one request, not ten
+/// redirects followed, and no request with other credentials.
+#[tokio::test]
+async fn a_redirect_to_the_origin_with_user_info_is_refused() {
+    for vendor in [Github, Gitlab] {
+        let stand = Stand::start(vendor).await;
+        let host = stand.api.trim_start_matches("http://");
+        let target = format!("http://evil:hunter2@{host}{}", stand.resolve());
+        stand
+            .hostile
+            .on(stand.resolve(), Act::Redirect(302, target), usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &["refused to call"]);
+        let all = text(&out);
+        assert!(!all.contains("hunter2"), "{vendor:?}: {all}");
+        let seen = stand.hostile.seen();
+        assert_eq!(seen.len(), 1, "{vendor:?}: {seen:?}");
+        assert!(
+            seen[0].headers.iter().all(|(k, _)| k != "referer"),
+            "{vendor:?}: {seen:?}"
+        );
+    }
+}
+
+/// Jira Data Center's `startAt` or `total` that is no count (negative, a
+/// fraction, a string) ends the pass with an error naming it: the listing
+/// is not taken as complete after its first page.
+#[tokio::test]
+async fn a_jira_offset_that_is_no_count_ends_the_pass() {
+    for (field, value) in [
+        ("startAt", json!(-2)),
+        ("startAt", json!(2.5)),
+        ("startAt", json!("2")),
+        ("total", json!(-1)),
+    ] {
+        let stand = Stand::start(JiraDc).await;
+        let mut merged = json!({"startAt": 0, "total": 100});
+        merged[field] = value.clone();
+        stand
+            .hostile
+            .on(stand.listing(), Act::Merge(merged), usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &[&format!("{field} `{value}` is not a whole number")]);
+    }
+}
+
+/// `Retry-After` as an HTTP-date: one already past is no wait (the call is
+/// tried again and the pass completes), one at the end of the calendar
+/// stops the pass naming that date.
+#[tokio::test]
+async fn a_retry_after_date_is_read_as_a_date() {
+    let past = "Thu, 01 Jan 1970 00:00:00 GMT";
+    let stand = Stand::start(Github).await;
+    let answer = Act::Answer(
+        429,
+        vec![("retry-after", past.to_owned())],
+        json!({"message": "API rate limit exceeded"}),
+    );
+    stand.hostile.on("/repos/acme/payments", answer, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resolves = stand
+        .hostile
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/repos/acme/payments")
+        .count();
+    assert_eq!(resolves, 2, "the refused call is tried once more");
+
+    let stand = Stand::start(Github).await;
+    let answer = Act::Answer(
+        429,
+        vec![("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT".to_owned())],
+        json!({"message": "API rate limit exceeded"}),
+    );
+    stand.hostile.on("/repos/acme/payments", answer, 1);
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["rate limited until 9999-12-31T23:59:59"]);
+}
+
+/// A cursor quoted in an error (GitLab's `x-next-page`, Jira's `startAt`)
+/// that holds the token after some padding is not cut through the token:
+/// no part of it is printed.
+#[tokio::test]
+async fn a_cursor_quoting_the_token_prints_none_of_it() {
+    for vendor in [Gitlab, JiraDc] {
+        let stand = Stand::start(vendor).await;
+        let token = stand.secrets[0].clone();
+        let padded = format!("{}{token}", "9".repeat(30));
+        let act = match vendor {
+            Gitlab => Act::Headers(vec![("x-next-page", padded)]),
+            _ => Act::Merge(json!({"startAt": padded, "total": 100})),
+        };
+        stand.hostile.on(stand.listing(), act, usize::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        let out = stand.sync(dir.path(), &[], &[]).await;
+        stand.failed_with(&out, &["characters)"]);
+        let all = text(&out);
+        assert!(!all.contains(&token[..6]), "{vendor:?}: {all}");
+    }
+}
+
+/// A relative next link is read against the page's URL (RFC 8288): one
+/// within the origin is followed; a scheme-relative `//127.0.0.2:…/` one
+/// names another host, refused by name, and that host sees nothing.
+#[tokio::test]
+async fn a_relative_next_link_is_resolved_then_pinned() {
+    let stand = Stand::start(Github).await;
+    let page2 = format!(
+        "</repositories/{}/issues?state=all&sort=updated&direction=asc&per_page=2&page=2>; rel=\"next\"",
+        github::REPO_ID
+    );
+    stand
+        .hostile
+        .on(stand.listing(), Act::Headers(vec![("link", page2)]), 1);
+    stand.hostile.on(
+        stand.listing(),
+        Act::Headers(vec![("link", String::new())]),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pages: Vec<String> = stand
+        .hostile
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with(stand.listing()))
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].starts_with("/repositories/"), "{pages:?}");
+
+    let stand = Stand::start(Github).await;
+    let (other, log) = elsewhere("127.0.0.2").await;
+    let rest = other.trim_start_matches("http:");
+    let link = format!("<{rest}/repos/acme/payments/issues?page=2>; rel=\"next\"");
+    stand.hostile.on(
+        stand.listing(),
+        Act::Headers(vec![("link", link)]),
+        usize::MAX,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand.sync(dir.path(), &[], &[]).await;
+    stand.failed_with(&out, &["refused to call", &format!("{other}/repos")]);
+    assert!(log.seen().is_empty(), "{:?}", log.seen());
+}
