@@ -8,7 +8,7 @@
 //! - **bounded**: an answer is read as it streams, up to
 //!   `sync.max_response_bytes` (its `Content-Length` checked first); a pass
 //!   ends at `sync.pass_timeout` whatever the server does.
-//! - **rate limits** ([`ratelimit`](super::ratelimit)): a `429`, or a `403`
+//! - **rate limits** ([`super::ratelimit`]): a `429`, or a `403`
 //!   that says it is one, waits `Retry-After` or until the reset; after an
 //!   answer saying no call is left the next call waits for the reset. A wait
 //!   longer than `sync.max_wait` stops the pass with the time to retry.

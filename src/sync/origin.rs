@@ -59,7 +59,7 @@ impl Origin {
     }
 
     /// A redirect policy following only redirects within this origin (at
-    /// most [`MAX_REDIRECTS`]); any other is not followed, and the client
+    /// most `MAX_REDIRECTS`); any other is not followed, and the client
     /// turns the `3xx` into a refusal. reqwest strips only `Authorization`
     /// and `Cookie` on a redirect to another host, never `PRIVATE-TOKEN`:
     /// nothing is ever sent elsewhere, so no header can leak.
