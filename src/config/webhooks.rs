@@ -1201,13 +1201,13 @@ mod tests {
         let e = with(|w| w.github.api.api_url = url.into()).expect_err("refused");
         assert!(e.0.starts_with("webhooks.github.api_url:"), "{}", e.0);
         assert!(e.0.contains("user name or password"), "{}", e.0);
-        assert!(!e.0.contains("pw-SECRET") && !e.0.contains("SECRET"), "{}", e.0);
+        assert!(!e.0.contains("SECRET"), "{}", e.0);
         let e = with(|w| w.sentry.api_url = "http://u:pw-SECRET@sentry.local".into())
             .expect_err("refused");
         assert!(e.0.starts_with("webhooks.sentry.api_url:") && !e.0.contains("SECRET"));
         // Without credentials, and with a port and a path, it is taken.
-        let c = with(|w| w.github.api.api_url = "http://127.0.0.1:8080/api/".into())
-            .expect("valid");
+        let c =
+            with(|w| w.github.api.api_url = "http://127.0.0.1:8080/api/".into()).expect("valid");
         assert_eq!(c.webhooks.github.api.url, "http://127.0.0.1:8080/api");
     }
 
