@@ -225,6 +225,22 @@ function(c)
         unit='short', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
       ),
     ],
+    [
+      panel(
+        'timeseries', 'Sync passes that failed or panicked, by source',
+        'Are reconcile passes failing, and is it the vendor (failure: an error answer, '
+        + 'a refused URL, a deadline) or the exporter (panic: a bug, see the log)? Passes '
+        + 'per interval by source and result, successes left out; the next pass runs '
+        + 'either way (BugEscapeSyncFailing after %d sync intervals without success).'
+          % [c.sync.failingIntervals],
+        [0, 24, 8],
+        targets([[
+          'sum by (source, result) (increase(bug_escape_sync_passes_total{%s, result!="success"}[$__rate_interval]))' % J,
+          '{{source}} {{result}}',
+        ]]),
+        unit='short', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
+      ),
+    ],
   ]);
 
   g.dashboard(

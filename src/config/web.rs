@@ -254,6 +254,9 @@ impl WebConfig {
         !self.basic_auth_users.is_empty()
     }
 
+    /// The costs bcrypt runs at (the crate keeps its bounds private).
+    const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
     fn from_file(f: WebFile, dir: &Path) -> Result<Self, String> {
         if f.rate_limit.is_some() {
             return Err(
@@ -279,8 +282,18 @@ impl WebConfig {
                     "basic_auth_users.{user}: not a bcrypt hash (`$2y$10$…`, as `htpasswd -nBC 10 \"\" | tr -d ':\\n'` prints)"
                 ));
             };
-            out.warnings
-                .extend(warnings::hash_cost(&user, parts.get_cost()));
+            // bcrypt refuses to run outside 4..=31, so such a hash never
+            // verifies; worse, padding a cheaper user's check up to it would
+            // run bcrypt at cost 31 (days), holding basic auth for everyone.
+            let cost = parts.get_cost();
+            if !Self::BCRYPT_COSTS.contains(&cost) {
+                return Err(format!(
+                    "basic_auth_users.{user}: the bcrypt hash has cost {cost}, outside bcrypt's {}..={}: no password verifies against it",
+                    Self::BCRYPT_COSTS.start(),
+                    Self::BCRYPT_COSTS.end()
+                ));
+            }
+            out.warnings.extend(warnings::hash_cost(&user, cost));
             out.basic_auth_users.insert(user, hash);
         }
         if let Some(http) = f.http_server_config {
@@ -683,6 +696,27 @@ mod tests {
         assert!(c.tls.is_none());
         assert_eq!(c.basic_auth_users.get("prom"), Some(&hash));
         assert!(!format!("{c:?}").contains(&hash), "hashes are not printed");
+    }
+
+    #[test]
+    fn a_hash_of_a_cost_bcrypt_refuses_is_an_error_naming_the_user_not_the_hash() {
+        let p = pki();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        for cost in ["03", "32", "99"] {
+            let bad = format!("{}{cost}{}", &hash[..4], &hash[6..]);
+            let e = p.err(&format!("basic_auth_users:\n  prom: '{bad}'\n"));
+            assert!(
+                e.contains("basic_auth_users.prom")
+                    && e.contains(&format!("cost {}", cost.trim_start_matches('0'))),
+                "{e}"
+            );
+            assert!(!e.contains(&hash[7..]), "the hash is not printed: {e}");
+        }
+        for cost in ["04", "31"] {
+            let ok = format!("{}{cost}{}", &hash[..4], &hash[6..]);
+            p.load(&format!("basic_auth_users:\n  prom: '{ok}'\n"))
+                .expect("bcrypt's own range is taken");
+        }
     }
 
     #[test]

@@ -694,9 +694,19 @@ fn api_url(key: &str, v: &str) -> Result<String, ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
-    if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+    let parsed = url::Url::parse(&url).ok().filter(|u| u.host().is_some());
+    if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) || parsed.is_none() {
         return Err(ConfigError(format!(
             "{key}.api_url: `{}` is not an http(s) URL",
+            super::redact::url(v)
+        )));
+    }
+    // Every call of a pass must carry exactly the configured origin and no
+    // URL credentials, so a user name or password here would have every
+    // call refused at sync time; said now, without the credentials.
+    if parsed.is_some_and(|u| !u.username().is_empty() || u.password().is_some()) {
+        return Err(ConfigError(format!(
+            "{key}.api_url: `{}` holds a user name or password; put the credential in {key}.api_token instead",
             super::redact::url(v)
         )));
     }
@@ -1099,13 +1109,7 @@ impl WebhooksConfig {
                 DETECTORS.join(", ")
             )));
         }
-        let api_url = se.api_url.trim().trim_end_matches('/').to_owned();
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(ConfigError(format!(
-                "webhooks.sentry.api_url: `{}` is not an http(s) URL",
-                super::redact::url(&se.api_url)
-            )));
-        }
+        let api_url = api_url("webhooks.sentry", &se.api_url)?;
         let api_timeout =
             ranges::REQUEST_TIME.parse("webhooks.sentry.api_timeout", &se.api_timeout)?;
         let api_token = Secrets::load(
@@ -1189,6 +1193,22 @@ mod tests {
         );
         assert!(!format!("{c:?}").contains("from-file"));
         assert!(c.webhooks.gitlab.secrets.is_empty());
+    }
+
+    #[test]
+    fn an_api_url_with_credentials_is_refused_naming_the_key_not_them() {
+        let url = "https://bot:pw-SECRET@ghe.example.com/api/v3";
+        let e = with(|w| w.github.api.api_url = url.into()).expect_err("refused");
+        assert!(e.0.starts_with("webhooks.github.api_url:"), "{}", e.0);
+        assert!(e.0.contains("user name or password"), "{}", e.0);
+        assert!(!e.0.contains("SECRET"), "{}", e.0);
+        let e = with(|w| w.sentry.api_url = "http://u:pw-SECRET@sentry.local".into())
+            .expect_err("refused");
+        assert!(e.0.starts_with("webhooks.sentry.api_url:") && !e.0.contains("SECRET"));
+        // Without credentials, and with a port and a path, it is taken.
+        let c =
+            with(|w| w.github.api.api_url = "http://127.0.0.1:8080/api/".into()).expect("valid");
+        assert_eq!(c.webhooks.github.api.url, "http://127.0.0.1:8080/api");
     }
 
     #[test]

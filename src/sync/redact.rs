@@ -98,7 +98,10 @@ impl Redact {
 
     /// `text` with every secret replaced by [`MASK`].
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        // Characters that show as nothing (a zero-width space, a soft
+        // hyphen, a control character) would hide a secret from the search
+        // while the printed line still reads as the secret: dropped first.
+        let mut out: String = text.chars().filter(|c| !invisible(*c)).collect();
         for s in &self.secrets {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
@@ -192,6 +195,33 @@ impl Redact {
     }
 }
 
+/// Whether `c` prints as nothing: a control character, or one of Unicode's
+/// default-ignorable code points (zero-width spaces and joiners, soft
+/// hyphen, bidirectional marks, variation selectors, tags, the BOM).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{AD}'
+                | '\u{34F}'
+                | '\u{61C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
 /// `text` whole when it has at most `max` characters, else only its length.
 /// Never a part: the secrets are blanked out of an error's text after it is
 /// made, and a secret cut in two would no longer be found.
@@ -266,6 +296,30 @@ mod tests {
             shown,
             "you sent authorization: Bearer *** (basic ***) at ?t=*** ab"
         );
+    }
+
+    #[test]
+    fn a_secret_split_by_characters_that_print_as_nothing_is_blanked() {
+        let token = "ghp_SECRETtoken12";
+        let r = Redact::new(vec![token.into()]);
+        for sep in [
+            '\u{200B}',
+            '\u{AD}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{1}',
+            '\u{E0041}',
+        ] {
+            let said = format!(
+                "bad credentials: {}{sep}{} (sent)",
+                &token[..8],
+                &token[8..]
+            );
+            let shown = r.text(&said);
+            assert_eq!(shown, "bad credentials: *** (sent)", "{sep:?}");
+        }
+        // Visible text around them is kept as it was.
+        assert_eq!(r.text("caf\u{e9} ok"), "caf\u{e9} ok");
     }
 
     #[test]
