@@ -443,3 +443,33 @@ fn an_export_with_a_byte_order_mark_and_crlf_is_still_an_export() {
     let first = run(&["export", "--db", db.to_str().unwrap()], b"");
     assert_eq!(again.stdout, first.stdout, "the same rows restored");
 }
+
+/// An export whose output cannot be written (a full volume, a reader gone)
+/// fails naming where it wrote and saying the export is incomplete.
+#[test]
+fn an_output_that_cannot_be_written_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("e.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\": \"1\", \"stage\": \"qa\", \"release\": \"1.0\"}\n",
+    )
+    .unwrap();
+    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full here: nothing to check
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
+        .args(["export", "--db", db.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write standard output") && err.contains("incomplete"),
+        "{err}"
+    );
+}
