@@ -28,7 +28,7 @@ use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
 use crate::store::import::{Importer, Part, Stager};
-use crate::store::lock::ExclusiveOpenError;
+use crate::store::lock::{ExclusiveOpenError, LockError};
 
 mod csv_rows;
 pub mod format;
@@ -158,7 +158,7 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
     };
     let mut importer = match Importer::open(&config) {
         Ok(i) => i,
-        Err(ExclusiveOpenError::Locked(e)) => {
+        Err(ExclusiveOpenError::Locked(e @ LockError::Held { .. })) => {
             complain(&format!(
                 "{e}: refusing to import while it runs. A running `serve` keeps its counts in \
                  memory and would not see the import. Either send the events to it \

@@ -233,7 +233,8 @@ fn vanished(db: &Path, lock: &Path, lock_existed: bool) -> Result<(), LockError>
 fn single_name(db: &Path) -> Result<(), LockError> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(db) {
-        Ok(m) if m.nlink() > 1 => Err(LockError::Linked {
+        // A directory has links of its own; SQLite refuses to open it anyway.
+        Ok(m) if m.is_file() && m.nlink() > 1 => Err(LockError::Linked {
             db: db.to_path_buf(),
             links: m.nlink(),
         }),
@@ -333,6 +334,9 @@ mod tests {
         );
         std::fs::remove_file(&other).expect("rm link");
         drop(acquire(&db, "serve").expect("one name again"));
+        // A directory's links are its own (SQLite then refuses to open it).
+        std::fs::create_dir_all(dir.path().join("d").join("sub")).expect("mkdir");
+        assert!(single_name(&dir.path().join("d")).is_ok());
     }
 
     #[test]
