@@ -41,7 +41,8 @@ pub fn run(db: &Path, format: Format, output: Option<&Path>) -> u8 {
     let result = match output {
         None => {
             let stdout = std::io::stdout();
-            write_all(db, format, BufWriter::with_capacity(1 << 20, stdout.lock()))
+            let out = Named::new(stdout.lock(), "standard output".into());
+            write_all(db, format, BufWriter::with_capacity(1 << 20, out))
         }
         Some(path) => to_file(db, format, path),
     };
@@ -68,7 +69,8 @@ fn to_file(db: &Path, format: Format, path: &Path) -> anyhow::Result<Counts> {
         .push(format!(".partial-{}", std::process::id()));
     let file =
         File::create(&tmp).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
-    let done = write_all(db, format, BufWriter::with_capacity(1 << 20, &file)).and_then(|c| {
+    let out = Named::new(&file, path.display().to_string());
+    let done = write_all(db, format, BufWriter::with_capacity(1 << 20, out)).and_then(|c| {
         file.sync_all()?;
         std::fs::rename(&tmp, path)
             .map_err(|e| anyhow::anyhow!("cannot rename onto {}: {e}", path.display()))?;
@@ -78,6 +80,36 @@ fn to_file(db: &Path, format: Format, path: &Path) -> anyhow::Result<Counts> {
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+/// A writer whose errors name where it writes (`standard output`, the
+/// file): a full volume or a closed pipe is told apart from a database error.
+struct Named<W> {
+    inner: W,
+    name: String,
+}
+
+impl<W: Write> Named<W> {
+    fn new(inner: W, name: String) -> Self {
+        Self { inner, name }
+    }
+
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}; the export is incomplete", self.name),
+        )
+    }
+}
+
+impl<W: Write> Write for Named<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.named(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.named(e))
+    }
 }
 
 fn write_all<W: Write>(db: &Path, format: Format, out: W) -> anyhow::Result<Counts> {

@@ -28,7 +28,7 @@ use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::time::{Millis, now_ms};
 use crate::store::Item;
 use crate::store::import::{Importer, Part, Stager};
-use crate::store::lock::ExclusiveOpenError;
+use crate::store::lock::{ExclusiveOpenError, LockError};
 
 mod csv_rows;
 pub mod format;
@@ -158,7 +158,7 @@ pub fn run(mut config: Config, files: &[PathBuf], format: Option<Format>, chunk:
     };
     let mut importer = match Importer::open(&config) {
         Ok(i) => i,
-        Err(ExclusiveOpenError::Locked(e)) => {
+        Err(ExclusiveOpenError::Locked(e @ LockError::Held { .. })) => {
             complain(&format!(
                 "{e}: refusing to import while it runs. A running `serve` keeps its counts in \
                  memory and would not see the import. Either send the events to it \
@@ -429,6 +429,12 @@ fn read_ndjson(
             }
             Line::Read { bytes: n } => {
                 bytes += n;
+                if number == 0 && text[start..].starts_with(BOM) {
+                    // A byte-order mark some editors write (RFC 8259 lets a
+                    // reader ignore it): the version line or event after it
+                    // is read as written.
+                    text.drain(start..start + BOM.len());
+                }
                 if text[start..].iter().all(u8::is_ascii_whitespace) {
                     text.truncate(start);
                     number += 1;
@@ -494,6 +500,9 @@ fn csv_header(name: &str, line: u64, row: csv_rows::Row) -> Result<Arc<Vec<Strin
     Ok(Arc::new(names))
 }
 
+/// The UTF-8 byte-order mark some editors and spreadsheets put first.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 fn read_csv(
     name: &str,
     reader: Box<dyn Read + Send>,
@@ -506,7 +515,14 @@ fn read_csv(
     };
     // An export's version line comes before the header row.
     let mut stored = false;
-    if let csv_rows::Row::Cells(c) = &first {
+    if let csv_rows::Row::Cells(c) = &mut first {
+        // A byte-order mark a spreadsheet wrote before the version line (the
+        // header row's own is dropped by `csv_header`).
+        if let Some(cell) = c.first_mut().filter(|c| c.starts_with(BOM)) {
+            if cell.get(BOM.len()) == Some(&b'#') {
+                cell.drain(..BOM.len());
+            }
+        }
         let line = c.first().map(Vec::as_slice).unwrap_or_default();
         if line.first() == Some(&b'#') {
             // A comment line is one cell unless it holds commas: read whole.

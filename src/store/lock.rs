@@ -55,6 +55,16 @@ pub enum LockError {
         list(left), if left.len() == 1 { "s" } else { "" }, list(left)
     )]
     Vanished { db: PathBuf, left: Vec<PathBuf> },
+    /// The database file has another name (a hard link): SQLite keeps its
+    /// `-wal` and `-shm` by name, so a writer through the other name would
+    /// write a second journal beside the one `serve` writes, and the lock
+    /// file (named after one path) cannot see it.
+    #[error(
+        "database {db} has {links} names (hard links): a writer through another name would \
+         keep a second -wal journal and take a second lock. Remove the other links (`find / \
+         -samefile {db}`), or copy the file instead of linking it"
+    )]
+    Linked { db: PathBuf, links: u64 },
     #[error("cannot lock database {db} (lock file {lock}): {source}")]
     Io {
         db: PathBuf,
@@ -178,6 +188,7 @@ pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
         return Err(io(e));
     }
     vanished(db, &lock, existed)?;
+    single_name(db)?;
     // Best effort: the name only improves the other side's message.
     let _ = file.set_len(0).and_then(|()| {
         file.rewind()?;
@@ -213,6 +224,22 @@ fn vanished(db: &Path, lock: &Path, lock_existed: bool) -> Result<(), LockError>
         db: db.to_path_buf(),
         left,
     })
+}
+
+/// Refuses a database file with more than one hard link: two names of one
+/// file take two lock files and keep two journals. Checked on every taking of
+/// the lock, so whichever of two writers comes second through another name
+/// is refused.
+fn single_name(db: &Path) -> Result<(), LockError> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(db) {
+        // A directory has links of its own; SQLite refuses to open it anyway.
+        Ok(m) if m.is_file() && m.nlink() > 1 => Err(LockError::Linked {
+            db: db.to_path_buf(),
+            links: m.nlink(),
+        }),
+        _ => Ok(()), // missing: created by this writer, one name
+    }
 }
 
 /// The lock of `db` as held by another process, if one holds it (for a
@@ -287,6 +314,29 @@ mod tests {
                 other.display()
             );
         }
+    }
+
+    #[test]
+    fn a_hard_link_to_the_database_is_refused_by_either_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("x.db");
+        std::fs::write(&db, b"").expect("the database exists");
+        let serve = acquire(&db, "serve").expect("one name");
+        let other = dir.path().join("hard.db");
+        std::fs::hard_link(&db, &other).expect("link");
+        let err = acquire(&other, "import").expect_err("a second name");
+        assert!(matches!(err, LockError::Linked { links: 2, .. }), "{err}");
+        drop(serve);
+        let text = acquire(&db, "serve").expect_err("linked").to_string();
+        assert!(
+            text.contains("hard links") && text.contains("x.db"),
+            "{text}"
+        );
+        std::fs::remove_file(&other).expect("rm link");
+        drop(acquire(&db, "serve").expect("one name again"));
+        // A directory's links are its own (SQLite then refuses to open it).
+        std::fs::create_dir_all(dir.path().join("d").join("sub")).expect("mkdir");
+        assert!(single_name(&dir.path().join("d")).is_ok());
     }
 
     #[test]

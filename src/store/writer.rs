@@ -249,10 +249,13 @@ impl Supervisor {
             // empty one where the database was deleted.
             let attempt = self
                 .file
-                .check()
+                .check_file()
                 .map_err(anyhow::Error::msg)
                 .and_then(|()| Ok(schema::open_existing(&self.config.db)?))
                 .and_then(|c| {
+                    // The old connection may have deleted the journal on
+                    // close; this one's is the one to watch.
+                    self.file.rewatch_wal();
                     self.file.check().map_err(anyhow::Error::msg)?;
                     Ok(c)
                 })

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use super::{Options, Progress, Sink, Source, Summary, pass};
 use crate::config::Config;
 use crate::metrics::sync::SyncTelemetry;
-use crate::store::lock::ExclusiveOpenError;
+use crate::store::lock::{ExclusiveOpenError, LockError};
 use crate::store::sync::Local;
 
 /// Exit status: the pass completed, every item applied.
@@ -57,7 +57,7 @@ impl Progress for Bar {
 pub fn run(config: Config, source: Source, options: Options) -> u8 {
     let mut local = match Local::open(&config) {
         Ok(l) => l,
-        Err(ExclusiveOpenError::Locked(e)) => {
+        Err(ExclusiveOpenError::Locked(e @ LockError::Held { .. })) => {
             complain(&format!(
                 "{e}: refusing to sync while it runs (a running `serve` keeps its counts in \
                  memory and would not see the writes). Set `webhooks.{}.sync_interval` so \

@@ -409,3 +409,67 @@ fn only_an_export_is_read_as_stored_and_a_newer_format_is_refused() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "only the format line: {text}");
 }
+
+/// An export saved again by an editor or spreadsheet, with a byte-order mark
+/// first and CRLF line ends, is still an export: its rows are taken back as
+/// stored (a webhook row with an unknown stage and cause included), not read
+/// as a history the API's rules would refuse.
+#[test]
+fn an_export_with_a_byte_order_mark_and_crlf_is_still_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let row = json!({"kind": "defect", "id": "1", "source": "github", "product": "acme/pay",
+        "product_kind": "github", "stage": "staging", "cause": "weird", "status": "valid",
+        "deleted": false, "found_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-02T00:00:00Z"});
+    let line = r#"{"kind":"export","format":2,"exporter":"bug-escape-exporter 9"}"#;
+    let file = dir.path().join("saved.ndjson");
+    std::fs::write(&file, format!("\u{feff}{line}\r\n{row}\r\n")).unwrap();
+    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (0, [1, 0, 0, 0]), "{out}{err}");
+    let out = run(
+        &["export", "--db", db.to_str().unwrap(), "--format", "csv"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains(",staging,"), "{csv}");
+    let saved = dir.path().join("saved.csv");
+    std::fs::write(&saved, format!("\u{feff}{}", csv.replace('\n', "\r\n"))).unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let (status, out, err) = import(&fresh, &[saved.to_str().unwrap()]);
+    assert_eq!((status, figures(&out)), (0, [1, 0, 0, 0]), "{out}{err}");
+    let again = run(&["export", "--db", fresh.to_str().unwrap()], b"");
+    let first = run(&["export", "--db", db.to_str().unwrap()], b"");
+    assert_eq!(again.stdout, first.stdout, "the same rows restored");
+}
+
+/// An export whose output cannot be written (a full volume, a reader gone)
+/// fails naming where it wrote and saying the export is incomplete.
+#[test]
+fn an_output_that_cannot_be_written_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("e.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\": \"1\", \"stage\": \"qa\", \"release\": \"1.0\"}\n",
+    )
+    .unwrap();
+    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full here: nothing to check
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
+        .args(["export", "--db", db.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write standard output") && err.contains("incomplete"),
+        "{err}"
+    );
+}

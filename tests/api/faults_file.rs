@@ -214,3 +214,69 @@ async fn a_start_where_only_the_wal_of_the_database_remains_names_it() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bug-escape.db-wal"), "{err}");
 }
+
+#[tokio::test]
+async fn a_wal_deleted_under_serve_is_refused_and_a_clean_stop_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let db = s.db.clone();
+    let app = spawn_with(s.clone()).await;
+    assert_eq!(post(&app, &event("a")).await.0, 200);
+    let wal = with_suffix(&db, "-wal");
+    assert!(wal.exists(), "serve keeps a -wal");
+    std::fs::remove_file(&wal).expect("rm d.db-wal");
+    // Acknowledged now, a write would live only in the unlinked journal:
+    // lost at the next crash. Refused instead.
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database journal removed"), "{body}");
+    let (status, answer) = post(&app, &event("b")).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("journal removed"),
+        "{answer}"
+    );
+    assert_eq!(counted(&app).await, 1.0);
+    app.stop().await;
+    let restarted = spawn_with(s).await;
+    assert_eq!(counted(&restarted).await, 1.0);
+    assert_eq!(readyz(&restarted).await.0, 200);
+    assert_eq!(post(&restarted, &event("c")).await.0, 200);
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_through_a_hard_link_is_refused_while_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let db = s.db.clone();
+    let app = spawn_with(s).await;
+    assert_eq!(post(&app, &event("a")).await.0, 200);
+    let hard = dir.path().join("hard.db");
+    std::fs::hard_link(&db, &hard).expect("ln");
+    let file = dir.path().join("e.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\": \"i\", \"stage\": \"qa\", \"release\": \"1.0\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "import",
+            "--db",
+            hard.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "imported beside serve: {err}");
+    assert!(err.contains("hard links"), "{err}");
+    // Not the message for a database held by serve: the link is the cause.
+    assert!(!err.contains("refusing to import while it runs"), "{err}");
+    assert!(!with_suffix(&hard, "-wal").exists(), "a second journal");
+    app.stop().await;
+}
