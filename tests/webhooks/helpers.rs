@@ -373,9 +373,3 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
     }
     out
 }
-
-/// The shared fixtures (`../shared/fixtures` beside the repository), when present.
-pub fn shared_fixtures() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    path.is_dir().then_some(path)
-}
