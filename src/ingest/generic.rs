@@ -74,7 +74,7 @@ pub fn parse_events_flat(
             all.iter()
                 .enumerate()
                 .map(|(i, o)| {
-                    parse_event_with(config, o, &format!("[{i}]."), now, &mut memo)
+                    parse_event_as(config, o, &format!("[{i}]."), now, &mut memo, Rules::Api)
                         .map(Item::Defect)
                 })
                 .collect()
@@ -294,23 +294,20 @@ pub fn parse_event(
     prefix: &str,
     now: Millis,
 ) -> Result<DefectEvent, FieldError> {
-    parse_event_with(config, o, prefix, now, &mut ReleaseMemo::default())
+    parse_event_as(
+        config,
+        o,
+        prefix,
+        now,
+        &mut ReleaseMemo::default(),
+        Rules::Api,
+    )
 }
 
-/// [`parse_event`] for one of a stream of events (the `import` sub-command's
-/// lines), with the release names checked so far in `memo`.
-pub fn parse_event_with(
-    config: &Config,
-    o: &dyn Object,
-    prefix: &str,
-    now: Millis,
-    memo: &mut ReleaseMemo,
-) -> Result<DefectEvent, FieldError> {
-    parse_event_as(config, o, prefix, now, memo, Rules::Api)
-}
-
-/// [`parse_event_with`] under `rules`: the API's, or a stored record's (a row
-/// of an export, restored as it was stored).
+/// [`parse_event`] for one of a stream of events (a batch's items, the
+/// `import` sub-command's lines), with the release names checked so far in
+/// `memo`, under `rules`: the API's, or a stored record's (a row of an
+/// export, restored as it was stored).
 pub fn parse_event_as(
     config: &Config,
     o: &dyn Object,
@@ -427,22 +424,18 @@ pub fn parse_release(
     prefix: &str,
     now: Millis,
 ) -> Result<ReleaseEvent, FieldError> {
-    parse_release_with(config, o, prefix, now, &mut ReleaseMemo::default())
+    parse_release_as(
+        config,
+        o,
+        prefix,
+        now,
+        &mut ReleaseMemo::default(),
+        Rules::Api,
+    )
 }
 
-/// [`parse_release`] for one of a stream, with the names checked so far.
-pub fn parse_release_with(
-    config: &Config,
-    o: &dyn Object,
-    prefix: &str,
-    now: Millis,
-    memo: &mut ReleaseMemo,
-) -> Result<ReleaseEvent, FieldError> {
-    parse_release_as(config, o, prefix, now, memo, Rules::Api)
-}
-
-/// [`parse_release_with`] under `rules` (a stored release time may be any
-/// time).
+/// [`parse_release`] for one of a stream, with the names checked so far,
+/// under `rules` (a stored release time may be any time).
 pub fn parse_release_as(
     config: &Config,
     o: &dyn Object,
