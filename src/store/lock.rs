@@ -172,18 +172,7 @@ pub fn acquire(db: &Path, role: &str) -> Result<DbLock, LockError> {
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(LockError::Held {
-                db: db.to_path_buf(),
-                lock,
-                holder: if holder.is_empty() {
-                    "another process".into()
-                } else {
-                    format!("`{holder}`")
-                },
-            });
+            return Err(held(db, lock, &mut file));
         }
         return Err(io(e));
     }
@@ -253,10 +242,15 @@ pub fn held_by(db: &Path) -> Option<LockError> {
     if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
         return None; // free (dropping the file lets go), or not lockable here
     }
+    Some(held(db, lock, &mut file))
+}
+
+/// [`LockError::Held`] naming the holder the lock file says (`serve, pid N`).
+fn held(db: &Path, lock: PathBuf, file: &mut File) -> LockError {
     let mut holder = String::new();
     let _ = file.read_to_string(&mut holder);
     let holder = holder.trim();
-    Some(LockError::Held {
+    LockError::Held {
         db: db.to_path_buf(),
         lock,
         holder: if holder.is_empty() {
@@ -264,7 +258,7 @@ pub fn held_by(db: &Path) -> Option<LockError> {
         } else {
             format!("`{holder}`")
         },
-    })
+    }
 }
 
 #[cfg(test)]
