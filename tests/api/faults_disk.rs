@@ -344,18 +344,8 @@ async fn a_start_on_a_full_volume_is_503_from_the_first_probe_or_refused_as_disk
         }
     }
     // The binary's refusal says the same on stderr.
-    let out = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            s.db.to_str().unwrap(),
-        ])
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = crate::helpers::serve_refused(&s.db);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("disk full") && !err.contains("corrupt"),
         "{err}"

@@ -200,18 +200,8 @@ async fn a_start_where_only_the_wal_of_the_database_remains_names_it() {
     assert!(err.contains("bug-escape.db-wal"), "{err}");
     assert!(!s.db.exists(), "a refused start created the database");
     // The binary says so too, and exits non-zero.
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            s.db.to_str().unwrap(),
-        ])
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = crate::helpers::serve_refused(&s.db);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("bug-escape.db-wal"), "{err}");
 }
 

@@ -286,3 +286,17 @@ pub fn hold_write_lock(
     held.recv().unwrap();
     (release, holder)
 }
+
+/// `serve --db DB` of the real binary on a port of its own, run until it
+/// exits: its exit code and stderr (for starts that must be refused).
+pub fn serve_refused(db: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

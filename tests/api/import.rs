@@ -333,18 +333,8 @@ fn import_is_refused_while_serve_runs_and_serve_while_an_import_holds_the_databa
     assert_eq!((status, figures(&out)), (0, [1, 0, 0, 0]));
     // While an import holds the database, `serve` does not start.
     let held = bug_escape_exporter::store::lock::acquire(&db, "import").expect("lock");
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-        ])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = crate::helpers::serve_refused(&db);
+    assert_eq!(code, Some(1));
     assert!(err.contains("in use by `import, pid"), "{err}");
     drop(held);
 }
