@@ -222,26 +222,16 @@ fn judge(s: &str, config: &Config, joined: Result<PassResult, JoinError>) -> End
     }
 }
 
-/// `text` (at most 300 characters) with every configured API token blanked
-/// out: a panic message may quote what a pass had in hand.
+/// `text` with every configured secret blanked out (the one redactor vendor
+/// text goes through), then cut to 300 characters: a panic message may
+/// quote what a pass had in hand. Cut after blanking, so no part of a
+/// secret survives the cut.
 fn blank_secrets(text: &str, config: &Config) -> String {
-    let w = &config.webhooks;
-    let mut out: String = text.chars().take(300).collect();
-    let tokens = [
-        &w.github.api.token,
-        &w.gitlab.api.token,
-        &w.jira.api.token,
-        &w.sentry.api_token,
-    ];
-    for secrets in tokens.into_iter().flatten() {
-        for token in secrets.iter() {
-            let token = String::from_utf8_lossy(token);
-            if !token.is_empty() {
-                out = out.replace(token.as_ref(), "<secret>");
-            }
-        }
-    }
-    out
+    super::redact::Redact::of(config)
+        .text(text)
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// A pass's task, aborted when its supervisor is (at shutdown), so no pass
@@ -265,7 +255,10 @@ mod tests {
         s.webhooks.github.repositories = vec!["a/b".into()];
         let config = Config::from_settings(s).expect("valid");
         let shown = blank_secrets("bad header ghp_secret-token-1 at x", &config);
-        assert_eq!(shown, "bad header <secret> at x");
+        assert_eq!(
+            shown,
+            format!("bad header {} at x", crate::sync::redact::MASK)
+        );
         assert_eq!(blank_secrets(&"x".repeat(1000), &config).len(), 300);
     }
 
