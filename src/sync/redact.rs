@@ -123,7 +123,9 @@ impl Redact {
             if i > 0 {
                 out.push(' ');
             }
-            let decoded = run.contains('%').then(|| percent_decoded(run));
+            let decoded = run
+                .contains('%')
+                .then(|| percent_encoding::percent_decode_str(run).collect::<Vec<u8>>());
             let holds = decoded.is_some_and(|d| {
                 self.plain
                     .iter()
@@ -232,32 +234,6 @@ pub fn excerpt(text: &str, max: usize) -> String {
     } else {
         format!("({n} characters)")
     }
-}
-
-/// `run` with its `%XX` escapes decoded (a `%` not followed by two hex
-/// digits is kept as it is).
-fn percent_decoded(run: &str) -> Vec<u8> {
-    let b = run.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// `s` percent-encoded (everything but unreserved characters), with upper-
