@@ -104,16 +104,6 @@ impl Filler {
     }
 }
 
-async fn readyz(app: &TestApp) -> (u16, String) {
-    let resp = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .expect("readyz answers");
-    (resp.status().as_u16(), resp.text().await.expect("body"))
-}
-
 /// `n` events with ids `prefix-0..n`.
 fn batch(prefix: &str, n: usize) -> (Vec<String>, Value) {
     let ids: Vec<String> = (0..n)
@@ -180,7 +170,7 @@ fn steady_writers(
 async fn until_ready(app: &TestApp, want: u16, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let (status, body) = readyz(app).await;
+        let (status, body) = app.readyz().await;
         if status == want {
             return started.elapsed();
         }
@@ -232,7 +222,7 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
     // Full: the writes soon need space the volume does not have.
     let mut filler = volume.fill();
     until_ready(&app, 503, Duration::from_secs(20)).await;
-    let (_, body) = readyz(&app).await;
+    let (_, body) = app.readyz().await;
     assert!(body.contains("disk full"), "{body}");
     for _ in 0..100 {
         if seen.lock().unwrap().full > 0 {
@@ -305,7 +295,7 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
     );
     let restarted = spawn_with(s).await;
     assert_eq!(counted(&restarted).await, live);
-    assert_eq!(readyz(&restarted).await.0, 200);
+    assert_eq!(restarted.readyz().await.0, 200);
     restarted.stop().await;
 }
 
@@ -338,7 +328,7 @@ async fn a_start_on_a_full_volume_is_503_from_the_first_probe_or_refused_as_disk
         }
         Ok(app) => {
             let app = crate::helpers::run_built(app);
-            let (status, body) = readyz(&app).await;
+            let (status, body) = app.readyz().await;
             assert_eq!(status, 503, "{body}");
             app.stop().await;
         }
@@ -361,7 +351,7 @@ async fn a_start_on_a_full_volume_is_503_from_the_first_probe_or_refused_as_disk
     assert_eq!(n, 50);
     let mut filler = volume.fill();
     let app = spawn_with(s.clone()).await;
-    let (status, body) = readyz(&app).await;
+    let (status, body) = app.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("disk full"), "{body}");
     let (ids, body) = batch("while-full", 20);

@@ -21,17 +21,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `/readyz`: (status, body).
-async fn readyz(app: &TestApp) -> (u16, String) {
-    let resp = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .expect("readyz answers");
-    (resp.status().as_u16(), resp.text().await.expect("body"))
-}
-
 /// POSTs `body` to the events API: (status, JSON answer).
 async fn post(app: &TestApp, body: &Value) -> (u16, Value) {
     let resp = app.post("/api/v1/events", body).await;
@@ -54,7 +43,7 @@ async fn counted(app: &TestApp) -> f64 {
 /// Both the probe and a write refuse, naming `what` (`removed`, `replaced`),
 /// and nothing of the refused write is counted.
 async fn refuses_naming(app: &TestApp, what: &str, counted_before: f64) {
-    let (status, body) = readyz(app).await;
+    let (status, body) = app.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains(&format!("database file {what}")), "{body}");
     let (status, answer) = post(app, &event("after")).await;
@@ -85,7 +74,7 @@ async fn a_database_deleted_under_serve_is_refused_at_once_and_never_recreated_e
     let db = s.db.clone();
     let app = spawn_with(s.clone()).await;
     assert_eq!(post(&app, &event("a")).await.0, 200);
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(app.readyz().await.0, 200);
     for f in [
         db.clone(),
         with_suffix(&db, "-wal"),
@@ -96,7 +85,7 @@ async fn a_database_deleted_under_serve_is_refused_at_once_and_never_recreated_e
     refuses_naming(&app, "removed", 1.0).await;
     // The idle probe does not write to the deleted file either.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(readyz(&app).await.0, 503);
+    assert_eq!(app.readyz().await.0, 503);
     app.stop().await;
     assert!(!db.exists(), "the stopped server recreated the database");
     // The lock file stayed: a start says the database is gone.
@@ -124,7 +113,7 @@ async fn another_database_moved_over_it_is_refused_and_the_old_file_keeps_what_w
     // A restart serves the file now at the path: the other database, whole.
     let restarted = spawn_with(s).await;
     assert_eq!(counted(&restarted).await, 2.0);
-    assert_eq!(readyz(&restarted).await.0, 200);
+    assert_eq!(restarted.readyz().await.0, 200);
     restarted.stop().await;
 }
 
@@ -141,7 +130,7 @@ async fn a_database_moved_away_and_back_serves_again_with_counts_read_from_it() 
     std::fs::rename(&aside, &db).unwrap();
     let (status, answer) = post(&app, &event("b")).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(app.readyz().await.0, 200);
     assert_eq!(counted(&app).await, 2.0);
     app.stop().await;
     let restarted = spawn_with(s).await;
@@ -217,7 +206,7 @@ async fn a_wal_deleted_under_serve_is_refused_and_a_clean_stop_keeps_what_was_ac
     std::fs::remove_file(&wal).expect("rm d.db-wal");
     // Acknowledged now, a write would live only in the unlinked journal:
     // lost at the next crash. Refused instead.
-    let (status, body) = readyz(&app).await;
+    let (status, body) = app.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database journal removed"), "{body}");
     let (status, answer) = post(&app, &event("b")).await;
@@ -233,7 +222,7 @@ async fn a_wal_deleted_under_serve_is_refused_and_a_clean_stop_keeps_what_was_ac
     app.stop().await;
     let restarted = spawn_with(s).await;
     assert_eq!(counted(&restarted).await, 1.0);
-    assert_eq!(readyz(&restarted).await.0, 200);
+    assert_eq!(restarted.readyz().await.0, 200);
     assert_eq!(post(&restarted, &event("c")).await.0, 200);
     restarted.stop().await;
 }

@@ -119,6 +119,17 @@ impl TestApp {
         );
     }
 
+    /// `GET /readyz`: (status, body).
+    pub async fn readyz(&self) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .expect("readyz answers");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    }
+
     /// GET `/metrics` in the classic format, parsed.
     pub async fn metrics(&self) -> Exposition {
         let text = self.get_text("/metrics", "text/plain").await;
