@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::fake::{self as github, Act, Hostile, elsewhere};
 use crate::{BIN, gitlab_fake as gitlab, jira_fake as jira, run, sentry_fake as sentry, text};
@@ -530,11 +530,7 @@ async fn a_vendor_message_quoting_the_token_is_printed_blanked() {
             Gitlab => format!("you sent private-token: {}", stand.secrets[0]),
             _ => format!("you sent authorization: Bearer {}", stand.secrets[0]),
         };
-        let body = match vendor {
-            Github | Gitlab => json!({"message": quoted}),
-            JiraCloud | JiraDc => json!({"errorMessages": [quoted], "errors": {}}),
-            Sentry => json!({"detail": quoted}),
-        };
+        let body = error_body(vendor, &quoted);
         stand
             .hostile
             .on(stand.resolve(), Act::Answer(401, vec![], body), 1);
@@ -653,11 +649,7 @@ async fn a_vendor_message_quoting_the_token_cut_or_encoded_prints_none_of_it() {
             format!("url-safe {}", URL_SAFE_NO_PAD.encode(format!("ab:{token}"))),
         ];
         for quoted in quotes {
-            let body = match vendor {
-                Github | Gitlab => json!({"message": quoted}),
-                JiraCloud | JiraDc => json!({"errorMessages": [quoted], "errors": {}}),
-                Sentry => json!({"detail": quoted}),
-            };
+            let body = error_body(vendor, &quoted);
             stand
                 .hostile
                 .on(stand.resolve(), Act::Answer(401, vec![], body), 1);
@@ -863,4 +855,13 @@ async fn a_relative_next_link_is_resolved_then_pinned() {
     let out = stand.sync(dir.path(), &[], &[]).await;
     stand.failed_with(&out, &["refused to call", &format!("{other}/repos")]);
     assert!(log.seen().is_empty(), "{:?}", log.seen());
+}
+
+/// A vendor's error answer carrying `message` where that vendor puts it.
+fn error_body(vendor: Vendor, message: &str) -> Value {
+    match vendor {
+        Github | Gitlab => json!({"message": message}),
+        JiraCloud | JiraDc => json!({"errorMessages": [message], "errors": {}}),
+        Sentry => json!({"detail": message}),
+    }
 }
