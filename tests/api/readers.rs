@@ -392,8 +392,13 @@ fn a_reader_that_cannot_use_the_wal_files_is_refused_with_the_reason() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap()
     };
     open(dir.path());
+    // A copy of the binary nobody can run: the checkout may sit below a
+    // directory only root may enter (a `mktemp -d`, a home directory).
+    let bin = dir.path().join("bug-escape-exporter");
+    std::fs::copy(BIN, &bin).expect("copy the binary");
+    open(&bin);
     let as_nobody = |db: &Path| {
-        let out = Command::new(BIN)
+        let out = Command::new(&bin)
             .args(["report", "--format", "json", "--db"])
             .arg(db)
             .uid(nobody)
