@@ -7,9 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+use bug_escape_exporter::aggregate::{Aggregates, Class, Contribution, ReleaseMeta};
 use bug_escape_exporter::config::{Config, Settings};
 use bug_escape_exporter::metrics::Metrics;
-use bug_escape_exporter::metrics::aggregate::{Aggregates, Class, Contribution, ReleaseMeta};
 use bug_escape_exporter::metrics::exposition::to_classic;
 use bug_escape_exporter::metrics::telemetry::Telemetry;
 

@@ -7,11 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 
+use crate::aggregate::Aggregates;
 use crate::config::Config;
 use crate::http::write::{Unauthenticated, WriteQueue};
 use crate::http::{AppState, Shared, router};
 use crate::metrics::Metrics;
-use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
 use crate::store::lock::{self, DbLock, LockError};
 use crate::store::{Store, WriterThread};

@@ -25,8 +25,8 @@ use crate::ingest::FieldError;
 use crate::ingest::flat::{Flat, Object, Scalar, Without};
 use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, Rules, WEBHOOK_SOURCES};
 use crate::ingest::json::{JsonError, from_slice_unique};
+use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
-use crate::store::Item;
 use crate::store::import::{Importer, Part, Stager};
 use crate::store::lock::{ExclusiveOpenError, LockError};
 
@@ -745,7 +745,11 @@ fn parse_object(
             let mut ev = generic::parse_release_as(config, o, "", now, memo, rules)?;
             if !product_kind.is_empty() {
                 // The key depends on the source's release rules.
-                if crate::store::release_key(config, &product_kind, &ev.release).is_none() {
+                if config
+                    .release_rules
+                    .key(&product_kind, &ev.release)
+                    .is_none()
+                {
                     return Err(FieldError::new(
                         "release",
                         format!("`{}` is empty once normalised", ev.release),

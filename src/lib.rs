@@ -19,6 +19,7 @@
 //!   and out of the store, through the generic API's parser and the writer's
 //!   rules).
 
+pub mod aggregate;
 pub mod app;
 pub mod build;
 pub mod cli;

@@ -19,9 +19,9 @@ use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::aggregate::Aggregates;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
 use crate::store::Store;
 

@@ -21,7 +21,8 @@ use super::body::read_limited;
 use super::error::AppError;
 use crate::metrics::telemetry::Telemetry;
 use crate::model::event::Ingress;
-use crate::store::{Batch, Item, Outcome, StoreError};
+use crate::model::item::Item;
+use crate::store::{Batch, Outcome, StoreError};
 
 /// A bound on request bytes held at once, exported as a pair of gauges
 /// (held, capacity). The write queue and the unauthenticated budget are two.

@@ -13,7 +13,7 @@ use rusqlite::types::Value as Sql;
 use super::{EXIT_OK, Format};
 use crate::config::{Config, Settings};
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
-use crate::store::Item;
+use crate::model::item::Item;
 use crate::store::import::{Importer, Stager};
 
 const SOURCES: [(&str, &str); 4] = [

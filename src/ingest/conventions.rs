@@ -154,7 +154,7 @@ pub fn release(
     match values {
         [] => None,
         [v] => match sanitize(v) {
-            Some(v) if crate::store::release_key(config, kind, &v).is_some() => Some(v),
+            Some(v) if config.release_rules.key(kind, &v).is_some() => Some(v),
             _ => {
                 unmapped.push("release");
                 None

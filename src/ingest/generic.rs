@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
 };
+use crate::model::item::Item;
 use crate::model::label::{Facts, check_label};
 use crate::model::time::{MAX_FUTURE_MS, Millis, parse_rfc3339};
-use crate::store::Item;
 
 /// The fields of an event object.
 pub const EVENT_FIELDS: &[&str] = &[
@@ -272,12 +272,12 @@ impl ReleaseMemo {
     fn keyed(&mut self, config: &Config, raw: &str) -> bool {
         let Some(memo) = &mut self.0 else {
             // One request's events: nothing worth remembering.
-            return crate::store::release_key(config, "", raw).is_some();
+            return config.release_rules.key("", raw).is_some();
         };
         if let Some(k) = memo.get(raw) {
             return *k;
         }
-        let k = crate::store::release_key(config, "", raw).is_some();
+        let k = config.release_rules.key("", raw).is_some();
         if memo.len() >= Self::MAX {
             memo.clear();
         }

@@ -20,8 +20,8 @@ use super::conventions::{self, Mapped};
 use super::webhook::{AdapterError, Ahead, At, Parsed, delivery_id, header, release_event};
 use crate::config::Config;
 use crate::model::event::{Change, DefectEvent, ProductRef, Status};
+use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::store::Item;
 
 /// Source of GitLab defects.
 pub const SOURCE: &str = "gitlab";

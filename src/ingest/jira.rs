@@ -15,8 +15,8 @@ use super::conventions::{self, Mapped};
 use super::webhook::{AdapterError, Ahead, At, Parsed, Stamp, delivery_id, release_event};
 use crate::config::Config;
 use crate::model::event::{Change, DefectEvent, ProductRef, Status};
+use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::store::Item;
 
 /// Source of Jira defects.
 pub const SOURCE: &str = "jira";

@@ -33,8 +33,8 @@ use super::webhook::{AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, r
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
+use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::store::Item;
 
 /// Source of Sentry defects.
 pub const SOURCE: &str = "sentry";

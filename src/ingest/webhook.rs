@@ -11,8 +11,8 @@ use super::FieldError;
 use super::conventions;
 use crate::config::Config;
 use crate::model::event::{MAX_ID_LEN, ProductRef, ReleaseEvent};
+use crate::model::item::Item;
 use crate::model::time::{MAX_FUTURE_MS, Millis};
-use crate::store::Item;
 
 /// What an adapter made of one delivery.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -326,7 +326,7 @@ pub fn release_event(
 ) -> Result<Parsed, FieldError> {
     let release =
         conventions::sanitize(name.str()?).ok_or_else(|| name.err("must not be empty"))?;
-    if crate::store::release_key(config, &product.kind, &release).is_none() {
+    if config.release_rules.key(&product.kind, &release).is_none() {
         return Ok(Parsed::ignore("no_release", None));
     }
     if ahead == Ahead::Upcoming && shipped.is_ahead(now) {

@@ -13,8 +13,8 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::aggregate::{Aggregates, ProductAgg, ReleaseAgg};
 use super::formula;
+use crate::aggregate::{Aggregates, ProductAgg, ReleaseAgg};
 use crate::config::Config;
 use crate::model::event::DETECTORS;
 use crate::model::stage::Phase;

@@ -2,7 +2,6 @@
 //! writer), the scrape-time collector that turns them into gauges, the
 //! exporter's self-metrics, and the two exposition formats.
 
-pub mod aggregate;
 pub mod collector;
 pub mod exposition;
 pub mod formula;
@@ -15,8 +14,8 @@ use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
 
+use crate::aggregate::Aggregates;
 use crate::config::Config;
-use aggregate::Aggregates;
 use collector::EscapeCollector;
 use telemetry::Telemetry;
 

@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use super::aggregate::ReleaseAgg;
 use super::collector::{ProductView, Selection, escaped};
 use super::formula;
+use crate::aggregate::ReleaseAgg;
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
 use crate::model::time::Millis;
@@ -264,8 +264,8 @@ fn product_row(p: &ProductView<'_>, bands: &Bands) -> ProductRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::{Aggregates, Class, Contribution};
     use crate::config::Settings;
-    use crate::metrics::aggregate::{Aggregates, Class, Contribution};
     use crate::metrics::collector::{select, select_range};
 
     fn bands() -> Bands {

@@ -59,6 +59,17 @@ impl ReleaseRules {
         self.fold
     }
 
+    /// The release key and prerelease flag of a raw release name from a
+    /// source of `product_kind` (empty: the generic API).
+    pub fn key(&self, product_kind: &str, raw: &str) -> Option<(String, bool)> {
+        let kind = if product_kind.is_empty() {
+            "generic"
+        } else {
+            product_kind
+        };
+        self.normalise(kind, raw).map(|k| (k.key, k.prerelease))
+    }
+
     /// Normalises `raw` as seen from a source of `kind`; `None` only when `raw`
     /// is blank.
     pub fn normalise(&self, kind: &str, raw: &str) -> Option<ReleaseKey> {

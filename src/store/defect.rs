@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
+use crate::aggregate::{Contribution, DefectView};
 use crate::config::Config;
-use crate::metrics::aggregate::{Contribution, DefectView};
 use crate::model::time::Millis;
 
 /// One row of `defects`: raw values as the source gave them plus the keys
@@ -287,19 +287,6 @@ impl Row {
     pub fn contribution(&self, config: &Config) -> Option<Contribution> {
         self.borrowed().contribution(config)
     }
-}
-
-/// The release key of a raw release name from a source of `product_kind`.
-pub fn release_key(config: &Config, product_kind: &str, raw: &str) -> Option<(String, bool)> {
-    let kind = if product_kind.is_empty() {
-        "generic"
-    } else {
-        product_kind
-    };
-    config
-        .release_rules
-        .normalise(kind, raw)
-        .map(|k| (k.key, k.prerelease))
 }
 
 /// The configured stage names as a JSON array, the `stages` argument of

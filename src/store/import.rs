@@ -29,11 +29,12 @@ use super::defect::{self, InsertFirst, Row, RowRef, TEXT_COLUMNS};
 use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow, Upsert};
 use super::writeback::WriteBehind;
-use super::{Item, Outcome, writer};
+use super::{Outcome, writer};
 use crate::config::Config;
 use crate::model::event::{
     Change, Classification, DefectEvent, Ingress, ProductRef, ReleaseEvent, Status,
 };
+use crate::model::item::Item;
 use crate::model::time::Millis;
 
 /// Page cache while importing (KiB, SQLite's negative `cache_size`): the

@@ -7,10 +7,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::defect;
+use crate::aggregate::{Aggregates, Cold, Contribution, Rank, ReleaseAgg, ReleaseMeta, Staged};
 use crate::config::Config;
-use crate::metrics::aggregate::{
-    Aggregates, Cold, Contribution, Rank, ReleaseAgg, ReleaseMeta, Staged,
-};
 use crate::model::time::Millis;
 
 /// Re-derives every row's product and release keys when the product mapping or
@@ -39,7 +37,7 @@ pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Resul
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
             let product = config.product_for(&kind, &ns);
             let release = raw
-                .and_then(|raw| defect::release_key(config, &kind, &raw))
+                .and_then(|raw| config.release_rules.key(&kind, &raw))
                 .map(|(k, _)| k);
             rekeyed += update.execute(params![source, id, product, release])? as u64;
         }
@@ -55,7 +53,7 @@ pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Resul
         while let Some(r) = rows.next()? {
             let (kind, ns, raw): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
             let product = config.product_for(&kind, &ns);
-            let (release, pre) = match defect::release_key(config, &kind, &raw) {
+            let (release, pre) = match config.release_rules.key(&kind, &raw) {
                 Some((release, pre)) => (Some(release), pre),
                 None => (None, false),
             };

@@ -8,7 +8,6 @@
 
 mod bulk;
 mod defect;
-pub use defect::release_key;
 pub mod export;
 pub mod fault;
 pub mod health;
@@ -31,20 +30,14 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::metrics::aggregate::Aggregates;
 use crate::metrics::telemetry::Telemetry;
-use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
+use crate::model::event::Ingress;
+use crate::model::item::Item;
 use crate::model::time::Millis;
 pub use fault::Fault;
 pub use health::Health;
-
-/// One item of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Item {
-    Defect(DefectEvent),
-    Release(ReleaseEvent),
-}
 
 /// Everything one request writes: committed all-or-nothing.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::defect::Row;
 use super::schema::SCHEMA_VERSION;
+use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::metrics::aggregate::Aggregates;
 use crate::metrics::report::rfc3339;
 
 /// Opens `path` read-only and checks it holds this version's schema.

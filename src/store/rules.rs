@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use super::defect::{self, Row, RowRef};
+use super::defect::{Row, RowRef};
 use crate::config::Config;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
 use crate::model::time::Millis;
@@ -82,7 +82,7 @@ impl ReleaseKeys {
             Some(&at) => at,
             None => {
                 self.keys
-                    .push(defect::release_key(config, kind, raw).map(|(k, _)| k));
+                    .push(config.release_rules.key(kind, raw).map(|(k, _)| k));
                 names.insert(raw.to_owned(), self.keys.len() - 1);
                 self.keys.len() - 1
             }
@@ -348,7 +348,7 @@ pub(super) struct ReleaseTimeRow<'a> {
 impl<'a> ReleaseTimeRow<'a> {
     /// `None` when the release name is empty once normalised (counted stale).
     pub(super) fn of(config: &Config, ev: &'a ReleaseEvent) -> Option<Self> {
-        let (release, prerelease) = defect::release_key(config, &ev.product.kind, &ev.release)?;
+        let (release, prerelease) = config.release_rules.key(&ev.product.kind, &ev.release)?;
         Some(Self {
             ev,
             product: config.product_for(&ev.product.kind, &ev.product.namespace),

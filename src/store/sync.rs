@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::lock::{self, DbLock, ExclusiveOpenError};
-use super::{Batch, Item, Outcome, defect, schema, writer};
+use super::{Batch, Outcome, defect, schema, writer};
 use crate::config::Config;
 use crate::model::event::Ingress;
+use crate::model::item::Item;
 use crate::model::time::Millis;
 
 /// The scope of the row that marks a whole pass over a source.

@@ -17,11 +17,12 @@ use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
 use super::identity::FileIdentity;
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
-use super::{Batch, Command, Hold, Item, Outcome, StoreError, load, schema, space};
+use super::{Batch, Command, Hold, Outcome, StoreError, load, schema, space};
+use crate::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
 use crate::config::Config;
-use crate::metrics::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
 use crate::metrics::telemetry::Telemetry;
 use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
+use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
 
 /// Most requests folded into one transaction.

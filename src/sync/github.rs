@@ -15,8 +15,8 @@ use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::github::{self as adapter, Repo};
 use crate::ingest::webhook::{At, parse_time};
+use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::store::Item;
 
 /// The GitHub vendor, over one configuration.
 pub struct Github<'a> {

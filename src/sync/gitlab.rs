@@ -20,8 +20,8 @@ use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::gitlab::{self as adapter, Issue, Project};
 use crate::ingest::webhook::{At, parse_time};
+use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::store::Item;
 
 /// The GitLab vendor, over one configuration.
 pub struct Gitlab<'a> {

@@ -35,8 +35,8 @@ use crate::config::webhooks::JiraSearch;
 use crate::ingest::conventions;
 use crate::ingest::jira::{self as adapter, Marked};
 use crate::ingest::webhook::{At, parse_time};
+use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
-use crate::store::Item;
 
 /// A project: its numeric id and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]

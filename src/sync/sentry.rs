@@ -31,8 +31,8 @@ use crate::config::Config;
 use crate::ingest::sentry as adapter;
 use crate::ingest::webhook::{At, parse_time};
 use crate::model::event::ProductRef;
+use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
-use crate::store::Item;
 
 /// A resolved project: its numeric id and its slug (the product namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,10 @@
 
 use super::SyncError;
 use crate::model::event::Ingress;
+use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
 use crate::store::sync::{self as cursors, Cursor, Cursors, Local};
-use crate::store::{Batch, Item, Outcome, Store};
+use crate::store::{Batch, Outcome, Store};
 
 /// Where a pass writes.
 pub enum Sink<'a> {

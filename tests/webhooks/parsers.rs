@@ -7,8 +7,8 @@ use bug_escape_exporter::config::{Config, Settings};
 use bug_escape_exporter::ingest::webhook::{AdapterError, Parsed};
 use bug_escape_exporter::ingest::{github, gitlab, jira, sentry};
 use bug_escape_exporter::model::event::{Change, MAX_ID_LEN};
+use bug_escape_exporter::model::item::Item;
 use bug_escape_exporter::model::label::check_label;
-use bug_escape_exporter::store::Item;
 use proptest::prelude::*;
 use serde_json::Value;
 

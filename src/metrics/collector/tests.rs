@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 use prometheus_client::registry::Registry;
 
 use super::EscapeCollector;
+use crate::aggregate::{Aggregates, Class, Contribution, ReleaseMeta};
 use crate::config::{BandOverride, Config, ProductSettings, Settings, UnderReportingOverride};
-use crate::metrics::aggregate::{Aggregates, Class, Contribution, ReleaseMeta};
 use crate::model::time::Millis;
 
 const DAY: Millis = 86_400_000;
