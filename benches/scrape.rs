@@ -11,7 +11,7 @@ use bug_escape_exporter::aggregate::{Aggregates, Class, Contribution, ReleaseMet
 use bug_escape_exporter::config::{Config, Settings};
 use bug_escape_exporter::metrics::Metrics;
 use bug_escape_exporter::metrics::exposition::to_classic;
-use bug_escape_exporter::metrics::telemetry::Telemetry;
+use bug_escape_exporter::telemetry::Telemetry;
 
 const PRODUCTS: usize = 5;
 const RELEASES: usize = 20;

@@ -12,9 +12,9 @@ use crate::config::Config;
 use crate::http::write::{Unauthenticated, WriteQueue};
 use crate::http::{AppState, Shared, router};
 use crate::metrics::Metrics;
-use crate::metrics::telemetry::Telemetry;
 use crate::store::lock::{self, DbLock, LockError};
 use crate::store::{Store, WriterThread};
+use crate::telemetry::Telemetry;
 
 /// A built exporter, bound and ready to serve.
 pub struct Application {

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{SecondsFormat, TimeZone, Utc};
+use chrono::SecondsFormat;
 use serde_json::{Map, Value};
 
 use crate::import::{EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND, format};
@@ -132,10 +132,7 @@ fn write_all<W: Write>(db: &Path, format: Format, out: W) -> anyhow::Result<Coun
 }
 
 fn time(ms: Millis) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| ms.to_string())
+    crate::model::time::format_rfc3339(ms, SecondsFormat::AutoSi).unwrap_or_else(|| ms.to_string())
 }
 
 enum Sink<W: Write> {

@@ -37,3 +37,4 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod telemetry;

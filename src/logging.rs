@@ -16,7 +16,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use crate::cli::LogFormat;
 use crate::cli::LogLevel;
-use crate::metrics::telemetry::log_lines_dropped;
+use crate::model::time::{format_rfc3339, now_ms};
+use crate::telemetry::log_lines_dropped;
 
 /// Installs the global subscriber: `level` (with `tower_http` at `warn`
 /// unless `level` is `error`) in `format`; `BUG_ESCAPE_LOG`, an `EnvFilter`
@@ -74,7 +75,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = format_rfc3339(now_ms(), chrono::SecondsFormat::Millis).unwrap_or_default();
         write!(
             writer,
             "ts={now} level={} target={}",

@@ -44,7 +44,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::http::body::discard;
 use crate::http::edge::{App, serve_one};
-use crate::metrics::telemetry::Telemetry;
+use crate::telemetry::Telemetry;
 
 /// Connections served beyond `max_connections`, one probe request each.
 pub const RESERVE: usize = 32;

@@ -22,8 +22,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::aggregate::Aggregates;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::metrics::telemetry::Telemetry;
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 
 /// What every handler shares: one reference-counted [`Shared`], so the
 /// clones axum makes per request (each layer, route and `State` extractor)

@@ -19,10 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::AppState;
 use super::body::read_limited;
 use super::error::AppError;
-use crate::metrics::telemetry::Telemetry;
 use crate::model::event::Ingress;
 use crate::model::item::Item;
 use crate::store::{Batch, Outcome, StoreError};
+use crate::telemetry::Telemetry;
 
 /// A bound on request bytes held at once, exported as a pair of gauges
 /// (held, capacity). The write queue and the unauthenticated budget are two.

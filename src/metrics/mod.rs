@@ -16,8 +16,8 @@ use prometheus_client::registry::Registry;
 
 use crate::aggregate::Aggregates;
 use crate::config::Config;
+use crate::telemetry::Telemetry;
 use collector::EscapeCollector;
-use telemetry::Telemetry;
 
 /// The registry behind `/metrics`.
 pub struct Metrics {
@@ -33,7 +33,7 @@ impl Metrics {
         telemetry: &Telemetry,
     ) -> Self {
         let mut registry = Registry::default();
-        telemetry.register(&mut registry);
+        telemetry::register(telemetry, &mut registry);
         registry.register_collector(Box::new(EscapeCollector::new(config, aggregates)));
         registry.register_collector(Box::new(process::ProcessCollector));
         Self { registry }

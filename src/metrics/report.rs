@@ -3,6 +3,7 @@
 //! gauges, so every number equals its sample on `/metrics`. Shared by the
 //! `report` sub-command, `GET /api/v1/releases` and the summary page.
 
+use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::collector::{ProductView, Selection, escaped};
@@ -10,7 +11,7 @@ use super::formula;
 use crate::aggregate::ReleaseAgg;
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
-use crate::model::time::Millis;
+use crate::model::time::format_rfc3339;
 
 /// Where an escape rate falls among a product's bands (docs/semantics.md):
 /// a rate equal to a bound belongs to the lower band, except at `strong`
@@ -130,12 +131,6 @@ pub struct Report {
     pub products: Vec<ProductRow>,
 }
 
-/// `ms` as RFC 3339 (UTC, `Z`).
-pub fn rfc3339(ms: Millis) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
 /// The report of `sel`, restricted to `product` when given.
 pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Report {
     let mut releases = Vec::new();
@@ -226,7 +221,9 @@ fn release_row(
         upper: wilson.map(|w| w.1),
         band: rate.map(|x| Band::of(x, bands)),
         small_sample: t < bands.min_defects,
-        released_at: r.release_time.and_then(rfc3339),
+        released_at: r
+            .release_time
+            .and_then(|t| format_rfc3339(t, SecondsFormat::AutoSi)),
         leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
         leakiest_stage_leak: leakiest.map(|(_, l)| l),
         leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(product, k).to_owned()),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
 use super::identity::FileIdentity;
-use crate::metrics::telemetry::Telemetry;
+use crate::telemetry::Telemetry;
 
 /// The writer's state as seen from outside.
 #[derive(Debug)]

@@ -32,10 +32,10 @@ use tokio::sync::oneshot;
 
 use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::metrics::telemetry::Telemetry;
 use crate::model::event::Ingress;
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::telemetry::Telemetry;
 pub use fault::Fault;
 pub use health::Health;
 

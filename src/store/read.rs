@@ -12,7 +12,7 @@ use super::defect::Row;
 use super::schema::SCHEMA_VERSION;
 use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::metrics::report::rfc3339;
+use crate::model::time::format_rfc3339;
 
 /// Opens `path` read-only and checks it holds this version's schema.
 ///
@@ -199,8 +199,8 @@ impl From<Row> for StoredDefect {
             team: r.team,
             status: r.status,
             deleted: r.deleted,
-            found_at: rfc3339(r.found_at),
-            updated_at: rfc3339(r.updated_at),
+            found_at: format_rfc3339(r.found_at, chrono::SecondsFormat::AutoSi),
+            updated_at: format_rfc3339(r.updated_at, chrono::SecondsFormat::AutoSi),
         }
     }
 }

@@ -20,10 +20,10 @@ use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Batch, Command, Hold, Outcome, StoreError, load, schema, space};
 use crate::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
 use crate::config::Config;
-use crate::metrics::telemetry::Telemetry;
 use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
 use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
+use crate::telemetry::Telemetry;
 
 /// Most requests folded into one transaction.
 const MAX_GROUP: usize = 512;

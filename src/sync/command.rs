@@ -8,9 +8,9 @@ use std::io::{IsTerminal, Write};
 
 use super::{Options, Progress, Sink, Source, Summary, pass};
 use crate::config::Config;
-use crate::metrics::sync::SyncTelemetry;
 use crate::store::lock::{ExclusiveOpenError, LockError};
 use crate::store::sync::Local;
+use crate::telemetry::sync::SyncTelemetry;
 
 /// Exit status: the pass completed, every item applied.
 pub const EXIT_OK: u8 = 0;

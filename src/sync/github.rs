@@ -45,9 +45,8 @@ impl<'a> Github<'a> {
 /// `since` as GitHub reads it: ISO 8601, whole seconds (its times have no
 /// fraction), rounded down so the boundary item is listed again.
 fn since_param(at: Millis) -> String {
-    chrono::DateTime::from_timestamp(at.div_euclid(1000), 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 impl Vendor for Github<'_> {

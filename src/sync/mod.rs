@@ -37,12 +37,12 @@ use std::collections::HashSet;
 
 use crate::config::Config;
 use crate::ingest::FieldError;
-use crate::metrics::sync::SyncTelemetry;
 use crate::model::event::{Change, DefectEvent, Ingress};
 use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
 use crate::store::Outcome;
 use crate::store::sync::{Cursor, WHOLE_SOURCE};
+use crate::telemetry::sync::SyncTelemetry;
 use client::{Answer, Client};
 use redact::Redact;
 use serde_json::Value;
@@ -59,7 +59,7 @@ pub enum Source {
 }
 
 impl Source {
-    /// Every source, in the order of `metrics::sync::SOURCES`.
+    /// Every source, in the order of `telemetry::sync::SOURCES`.
     pub const ALL: &[Source] = &[Source::Github, Source::Gitlab, Source::Jira, Source::Sentry];
 
     /// The label value (`github`).
@@ -316,7 +316,7 @@ impl SyncError {
 /// A time for messages (RFC 3339).
 fn time(at: Millis) -> String {
     // A server's reset can be any number: one past the calendar is said so.
-    crate::metrics::report::rfc3339(at)
+    crate::model::time::format_rfc3339(at, chrono::SecondsFormat::AutoSi)
         .unwrap_or_else(|| format!("a time past any date ({at} ms after 1970)"))
 }
 
@@ -738,7 +738,7 @@ mod tests {
     fn every_source_has_its_metrics_initialised() {
         use clap::ValueEnum;
         let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, crate::metrics::sync::SOURCES);
+        assert_eq!(names, crate::telemetry::sync::SOURCES);
         assert_eq!(Source::ALL, Source::value_variants());
     }
 }

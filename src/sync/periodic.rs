@@ -18,10 +18,10 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::{Options, PassResult, Quiet, Sink, Source, pass};
 use crate::config::Config;
-use crate::metrics::telemetry::Telemetry;
 use crate::model::time::now_ms;
 use crate::store::Store;
 use crate::store::sync::Cursors;
+use crate::telemetry::Telemetry;
 
 /// Sets `bug_escape_sync_last_success_timestamp_seconds` from the cursor table.
 pub async fn restore(config: &Config, telemetry: &Telemetry) -> anyhow::Result<()> {

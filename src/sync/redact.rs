@@ -77,7 +77,7 @@ impl Redact {
             }
             // A server echoing a token inside a URL sends it encoded: as a
             // form value (`+` for a space) or percent-encoded in either case.
-            let form: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            let form = super::origin::encode(&s);
             for encoded in [form, percent(&s, false), percent(&s, true)] {
                 if encoded != s {
                     all.push(encoded);
@@ -239,17 +239,21 @@ pub fn excerpt(text: &str, max: usize) -> String {
 /// `s` percent-encoded (everything but unreserved characters), with upper-
 /// or lowercase hex digits.
 fn percent(s: &str, lower: bool) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else if lower {
-            out.push_str(&format!("%{b:02x}"));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    // The encoder writes each escape as its own piece: only those are lowered.
+    percent_encoding::utf8_percent_encode(s, RESERVED)
+        .map(|piece| {
+            if lower && piece.starts_with('%') {
+                piece.to_ascii_lowercase()
+            } else {
+                piece.to_owned()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

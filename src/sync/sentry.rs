@@ -100,10 +100,9 @@ fn query(since: Option<Millis>) -> String {
     let Some(at) = since else {
         return String::new();
     };
-    let t = chrono::DateTime::from_timestamp(at.div_euclid(1000), 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    form_urlencoded::byte_serialize(format!("lastSeen:>={t}").as_bytes()).collect()
+    let t = crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    super::origin::encode(&format!("lastSeen:>={t}"))
 }
 
 impl Vendor for Sentry<'_> {

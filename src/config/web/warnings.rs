@@ -111,10 +111,8 @@ pub fn certificates(key: &str, chain: &[CertificateDer<'_>], now: i64) -> Vec<Wa
 
 /// `secs` as an RFC 3339 date and time (UTC).
 fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
-        || format!("{secs} s after the epoch"),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
+    crate::model::time::format_rfc3339(secs.saturating_mul(1000), chrono::SecondsFormat::Secs)
+        .unwrap_or_else(|| format!("{secs} s after the epoch"))
 }
 
 #[cfg(test)]
