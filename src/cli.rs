@@ -106,6 +106,9 @@ fn parse_since(v: &str) -> Result<i64, String> {
     })
 }
 
+/// `healthcheck --url` when none is given: the default listener's readiness.
+pub const DEFAULT_HEALTHCHECK_URL: &str = "http://127.0.0.1:10941/readyz";
+
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -249,7 +252,7 @@ pub enum Command {
         #[arg(
             long,
             env = "BUG_ESCAPE_HEALTHCHECK_URL",
-            default_value = crate::healthcheck::DEFAULT_URL,
+            default_value = DEFAULT_HEALTHCHECK_URL,
             value_name = "URL",
             value_parser = Utf8(text)
         )]

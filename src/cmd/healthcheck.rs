@@ -6,13 +6,41 @@
 //! request, `Connection: close`, the status line is all that decides. Only
 //! `http://` URLs are understood; `https://` is refused with a message.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The URL asked when none is given: the default listener's readiness.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:10941/readyz";
+use super::{complain, say};
+
+/// `healthcheck`: 0 when `url` answers 200, else 1 with the reason on stderr.
+pub fn run(url: &str, timeout: Duration) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            complain(&format!("unreachable: cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(probe(url, timeout));
+    // A name lookup still running on the blocking pool after the timeout
+    // must not hold the exit.
+    runtime.shutdown_background();
+    match verdict(url, &result) {
+        (true, line) => {
+            say(&line);
+            ExitCode::SUCCESS
+        }
+        (false, line) => {
+            complain(&line);
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// At most this much of the answer is read (status line, headers, a body
 /// excerpt for the message).

@@ -4,12 +4,54 @@
 //!
 //! [`metrics::report`]: crate::metrics::report
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::complain;
 
 use crate::cli::ReportFormat;
 use crate::config::Config;
 use crate::metrics::collector::select;
 use crate::metrics::report::{Band, Report, build};
+
+/// `report`: the escape-rate report of a database, read-only.
+pub fn run(
+    file: Option<&Path>,
+    db: Option<PathBuf>,
+    product: Option<&str>,
+    format: ReportFormat,
+) -> ExitCode {
+    let config = match super::load(file, &super::db_only(db)) {
+        Ok(c) => c,
+        Err(e) => {
+            complain(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let built = match load(&config, product) {
+        Ok(r) => r,
+        Err(e) => {
+            complain(&format!("{e:#}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let colour = colour_wanted(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let mut out = stdout.lock();
+    match write(&mut out, &built, format, colour).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            complain(&format!("cannot write the report: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Builds the report of `config.db` (only `product` when given).
 pub fn load(config: &Config, product: Option<&str>) -> anyhow::Result<Report> {

@@ -1,0 +1,125 @@
+//! The sub-commands, one file each: what `main` dispatches to once the
+//! command line is parsed and logging runs. Each loads its configuration,
+//! does its work and turns the outcome into an exit status and a line on
+//! stdout or stderr. `import`, `export` and `sync` are run by their modules.
+
+pub mod check_config;
+pub mod healthcheck;
+pub mod report;
+pub mod serve;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::Command;
+use crate::config::{Config, Overrides, Settings};
+
+/// Runs `command` and returns its exit status.
+pub fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Healthcheck { url, timeout } => healthcheck::run(&url, timeout),
+        Command::Report {
+            db,
+            config,
+            product,
+            format,
+        } => report::run(config.as_deref(), db, product.as_deref(), format),
+        Command::Import {
+            db,
+            config,
+            format,
+            chunk_size,
+            files,
+        } => match load(config.as_deref(), &db_only(db)) {
+            Ok(c) => ExitCode::from(crate::import::run(c, &files, format, chunk_size)),
+            Err(e) => fail(&e, crate::import::EXIT_ERROR),
+        },
+        Command::Sync {
+            source,
+            db,
+            config,
+            since,
+            full,
+        } => match load(config.as_deref(), &db_only(db)) {
+            Ok(c) => ExitCode::from(crate::sync::command::run(
+                c,
+                source,
+                crate::sync::Options { since, full },
+            )),
+            Err(e) => fail(&e, crate::sync::command::EXIT_ERROR),
+        },
+        Command::Export {
+            db,
+            config,
+            format,
+            output,
+        } => match load(config.as_deref(), &db_only(db)) {
+            Ok(c) => ExitCode::from(crate::export::run(&c.db, format, output.as_deref())),
+            Err(e) => fail(&e, crate::import::EXIT_ERROR),
+        },
+        Command::CheckConfig {
+            config,
+            web_config_file,
+        } => check_config::run(config.as_deref(), web_config_file),
+        Command::Serve {
+            listen,
+            telemetry_path,
+            db,
+            config,
+            web_config_file,
+        } => serve::run(
+            config.as_deref(),
+            &Overrides {
+                listen,
+                telemetry_path,
+                db,
+                web_config_file,
+            },
+        ),
+    }
+}
+
+/// The exit status of `command` when its configuration cannot be used.
+pub fn config_failure(command: &Command) -> ExitCode {
+    match command {
+        Command::Import { .. } | Command::Export { .. } => {
+            ExitCode::from(crate::import::EXIT_ERROR)
+        }
+        Command::Sync { .. } => ExitCode::from(crate::sync::command::EXIT_ERROR),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The flags of a command that overrides only the database.
+fn db_only(db: Option<std::path::PathBuf>) -> Overrides {
+    Overrides {
+        db,
+        ..Overrides::default()
+    }
+}
+
+/// Says `e` on stderr and exits with `code`.
+fn fail(e: &str, code: u8) -> ExitCode {
+    complain(e);
+    ExitCode::from(code)
+}
+
+/// The configuration of `file` (the embedded defaults when `None`) with the
+/// command line's `flags` over it.
+fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, String> {
+    let settings =
+        Settings::load(file, flags).map_err(|e| format!("invalid configuration: {e}"))?;
+    Config::from_settings(settings).map_err(|e| format!("invalid configuration: {e}"))
+}
+
+/// Prints to stdout; a failing stdout is ignored (`println!` would panic).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Prints to stderr; a failing stderr is ignored (`eprintln!` would panic).
+pub fn complain(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
