@@ -1,4 +1,6 @@
-//! Command-line interface.
+//! Command-line interface: clap's argument types only. It reads nothing
+//! of the crate but the build's version and `model::time`'s parser (for
+//! `sync --since`); [`crate::cmd`] turns its values into each module's types.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,13 +103,39 @@ fn timeout(v: &str) -> Result<Duration, String> {
 
 /// `sync --since`: a vendor time format (RFC 3339, a date).
 fn parse_since(v: &str) -> Result<i64, String> {
-    crate::ingest::webhook::parse_time(v).ok_or_else(|| {
+    crate::model::time::parse_time(v).ok_or_else(|| {
         format!("`{v}` is not a time (RFC 3339 such as 2024-05-01T00:00:00Z, or a date)")
     })
 }
 
 /// `healthcheck --url` when none is given: the default listener's readiness.
 pub const DEFAULT_HEALTHCHECK_URL: &str = "http://127.0.0.1:10941/readyz";
+
+/// `import --format` and `export --format`: the two formats `import` reads
+/// and `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// A header row naming the fields, then one row per event.
+    Csv,
+}
+
+/// `import --chunk-size` when none is given: events sorted and folded at
+/// once (the whole import is one transaction), large enough that each
+/// defect's events mostly meet in one chunk and the rows are written in long
+/// runs of key order, small enough that a chunk's parsed events (a few
+/// hundred bytes each) stay a bounded amount of memory.
+pub const DEFAULT_CHUNK_SIZE: usize = 250_000;
+
+/// `sync`'s source: the vendors `sync` knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncSource {
+    Github,
+    Gitlab,
+    Jira,
+    Sentry,
+}
 
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -189,11 +217,11 @@ pub enum Command {
         /// Format of every input; default: by extension (.ndjson, .jsonl,
         /// .csv), NDJSON for standard input.
         #[arg(long, value_enum)]
-        format: Option<crate::import::Format>,
+        format: Option<FileFormat>,
         /// Events sorted and folded in memory at once (a few hundred bytes
         /// each): lower it to bound memory, raise it for fewer, longer runs
         /// of writes. The import is one transaction whatever its value.
-        #[arg(long, default_value_t = crate::import::BATCH, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=10_000_000), |n| n as usize))]
+        #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=10_000_000), |n| n as usize))]
         chunk_size: usize,
         /// Files to import, in order; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
@@ -211,7 +239,7 @@ pub enum Command {
         config: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "ndjson")]
-        format: crate::import::Format,
+        format: FileFormat,
         /// Write to this file (replaced whole once complete) instead of
         /// standard output.
         #[arg(long, value_name = "FILE")]
@@ -228,7 +256,7 @@ pub enum Command {
     Sync {
         /// The source to read.
         #[arg(value_enum)]
-        source: crate::sync::Source,
+        source: SyncSource,
         /// SQLite database file; default ./bug-escape.db (or the `db` key).
         #[arg(long)]
         db: Option<PathBuf>,

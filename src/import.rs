@@ -6,7 +6,7 @@
 //!
 //! A pipeline of threads: one reads the files into chunks of lines, parsers
 //! (one per core) check them, and this thread puts the parsed chunks back in
-//! order and applies them in transactions of [`BATCH`] events. A rejected line
+//! order and applies them in transactions of `--chunk-size` events. A rejected line
 //! is reported on stderr (file, line, field, reason) and skipped; the good
 //! lines around it are imported.
 
@@ -38,11 +38,6 @@ mod restore_tests;
 
 use lines::{Line, MAX_LINE_BYTES, read_line};
 
-/// Events sorted and folded at once (the whole import is one transaction):
-/// large enough that each defect's events mostly meet in one chunk and the
-/// rows are written in long runs of key order, small enough that a chunk's
-/// parsed events (a few hundred bytes each) stay a bounded amount of memory.
-pub const BATCH: usize = 250_000;
 /// Lines a parser takes at once.
 const CHUNK: usize = 2_048;
 

@@ -11,7 +11,7 @@ pub mod serve;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use crate::cli::{Command, FileFormat, SyncSource};
 use crate::config::{Config, Overrides, Settings};
 
 /// Runs `command` and returns its exit status.
@@ -31,7 +31,12 @@ pub fn run(command: Command) -> ExitCode {
             chunk_size,
             files,
         } => match load(config.as_deref(), &db_only(db)) {
-            Ok(c) => ExitCode::from(crate::import::run(c, &files, format, chunk_size)),
+            Ok(c) => ExitCode::from(crate::import::run(
+                c,
+                &files,
+                format.map(file_format),
+                chunk_size,
+            )),
             Err(e) => fail(&e, crate::import::EXIT_ERROR),
         },
         Command::Sync {
@@ -43,7 +48,7 @@ pub fn run(command: Command) -> ExitCode {
         } => match load(config.as_deref(), &db_only(db)) {
             Ok(c) => ExitCode::from(crate::sync::command::run(
                 c,
-                source,
+                sync_source(source),
                 crate::sync::Options { since, full },
             )),
             Err(e) => fail(&e, crate::sync::command::EXIT_ERROR),
@@ -54,7 +59,11 @@ pub fn run(command: Command) -> ExitCode {
             format,
             output,
         } => match load(config.as_deref(), &db_only(db)) {
-            Ok(c) => ExitCode::from(crate::export::run(&c.db, format, output.as_deref())),
+            Ok(c) => ExitCode::from(crate::export::run(
+                &c.db,
+                file_format(format),
+                output.as_deref(),
+            )),
             Err(e) => fail(&e, crate::import::EXIT_ERROR),
         },
         Command::CheckConfig {
@@ -87,6 +96,24 @@ pub fn config_failure(command: &Command) -> ExitCode {
         }
         Command::Sync { .. } => ExitCode::from(crate::sync::command::EXIT_ERROR),
         _ => ExitCode::FAILURE,
+    }
+}
+
+/// `import`'s and `export`'s format, as the import module names it.
+fn file_format(f: FileFormat) -> crate::import::Format {
+    match f {
+        FileFormat::Ndjson => crate::import::Format::Ndjson,
+        FileFormat::Csv => crate::import::Format::Csv,
+    }
+}
+
+/// `sync`'s source, as the sync module names it.
+fn sync_source(s: SyncSource) -> crate::sync::Source {
+    match s {
+        SyncSource::Github => crate::sync::Source::Github,
+        SyncSource::Gitlab => crate::sync::Source::Gitlab,
+        SyncSource::Jira => crate::sync::Source::Jira,
+        SyncSource::Sentry => crate::sync::Source::Sentry,
     }
 }
 

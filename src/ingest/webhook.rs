@@ -4,7 +4,6 @@
 
 use super::json_kind;
 use axum::http::HeaderMap;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::FieldError;
@@ -12,7 +11,7 @@ use super::conventions;
 use crate::config::Config;
 use crate::model::event::{MAX_ID_LEN, ProductRef, ReleaseEvent};
 use crate::model::item::Item;
-use crate::model::time::{MAX_FUTURE_MS, Millis};
+use crate::model::time::{MAX_FUTURE_MS, Millis, parse_time};
 
 /// What an adapter made of one delivery.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -341,33 +340,6 @@ pub fn release_event(
         })],
         ..Parsed::default()
     })
-}
-
-/// Parses the time formats vendors send: RFC 3339 (GitHub, Sentry), GitLab's
-/// `2020-06-05 08:09:16 UTC`, Jira's `2013-03-27T16:53:58.301+0000`, and a date
-/// alone (midnight UTC).
-pub fn parse_time(v: &str) -> Option<Millis> {
-    let v = v.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.timestamp_millis());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
-        if let Ok(t) = DateTime::parse_from_str(v, f) {
-            return Some(t.timestamp_millis());
-        }
-    }
-    if let Some(naive) = v.strip_suffix(" UTC") {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f") {
-            return Some(Utc.from_utc_datetime(&t).timestamp_millis());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Some(
-            Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
-                .timestamp_millis(),
-        );
-    }
-    None
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use super::client::{Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::github::{self as adapter, Repo};
-use crate::ingest::webhook::{At, parse_time};
+use crate::ingest::webhook::At;
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::model::time::parse_time;
 
 /// The GitHub vendor, over one configuration.
 pub struct Github<'a> {

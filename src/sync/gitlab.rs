@@ -19,9 +19,10 @@ use super::client::{self, Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::gitlab::{self as adapter, Issue, Project};
-use crate::ingest::webhook::{At, parse_time};
+use crate::ingest::webhook::At;
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::model::time::parse_time;
 
 /// The GitLab vendor, over one configuration.
 pub struct Gitlab<'a> {

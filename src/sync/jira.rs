@@ -34,8 +34,9 @@ use crate::config::Config;
 use crate::config::webhooks::JiraSearch;
 use crate::ingest::conventions;
 use crate::ingest::jira::{self as adapter, Marked};
-use crate::ingest::webhook::{At, parse_time};
+use crate::ingest::webhook::At;
 use crate::model::item::Item;
+use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
 
 /// A project: its numeric id and its key.

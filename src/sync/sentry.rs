@@ -29,9 +29,10 @@ use super::client::{Answer, endpoint};
 use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::ingest::sentry as adapter;
-use crate::ingest::webhook::{At, parse_time};
+use crate::ingest::webhook::At;
 use crate::model::event::ProductRef;
 use crate::model::item::Item;
+use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
 
 /// A resolved project: its numeric id and its slug (the product namespace).
