@@ -142,9 +142,18 @@ impl Application {
         tracing::info!(%addr, scheme, db = %self.state.config.db.display(), "serving");
         // What the start-up load allocated and freed goes back to the system.
         tokio::task::spawn_blocking(crate::memory::release_freed);
-        tokio::spawn(crate::memory::trim_after_bursts(
+        let (queue, unauthenticated) = (
             self.state.write_queue.clone(),
             self.state.unauthenticated.clone(),
+        );
+        let burst_ended = move || {
+            // Both are asked (each clears its flag).
+            let wrote = queue.idle_after_writes();
+            let read = unauthenticated.idle_after_reads();
+            wrote || read
+        };
+        tokio::spawn(crate::memory::trim_after_bursts(
+            burst_ended,
             std::time::Duration::from_secs(2),
         ));
         let config = &self.state.config;

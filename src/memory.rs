@@ -5,23 +5,15 @@
 
 use std::time::Duration;
 
-use crate::http::write::{Unauthenticated, WriteQueue};
-
-/// Every `every`, when writes (or unauthenticated webhook bodies) came since
-/// the last look and none is held now, returns freed memory to the system.
-/// Runs until the runtime stops.
-pub async fn trim_after_bursts(
-    queue: WriteQueue,
-    unauthenticated: Unauthenticated,
-    every: Duration,
-) {
+/// Every `every`, when `burst_ended` says a burst of writes (or of
+/// unauthenticated webhook bodies) came since the last look and none is held
+/// now, returns freed memory to the system. Runs until the runtime stops. The
+/// caller says what a burst is, so this module needs nothing of the HTTP edge.
+pub async fn trim_after_bursts(mut burst_ended: impl FnMut() -> bool, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        // Both are asked (each clears its flag).
-        let wrote = queue.idle_after_writes();
-        let read = unauthenticated.idle_after_reads();
-        if wrote || read {
+        if burst_ended() {
             let _ = tokio::task::spawn_blocking(release_freed).await;
         }
     }

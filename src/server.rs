@@ -184,17 +184,15 @@ impl Ctx {
     async fn serve(self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         self.telemetry.connection_opened();
         let (id, activity) = self.registry.add();
-        serve_connection(
-            stream,
+        let conn = Connection {
             peer,
-            self.router,
-            self.limits,
-            self.tls,
-            self.stop,
-            &self.registry,
+            router: self.router,
+            limits: self.limits,
+            stop: self.stop,
             activity,
-        )
-        .await;
+            epoch: self.registry.epoch,
+        };
+        serve_connection(stream, self.tls, conn).await;
         self.registry.remove(id);
         self.telemetry.connection_closed();
         drop((permit, self.alive));
@@ -393,26 +391,29 @@ async fn idle(activity: &Activity, epoch: Instant, idle: Duration) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_connection(
-    stream: TcpStream,
+/// One served connection: whom it is from, what answers it, what bounds and
+/// ends it.
+struct Connection {
     peer: SocketAddr,
     router: App,
     limits: Limits,
-    tls: Option<TlsAcceptor>,
-    mut stop: watch::Receiver<bool>,
-    registry: &Registry,
+    stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
-) {
-    let epoch = registry.epoch;
+    /// The registry's clock origin, which `activity` times are counted from.
+    epoch: Instant,
+}
+
+/// Serves `stream`, after a TLS handshake when `tls` is set.
+async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, mut conn: Connection) {
     let tracked = Tracked {
         inner: stream,
-        activity: activity.clone(),
-        epoch,
+        activity: conn.activity.clone(),
+        epoch: conn.epoch,
     };
     let Some(acceptor) = tls else {
-        return serve_http(tracked, peer, router, limits, stop, activity, epoch).await;
+        return serve_http(tracked, conn).await;
     };
+    let (peer, limits, activity) = (conn.peer, conn.limits, conn.activity.clone());
     // The handshake holds the slot like a request head does: bounded by the
     // header timeout, ended by eviction or shutdown.
     let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tracked));
@@ -432,23 +433,24 @@ async fn serve_connection(
             tracing::debug!(%peer, "connection closed during its TLS handshake to make room");
             return;
         }
-        _ = stop.changed() => return,
+        _ = conn.stop.changed() => return,
     };
-    serve_http(stream, peer, router, limits, stop, activity, epoch).await;
+    serve_http(stream, conn).await;
 }
 
 /// HTTP/1.1 on an accepted (and, with TLS, handshaken) connection.
-async fn serve_http<I>(
-    io: I,
-    peer: SocketAddr,
-    router: App,
-    limits: Limits,
-    mut stop: watch::Receiver<bool>,
-    activity: Arc<Activity>,
-    epoch: Instant,
-) where
+async fn serve_http<I>(io: I, conn: Connection)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Connection {
+        peer,
+        router,
+        limits,
+        mut stop,
+        activity,
+        epoch,
+    } = conn;
     let io = TokioIo::new(io);
     let service = {
         let activity = activity.clone();
