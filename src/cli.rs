@@ -101,7 +101,7 @@ fn timeout(v: &str) -> Result<Duration, String> {
 
 /// `sync --since`: a vendor time format (RFC 3339, a date).
 fn parse_since(v: &str) -> Result<i64, String> {
-    crate::ingest::webhook::parse_time(v).ok_or_else(|| {
+    crate::sources::webhook::parse_time(v).ok_or_else(|| {
         format!("`{v}` is not a time (RFC 3339 such as 2024-05-01T00:00:00Z, or a date)")
     })
 }
@@ -225,7 +225,7 @@ pub enum Command {
     Sync {
         /// The source to read.
         #[arg(value_enum)]
-        source: crate::sync::Source,
+        source: crate::sources::Source,
         /// SQLite database file; default ./bug-escape.db (or the `db` key).
         #[arg(long)]
         db: Option<PathBuf>,

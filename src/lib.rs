@@ -2,8 +2,11 @@
 //!
 //! Modules, in the order an event flows through them:
 //! - [`http`]: routes, request bodies, auth, `AppError` → JSON.
-//! - [`ingest`]: each source's payload → [`model::event`] items; `http::write`
-//!   holds the one write path and the write queue's bound.
+//! - [`ingest`]: the generic API's payload → [`model::event`] items;
+//!   `http::write` holds the one write path and the write queue's bound.
+//! - [`sources`]: the vendors (GitHub, GitLab, Jira, Sentry), one folder
+//!   each: webhook conversion and authentication, and the `sync` listing
+//!   from their REST APIs; `serve`'s periodic reconcile.
 //! - [`model`]: validated domain values (stages, release names, events).
 //! - [`store`]: the single SQLite writer thread; group commits; updates the
 //!   aggregates after each commit.
@@ -12,9 +15,7 @@
 //! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
 //!   shutdown, log output that never fails.
 //! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
-//! - [`sync`]: the `sync` sub-command and `serve`'s periodic reconcile:
-//!   vendors' REST APIs through the webhook adapters' conversions and the
-//!   writer's rules.
+//! - [`cmd`]: sub-commands that run once (`sync`).
 //! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
 //!   and out of the store, through the generic API's parser and the writer's
 //!   rules).
@@ -23,6 +24,7 @@ pub mod aggregate;
 pub mod app;
 pub mod build;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod export;
 pub mod healthcheck;
@@ -35,5 +37,5 @@ pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod server;
+pub mod sources;
 pub mod store;
-pub mod sync;

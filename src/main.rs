@@ -57,14 +57,14 @@ fn main() -> ExitCode {
                 ..Overrides::default()
             };
             match load(config.as_deref(), &flags) {
-                Ok(c) => ExitCode::from(bug_escape_exporter::sync::command::run(
+                Ok(c) => ExitCode::from(bug_escape_exporter::cmd::sync::run(
                     c,
                     source,
-                    bug_escape_exporter::sync::Options { since, full },
+                    bug_escape_exporter::sources::Options { since, full },
                 )),
                 Err(e) => {
                     complain(&e);
-                    ExitCode::from(bug_escape_exporter::sync::command::EXIT_ERROR)
+                    ExitCode::from(bug_escape_exporter::cmd::sync::EXIT_ERROR)
                 }
             }
         }
@@ -175,7 +175,7 @@ fn config_failure(command: &Command) -> ExitCode {
         Command::Import { .. } | Command::Export { .. } => {
             ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
         }
-        Command::Sync { .. } => ExitCode::from(bug_escape_exporter::sync::command::EXIT_ERROR),
+        Command::Sync { .. } => ExitCode::from(bug_escape_exporter::cmd::sync::EXIT_ERROR),
         _ => ExitCode::FAILURE,
     }
 }

@@ -25,14 +25,14 @@
 
 use serde_json::Value;
 
-use super::client::{Answer, endpoint};
-use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
-use crate::ingest::sentry as adapter;
-use crate::ingest::webhook::{At, parse_time};
 use crate::model::event::ProductRef;
 use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
+use crate::sources::client::{Answer, endpoint};
+use crate::sources::sentry::webhook as adapter;
+use crate::sources::webhook::{At, parse_time};
+use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// A resolved project: its numeric id and its slug (the product namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::{Options, Progress, Sink, Source, Summary, pass};
 use crate::config::Config;
 use crate::metrics::sync::SyncTelemetry;
+use crate::sources::{Options, Progress, Sink, Source, Summary, pass};
 use crate::store::lock::{ExclusiveOpenError, LockError};
 use crate::store::sync::Local;
 

@@ -1,0 +1,3 @@
+//! The sub-commands that run once and exit (each beside `serve` in `main`).
+
+pub mod sync;
