@@ -25,7 +25,7 @@ pub struct Application {
     /// Released after the writer has closed the database.
     lock: DbLock,
     /// Faults tests inject into the periodic reconcile.
-    reconcile_faults: Arc<crate::sync::periodic::Faults>,
+    reconcile_faults: Arc<crate::sources::periodic::Faults>,
 }
 
 impl Application {
@@ -48,7 +48,7 @@ impl Application {
                 .await??
         };
         // What a standalone `sync` recorded shows before serve's own passes.
-        if let Err(e) = crate::sync::periodic::restore(&config, &telemetry).await {
+        if let Err(e) = crate::sources::periodic::restore(&config, &telemetry).await {
             tracing::warn!(error = %e, "cannot read the sync cursors");
         }
         let metrics = Arc::new(Metrics::new(config.clone(), aggregates.clone(), &telemetry));
@@ -119,7 +119,7 @@ impl Application {
 
     /// The periodic reconcile's fault switches (tests make a pass panic).
     #[doc(hidden)]
-    pub fn reconcile_faults(&self) -> Arc<crate::sync::periodic::Faults> {
+    pub fn reconcile_faults(&self) -> Arc<crate::sources::periodic::Faults> {
         self.reconcile_faults.clone()
     }
 
@@ -165,7 +165,7 @@ impl Application {
         };
         let telemetry = self.state.telemetry.clone();
         let tls = config.web.tls.clone();
-        let reconcile = crate::sync::periodic::spawn(
+        let reconcile = crate::sources::periodic::spawn(
             config.clone(),
             self.state.store.clone(),
             telemetry.clone(),

@@ -2,8 +2,11 @@
 //!
 //! Modules, in the order an event flows through them:
 //! - [`http`]: routes, request bodies, auth, `AppError` → JSON.
-//! - [`ingest`]: each source's payload → [`model::event`] items; `http::write`
-//!   holds the one write path and the write queue's bound.
+//! - [`ingest`]: the generic API's payload → [`model::event`] items;
+//!   `http::write` holds the one write path and the write queue's bound.
+//! - [`sources`]: the vendors (GitHub, GitLab, Jira, Sentry), one folder
+//!   each: webhook conversion and authentication, and the `sync` listing
+//!   from their REST APIs; `serve`'s periodic reconcile.
 //! - [`model`]: validated domain values (stages, release names, events).
 //! - [`store`]: the single SQLite writer thread; group commits; updates the
 //!   aggregates after each commit.
@@ -12,9 +15,7 @@
 //! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
 //!   shutdown, log output that never fails.
 //! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
-//! - [`sync`]: the `sync` sub-command and `serve`'s periodic reconcile:
-//!   vendors' REST APIs through the webhook adapters' conversions and the
-//!   writer's rules.
+//! - [`cmd`]: sub-commands that run once (`sync`).
 //! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
 //!   and out of the store, through the generic API's parser and the writer's
 //!   rules).
@@ -34,6 +35,6 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod server;
+pub mod sources;
 pub mod store;
-pub mod sync;
 pub mod telemetry;

@@ -7,6 +7,7 @@ pub mod check_config;
 pub mod healthcheck;
 pub mod report;
 pub mod serve;
+pub mod sync;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,12 +47,12 @@ pub fn run(command: Command) -> ExitCode {
             since,
             full,
         } => match load(config.as_deref(), &db_only(db)) {
-            Ok(c) => ExitCode::from(crate::sync::command::run(
+            Ok(c) => ExitCode::from(sync::run(
                 c,
                 sync_source(source),
-                crate::sync::Options { since, full },
+                crate::sources::Options { since, full },
             )),
-            Err(e) => fail(&e, crate::sync::command::EXIT_ERROR),
+            Err(e) => fail(&e, sync::EXIT_ERROR),
         },
         Command::Export {
             db,
@@ -94,7 +95,7 @@ pub fn config_failure(command: &Command) -> ExitCode {
         Command::Import { .. } | Command::Export { .. } => {
             ExitCode::from(crate::import::EXIT_ERROR)
         }
-        Command::Sync { .. } => ExitCode::from(crate::sync::command::EXIT_ERROR),
+        Command::Sync { .. } => ExitCode::from(sync::EXIT_ERROR),
         _ => ExitCode::FAILURE,
     }
 }
@@ -108,12 +109,12 @@ fn file_format(f: FileFormat) -> crate::import::Format {
 }
 
 /// `sync`'s source, as the sync module names it.
-fn sync_source(s: SyncSource) -> crate::sync::Source {
+fn sync_source(s: SyncSource) -> crate::sources::Source {
     match s {
-        SyncSource::Github => crate::sync::Source::Github,
-        SyncSource::Gitlab => crate::sync::Source::Gitlab,
-        SyncSource::Jira => crate::sync::Source::Jira,
-        SyncSource::Sentry => crate::sync::Source::Sentry,
+        SyncSource::Github => crate::sources::Source::Github,
+        SyncSource::Gitlab => crate::sources::Source::Gitlab,
+        SyncSource::Jira => crate::sources::Source::Jira,
+        SyncSource::Sentry => crate::sources::Source::Sentry,
     }
 }
 

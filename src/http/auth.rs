@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::error::AppError;
-use crate::ingest::signature::secret_eq;
+use crate::sources::signature::secret_eq;
 
 /// Checks the caller of the write API.
 pub fn check_writer(

@@ -16,11 +16,12 @@ use super::error::AppError;
 use super::write::{count_refusal, read_body_until, record};
 use crate::config::Config;
 use crate::config::webhooks::GitlabConfig;
-use crate::ingest::signature::{self, AuthError};
-use crate::ingest::webhook::{AdapterError, FollowUp, Parsed};
-use crate::ingest::{FieldError, github, gitlab, jira, sentry};
+use crate::ingest::FieldError;
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
+use crate::sources::signature::{self, AuthError};
+use crate::sources::webhook::{AdapterError, FollowUp, Parsed};
+use crate::sources::{github, gitlab, jira, sentry};
 
 /// The four webhook sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,10 +280,10 @@ async fn process(
             }
         };
         let parsed = match hook {
-            Hook::Github => github::parse(&headers, &value, config, now),
-            Hook::Gitlab => gitlab::parse(&headers, &value, config, now),
-            Hook::Jira => jira::parse(&headers, &value, config, now),
-            Hook::Sentry => sentry::parse(&headers, &value, config, now),
+            Hook::Github => github::webhook::parse(&headers, &value, config, now),
+            Hook::Gitlab => gitlab::webhook::parse(&headers, &value, config, now),
+            Hook::Jira => jira::webhook::parse(&headers, &value, config, now),
+            Hook::Sentry => sentry::webhook::parse(&headers, &value, config, now),
         }?;
         (admitted, parsed)
     };
@@ -300,7 +301,7 @@ async fn process(
     }
     if let Some(FollowUp::SentryFirstRelease { issue_id, product }) = follow_up {
         if let Some(release) = first_release(state, &issue_id).await {
-            items.push(sentry::attach_release(issue_id, product, release));
+            items.push(sentry::webhook::attach_release(issue_id, product, release));
         }
     }
     let outcome = record(state, admitted, ingress, items, delivery, now).await?;
@@ -403,7 +404,7 @@ async fn first_release(state: &AppState, issue_id: &str) -> Option<String> {
     }
     .await;
     match answer {
-        Ok(v) => sentry::first_release(&v),
+        Ok(v) => sentry::webhook::first_release(&v),
         Err(e) => {
             state.telemetry.source_api_error(Ingress::Sentry);
             // Errors without the URL or the headers: no token.

@@ -1,17 +1,12 @@
-//! Ingestion: every path into the store. Each source (the generic API here,
-//! vendor webhooks beside it) turns its payload into `store::Item`s; the HTTP
-//! layer's `record` is the one write path they share.
+//! Ingestion: the generic API's parsers (JSON, flat rows) and what every
+//! path into the store shares (field errors). The vendors' adapters live in
+//! `sources`; the HTTP layer's `record` is the one write path of both.
 
-pub mod conventions;
 pub mod flat;
 pub mod generic;
-pub mod github;
-pub mod gitlab;
-pub mod jira;
 pub mod json;
-pub mod sentry;
-pub mod signature;
-pub mod webhook;
+
+use crate::model::time::{MAX_FUTURE_MS, Millis};
 
 /// A field that failed validation, named by its JSON path.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +26,20 @@ impl FieldError {
             future: false,
         }
     }
+}
+
+/// Refuses a time more than five minutes ahead of `now`: the one future check
+/// of every ingestion path.
+pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<(), FieldError> {
+    if t > now + MAX_FUTURE_MS {
+        let mut e = FieldError::new(
+            field,
+            format!("`{raw}` is more than 5 minutes in the future"),
+        );
+        e.future = true;
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// A JSON value's type, for error messages (`must be a string, not a number`).

@@ -196,7 +196,7 @@ async fn basic_auth_guards_metrics_and_pages_and_leaves_webhooks_api_and_probes_
     // Webhooks keep their signature: a signed ping passes, a bad one gets
     // the webhook's own 401, never a Basic challenge.
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
-    let signed = bug_escape_exporter::ingest::signature::sign(b"gh-secret", body);
+    let signed = bug_escape_exporter::sources::signature::sign(b"gh-secret", body);
     let post = |sig: String| {
         app.client
             .post(url("/webhooks/github"))

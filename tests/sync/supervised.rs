@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use bug_escape_exporter::sync::Source;
+use bug_escape_exporter::sources::Source;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;

@@ -4,11 +4,11 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bug_escape_exporter::config::{Config, Settings};
-use bug_escape_exporter::ingest::webhook::{AdapterError, Parsed};
-use bug_escape_exporter::ingest::{github, gitlab, jira, sentry};
 use bug_escape_exporter::model::event::{Change, MAX_ID_LEN};
 use bug_escape_exporter::model::item::Item;
 use bug_escape_exporter::model::label::check_label;
+use bug_escape_exporter::sources::webhook::{AdapterError, Parsed};
+use bug_escape_exporter::sources::{github, gitlab, jira, sentry};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -230,13 +230,13 @@ fn check_storable(parsed: &Parsed) {
 fn sources() -> Vec<(Parser, &'static str, &'static str, Vec<&'static str>)> {
     vec![
         (
-            github::parse,
+            github::webhook::parse,
             "github",
             "x-github-event",
             vec!["issues", "release", "ping", "push"],
         ),
         (
-            gitlab::parse,
+            gitlab::webhook::parse,
             "gitlab",
             "x-gitlab-event",
             vec![
@@ -247,13 +247,13 @@ fn sources() -> Vec<(Parser, &'static str, &'static str, Vec<&'static str>)> {
             ],
         ),
         (
-            jira::parse,
+            jira::webhook::parse,
             "jira",
             "x-atlassian-webhook-identifier",
             vec!["id-1"],
         ),
         (
-            sentry::parse,
+            sentry::webhook::parse,
             "sentry",
             "sentry-hook-resource",
             vec!["issue", "error", "installation"],

@@ -25,15 +25,15 @@
 
 use serde_json::Value;
 
-use super::client::{Answer, endpoint};
-use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
-use crate::ingest::sentry as adapter;
-use crate::ingest::webhook::At;
 use crate::model::event::ProductRef;
 use crate::model::item::Item;
 use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
+use crate::sources::client::{Answer, endpoint};
+use crate::sources::sentry::webhook as adapter;
+use crate::sources::webhook::At;
+use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// A resolved project: its numeric id and its slug (the product namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,7 @@ fn query(since: Option<Millis>) -> String {
     };
     let t = crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
-    super::origin::encode(&format!("lastSeen:>={t}"))
+    crate::sources::origin::encode(&format!("lastSeen:>={t}"))
 }
 
 impl Vendor for Sentry<'_> {

@@ -1,40 +1,15 @@
-//! `sync`: backfill and reconcile from the vendors' REST APIs. A pass lists,
-//! for each configured repository or project (a **scope**), the issues
-//! updated since the last pass (everything the first time) and the releases,
-//! converts each object with the **same function the webhook uses**
-//! (`ingest::github::issue_item`, …) and writes the result through the
-//! store's writer rules, page by page: idempotent, and stale-safe because an
-//! item is ordered by the vendor's own `updated_at` exactly like a webhook
-//! delivery of it.
-//!
-//! - [`client`]: pagination helpers, rate limits, retries with backoff,
-//!   bounded answers; [`origin`]: the one origin a pass calls and the URL
-//!   encoder; [`ratelimit`]: the rate-limit headers read into a wait;
-//!   [`redact`]: configured secrets blanked out of vendor text.
-//! - [`Vendor`]: what one vendor adds (URLs, page shapes, conversions);
-//!   [`github`], [`gitlab`], [`jira`] and [`sentry`] are the vendors.
-//! - [`pass`]: the driver shared by every vendor: cursors (`sync_cursors`:
-//!   a killed pass resumes from its last committed page), writes, the
-//!   deletion sweep after a full listing, counts and metrics.
-//! - [`command`]: the `sync` sub-command; [`periodic`]: `serve`'s reconcile.
-//!
-//! `sync` sits between `app` and `ingest`: it uses `ingest`, `store`,
-//! `metrics`, `config`, `model`; nothing but `app` and `main` use it.
-
-pub mod client;
-pub mod command;
-pub mod github;
-pub mod gitlab;
-pub mod jira;
-pub mod origin;
-pub mod periodic;
-pub mod ratelimit;
-pub mod redact;
-pub mod sentry;
-pub mod sink;
+//! The `sync` driver shared by every source: a pass over the configured
+//! scopes, each listing page by page under its cursor (`sync_cursors`: a
+//! killed pass resumes from its last committed page), the writes, the
+//! deletion sweep after a full listing, counts and metrics.
 
 use std::collections::HashSet;
 
+use super::client::{Answer, Client};
+use super::origin;
+use super::redact::Redact;
+use super::sink::Sink;
+use super::sink::Stored;
 use crate::config::Config;
 use crate::ingest::FieldError;
 use crate::model::event::{Change, DefectEvent, Ingress};
@@ -43,11 +18,7 @@ use crate::model::time::{Millis, now_ms};
 use crate::store::Outcome;
 use crate::store::sync::{Cursor, WHOLE_SOURCE};
 use crate::telemetry::sync::SyncTelemetry;
-use client::{Answer, Client};
-use redact::Redact;
 use serde_json::Value;
-pub use sink::Sink;
-use sink::Stored;
 
 /// The sources `sync` knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -401,19 +372,19 @@ pub async fn pass(
 ) -> PassResult {
     match source {
         Source::Github => {
-            let vendor = github::Github::new(config);
+            let vendor = super::github::sync::Github::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
         Source::Gitlab => {
-            let vendor = gitlab::Gitlab::new(config);
+            let vendor = super::gitlab::sync::Gitlab::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
         Source::Jira => {
-            let vendor = jira::Jira::new(config);
+            let vendor = super::jira::sync::Jira::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
         Source::Sentry => {
-            let vendor = sentry::Sentry::new(config);
+            let vendor = super::sentry::sync::Sentry::new(config);
             run(&vendor, config, sink, options, telemetry, progress).await
         }
     }

@@ -28,16 +28,16 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::client::{self, Answer, endpoint};
-use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
 use crate::config::webhooks::JiraSearch;
-use crate::ingest::conventions;
-use crate::ingest::jira::{self as adapter, Marked};
-use crate::ingest::webhook::At;
 use crate::model::item::Item;
 use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
+use crate::sources::client::{self, Answer, endpoint};
+use crate::sources::conventions;
+use crate::sources::jira::webhook::{self as adapter, Marked};
+use crate::sources::webhook::At;
+use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// A project: its numeric id and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl Vendor for Jira<'_> {
                     url: answer.url.clone(),
                     reason: format!(
                         "{key} `{}` is not a whole number of at least 0",
-                        super::redact::excerpt(&v.to_string(), 40)
+                        crate::sources::redact::excerpt(&v.to_string(), 40)
                     ),
                 }),
             }
@@ -222,7 +222,7 @@ impl Vendor for Jira<'_> {
                 &next.to_string(),
             ))),
             _ => Err(SyncError::Endless {
-                url: super::origin::shown(&answer.url),
+                url: crate::sources::origin::shown(&answer.url),
                 reason: format!(
                     "startAt {start} with {} issues does not move past {asked}",
                     issues.len()
@@ -341,7 +341,7 @@ impl Vendor for Jira<'_> {
         match adapter::issue_item(self.config, &issue, None, now) {
             Ok((item, _)) => Some(item),
             Err(e) => {
-                let reason = super::redact::Redact::of(self.config).text(&e.reason);
+                let reason = crate::sources::redact::Redact::of(self.config).text(&e.reason);
                 tracing::warn!(source = "jira", id, field = %e.field, %reason, "moved issue rejected");
                 None
             }

@@ -15,14 +15,14 @@
 //! (`GET /projects/:id/issues/:iid`): a `404` (deleted, or no longer
 //! readable) or a `moved_to_id` deletes it here.
 
-use super::client::{self, Answer, endpoint};
-use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
-use crate::ingest::gitlab::{self as adapter, Issue, Project};
-use crate::ingest::webhook::At;
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::model::time::parse_time;
+use crate::sources::client::{self, Answer, endpoint};
+use crate::sources::gitlab::webhook::{self as adapter, Issue, Project};
+use crate::sources::webhook::At;
+use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// The GitLab vendor, over one configuration.
 pub struct Gitlab<'a> {
@@ -129,10 +129,10 @@ impl Vendor for Gitlab<'_> {
                 &next.to_string(),
             ))),
             _ => Err(SyncError::Endless {
-                url: super::origin::shown(&answer.url),
+                url: crate::sources::origin::shown(&answer.url),
                 reason: format!(
                     "x-next-page `{}` does not come after page {current}",
-                    super::redact::excerpt(page, 40)
+                    crate::sources::redact::excerpt(page, 40)
                 ),
             }),
         }

@@ -14,13 +14,15 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::FieldError;
-use super::conventions::{self, Mapped};
-use super::webhook::{AdapterError, Ahead, At, Parsed, delivery_id, header, release_event};
 use crate::config::Config;
+use crate::ingest::FieldError;
 use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::sources::conventions::{self, Mapped};
+use crate::sources::webhook::{
+    AdapterError, Ahead, At, Parsed, delivery_id, header, release_event,
+};
 
 /// Source of GitHub defects.
 pub const SOURCE: &str = "github";

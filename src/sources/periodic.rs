@@ -257,7 +257,7 @@ mod tests {
         let shown = blank_secrets("bad header ghp_secret-token-1 at x", &config);
         assert_eq!(
             shown,
-            format!("bad header {} at x", crate::sync::redact::MASK)
+            format!("bad header {} at x", crate::sources::redact::MASK)
         );
         assert_eq!(blank_secrets(&"x".repeat(1000), &config).len(), 300);
     }

@@ -10,14 +10,14 @@
 //! answer from another repository (the `301` of a transfer, followed) deletes
 //! it here.
 
-use super::client::{Answer, endpoint};
-use super::{Entry, Feed, Page, Source, SyncError, Vendor};
 use crate::config::Config;
-use crate::ingest::github::{self as adapter, Repo};
-use crate::ingest::webhook::At;
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::model::time::parse_time;
+use crate::sources::client::{Answer, endpoint};
+use crate::sources::github::webhook::{self as adapter, Repo};
+use crate::sources::webhook::At;
+use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// The GitHub vendor, over one configuration.
 pub struct Github<'a> {

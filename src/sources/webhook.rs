@@ -2,13 +2,14 @@
 //! errors, reading nested JSON with error paths, vendor time formats and
 //! delivery ids.
 
-use super::json_kind;
+use crate::ingest::json_kind;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::FieldError;
 use super::conventions;
 use crate::config::Config;
+use crate::ingest::FieldError;
+pub use crate::ingest::check_future;
 use crate::model::event::{MAX_ID_LEN, ProductRef, ReleaseEvent};
 use crate::model::item::Item;
 use crate::model::time::{MAX_FUTURE_MS, Millis, parse_time};
@@ -284,20 +285,6 @@ impl Stamp {
     pub fn later(self, other: Stamp) -> Stamp {
         if other.at > self.at { other } else { self }
     }
-}
-
-/// Refuses a time more than five minutes ahead of `now`: the one future check
-/// of every ingestion path.
-pub fn check_future(field: &str, raw: &str, t: Millis, now: Millis) -> Result<(), FieldError> {
-    if t > now + MAX_FUTURE_MS {
-        let mut e = FieldError::new(
-            field,
-            format!("`{raw}` is more than 5 minutes in the future"),
-        );
-        e.future = true;
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// What a release time more than five minutes ahead means for a source.

@@ -6,8 +6,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::{Options, Progress, Sink, Source, Summary, pass};
 use crate::config::Config;
+use crate::sources::{Options, Progress, Sink, Source, Summary, pass};
 use crate::store::lock::{ExclusiveOpenError, LockError};
 use crate::store::sync::Local;
 use crate::telemetry::sync::SyncTelemetry;

@@ -27,14 +27,16 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::FieldError;
-use super::conventions;
-use super::webhook::{AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event};
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
+use crate::ingest::FieldError;
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::sources::conventions;
+use crate::sources::webhook::{
+    AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event,
+};
 
 /// Source of Sentry defects.
 pub const SOURCE: &str = "sentry";

@@ -1,0 +1,5 @@
+//! The jira source: its webhook (payload -> items, authentication) and its
+//! `sync` listing.
+
+pub mod sync;
+pub mod webhook;
