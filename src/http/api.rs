@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use super::AppState;
 use super::body::{discard, parse_json_unique, require_json};
 use super::error::AppError;
-use super::write::{count_refusal, off_workers, read_body, record};
+use super::write::{count_refusal, off_workers, read_body, record_generic};
 use crate::ingest::generic;
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
@@ -92,10 +92,7 @@ async fn handle(
             Ok::<_, AppError>(items)
         })
         .await?;
-        state
-            .telemetry
-            .received(Ingress::Generic, items.len() as u64);
-        record(&state, admitted, Ingress::Generic, items, None, now).await
+        record_generic(&state, admitted, items, now).await
     }
     .await;
     count_refusal(&state, Ingress::Generic, result).map(Json)

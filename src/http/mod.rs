@@ -7,6 +7,7 @@ pub mod edge;
 pub mod error;
 pub mod pages;
 pub mod read;
+mod summary;
 pub mod webhooks;
 pub mod write;
 

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::auth::check_writer;
 use super::error::AppError;
-use super::write::{count_refusal, record};
+use super::write::{count_refusal, record_generic};
 use crate::ingest::{FieldError, generic};
 use crate::metrics::collector::select;
 use crate::metrics::report::{Report, build};
@@ -138,10 +138,7 @@ pub async fn delete_defect(
             .write_queue
             .admit_until(DELETE_BYTES, deadline)
             .await?;
-        state
-            .telemetry
-            .received(Ingress::Generic, items.len() as u64);
-        record(&state, admitted, Ingress::Generic, items, None, now).await
+        record_generic(&state, admitted, items, now).await
     }
     .await;
     count_refusal(&state, Ingress::Generic, result).map(Json)

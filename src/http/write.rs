@@ -286,6 +286,21 @@ pub async fn record(
         })
 }
 
+/// The last step of every generic-API write (`POST /api/v1/events`,
+/// `POST /api/v1/releases`, `DELETE /api/v1/defects/…`): counts `items` as
+/// received, then [`record`]s them.
+pub async fn record_generic(
+    state: &AppState,
+    admitted: Admitted,
+    items: Vec<Item>,
+    received_at: i64,
+) -> Result<Outcome, AppError> {
+    state
+        .telemetry
+        .received(Ingress::Generic, items.len() as u64);
+    record(state, admitted, Ingress::Generic, items, None, received_at).await
+}
+
 /// Bodies at least this large are parsed on the blocking pool.
 const PARSE_OFF_WORKERS: usize = 64 * 1024;
 

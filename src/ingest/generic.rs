@@ -314,22 +314,7 @@ pub fn parse_event_as(
     rules: Rules,
 ) -> Result<DefectEvent, FieldError> {
     let f = Fields::new(o, prefix, EVENT_FIELDS)?;
-    let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
-    let facts = Facts::of(id);
-    let id_len = facts.chars;
-    let max_id = match rules {
-        Rules::Api => MAX_ID_LEN,
-        Rules::Stored => MAX_STORED_ID_LEN,
-    };
-    if id_len == 0 || id_len > max_id {
-        return Err(f.err("id", format!("must be 1..{max_id} characters, is {id_len}")));
-    }
-    if facts.blank {
-        return Err(f.err("id", "must not be blank (white space only)"));
-    }
-    if facts.control {
-        return Err(f.err("id", "must not contain control characters"));
-    }
+    let id = event_id(&f, rules)?;
     let source = f.label("source")?.unwrap_or_else(|| "generic".into());
     check_source(config, &source).map_err(|reason| f.err("source", reason))?;
     let product = f
@@ -338,45 +323,8 @@ pub fn parse_event_as(
     let updated_at = f.time("updated_at", now, rules)?;
     let found_at = f.time("found_at", now, rules)?;
     let deleted = f.bool("deleted")?.unwrap_or(false);
-    let stage_names = config.pipeline.stages().iter().map(|s| s.name.as_str());
-    let stage = f.one_of("stage", stage_names, rules)?;
-    let release = f.label("release")?;
-    if let Some(r) = &release {
-        // A stored row keeps a raw release that keys to nothing (under
-        // this configuration) as it was: unattributed.
-        if rules == Rules::Api && !memo.keyed(config, r) {
-            return Err(f.err("release", format!("`{r}` is empty once normalised")));
-        }
-    }
-    let class = Classification {
-        stage,
-        release,
-        detected_by: f.one_of("detected_by", DETECTORS.into_iter(), rules)?,
-        cause: f.one_of(
-            "cause",
-            config.causes.iter().map(|(n, _)| n.as_str()),
-            rules,
-        )?,
-        severity: f.one_of(
-            "severity",
-            config.severities.iter().map(String::as_str),
-            rules,
-        )?,
-        team: if config.teams.is_empty() {
-            f.label("team")?
-        } else {
-            f.one_of("team", config.teams.iter().map(String::as_str), rules)?
-        },
-    };
-    let status = match f.string("status")? {
-        None => Status::Valid,
-        Some(s) => Status::parse(s).ok_or_else(|| {
-            f.err(
-                "status",
-                format!("unknown value `{s}`; expected one of: valid, invalid, duplicate"),
-            )
-        })?,
-    };
+    let class = classification(config, &f, memo, rules)?;
+    let status = status(&f)?;
     let change = if deleted {
         match rules {
             Rules::Api => Change::Delete,
@@ -412,6 +360,82 @@ pub fn parse_event_as(
         change,
         updated_at,
     })
+}
+
+/// The event's `id`: required, 1..the limit of `rules` characters, not
+/// blank, no control characters.
+fn event_id<'a>(f: &Fields<'a>, rules: Rules) -> Result<&'a str, FieldError> {
+    let id = f.string("id")?.ok_or_else(|| f.err("id", "is required"))?;
+    let facts = Facts::of(id);
+    let id_len = facts.chars;
+    let max_id = match rules {
+        Rules::Api => MAX_ID_LEN,
+        Rules::Stored => MAX_STORED_ID_LEN,
+    };
+    if id_len == 0 || id_len > max_id {
+        return Err(f.err("id", format!("must be 1..{max_id} characters, is {id_len}")));
+    }
+    if facts.blank {
+        return Err(f.err("id", "must not be blank (white space only)"));
+    }
+    if facts.control {
+        return Err(f.err("id", "must not contain control characters"));
+    }
+    Ok(id)
+}
+
+/// The event's stage, release, detector, cause, severity and team, each
+/// one of the configured values (under `rules`); a release must key to a
+/// name once normalised.
+fn classification(
+    config: &Config,
+    f: &Fields<'_>,
+    memo: &mut ReleaseMemo,
+    rules: Rules,
+) -> Result<Classification, FieldError> {
+    let stage_names = config.pipeline.stages().iter().map(|s| s.name.as_str());
+    let stage = f.one_of("stage", stage_names, rules)?;
+    let release = f.label("release")?;
+    if let Some(r) = &release {
+        // A stored row keeps a raw release that keys to nothing (under
+        // this configuration) as it was: unattributed.
+        if rules == Rules::Api && !memo.keyed(config, r) {
+            return Err(f.err("release", format!("`{r}` is empty once normalised")));
+        }
+    }
+    Ok(Classification {
+        stage,
+        release,
+        detected_by: f.one_of("detected_by", DETECTORS.into_iter(), rules)?,
+        cause: f.one_of(
+            "cause",
+            config.causes.iter().map(|(n, _)| n.as_str()),
+            rules,
+        )?,
+        severity: f.one_of(
+            "severity",
+            config.severities.iter().map(String::as_str),
+            rules,
+        )?,
+        team: if config.teams.is_empty() {
+            f.label("team")?
+        } else {
+            f.one_of("team", config.teams.iter().map(String::as_str), rules)?
+        },
+    })
+}
+
+/// The event's `status` (`valid` when absent).
+fn status(f: &Fields<'_>) -> Result<Status, FieldError> {
+    match f.string("status")? {
+        None => Ok(Status::Valid),
+        Some(s) => Status::parse(s).ok_or_else(|| {
+            f.err(
+                "status",
+                format!("unknown value `{s}`; expected one of: valid, invalid, duplicate"),
+            )
+        }),
+    }
 }
 
 /// One release-time object, as one element of a `POST /api/v1/releases` body.
