@@ -946,6 +946,9 @@ impl Late<'_> {
 mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::model::event::{DefectEvent, ReleaseEvent};
+    use crate::model::item::Item;
+    use crate::store::defect::Row;
     use crate::model::event::{Change, Classification, Ingress, ProductRef, Status};
 
     struct Db {
