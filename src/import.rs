@@ -27,7 +27,7 @@ use crate::ingest::generic::{self, EVENT_FIELDS, ReleaseMemo, Rules, WEBHOOK_SOU
 use crate::ingest::json::{JsonError, from_slice_unique};
 use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
-use crate::store::import::{Importer, Part, Stager};
+use crate::store::import::Importer;
 use crate::store::lock::{ExclusiveOpenError, LockError};
 
 mod csv_rows;
@@ -328,8 +328,8 @@ struct Parsed {
     seq: u64,
     file: Arc<str>,
     bytes: u64,
-    /// The good lines, staged for the importer, in input order.
-    items: Part,
+    /// The good lines, in input order.
+    items: Vec<Item>,
     /// The rejected lines, in input order.
     rejected: Vec<Rejection>,
 }
@@ -370,7 +370,6 @@ fn pipeline(
 /// Reads every input into chunks of lines; `Err` on an I/O error, a CSV
 /// header that cannot be used, or an export of a newer format.
 fn read_all(inputs: Vec<Input>, tx: SyncSender<Chunk>) -> Result<(), String> {
-    yield_to_the_applier();
     let mut seq = 0;
     for input in inputs {
         let file: Arc<str> = input.name.clone().into();
@@ -568,9 +567,7 @@ fn read_csv(
 }
 
 fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Parsed>) {
-    yield_to_the_applier();
     let mut memo = ReleaseMemo::new();
-    let mut stager = Stager::default();
     loop {
         let chunk = {
             let Ok(rx) = rx.lock() else { return };
@@ -580,9 +577,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             }
         };
         let now = now_ms();
-        // A row's text is its values without the JSON around them: about
-        // half the line.
-        stager.reserve(chunk.lines.len(), chunk.text.len() / 2);
+        let mut items = Vec::with_capacity(chunk.lines.len());
         let mut rejected = Vec::new();
         // The chunk's text checked as UTF-8 once (when it is), not string by
         // string as the JSON parser reads it.
@@ -594,7 +589,7 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
         };
         for (line, raw) in chunk.lines {
             match parse_line(config, raw, &chunk.text, utf8, now, &mut memo, rules) {
-                Ok(item) => stager.stage(config, item),
+                Ok(item) => items.push(item),
                 Err(e) => rejected.push(Rejection {
                     line,
                     field: e.field,
@@ -602,7 +597,6 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
                 }),
             }
         }
-        let items = stager.take();
         let parsed = Parsed {
             seq: chunk.seq,
             file: chunk.file,
@@ -614,7 +608,6 @@ fn parse_chunks(config: &Config, rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Pa
             return;
         }
     }
-    tracing::debug!(cpu_ms = thread_cpu_ms(), "import: parser done");
 }
 
 /// One line → one item, or the field at fault and why (the API's 422).
@@ -777,26 +770,24 @@ fn apply_in_order(
     std::thread::scope(|scope| {
         // A rendezvous: one chunk applied while the next is gathered. A chunk
         // goes as the parsers' own vectors, not moved item by item.
-        let (chunks, chunk_rx) = sync_channel::<Vec<Part>>(0);
+        let (chunks, chunk_rx) = sync_channel::<Vec<Item>>(0);
         let applier = scope.spawn(move || {
             let mut total = Summary::default();
-            for parts in chunk_rx {
+            for items in chunk_rx {
                 let o = importer
-                    .apply(parts, now_ms())
+                    .apply(items, now_ms())
                     .map_err(|e| (total, write_failure("writing the database", &e)))?;
                 // Generic events never retract: `ignored` stays 0.
                 total.imported += o.accepted;
                 total.unchanged += o.unchanged + o.ignored;
                 total.stale += o.stale;
             }
-            tracing::debug!(cpu_ms = thread_cpu_ms(), "import: chunks applied");
             Ok::<_, Failure>(total)
         });
         let mut summary = Summary::default();
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        let mut batch: Vec<Part> = Vec::new();
-        let mut held = 0;
+        let mut batch: Vec<Item> = Vec::new();
         'read: for parsed in rx {
             waiting.insert(parsed.seq, parsed);
             while let Some(p) = waiting.remove(&next) {
@@ -817,19 +808,14 @@ fn apply_in_order(
                         None => write(),
                     }
                 }
-                let mut items = p.items;
-                // Exactly `chunk` items per chunk: the last part split.
-                while held + items.len() >= chunk {
-                    let rest = items.split_off(chunk - held);
-                    batch.push(std::mem::replace(&mut items, rest));
-                    held = 0;
-                    if chunks.send(std::mem::take(&mut batch)).is_err() {
-                        break 'read; // the applier failed: it says why
+                // Exactly `chunk` items per chunk.
+                for item in p.items {
+                    batch.push(item);
+                    if batch.len() == chunk {
+                        if chunks.send(std::mem::take(&mut batch)).is_err() {
+                            break 'read; // the applier failed: it says why
+                        }
                     }
-                }
-                if !items.is_empty() {
-                    held += items.len();
-                    batch.push(items);
                 }
                 if let Some(b) = bar {
                     b.inc(p.bytes);
@@ -855,35 +841,6 @@ fn apply_in_order(
             Err((t, e)) => Err((merge(t), e)),
         }
     })
-}
-
-/// Lowers the calling thread's scheduling priority (nice 10), for the reader
-/// and the parsers: the thread applying chunks is the import's critical path,
-/// and with more threads than cores it should not wait for a core while they
-/// work ahead of it (measured: 10–25 % less wall time on 2 cores).
-fn yield_to_the_applier() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: gettid and setpriority only read and set the calling thread's
-    // own scheduling attribute.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-    }
-}
-
-/// CPU time this thread used so far (ms), for the debug log of where an
-/// import's time went; 0 where it cannot be read.
-fn thread_cpu_ms() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
-    if !ok {
-        return 0;
-    }
-    (t.tv_sec as u64) * 1000 + (t.tv_nsec as u64) / 1_000_000
 }
 
 /// Prints to stdout; a failing stdout is ignored.

@@ -14,7 +14,7 @@ use super::{EXIT_OK, Format};
 use crate::config::{Config, Settings};
 use crate::model::event::{Change, Classification, DefectEvent, ProductRef, ReleaseEvent, Status};
 use crate::model::item::Item;
-use crate::store::import::{Importer, Stager};
+use crate::store::import::Importer;
 
 const SOURCES: [(&str, &str); 4] = [
     ("generic", ""),
@@ -169,11 +169,8 @@ proptest! {
         let original = dir.path().join("original.db");
         let config = config_at(&original);
         let mut importer = Importer::open(&config).expect("open");
-        let mut stager = Stager::default();
-        for e in &events {
-            stager.stage(&config, item(e));
-        }
-        importer.apply(vec![stager.take()], 1_800_000_000_000).expect("apply");
+        let items = events.iter().map(item).collect();
+        importer.apply(items, 1_800_000_000_000).expect("apply");
         importer.commit().expect("commit");
         let stored = contents(&original);
         for format in [Format::Ndjson, Format::Csv] {

@@ -6,8 +6,8 @@
 //! it. The writer is supervised: a panic rolls back, rebuilds the aggregates
 //! from disk and restarts it (see [`health::Health`] for what `/readyz` reads).
 
-mod bulk;
 mod defect;
+mod engine;
 pub mod export;
 pub mod fault;
 pub mod health;
@@ -20,7 +20,6 @@ mod rules;
 pub mod schema;
 pub mod space;
 pub mod sync;
-mod writeback;
 mod writer;
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 //!
 //! - [`Local`], for the `sync` sub-command: the database opened as `import`
 //!   opens it (under the `<db>.lock`, migrated, re-keyed), each page applied
-//!   by the writer's own rules (`writer::apply_detached`) in one
+//!   by the writer's own engine (`engine::Engine::apply`) in one
 //!   transaction **with its cursor**: a page is either applied and marked
 //!   done, or neither.
 //! - [`Cursors`], beside `serve`'s writer: pages go through the writer like
@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::defect::{self, InsertFirst};
+use super::engine::Engine;
 use super::lock::{self, DbLock, ExclusiveOpenError};
-use super::{Batch, Outcome, defect, schema, writer};
+use super::{Batch, Outcome, schema};
 use crate::config::Config;
 use crate::model::event::Ingress;
 use crate::model::item::Item;
@@ -192,7 +194,10 @@ impl Local {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = writer::apply_detached(&tx, &self.config, &self.stages, &batch)?;
+        // What `sync` reconciles is mostly stored already: looked up first.
+        let first = InsertFirst::starting(false);
+        let mut engine = Engine::detached(&self.config, &self.stages, first);
+        let outcome = engine.apply(&tx, &batch, &mut Vec::new())?;
         if let Some((scope, name, at)) = progress {
             save_progress(&tx, ingress.as_str(), scope, name, at)?;
         }

@@ -3,7 +3,7 @@
 //! restarts it, with the aggregates rebuilt from disk, when it panics or its
 //! connection breaks.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -12,16 +12,15 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::defect::{self, InsertFirst, Row};
+use super::defect::{self, InsertFirst};
+use super::engine::{self, ColdCache, Engine, Op, Residency, stored_something};
 use super::fault::{Armed, Fault};
 use super::health::{Health, write_lock};
 use super::identity::FileIdentity;
-use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
 use super::{Batch, Command, Hold, Outcome, StoreError, load, schema, space};
-use crate::aggregate::{Aggregates, Contribution, ReleaseAgg, ReleaseMeta};
+use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::model::event::{DefectEvent, Ingress, ReleaseEvent};
-use crate::model::item::Item;
+use crate::model::event::Ingress;
 use crate::model::time::{Millis, now_ms};
 use crate::telemetry::Telemetry;
 
@@ -58,135 +57,8 @@ const SHORT_OF_SPACE: u64 = 2 * schema::JOURNAL_SIZE_LIMIT as u64;
 /// How long the supervisor keeps trying to reopen the database before the
 /// process exits for its own supervisor (systemd, Kubernetes) to restart it.
 const REOPEN_FOR: Duration = Duration::from_secs(60);
-/// Most cold releases whose committed state the writer keeps (see
-/// [`ColdCache`]); past it the cache starts over. A few hundred bytes each.
-const COLD_CACHE_MAX: usize = 32_768;
 /// How long a delivery id is remembered for deduplication.
 pub const DELIVERY_TTL_MS: Millis = 7 * 24 * 3600 * 1000;
-
-/// A change to the aggregates, applied only once its transaction committed.
-enum Op {
-    /// A cold release made resident with its state before the group.
-    Load(String, String, Option<ReleaseAgg>),
-    Add(Contribution),
-    Remove(Contribution),
-    Meta(String, String, ReleaseMeta),
-}
-
-impl Op {
-    fn product(&self) -> &str {
-        match self {
-            Op::Load(p, ..) | Op::Meta(p, ..) => p,
-            Op::Add(c) | Op::Remove(c) => &c.product,
-        }
-    }
-}
-
-/// The committed state of releases that went cold after a group changed
-/// them, so the next change to one does not read every defect of it back
-/// from disk (with many releases per product most events touch a cold one,
-/// and reading it back made a group's cost grow with the table).
-///
-/// Invariant: an entry is a cold release with exactly the state a load from
-/// disk gives. Entries are added after a commit, only for releases the group
-/// loaded that are cold once the product is rebalanced; taken out when a
-/// change makes the release resident again, or when it is promoted; dropped
-/// whole when the aggregates are rebuilt. Bounded by [`COLD_CACHE_MAX`].
-#[derive(Default)]
-struct ColdCache(HashMap<(String, String), ReleaseAgg>);
-
-impl ColdCache {
-    fn insert(&mut self, key: (String, String), r: ReleaseAgg) {
-        if self.0.len() >= COLD_CACHE_MAX {
-            self.0.clear();
-        }
-        self.0.insert(key, r);
-    }
-}
-
-/// Loads a cold release before a change touches it, inside the transaction
-/// and before the change, so its `Op::Load` carries the state the change's
-/// `Remove`/`Add` apply to.
-struct Residency<'a> {
-    aggregates: &'a RwLock<Aggregates>,
-    scratch: &'a Aggregates,
-    /// Cold releases' committed state, taken out when loaded.
-    cache: &'a mut ColdCache,
-    /// Releases the group has settled, by product: resident (the aggregates
-    /// change only after the commit, so they stay resident for the group) or
-    /// loaded by the group (their loads not applied yet). Looked up by
-    /// borrowed names: most events touch a release settled already.
-    settled: HashMap<String, HashSet<String>>,
-    /// Of those, the ones the current batch loaded (forgotten if it rolls back).
-    batch: Vec<(String, String)>,
-    /// Release keys, computed once per group.
-    keys: ReleaseKeys,
-}
-
-impl<'a> Residency<'a> {
-    fn new(
-        aggregates: &'a RwLock<Aggregates>,
-        scratch: &'a Aggregates,
-        cache: &'a mut ColdCache,
-    ) -> Self {
-        Self {
-            aggregates,
-            scratch,
-            cache,
-            settled: HashMap::new(),
-            batch: Vec::new(),
-            keys: ReleaseKeys::default(),
-        }
-    }
-
-    fn ensure(
-        &mut self,
-        tx: &Connection,
-        config: &Config,
-        product: &str,
-        release: &str,
-        ops: &mut Vec<Op>,
-    ) -> rusqlite::Result<()> {
-        if self
-            .settled
-            .get(product)
-            .is_some_and(|r| r.contains(release))
-        {
-            return Ok(());
-        }
-        let cold = self
-            .aggregates
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .needs_load(product, release);
-        if cold {
-            let key = (product.to_owned(), release.to_owned());
-            let stored = match self.cache.0.remove(&key) {
-                Some(cached) => Some(cached),
-                None => load::release(tx, config, self.scratch, product, release)?,
-            };
-            ops.push(Op::Load(key.0.clone(), key.1.clone(), stored));
-            self.batch.push(key);
-        }
-        match self.settled.get_mut(product) {
-            Some(r) => r.insert(release.to_owned()),
-            None => self
-                .settled
-                .entry(product.to_owned())
-                .or_default()
-                .insert(release.to_owned()),
-        };
-        Ok(())
-    }
-
-    fn rolled_back(&mut self) {
-        for (product, release) in self.batch.drain(..) {
-            if let Some(r) = self.settled.get_mut(&product) {
-                r.remove(&release);
-            }
-        }
-    }
-}
 
 type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
 
@@ -655,117 +527,71 @@ impl Writer {
         rx: &Receiver<Command>,
         ops: &mut Vec<Op>,
     ) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
-        let started = Instant::now();
         // As many writes as were in the store at once since the last group
         // began: those answered by the last commit are coming back.
-        let target = self
-            .pending
-            .take_peak()
-            .clamp(self.last_group.min(1), MAX_GROUP);
-        let linger = self.last_commit.clamp(MIN_LINGER, MAX_LINGER);
+        let late = Late {
+            rx,
+            started: Instant::now(),
+            linger: self.last_commit.clamp(MIN_LINGER, MAX_LINGER),
+            target: self
+                .pending
+                .take_peak()
+                .clamp(self.last_group.min(1), MAX_GROUP),
+        };
         let mut items: usize = group.iter().map(|(b, _)| b.items.len()).sum();
         let mut careful = false;
-        // Dropping `tx` at `continue 'attempt` rolls the attempt back.
-        'attempt: loop {
+        // Dropping `tx` at `continue` rolls the attempt back.
+        loop {
             ops.clear();
-            let mut first = self.insert_first;
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             self.armed.in_transaction();
+            let memory = Residency::new(&self.aggregates, &self.scratch, &mut self.cold);
+            let mut engine =
+                Engine::new(&self.config, &self.stages, self.insert_first, Some(memory));
             let mut outcomes = Vec::with_capacity(group.len());
-            let mut residency = Residency::new(&self.aggregates, &self.scratch, &mut self.cold);
             // Each source's latest activity among the group's batches that
             // stored something: one write per source and group, not per batch.
             let mut active: Vec<(Ingress, Millis)> = Vec::new();
-            let mut batch_ops = Vec::new();
             let mut next = 0;
-            loop {
+            let applied = 'group: loop {
                 while let Some((batch, _)) = group.get(next) {
                     next += 1;
-                    batch_ops.clear();
-                    residency.batch.clear();
-                    if careful {
-                        run_cached(&tx, "SAVEPOINT batch")?;
-                    }
-                    match apply_batch(
-                        &tx,
-                        &self.config,
-                        &self.stages,
-                        batch,
-                        &mut batch_ops,
-                        &mut residency,
-                        &mut first,
-                    ) {
-                        Ok(o) => {
+                    match apply_one(&tx, &mut engine, batch, careful, ops)? {
+                        Applied::Done(o) => {
                             if stored_something(&o) && !batch.reconcile {
-                                match active.iter_mut().find(|(i, _)| *i == batch.ingress) {
-                                    Some((_, at)) => *at = (*at).max(batch.received_at),
-                                    None => active.push((batch.ingress, batch.received_at)),
-                                }
+                                note_activity(&mut active, batch);
                             }
-                            if careful {
-                                run_cached(&tx, "RELEASE batch")?;
-                            }
-                            ops.append(&mut batch_ops);
                             outcomes.push(Ok(o));
                         }
-                        Err(e) => {
-                            residency.rolled_back();
-                            if !batch_local(&e) || tx.is_autocommit() {
-                                return Err(e);
-                            }
-                            if !careful {
-                                careful = true;
-                                continue 'attempt;
-                            }
-                            run_cached(&tx, "ROLLBACK TO batch")?;
-                            run_cached(&tx, "RELEASE batch")?;
+                        Applied::Again => break 'group false,
+                        Applied::Alone(e) => {
                             self.telemetry.store_error("write");
                             tracing::error!(error = %e, "batch failed; rolled back alone");
                             outcomes.push(Err(StoreError::Unavailable(e.to_string())));
                         }
                     }
                 }
-                // Only the writes expected: a group is otherwise what had queued
-                // when it began, as `gather` took it.
-                if group.len() >= target || items >= MAX_GROUP_ITEMS || self.deferred.is_some() {
-                    break;
-                }
-                let cmd = match rx.try_recv() {
-                    Ok(cmd) => cmd,
-                    Err(_) => {
-                        let Some(left) = linger.checked_sub(started.elapsed()) else {
-                            break;
-                        };
-                        match rx.recv_timeout(left.min(LINGER_GAP)) {
-                            Ok(cmd) => cmd,
-                            Err(_) => break,
-                        }
-                    }
-                };
-                match take(&self.telemetry, cmd) {
-                    Taken::Write(batch, reply, hold) => {
+                match late.next(&self.telemetry, group.len(), items, &mut self.deferred) {
+                    Some((batch, reply, hold)) => {
                         items += batch.items.len();
                         holds.push(hold);
                         group.push((batch, reply));
                     }
-                    Taken::Done => {}
-                    // Faults apply between groups, as when gathered.
-                    Taken::Inject(f) => self.deferred = Some(Command::Inject(f)),
+                    None => break true,
                 }
+            };
+            if !applied {
+                careful = true;
+                continue;
             }
             for (source, at) in active {
-                record_source_activity(&tx, source, at)?;
+                engine::record_source_activity(&tx, source, at)?;
             }
-            let now = now_ms();
-            if now - self.last_prune > 3600 * 1000 {
-                tx.execute(
-                    "DELETE FROM deliveries WHERE received_at < ?1",
-                    params![now - DELIVERY_TTL_MS],
-                )?;
-                self.last_prune = now;
-            }
+            prune_deliveries(&tx, &mut self.last_prune)?;
+            let mut first = engine.first;
+            drop(engine);
             let committing = Instant::now();
             tx.commit()?;
             self.last_commit = committing.elapsed();
@@ -1003,265 +829,115 @@ fn run_cached(tx: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Whether a batch stored or confirmed anything (and so counts as activity).
-fn stored_something(o: &Outcome) -> bool {
-    o.accepted + o.unchanged > 0
+/// How a batch of a group went.
+enum Applied {
+    Done(Outcome),
+    /// Its own data is at fault: the group must be applied again, each
+    /// batch in its own savepoint.
+    Again,
+    /// Its own data is at fault: rolled back to its savepoint alone.
+    Alone(rusqlite::Error),
 }
 
-/// Records the batch's source as active at the time it was received.
-pub(super) fn record_source_activity(
+/// Applies one batch of a group through the engine; `careful`: inside its
+/// own savepoint, so that a failure of its own rolls back only it. Its
+/// changes to the aggregates join `ops` only once it is applied.
+fn apply_one(
     tx: &Connection,
-    source: Ingress,
-    at: Millis,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO sources VALUES (?1, ?2) ON CONFLICT (source) \
-         DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
-    )?
-    .execute(params![source.as_str(), at])?;
+    engine: &mut Engine<'_>,
+    batch: &Batch,
+    careful: bool,
+    ops: &mut Vec<Op>,
+) -> rusqlite::Result<Applied> {
+    if careful {
+        run_cached(tx, "SAVEPOINT batch")?;
+    }
+    let mut batch_ops = Vec::new();
+    match engine.apply(tx, batch, &mut batch_ops) {
+        Ok(o) => {
+            if careful {
+                run_cached(tx, "RELEASE batch")?;
+            }
+            ops.append(&mut batch_ops);
+            Ok(Applied::Done(o))
+        }
+        Err(e) => {
+            engine.rolled_back();
+            if !batch_local(&e) || tx.is_autocommit() {
+                return Err(e);
+            }
+            if !careful {
+                return Ok(Applied::Again);
+            }
+            run_cached(tx, "ROLLBACK TO batch")?;
+            run_cached(tx, "RELEASE batch")?;
+            Ok(Applied::Alone(e))
+        }
+    }
+}
+
+/// Keeps the latest time each source was active at in a group.
+fn note_activity(active: &mut Vec<(Ingress, Millis)>, batch: &Batch) {
+    match active.iter_mut().find(|(i, _)| *i == batch.ingress) {
+        Some((_, at)) => *at = (*at).max(batch.received_at),
+        None => active.push((batch.ingress, batch.received_at)),
+    }
+}
+
+/// Forgets delivery ids older than [`DELIVERY_TTL_MS`], once an hour.
+fn prune_deliveries(tx: &Connection, last_prune: &mut Millis) -> rusqlite::Result<()> {
+    let now = now_ms();
+    if now - *last_prune > 3600 * 1000 {
+        tx.execute(
+            "DELETE FROM deliveries WHERE received_at < ?1",
+            params![now - DELIVERY_TTL_MS],
+        )?;
+        *last_prune = now;
+    }
     Ok(())
 }
 
-/// Applies `batch` inside `tx` exactly as the writer does (the same rules and
-/// the same outcome), without the in-memory aggregates: for the `sync`
-/// sub-command, whose process serves no metrics (a server loads the
-/// aggregates from disk when it starts).
-pub(super) fn apply_detached(
-    tx: &Connection,
-    config: &Config,
-    stages: &str,
-    batch: &Batch,
-) -> rusqlite::Result<Outcome> {
-    // No aggregates: nothing is resident or cold, so nothing is loaded.
-    let none = RwLock::new(Aggregates::new(config));
-    let scratch = Aggregates::new(config);
-    let mut cache = ColdCache::default();
-    let mut res = Residency::new(&none, &scratch, &mut cache);
-    // What `sync` reconciles is mostly stored already: looked up first.
-    let mut first = InsertFirst::starting(false);
-    let outcome = apply_batch(
-        tx,
-        config,
-        stages,
-        batch,
-        &mut Vec::new(),
-        &mut res,
-        &mut first,
-    )?;
-    if stored_something(&outcome) && !batch.reconcile {
-        record_source_activity(tx, batch.ingress, batch.received_at)?;
-    }
-    Ok(outcome)
+/// The writes a group waits for after those it began with (see
+/// [`MAX_LINGER`]).
+struct Late<'r> {
+    rx: &'r Receiver<Command>,
+    started: Instant,
+    /// How long the group waits for them at most.
+    linger: Duration,
+    /// How many writes the group waits to hold.
+    target: usize,
 }
 
-/// Applies one batch.
-fn apply_batch(
-    tx: &Connection,
-    config: &Config,
-    stages: &str,
-    batch: &Batch,
-    ops: &mut Vec<Op>,
-    res: &mut Residency,
-    first: &mut InsertFirst,
-) -> rusqlite::Result<Outcome> {
-    let mut outcome = Outcome::default();
-    if let Some(id) = &batch.delivery {
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO deliveries VALUES (?1, ?2, ?3)",
-            params![batch.ingress.as_str(), id, batch.received_at],
-        )?;
-        if fresh == 0 {
-            outcome.duplicate_delivery = true;
-            return Ok(outcome);
-        }
-    }
-    let mut touched = BTreeSet::new();
-    for item in &batch.items {
-        let effect = match item {
-            Item::Defect(ev) => apply_defect(
-                tx,
-                config,
-                ev,
-                batch.received_at,
-                ops,
-                &mut touched,
-                res,
-                first,
-            )?,
-            Item::Release(ev) => apply_release(tx, config, stages, ev, ops, res)?,
-        };
-        match effect {
-            Effect::Accepted => outcome.accepted += 1,
-            Effect::Unchanged => outcome.unchanged += 1,
-            Effect::Stale => outcome.stale += 1,
-            Effect::Ignored => outcome.ignored += 1,
-        }
-    }
-    for (product, release) in touched {
-        let first_found = defect::first_found(tx, stages, &product, &release)?;
-        ops.push(Op::Meta(
-            product,
-            release,
-            ReleaseMeta {
-                first_found,
-                time: None,
-            },
-        ));
-    }
-    Ok(outcome)
-}
-
-/// Applies one defect event with the ordering rules of [`rules::decide`].
-#[allow(clippy::too_many_arguments)]
-fn apply_defect(
-    tx: &Connection,
-    config: &Config,
-    ev: &DefectEvent,
-    received_at: Millis,
-    ops: &mut Vec<Op>,
-    touched: &mut BTreeSet<(String, String)>,
-    res: &mut Residency,
-    first: &mut InsertFirst,
-) -> rusqlite::Result<Effect> {
-    if first.on {
-        // What the rules store for a defect never seen, inserted unless the
-        // key is stored: then exactly what `put` below does with no stored
-        // row. Its release is made resident before the insert changes it.
-        let mut keys = std::mem::take(&mut res.keys);
-        let inserted = insert_if_new(tx, config, ev, received_at, ops, res, &mut keys);
-        res.keys = keys;
-        if let Some(inserted) = inserted? {
-            first.counted(!inserted);
-            if inserted {
-                return Ok(Effect::Accepted);
+impl Late<'_> {
+    /// The next write to join a group of `group` writes and `items` items,
+    /// if one is expected and comes in time. An injected fault waits in
+    /// `deferred` for the next group, and ends this one.
+    fn next(
+        &self,
+        telemetry: &Telemetry,
+        group: usize,
+        items: usize,
+        deferred: &mut Option<Command>,
+    ) -> Option<(Batch, Reply, Hold)> {
+        loop {
+            if group >= self.target || items >= MAX_GROUP_ITEMS || deferred.is_some() {
+                return None;
+            }
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(_) => {
+                    let left = self.linger.checked_sub(self.started.elapsed())?;
+                    self.rx.recv_timeout(left.min(LINGER_GAP)).ok()?
+                }
+            };
+            match take(telemetry, cmd) {
+                Taken::Write(batch, reply, hold) => return Some((batch, reply, hold)),
+                Taken::Done => {}
+                // Faults apply between groups, as when gathered.
+                Taken::Inject(f) => *deferred = Some(Command::Inject(f)),
             }
         }
     }
-    let old = Row::get(tx, &ev.source, &ev.id)?;
-    if !first.on {
-        first.counted(old.is_some());
-    }
-    match rules::decide(config, ev, old.as_ref(), received_at, &mut res.keys) {
-        Decision::Put(new) => put(tx, config, old.as_ref(), &new, ops, touched, res),
-        Decision::Unchanged { touch: Some(t) } => {
-            tx.prepare_cached("UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2")?
-                .execute(params![ev.source, ev.id, t])?;
-            Ok(Effect::Unchanged)
-        }
-        d => Ok(d.effect()),
-    }
-}
-
-/// Inserts the row of an upsert unless its defect is stored, with what it
-/// adds queued (its release made resident first): whether it inserted, or
-/// `None` for a change that is not an upsert. `keys` is the residency's,
-/// taken out while the row borrows it.
-fn insert_if_new(
-    tx: &Connection,
-    config: &Config,
-    ev: &DefectEvent,
-    received_at: Millis,
-    ops: &mut Vec<Op>,
-    res: &mut Residency,
-    keys: &mut ReleaseKeys,
-) -> rusqlite::Result<Option<bool>> {
-    let Some(new) = rules::new_row(config, ev, received_at, keys) else {
-        return Ok(None);
-    };
-    let after = new.contribution(config);
-    if let Some(Contribution {
-        product,
-        release: Some(r),
-        ..
-    }) = &after
-    {
-        res.ensure(tx, config, product, r, ops)?;
-    }
-    if !new.insert_new(tx)? {
-        return Ok(Some(false));
-    }
-    ops.extend(after.map(Op::Add));
-    Ok(Some(true))
-}
-
-/// Stores `new` and queues the change of its contribution (a cold release it
-/// touches is loaded first, as it was before the change).
-fn put(
-    tx: &Connection,
-    config: &Config,
-    old: Option<&Row>,
-    new: &Row,
-    ops: &mut Vec<Op>,
-    touched: &mut BTreeSet<(String, String)>,
-    res: &mut Residency,
-) -> rusqlite::Result<Effect> {
-    let before = old.and_then(|o| o.contribution(config));
-    let after = new.contribution(config);
-    if before != after {
-        for c in before.iter().chain(after.iter()) {
-            if let Some(r) = &c.release {
-                res.ensure(tx, config, &c.product, r, ops)?;
-            }
-        }
-    }
-    new.put(tx)?;
-    if before != after {
-        // An addition keeps the release's earliest `found_at` itself (the
-        // aggregates take the minimum); only a removal may take away the
-        // minimum, so only then is it queried again (`Op::Meta`).
-        if let Some(Contribution {
-            product,
-            release: Some(r),
-            ..
-        }) = &before
-        {
-            touched.insert((product.clone(), r.clone()));
-        }
-        ops.extend(before.map(Op::Remove));
-        ops.extend(after.map(Op::Add));
-    }
-    Ok(Effect::Accepted)
-}
-
-/// Records a release time and recomputes what depends on it.
-fn apply_release(
-    tx: &Connection,
-    config: &Config,
-    stages: &str,
-    ev: &ReleaseEvent,
-    ops: &mut Vec<Op>,
-    res: &mut Residency,
-) -> rusqlite::Result<Effect> {
-    let Some(row) = ReleaseTimeRow::of(config, ev) else {
-        return Ok(Effect::Stale);
-    };
-    res.ensure(tx, config, &row.product, &row.release, ops)?;
-    if !row.upsert(tx)? {
-        return Ok(Effect::Unchanged);
-    }
-    ops.push(Op::Meta(
-        row.product.clone(),
-        row.release.clone(),
-        release_meta(tx, config, stages, &row.product, &row.release)?,
-    ));
-    Ok(Effect::Accepted)
-}
-
-/// Everything recomputed for a release whose time may have changed.
-pub(super) fn release_meta(
-    tx: &Connection,
-    config: &Config,
-    stages: &str,
-    product: &str,
-    release: &str,
-) -> rusqlite::Result<ReleaseMeta> {
-    let time = defect::release_time(tx, product, release)?;
-    let contributions = defect::release_contributions(tx, config, product, release)?;
-    let at_age = Aggregates::new(config).at_age_counts(time, contributions.iter());
-    Ok(ReleaseMeta {
-        first_found: defect::first_found(tx, stages, product, release)?,
-        time: Some((time, at_age)),
-    })
 }
 
 #[cfg(test)]
@@ -1269,6 +945,9 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::model::event::{Change, Classification, Ingress, ProductRef, Status};
+    use crate::model::event::{DefectEvent, ReleaseEvent};
+    use crate::model::item::Item;
+    use crate::store::defect::Row;
 
     struct Db {
         _dir: tempfile::TempDir,
@@ -1344,12 +1023,10 @@ mod tests {
         let aggregates = RwLock::new(Aggregates::new(&db.config));
         let scratch = Aggregates::new(&db.config);
         let mut cache = ColdCache::default();
-        let mut res = Residency::new(&aggregates, &scratch, &mut cache);
-        let mut first = InsertFirst::starting(db.insert_first);
-        let outcome = apply_batch(
-            &db.conn, &db.config, &stages, &batch, &mut ops, &mut res, &mut first,
-        )
-        .expect("apply");
+        let memory = Residency::new(&aggregates, &scratch, &mut cache);
+        let first = InsertFirst::starting(db.insert_first);
+        let mut engine = Engine::new(&db.config, &stages, first, Some(memory));
+        let outcome = engine.apply(&db.conn, &batch, &mut ops).expect("apply");
         let net = ops
             .iter()
             .map(|o| match o {

@@ -17,6 +17,7 @@ mod faults_file;
 mod healthcheck;
 mod helpers;
 mod import;
+mod import_race;
 mod input;
 mod openapi;
 mod read;
