@@ -13,7 +13,7 @@ use super::complain;
 use crate::cli::ReportFormat;
 use crate::config::Config;
 use crate::metrics::collector::select;
-use crate::metrics::report::{Band, Report, build};
+use crate::metrics::report::{Band, ProductRow, ReleaseRow, Report, build};
 
 /// `report`: the escape-rate report of a database, read-only.
 pub fn run(
@@ -220,62 +220,8 @@ fn columns(head: &[&str], rows: &[(Vec<String>, Option<Band>)], colour: bool) ->
 
 /// The report as two aligned tables: releases, then products.
 pub fn table(report: &Report, colour: bool) -> String {
-    let releases: Vec<(Vec<String>, Option<Band>)> = report
-        .releases
-        .iter()
-        .map(|r| {
-            let leakiest = match (&r.leakiest_stage, &r.leakiest_stage_owner) {
-                (Some(s), Some(o)) => format!(
-                    "{} {} ({})",
-                    printable(s),
-                    pct(r.leakiest_stage_leak),
-                    printable(o)
-                ),
-                _ => "-".to_owned(),
-            };
-            let band = r.band.map_or("-", Band::as_str);
-            (
-                vec![
-                    printable(&r.product),
-                    printable(&r.release),
-                    r.defects.to_string(),
-                    r.escaped.to_string(),
-                    pct(r.escape_rate),
-                    interval(r.lower, r.upper),
-                    if r.small_sample && r.band.is_some() {
-                        format!("{band} (small sample)")
-                    } else {
-                        band.to_owned()
-                    },
-                    r.released_at
-                        .as_deref()
-                        .map_or("-".to_owned(), |t| t.chars().take(10).collect()),
-                    leakiest,
-                ],
-                r.band,
-            )
-        })
-        .collect();
-    let products: Vec<(Vec<String>, Option<Band>)> = report
-        .products
-        .iter()
-        .map(|p| {
-            (
-                vec![
-                    printable(&p.product),
-                    p.recent_defects.map_or("-".into(), |t| t.to_string()),
-                    p.recent_escaped.map_or("-".into(), |e| e.to_string()),
-                    pct(p.recent_rate),
-                    interval(p.lower, p.upper),
-                    p.band.map_or("-", Band::as_str).to_owned(),
-                    p.unattributed.to_string(),
-                    (p.unknown_stage + p.no_stage).to_string(),
-                    p.releases_left_out.to_string(),
-                ],
-                p.band,
-            )
-        })
-        .collect();
+    let releases: Vec<_> = report.releases.iter().map(release_cells).collect();
+    let products: Vec<_> = report.products.iter().map(product_cells).collect();
     let mut out = columns(
         &[
             "PRODUCT",
@@ -308,6 +254,58 @@ pub fn table(report: &Report, colour: bool) -> String {
         colour,
     ));
     out
+}
+
+/// A release's row of the table, and the band that colours it.
+fn release_cells(r: &ReleaseRow) -> (Vec<String>, Option<Band>) {
+    let leakiest = match (&r.leakiest_stage, &r.leakiest_stage_owner) {
+        (Some(s), Some(o)) => format!(
+            "{} {} ({})",
+            printable(s),
+            pct(r.leakiest_stage_leak),
+            printable(o)
+        ),
+        _ => "-".to_owned(),
+    };
+    let band = r.band.map_or("-", Band::as_str);
+    (
+        vec![
+            printable(&r.product),
+            printable(&r.release),
+            r.defects.to_string(),
+            r.escaped.to_string(),
+            pct(r.escape_rate),
+            interval(r.lower, r.upper),
+            if r.small_sample && r.band.is_some() {
+                format!("{band} (small sample)")
+            } else {
+                band.to_owned()
+            },
+            r.released_at
+                .as_deref()
+                .map_or("-".to_owned(), |t| t.chars().take(10).collect()),
+            leakiest,
+        ],
+        r.band,
+    )
+}
+
+/// A product's row of the table, and the band that colours it.
+fn product_cells(p: &ProductRow) -> (Vec<String>, Option<Band>) {
+    (
+        vec![
+            printable(&p.product),
+            p.recent_defects.map_or("-".into(), |t| t.to_string()),
+            p.recent_escaped.map_or("-".into(), |e| e.to_string()),
+            pct(p.recent_rate),
+            interval(p.lower, p.upper),
+            p.band.map_or("-", Band::as_str).to_owned(),
+            p.unattributed.to_string(),
+            (p.unknown_stage + p.no_stage).to_string(),
+            p.releases_left_out.to_string(),
+        ],
+        p.band,
+    )
 }
 
 #[cfg(test)]

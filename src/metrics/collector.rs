@@ -582,6 +582,19 @@ fn family<'v, const N: usize>(
     Ok(())
 }
 
+/// The samples of [`Rows::StageInfo`]: each configured stage with its phase,
+/// its place in the pipeline and whether it is tracked, at 1.
+fn stage_info<'c>(c: &'c Ctx) -> impl Iterator<Item = ([&'c str; 4], f64)> {
+    let stages = c.config.pipeline.stages().iter().zip(&c.orders);
+    stages.map(|(s, order)| {
+        let tracked = if s.tracked { "true" } else { "false" };
+        (
+            [s.name.as_str(), s.phase.as_str(), order.as_str(), tracked],
+            1.0,
+        )
+    })
+}
+
 /// Writes the family of one row of [`FAMILIES`].
 fn encode_rows(
     enc: &mut DescriptorEncoder,
@@ -658,18 +671,7 @@ fn encode_rows(
             name,
             help,
             ["stage", "phase", "order", "tracked"],
-            c.config
-                .pipeline
-                .stages()
-                .iter()
-                .zip(&c.orders)
-                .map(|(s, order)| {
-                    let tracked = if s.tracked { "true" } else { "false" };
-                    (
-                        [s.name.as_str(), s.phase.as_str(), order.as_str(), tracked],
-                        1.0,
-                    )
-                }),
+            stage_info(c),
         ),
         Rows::Scalar(f) => ConstGauge::new(f(c)).encode(enc.encode_descriptor(
             name,
