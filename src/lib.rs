@@ -1,24 +1,30 @@
 //! bug-escape-exporter: defect events in, escape-rate gauges out.
 //!
-//! Modules, in the order an event flows through them:
-//! - [`http`]: routes, request bodies, auth, `AppError` → JSON.
-//! - [`ingest`]: the generic API's payload → [`model::event`] items;
-//!   `http::write` holds the one write path and the write queue's bound.
-//! - [`sources`]: the vendors (GitHub, GitLab, Jira, Sentry), one folder
-//!   each: webhook conversion and authentication, and the `sync` listing
-//!   from their REST APIs; `serve`'s periodic reconcile.
-//! - [`model`]: validated domain values (stages, release names, events).
-//! - [`store`]: the single SQLite writer thread; group commits; updates the
-//!   aggregates after each commit.
-//! - [`metrics`]: the in-memory aggregates, the §3 formulas, the scrape-time
-//!   collector and the exposition formats.
-//! - [`config`], [`cli`], [`app`], [`logging`]: settings, flags, start-up and
-//!   shutdown, log output that never fails.
-//! - [`healthcheck`]: the `healthcheck` sub-command's `/readyz` client.
-//! - [`cmd`]: sub-commands that run once (`sync`).
-//! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
-//!   and out of the store, through the generic API's parser and the writer's
-//!   rules).
+//! The modules stand on floors; each imports only from the floors below it:
+//!
+//! 1. Commands: [`cmd`] (one file per sub-command; `main` parses [`cli`],
+//!    starts [`logging`] and dispatches), [`import`], [`export`].
+//! 2. Serving: [`app`] (start-up and shutdown), [`http`] (routes, request
+//!    bodies, auth, `AppError` → JSON; `http::write` holds the one write path
+//!    and the write queue's bound), [`server`] (the accept loop), [`metrics`]
+//!    (the §3 formulas, the scrape-time collector, the registration and
+//!    exposition of every family), [`memory`].
+//! 3. [`sources`]: the vendors (GitHub, GitLab, Jira, Sentry), one folder
+//!    each: configuration, webhook conversion and authentication, the `sync`
+//!    listing from their REST APIs; beside them the shared client, the
+//!    deletion sweep and `serve`'s periodic reconcile.
+//! 4. [`ingest`]: the generic API's payload → [`model::item::Item`]s.
+//! 5. [`store`]: the single SQLite writer thread; group commits; updates the
+//!    aggregates and the self-metrics after each commit.
+//! 6. [`aggregate`]: the in-memory counts every gauge is computed from;
+//!    [`telemetry`]: the state of the exporter's own metrics, which the
+//!    store, the HTTP edge and `sync` update.
+//! 7. [`config`]: settings, validated.
+//! 8. [`model`]: validated domain values (stages, release names, events,
+//!    times).
+//!
+//! [`cli`] (clap's argument types) and [`build`] (version strings) are
+//! leaves: they read nothing above [`model`].
 
 pub mod aggregate;
 pub mod app;
