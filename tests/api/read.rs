@@ -212,6 +212,28 @@ async fn the_releases_report_has_the_numbers_of_the_metrics() {
     app.stop().await;
 }
 
+/// The rules of POST apply to a deletion: a webhook's namespace, a future
+/// or bad time, an unknown parameter are each a 422 naming the field.
+async fn assert_bad_deletions_refused(app: &TestApp) {
+    for (path, field) in [
+        ("/api/v1/defects/github/1", "source"),
+        (
+            "/api/v1/defects/generic/PAY-1?updated_at=2999-01-01T00:00:00Z",
+            "updated_at",
+        ),
+        (
+            "/api/v1/defects/generic/PAY-1?updated_at=yesterday",
+            "updated_at",
+        ),
+        ("/api/v1/defects/generic/PAY-1?deleted=false", "deleted"),
+    ] {
+        let resp = delete(app, path).await;
+        assert_eq!(resp.status(), 422, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["field"], field, "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_stored_defect_is_shown_deleted_through_the_write_rules_and_404_when_unknown() {
     let (app, _dir) = spawn_app().await;
@@ -278,24 +300,7 @@ async fn a_stored_defect_is_shown_deleted_through_the_write_rules_and_404_when_u
         .unwrap_or(0.0),
         0.0
     );
-    // The rules of POST apply: a webhook's namespace, a future or bad time.
-    for (path, field) in [
-        ("/api/v1/defects/github/1", "source"),
-        (
-            "/api/v1/defects/generic/PAY-1?updated_at=2999-01-01T00:00:00Z",
-            "updated_at",
-        ),
-        (
-            "/api/v1/defects/generic/PAY-1?updated_at=yesterday",
-            "updated_at",
-        ),
-        ("/api/v1/defects/generic/PAY-1?deleted=false", "deleted"),
-    ] {
-        let resp = delete(&app, path).await;
-        assert_eq!(resp.status(), 422, "{path}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["field"], field, "{path}: {body}");
-    }
+    assert_bad_deletions_refused(&app).await;
     // A deletion of a defect never seen stores a tombstone, as POST does.
     let body: Value = delete(&app, "/api/v1/defects/generic/NEW%2F1")
         .await
