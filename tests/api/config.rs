@@ -20,10 +20,11 @@ fn stage(name: &str, phase: Phase, owner: &str, tracked: bool) -> StageSettings 
     }
 }
 
-#[tokio::test]
-async fn a_custom_pipeline_products_and_bands_shape_the_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = settings(dir.path());
+/// Settings with a four-stage pipeline (`coding` untracked) and a product
+/// `payments` mapped from GitHub, with its own stage owner, leak target and
+/// bands.
+fn custom_pipeline(dir: &std::path::Path) -> Settings {
+    let mut s = settings(dir);
     s.stages = vec![
         stage("coding", Phase::PreRelease, "devs", false),
         stage("staging", Phase::PreRelease, "qa-team", true),
@@ -44,6 +45,13 @@ async fn a_custom_pipeline_products_and_bands_shape_the_metrics() {
         ..Default::default()
     });
     s.products.insert("payments".into(), payments);
+    s
+}
+
+#[tokio::test]
+async fn a_custom_pipeline_products_and_bands_shape_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = custom_pipeline(dir.path());
     let app = spawn_with(s).await;
     app.events(json!([
         {"id": "1", "product": "payments", "stage": "staging", "release": "1.0"},

@@ -1,8 +1,10 @@
 //! Ingestion semantics (docs/semantics.md) through `POST /api/v1/events`.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::json;
 
-use crate::helpers::{rel, settings, spawn_app, spawn_with};
+use crate::helpers::{Exposition, rel, settings, spawn_app, spawn_with};
 
 const T1: &str = "2026-01-01T00:00:00Z";
 const T2: &str = "2026-01-02T00:00:00Z";
@@ -419,7 +421,6 @@ async fn state_survives_a_restart() {
 /// reordered sequence of events.
 #[tokio::test]
 async fn random_event_sequences_match_a_reference_model() {
-    use std::collections::HashMap;
     let (app, _dir) = spawn_app().await;
     let stages = [
         "development",
@@ -500,6 +501,182 @@ async fn random_event_sequences_match_a_reference_model() {
     app.stop().await;
 }
 
+/// One defect of the reference model, as its winning event left it.
+#[derive(Debug, Clone, Copy)]
+struct Modeled {
+    updated: u32,
+    deleted: bool,
+    product: u32,
+    release: u32,
+    stage: usize,
+    found: u32,
+}
+
+/// Per product and release: (T, P, first found day).
+type PerRelease = BTreeMap<u32, BTreeMap<u32, (u64, u64, u32)>>;
+
+/// The reference model: every defect id with what its winning event says.
+#[derive(Default)]
+struct Model(HashMap<u32, Modeled>);
+
+impl Model {
+    /// Applies an event to `id` as the store orders them: a later
+    /// `updated_at` wins, and at the same time a deletion wins; a deletion
+    /// keeps what the defect was.
+    fn apply(&mut self, id: u32, e: Modeled) {
+        let wins = match self.0.get(&id) {
+            None => true,
+            Some(old) => {
+                e.updated > old.updated || (e.updated == old.updated && (e.deleted || !old.deleted))
+            }
+        };
+        if !wins {
+            return;
+        }
+        let kept = match (e.deleted, self.0.get(&id)) {
+            (true, Some(old)) => Modeled {
+                updated: e.updated,
+                deleted: true,
+                ..*old
+            },
+            (true, None) => Modeled {
+                product: 0,
+                release: 0,
+                stage: 0,
+                found: 0,
+                ..e
+            },
+            (false, _) => e,
+        };
+        self.0.insert(id, kept);
+    }
+
+    /// The live defects counted per product and release.
+    fn per_release(&self) -> PerRelease {
+        let mut per = PerRelease::new();
+        for d in self.0.values().filter(|d| !d.deleted) {
+            let e = per
+                .entry(d.product)
+                .or_default()
+                .entry(d.release)
+                .or_insert((0, 0, u32::MAX));
+            e.0 += 1;
+            e.1 += u64::from(d.stage == 4);
+            e.2 = e.2.min(d.found);
+        }
+        per
+    }
+}
+
+/// A xorshift generator of numbers below `n`: the same sequence every run.
+fn xorshift() -> impl FnMut(u64) -> u64 {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
+/// `2025-01-01` plus `d` days, as RFC 3339.
+fn day(d: u32) -> String {
+    let t = 1_735_689_600 + i64::from(d) * 86_400;
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A random event over 50 ids, 3 products and 7 releases (one in eight a
+/// deletion): its id, what the model records, and its JSON.
+fn random_event(next: &mut impl FnMut(u64) -> u64) -> (u32, Modeled, serde_json::Value) {
+    const STAGES: [&str; 5] = [
+        "development",
+        "code_review",
+        "automated_tests",
+        "qa",
+        "production",
+    ];
+    let id = next(50) as u32;
+    let t = next(60) as u32;
+    let deleted = next(8) == 0;
+    let product = next(3) as u32;
+    let release = next(7) as u32;
+    let stage = next(5) as usize;
+    let found = release * 10 + next(15) as u32;
+    let at = format!("2026-02-01T00:{:02}:{:02}Z", t / 60, t % 60);
+    let body = if deleted {
+        json!({"id": id.to_string(), "deleted": true, "updated_at": at})
+    } else {
+        json!({"id": id.to_string(), "product": format!("p{product}"),
+               "release": format!("{release}.0.0"), "stage": STAGES[stage],
+               "found_at": day(found), "updated_at": at})
+    };
+    let modeled = Modeled {
+        updated: t,
+        deleted,
+        product,
+        release,
+        stage,
+        found,
+    };
+    (id, modeled, body)
+}
+
+/// A product's releases newest first (first found, then name, both
+/// descending).
+fn ranked(rs: &BTreeMap<u32, (u64, u64, u32)>) -> Vec<(u32, (u64, u64, u32))> {
+    let mut v: Vec<(u32, (u64, u64, u32))> = rs.iter().map(|(k, v)| (*k, *v)).collect();
+    v.sort_by(|a, b| b.1.2.cmp(&a.1.2).then(b.0.cmp(&a.0)));
+    v
+}
+
+/// The metrics hold what the model says with two products and two
+/// releases each exported and a pool of one release.
+fn check_exported(m: &Exposition, per: &PerRelease, round: u32) {
+    // Products: newest release with defects first, then by name.
+    let mut products: Vec<u32> = per.keys().copied().collect();
+    products.sort_by_key(|p| (std::cmp::Reverse(ranked(&per[p])[0].1.2), *p));
+    let exported_products = products.len().min(2);
+    assert_eq!(
+        m.value("bug_escape_products_left_out", &[]),
+        (products.len() - exported_products) as f64,
+        "round {round}"
+    );
+    for (i, p) in products.iter().enumerate() {
+        let name = format!("p{p}");
+        let releases = ranked(&per[p]);
+        for (j, (r, (total, escaped, _))) in releases.iter().enumerate() {
+            let labels = [("product", name.as_str()), ("release", &format!("{r}.0.0"))];
+            let got = m.get("bug_escape_release_defects", &labels);
+            if i < 2 && j < 2 {
+                assert_eq!(got, Some(*total as f64), "round {round} {labels:?}");
+                assert_eq!(
+                    m.value("bug_escape_release_escaped_defects", &labels),
+                    *escaped as f64,
+                    "round {round} {labels:?}"
+                );
+            } else {
+                assert_eq!(got, None, "round {round} {labels:?} is not exported");
+            }
+        }
+        if i < 2 {
+            let product = [("product", name.as_str())];
+            assert_eq!(
+                m.value("bug_escape_releases_left_out", &product),
+                releases.len().saturating_sub(2) as f64,
+                "round {round} {name}"
+            );
+            assert_eq!(
+                m.value("bug_escape_recent_defects", &product),
+                releases[0].1.0 as f64,
+                "round {round} {name}: the pool is the newest release"
+            );
+        }
+    }
+}
+
 /// The reference model with two releases exported per product, a pool of one
 /// and two products: most releases are cold (in the store only) and come
 /// back when events move defects between them, so the exported releases, the
@@ -507,133 +684,23 @@ async fn random_event_sequences_match_a_reference_model() {
 /// model of the whole history after every batch.
 #[tokio::test]
 async fn a_reference_model_holds_while_releases_go_cold_and_come_back() {
-    use std::collections::{BTreeMap, HashMap};
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path());
     s.max_releases = 2;
     s.recent_releases = 1;
     s.max_products = 2;
     let app = spawn_with(s).await;
-    let stages = [
-        "development",
-        "code_review",
-        "automated_tests",
-        "qa",
-        "production",
-    ];
-    // id -> (updated_at, deleted, product, release, stage, found day)
-    let mut model: HashMap<u32, (u32, bool, u32, u32, usize, u32)> = HashMap::new();
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
-    let day = |d: u32| {
-        let t = 1_735_689_600 + i64::from(d) * 86_400; // 2025-01-01 + d days
-        chrono::DateTime::from_timestamp(t, 0)
-            .unwrap()
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    };
+    let mut model = Model::default();
+    let mut next = xorshift();
     for round in 0..24 {
         let mut batch = Vec::new();
         for _ in 0..20 {
-            let id = next(50) as u32;
-            let t = next(60) as u32;
-            let deleted = next(8) == 0;
-            let product = next(3) as u32;
-            let release = next(7) as u32;
-            let stage = next(5) as usize;
-            let found = release * 10 + next(15) as u32;
-            let at = format!("2026-02-01T00:{:02}:{:02}Z", t / 60, t % 60);
-            batch.push(if deleted {
-                json!({"id": id.to_string(), "deleted": true, "updated_at": at})
-            } else {
-                json!({"id": id.to_string(), "product": format!("p{product}"),
-                       "release": format!("{release}.0.0"), "stage": stages[stage],
-                       "found_at": day(found), "updated_at": at})
-            });
-            let wins = match model.get(&id) {
-                None => true,
-                Some((old_t, old_del, ..)) => t > *old_t || (t == *old_t && (deleted || !old_del)),
-            };
-            if wins {
-                let old = model.get(&id).copied();
-                model.insert(
-                    id,
-                    match (deleted, old) {
-                        (true, Some((_, _, p, r, s, f))) => (t, true, p, r, s, f),
-                        (true, None) => (t, true, 0, 0, 0, 0),
-                        (false, _) => (t, false, product, release, stage, found),
-                    },
-                );
-            }
+            let (id, modeled, body) = random_event(&mut next);
+            batch.push(body);
+            model.apply(id, modeled);
         }
         app.events(serde_json::Value::Array(batch)).await;
-        // Per product and release: (T, P, first found day).
-        let mut per: BTreeMap<u32, BTreeMap<u32, (u64, u64, u32)>> = BTreeMap::new();
-        for (_, del, p, r, s, f) in model.values() {
-            if *del {
-                continue;
-            }
-            let e = per
-                .entry(*p)
-                .or_default()
-                .entry(*r)
-                .or_insert((0, 0, u32::MAX));
-            e.0 += 1;
-            e.1 += u64::from(*s == 4);
-            e.2 = e.2.min(*f);
-        }
-        // Releases newest first (first found, then name, both descending).
-        let ranked = |rs: &BTreeMap<u32, (u64, u64, u32)>| {
-            let mut v: Vec<(u32, (u64, u64, u32))> = rs.iter().map(|(k, v)| (*k, *v)).collect();
-            v.sort_by(|a, b| b.1.2.cmp(&a.1.2).then(b.0.cmp(&a.0)));
-            v
-        };
-        // Products: newest release with defects first, then by name.
-        let mut products: Vec<u32> = per.keys().copied().collect();
-        products.sort_by_key(|p| (std::cmp::Reverse(ranked(&per[p])[0].1.2), *p));
-        let m = app.metrics().await;
-        let exported_products = products.len().min(2);
-        assert_eq!(
-            m.value("bug_escape_products_left_out", &[]),
-            (products.len() - exported_products) as f64,
-            "round {round}"
-        );
-        for (i, p) in products.iter().enumerate() {
-            let name = format!("p{p}");
-            let releases = ranked(&per[p]);
-            for (j, (r, (total, escaped, _))) in releases.iter().enumerate() {
-                let labels = [("product", name.as_str()), ("release", &format!("{r}.0.0"))];
-                let got = m.get("bug_escape_release_defects", &labels);
-                if i < 2 && j < 2 {
-                    assert_eq!(got, Some(*total as f64), "round {round} {labels:?}");
-                    assert_eq!(
-                        m.value("bug_escape_release_escaped_defects", &labels),
-                        *escaped as f64,
-                        "round {round} {labels:?}"
-                    );
-                } else {
-                    assert_eq!(got, None, "round {round} {labels:?} is not exported");
-                }
-            }
-            if i < 2 {
-                let product = [("product", name.as_str())];
-                assert_eq!(
-                    m.value("bug_escape_releases_left_out", &product),
-                    releases.len().saturating_sub(2) as f64,
-                    "round {round} {name}"
-                );
-                assert_eq!(
-                    m.value("bug_escape_recent_defects", &product),
-                    releases[0].1.0 as f64,
-                    "round {round} {name}: the pool is the newest release"
-                );
-            }
-        }
+        check_exported(&app.metrics().await, &model.per_release(), round);
     }
     app.stop().await;
 }

@@ -51,83 +51,97 @@ pub fn assert_report_matches_metrics(report: &Value, m: &Exposition) {
         m.count("bug_escape_release_defects"),
         "{report}"
     );
-    let num = |v: &Value| v.as_f64();
-    // serde_json's default float parser (without `float_roundtrip`) may land
-    // one ULP off the shortest representation both sides print; the text
-    // values are identical, so equal up to that.
-    let same = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() <= 2.0 * f64::EPSILON * a.abs().max(b.abs()),
-        (a, b) => a == b,
-    };
     for r in releases {
-        let labels = [
-            ("product", r["product"].as_str().unwrap()),
-            ("release", r["release"].as_str().unwrap()),
-        ];
-        for (field, family) in [
-            ("defects", "bug_escape_release_defects"),
-            ("escaped", "bug_escape_release_escaped_defects"),
-            ("escape_rate", "bug_escape_rate_ratio"),
-            ("lower", "bug_escape_rate_lower_ratio"),
-            ("upper", "bug_escape_rate_upper_ratio"),
-        ] {
-            let (got, want) = (num(&r[field]), m.get(family, &labels));
-            assert!(same(got, want), "{field} of {r}: {got:?} vs {want:?}");
-        }
-        let released = r["released_at"].as_str().map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .unwrap()
-                .timestamp_millis() as f64
-                / 1000.0
-        });
-        assert_eq!(
-            released,
-            m.get("bug_escape_release_timestamp_seconds", &labels),
-            "{r}"
-        );
-        for s in r["stages"].as_array().unwrap() {
-            let stage = s["stage"].as_str().unwrap();
-            let l = [labels[0], labels[1], ("stage", stage)];
-            assert_eq!(num(&s["defects"]), m.get("bug_escape_defects", &l), "{s}");
-            let want = m.get("bug_escape_stage_leak_ratio", &l);
-            assert!(same(num(&s["leak"]), want), "{s} vs {want:?}");
-        }
-        if let Some(stage) = r["leakiest_stage"].as_str() {
-            let owner = r["leakiest_stage_owner"].as_str().unwrap();
-            let l = [labels[0], ("stage", stage), ("owner", owner)];
-            assert_eq!(m.get("bug_escape_stage_owner_info", &l), Some(1.0), "{r}");
-        }
+        assert_release_matches(r, m);
     }
     for p in products {
-        let labels = [("product", p["product"].as_str().unwrap())];
-        for (field, family) in [
-            ("recent_defects", "bug_escape_recent_defects"),
-            ("recent_rate", "bug_escape_recent_rate_ratio"),
-            ("lower", "bug_escape_recent_rate_lower_ratio"),
-            ("upper", "bug_escape_recent_rate_upper_ratio"),
-            ("releases_left_out", "bug_escape_releases_left_out"),
-        ] {
-            let (got, want) = (num(&p[field]), m.get(family, &labels));
-            assert!(same(got, want), "{field} of {p}: {got:?} vs {want:?}");
-        }
-        let unattributed: f64 = m
-            .samples
-            .iter()
-            .filter(|(n, l, _)| {
-                n == "bug_escape_unattributed_defects" && l["product"] == labels[0].1
-            })
-            .map(|(_, _, v)| v)
-            .sum();
-        assert_eq!(num(&p["unattributed"]), Some(unattributed), "{p}");
-        for band in ["strong", "healthy", "attention"] {
-            assert_eq!(
-                num(&p["thresholds"][band]),
-                m.get(
-                    "bug_escape_band_threshold_ratio",
-                    &[labels[0], ("band", band)]
-                ),
-            );
-        }
+        assert_product_matches(p, m);
+    }
+}
+
+/// Two numbers printed the same. serde_json's default float parser (without
+/// `float_roundtrip`) may land one ULP off the shortest representation both
+/// sides print; the text values are identical, so equal up to that.
+fn same(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 2.0 * f64::EPSILON * a.abs().max(b.abs()),
+        (a, b) => a == b,
+    }
+}
+
+/// One release of a report: its counts, rate, interval, release time,
+/// stages and leakiest stage's owner, as on `/metrics`.
+fn assert_release_matches(r: &Value, m: &Exposition) {
+    let num = |v: &Value| v.as_f64();
+    let labels = [
+        ("product", r["product"].as_str().unwrap()),
+        ("release", r["release"].as_str().unwrap()),
+    ];
+    for (field, family) in [
+        ("defects", "bug_escape_release_defects"),
+        ("escaped", "bug_escape_release_escaped_defects"),
+        ("escape_rate", "bug_escape_rate_ratio"),
+        ("lower", "bug_escape_rate_lower_ratio"),
+        ("upper", "bug_escape_rate_upper_ratio"),
+    ] {
+        let (got, want) = (num(&r[field]), m.get(family, &labels));
+        assert!(same(got, want), "{field} of {r}: {got:?} vs {want:?}");
+    }
+    let released = r["released_at"].as_str().map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis() as f64
+            / 1000.0
+    });
+    assert_eq!(
+        released,
+        m.get("bug_escape_release_timestamp_seconds", &labels),
+        "{r}"
+    );
+    for s in r["stages"].as_array().unwrap() {
+        let stage = s["stage"].as_str().unwrap();
+        let l = [labels[0], labels[1], ("stage", stage)];
+        assert_eq!(num(&s["defects"]), m.get("bug_escape_defects", &l), "{s}");
+        let want = m.get("bug_escape_stage_leak_ratio", &l);
+        assert!(same(num(&s["leak"]), want), "{s} vs {want:?}");
+    }
+    if let Some(stage) = r["leakiest_stage"].as_str() {
+        let owner = r["leakiest_stage_owner"].as_str().unwrap();
+        let l = [labels[0], ("stage", stage), ("owner", owner)];
+        assert_eq!(m.get("bug_escape_stage_owner_info", &l), Some(1.0), "{r}");
+    }
+}
+
+/// One product of a report: its pooled recent rate, left-out releases,
+/// unattributed defects and band thresholds, as on `/metrics`.
+fn assert_product_matches(p: &Value, m: &Exposition) {
+    let num = |v: &Value| v.as_f64();
+    let labels = [("product", p["product"].as_str().unwrap())];
+    for (field, family) in [
+        ("recent_defects", "bug_escape_recent_defects"),
+        ("recent_rate", "bug_escape_recent_rate_ratio"),
+        ("lower", "bug_escape_recent_rate_lower_ratio"),
+        ("upper", "bug_escape_recent_rate_upper_ratio"),
+        ("releases_left_out", "bug_escape_releases_left_out"),
+    ] {
+        let (got, want) = (num(&p[field]), m.get(family, &labels));
+        assert!(same(got, want), "{field} of {p}: {got:?} vs {want:?}");
+    }
+    let unattributed: f64 = m
+        .samples
+        .iter()
+        .filter(|(n, l, _)| n == "bug_escape_unattributed_defects" && l["product"] == labels[0].1)
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(num(&p["unattributed"]), Some(unattributed), "{p}");
+    for band in ["strong", "healthy", "attention"] {
+        assert_eq!(
+            num(&p["thresholds"][band]),
+            m.get(
+                "bug_escape_band_threshold_ratio",
+                &[labels[0], ("band", band)]
+            ),
+        );
     }
 }
 
@@ -212,6 +226,28 @@ async fn the_releases_report_has_the_numbers_of_the_metrics() {
     app.stop().await;
 }
 
+/// The rules of POST apply to a deletion: a webhook's namespace, a future
+/// or bad time, an unknown parameter are each a 422 naming the field.
+async fn assert_bad_deletions_refused(app: &TestApp) {
+    for (path, field) in [
+        ("/api/v1/defects/github/1", "source"),
+        (
+            "/api/v1/defects/generic/PAY-1?updated_at=2999-01-01T00:00:00Z",
+            "updated_at",
+        ),
+        (
+            "/api/v1/defects/generic/PAY-1?updated_at=yesterday",
+            "updated_at",
+        ),
+        ("/api/v1/defects/generic/PAY-1?deleted=false", "deleted"),
+    ] {
+        let resp = delete(app, path).await;
+        assert_eq!(resp.status(), 422, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["field"], field, "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_stored_defect_is_shown_deleted_through_the_write_rules_and_404_when_unknown() {
     let (app, _dir) = spawn_app().await;
@@ -278,24 +314,7 @@ async fn a_stored_defect_is_shown_deleted_through_the_write_rules_and_404_when_u
         .unwrap_or(0.0),
         0.0
     );
-    // The rules of POST apply: a webhook's namespace, a future or bad time.
-    for (path, field) in [
-        ("/api/v1/defects/github/1", "source"),
-        (
-            "/api/v1/defects/generic/PAY-1?updated_at=2999-01-01T00:00:00Z",
-            "updated_at",
-        ),
-        (
-            "/api/v1/defects/generic/PAY-1?updated_at=yesterday",
-            "updated_at",
-        ),
-        ("/api/v1/defects/generic/PAY-1?deleted=false", "deleted"),
-    ] {
-        let resp = delete(&app, path).await;
-        assert_eq!(resp.status(), 422, "{path}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["field"], field, "{path}: {body}");
-    }
+    assert_bad_deletions_refused(&app).await;
     // A deletion of a defect never seen stores a tombstone, as POST does.
     let body: Value = delete(&app, "/api/v1/defects/generic/NEW%2F1")
         .await

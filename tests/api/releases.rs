@@ -3,7 +3,7 @@
 use bug_escape_exporter::config::{ProductSettings, UnderReportingOverride};
 use serde_json::json;
 
-use crate::helpers::{rel, settings, spawn_app, spawn_with};
+use crate::helpers::{Exposition, rel, settings, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn release_time_is_exported_and_prefers_the_final_release() {
@@ -77,6 +77,67 @@ async fn rate_at_age_counts_only_defects_found_up_to_that_age() {
     app.stop().await;
 }
 
+/// What `volume_at_age_counts_defects_and_detectors_found_up_to_that_age`
+/// stores, on the metrics: volume and escapes by detector at 30 days for the
+/// releases old enough, and the under-reporting settings per product.
+fn check_volume_at_age(m: &Exposition) {
+    let at = |release: &'static str| [("product", "default"), ("release", release), ("age", "30d")];
+    // Up to 2026-01-31: 1, 2 (found before the release), 3, 4 (on the
+    // 30th day), 5 and 6; 7 is later, 8 is invalid.
+    assert_eq!(
+        m.value("bug_escape_release_defects_at_age", &at("1.0.0")),
+        6.0
+    );
+    let by = |detector: &'static str| {
+        let [p, r, a] = at("1.0.0");
+        m.value(
+            "bug_escape_escaped_defects_at_age_by_detector",
+            &[p, r, a, ("detected_by", detector)],
+        )
+    };
+    assert_eq!(
+        [by("user"), by("monitoring"), by("other"), by("unknown")],
+        [2.0, 1.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        m.value("bug_escape_release_defects_at_age", &at("0.9.0")),
+        0.0
+    );
+    assert_eq!(m.get("bug_escape_rate_at_age_ratio", &at("0.9.0")), None);
+    assert_eq!(
+        m.get("bug_escape_release_defects_at_age", &at("9.0.0")),
+        None
+    );
+    assert_eq!(
+        m.count("bug_escape_escaped_defects_at_age_by_detector"),
+        8,
+        "two releases x four detectors"
+    );
+    let product = |p: &'static str| [("product", p)];
+    assert_eq!(
+        m.value(
+            "bug_escape_volume_drop_threshold_ratio",
+            &product("default")
+        ),
+        0.5
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_volume_drop_threshold_ratio",
+            &product("payments")
+        ),
+        0.25
+    );
+    assert_eq!(
+        m.value("bug_escape_volume_min_predecessors", &product("default")),
+        4.0
+    );
+    assert_eq!(
+        m.value("bug_escape_volume_min_predecessors", &product("payments")),
+        4.0
+    );
+}
+
 /// The under-reporting inputs: defect volume and escapes by detector at
 /// equal age, 0 included, the same after a restart (the start-up load), and
 /// the check's settings per product.
@@ -123,69 +184,11 @@ async fn volume_at_age_counts_defects_and_detectors_found_up_to_that_age() {
     // Shipped now: not yet 30 days old.
     app.release("default", "9.0.0", &chrono::Utc::now().to_rfc3339())
         .await;
-    let check = |m: &crate::helpers::Exposition| {
-        let at =
-            |release: &'static str| [("product", "default"), ("release", release), ("age", "30d")];
-        // Up to 2026-01-31: 1, 2 (found before the release), 3, 4 (on the
-        // 30th day), 5 and 6; 7 is later, 8 is invalid.
-        assert_eq!(
-            m.value("bug_escape_release_defects_at_age", &at("1.0.0")),
-            6.0
-        );
-        let by = |detector: &'static str| {
-            let [p, r, a] = at("1.0.0");
-            m.value(
-                "bug_escape_escaped_defects_at_age_by_detector",
-                &[p, r, a, ("detected_by", detector)],
-            )
-        };
-        assert_eq!(
-            [by("user"), by("monitoring"), by("other"), by("unknown")],
-            [2.0, 1.0, 0.0, 1.0]
-        );
-        assert_eq!(
-            m.value("bug_escape_release_defects_at_age", &at("0.9.0")),
-            0.0
-        );
-        assert_eq!(m.get("bug_escape_rate_at_age_ratio", &at("0.9.0")), None);
-        assert_eq!(
-            m.get("bug_escape_release_defects_at_age", &at("9.0.0")),
-            None
-        );
-        assert_eq!(
-            m.count("bug_escape_escaped_defects_at_age_by_detector"),
-            8,
-            "two releases x four detectors"
-        );
-        let product = |p: &'static str| [("product", p)];
-        assert_eq!(
-            m.value(
-                "bug_escape_volume_drop_threshold_ratio",
-                &product("default")
-            ),
-            0.5
-        );
-        assert_eq!(
-            m.value(
-                "bug_escape_volume_drop_threshold_ratio",
-                &product("payments")
-            ),
-            0.25
-        );
-        assert_eq!(
-            m.value("bug_escape_volume_min_predecessors", &product("default")),
-            4.0
-        );
-        assert_eq!(
-            m.value("bug_escape_volume_min_predecessors", &product("payments")),
-            4.0
-        );
-    };
-    check(&app.metrics().await);
+    check_volume_at_age(&app.metrics().await);
     app.stop().await;
     // The start-up load counts the same.
     let app = spawn_with(s).await;
-    check(&app.metrics().await);
+    check_volume_at_age(&app.metrics().await);
     // A late report within the age moves the figures; a deletion takes it back.
     app.events(json!({"id": "10", "stage": "production", "release": "1.0.0", "detected_by": "monitoring", "found_at": "2026-01-10T00:00:00Z"})).await;
     let m = app.metrics().await;
@@ -201,7 +204,7 @@ async fn volume_at_age_counts_defects_and_detectors_found_up_to_that_age() {
     );
     assert_eq!(m.value("bug_escape_release_defects_at_age", &key[..3]), 7.0);
     app.events(json!({"id": "10", "deleted": true})).await;
-    check(&app.metrics().await);
+    check_volume_at_age(&app.metrics().await);
     app.stop().await;
 }
 

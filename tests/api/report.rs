@@ -1,7 +1,7 @@
 //! `report` of the real binary on the database of a running `serve`: the same
 //! numbers as that server's `/metrics`, in every format, without writing.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -11,7 +11,7 @@ use crate::read::{assert_report_matches_metrics, post_history};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
 
-fn report(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+fn report(args: &[&str], cwd: &std::path::Path) -> Output {
     Command::new(BIN)
         .arg("report")
         .args(args)
@@ -19,6 +19,46 @@ fn report(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
         .env_remove("NO_COLOR")
         .output()
         .expect("binary runs")
+}
+
+/// CSV: a header and one row per release, the numbers of the JSON report's
+/// `releases`.
+fn assert_csv_matches(csv: Output, releases: &[Value]) {
+    assert!(csv.status.success());
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("product,release,defects,escaped,escape_rate,lower,upper,band"));
+    assert_eq!(lines.len(), 1 + releases.len(), "{text}");
+    for (line, r) in lines[1..].iter().zip(releases) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[0], r["product"].as_str().unwrap());
+        assert_eq!(cells[1], r["release"].as_str().unwrap());
+        assert_eq!(cells[2].parse::<u64>().ok(), r["defects"].as_u64());
+        assert_eq!(
+            cells[4].parse::<f64>().ok(),
+            r["escape_rate"].as_f64(),
+            "{line}"
+        );
+        assert_eq!(cells[7], r["band"].as_str().unwrap_or(""));
+    }
+}
+
+/// Table: piped, so no colour; aligned columns; every release listed.
+fn assert_table_matches(table: Output, releases: &[Value]) {
+    assert!(table.status.success());
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(!text.contains('\x1b'), "colour on a pipe: {text:?}");
+    let head = text.lines().next().unwrap();
+    assert!(head.starts_with("PRODUCT") && head.contains("LEAKIEST STAGE (OWNER)"));
+    let rate_col = head.find("RATE").unwrap();
+    for r in releases {
+        let row = text
+            .lines()
+            .find(|l| l.contains(&format!(" {} ", r["release"].as_str().unwrap())))
+            .expect("release row");
+        let pct = format!("{:.1}%", r["escape_rate"].as_f64().unwrap() * 100.0);
+        assert_eq!(row.find(&pct), Some(rate_col), "{row}\n{head}");
+    }
 }
 
 #[tokio::test]
@@ -74,41 +114,9 @@ async fn report_reads_a_live_database_and_prints_the_numbers_of_the_metrics() {
         .unwrap();
     assert_eq!(parsed, live);
 
-    // CSV: a header and one row per release, the numbers of the JSON.
-    assert!(csv.status.success());
-    let text = String::from_utf8(csv.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("product,release,defects,escaped,escape_rate,lower,upper,band"));
     let releases = parsed["releases"].as_array().unwrap();
-    assert_eq!(lines.len(), 1 + releases.len(), "{text}");
-    for (line, r) in lines[1..].iter().zip(releases) {
-        let cells: Vec<&str> = line.split(',').collect();
-        assert_eq!(cells[0], r["product"].as_str().unwrap());
-        assert_eq!(cells[1], r["release"].as_str().unwrap());
-        assert_eq!(cells[2].parse::<u64>().ok(), r["defects"].as_u64());
-        assert_eq!(
-            cells[4].parse::<f64>().ok(),
-            r["escape_rate"].as_f64(),
-            "{line}"
-        );
-        assert_eq!(cells[7], r["band"].as_str().unwrap_or(""));
-    }
-
-    // Table: piped, so no colour; aligned columns; every release listed.
-    assert!(table.status.success());
-    let text = String::from_utf8(table.stdout).unwrap();
-    assert!(!text.contains('\x1b'), "colour on a pipe: {text:?}");
-    let head = text.lines().next().unwrap();
-    assert!(head.starts_with("PRODUCT") && head.contains("LEAKIEST STAGE (OWNER)"));
-    let rate_col = head.find("RATE").unwrap();
-    for r in releases {
-        let row = text
-            .lines()
-            .find(|l| l.contains(&format!(" {} ", r["release"].as_str().unwrap())))
-            .expect("release row");
-        let pct = format!("{:.1}%", r["escape_rate"].as_f64().unwrap() * 100.0);
-        assert_eq!(row.find(&pct), Some(rate_col), "{row}\n{head}");
-    }
+    assert_csv_matches(csv, releases);
+    assert_table_matches(table, releases);
 
     assert!(one.status.success());
     let one: Value = serde_json::from_slice(&one.stdout).unwrap();

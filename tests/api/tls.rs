@@ -109,6 +109,40 @@ fn port(app: &TestApp) -> u16 {
     app.base.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// Wrong password, unknown user, no credentials, another scheme: each gets
+/// 401 on `path` with a Basic challenge and the JSON error body.
+async fn assert_challenged(app: &TestApp, path: &str) {
+    let url = format!("{}{path}", app.base);
+    for (what, req) in [
+        (
+            "wrong password",
+            app.client.get(&url).basic_auth(USER, Some("nope")),
+        ),
+        (
+            "unknown user",
+            app.client.get(&url).basic_auth("mallory", Some(PASSWORD)),
+        ),
+        ("no credentials", app.client.get(&url)),
+        ("bearer", app.client.get(&url).bearer_auth(PASSWORD)),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{what} on {path}");
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(challenge.starts_with("Basic "), "{what}: {challenge}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "auth", "{body}");
+        assert!(
+            body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn basic_auth_guards_metrics_and_pages_and_leaves_webhooks_api_and_probes_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,36 +181,7 @@ async fn basic_auth_guards_metrics_and_pages_and_leaves_webhooks_api_and_probes_
     // a Basic challenge and the JSON error body, on every guarded path
     // (unknown ones too, so they do not reveal what exists).
     for path in ["/scrape", "/", "/nothing-here"] {
-        for (what, req) in [
-            (
-                "wrong password",
-                app.client.get(url(path)).basic_auth(USER, Some("nope")),
-            ),
-            (
-                "unknown user",
-                app.client
-                    .get(url(path))
-                    .basic_auth("mallory", Some(PASSWORD)),
-            ),
-            ("no credentials", app.client.get(url(path))),
-            ("bearer", app.client.get(url(path)).bearer_auth(PASSWORD)),
-        ] {
-            let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), 401, "{what} on {path}");
-            let challenge = resp
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            assert!(challenge.starts_with("Basic "), "{what}: {challenge}");
-            let body: Value = resp.json().await.unwrap();
-            assert_eq!(body["error"], "auth", "{body}");
-            assert!(
-                body["reason"].as_str().is_some_and(|r| !r.is_empty()),
-                "{body}"
-            );
-        }
+        assert_challenged(&app, path).await;
     }
 
     // Probes stay open.
