@@ -186,11 +186,11 @@ pub enum Command {
         /// Format of every input; default: by extension (.ndjson, .jsonl,
         /// .csv), NDJSON for standard input.
         #[arg(long, value_enum)]
-        format: Option<crate::import::Format>,
+        format: Option<crate::store::format::Format>,
         /// Events sorted and folded in memory at once (a few hundred bytes
         /// each): lower it to bound memory, raise it for fewer, longer runs
         /// of writes. The import is one transaction whatever its value.
-        #[arg(long, default_value_t = crate::import::BATCH, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=10_000_000), |n| n as usize))]
+        #[arg(long, default_value_t = crate::cmd::import::BATCH, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=10_000_000), |n| n as usize))]
         chunk_size: usize,
         /// Files to import, in order; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
@@ -208,7 +208,7 @@ pub enum Command {
         config: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "ndjson")]
-        format: crate::import::Format,
+        format: crate::store::format::Format,
         /// Write to this file (replaced whole once complete) instead of
         /// standard output.
         #[arg(long, value_name = "FILE")]

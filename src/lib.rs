@@ -15,19 +15,17 @@
 //! - [`sync`]: the `sync` sub-command and `serve`'s periodic reconcile:
 //!   vendors' REST APIs through the webhook adapters' conversions and the
 //!   writer's rules.
-//! - [`import`], [`export`]: the `import` and `export` sub-commands (files in
-//!   and out of the store, through the generic API's parser and the writer's
-//!   rules).
+//! - [`cmd`]: the `import` and `export` sub-commands (files in and out of
+//!   the store, through the generic API's parser and the writer's engine).
 
 pub mod aggregate;
 pub mod app;
 pub mod build;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod export;
 pub mod healthcheck;
 pub mod http;
-pub mod import;
 pub mod ingest;
 pub mod logging;
 pub mod memory;

@@ -36,12 +36,12 @@ fn main() -> ExitCode {
                 ..Overrides::default()
             };
             match load(config.as_deref(), &flags) {
-                Ok(c) => ExitCode::from(bug_escape_exporter::import::run(
+                Ok(c) => ExitCode::from(bug_escape_exporter::cmd::import::run(
                     c, &files, format, chunk_size,
                 )),
                 Err(e) => {
                     complain(&e);
-                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                    ExitCode::from(bug_escape_exporter::cmd::import::EXIT_ERROR)
                 }
             }
         }
@@ -79,14 +79,14 @@ fn main() -> ExitCode {
                 ..Overrides::default()
             };
             match load(config.as_deref(), &flags) {
-                Ok(c) => ExitCode::from(bug_escape_exporter::export::run(
+                Ok(c) => ExitCode::from(bug_escape_exporter::cmd::export::run(
                     &c.db,
                     format,
                     output.as_deref(),
                 )),
                 Err(e) => {
                     complain(&e);
-                    ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+                    ExitCode::from(bug_escape_exporter::cmd::export::EXIT_ERROR)
                 }
             }
         }
@@ -173,7 +173,7 @@ fn main() -> ExitCode {
 fn config_failure(command: &Command) -> ExitCode {
     match command {
         Command::Import { .. } | Command::Export { .. } => {
-            ExitCode::from(bug_escape_exporter::import::EXIT_ERROR)
+            ExitCode::from(bug_escape_exporter::cmd::import::EXIT_ERROR)
         }
         Command::Sync { .. } => ExitCode::from(bug_escape_exporter::sync::command::EXIT_ERROR),
         _ => ExitCode::FAILURE,

@@ -13,11 +13,11 @@
 
 use rusqlite::Connection;
 
+use super::Batch;
 use super::Outcome;
 use super::defect::{self, InsertFirst};
 use super::engine::{self, Engine, stored_something};
 use super::lock::{self, DbLock, ExclusiveOpenError};
-use super::Batch;
 use crate::config::Config;
 use crate::model::event::Ingress;
 use crate::model::item::Item;

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::defect::{self, InsertFirst};
 use super::engine::Engine;
+use super::lock::{self, DbLock, ExclusiveOpenError};
 use super::{Batch, Outcome, schema};
 use crate::config::Config;
 use crate::model::event::Ingress;

@@ -39,7 +39,14 @@ fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("race.db");
     let mut import = Command::new(BIN)
-        .args(["import", "--db", db.to_str().unwrap(), "--chunk-size", "2000", "-"])
+        .args([
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--chunk-size",
+            "2000",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,10 +103,7 @@ fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains(&format!("imported {DEFECTS},")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("imported {DEFECTS},")), "{stdout}");
     assert!(
         during > 0,
         "no report ran while the import did ({runs} runs)"
