@@ -339,10 +339,8 @@ fn apply_in_order(
                 // Exactly `chunk` items per chunk.
                 for item in p.items {
                     batch.push(item);
-                    if batch.len() == chunk {
-                        if chunks.send(std::mem::take(&mut batch)).is_err() {
-                            break 'read; // the applier failed: it says why
-                        }
+                    if batch.len() == chunk && chunks.send(std::mem::take(&mut batch)).is_err() {
+                        break 'read; // the applier failed: it says why
                     }
                 }
                 if let Some(b) = bar {

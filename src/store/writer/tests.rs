@@ -382,6 +382,14 @@ mod live_equals_reload {
         }
     }
 
+    fn status_of(n: u8) -> Status {
+        match n {
+            0 => Status::Invalid,
+            1 => Status::Duplicate,
+            _ => Status::Valid,
+        }
+    }
+
     fn item(e: &Ev) -> Item {
         let defect = |id: u8, github: bool, p: u8, change, updated_at| {
             Item::Defect(DefectEvent {
@@ -414,11 +422,7 @@ mod live_equals_reload {
                     cause: Some("coverage".into()),
                     ..Classification::default()
                 };
-                let status = match status {
-                    0 => Status::Invalid,
-                    1 => Status::Duplicate,
-                    _ => Status::Valid,
-                };
+                let status = status_of(status);
                 let change = if keep {
                     Change::UpsertKeepRelease {
                         class,
