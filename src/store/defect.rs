@@ -28,8 +28,8 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
-/// The values of a [`Row`], borrowed (from a `Row`, or from the importer's
-/// packed rows): what a write binds.
+/// The values of a [`Row`], borrowed (from a `Row`, or from the event a new
+/// defect's row is made of): what a write binds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowRef<'a> {
     pub source: &'a str,

@@ -1,7 +1,6 @@
 //! What one event does to the stored state: the ordering and merge rules of
-//! defect events and the release-time upsert, shared by the writer (one event
-//! at a time against SQLite) and the bulk importer (a batch folded in memory
-//! first), so there is one copy of them.
+//! defect events and the release-time upsert, which the one write engine
+//! (`engine::Engine::apply`) applies for every path that stores events.
 
 use std::collections::HashMap;
 
@@ -211,7 +210,7 @@ fn upsert_row<'a>(
 }
 
 /// An upsert's values, borrowed from its event.
-pub(super) struct Upsert<'a> {
+struct Upsert<'a> {
     pub source: &'a str,
     pub id: &'a str,
     pub product: &'a ProductRef,
@@ -225,9 +224,9 @@ pub(super) struct Upsert<'a> {
 }
 
 /// The row an upsert stores, borrowed: the event's values keyed by the
-/// configuration (the writer owns it with [`RowRef::to_row`]; the importer
-/// packs it without owning it).
-pub(super) fn upsert_view<'a>(
+/// configuration (owned with [`RowRef::to_row`] when it is kept; a new
+/// defect's row is inserted straight from it).
+fn upsert_view<'a>(
     config: &'a Config,
     u: &Upsert<'a>,
     keys: &'a mut ReleaseKeys,
