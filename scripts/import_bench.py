@@ -6,7 +6,7 @@ empty database with the release binary, and prints defects/s (wall clock of
 the whole process: open, parse, apply, commit, checkpoint). Bounded: N lines,
 one run per --runs, temp dir removed.
 
-Usage: cargo build --release && python3 scripts/import_bench.py [--events 1000000] [--runs 3]
+Usage: cargo build --release && python3 scripts/import_bench.py [--events 300000] [--runs 3]
        [--keep FILE | --input FILE] [--bin PATH] [--compare PATH]
 """
 import argparse, json, os, random, shutil, subprocess, sys, tempfile, time
@@ -67,7 +67,7 @@ def generate(path, events, products, releases, seed=1):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--products", type=int, default=10)
     ap.add_argument("--releases", type=int, default=60)
     ap.add_argument("--runs", type=int, default=3)

@@ -2,8 +2,8 @@
 //!
 //! The modules stand on floors; each imports only from the floors below it:
 //!
-//! 1. Commands: [`cmd`] (one file per sub-command; `main` parses [`cli`],
-//!    starts [`logging`] and dispatches), [`import`], [`export`].
+//! 1. Commands: [`cmd`] (one file or folder per sub-command; `main` parses
+//!    [`cli`], starts [`logging`] and dispatches).
 //! 2. Serving: [`app`] (start-up and shutdown), [`http`] (routes, request
 //!    bodies, auth, `AppError` → JSON; `http::write` holds the one write path
 //!    and the write queue's bound), [`server`] (the accept loop), [`metrics`]
@@ -32,9 +32,7 @@ pub mod build;
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod export;
 pub mod http;
-pub mod import;
 pub mod ingest;
 pub mod logging;
 pub mod memory;

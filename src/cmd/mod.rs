@@ -4,7 +4,9 @@
 //! stdout or stderr. `import`, `export` and `sync` are run by their modules.
 
 pub mod check_config;
+pub mod export;
 pub mod healthcheck;
+pub mod import;
 pub mod report;
 pub mod serve;
 pub mod sync;
@@ -32,13 +34,8 @@ pub fn run(command: Command) -> ExitCode {
             chunk_size,
             files,
         } => match load(config.as_deref(), &db_only(db)) {
-            Ok(c) => ExitCode::from(crate::import::run(
-                c,
-                &files,
-                format.map(file_format),
-                chunk_size,
-            )),
-            Err(e) => fail(&e, crate::import::EXIT_ERROR),
+            Ok(c) => ExitCode::from(import::run(c, &files, format.map(file_format), chunk_size)),
+            Err(e) => fail(&e, import::EXIT_ERROR),
         },
         Command::Sync {
             source,
@@ -60,12 +57,8 @@ pub fn run(command: Command) -> ExitCode {
             format,
             output,
         } => match load(config.as_deref(), &db_only(db)) {
-            Ok(c) => ExitCode::from(crate::export::run(
-                &c.db,
-                file_format(format),
-                output.as_deref(),
-            )),
-            Err(e) => fail(&e, crate::import::EXIT_ERROR),
+            Ok(c) => ExitCode::from(export::run(&c.db, file_format(format), output.as_deref())),
+            Err(e) => fail(&e, import::EXIT_ERROR),
         },
         Command::CheckConfig {
             config,
@@ -92,19 +85,17 @@ pub fn run(command: Command) -> ExitCode {
 /// The exit status of `command` when its configuration cannot be used.
 pub fn config_failure(command: &Command) -> ExitCode {
     match command {
-        Command::Import { .. } | Command::Export { .. } => {
-            ExitCode::from(crate::import::EXIT_ERROR)
-        }
+        Command::Import { .. } | Command::Export { .. } => ExitCode::from(import::EXIT_ERROR),
         Command::Sync { .. } => ExitCode::from(sync::EXIT_ERROR),
         _ => ExitCode::FAILURE,
     }
 }
 
 /// `import`'s and `export`'s format, as the import module names it.
-fn file_format(f: FileFormat) -> crate::import::Format {
+fn file_format(f: FileFormat) -> crate::store::format::Format {
     match f {
-        FileFormat::Ndjson => crate::import::Format::Ndjson,
-        FileFormat::Csv => crate::import::Format::Csv,
+        FileFormat::Ndjson => crate::store::format::Format::Ndjson,
+        FileFormat::Csv => crate::store::format::Format::Csv,
     }
 }
 

@@ -28,8 +28,8 @@ pub struct Row {
     pub updated_at: Millis,
 }
 
-/// The values of a [`Row`], borrowed (from a `Row`, or from the importer's
-/// packed rows): what a write binds.
+/// The values of a [`Row`], borrowed (from a `Row`, or from the event a new
+/// defect's row is made of): what a write binds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowRef<'a> {
     pub source: &'a str,
@@ -102,8 +102,9 @@ impl<'a> RowRef<'a> {
     /// Inserts these values unless their key is stored; whether it did. One
     /// descent of the `(source, id)` index for a new defect, where a lookup
     /// and then an upsert take three.
-    pub fn insert_new(&self, tx: &Connection) -> rusqlite::Result<bool> {
-        Ok(self.execute(&mut tx.prepare_cached(INSERT_NEW)?)? == 1)
+    /// `stmt` is [`INSERT_NEW`], prepared.
+    pub fn insert_new(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<bool> {
+        Ok(self.execute(stmt)? == 1)
     }
 
     /// What this row adds to the aggregates.
@@ -146,8 +147,7 @@ macro_rules! columns {
 
 /// Whether defects are inserted before they are looked up. While most are
 /// new (a tracker announcing them, an import), an insert that does nothing
-/// when the key is stored ([`RowRef::insert_new`], the importer's
-/// [`super::bulk::Inserter`]) costs one descent of the `(source, id)` index
+/// when the key is stored ([`RowRef::insert_new`]) costs one descent of the `(source, id)` index
 /// where a lookup and then a write cost more. Chosen per round (the writer's
 /// group, the importer's chunk) from the last round's defects: insert first
 /// while most were new, look up first (counting what is found) while most
@@ -196,8 +196,7 @@ const GET: &str = concat!(
 );
 
 /// An insert of every column that does nothing when the key is stored, for
-/// [`RowRef::insert_new`] and the importer's [`super::bulk::Inserter`] (which
-/// tell which happened).
+/// [`RowRef::insert_new`] (which tells which happened).
 pub(super) const INSERT_NEW: &str = concat!(
     "INSERT INTO defects (",
     columns!(),

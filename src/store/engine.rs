@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, params};
 
 use super::defect::{self, InsertFirst, Row};
 use super::rules::{self, Decision, Effect, ReleaseKeys, ReleaseTimeRow};
@@ -214,14 +214,20 @@ impl<'a> Engine<'a> {
         if let Some(memory) = &mut self.memory {
             memory.batch.clear();
         }
-        let mut touched = BTreeSet::new();
+        let mut at = Writes {
+            tx,
+            insert_new: tx.prepare_cached(defect::INSERT_NEW)?,
+            ops,
+            touched: BTreeSet::new(),
+        };
         for i in key_order(&batch.items) {
             let effect = match &batch.items[i] {
-                Item::Defect(ev) => self.defect(tx, ev, batch.received_at, ops, &mut touched)?,
-                Item::Release(ev) => self.release(tx, ev, ops)?,
+                Item::Defect(ev) => self.defect(&mut at, ev, batch.received_at)?,
+                Item::Release(ev) => self.release(tx, ev, at.ops)?,
             };
             count(&mut outcome, effect);
         }
+        let Writes { ops, touched, .. } = at;
         for (product, release) in touched {
             let first_found = defect::first_found(tx, self.stages, &product, &release)?;
             let time = None;
@@ -245,14 +251,13 @@ impl<'a> Engine<'a> {
     /// Applies one defect event by the rules of [`rules::decide`].
     fn defect(
         &mut self,
-        tx: &Connection,
+        at: &mut Writes<'_, '_>,
         ev: &DefectEvent,
         received_at: Millis,
-        ops: &mut Vec<Op>,
-        touched: &mut BTreeSet<(String, String)>,
     ) -> rusqlite::Result<Effect> {
+        let tx = at.tx;
         if self.first.on {
-            if let Some(inserted) = self.insert_if_new(tx, ev, received_at, ops)? {
+            if let Some(inserted) = self.insert_if_new(at, ev, received_at)? {
                 self.first.counted(!inserted);
                 if inserted {
                     return Ok(Effect::Accepted);
@@ -264,7 +269,7 @@ impl<'a> Engine<'a> {
             self.first.counted(old.is_some());
         }
         match rules::decide(self.config, ev, old.as_ref(), received_at, &mut self.keys) {
-            Decision::Put(new) => self.put(tx, old.as_ref(), &new, ops, touched),
+            Decision::Put(new) => self.put(at, old.as_ref(), &new),
             Decision::Unchanged { touch: Some(t) } => {
                 tx.prepare_cached(
                     "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
@@ -283,17 +288,16 @@ impl<'a> Engine<'a> {
     /// it. Whether it inserted; `None` for a change that is not an upsert.
     fn insert_if_new(
         &mut self,
-        tx: &Connection,
+        at: &mut Writes<'_, '_>,
         ev: &DefectEvent,
         received_at: Millis,
-        ops: &mut Vec<Op>,
     ) -> rusqlite::Result<Option<bool>> {
         let config = self.config;
         let Some(new) = rules::new_row(config, ev, received_at, &mut self.keys) else {
             return Ok(None);
         };
         let Some(memory) = &mut self.memory else {
-            return Ok(Some(new.insert_new(tx)?));
+            return Ok(Some(new.insert_new(&mut at.insert_new)?));
         };
         let after = new.contribution(config);
         if let Some(Contribution {
@@ -302,12 +306,12 @@ impl<'a> Engine<'a> {
             ..
         }) = &after
         {
-            memory.ensure(tx, config, product, r, ops)?;
+            memory.ensure(at.tx, config, product, r, at.ops)?;
         }
-        if !new.insert_new(tx)? {
+        if !new.insert_new(&mut at.insert_new)? {
             return Ok(Some(false));
         }
-        ops.extend(after.map(Op::Add));
+        at.ops.extend(after.map(Op::Add));
         Ok(Some(true))
     }
 
@@ -315,12 +319,14 @@ impl<'a> Engine<'a> {
     /// release it touches is loaded first, as it was before the change).
     fn put(
         &mut self,
-        tx: &Connection,
+        at: &mut Writes<'_, '_>,
         old: Option<&Row>,
         new: &Row,
-        ops: &mut Vec<Op>,
-        touched: &mut BTreeSet<(String, String)>,
     ) -> rusqlite::Result<Effect> {
+        let Writes {
+            tx, ops, touched, ..
+        } = at;
+        let tx: &Connection = tx;
         let Some(memory) = &mut self.memory else {
             new.put(tx)?;
             return Ok(Effect::Accepted);
@@ -375,6 +381,17 @@ impl<'a> Engine<'a> {
         }
         Ok(Effect::Accepted)
     }
+}
+
+/// What one batch writes through: its transaction, the statement of the
+/// common write (a new defect's insert) prepared once for the batch rather
+/// than looked up in the statement cache per row, the changes queued for the
+/// aggregates and the releases whose earliest `found_at` must be read again.
+struct Writes<'t, 'o> {
+    tx: &'t Connection,
+    insert_new: CachedStatement<'t>,
+    ops: &'o mut Vec<Op>,
+    touched: BTreeSet<(String, String)>,
 }
 
 /// The order `batch`'s items are applied in: release times first, in input

@@ -346,6 +346,66 @@ impl Walk {
     }
 }
 
+impl Walk {
+    /// Counts one row of the counted index into this product's walk:
+    /// whether its stage is one the configuration does not know (such a row
+    /// is shown as data quality, not counted).
+    fn count(
+        &mut self,
+        r: &rusqlite::Row<'_>,
+        config: &Config,
+        stage_names: &[&[u8]],
+    ) -> anyhow::Result<bool> {
+        let stage = match r.get_ref(3)? {
+            ValueRef::Text(s) => match stage_names.iter().position(|n| *n == s) {
+                Some(i) => i,
+                None => {
+                    self.unknown_stage += 1;
+                    return Ok(true);
+                }
+            },
+            _ => {
+                self.no_stage += 1;
+                return Ok(false);
+            }
+        };
+        let ValueRef::Text(rel) = r.get_ref(1)? else {
+            self.unattributed[stage] += 1;
+            return Ok(false);
+        };
+        let found_at: Millis = r.get(2)?;
+        if self
+            .releases
+            .last()
+            .is_none_or(|(n, _)| n.as_bytes() != rel)
+        {
+            self.releases
+                .push((std::str::from_utf8(rel)?.to_owned(), Seen::default()));
+        }
+        let index = (self.releases.len() - 1) as u32;
+        let seen = &mut self.releases.last_mut().expect("pushed above").1;
+        seen.total += 1;
+        seen.first_found = Some(seen.first_found.map_or(found_at, |f| f.min(found_at)));
+        let (cause, detector, severity) = Contribution::indices(
+            config,
+            r.get_ref(5)?.as_str_or_null()?,
+            r.get_ref(4)?.as_str_or_null()?,
+            r.get_ref(6)?.as_str_or_null()?,
+        );
+        self.rows.push(Counted {
+            release: index,
+            staged: Staged {
+                stage,
+                found_at,
+                cause,
+                detector,
+                severity,
+            },
+        });
+        Ok(false)
+    }
+}
+
 /// Builds the aggregates from the store (at start, and after a failure).
 ///
 /// One pass over the partial index of counted defects, which holds every
@@ -384,49 +444,9 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
                 walk = Some(Walk::new(product, stage_names.len()));
             }
             let w = walk.as_mut().expect("set above");
-            let stage = match r.get_ref(3)? {
-                ValueRef::Text(s) => match stage_names.iter().position(|n| *n == s) {
-                    Some(i) => i,
-                    None => {
-                        w.unknown_stage += 1;
-                        unknown_stages += 1;
-                        continue;
-                    }
-                },
-                _ => {
-                    w.no_stage += 1;
-                    continue;
-                }
-            };
-            let ValueRef::Text(rel) = r.get_ref(1)? else {
-                w.unattributed[stage] += 1;
-                continue;
-            };
-            let found_at: Millis = r.get(2)?;
-            if w.releases.last().is_none_or(|(n, _)| n.as_bytes() != rel) {
-                w.releases
-                    .push((std::str::from_utf8(rel)?.to_owned(), Seen::default()));
+            if w.count(r, config, &stage_names)? {
+                unknown_stages += 1;
             }
-            let index = (w.releases.len() - 1) as u32;
-            let seen = &mut w.releases.last_mut().expect("pushed above").1;
-            seen.total += 1;
-            seen.first_found = Some(seen.first_found.map_or(found_at, |f| f.min(found_at)));
-            let (cause, detector, severity) = Contribution::indices(
-                config,
-                r.get_ref(5)?.as_str_or_null()?,
-                r.get_ref(4)?.as_str_or_null()?,
-                r.get_ref(6)?.as_str_or_null()?,
-            );
-            w.rows.push(Counted {
-                release: index,
-                staged: Staged {
-                    stage,
-                    found_at,
-                    cause,
-                    detector,
-                    severity,
-                },
-            });
         }
         if let Some(done) = walk.take() {
             let t = times.remove(&done.product);
@@ -438,6 +458,12 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         Walk::new(&product, stage_names.len()).finish(&mut agg, Some(t));
     }
     agg.refresh_times();
+    log_loaded(&agg, rows_read, unknown_stages, started);
+    Ok(agg)
+}
+
+/// Says what [`aggregates`] loaded, and warns of unknown stages.
+fn log_loaded(agg: &Aggregates, rows_read: u64, unknown_stages: u64, started: std::time::Instant) {
     tracing::info!(
         products = agg.products.len(),
         counted_defects = rows_read,
@@ -456,7 +482,6 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
             "stored defects name stages the configuration does not know; they are shown as data quality, not counted"
         );
     }
-    Ok(agg)
 }
 
 /// Last accepted event time per source.

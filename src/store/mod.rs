@@ -10,6 +10,7 @@ mod defect;
 mod engine;
 pub mod export;
 pub mod fault;
+pub mod format;
 pub mod health;
 pub mod identity;
 pub mod import;

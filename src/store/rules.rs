@@ -1,7 +1,6 @@
 //! What one event does to the stored state: the ordering and merge rules of
-//! defect events and the release-time upsert, shared by the writer (one event
-//! at a time against SQLite) and the bulk importer (a batch folded in memory
-//! first), so there is one copy of them.
+//! defect events and the release-time upsert, which the one write engine
+//! (`engine::Engine::apply`) applies for every path that stores events.
 
 use std::collections::HashMap;
 
@@ -127,25 +126,8 @@ pub(super) fn decide(
             updated_at,
             ..tombstone(config, ev, received_at)
         },
-        (
-            Change::Restore {
-                class,
-                status,
-                found_at,
-            },
-            old,
-        ) => restored(
-            config,
-            ev,
-            class,
-            *status,
-            *found_at,
-            old,
-            received_at,
-            keys,
-        ),
-        // An upsert (`AttachRelease` was handled above, before the ordering
-        // rules).
+        // An upsert or a restore (`AttachRelease` was handled above, before
+        // the ordering rules).
         _ => match upsert_row(config, ev, old, received_at, keys) {
             Some(row) => row.to_row(),
             None => return Decision::Unchanged { touch: None },
@@ -168,12 +150,15 @@ pub(super) fn new_row<'a>(
     received_at: Millis,
     keys: &'a mut ReleaseKeys,
 ) -> Option<RowRef<'a>> {
+    if matches!(ev.change, Change::Restore { .. }) {
+        return None;
+    }
     upsert_row(config, ev, None, received_at, keys)
 }
 
 /// The row an upsert stores over `old` (a release-keeping upsert without a
-/// release keeps `old`'s, a missing `found_at` is `old`'s), borrowed; `None`
-/// when the change is not an upsert.
+/// release keeps `old`'s, a missing `found_at` is `old`'s), borrowed; for a
+/// [`Change::Restore`], its own values, deleted; `None` for any other change.
 fn upsert_row<'a>(
     config: &'a Config,
     ev: &'a DefectEvent,
@@ -190,6 +175,11 @@ fn upsert_row<'a>(
         class,
         status,
         found_at,
+    }
+    | Change::Restore {
+        class,
+        status,
+        found_at,
     }) = &ev.change
     else {
         return None;
@@ -199,7 +189,7 @@ fn upsert_row<'a>(
         (None, Some(old)) if keep => old.release_raw.as_deref(),
         (r, _) => r.as_deref(),
     };
-    Some(upsert_view(
+    let view = upsert_view(
         config,
         &Upsert {
             source: &ev.source,
@@ -212,11 +202,15 @@ fn upsert_row<'a>(
             updated_at: ev.updated_at.unwrap_or(received_at),
         },
         keys,
-    ))
+    );
+    Some(RowRef {
+        deleted: matches!(ev.change, Change::Restore { .. }),
+        ..view
+    })
 }
 
 /// An upsert's values, borrowed from its event.
-pub(super) struct Upsert<'a> {
+struct Upsert<'a> {
     pub source: &'a str,
     pub id: &'a str,
     pub product: &'a ProductRef,
@@ -230,13 +224,9 @@ pub(super) struct Upsert<'a> {
 }
 
 /// The row an upsert stores, borrowed: the event's values keyed by the
-/// configuration (the writer owns it with [`RowRef::to_row`]; the importer
-/// packs it without owning it).
-pub(super) fn upsert_view<'a>(
-    config: &'a Config,
-    u: &Upsert<'a>,
-    keys: &'a mut ReleaseKeys,
-) -> RowRef<'a> {
+/// configuration (owned with [`RowRef::to_row`] when it is kept; a new
+/// defect's row is inserted straight from it).
+fn upsert_view<'a>(config: &'a Config, u: &Upsert<'a>, keys: &'a mut ReleaseKeys) -> RowRef<'a> {
     RowRef {
         source: u.source,
         id: u.id,
@@ -257,35 +247,6 @@ pub(super) fn upsert_view<'a>(
         found_at: u.found_at,
         updated_at: u.updated_at,
     }
-}
-
-/// The deleted row a [`Change::Restore`] stores: its own values, deleted.
-#[allow(clippy::too_many_arguments)]
-fn restored(
-    config: &Config,
-    ev: &DefectEvent,
-    class: &Classification,
-    status: Status,
-    found_at: Option<Millis>,
-    old: Option<&Row>,
-    received_at: Millis,
-    keys: &mut ReleaseKeys,
-) -> Row {
-    let u = Upsert {
-        source: &ev.source,
-        id: &ev.id,
-        product: &ev.product,
-        class,
-        release: class.release.as_deref(),
-        status,
-        found_at: found_at.or(old.map(|o| o.found_at)).unwrap_or(received_at),
-        updated_at: ev.updated_at.unwrap_or(received_at),
-    };
-    RowRef {
-        deleted: true,
-        ..upsert_view(config, &u, keys)
-    }
-    .to_row()
 }
 
 /// A deleted row holding only the defect's identity and product.

@@ -2,7 +2,7 @@
 //! back as stored, so `import` of an export into an empty database restores
 //! the same rows, hence the same gauges (README, "Import history / Export").
 //!
-//! The first line names the format version (`import::format`): an NDJSON
+//! The first line names the format version (`store::format`): an NDJSON
 //! `{"kind":"export","format":2,…}` line, a CSV
 //! `# bug-escape-exporter export format 2` line before the header row. Then
 //! release times (`"kind": "release"`), then every defect (`"kind":
@@ -19,9 +19,14 @@ use std::path::{Path, PathBuf};
 use chrono::SecondsFormat;
 use serde_json::{Map, Value};
 
-use crate::import::{EXIT_ERROR, EXIT_OK, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND, format};
 use crate::model::time::Millis;
 use crate::store::export::{DefectRecord, ReleaseRecord, export};
+use crate::store::format::{self, CSV_COLUMNS, Format, KIND_DEFECT, KIND_RELEASE, PRODUCT_KIND};
+
+/// Exit status: the export is written.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: usage or I/O error (the same as `import`'s).
+pub const EXIT_ERROR: u8 = 2;
 
 /// What an export wrote.
 #[derive(Debug, Default)]
@@ -137,7 +142,7 @@ fn time(ms: Millis) -> String {
 
 enum Sink<W: Write> {
     Ndjson(W),
-    Csv(Box<csv::Writer<W>>, Vec<&'static str>),
+    Csv(Box<csv::Writer<W>>, &'static [&'static str]),
 }
 
 impl<W: Write> Sink<W> {
@@ -151,9 +156,9 @@ impl<W: Write> Sink<W> {
             Format::Csv => {
                 let mut out = out;
                 writeln!(out, "{}", format::csv_line())?;
-                let columns = crate::import::csv_columns();
+                let columns = CSV_COLUMNS;
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(&columns)?;
+                w.write_record(columns)?;
                 Sink::Csv(Box::new(w), columns)
             }
         })

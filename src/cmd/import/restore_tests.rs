@@ -175,7 +175,7 @@ proptest! {
         let stored = contents(&original);
         for format in [Format::Ndjson, Format::Csv] {
             let file = dir.path().join(format!("export.{format:?}"));
-            prop_assert_eq!(crate::export::run(&original, format, Some(&file)), EXIT_OK);
+            prop_assert_eq!(crate::cmd::export::run(&original, format, Some(&file)), EXIT_OK);
             let restored = dir.path().join(format!("restored-{format:?}.db"));
             let status = super::run(config_at(&restored), &[file], Some(format), 7);
             prop_assert_eq!(status, EXIT_OK);

@@ -1,6 +1,9 @@
-//! The export format's version line: what makes a file an export, whose rows
-//! `import` takes back as stored records (`ingest::generic::Rules::Stored`),
-//! rather than a history of events checked by the API's rules.
+//! The file format `export` writes and `import` reads, which both commands
+//! read from here (neither borrows from the other): the two formats, the
+//! `kind` of a line, the CSV columns, and the version line that makes a file
+//! an export, whose rows `import` takes back as stored records
+//! (`ingest::generic::Rules::Stored`), rather than a history of events
+//! checked by the API's rules.
 //!
 //! - NDJSON: the first line is `{"kind":"export","format":2,"exporter":"…"}`.
 //! - CSV: the first line, before the header row, is
@@ -10,7 +13,62 @@
 //! a file is read as a history. A format newer than [`FORMAT`] is refused by
 //! name: its rows may mean something this version cannot store.
 
+use std::path::Path;
+
 use serde_json::Value;
+
+/// The two formats `import` reads and `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// A header row naming the fields, then one row per event.
+    Csv,
+}
+
+impl Format {
+    /// The format a file's name says: `.ndjson`/`.jsonl` or `.csv`.
+    pub fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// The value of the `kind` field of a release-time line (defect lines have
+/// none, or `defect`).
+pub const KIND_RELEASE: &str = "release";
+/// The value of `kind` for a defect line.
+pub const KIND_DEFECT: &str = "defect";
+/// The field naming the kind of product namespace a vendor wrote (`github`…);
+/// absent for the generic API's products.
+pub const PRODUCT_KIND: &str = "product_kind";
+
+/// Every CSV column `import` knows, in the order `export` writes them: the
+/// line's `kind`, the generic API's event fields (`ingest::generic`'s
+/// `EVENT_FIELDS`, with [`PRODUCT_KIND`] after `product`), and a release
+/// time's `released_at`.
+pub const CSV_COLUMNS: &[&str] = &[
+    "kind",
+    "id",
+    "source",
+    "product",
+    PRODUCT_KIND,
+    "stage",
+    "release",
+    "detected_by",
+    "cause",
+    "severity",
+    "team",
+    "status",
+    "deleted",
+    "found_at",
+    "updated_at",
+    "released_at",
+];
 
 /// The export format this version writes and reads.
 pub const FORMAT: u64 = 2;
