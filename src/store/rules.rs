@@ -226,11 +226,7 @@ struct Upsert<'a> {
 /// The row an upsert stores, borrowed: the event's values keyed by the
 /// configuration (owned with [`RowRef::to_row`] when it is kept; a new
 /// defect's row is inserted straight from it).
-fn upsert_view<'a>(
-    config: &'a Config,
-    u: &Upsert<'a>,
-    keys: &'a mut ReleaseKeys,
-) -> RowRef<'a> {
+fn upsert_view<'a>(config: &'a Config, u: &Upsert<'a>, keys: &'a mut ReleaseKeys) -> RowRef<'a> {
     RowRef {
         source: u.source,
         id: u.id,
