@@ -13,10 +13,8 @@
 //! huge streamed body, a 401 quoting the credentials). A second server on
 //! another origin is the same skeleton over no routes.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -30,21 +28,8 @@ pub const REPO: &str = "acme/payments";
 pub const REPO_ID: u64 = 1296269;
 pub const OTHER_REPO: &str = "acme/elsewhere";
 
-/// A scripted answer to the next list request (issues or releases pages).
-#[derive(Debug, Clone)]
-pub enum Fault {
-    Status(u16, Vec<(&'static str, String)>, Value),
-    /// Answer only after this long (longer than the client's timeout).
-    Hang(Duration),
-}
-
-#[derive(Debug, Clone)]
-pub struct Logged {
-    pub path: String,
-    pub query: String,
-    pub auth: Option<String>,
-    pub status: u16,
-}
+pub use crate::stand::{Fault, Logged};
+use crate::stand::{Stand, Switches};
 
 #[derive(Default)]
 pub struct World {
@@ -54,58 +39,57 @@ pub struct World {
     /// Issue numbers deleted (410) and transferred away (301).
     pub deleted: Vec<u64>,
     pub transferred: Vec<u64>,
-    pub faults: VecDeque<Fault>,
-    /// Issue pages served before every later issues request hangs forever.
-    pub stall_after: Option<usize>,
-    pub issue_pages_served: usize,
-    pub log: Vec<Logged>,
+    /// Faults, stall, log (`stall_after`: issue pages).
+    pub switches: Switches,
 }
 
-#[derive(Clone)]
-pub struct Fake {
-    pub addr: SocketAddr,
-    pub world: Arc<Mutex<World>>,
-    pub hostile: Hostile,
+impl std::ops::Deref for World {
+    type Target = Switches;
+    fn deref(&self) -> &Switches {
+        &self.switches
+    }
 }
 
-impl Fake {
-    pub async fn start(world: World) -> Fake {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Switches {
+        &mut self.switches
+    }
+}
+
+/// The GitHub stand-in.
+pub type Fake = crate::stand::Fake<World>;
+
+impl Stand for World {
+    fn routes(world: Arc<Mutex<World>>) -> Router {
+        Router::new()
             .route("/repos/{owner}/{repo}", get(repo))
             .route("/repos/{owner}/{repo}/issues", get(issues))
             .route("/repositories/{id}/issues", get(issues_by_id))
             .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
             .route("/repositories/{id}/issues/{number}", get(issue_by_id))
             .route("/repos/{owner}/{repo}/releases", get(releases))
-            .with_state(world.clone());
-        let hostile = Hostile::default();
-        let addr = serve("127.0.0.1", app, &hostile).await;
-        Fake {
-            addr,
-            world,
-            hostile,
-        }
+            .with_state(world)
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    fn answer(status: u16, extra: Vec<(&'static str, String)>, body: Value) -> Response {
+        json_answer(status, extra, body)
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.lock().unwrap())
+    fn log(
+        world: &Arc<Mutex<World>>,
+        uri: &OriginalUri,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Option<Response> {
+        log(&State(world.clone()), uri, headers, status);
+        None
     }
+}
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|w| w.log.clone())
-    }
-
+impl Fake {
     /// The logged issue-list requests (not single issues).
     pub fn issue_lists(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.ends_with("/issues"))
-            .collect()
+        self.logged(|p| p.ends_with("/issues"))
     }
 }
 
@@ -226,28 +210,6 @@ async fn issues_by_id(
     list_issues(s, q, uri, headers).await
 }
 
-/// Applies the next scripted fault, if any.
-async fn fault(s: &Shared, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
-    let next = s.lock().unwrap().faults.pop_front();
-    match next {
-        None => None,
-        Some(Fault::Status(status, extra, body)) => {
-            log(s, uri, headers, status);
-            let mut resp = json_answer(status, vec![], body);
-            for (k, v) in extra {
-                resp.headers_mut()
-                    .insert(k, HeaderValue::from_str(&v).unwrap());
-            }
-            Some(resp)
-        }
-        Some(Fault::Hang(d)) => {
-            log(s, uri, headers, 0);
-            tokio::time::sleep(d).await;
-            Some(json_answer(200, vec![], json!([])))
-        }
-    }
-}
-
 fn link(base: &str, path: &str, q: &ListQuery, page: usize, last: usize) -> String {
     let mut params = vec![];
     if let Some(st) = &q.state {
@@ -284,16 +246,8 @@ async fn list_issues(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = fault(&s, &uri, &headers).await {
+    if let Some(r) = crate::stand::switches(&s.0, &uri, &headers).await {
         return r;
-    }
-    let stall = {
-        let w = s.lock().unwrap();
-        w.stall_after.is_some_and(|n| w.issue_pages_served >= n)
-    };
-    if stall {
-        log(&s, &uri, &headers, 0);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let base = format!(
         "http://{}",
@@ -343,7 +297,7 @@ async fn list_issues(
         last,
     );
     log(&s, &uri, &headers, 200);
-    s.lock().unwrap().issue_pages_served += 1;
+    s.lock().unwrap().pages_served += 1;
     let extra = if link.is_empty() {
         vec![]
     } else {
