@@ -2,8 +2,6 @@
 //! authenticate (before the body is parsed), parse with the source's adapter,
 //! write through the one write path, count what happened.
 
-use std::sync::OnceLock;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -17,7 +15,6 @@ use super::error::AppError;
 use super::write::{count_refusal, read_body_until, record};
 use crate::config::Config;
 use crate::ingest::FieldError;
-use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 use crate::sources::signature::AuthError;
 use crate::sources::webhook::{AdapterError, FollowUp, Parsed};
@@ -162,7 +159,9 @@ async fn process(
         return Ok(json!({ "ignored": reason }));
     }
     if let Some(FollowUp::SentryFirstRelease { issue_id, product }) = follow_up {
-        if let Some(release) = first_release(state, &issue_id).await {
+        if let Some(release) =
+            sentry::api::first_release(&state.config, &state.telemetry, &issue_id).await
+        {
             items.push(sentry::webhook::attach_release(issue_id, product, release));
         }
     }
@@ -203,75 +202,4 @@ fn json_or_form(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
             format!("is not valid JSON: {e}"),
         ))
     })
-}
-
-/// Sentry's `firstRelease` of an issue; `None` (logged, counted) on any failure,
-/// which leaves the defect unattributed until an `error` webhook names it.
-/// The issue id comes from the webhook: it is percent-encoded as one path
-/// segment (`url`'s encoder, as `sync` does), no redirect is followed (the
-/// token goes to `api_url` only), and the answer is read up to
-/// `sync.max_response_bytes`.
-async fn first_release(state: &AppState, issue_id: &str) -> Option<String> {
-    let s = &state.config.webhooks.sentry;
-    let token = s.api_token.as_ref()?.iter().next()?;
-    let token = String::from_utf8_lossy(token);
-    let mut url = url::Url::parse(&s.api_url).ok()?;
-    {
-        let mut path = url.path_segments_mut().ok()?;
-        path.pop_if_empty().extend(["api", "0"]);
-        if let Some(org) = &s.organization {
-            path.extend(["organizations", org.as_str()]);
-        }
-        path.extend(["issues", issue_id, ""]);
-    }
-    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
-    let client = CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .ok()
-        })
-        .as_ref()?;
-    let limit = state.config.sync.max_response_bytes;
-    let answer = async {
-        let mut resp = client
-            .get(url)
-            .bearer_auth(token)
-            .timeout(s.api_timeout)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| e.without_url().to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!(
-                "answered {} (redirects are not followed)",
-                resp.status()
-            ));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(format!(
-                    "answer larger than sync.max_response_bytes ({limit} bytes)"
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
-    }
-    .await;
-    match answer {
-        Ok(v) => sentry::webhook::first_release(&v),
-        Err(e) => {
-            state.telemetry.source_api_error(Ingress::Sentry);
-            // Errors without the URL or the headers: no token.
-            tracing::warn!(error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
-            None
-        }
-    }
 }

@@ -3,6 +3,7 @@
 //! delivery into items, [`sync`] lists the REST API through the same
 //! conversions.
 
+pub mod api;
 pub mod sync;
 pub mod webhook;
 
