@@ -34,7 +34,7 @@ pub fn route(path: &str) -> Option<MethodRouter<AppState>> {
 /// Says at start which sources accept events (never the secrets themselves).
 pub fn log_configuration(config: &Config) {
     for hook in REGISTRY {
-        let (secrets, var) = hook.vendor().secrets(config);
+        let (secrets, var) = (hook.vendor().secrets)(config);
         let source = hook.as_str();
         if secrets == 0 {
             tracing::info!(
@@ -102,7 +102,7 @@ async fn process(
 ) -> Result<Value, AppError> {
     let config = &*state.config;
     let ingress = hook.ingress();
-    let (secrets, var) = hook.vendor().secrets(config);
+    let (secrets, var) = (hook.vendor().secrets)(config);
     if secrets == 0 {
         return Err(AppError::NotConfigured(format!(
             "no {} secret is configured (set {var} or webhooks.{}); events are refused rather than accepted unsigned",
@@ -111,9 +111,7 @@ async fn process(
         )));
     }
     // A token needs no body: refuse before reading it.
-    hook.vendor()
-        .authenticate(config, &headers, None)
-        .map_err(auth_error)?;
+    (hook.vendor().authenticate)(config, &headers, None).map_err(auth_error)?;
     let limit = config.max_body_bytes;
     let deadline = std::time::Instant::now() + config.write_timeout;
     // Bytes not yet authenticated take room in their own budget, never in the
@@ -130,20 +128,18 @@ async fn process(
     let (admitted, parsed) = {
         let bytes =
             read_body_until(deadline, &headers, body, limit, config.body_read_timeout).await?;
-        hook.vendor()
-            .authenticate(config, &headers, Some(&bytes))
-            .map_err(auth_error)?;
+        (hook.vendor().authenticate)(config, &headers, Some(&bytes)).map_err(auth_error)?;
         // Signed: the bytes move to the write queue (always counted in one
         // bound or the other), then the unauthenticated room is freed.
         let admitted = state.write_queue.admit_until(bytes.len(), deadline).await?;
         drop(unverified);
-        let value = if hook.vendor().form_payload() {
+        let value = if hook.vendor().form_payload {
             json_or_form(&headers, &bytes)?
         } else {
             require_json(&headers)?;
             parse_json(&bytes)?
         };
-        let parsed = hook.vendor().parse(&headers, &value, config, now)?;
+        let parsed = (hook.vendor().parse)(&headers, &value, config, now)?;
         (admitted, parsed)
     };
     state.telemetry.received(ingress, 1);

@@ -66,65 +66,50 @@ use webhook::{AdapterError, Parsed};
 /// Every source, in the order of `metrics::sync::SOURCES`: the one list the
 /// webhook route and `sync` find a source in.
 pub static REGISTRY: &[Source] = &[
-    Source(&github::Github),
-    Source(&gitlab::Gitlab),
-    Source(&jira::Jira),
-    Source(&sentry::Sentry),
+    Source(&github::GITHUB),
+    Source(&gitlab::GITLAB),
+    Source(&jira::JIRA),
+    Source(&sentry::SENTRY),
 ];
 
-/// A pass's future (boxed: a [`Vendor`] is used as a trait object).
+/// A pass's future (boxed: every source's is one type).
 pub type PassFuture<'a> = Pin<Box<dyn Future<Output = PassResult> + Send + 'a>>;
 
+/// A webhook's check of a delivery's credentials: the configuration, the
+/// headers, and the raw body once read.
+pub type Authenticate = fn(&Config, &HeaderMap, Option<&[u8]>) -> Result<(), AuthError>;
+
 /// What a source is: its name, its webhook (authentication and conversion)
-/// and its `sync` listing. One implementation per folder of `sources`.
-pub trait Vendor: Sync + std::panic::RefUnwindSafe {
+/// and its `sync` listing. One `static` per folder of `sources`, listed in
+/// [`REGISTRY`].
+pub struct Vendor {
     /// The name: `/webhooks/<name>`, `sync <name>`, the `source` label and
     /// the defects' namespace kind.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// The ingress its items are counted under.
-    fn ingress(&self) -> Ingress;
-
+    pub ingress: Ingress,
     /// How many webhook secrets are configured (none: events are refused,
     /// 503), and the variables that set them, for that message.
-    fn secrets(&self, config: &Config) -> (usize, &'static str);
-
-    /// Checks a delivery's credentials over the raw body. With `body`
+    pub secrets: fn(&Config) -> (usize, &'static str),
+    /// Checks a delivery's credentials over the raw body. With the body
     /// `None` (not read yet) only the checks that need no body run.
-    fn authenticate(
-        &self,
-        config: &Config,
-        headers: &HeaderMap,
-        body: Option<&[u8]>,
-    ) -> Result<(), AuthError>;
-
+    pub authenticate: Authenticate,
     /// Whether a delivery may also come form-encoded, its JSON in the
     /// `payload` field (GitHub's other content type).
-    fn form_payload(&self) -> bool {
-        false
-    }
-
+    pub form_payload: bool,
     /// Converts one authenticated delivery.
-    fn parse(
-        &self,
-        headers: &HeaderMap,
-        body: &Value,
-        config: &Config,
-        now: Millis,
-    ) -> Result<Parsed, AdapterError>;
-
+    pub parse: fn(&HeaderMap, &Value, &Config, Millis) -> Result<Parsed, AdapterError>,
     /// `serve`'s reconcile interval, when configured.
-    fn sync_interval(&self, config: &Config) -> Option<Duration>;
-
+    pub sync_interval: fn(&Config) -> Option<Duration>,
     /// One `sync` pass: [`pass::run`] over the source's [`Listing`].
-    fn pass<'a>(&'a self, source: Source, run: Run<'a>, sink: &'a mut Sink<'_>) -> PassFuture<'a>;
+    pub pass: for<'a, 'b> fn(Source, Run<'a>, &'a mut Sink<'b>) -> PassFuture<'a>,
 }
 
 pub use listing::Listing;
 
 /// A registered source, by value: what commands and metrics pass around.
 #[derive(Clone, Copy)]
-pub struct Source(&'static dyn Vendor);
+pub struct Source(&'static Vendor);
 
 impl Source {
     /// The source named `name`.
@@ -134,21 +119,21 @@ impl Source {
 
     /// The label value (`github`).
     pub fn as_str(self) -> &'static str {
-        self.0.name()
+        self.0.name
     }
 
     /// The ingress of its items.
     pub fn ingress(self) -> Ingress {
-        self.0.ingress()
+        self.0.ingress
     }
 
     /// `serve`'s reconcile interval for it, when configured.
     pub fn interval(self, config: &Config) -> Option<Duration> {
-        self.0.sync_interval(config)
+        (self.0.sync_interval)(config)
     }
 
     /// What it is.
-    pub fn vendor(self) -> &'static dyn Vendor {
+    pub fn vendor(self) -> &'static Vendor {
         self.0
     }
 }

@@ -110,7 +110,7 @@ pub async fn pass(
         telemetry,
         progress,
     };
-    source.vendor().pass(source, run, sink).await
+    (source.vendor().pass)(source, run, sink).await
 }
 
 /// A pass's fixed parts, handed down to each listing.
@@ -122,7 +122,7 @@ struct Pass<'a, L: ?Sized> {
 }
 
 /// [`pass`] through one source's [`Listing`]: what each source's
-/// [`super::Vendor::pass`] calls.
+/// [`super::Vendor::pass`] is.
 pub async fn run<L: Listing + Sync + ?Sized>(
     listing: &L,
     source: Source,

@@ -6,70 +6,27 @@
 pub mod sync;
 pub mod webhook;
 
-use std::time::Duration;
-
-use axum::http::HeaderMap;
-use serde_json::Value;
-
-use super::signature::{self, AuthError};
-use super::webhook::{AdapterError, Parsed};
-use super::{PassFuture, Run, Sink, Source, Vendor, pass};
-use crate::config::Config;
+use super::{Vendor, pass, signature};
 use crate::model::event::Ingress;
-use crate::model::time::Millis;
 
 /// The GitHub source, as the registry lists it.
-pub struct Github;
-
-impl Vendor for Github {
-    fn name(&self) -> &'static str {
-        webhook::SOURCE
-    }
-
-    fn ingress(&self) -> Ingress {
-        Ingress::Github
-    }
-
-    fn secrets(&self, config: &Config) -> (usize, &'static str) {
+pub static GITHUB: Vendor = Vendor {
+    name: webhook::SOURCE,
+    ingress: Ingress::Github,
+    secrets: |c| {
         (
-            config.webhooks.github.secrets.iter().count(),
+            c.webhooks.github.secrets.iter().count(),
             "BUG_ESCAPE_GITHUB_SECRET",
         )
-    }
-
-    fn authenticate(
-        &self,
-        config: &Config,
-        headers: &HeaderMap,
-        body: Option<&[u8]>,
-    ) -> Result<(), AuthError> {
-        signature::hmac_header(
-            &config.webhooks.github.secrets,
-            headers,
-            body,
-            ("x-hub-signature-256", "sha256=", "X-Hub-Signature-256"),
-        )
-    }
-
-    fn form_payload(&self) -> bool {
-        true
-    }
-
-    fn parse(
-        &self,
-        headers: &HeaderMap,
-        body: &Value,
-        config: &Config,
-        now: Millis,
-    ) -> Result<Parsed, AdapterError> {
-        webhook::parse(headers, body, config, now)
-    }
-
-    fn sync_interval(&self, config: &Config) -> Option<Duration> {
-        config.webhooks.github.sync_interval
-    }
-
-    fn pass<'a>(&'a self, source: Source, run: Run<'a>, sink: &'a mut Sink<'_>) -> PassFuture<'a> {
+    },
+    authenticate: |c, headers, body| {
+        let header = ("x-hub-signature-256", "sha256=", "X-Hub-Signature-256");
+        signature::hmac_header(&c.webhooks.github.secrets, headers, body, header)
+    },
+    form_payload: true,
+    parse: webhook::parse,
+    sync_interval: |c| c.webhooks.github.sync_interval,
+    pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Github::new(run.config), source, run, sink).await })
-    }
-}
+    },
+};

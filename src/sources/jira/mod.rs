@@ -6,66 +6,27 @@
 pub mod sync;
 pub mod webhook;
 
-use std::time::Duration;
-
-use axum::http::HeaderMap;
-use serde_json::Value;
-
-use super::signature::{self, AuthError};
-use super::webhook::{AdapterError, Parsed};
-use super::{PassFuture, Run, Sink, Source, Vendor, pass};
-use crate::config::Config;
+use super::{Vendor, pass, signature};
 use crate::model::event::Ingress;
-use crate::model::time::Millis;
 
 /// The Jira source, as the registry lists it.
-pub struct Jira;
-
-impl Vendor for Jira {
-    fn name(&self) -> &'static str {
-        webhook::SOURCE
-    }
-
-    fn ingress(&self) -> Ingress {
-        Ingress::Jira
-    }
-
-    fn secrets(&self, config: &Config) -> (usize, &'static str) {
+pub static JIRA: Vendor = Vendor {
+    name: webhook::SOURCE,
+    ingress: Ingress::Jira,
+    secrets: |c| {
         (
-            config.webhooks.jira.secrets.iter().count(),
+            c.webhooks.jira.secrets.iter().count(),
             "BUG_ESCAPE_JIRA_SECRET",
         )
-    }
-
-    fn authenticate(
-        &self,
-        config: &Config,
-        headers: &HeaderMap,
-        body: Option<&[u8]>,
-    ) -> Result<(), AuthError> {
-        signature::hmac_header(
-            &config.webhooks.jira.secrets,
-            headers,
-            body,
-            ("x-hub-signature", "sha256=", "X-Hub-Signature"),
-        )
-    }
-
-    fn parse(
-        &self,
-        headers: &HeaderMap,
-        body: &Value,
-        config: &Config,
-        now: Millis,
-    ) -> Result<Parsed, AdapterError> {
-        webhook::parse(headers, body, config, now)
-    }
-
-    fn sync_interval(&self, config: &Config) -> Option<Duration> {
-        config.webhooks.jira.sync_interval
-    }
-
-    fn pass<'a>(&'a self, source: Source, run: Run<'a>, sink: &'a mut Sink<'_>) -> PassFuture<'a> {
+    },
+    authenticate: |c, headers, body| {
+        let header = ("x-hub-signature", "sha256=", "X-Hub-Signature");
+        signature::hmac_header(&c.webhooks.jira.secrets, headers, body, header)
+    },
+    form_payload: false,
+    parse: webhook::parse,
+    sync_interval: |c| c.webhooks.jira.sync_interval,
+    pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Jira::new(run.config), source, run, sink).await })
-    }
-}
+    },
+};
