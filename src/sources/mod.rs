@@ -16,7 +16,7 @@
 //!   [`redact`]: configured secrets blanked out of vendor text;
 //!   [`sink`]: the store as a pass writes to it.
 //! - [`listing`]: what one source adds to `sync` ([`Listing`]: URLs, page
-//!   shapes, conversions); [`pass`]: the driver (cursors, writes, the
+//!   shapes, conversions); [`pass`](mod@pass): the driver (cursors, writes, the
 //!   deletion sweep); [`error`]: why a pass fails; [`periodic`]: `serve`'s
 //!   reconcile.
 //!

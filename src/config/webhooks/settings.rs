@@ -1,7 +1,7 @@
 //! What every source's table has: the REST API `sync` reads ([`ApiSettings`]:
 //! `api_url`, `api_token`, `api_token_file`, flattened into each table), the
 //! scopes it reads (`repositories` or `projects`, checked by one
-//! [`ScopeRule`] each), the reconcile interval (`sync_interval`), and the
+//! `ScopeRule` each), the reconcile interval (`sync_interval`), and the
 //! keys no setting claims ([`UnknownKeys`], refused naming the key).
 
 use std::collections::{BTreeMap, BTreeSet};

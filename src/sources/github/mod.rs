@@ -1,7 +1,7 @@
-//! GitHub: issues and releases of repositories. Its settings are `[webhooks.github]`
-//! (`config::webhooks::github`; docs/sources/github.md); [`webhook`] turns a
-//! delivery into items, [`sync`] lists the REST API through the same
-//! conversions.
+//! GitHub: issues and releases of repositories. Its settings are
+//! `[webhooks.github]` (`config::webhooks::github`; docs/sources/github.md);
+//! [`webhook`] turns a delivery into items, [`sync`] lists the REST API
+//! through the same conversions.
 
 pub mod sync;
 pub mod webhook;

@@ -2,7 +2,7 @@
 //! for the numeric id its defects are keyed by), its issues updated since a
 //! time (`GET /repos/{owner}/{repo}/issues?state=all&sort=updated&direction=asc&since=…`,
 //! `Link` pagination) and its releases (`GET /repos/{owner}/{repo}/releases`).
-//! Each issue and release object goes through `ingest::github`'s conversion,
+//! Each issue and release object goes through `webhook`'s conversion,
 //! the webhook's own. Pull requests, which the issues API lists too, are
 //! ignored. A stored issue a full listing no longer shows is asked for on
 //! its own (`GET /repos/{owner}/{repo}/issues/{number}`): `410 Gone`

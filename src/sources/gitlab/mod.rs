@@ -1,7 +1,8 @@
-//! GitLab (gitlab.com or self-managed): issues and releases of projects. Its settings are `[webhooks.gitlab]`
-//! (`config::webhooks::gitlab`; docs/sources/gitlab.md); [`webhook`] turns a
-//! delivery into items, [`sync`] lists the REST API through the same
-//! conversions.
+//! GitLab (gitlab.com or self-managed): issues and releases of projects. Its
+//! settings are `[webhooks.gitlab]` (`config::webhooks::gitlab`;
+//! docs/sources/gitlab.md); [`webhook`] authenticates a delivery (token or
+//! signature) and turns it into items, [`sync`] lists the REST API through
+//! the same conversions.
 
 pub mod sync;
 pub mod webhook;

@@ -6,7 +6,7 @@
 //! header's `rel="next"` when GitLab sends one, else `x-next-page` (offset
 //! pagination; empty on the last page). The token goes in `PRIVATE-TOKEN`.
 //!
-//! Each issue and release goes through `ingest::gitlab`'s conversion, the
+//! Each issue and release goes through `webhook`'s conversion, the
 //! webhook's own ([`adapter::Issue::rest`] reads the REST shape: labels as
 //! strings, a `milestone` object, `_links.closed_as_duplicate_of`). An issue
 //! moved to another project stays listed in this one, closed, with its

@@ -1,7 +1,7 @@
-//! Jira (Cloud or Data Center): issues and released versions of projects. Its settings are `[webhooks.jira]`
-//! (`config::webhooks::jira`; docs/sources/jira.md); [`webhook`] turns a
-//! delivery into items, [`sync`] lists the REST API through the same
-//! conversions.
+//! Jira (Cloud or Data Center): issues and released versions of projects.
+//! Its settings are `[webhooks.jira]` (`config::webhooks::jira`;
+//! docs/sources/jira.md); [`webhook`] turns a delivery into items, [`sync`]
+//! lists the REST API through the same conversions.
 
 pub mod sync;
 pub mod webhook;

@@ -18,7 +18,7 @@
 //! - **Authentication**: Cloud: `api_user` (the account's email) and an API
 //!   token as basic auth; Data Center: a personal access token as `Bearer`.
 //!
-//! Each issue goes through `ingest::jira::issue_item` and each version
+//! Each issue goes through `webhook::issue_item` and each version
 //! through `version_item`, the webhook's own conversions. A stored issue of
 //! the project a full listing no longer shows is asked for on its own
 //! (`GET /rest/api/2/issue/{id}`): a `404` (deleted, or no longer readable)

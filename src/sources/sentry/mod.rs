@@ -1,6 +1,7 @@
-//! Sentry: issues (their first release) and releases of projects. Its settings are `[webhooks.sentry]`
-//! (`config::webhooks::sentry`; docs/sources/sentry.md); [`webhook`] turns a
-//! delivery into items, [`sync`] lists the REST API through the same
+//! Sentry: issues and releases of projects. Its settings are
+//! `[webhooks.sentry]` (`config::webhooks::sentry`; docs/sources/sentry.md);
+//! [`webhook`] turns a delivery into items, [`api`] asks the issue API for
+//! an issue's first release, [`sync`] lists the REST API through the same
 //! conversions.
 
 pub mod api;

@@ -5,7 +5,7 @@
 //! (`GET /api/0/organizations/{org}/issues/{id}/`, which alone carries
 //! `firstRelease` and `activity`) and its releases
 //! (`GET /api/0/projects/{org}/{project}/releases/`). Each issue and release
-//! goes through `ingest::sentry`'s conversion, the webhook's own.
+//! goes through `webhook`'s conversion, the webhook's own.
 //!
 //! Sentry issues have no `updated_at`: a listing since a time asks for the
 //! issues whose `lastSeen` (last event) is at or after it
@@ -14,7 +14,7 @@
 //! only, so its pages mark no progress: a pass cut short lists again from the
 //! last completed mark. An archive or resolve without a new event does not
 //! move `lastSeen`: such a change whose webhook was lost is found by a full
-//! listing (`sync sentry --full`). Each issue is ordered as `ingest::sentry`
+//! listing (`sync sentry --full`). Each issue is ordered as `webhook`
 //! says (the latest of `lastSeen` and its newest `activity`), so a sync never
 //! overwrites a newer state a webhook brought.
 //!
