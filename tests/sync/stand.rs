@@ -6,6 +6,13 @@
 //! some pages, and the log of every request. A world holds its switches and
 //! derefs to them, so a test writes `w.faults.push_back(…)` whatever the
 //! vendor.
+//!
+//! Every stand-in is served through [`serve`]: a [`Hostile`] layer over the
+//! vendor's router that logs every request with all its headers and, when
+//! scripted ([`Act`]), answers in the vendor's place or changes its answer
+//! (a `Link` elsewhere, a redirect, a repeating cursor, a huge streamed
+//! body, a 401 quoting the credentials). A second server on another origin
+//! ([`elsewhere`]) is the same skeleton over no routes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,12 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::OriginalUri;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-use crate::fake::Hostile;
 
 /// A scripted answer to the next list request (issues or releases pages).
 #[derive(Debug, Clone)]
@@ -93,7 +98,7 @@ impl<W: Stand> Fake<W> {
     pub async fn start(world: W) -> Self {
         let world = Arc::new(Mutex::new(world));
         let hostile = Hostile::default();
-        let addr = crate::fake::serve("127.0.0.1", W::routes(world.clone()), &hostile).await;
+        let addr = serve("127.0.0.1", W::routes(world.clone()), &hostile).await;
         Fake {
             addr,
             world,
@@ -152,4 +157,188 @@ pub async fn switches<W: Stand>(
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     None
+}
+
+/// What the hostile layer does to a request whose path ends with its rule's.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// The vendor's answer with these headers added (or replaced).
+    Headers(Vec<(&'static str, String)>),
+    /// The vendor's JSON answer with these top-level keys replaced.
+    Merge(Value),
+    /// This answer instead of the vendor's.
+    Answer(u16, Vec<(&'static str, String)>, Value),
+    /// A redirect to this URL.
+    Redirect(u16, String),
+    /// A `200` JSON array of `bytes` bytes, streamed in 64 KiB chunks, its
+    /// length in `Content-Length` when `declared`.
+    Huge { bytes: u64, declared: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    path: String,
+    act: Act,
+    times: usize,
+}
+
+/// A request as the hostile layer saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct HostileState {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+}
+
+/// The scripted misbehaviour of a stand-in, and its log of every request.
+#[derive(Clone, Default)]
+pub struct Hostile(Arc<Mutex<HostileState>>);
+
+impl Hostile {
+    /// `act` on the next `times` requests whose path ends with `path`.
+    pub fn on(&self, path: &str, act: Act, times: usize) {
+        self.0.lock().unwrap().rules.push(Rule {
+            path: path.to_owned(),
+            act,
+            times,
+        });
+    }
+
+    /// Every request received.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().seen.clone()
+    }
+
+    /// The requests that carried `secret` in any header.
+    pub fn carrying(&self, secret: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.headers.iter().any(|(_, v)| v.contains(secret)))
+            .collect()
+    }
+
+    /// The action for this request, counting it.
+    fn take(&self, path: &str) -> Option<Act> {
+        let mut st = self.0.lock().unwrap();
+        let rule = st
+            .rules
+            .iter_mut()
+            .find(|r| r.times > 0 && path.ends_with(&r.path))?;
+        rule.times -= 1;
+        Some(rule.act.clone())
+    }
+}
+
+/// Serves `app` behind `hostile` on `ip` (`127.0.0.1`, `127.0.0.2`), any port.
+pub async fn serve(ip: &str, app: Router, hostile: &Hostile) -> SocketAddr {
+    // The layer runs for unknown paths too only when a fallback is set first.
+    let app = app.fallback(|| async { StatusCode::NOT_FOUND }).layer(
+        axum::middleware::from_fn_with_state(hostile.clone(), hostile_layer),
+    );
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A server on another origin with no routes: it only logs what reaches it.
+pub async fn elsewhere(ip: &str) -> (String, Hostile) {
+    let hostile = Hostile::default();
+    let addr = serve(ip, Router::new(), &hostile).await;
+    (format!("http://{addr}"), hostile)
+}
+
+async fn hostile_layer(
+    State(h): State<Hostile>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = req.uri().clone();
+    h.0.lock().unwrap().seen.push(Seen {
+        path: uri.path().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+    });
+    let with = |mut resp: Response, headers: Vec<(&'static str, String)>| {
+        for (k, v) in headers {
+            resp.headers_mut()
+                .insert(k, HeaderValue::from_str(&v).unwrap());
+        }
+        resp
+    };
+    match h.take(uri.path()) {
+        None => next.run(req).await,
+        Some(Act::Headers(headers)) => with(next.run(req).await, headers),
+        Some(Act::Merge(keys)) => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            for (k, x) in keys.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let mut parts = parts;
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, axum::body::Body::from(v.to_string()))
+        }
+        Some(Act::Answer(status, headers, body)) => with(
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+            headers,
+        ),
+        Some(Act::Redirect(status, to)) => with(
+            StatusCode::from_u16(status).unwrap().into_response(),
+            vec![("location", to)],
+        ),
+        Some(Act::Huge { bytes, declared }) => huge(bytes, declared),
+    }
+}
+
+/// `[{"n":0},{"n":0},…]` of `bytes` bytes, made as it is sent.
+fn huge(bytes: u64, declared: bool) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let item = b"{\"n\":0},";
+    let mut block = Vec::with_capacity(CHUNK);
+    while block.len() + item.len() <= CHUNK {
+        block.extend_from_slice(item);
+    }
+    let block = axum::body::Bytes::from(block);
+    let mut left = bytes.saturating_sub(2);
+    let mut parts: Vec<axum::body::Bytes> = vec![axum::body::Bytes::from_static(b"[")];
+    let stream = tokio_stream::StreamExt::map(
+        tokio_stream::iter(std::iter::from_fn(move || {
+            if let Some(p) = parts.pop() {
+                return Some(p);
+            }
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(block.len() as u64) as usize;
+            left -= n as u64;
+            Some(block.slice(..n))
+        })),
+        Ok::<_, std::io::Error>,
+    );
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if declared {
+        resp.headers_mut()
+            .insert("content-length", HeaderValue::from(bytes - 1));
+    }
+    resp
 }
