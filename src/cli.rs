@@ -1,6 +1,8 @@
 //! Command-line interface: clap's argument types only. It reads nothing
-//! of the crate but the build's version and `model::time`'s parser (for
-//! `sync --since`); [`crate::cmd`] turns its values into each module's types.
+//! of the crate but the build's version, `model::time`'s parser (for
+//! `sync --since`) and the sources' registry (`sync <source>` takes its
+//! names, so a new source needs no line here); [`crate::cmd`] turns its
+//! values into each module's types.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -128,15 +130,6 @@ pub enum FileFormat {
 /// hundred bytes each) stay a bounded amount of memory.
 pub const DEFAULT_CHUNK_SIZE: usize = 250_000;
 
-/// `sync`'s source: the vendors `sync` knows by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SyncSource {
-    Github,
-    Gitlab,
-    Jira,
-    Sentry,
-}
-
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -256,7 +249,7 @@ pub enum Command {
     Sync {
         /// The source to read.
         #[arg(value_enum)]
-        source: SyncSource,
+        source: crate::sources::Source,
         /// SQLite database file; default ./bug-escape.db (or the `db` key).
         #[arg(long)]
         db: Option<PathBuf>,

@@ -14,7 +14,7 @@ pub mod sync;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{Command, FileFormat, SyncSource};
+use crate::cli::{Command, FileFormat};
 use crate::config::{Config, Overrides, Settings};
 
 /// Runs `command` and returns its exit status.
@@ -46,7 +46,7 @@ pub fn run(command: Command) -> ExitCode {
         } => match load(config.as_deref(), &db_only(db)) {
             Ok(c) => ExitCode::from(sync::run(
                 c,
-                sync_source(source),
+                source,
                 crate::sources::Options { since, full },
             )),
             Err(e) => fail(&e, sync::EXIT_ERROR),
@@ -96,16 +96,6 @@ fn file_format(f: FileFormat) -> crate::store::format::Format {
     match f {
         FileFormat::Ndjson => crate::store::format::Format::Ndjson,
         FileFormat::Csv => crate::store::format::Format::Csv,
-    }
-}
-
-/// `sync`'s source, as the sync module names it.
-fn sync_source(s: SyncSource) -> crate::sources::Source {
-    match s {
-        SyncSource::Github => crate::sources::Source::Github,
-        SyncSource::Gitlab => crate::sources::Source::Gitlab,
-        SyncSource::Jira => crate::sources::Source::Jira,
-        SyncSource::Sentry => crate::sources::Source::Sentry,
     }
 }
 

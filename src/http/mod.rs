@@ -109,10 +109,7 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/defects/{source}/{id}") => timed(get(read::get_defect)),
         ("DELETE", "/api/v1/defects/{source}/{id}") => delete(read::delete_defect),
         ("GET", "/api/v1/openapi.json") => timed(get(read::openapi)),
-        ("POST", "/webhooks/github") => post(webhooks::post_github),
-        ("POST", "/webhooks/gitlab") => post(webhooks::post_gitlab),
-        ("POST", "/webhooks/jira") => post(webhooks::post_jira),
-        ("POST", "/webhooks/sentry") => post(webhooks::post_sentry),
+        ("POST", p) if p.starts_with("/webhooks/") => return webhooks::route(p),
         _ => return None,
     })
 }

@@ -1,13 +1,12 @@
-//! `POST /webhooks/{github,gitlab,jira,sentry}`: authenticate (before the body
-//! is parsed), parse with the source's adapter, write through the one write
-//! path, count what happened.
-
-use std::sync::OnceLock;
+//! `POST /webhooks/<source>` of every source of `sources::REGISTRY`:
+//! authenticate (before the body is parsed), parse with the source's adapter,
+//! write through the one write path, count what happened.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::routing::{MethodRouter, post};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -15,92 +14,28 @@ use super::body::{discard, form_field, is_json, media_type, parse_json, require_
 use super::error::AppError;
 use super::write::{count_refusal, read_body_until, record};
 use crate::config::Config;
-use crate::config::webhooks::GitlabConfig;
 use crate::ingest::FieldError;
-use crate::model::event::Ingress;
 use crate::model::time::now_ms;
-use crate::sources::signature::{self, AuthError};
+use crate::sources::signature::AuthError;
 use crate::sources::webhook::{AdapterError, FollowUp, Parsed};
-use crate::sources::{github, gitlab, jira, sentry};
+use crate::sources::{REGISTRY, Source, sentry};
 
-/// The four webhook sources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hook {
-    Github,
-    Gitlab,
-    Jira,
-    Sentry,
-}
-
-impl Hook {
-    const ALL: [Hook; 4] = [Hook::Github, Hook::Gitlab, Hook::Jira, Hook::Sentry];
-
-    fn ingress(self) -> Ingress {
-        match self {
-            Hook::Github => Ingress::Github,
-            Hook::Gitlab => Ingress::Gitlab,
-            Hook::Jira => Ingress::Jira,
-            Hook::Sentry => Ingress::Sentry,
-        }
-    }
-
-    /// How many secrets the source has (GitLab: tokens and signing secrets),
-    /// and the variables that set them.
-    fn secrets(self, config: &Config) -> (usize, &'static str) {
-        let w = &config.webhooks;
-        match self {
-            Hook::Github => (w.github.secrets.iter().count(), "BUG_ESCAPE_GITHUB_SECRET"),
-            Hook::Gitlab => (
-                w.gitlab.secrets.iter().count() + w.gitlab.signing_keys.iter().count(),
-                "BUG_ESCAPE_GITLAB_TOKEN or BUG_ESCAPE_GITLAB_SIGNING_SECRET",
-            ),
-            Hook::Jira => (w.jira.secrets.iter().count(), "BUG_ESCAPE_JIRA_SECRET"),
-            Hook::Sentry => (w.sentry.secrets.iter().count(), "BUG_ESCAPE_SENTRY_SECRET"),
-        }
-    }
-}
-
-/// `POST /webhooks/github`.
-pub async fn post_github(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, AppError> {
-    handle(state, Hook::Github, headers, body).await
-}
-
-/// `POST /webhooks/gitlab`.
-pub async fn post_gitlab(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, AppError> {
-    handle(state, Hook::Gitlab, headers, body).await
-}
-
-/// `POST /webhooks/jira`.
-pub async fn post_jira(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, AppError> {
-    handle(state, Hook::Jira, headers, body).await
-}
-
-/// `POST /webhooks/sentry`.
-pub async fn post_sentry(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, AppError> {
-    handle(state, Hook::Sentry, headers, body).await
+/// `POST /webhooks/<name>` of each registered source; `None` for a path
+/// that names none.
+pub fn route(path: &str) -> Option<MethodRouter<AppState>> {
+    let source = Source::by_name(path.strip_prefix("/webhooks/")?)?;
+    Some(post(
+        move |State(state): State<AppState>, headers: HeaderMap, body: Body| {
+            handle(state, source, headers, body)
+        },
+    ))
 }
 
 /// Says at start which sources accept events (never the secrets themselves).
 pub fn log_configuration(config: &Config) {
-    for hook in Hook::ALL {
-        let (secrets, var) = hook.secrets(config);
-        let source = hook.ingress().as_str();
+    for hook in REGISTRY {
+        let (secrets, var) = (hook.vendor().secrets)(config);
+        let source = hook.as_str();
         if secrets == 0 {
             tracing::info!(
                 source,
@@ -115,80 +50,6 @@ pub fn log_configuration(config: &Config) {
             "no Sentry API token: Sentry issues are attributed from `error` webhooks only"
         );
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Checks the source's credentials over the raw body. With `body` `None` (not
-/// read yet) only the checks that need no body run: GitLab's token.
-fn authenticate(
-    hook: Hook,
-    config: &Config,
-    headers: &HeaderMap,
-    body: Option<&[u8]>,
-) -> Result<(), AuthError> {
-    let w = &config.webhooks;
-    if hook == Hook::Gitlab {
-        return authenticate_gitlab(&w.gitlab, headers, body);
-    }
-    let Some(body) = body else {
-        return Ok(());
-    };
-    match hook {
-        Hook::Github => signature::verify_hmac(
-            &w.github.secrets,
-            body,
-            header(headers, "x-hub-signature-256"),
-            "sha256=",
-            "X-Hub-Signature-256",
-        ),
-        Hook::Jira => signature::verify_hmac(
-            &w.jira.secrets,
-            body,
-            header(headers, "x-hub-signature"),
-            "sha256=",
-            "X-Hub-Signature",
-        ),
-        Hook::Sentry => signature::verify_hmac(
-            &w.sentry.secrets,
-            body,
-            header(headers, "sentry-hook-signature"),
-            "",
-            "Sentry-Hook-Signature",
-        ),
-        Hook::Gitlab => Ok(()),
-    }
-}
-
-/// GitLab: a Standard Webhooks signature when signing secrets are configured
-/// and the delivery carries `webhook-signature` (checked once the body is
-/// read); otherwise the `X-Gitlab-Token`.
-fn authenticate_gitlab(
-    gitlab: &GitlabConfig,
-    headers: &HeaderMap,
-    body: Option<&[u8]>,
-) -> Result<(), AuthError> {
-    if !gitlab.signing_keys.is_empty() && headers.contains_key("webhook-signature") {
-        let Some(body) = body else {
-            return Ok(());
-        };
-        let sent = signature::StandardHeaders {
-            id: header(headers, "webhook-id"),
-            timestamp: header(headers, "webhook-timestamp"),
-            signature: header(headers, "webhook-signature"),
-        };
-        return signature::verify_standard(&gitlab.signing_keys, sent, body, now_ms() / 1000);
-    }
-    if gitlab.secrets.is_empty() {
-        return Err(AuthError::Missing("webhook-signature"));
-    }
-    signature::verify_token(
-        &gitlab.secrets,
-        header(headers, "x-gitlab-token"),
-        "X-Gitlab-Token",
-    )
 }
 
 fn auth_error(e: AuthError) -> AppError {
@@ -225,7 +86,7 @@ impl From<AdapterError> for AppError {
 
 async fn handle(
     state: AppState,
-    hook: Hook,
+    hook: Source,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
@@ -235,13 +96,13 @@ async fn handle(
 
 async fn process(
     state: &AppState,
-    hook: Hook,
+    hook: Source,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Value, AppError> {
     let config = &*state.config;
     let ingress = hook.ingress();
-    let (secrets, var) = hook.secrets(config);
+    let (secrets, var) = (hook.vendor().secrets)(config);
     if secrets == 0 {
         return Err(AppError::NotConfigured(format!(
             "no {} secret is configured (set {var} or webhooks.{}); events are refused rather than accepted unsigned",
@@ -250,7 +111,7 @@ async fn process(
         )));
     }
     // A token needs no body: refuse before reading it.
-    authenticate(hook, config, &headers, None).map_err(auth_error)?;
+    (hook.vendor().authenticate)(config, &headers, None).map_err(auth_error)?;
     let limit = config.max_body_bytes;
     let deadline = std::time::Instant::now() + config.write_timeout;
     // Bytes not yet authenticated take room in their own budget, never in the
@@ -267,24 +128,18 @@ async fn process(
     let (admitted, parsed) = {
         let bytes =
             read_body_until(deadline, &headers, body, limit, config.body_read_timeout).await?;
-        authenticate(hook, config, &headers, Some(&bytes)).map_err(auth_error)?;
+        (hook.vendor().authenticate)(config, &headers, Some(&bytes)).map_err(auth_error)?;
         // Signed: the bytes move to the write queue (always counted in one
         // bound or the other), then the unauthenticated room is freed.
         let admitted = state.write_queue.admit_until(bytes.len(), deadline).await?;
         drop(unverified);
-        let value = match hook {
-            Hook::Github => github_body(&headers, &bytes)?,
-            _ => {
-                require_json(&headers)?;
-                parse_json(&bytes)?
-            }
+        let value = if hook.vendor().form_payload {
+            json_or_form(&headers, &bytes)?
+        } else {
+            require_json(&headers)?;
+            parse_json(&bytes)?
         };
-        let parsed = match hook {
-            Hook::Github => github::webhook::parse(&headers, &value, config, now),
-            Hook::Gitlab => gitlab::webhook::parse(&headers, &value, config, now),
-            Hook::Jira => jira::webhook::parse(&headers, &value, config, now),
-            Hook::Sentry => sentry::webhook::parse(&headers, &value, config, now),
-        }?;
+        let parsed = (hook.vendor().parse)(&headers, &value, config, now)?;
         (admitted, parsed)
     };
     state.telemetry.received(ingress, 1);
@@ -300,7 +155,9 @@ async fn process(
         return Ok(json!({ "ignored": reason }));
     }
     if let Some(FollowUp::SentryFirstRelease { issue_id, product }) = follow_up {
-        if let Some(release) = first_release(state, &issue_id).await {
+        if let Some(release) =
+            sentry::api::first_release(&state.config, &state.telemetry, &issue_id).await
+        {
             items.push(sentry::webhook::attach_release(issue_id, product, release));
         }
     }
@@ -316,10 +173,10 @@ async fn process(
     Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
 }
 
-/// The JSON of a GitHub delivery: the body itself, or the `payload` field of a
-/// form-encoded body (GitHub's other content type; signed as sent, so decoded
-/// only after the signature is checked).
-fn github_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
+/// The JSON of a delivery that may come form-encoded (GitHub): the body
+/// itself, or the `payload` field of a form-encoded body (signed as sent, so
+/// decoded only after the signature is checked).
+fn json_or_form(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
     let media = media_type(headers);
     if is_json(&media) {
         return parse_json(bytes);
@@ -341,75 +198,4 @@ fn github_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, AppError> {
             format!("is not valid JSON: {e}"),
         ))
     })
-}
-
-/// Sentry's `firstRelease` of an issue; `None` (logged, counted) on any failure,
-/// which leaves the defect unattributed until an `error` webhook names it.
-/// The issue id comes from the webhook: it is percent-encoded as one path
-/// segment (`url`'s encoder, as `sync` does), no redirect is followed (the
-/// token goes to `api_url` only), and the answer is read up to
-/// `sync.max_response_bytes`.
-async fn first_release(state: &AppState, issue_id: &str) -> Option<String> {
-    let s = &state.config.webhooks.sentry;
-    let token = s.api_token.as_ref()?.iter().next()?;
-    let token = String::from_utf8_lossy(token);
-    let mut url = url::Url::parse(&s.api_url).ok()?;
-    {
-        let mut path = url.path_segments_mut().ok()?;
-        path.pop_if_empty().extend(["api", "0"]);
-        if let Some(org) = &s.organization {
-            path.extend(["organizations", org.as_str()]);
-        }
-        path.extend(["issues", issue_id, ""]);
-    }
-    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
-    let client = CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .ok()
-        })
-        .as_ref()?;
-    let limit = state.config.sync.max_response_bytes;
-    let answer = async {
-        let mut resp = client
-            .get(url)
-            .bearer_auth(token)
-            .timeout(s.api_timeout)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| e.without_url().to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!(
-                "answered {} (redirects are not followed)",
-                resp.status()
-            ));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(format!(
-                    "answer larger than sync.max_response_bytes ({limit} bytes)"
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
-    }
-    .await;
-    match answer {
-        Ok(v) => sentry::webhook::first_release(&v),
-        Err(e) => {
-            state.telemetry.source_api_error(Ingress::Sentry);
-            // Errors without the URL or the headers: no token.
-            tracing::warn!(error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
-            None
-        }
-    }
 }

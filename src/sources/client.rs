@@ -75,6 +75,17 @@ pub struct Client {
     pause: Option<(Instant, Limit)>,
 }
 
+/// Which try of a call this is, and what a retry waits.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    /// 1 for the first.
+    number: u32,
+    /// The last one `sync.max_attempts` allows: its failure is the error.
+    last: bool,
+    /// The wait before the next try (doubled after each).
+    backoff: Duration,
+}
+
 /// What one try of a call came to.
 enum Try {
     Done(Answer),
@@ -151,8 +162,12 @@ impl Client {
                 };
                 self.wait(url, limit).await?;
             }
-            let last = attempt >= self.cfg.max_attempts;
-            match self.try_once(url, accept, attempt, last, backoff).await? {
+            let at = Attempt {
+                number: attempt,
+                last: attempt >= self.cfg.max_attempts,
+                backoff,
+            };
+            match self.try_once(url, accept, at).await? {
                 Try::Done(answer) => return Ok(answer),
                 Try::Again(wait) => {
                     self.sleep(url, wait).await?;
@@ -164,14 +179,12 @@ impl Client {
 
     /// One try: the request, its answer read within the bounds, its status
     /// judged.
-    async fn try_once(
-        &mut self,
-        url: &str,
-        accept: &[u16],
-        attempt: u32,
-        last: bool,
-        backoff: Duration,
-    ) -> Result<Try, SyncError> {
+    async fn try_once(&mut self, url: &str, accept: &[u16], at: Attempt) -> Result<Try, SyncError> {
+        let Attempt {
+            number: attempt,
+            last,
+            backoff,
+        } = at;
         let left = self.time_left(url)?;
         let timeout = self.cfg.timeout.min(left);
         let shown = self.shown(url);
@@ -235,22 +248,24 @@ impl Client {
         // print the part before the cut.
         let message = self.redact.text(&vendor_message(json.as_ref()));
         let message: String = message.chars().take(MESSAGE_CHARS).collect();
-        self.refused(&shown, status, &headers, message, attempt, last, backoff)
+        self.refused(&shown, status, &headers, message, at)
     }
 
     /// A status neither accepted nor 2xx: a rate limit or a 5xx to try
     /// again, else the error.
-    #[allow(clippy::too_many_arguments)]
     fn refused(
         &self,
         shown: &str,
         status: u16,
         headers: &HeaderMap,
         message: String,
-        attempt: u32,
-        last: bool,
-        backoff: Duration,
+        at: Attempt,
     ) -> Result<Try, SyncError> {
+        let Attempt {
+            number: attempt,
+            last,
+            backoff,
+        } = at;
         if let Some(limit) = ratelimit::refused(status, headers, &message, self.cfg.max_wait) {
             return match limit {
                 Limit::Beyond { until } => Err(SyncError::RateLimited {

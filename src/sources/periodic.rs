@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::task::{JoinError, JoinHandle};
 
-use super::{Options, PassResult, Quiet, Sink, Source, pass};
+use super::{Options, PassResult, Quiet, REGISTRY, Sink, Source, pass};
 use crate::config::Config;
 use crate::model::time::now_ms;
 use crate::store::Store;
@@ -36,10 +36,18 @@ pub async fn restore(config: &Config, telemetry: &Telemetry) -> anyhow::Result<(
 /// writer: once the client checks its arithmetic no vendor answer makes a
 /// pass panic, yet the supervisor's panic path must be exercised. Nothing
 /// arms one outside tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Faults {
-    /// Per source, in the order of [`Source::ALL`]: its next pass panics.
-    panic: [AtomicBool; 4],
+    /// Per source, in the order of [`REGISTRY`]: its next pass panics.
+    panic: Vec<AtomicBool>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            panic: REGISTRY.iter().map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
 }
 
 impl Faults {
@@ -61,7 +69,7 @@ impl Faults {
 }
 
 fn index(source: Source) -> usize {
-    Source::ALL
+    REGISTRY
         .iter()
         .position(|s| *s == source)
         .unwrap_or_default()
@@ -76,7 +84,7 @@ pub fn spawn(
     faults: Arc<Faults>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    for &source in Source::ALL {
+    for &source in REGISTRY {
         let Some(every) = source.interval(&config) else {
             continue;
         };
@@ -275,9 +283,10 @@ mod tests {
     #[test]
     fn faults_fire_once_for_their_source() {
         let faults = Faults::default();
-        faults.panic_next_pass(Source::Jira);
-        faults.check(Source::Github);
-        assert!(std::panic::catch_unwind(|| faults.check(Source::Jira)).is_err());
-        faults.check(Source::Jira);
+        let jira = Source::by_name("jira").unwrap();
+        faults.panic_next_pass(jira);
+        faults.check(Source::by_name("github").unwrap());
+        assert!(std::panic::catch_unwind(|| faults.check(jira)).is_err());
+        faults.check(jira);
     }
 }

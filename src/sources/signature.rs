@@ -10,6 +10,8 @@ use sha2::Sha256;
 
 use subtle::ConstantTimeEq;
 
+use axum::http::HeaderMap;
+
 use crate::config::webhooks::Secrets;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -38,6 +40,26 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     };
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// A header's value as text; `None` when absent or not visible ASCII.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The webhook check of the sources that sign the body with HMAC-SHA256 in
+/// one header (`header`, lower-case; `shown` in errors): nothing to check
+/// before the body is read.
+pub fn hmac_header(
+    secrets: &Secrets,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+    (header_name, prefix, shown): (&str, &str, &'static str),
+) -> Result<(), AuthError> {
+    let Some(body) = body else {
+        return Ok(());
+    };
+    verify_hmac(secrets, body, header(headers, header_name), prefix, shown)
 }
 
 /// Checks a hex HMAC-SHA256 signature of `body`, optionally after a `prefix`

@@ -6,17 +6,9 @@
 //! and the `x-ratelimit-*` headers on every answer. Faults are scripted per
 //! request; every request is logged.
 //!
-//! It also holds the skeleton every stand-in is served through ([`serve`]):
-//! a [`Hostile`] layer over the vendor's router that logs every request with
-//! all its headers and, when scripted, answers in the vendor's place or
-//! changes its answer (a `Link` elsewhere, a redirect, a repeating cursor, a
-//! huge streamed body, a 401 quoting the credentials). A second server on
-//! another origin is the same skeleton over no routes.
+//! Served through the skeleton every stand-in shares (`crate::stand`).
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -30,21 +22,8 @@ pub const REPO: &str = "acme/payments";
 pub const REPO_ID: u64 = 1296269;
 pub const OTHER_REPO: &str = "acme/elsewhere";
 
-/// A scripted answer to the next list request (issues or releases pages).
-#[derive(Debug, Clone)]
-pub enum Fault {
-    Status(u16, Vec<(&'static str, String)>, Value),
-    /// Answer only after this long (longer than the client's timeout).
-    Hang(Duration),
-}
-
-#[derive(Debug, Clone)]
-pub struct Logged {
-    pub path: String,
-    pub query: String,
-    pub auth: Option<String>,
-    pub status: u16,
-}
+pub use crate::stand::{Fault, Logged};
+use crate::stand::{Stand, Switches};
 
 #[derive(Default)]
 pub struct World {
@@ -54,58 +33,57 @@ pub struct World {
     /// Issue numbers deleted (410) and transferred away (301).
     pub deleted: Vec<u64>,
     pub transferred: Vec<u64>,
-    pub faults: VecDeque<Fault>,
-    /// Issue pages served before every later issues request hangs forever.
-    pub stall_after: Option<usize>,
-    pub issue_pages_served: usize,
-    pub log: Vec<Logged>,
+    /// Faults, stall, log (`stall_after`: issue pages).
+    pub switches: Switches,
 }
 
-#[derive(Clone)]
-pub struct Fake {
-    pub addr: SocketAddr,
-    pub world: Arc<Mutex<World>>,
-    pub hostile: Hostile,
+impl std::ops::Deref for World {
+    type Target = Switches;
+    fn deref(&self) -> &Switches {
+        &self.switches
+    }
 }
 
-impl Fake {
-    pub async fn start(world: World) -> Fake {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Switches {
+        &mut self.switches
+    }
+}
+
+/// The GitHub stand-in.
+pub type Fake = crate::stand::Fake<World>;
+
+impl Stand for World {
+    fn routes(world: Arc<Mutex<World>>) -> Router {
+        Router::new()
             .route("/repos/{owner}/{repo}", get(repo))
             .route("/repos/{owner}/{repo}/issues", get(issues))
             .route("/repositories/{id}/issues", get(issues_by_id))
             .route("/repos/{owner}/{repo}/issues/{number}", get(issue))
             .route("/repositories/{id}/issues/{number}", get(issue_by_id))
             .route("/repos/{owner}/{repo}/releases", get(releases))
-            .with_state(world.clone());
-        let hostile = Hostile::default();
-        let addr = serve("127.0.0.1", app, &hostile).await;
-        Fake {
-            addr,
-            world,
-            hostile,
-        }
+            .with_state(world)
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    fn answer(status: u16, extra: Vec<(&'static str, String)>, body: Value) -> Response {
+        json_answer(status, extra, body)
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.lock().unwrap())
+    fn log(
+        world: &Arc<Mutex<World>>,
+        uri: &OriginalUri,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Option<Response> {
+        log(&State(world.clone()), uri, headers, status);
+        None
     }
+}
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|w| w.log.clone())
-    }
-
+impl Fake {
     /// The logged issue-list requests (not single issues).
     pub fn issue_lists(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.ends_with("/issues"))
-            .collect()
+        self.logged(|p| p.ends_with("/issues"))
     }
 }
 
@@ -226,28 +204,6 @@ async fn issues_by_id(
     list_issues(s, q, uri, headers).await
 }
 
-/// Applies the next scripted fault, if any.
-async fn fault(s: &Shared, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
-    let next = s.lock().unwrap().faults.pop_front();
-    match next {
-        None => None,
-        Some(Fault::Status(status, extra, body)) => {
-            log(s, uri, headers, status);
-            let mut resp = json_answer(status, vec![], body);
-            for (k, v) in extra {
-                resp.headers_mut()
-                    .insert(k, HeaderValue::from_str(&v).unwrap());
-            }
-            Some(resp)
-        }
-        Some(Fault::Hang(d)) => {
-            log(s, uri, headers, 0);
-            tokio::time::sleep(d).await;
-            Some(json_answer(200, vec![], json!([])))
-        }
-    }
-}
-
 fn link(base: &str, path: &str, q: &ListQuery, page: usize, last: usize) -> String {
     let mut params = vec![];
     if let Some(st) = &q.state {
@@ -284,16 +240,8 @@ async fn list_issues(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = fault(&s, &uri, &headers).await {
+    if let Some(r) = crate::stand::switches(&s.0, &uri, &headers).await {
         return r;
-    }
-    let stall = {
-        let w = s.lock().unwrap();
-        w.stall_after.is_some_and(|n| w.issue_pages_served >= n)
-    };
-    if stall {
-        log(&s, &uri, &headers, 0);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let base = format!(
         "http://{}",
@@ -343,7 +291,7 @@ async fn list_issues(
         last,
     );
     log(&s, &uri, &headers, 200);
-    s.lock().unwrap().issue_pages_served += 1;
+    s.lock().unwrap().pages_served += 1;
     let extra = if link.is_empty() {
         vec![]
     } else {
@@ -520,188 +468,4 @@ pub fn release_object(tag: &str, published: &str, draft: bool) -> Value {
         "created_at": published, "published_at": if draft { Value::Null } else { json!(published) },
         "author": {"login": "octocat", "id": 1}, "assets": [], "body": "notes"
     })
-}
-
-/// What the hostile layer does to a request whose path ends with its rule's.
-#[derive(Debug, Clone)]
-pub enum Act {
-    /// The vendor's answer with these headers added (or replaced).
-    Headers(Vec<(&'static str, String)>),
-    /// The vendor's JSON answer with these top-level keys replaced.
-    Merge(Value),
-    /// This answer instead of the vendor's.
-    Answer(u16, Vec<(&'static str, String)>, Value),
-    /// A redirect to this URL.
-    Redirect(u16, String),
-    /// A `200` JSON array of `bytes` bytes, streamed in 64 KiB chunks, its
-    /// length in `Content-Length` when `declared`.
-    Huge { bytes: u64, declared: bool },
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    path: String,
-    act: Act,
-    times: usize,
-}
-
-/// A request as the hostile layer saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-}
-
-#[derive(Default)]
-struct HostileState {
-    rules: Vec<Rule>,
-    seen: Vec<Seen>,
-}
-
-/// The scripted misbehaviour of a stand-in, and its log of every request.
-#[derive(Clone, Default)]
-pub struct Hostile(Arc<Mutex<HostileState>>);
-
-impl Hostile {
-    /// `act` on the next `times` requests whose path ends with `path`.
-    pub fn on(&self, path: &str, act: Act, times: usize) {
-        self.0.lock().unwrap().rules.push(Rule {
-            path: path.to_owned(),
-            act,
-            times,
-        });
-    }
-
-    /// Every request received.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.0.lock().unwrap().seen.clone()
-    }
-
-    /// The requests that carried `secret` in any header.
-    pub fn carrying(&self, secret: &str) -> Vec<Seen> {
-        self.seen()
-            .into_iter()
-            .filter(|s| s.headers.iter().any(|(_, v)| v.contains(secret)))
-            .collect()
-    }
-
-    /// The action for this request, counting it.
-    fn take(&self, path: &str) -> Option<Act> {
-        let mut st = self.0.lock().unwrap();
-        let rule = st
-            .rules
-            .iter_mut()
-            .find(|r| r.times > 0 && path.ends_with(&r.path))?;
-        rule.times -= 1;
-        Some(rule.act.clone())
-    }
-}
-
-/// Serves `app` behind `hostile` on `ip` (`127.0.0.1`, `127.0.0.2`), any port.
-pub async fn serve(ip: &str, app: Router, hostile: &Hostile) -> SocketAddr {
-    // The layer runs for unknown paths too only when a fallback is set first.
-    let app = app.fallback(|| async { StatusCode::NOT_FOUND }).layer(
-        axum::middleware::from_fn_with_state(hostile.clone(), hostile_layer),
-    );
-    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-/// A server on another origin with no routes: it only logs what reaches it.
-pub async fn elsewhere(ip: &str) -> (String, Hostile) {
-    let hostile = Hostile::default();
-    let addr = serve(ip, Router::new(), &hostile).await;
-    (format!("http://{addr}"), hostile)
-}
-
-async fn hostile_layer(
-    State(h): State<Hostile>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let uri = req.uri().clone();
-    h.0.lock().unwrap().seen.push(Seen {
-        path: uri.path().to_owned(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-            .collect(),
-    });
-    let with = |mut resp: Response, headers: Vec<(&'static str, String)>| {
-        for (k, v) in headers {
-            resp.headers_mut()
-                .insert(k, HeaderValue::from_str(&v).unwrap());
-        }
-        resp
-    };
-    match h.take(uri.path()) {
-        None => next.run(req).await,
-        Some(Act::Headers(headers)) => with(next.run(req).await, headers),
-        Some(Act::Merge(keys)) => {
-            let resp = next.run(req).await;
-            let (parts, body) = resp.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
-            for (k, x) in keys.as_object().unwrap() {
-                v[k] = x.clone();
-            }
-            let mut parts = parts;
-            parts.headers.remove("content-length");
-            Response::from_parts(parts, axum::body::Body::from(v.to_string()))
-        }
-        Some(Act::Answer(status, headers, body)) => with(
-            (
-                StatusCode::from_u16(status).unwrap(),
-                [("content-type", "application/json")],
-                body.to_string(),
-            )
-                .into_response(),
-            headers,
-        ),
-        Some(Act::Redirect(status, to)) => with(
-            StatusCode::from_u16(status).unwrap().into_response(),
-            vec![("location", to)],
-        ),
-        Some(Act::Huge { bytes, declared }) => huge(bytes, declared),
-    }
-}
-
-/// `[{"n":0},{"n":0},…]` of `bytes` bytes, made as it is sent.
-fn huge(bytes: u64, declared: bool) -> Response {
-    const CHUNK: usize = 64 * 1024;
-    let item = b"{\"n\":0},";
-    let mut block = Vec::with_capacity(CHUNK);
-    while block.len() + item.len() <= CHUNK {
-        block.extend_from_slice(item);
-    }
-    let block = axum::body::Bytes::from(block);
-    let mut left = bytes.saturating_sub(2);
-    let mut parts: Vec<axum::body::Bytes> = vec![axum::body::Bytes::from_static(b"[")];
-    let stream = tokio_stream::StreamExt::map(
-        tokio_stream::iter(std::iter::from_fn(move || {
-            if let Some(p) = parts.pop() {
-                return Some(p);
-            }
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(block.len() as u64) as usize;
-            left -= n as u64;
-            Some(block.slice(..n))
-        })),
-        Ok::<_, std::io::Error>,
-    );
-    let mut resp = Response::new(axum::body::Body::from_stream(stream));
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    if declared {
-        resp.headers_mut()
-            .insert("content-length", HeaderValue::from(bytes - 1));
-    }
-    resp
 }

@@ -8,9 +8,7 @@
 //! `401` without the `PRIVATE-TOKEN`. Faults are scripted per issue-list
 //! request; every request is logged.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -23,7 +21,8 @@ pub const TOKEN: &str = "glpat-test-token-never-printed";
 pub const PROJECT: &str = "acme/payments";
 pub const PROJECT_ID: u64 = 42;
 
-pub use crate::fake::{Fault, Hostile, Logged};
+pub use crate::stand::{Fault, Logged};
+use crate::stand::{Stand, Switches};
 
 #[derive(Default)]
 pub struct World {
@@ -32,61 +31,60 @@ pub struct World {
     pub releases: Vec<Value>,
     /// Issue iids deleted (gone from lists, 404 alone).
     pub deleted: Vec<u64>,
-    pub faults: VecDeque<Fault>,
     /// Send a `Link` header besides `x-next-page`.
     pub link: bool,
-    /// Issue pages served before every later issues request hangs.
-    pub stall_after: Option<usize>,
-    pub issue_pages_served: usize,
     /// `RateLimit-Remaining: 0` (reset in a second) on this issue page.
     pub exhaust_on_page: Option<usize>,
-    pub log: Vec<Logged>,
+    /// Faults, stall, log (`stall_after`: issue pages).
+    pub switches: Switches,
 }
 
-#[derive(Clone)]
-pub struct Fake {
-    pub world: Arc<Mutex<World>>,
-    addr: std::net::SocketAddr,
-    pub hostile: Hostile,
+impl std::ops::Deref for World {
+    type Target = Switches;
+    fn deref(&self) -> &Switches {
+        &self.switches
+    }
 }
 
-impl Fake {
-    pub async fn start(world: World) -> Fake {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Switches {
+        &mut self.switches
+    }
+}
+
+/// The GitLab stand-in.
+pub type Fake = crate::stand::Fake<World>;
+
+impl Stand for World {
+    const API: &'static str = "/api/v4";
+
+    fn routes(world: Arc<Mutex<World>>) -> Router {
+        Router::new()
             .route("/api/v4/projects/{id}", get(project))
             .route("/api/v4/projects/{id}/issues", get(issues))
             .route("/api/v4/projects/{id}/issues/{iid}", get(issue))
             .route("/api/v4/projects/{id}/releases", get(releases))
-            .with_state(world.clone());
-        let hostile = Hostile::default();
-        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
-        Fake {
-            world,
-            addr,
-            hostile,
-        }
+            .with_state(world)
     }
 
-    /// The `api_url` to configure.
-    pub fn url(&self) -> String {
-        format!("http://{}/api/v4", self.addr)
+    fn answer(status: u16, extra: Vec<(&'static str, String)>, body: Value) -> Response {
+        answer(status, extra, body)
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.lock().unwrap())
+    fn log(
+        world: &Arc<Mutex<World>>,
+        uri: &OriginalUri,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Option<Response> {
+        log(&State(world.clone()), uri, headers, status)
     }
+}
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|w| w.log.clone())
-    }
-
+impl Fake {
     /// The logged issue-list requests.
     pub fn issue_lists(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.ends_with("/issues"))
-            .collect()
+        self.logged(|p| p.ends_with("/issues"))
     }
 }
 
@@ -261,28 +259,8 @@ async fn issues(
         let _ = log(&s, &uri, &headers, 404);
         return not_found("Project");
     }
-    let next = s.lock().unwrap().faults.pop_front();
-    match next {
-        None => {}
-        Some(Fault::Status(status, extra, body)) => {
-            if let Some(r) = log(&s, &uri, &headers, status) {
-                return r;
-            }
-            return answer(status, extra, body);
-        }
-        Some(Fault::Hang(d)) => {
-            let _ = log(&s, &uri, &headers, 0);
-            tokio::time::sleep(d).await;
-            return answer(200, vec![], json!([]));
-        }
-    }
-    let stall = {
-        let w = s.lock().unwrap();
-        w.stall_after.is_some_and(|n| w.issue_pages_served >= n)
-    };
-    if stall {
-        let _ = log(&s, &uri, &headers, 0);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+    if let Some(r) = crate::stand::switches(&s.0, &uri, &headers).await {
+        return r;
     }
     assert_eq!(q.scope.as_deref(), Some("all"));
     assert_eq!(q.order_by.as_deref(), Some("updated_at"));
@@ -301,11 +279,7 @@ async fn issues(
             .filter(|i| after.is_none_or(|a| millis(&i["updated_at"]) >= a))
             .cloned()
             .collect();
-        (
-            list,
-            w.link,
-            w.exhaust_on_page == Some(w.issue_pages_served + 1),
-        )
+        (list, w.link, w.exhaust_on_page == Some(w.pages_served + 1))
     };
     list.sort_by_key(|i| (millis(&i["updated_at"]), i["iid"].as_u64()));
     let per = q.per_page.unwrap_or(20).clamp(1, 100);
@@ -315,7 +289,7 @@ async fn issues(
     if let Some(r) = log(&s, &uri, &headers, 200) {
         return r;
     }
-    s.lock().unwrap().issue_pages_served += 1;
+    s.lock().unwrap().pages_served += 1;
     let mut extra = pages(&uri, &headers, page, per, total, link);
     if exhaust {
         extra.push(("ratelimit-remaining", "0".into()));

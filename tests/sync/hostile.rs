@@ -1,6 +1,6 @@
 //! `sync` against hostile stand-ins, every vendor: the real binary, each
-//! vendor's stand-in served through the shared skeleton (`fake::serve`) with
-//! its misbehaviour scripted (`fake::Act`), and a second server on another
+//! vendor's stand-in served through the shared skeleton (`stand::serve`) with
+//! its misbehaviour scripted (`stand::Act`), and a second server on another
 //! origin that must never see a request carrying a credential.
 
 use std::path::Path;
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::fake::{self as github, Act, Hostile, elsewhere};
+use crate::fake::{self as github};
+use crate::stand::{Act, Hostile, elsewhere};
 use crate::{BIN, gitlab_fake as gitlab, jira_fake as jira, run, sentry_fake as sentry, text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

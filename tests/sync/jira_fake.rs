@@ -10,9 +10,7 @@
 //! `ORDER BY updated ASC`) and answers `401` without the expected
 //! `Authorization`. Faults are scripted per search request.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -21,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-pub use crate::fake::{Fault, Hostile, Logged};
+pub use crate::stand::{Fault, Logged};
+use crate::stand::{Stand, Switches};
 
 pub const TOKEN: &str = "ATATT-jira-token-never-printed";
 pub const USER: &str = "sync-bot@acme.example";
@@ -37,59 +36,61 @@ pub struct World {
     pub deleted: Vec<String>,
     /// The `Authorization` header every call must carry.
     pub auth: String,
-    pub faults: VecDeque<Fault>,
-    pub stall_after: Option<usize>,
-    pub search_pages_served: usize,
     /// Each search's `updated >=` bound, resolved on this server's clock.
     pub windows: Vec<Option<i64>>,
-    pub log: Vec<Logged>,
+    /// Faults, stall, log (`stall_after`: search pages).
+    pub switches: Switches,
 }
 
-#[derive(Clone)]
-pub struct Fake {
-    pub world: Arc<Mutex<World>>,
-    addr: std::net::SocketAddr,
-    pub hostile: Hostile,
+impl std::ops::Deref for World {
+    type Target = Switches;
+    fn deref(&self) -> &Switches {
+        &self.switches
+    }
 }
 
-impl Fake {
-    pub async fn start(world: World) -> Fake {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Switches {
+        &mut self.switches
+    }
+}
+
+/// The Jira stand-in; its `url` is the site.
+pub type Fake = crate::stand::Fake<World>;
+
+impl Stand for World {
+    fn routes(world: Arc<Mutex<World>>) -> Router {
+        Router::new()
             .route("/rest/api/2/project/{key}", get(project))
             .route("/rest/api/2/project/{key}/versions", get(versions))
             .route("/rest/api/3/search/jql", get(search))
             .route("/rest/api/2/search", get(search))
             .route("/rest/api/2/issue/{id}", get(issue))
-            .with_state(world.clone());
-        let hostile = Hostile::default();
-        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
-        Fake {
-            world,
-            addr,
-            hostile,
-        }
+            .with_state(world)
     }
 
-    /// The `api_url` to configure (the site).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    fn answer(status: u16, extra: Vec<(&'static str, String)>, body: Value) -> Response {
+        answer(status, extra, body)
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.lock().unwrap())
+    fn empty_page() -> Value {
+        json!({"issues": []})
     }
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|w| w.log.clone())
+    fn log(
+        world: &Arc<Mutex<World>>,
+        uri: &OriginalUri,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Option<Response> {
+        log(&State(world.clone()), uri, headers, status)
     }
+}
 
+impl Fake {
     /// The logged search requests.
     pub fn searches(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.ends_with("/search") || l.path.ends_with("/search/jql"))
-            .collect()
+        self.logged(|p| p.ends_with("/search") || p.ends_with("/search/jql"))
     }
 }
 
@@ -227,28 +228,8 @@ async fn search(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let next = s.lock().unwrap().faults.pop_front();
-    match next {
-        None => {}
-        Some(Fault::Status(status, extra, body)) => {
-            if let Some(r) = log(&s, &uri, &headers, status) {
-                return r;
-            }
-            return answer(status, extra, body);
-        }
-        Some(Fault::Hang(d)) => {
-            let _ = log(&s, &uri, &headers, 0);
-            tokio::time::sleep(d).await;
-            return answer(200, vec![], json!({"issues": []}));
-        }
-    }
-    let stall = {
-        let w = s.lock().unwrap();
-        w.stall_after.is_some_and(|n| w.search_pages_served >= n)
-    };
-    if stall {
-        let _ = log(&s, &uri, &headers, 0);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+    if let Some(r) = crate::stand::switches(&s.0, &uri, &headers).await {
+        return r;
     }
     if let Some(r) = log(&s, &uri, &headers, 200) {
         return r;
@@ -262,7 +243,7 @@ async fn search(
     let mut list: Vec<Value> = {
         let mut w = s.lock().unwrap();
         w.windows.push(since);
-        w.search_pages_served += 1;
+        w.pages_served += 1;
         w.issues
             .iter()
             .filter(|i| !w.deleted.contains(&i["id"].as_str().unwrap().to_owned()))

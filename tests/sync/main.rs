@@ -13,6 +13,7 @@ mod jira_fake;
 mod sentry;
 mod sentry_fake;
 mod served;
+mod stand;
 mod supervised;
 
 use std::path::{Path, PathBuf};

@@ -515,7 +515,7 @@ async fn serve(db: &Path, interval: Option<&str>, api: &str, archived: Dispositi
     };
     let se = &mut s.webhooks.sentry;
     se.auth.secret = Some(SecretSetting::One(SECRET.into()));
-    se.api_url = api.into();
+    se.api.api_url = api.into();
     se.organization = Some(fake::ORG.into());
     se.projects = vec![PROJECT.into()];
     se.sync_interval = interval.map(str::to_owned);

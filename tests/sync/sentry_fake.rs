@@ -9,10 +9,8 @@
 //! `X-Sentry-Rate-Limit-*` headers on every answer. Faults are scripted per
 //! issue-list request; every request is logged.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -21,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-pub use crate::fake::{Fault, Hostile, Logged};
+pub use crate::stand::{Fault, Logged};
+use crate::stand::{Stand, Switches};
 
 pub const TOKEN: &str = "sntrys_test-token-never-printed";
 pub const ORG: &str = "acme";
@@ -40,66 +39,62 @@ pub struct World {
     /// Issue ids deleted (404), and merged (id → the issue it went into).
     pub deleted: Vec<String>,
     pub merged: BTreeMap<String, String>,
-    pub faults: VecDeque<Fault>,
-    /// Issue pages served before every later issues request hangs.
-    pub stall_after: Option<usize>,
-    pub issue_pages_served: usize,
-    pub log: Vec<Logged>,
+    /// Faults, stall, log (`stall_after`: issue pages).
+    pub switches: Switches,
 }
 
-#[derive(Clone)]
-pub struct Fake {
-    pub addr: SocketAddr,
-    pub world: Arc<Mutex<World>>,
-    pub hostile: Hostile,
+impl std::ops::Deref for World {
+    type Target = Switches;
+    fn deref(&self) -> &Switches {
+        &self.switches
+    }
 }
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Switches {
+        &mut self.switches
+    }
+}
+
+/// The Sentry stand-in.
+pub type Fake = crate::stand::Fake<World>;
 
 type Shared = State<Arc<Mutex<World>>>;
 
-impl Fake {
-    pub async fn start(world: World) -> Fake {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
+impl Stand for World {
+    fn routes(world: Arc<Mutex<World>>) -> Router {
+        Router::new()
             .route("/api/0/projects/{org}/{project}/", get(project))
             .route("/api/0/projects/{org}/{project}/issues/", get(issues))
             .route("/api/0/projects/{org}/{project}/releases/", get(releases))
             .route("/api/0/organizations/{org}/issues/{id}/", get(detail))
-            .with_state(world.clone());
-        let hostile = Hostile::default();
-        let addr = crate::fake::serve("127.0.0.1", app, &hostile).await;
-        Fake {
-            addr,
-            world,
-            hostile,
-        }
+            .with_state(world)
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    fn answer(status: u16, extra: Vec<(&'static str, String)>, body: Value) -> Response {
+        answer(status, extra, body)
     }
 
-    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.lock().unwrap())
+    fn log(
+        world: &Arc<Mutex<World>>,
+        uri: &OriginalUri,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Option<Response> {
+        log(&State(world.clone()), uri, headers, status);
+        None
     }
+}
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|w| w.log.clone())
-    }
-
+impl Fake {
     /// The logged issue-list requests.
     pub fn issue_lists(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.ends_with("/issues/") && l.path.contains("/projects/"))
-            .collect()
+        self.logged(|p| p.ends_with("/issues/") && p.contains("/projects/"))
     }
 
     /// The logged issue-detail requests.
     pub fn details(&self) -> Vec<Logged> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.path.contains("/organizations/"))
-            .collect()
+        self.logged(|p| p.contains("/organizations/"))
     }
 }
 
@@ -189,23 +184,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-/// Applies the next scripted fault, if any.
-async fn fault(s: &Shared, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
-    let next = s.lock().unwrap().faults.pop_front();
-    match next {
-        None => None,
-        Some(Fault::Status(status, extra, body)) => {
-            log(s, uri, headers, status);
-            Some(answer(status, extra, body))
-        }
-        Some(Fault::Hang(d)) => {
-            log(s, uri, headers, 0);
-            tokio::time::sleep(d).await;
-            Some(answer(200, vec![], json!([])))
-        }
-    }
-}
-
 /// The `Link` header Sentry sends: both directions always, `results` saying
 /// whether there is anything there.
 fn link(url: &str, offset: usize, per: usize, total: usize) -> String {
@@ -243,16 +221,8 @@ async fn issues(
         log(&s, &uri, &headers, 404);
         return not_found();
     }
-    if let Some(r) = fault(&s, &uri, &headers).await {
+    if let Some(r) = crate::stand::switches(&s.0, &uri, &headers).await {
         return r;
-    }
-    let stall = {
-        let w = s.lock().unwrap();
-        w.stall_after.is_some_and(|n| w.issue_pages_served >= n)
-    };
-    if stall {
-        log(&s, &uri, &headers, 0);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     assert_eq!(q.sort.as_deref(), Some("date"));
     // Without `query` Sentry lists only `is:unresolved`: the sync must send one.
@@ -290,7 +260,7 @@ async fn issues(
         base(&headers)
     );
     log(&s, &uri, &headers, 200);
-    s.lock().unwrap().issue_pages_served += 1;
+    s.lock().unwrap().pages_served += 1;
     answer(
         200,
         vec![("link", link(&url, offset, per, total))],

@@ -55,7 +55,10 @@ async fn a_pass_that_fails_or_panics_is_counted_and_the_next_interval_runs_again
             s.sync.max_attempts = 1;
         },
         // The first pass panics before it calls anything.
-        |app| app.reconcile_faults().panic_next_pass(Source::Github),
+        |app| {
+            app.reconcile_faults()
+                .panic_next_pass(Source::by_name("github").unwrap())
+        },
     )
     .await;
     // Every source and result is there from the start, at 0.

@@ -191,8 +191,8 @@ async fn stand_in() -> (String, StandIn) {
 
 fn with_api(url: &str) -> bug_escape_exporter::config::Settings {
     let mut s = helpers::settings();
-    s.webhooks.sentry.api_token = Some("sntrys_test_token".into());
-    s.webhooks.sentry.api_url = url.to_owned();
+    s.webhooks.sentry.api.api_token = Some("sntrys_test_token".into());
+    s.webhooks.sentry.api.api_url = url.to_owned();
     s.webhooks.sentry.organization = Some("test-org".into());
     s.webhooks.sentry.api_timeout = "300ms".into();
     s

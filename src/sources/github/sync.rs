@@ -2,7 +2,7 @@
 //! for the numeric id its defects are keyed by), its issues updated since a
 //! time (`GET /repos/{owner}/{repo}/issues?state=all&sort=updated&direction=asc&since=…`,
 //! `Link` pagination) and its releases (`GET /repos/{owner}/{repo}/releases`).
-//! Each issue and release object goes through `ingest::github`'s conversion,
+//! Each issue and release object goes through `webhook`'s conversion,
 //! the webhook's own. Pull requests, which the issues API lists too, are
 //! ignored. A stored issue a full listing no longer shows is asked for on
 //! its own (`GET /repos/{owner}/{repo}/issues/{number}`): `410 Gone`
@@ -11,13 +11,13 @@
 //! it here.
 
 use crate::config::Config;
+use crate::ingest::FieldError;
 use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::model::time::parse_time;
 use crate::sources::client::{Answer, endpoint};
 use crate::sources::github::webhook::{self as adapter, Repo};
+use crate::sources::listing::{Converted, Feed, Listing, Scoped, per_page};
 use crate::sources::webhook::At;
-use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// The GitHub vendor, over one configuration.
 pub struct Github<'a> {
@@ -43,19 +43,8 @@ impl<'a> Github<'a> {
     }
 }
 
-/// `since` as GitHub reads it: ISO 8601, whole seconds (its times have no
-/// fraction), rounded down so the boundary item is listed again.
-fn since_param(at: Millis) -> String {
-    crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}
-
-impl Vendor for Github<'_> {
+impl Listing for Github<'_> {
     type Scope = Repo;
-
-    fn source(&self) -> Source {
-        Source::Github
-    }
 
     fn headers(&self) -> Vec<(&'static str, String, bool)> {
         let mut h = vec![
@@ -80,104 +69,51 @@ impl Vendor for Github<'_> {
         self.repo_url(name, &[])
     }
 
-    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Repo, SyncError> {
-        Repo::of(&At::root(&answer.body)).map_err(|e| SyncError::Shape {
-            url: answer.url.clone(),
-            reason: format!("{}: {}", e.field, e.reason),
+    fn scope(&self, answer: &At<'_>) -> Result<Scoped<Repo>, FieldError> {
+        let repo = Repo::of(answer)?;
+        Ok(Scoped {
+            key: repo.id.clone(),
+            name: repo.full_name.clone(),
+            of: repo,
         })
     }
 
-    fn key(&self, scope: &Repo) -> String {
-        scope.id.clone()
-    }
-
-    fn name(&self, scope: &Repo) -> String {
-        scope.full_name.clone()
-    }
-
     fn list_url(&self, scope: &Repo, feed: Feed, since: Option<Millis>) -> String {
-        let per_page = self.config.sync.page_size;
+        let n = self.config.sync.page_size;
         match feed {
-            Feed::Issues => {
-                let mut url = format!(
-                    "{}?state=all&sort=updated&direction=asc&per_page={per_page}",
-                    self.repo_url(&scope.full_name, &["issues"])
-                );
-                if let Some(at) = since {
-                    url.push_str("&since=");
-                    url.push_str(&since_param(at));
-                }
-                url
-            }
-            Feed::Releases => format!(
-                "{}?per_page={per_page}",
-                self.repo_url(&scope.full_name, &["releases"])
+            Feed::Issues => per_page(
+                self.repo_url(&scope.full_name, &["issues"]),
+                "state=all&sort=updated&direction=asc&",
+                n,
+                since.map(|at| ("since", at)),
             ),
+            Feed::Releases => per_page(self.repo_url(&scope.full_name, &["releases"]), "", n, None),
         }
     }
 
-    fn page(
+    fn what(&self, feed: Feed, obj: &At<'_>) -> Option<String> {
+        Some(match feed {
+            Feed::Issues => format!("issue #{}", obj.get("number").value()?),
+            Feed::Releases => format!("release {}", obj.get("tag_name").value()?),
+        })
+    }
+
+    fn convert(
         &self,
         config: &Config,
         scope: &Repo,
         feed: Feed,
-        answer: &Answer,
+        obj: &At<'_>,
         now: Millis,
-    ) -> Result<Page, SyncError> {
-        let root = At::root(&answer.body);
-        let objects = match root.value() {
-            Some(serde_json::Value::Array(_)) => root.items().unwrap_or_default(),
-            _ => {
-                return Err(SyncError::Shape {
-                    url: answer.url.clone(),
-                    reason: "the answer is not a JSON array of objects".into(),
-                });
+    ) -> Converted {
+        match feed {
+            // The issues API lists pull requests too.
+            Feed::Issues if obj.get("pull_request").value().is_some() => Converted::Ignored,
+            Feed::Issues => {
+                Converted::Issue(adapter::issue_item(config, scope, obj, now).map(|(item, _)| item))
             }
-        };
-        let mut page = Page::default();
-        for obj in objects {
-            match feed {
-                Feed::Issues => {
-                    // Ordered by it, pull requests included: the mark moves
-                    // over them too.
-                    if let Some(t) = obj
-                        .get("updated_at")
-                        .value()
-                        .and_then(|v| v.as_str())
-                        .and_then(parse_time)
-                    {
-                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
-                    }
-                    if obj.get("pull_request").value().is_some() {
-                        page.entries.push(Entry::Ignored);
-                        continue;
-                    }
-                    let what = match obj.get("number").value() {
-                        Some(n) => format!("issue #{n}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    page.entries
-                        .push(match adapter::issue_item(config, scope, &obj, now) {
-                            Ok((item, _unmapped)) => Entry::Item(item),
-                            Err(error) => Entry::Rejected { what, error },
-                        });
-                }
-                Feed::Releases => {
-                    let what = match obj.get("tag_name").value() {
-                        Some(t) => format!("release {t}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    match adapter::release_item(config, scope, &obj, now) {
-                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
-                        Ok(parsed) => page
-                            .entries
-                            .extend(parsed.items.into_iter().map(Entry::Item)),
-                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
-                    }
-                }
-            }
+            Feed::Releases => Converted::Release(adapter::release_item(config, scope, obj, now)),
         }
-        Ok(page)
     }
 
     fn id_prefix(&self, scope: &Repo) -> Option<String> {
@@ -209,15 +145,5 @@ impl Vendor for Github<'_> {
                 }),
         };
         left.then(|| adapter::gone(scope, id, now))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_is_whole_seconds_rounded_down() {
-        assert_eq!(since_param(1_557_933_618_999), "2019-05-15T15:20:18Z");
     }
 }

@@ -6,7 +6,7 @@
 //! header's `rel="next"` when GitLab sends one, else `x-next-page` (offset
 //! pagination; empty on the last page). The token goes in `PRIVATE-TOKEN`.
 //!
-//! Each issue and release goes through `ingest::gitlab`'s conversion, the
+//! Each issue and release goes through `webhook`'s conversion, the
 //! webhook's own ([`adapter::Issue::rest`] reads the REST shape: labels as
 //! strings, a `milestone` object, `_links.closed_as_duplicate_of`). An issue
 //! moved to another project stays listed in this one, closed, with its
@@ -16,13 +16,14 @@
 //! readable) or a `moved_to_id` deletes it here.
 
 use crate::config::Config;
+use crate::ingest::FieldError;
 use crate::model::item::Item;
 use crate::model::time::Millis;
-use crate::model::time::parse_time;
+use crate::sources::SyncError;
 use crate::sources::client::{self, Answer, endpoint};
 use crate::sources::gitlab::webhook::{self as adapter, Issue, Project};
+use crate::sources::listing::{Converted, Feed, Listing, Scoped, per_page};
 use crate::sources::webhook::At;
-use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// The GitLab vendor, over one configuration.
 pub struct Gitlab<'a> {
@@ -40,19 +41,8 @@ impl<'a> Gitlab<'a> {
     }
 }
 
-/// `updated_after` as GitLab reads it: ISO 8601, whole seconds rounded down
-/// (inclusive: the boundary item is listed again, and found unchanged).
-fn since_param(at: Millis) -> String {
-    crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}
-
-impl Vendor for Gitlab<'_> {
+impl Listing for Gitlab<'_> {
     type Scope = Project;
-
-    fn source(&self) -> Source {
-        Source::Gitlab
-    }
 
     fn headers(&self) -> Vec<(&'static str, String, bool)> {
         let mut h = vec![("accept", "application/json".to_owned(), false)];
@@ -74,39 +64,26 @@ impl Vendor for Gitlab<'_> {
         endpoint(self.api(), &["projects", name], &[])
     }
 
-    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
-        Project::of(&At::root(&answer.body)).map_err(|e| SyncError::Shape {
-            url: answer.url.clone(),
-            reason: format!("{}: {}", e.field, e.reason),
+    fn scope(&self, answer: &At<'_>) -> Result<Scoped<Project>, FieldError> {
+        let project = Project::of(answer)?;
+        Ok(Scoped {
+            key: project.id.clone(),
+            name: project.path.clone(),
+            of: project,
         })
     }
 
-    fn key(&self, scope: &Project) -> String {
-        scope.id.clone()
-    }
-
-    fn name(&self, scope: &Project) -> String {
-        scope.path.clone()
-    }
-
     fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
-        let per_page = self.config.sync.page_size;
+        let n = self.config.sync.page_size;
+        let url = |last: &str| endpoint(self.api(), &["projects", &scope.id, last], &[]);
         match feed {
-            Feed::Issues => {
-                let mut url = format!(
-                    "{}?scope=all&order_by=updated_at&sort=asc&per_page={per_page}",
-                    endpoint(self.api(), &["projects", &scope.id, "issues"], &[])
-                );
-                if let Some(at) = since {
-                    url.push_str("&updated_after=");
-                    url.push_str(&since_param(at));
-                }
-                url
-            }
-            Feed::Releases => format!(
-                "{}?per_page={per_page}",
-                endpoint(self.api(), &["projects", &scope.id, "releases"], &[])
+            Feed::Issues => per_page(
+                url("issues"),
+                "scope=all&order_by=updated_at&sort=asc&",
+                n,
+                since.map(|at| ("updated_after", at)),
             ),
+            Feed::Releases => per_page(url("releases"), "", n, None),
         }
     }
 
@@ -138,63 +115,35 @@ impl Vendor for Gitlab<'_> {
         }
     }
 
-    fn page(
+    fn what(&self, feed: Feed, obj: &At<'_>) -> Option<String> {
+        Some(match feed {
+            Feed::Issues => format!("issue #{}", obj.get("iid").value()?),
+            Feed::Releases => format!("release {}", obj.get("tag_name").value()?),
+        })
+    }
+
+    fn convert(
         &self,
         config: &Config,
         scope: &Project,
         feed: Feed,
-        answer: &Answer,
+        obj: &At<'_>,
         now: Millis,
-    ) -> Result<Page, SyncError> {
-        let root = At::root(&answer.body);
-        let objects = match root.value() {
-            Some(serde_json::Value::Array(_)) => root.items().unwrap_or_default(),
-            _ => {
-                return Err(SyncError::Shape {
-                    url: answer.url.clone(),
-                    reason: "the answer is not a JSON array of objects".into(),
-                });
-            }
-        };
-        let mut page = Page::default();
-        for obj in objects {
-            match feed {
-                Feed::Issues => {
-                    if let Some(t) = obj
-                        .get("updated_at")
-                        .value()
-                        .and_then(|v| v.as_str())
-                        .and_then(parse_time)
-                    {
-                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
-                    }
-                    let what = match obj.get("iid").value() {
-                        Some(n) => format!("issue #{n}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    let converted = Issue::rest(&obj, now)
-                        .and_then(|issue| adapter::issue_item(config, scope, &issue));
-                    page.entries.push(match converted {
-                        Ok((item, _unmapped)) => Entry::Item(item),
-                        Err(error) => Entry::Rejected { what, error },
-                    });
-                }
-                Feed::Releases => {
-                    let what = match obj.get("tag_name").value() {
-                        Some(t) => format!("release {t}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    match adapter::release_item(config, scope, &obj.get("tag_name"), &obj, now) {
-                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
-                        Ok(parsed) => page
-                            .entries
-                            .extend(parsed.items.into_iter().map(Entry::Item)),
-                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
-                    }
-                }
-            }
+    ) -> Converted {
+        match feed {
+            Feed::Issues => Converted::Issue(
+                Issue::rest(obj, now)
+                    .and_then(|issue| adapter::issue_item(config, scope, &issue))
+                    .map(|(item, _)| item),
+            ),
+            Feed::Releases => Converted::Release(adapter::release_item(
+                config,
+                scope,
+                &obj.get("tag_name"),
+                obj,
+                now,
+            )),
         }
-        Ok(page)
     }
 
     fn id_prefix(&self, scope: &Project) -> Option<String> {
@@ -279,6 +228,9 @@ mod tests {
             v.resolve_url("acme/web"),
             "https://gitlab.com/api/v4/projects/acme%2Fweb"
         );
-        assert_eq!(since_param(1_557_933_618_999), "2019-05-15T15:20:18Z");
+        assert_eq!(
+            crate::sources::listing::whole_seconds(1_557_933_618_999),
+            "2019-05-15T15:20:18Z"
+        );
     }
 }

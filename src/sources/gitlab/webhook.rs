@@ -16,11 +16,14 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::config::webhooks::GitlabConfig;
 use crate::ingest::FieldError;
 use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
+use crate::model::time::now_ms;
 use crate::sources::conventions::{self, Mapped};
+use crate::sources::signature::{self, AuthError, header as header_str};
 use crate::sources::webhook::{
     AdapterError, Ahead, At, Parsed, delivery_id, header, release_event,
 };
@@ -307,6 +310,35 @@ pub fn release_item(
         None => (rel.get("created_at").stamp()?, Ahead::Refuse),
     };
     release_event(config, project.product(), tag, shipped, ahead, now)
+}
+
+/// GitLab: a Standard Webhooks signature when signing secrets are configured
+/// and the delivery carries `webhook-signature` (checked once the body is
+/// read); otherwise the `X-Gitlab-Token`.
+pub fn authenticate(
+    gitlab: &GitlabConfig,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Result<(), AuthError> {
+    if !gitlab.signing_keys.is_empty() && headers.contains_key("webhook-signature") {
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let sent = signature::StandardHeaders {
+            id: header_str(headers, "webhook-id"),
+            timestamp: header_str(headers, "webhook-timestamp"),
+            signature: header_str(headers, "webhook-signature"),
+        };
+        return signature::verify_standard(&gitlab.signing_keys, sent, body, now_ms() / 1000);
+    }
+    if gitlab.secrets.is_empty() {
+        return Err(AuthError::Missing("webhook-signature"));
+    }
+    signature::verify_token(
+        &gitlab.secrets,
+        header_str(headers, "x-gitlab-token"),
+        "X-Gitlab-Token",
+    )
 }
 
 #[cfg(test)]

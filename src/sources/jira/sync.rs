@@ -18,7 +18,7 @@
 //! - **Authentication**: Cloud: `api_user` (the account's email) and an API
 //!   token as basic auth; Data Center: a personal access token as `Bearer`.
 //!
-//! Each issue goes through `ingest::jira::issue_item` and each version
+//! Each issue goes through `webhook::issue_item` and each version
 //! through `version_item`, the webhook's own conversions. A stored issue of
 //! the project a full listing no longer shows is asked for on its own
 //! (`GET /rest/api/2/issue/{id}`): a `404` (deleted, or no longer readable)
@@ -30,14 +30,16 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::config::Config;
 use crate::config::webhooks::JiraSearch;
+use crate::ingest::FieldError;
 use crate::model::item::Item;
 use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
+use crate::sources::SyncError;
 use crate::sources::client::{self, Answer, endpoint};
 use crate::sources::conventions;
 use crate::sources::jira::webhook::{self as adapter, Marked};
+use crate::sources::listing::{Converted, Feed, Listing, Scoped};
 use crate::sources::webhook::At;
-use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// A project: its numeric id and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +93,8 @@ fn jql(key: &str, since: Option<Millis>, now: Millis) -> String {
     q
 }
 
-impl Vendor for Jira<'_> {
+impl Listing for Jira<'_> {
     type Scope = Project;
-
-    fn source(&self) -> Source {
-        Source::Jira
-    }
 
     fn headers(&self) -> Vec<(&'static str, String, bool)> {
         let jira = &self.config.webhooks.jira;
@@ -123,29 +121,18 @@ impl Vendor for Jira<'_> {
         endpoint(self.api(), &["rest", "api", "2", "project", name], &[])
     }
 
-    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
-        let root = At::root(&answer.body);
-        let read = || -> Result<Project, crate::ingest::FieldError> {
-            root.object()?;
-            let key = root.get("key");
-            Ok(Project {
-                id: root.get("id").id()?,
-                key: conventions::sanitize(key.str()?)
-                    .ok_or_else(|| key.err("must not be empty"))?,
-            })
+    fn scope(&self, root: &At<'_>) -> Result<Scoped<Project>, FieldError> {
+        root.object()?;
+        let key = root.get("key");
+        let project = Project {
+            id: root.get("id").id()?,
+            key: conventions::sanitize(key.str()?).ok_or_else(|| key.err("must not be empty"))?,
         };
-        read().map_err(|e| SyncError::Shape {
-            url: answer.url.clone(),
-            reason: format!("{}: {}", e.field, e.reason),
+        Ok(Scoped {
+            key: project.id.clone(),
+            name: project.key.clone(),
+            of: project,
         })
-    }
-
-    fn key(&self, scope: &Project) -> String {
-        scope.id.clone()
-    }
-
-    fn name(&self, scope: &Project) -> String {
-        scope.key.clone()
     }
 
     fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
@@ -231,71 +218,58 @@ impl Vendor for Jira<'_> {
         }
     }
 
-    fn page(
-        &self,
-        config: &Config,
-        scope: &Project,
-        feed: Feed,
-        answer: &Answer,
-        now: Millis,
-    ) -> Result<Page, SyncError> {
-        let root = At::root(&answer.body);
+    fn objects<'a>(&self, feed: Feed, root: At<'a>) -> Result<Vec<At<'a>>, String> {
         let list = match feed {
             Feed::Issues => root.get("issues"),
             Feed::Releases => root,
         };
-        let objects = match list.value() {
-            Some(serde_json::Value::Array(_)) => list.items().unwrap_or_default(),
-            _ => {
-                return Err(SyncError::Shape {
-                    url: answer.url.clone(),
-                    reason: match feed {
-                        Feed::Issues => "the answer has no `issues` array".into(),
-                        Feed::Releases => "the answer is not a JSON array of versions".into(),
-                    },
-                });
+        match list.value() {
+            Some(serde_json::Value::Array(_)) => Ok(list.items().unwrap_or_default()),
+            _ => Err(match feed {
+                Feed::Issues => "the answer has no `issues` array".into(),
+                Feed::Releases => "the answer is not a JSON array of versions".into(),
+            }),
+        }
+    }
+
+    fn updated(&self, obj: &At<'_>) -> Option<Millis> {
+        let updated = obj.get("fields").get("updated");
+        updated.value()?.as_str().and_then(parse_time)
+    }
+
+    fn what(&self, feed: Feed, obj: &At<'_>) -> Option<String> {
+        Some(match feed {
+            Feed::Issues => {
+                let k = obj.get("key").value().or(obj.get("id").value())?;
+                format!("issue {}", k.as_str().unwrap_or_default())
             }
-        };
-        let mut page = Page::default();
-        for obj in objects {
-            match feed {
-                Feed::Issues => {
-                    if let Some(t) = obj
-                        .get("fields")
-                        .get("updated")
-                        .value()
-                        .and_then(|v| v.as_str())
-                        .and_then(parse_time)
-                    {
-                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
-                    }
-                    let what = match obj.get("key").value().or(obj.get("id").value()) {
-                        Some(k) => format!("issue {}", k.as_str().unwrap_or_default()),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    page.entries
-                        .push(match adapter::issue_item(config, &obj, None, now) {
-                            Ok((item, _unmapped)) => Entry::Item(item),
-                            Err(error) => Entry::Rejected { what, error },
-                        });
-                }
-                Feed::Releases => {
-                    let what = match obj.get("name").value() {
-                        Some(n) => format!("version {n}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    let product = adapter::product(scope.key.clone());
-                    match adapter::version_item(config, product, &obj, Marked::Listed, now) {
-                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
-                        Ok(parsed) => page
-                            .entries
-                            .extend(parsed.items.into_iter().map(Entry::Item)),
-                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
-                    }
-                }
+            Feed::Releases => format!("version {}", obj.get("name").value()?),
+        })
+    }
+
+    fn convert(
+        &self,
+        config: &Config,
+        scope: &Project,
+        feed: Feed,
+        obj: &At<'_>,
+        now: Millis,
+    ) -> Converted {
+        match feed {
+            Feed::Issues => {
+                Converted::Issue(adapter::issue_item(config, obj, None, now).map(|(item, _)| item))
+            }
+            Feed::Releases => {
+                let product = adapter::product(scope.key.clone());
+                Converted::Release(adapter::version_item(
+                    config,
+                    product,
+                    obj,
+                    Marked::Listed,
+                    now,
+                ))
             }
         }
-        Ok(page)
     }
 
     fn id_prefix(&self, _scope: &Project) -> Option<String> {

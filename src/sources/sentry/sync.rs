@@ -5,7 +5,7 @@
 //! (`GET /api/0/organizations/{org}/issues/{id}/`, which alone carries
 //! `firstRelease` and `activity`) and its releases
 //! (`GET /api/0/projects/{org}/{project}/releases/`). Each issue and release
-//! goes through `ingest::sentry`'s conversion, the webhook's own.
+//! goes through `webhook`'s conversion, the webhook's own.
 //!
 //! Sentry issues have no `updated_at`: a listing since a time asks for the
 //! issues whose `lastSeen` (last event) is at or after it
@@ -14,7 +14,7 @@
 //! only, so its pages mark no progress: a pass cut short lists again from the
 //! last completed mark. An archive or resolve without a new event does not
 //! move `lastSeen`: such a change whose webhook was lost is found by a full
-//! listing (`sync sentry --full`). Each issue is ordered as `ingest::sentry`
+//! listing (`sync sentry --full`). Each issue is ordered as `webhook`
 //! says (the latest of `lastSeen` and its newest `activity`), so a sync never
 //! overwrites a newer state a webhook brought.
 //!
@@ -26,14 +26,15 @@
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::ingest::FieldError;
 use crate::model::event::ProductRef;
 use crate::model::item::Item;
 use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
 use crate::sources::client::{Answer, endpoint};
+use crate::sources::listing::{Converted, Feed, Listing, Scoped, whole_seconds};
 use crate::sources::sentry::webhook as adapter;
 use crate::sources::webhook::At;
-use crate::sources::{Entry, Feed, Page, Source, SyncError, Vendor};
 
 /// A resolved project: its numeric id and its slug (the product namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,17 +102,12 @@ fn query(since: Option<Millis>) -> String {
     let Some(at) = since else {
         return String::new();
     };
-    let t = crate::model::time::format_rfc3339(at, chrono::SecondsFormat::Secs)
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let t = whole_seconds(at);
     crate::sources::origin::encode(&format!("lastSeen:>={t}"))
 }
 
-impl Vendor for Sentry<'_> {
+impl Listing for Sentry<'_> {
     type Scope = Project;
-
-    fn source(&self) -> Source {
-        Source::Sentry
-    }
 
     fn headers(&self) -> Vec<(&'static str, String, bool)> {
         let mut h = vec![("accept", "application/json".to_owned(), false)];
@@ -142,28 +138,17 @@ impl Vendor for Sentry<'_> {
         )
     }
 
-    fn resolve(&self, _name: &str, answer: &Answer) -> Result<Project, SyncError> {
-        let root = At::root(&answer.body);
-        let project = root
-            .object()
-            .and_then(|()| Ok((root.get("id").id()?, adapter::project_product(&root)?)));
-        project
-            .map(|(id, product)| Project {
-                id,
-                slug: product.namespace,
-            })
-            .map_err(|e| SyncError::Shape {
-                url: answer.url.clone(),
-                reason: format!("{}: {}", e.field, e.reason),
-            })
-    }
-
-    fn key(&self, scope: &Project) -> String {
-        scope.id.clone()
-    }
-
-    fn name(&self, scope: &Project) -> String {
-        scope.slug.clone()
+    fn scope(&self, root: &At<'_>) -> Result<Scoped<Project>, FieldError> {
+        root.object()?;
+        let project = Project {
+            id: root.get("id").id()?,
+            slug: adapter::project_product(root)?.namespace,
+        };
+        Ok(Scoped {
+            key: project.id.clone(),
+            name: project.slug.clone(),
+            of: project,
+        })
     }
 
     fn list_url(&self, scope: &Project, feed: Feed, since: Option<Millis>) -> String {
@@ -191,67 +176,33 @@ impl Vendor for Sentry<'_> {
         }
     }
 
-    fn page(
+    fn updated(&self, obj: &At<'_>) -> Option<Millis> {
+        // The listing's order and filter.
+        obj.get("lastSeen").value()?.as_str().and_then(parse_time)
+    }
+
+    fn what(&self, feed: Feed, obj: &At<'_>) -> Option<String> {
+        Some(match feed {
+            Feed::Issues => format!("issue {}", obj.get("shortId").value()?.as_str()?),
+            Feed::Releases => format!("release {}", obj.get("version").value()?),
+        })
+    }
+
+    fn convert(
         &self,
         config: &Config,
         scope: &Project,
         feed: Feed,
-        answer: &Answer,
+        obj: &At<'_>,
         now: Millis,
-    ) -> Result<Page, SyncError> {
-        let root = At::root(&answer.body);
-        let objects = match root.value() {
-            Some(Value::Array(_)) => root.items().unwrap_or_default(),
-            _ => {
-                return Err(SyncError::Shape {
-                    url: answer.url.clone(),
-                    reason: "the answer is not a JSON array of objects".into(),
-                });
-            }
-        };
-        let mut page = Page::default();
-        for obj in objects {
-            match feed {
-                Feed::Issues => {
-                    // The listing's order and filter.
-                    if let Some(t) = obj
-                        .get("lastSeen")
-                        .value()
-                        .and_then(Value::as_str)
-                        .and_then(parse_time)
-                    {
-                        page.newest = Some(page.newest.map_or(t, |n: Millis| n.max(t)));
-                    }
-                    if !config.webhooks.sentry.count_issues {
-                        page.entries.push(Entry::Ignored);
-                        continue;
-                    }
-                    let what = match obj.get("shortId").value().and_then(Value::as_str) {
-                        Some(s) => format!("issue {s}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    page.entries
-                        .push(match adapter::issue_item(config, &obj, None, None, now) {
-                            Ok(item) => Entry::Item(item),
-                            Err(error) => Entry::Rejected { what, error },
-                        });
-                }
-                Feed::Releases => {
-                    let what = match obj.get("version").value() {
-                        Some(v) => format!("release {v}"),
-                        None => format!("{} of the page", obj.path()),
-                    };
-                    match adapter::release_item(config, scope.product(), &obj, now) {
-                        Ok(parsed) if parsed.ignored.is_some() => page.entries.push(Entry::Ignored),
-                        Ok(parsed) => page
-                            .entries
-                            .extend(parsed.items.into_iter().map(Entry::Item)),
-                        Err(error) => page.entries.push(Entry::Rejected { what, error }),
-                    }
-                }
+    ) -> Converted {
+        match feed {
+            Feed::Issues if !config.webhooks.sentry.count_issues => Converted::Ignored,
+            Feed::Issues => Converted::Issue(adapter::issue_item(config, obj, None, None, now)),
+            Feed::Releases => {
+                Converted::Release(adapter::release_item(config, scope.product(), obj, now))
             }
         }
-        Ok(page)
     }
 
     fn id_prefix(&self, _scope: &Project) -> Option<String> {
