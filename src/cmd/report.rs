@@ -57,7 +57,7 @@ pub fn run(
 pub fn load(config: &Config, product: Option<&str>) -> anyhow::Result<Report> {
     let (aggregates, keyed_alike) = crate::store::read::aggregates(config)?;
     if !keyed_alike {
-        tracing::warn!(
+        tracing::warn!(target: "bug_escape_exporter::report",
             "the store was keyed with other product mappings or release rules than this \
              configuration: `serve` would re-key it at start; these numbers follow the stored keys"
         );

@@ -36,7 +36,7 @@ pub fn run(file: Option<&Path>, flags: &Overrides) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "exporter failed");
+            tracing::error!(target: "bug_escape_exporter", error = %e, "exporter failed");
             complain(&format!("{e:#}"));
             ExitCode::FAILURE
         }

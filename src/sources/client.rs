@@ -200,7 +200,7 @@ impl Client {
                     error,
                 });
             }
-            tracing::warn!(url = %shown, attempt, %error, "API call failed; trying again");
+            tracing::warn!(target: "bug_escape_exporter::sync::client", url = %shown, attempt, %error, "API call failed; trying again");
             Ok(Try::Again(jitter(backoff)))
         };
         let resp = match self.http.get(url).timeout(timeout).send().await {
@@ -278,7 +278,7 @@ impl Client {
                     message: format!("still rate limited after {attempt} tries: {message}"),
                 }),
                 Limit::Wait(wait) => {
-                    tracing::warn!(url = %shown, status, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    tracing::warn!(target: "bug_escape_exporter::sync::client", url = %shown, status, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
                     Ok(Try::Again(wait))
                 }
             };
@@ -287,7 +287,7 @@ impl Client {
             let wait = ratelimit::retry_after(headers)
                 .unwrap_or_else(|| jitter(backoff))
                 .min(self.cfg.max_wait);
-            tracing::warn!(url = %shown, status, attempt, "API answered a server error; trying again");
+            tracing::warn!(target: "bug_escape_exporter::sync::client", url = %shown, status, attempt, "API answered a server error; trying again");
             return Ok(Try::Again(wait));
         }
         Err(SyncError::Http {

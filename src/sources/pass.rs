@@ -198,12 +198,12 @@ async fn scope<L: Listing + ?Sized>(
         Err(e) => Err(e),
     };
     let scope = scope.map_err(|e| e.redacted(&p.redact)).inspect_err(|e| {
-        tracing::error!(source = s, scope = %name, error = %e, "sync of this scope failed");
+        tracing::error!(target: "bug_escape_exporter::sync", source = s, scope = %name, error = %e, "sync of this scope failed");
     })?;
     for feed in [Feed::Issues, Feed::Releases] {
         let listed = listing(p, client, sink, &scope, feed, summary).await;
         listed.map_err(|e| e.redacted(&p.redact)).inspect_err(|e| {
-            tracing::error!(source = s, scope = %scope.name, feed = feed.as_str(), error = %e, "sync of this scope failed");
+            tracing::error!(target: "bug_escape_exporter::sync", source = s, scope = %scope.name, feed = feed.as_str(), error = %e, "sync of this scope failed");
         })?;
     }
     Ok(())
@@ -277,7 +277,7 @@ async fn listing<L: Listing + ?Sized>(
     // Every page this listing read: a server naming one again as the next
     // (a cursor, link, token or offset that repeats) would loop forever.
     let mut read: HashSet<String> = HashSet::new();
-    tracing::info!(source = s, scope = %name, feed = feed.as_str(), since = ?since.map(super::error::time), "listing");
+    tracing::info!(target: "bug_escape_exporter::sync", source = s, scope = %name, feed = feed.as_str(), since = ?since.map(super::error::time), "listing");
     while let Some(u) = url.take() {
         if summary.pages >= config.sync.max_pages {
             return Err(SyncError::Endless {
@@ -368,7 +368,7 @@ fn sort<L: ?Sized>(
             }
             Entry::Rejected { what, error } => {
                 let r = client.redact();
-                tracing::warn!(source = s, scope = %name, item = %r.text(&what), field = %error.field, reason = %r.text(&error.reason), "item rejected");
+                tracing::warn!(target: "bug_escape_exporter::sync", source = s, scope = %name, item = %r.text(&what), field = %error.field, reason = %r.text(&error.reason), "item rejected");
                 p.run.telemetry.items(s, "rejected", 1);
                 summary.rejected += 1;
             }
@@ -445,11 +445,11 @@ async fn sweep<L: Listing + ?Sized>(
                     ..
                 }),
             ) => {
-                tracing::info!(source = s, scope = %scoped.name, id, "gone at the source; deleting");
+                tracing::info!(target: "bug_escape_exporter::sync", source = s, scope = %scoped.name, id, "gone at the source; deleting");
                 gone.push(item);
             }
             Some(item) => {
-                tracing::info!(source = s, scope = %scoped.name, id, "moved at the source; applying its state there");
+                tracing::info!(target: "bug_escape_exporter::sync", source = s, scope = %scoped.name, id, "moved at the source; applying its state there");
                 moved.push(item);
             }
             None => {}

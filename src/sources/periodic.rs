@@ -136,7 +136,7 @@ struct Supervisor {
 impl Supervisor {
     async fn run(mut self, every: Duration) {
         let s = self.source.as_str();
-        tracing::info!(source = s, every = %humantime::format_duration(every), "periodic reconcile on");
+        tracing::info!(target: "bug_escape_exporter::sync::periodic", source = s, every = %humantime::format_duration(every), "periodic reconcile on");
         loop {
             let started = tokio::time::Instant::now();
             let ended = self.once().await;
@@ -159,7 +159,7 @@ impl Supervisor {
             None => match Cursors::open(&self.config).await {
                 Ok(c) => self.cursors.insert(c).clone(),
                 Err(e) => {
-                    tracing::error!(source = s, error = %e, "cannot open the database for sync; the next interval tries again");
+                    tracing::error!(target: "bug_escape_exporter::sync::periodic", source = s, error = %e, "cannot open the database for sync; the next interval tries again");
                     return Ended::Failure;
                 }
             },
@@ -203,13 +203,13 @@ fn next_start(started: tokio::time::Instant, every: Duration) -> Option<tokio::t
 fn judge(s: &str, config: &Config, joined: Result<PassResult, JoinError>) -> Ended {
     match joined {
         Ok(result) if result.errors.is_empty() => {
-            tracing::info!(source = s, summary = %result.summary.line(), "reconcile pass done");
+            tracing::info!(target: "bug_escape_exporter::sync::periodic", source = s, summary = %result.summary.line(), "reconcile pass done");
             Ended::Success
         }
         Ok(result) => {
             // The errors name URLs and statuses, never a token (SyncError).
             for e in &result.errors {
-                tracing::error!(source = s, error = %e, "reconcile pass incomplete; the next one resumes");
+                tracing::error!(target: "bug_escape_exporter::sync::periodic", source = s, error = %e, "reconcile pass incomplete; the next one resumes");
             }
             Ended::Failure
         }
@@ -220,11 +220,11 @@ fn judge(s: &str, config: &Config, joined: Result<PassResult, JoinError>) -> End
                 .map(|m| (*m).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(source = s, panic = %blank_secrets(&message, config), "reconcile pass panicked; the next interval runs again");
+            tracing::error!(target: "bug_escape_exporter::sync::periodic", source = s, panic = %blank_secrets(&message, config), "reconcile pass panicked; the next interval runs again");
             Ended::Panic
         }
         Err(_) => {
-            tracing::warn!(source = s, "reconcile pass cancelled");
+            tracing::warn!(target: "bug_escape_exporter::sync::periodic", source = s, "reconcile pass cancelled");
             Ended::Failure
         }
     }

@@ -316,7 +316,7 @@ impl Listing for Jira<'_> {
             Ok((item, _)) => Some(item),
             Err(e) => {
                 let reason = crate::sources::redact::Redact::of(self.config).text(&e.reason);
-                tracing::warn!(source = "jira", id, field = %e.field, %reason, "moved issue rejected");
+                tracing::warn!(target: "bug_escape_exporter::sync::jira", source = "jira", id, field = %e.field, %reason, "moved issue rejected");
                 None
             }
         }

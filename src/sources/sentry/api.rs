@@ -79,7 +79,7 @@ pub async fn first_release(
         Err(e) => {
             telemetry.source_api_error(Ingress::Sentry);
             // Errors without the URL or the headers: no token.
-            tracing::warn!(error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
+            tracing::warn!(target: "bug_escape_exporter::http::webhooks", error = %e, issue_id, "Sentry issue API failed; the defect stays unattributed");
             None
         }
     }
