@@ -77,8 +77,11 @@ impl Redact {
             }
             // A server echoing a token inside a URL sends it encoded: as a
             // form value (`+` for a space) or percent-encoded in either case.
-            let form = super::origin::encode(&s);
-            for encoded in [form, percent(&s, false), percent(&s, true)] {
+            let form: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            // Python's `quote_plus` (and others after RFC 3986) leave `~` as
+            // it is where `url`'s form encoder escapes it.
+            let form_tilde = form.replace("%7E", "~");
+            for encoded in [form, form_tilde, percent(&s, false), percent(&s, true)] {
                 if encoded != s {
                     all.push(encoded);
                 }
@@ -276,6 +279,13 @@ mod tests {
             shown,
             "you sent authorization: Bearer *** (basic ***) at ?t=*** ab"
         );
+    }
+
+    #[test]
+    fn a_secret_form_encoded_with_its_tilde_left_as_it_is_is_blanked() {
+        // Python's `quote_plus("tok en~1/x")`.
+        let r = Redact::new(vec!["tok en~1/x".into()]);
+        assert_eq!(r.text("echo: ?t=tok+en~1%2Fx end"), "echo: ?t=*** end");
     }
 
     #[test]
