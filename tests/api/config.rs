@@ -324,11 +324,8 @@ fn the_example_configuration_of_the_docs_is_valid() {
     let example = page
         .find("\n## An example file\n")
         .expect("an `## An example file` section in docs/configuration.md");
-    let start = example
-        + page[example..]
-            .find("```toml\n")
-            .expect("a TOML example")
-        + "```toml\n".len();
+    let start =
+        example + page[example..].find("```toml\n").expect("a TOML example") + "```toml\n".len();
     let end = start + page[start..].find("```").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("example.toml");

@@ -704,11 +704,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
             .map(|c| if c == ' ' { '-' } else { c })
             .collect();
         let n = seen.entry(slug.clone()).or_insert(0);
-        out.insert(if *n == 0 {
-            slug
-        } else {
-            format!("{slug}-{n}")
-        });
+        out.insert(if *n == 0 { slug } else { format!("{slug}-{n}") });
         *n += 1;
     }
     out
@@ -767,7 +763,10 @@ fn the_readme_stays_a_front_page_that_links_every_docs_page() {
     );
     // Every page is reachable: docs/README.md lists each one, and the README
     // links docs/README.md.
-    assert!(readme.contains("(docs/README.md)"), "README.md links no index");
+    assert!(
+        readme.contains("(docs/README.md)"),
+        "README.md links no index"
+    );
     let index = std::fs::read_to_string(root.join("docs/README.md")).unwrap();
     let docs = root.join("docs");
     for page in pages().iter().filter(|p| p.starts_with(&docs)) {
