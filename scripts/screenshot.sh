@@ -27,6 +27,7 @@ pinned_products = ["payments"]
 stage_owners = { qa = "payments-qa" }
 TOML
 
+# Build first, so the readiness wait below times the start, not a compile.
 cargo build --quiet
 cargo run --quiet -- serve --config "$tmp/exporter.toml" --db "$tmp/bug-escape.db" \
   --web.listen-address "127.0.0.1:$PORT" 2>"$tmp/serve.log" &
