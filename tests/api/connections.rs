@@ -29,6 +29,22 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
     }
 }
 
+/// `bug_escape_connections` as read on a fresh connection, which counts
+/// itself and is closed by the server once answered.
+async fn open_connections(addr: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(2)).await;
+    answer.lines().find_map(|l| {
+        l.strip_prefix("bug_escape_connections ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 #[tokio::test]
 async fn slow_header_and_idle_sockets_are_closed() {
     let dir = tempfile::tempdir().expect("dir");
@@ -126,7 +142,16 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
     let (_, closed) = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
     assert!(closed, "the oldest idle connection was not closed");
     drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server has seen them close when only the asking connection is open.
+    let mut open = None;
+    for _ in 0..100 {
+        open = open_connections(&addr).await;
+        if open == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, Some(1.0), "the dropped sockets still count");
 
     // Two requests in flight (bodies still arriving) take every slot and
     // cannot be closed to make room.
