@@ -28,12 +28,71 @@ fn serve_logged(
     serve_limited(args, envs, cwd, None)
 }
 
+/// Like [`serve`], also handing each later log line (JSON) to the receiver as
+/// it is written, so a test can wait for one instead of sleeping.
+fn serve_watched(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &std::path::Path,
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (child, addr, _) = start(args, envs, cwd, None, Some(tx));
+    (child, addr, rx)
+}
+
+/// Waits (at most 20 s) for a log line whose message is `message`.
+fn wait_for_log(log: &std::sync::mpsc::Receiver<String>, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = log
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no `{message}` log line within 20 s"));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if v["fields"]["message"] == message {
+            return;
+        }
+    }
+}
+
+/// Polls `/metrics` (at most 20 s) until the unlabelled gauge `name` is above 0.
+fn wait_for_gauge(addr: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = get(addr, "/metrics");
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok());
+        if value.is_some_and(|v| v > 0.0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} still {value:?} after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Like [`serve_logged`], under a file-descriptor limit when one is given.
 fn serve_limited(
     args: &[&str],
     envs: &[(&str, &str)],
     cwd: &std::path::Path,
     max_files: Option<u64>,
+) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
+    start(args, envs, cwd, max_files, None)
+}
+
+/// Starts `serve` and waits for its `serving` line; later log lines are
+/// drained by a thread (handed to `watch` too, when given) and returned when
+/// the child ends.
+fn start(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &std::path::Path,
+    max_files: Option<u64>,
+    watch: Option<std::sync::mpsc::Sender<String>>,
 ) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut cmd = Command::new(BIN);
     if let Some(n) = max_files {
@@ -76,7 +135,12 @@ fn serve_limited(
             let addr = v["fields"]["addr"].as_str().expect("addr").to_owned();
             // Keep draining the log so the child never blocks on a full pipe.
             let rest = std::thread::spawn(move || {
-                seen.extend(lines.map_while(Result::ok));
+                for line in lines.map_while(Result::ok) {
+                    if let Some(watch) = &watch {
+                        let _ = watch.send(line.clone());
+                    }
+                    seen.push(line);
+                }
                 seen
             });
             return (child, addr, rest);
@@ -127,7 +191,7 @@ fn flags_win_over_environment_over_file_and_sigterm_finishes_in_flight_requests(
         "listen = \"127.0.0.1:1\"\nmax_releases = 3\ndb = \"from-file.db\"\n",
     )
     .unwrap();
-    let (mut child, addr) = serve(
+    let (mut child, addr, log) = serve_watched(
         &["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"],
         &[
             ("BUG_ESCAPE_DB", "from-env.db"),
@@ -157,12 +221,18 @@ fn flags_win_over_environment_over_file_and_sigterm_finishes_in_flight_requests(
     )
     .unwrap();
     s.write_all(&body[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // In flight once admitted to the write queue (its declared length counts
+    // there from then until it is answered); then SIGTERM, and the rest of the
+    // body only once the server has begun to shut down.
+    wait_for_gauge(&addr, "bug_escape_write_queue_bytes");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_log(
+        &log,
+        "shutdown signal received: finishing in-flight requests",
+    );
     s.write_all(&body[10..]).unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();

@@ -323,19 +323,21 @@ sources = ["jira:PAY"]
 }
 
 #[test]
-fn the_readme_example_configuration_is_valid() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let configure = readme.find("## Configure").expect("a Configure section");
-    let start = configure
-        + readme[configure..]
-            .find("```toml\n")
-            .expect("a TOML example")
-        + "```toml\n".len();
-    let end = start + readme[start..].find("```").unwrap();
+fn the_example_configuration_of_the_docs_is_valid() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let example = page
+        .find("\n## An example file\n")
+        .expect("an `## An example file` section in docs/configuration.md");
+    let start =
+        example + page[example..].find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let end = start + page[start..].find("```").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("readme.toml");
-    std::fs::write(&path, &readme[start..end]).unwrap();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, &page[start..end]).unwrap();
     let s = Settings::load(Some(&path), &Default::default()).expect("parses");
     let c = Config::from_settings(s).expect("validates");
     assert_eq!(c.product_for("sentry", "payments-api"), "payments");

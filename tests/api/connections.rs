@@ -29,6 +29,22 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
     }
 }
 
+/// `bug_escape_connections` as read on a fresh connection, which counts
+/// itself and is closed by the server once answered.
+async fn open_connections(addr: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(2)).await;
+    answer.lines().find_map(|l| {
+        l.strip_prefix("bug_escape_connections ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 #[tokio::test]
 async fn slow_header_and_idle_sockets_are_closed() {
     let dir = tempfile::tempdir().expect("dir");
@@ -126,7 +142,16 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
     let (_, closed) = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
     assert!(closed, "the oldest idle connection was not closed");
     drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server has seen them close when only the asking connection is open.
+    let mut open = None;
+    for _ in 0..100 {
+        open = open_connections(&addr).await;
+        if open == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, Some(1.0), "the dropped sockets still count");
 
     // Two requests in flight (bodies still arriving) take every slot and
     // cannot be closed to make room.
@@ -198,14 +223,23 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
     assert!(answer.contains("too_many_connections"), "{answer}");
     drop((reserve, held));
 
-    // Slots free again: a normal request is served.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(r.status().as_u16(), 200);
+    // Slots free again: a normal request is served, as soon as the server
+    // has seen the sockets close (until then it answers 503 at once).
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app
+            .client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .expect("healthz")
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200);
     app.stop().await;
 }

@@ -3,10 +3,14 @@
 //! their type and label names), and `docs/configuration.md` lists exactly the
 //! keys `Settings` accepts (with their environment variables and defaults),
 //! every flag and sub-command of `--help`, and a file using every key that
-//! `check-config` accepts.
+//! `check-config` accepts. Every relative link of `README.md` and `docs/`
+//! leads to a file that exists (and to a heading of it, for `#anchor`s), and
+//! the README stays a front page (at most 400 lines) with the detail in
+//! `docs/`.
 //!
 //! Adding a metric, a key, a flag or a sub-command makes these tests fail until
-//! the page has a line for it.
+//! the page has a line for it; moving or renaming a page or a heading makes
+//! them fail until the links follow.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -642,4 +646,136 @@ fn configuration_doc_lists_every_flag_and_sub_command_of_help() {
     .flatten()
     .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Links between README.md and docs/
+// ---------------------------------------------------------------------------
+
+/// `README.md` and every Markdown file under `docs/`.
+fn pages() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![root.join("README.md")];
+    let mut stack = vec![root.join("docs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "md") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The lines of `text` outside fenced code blocks, with their numbers.
+fn prose(text: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            out.push((i + 1, line));
+        }
+    }
+    out
+}
+
+/// The anchors GitHub gives the headings of `text`: lower case, punctuation
+/// dropped (letters, digits, `-` and `_` kept), spaces as `-`, and `-1`,
+/// `-2` … after a repeated one.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let heading = regex::Regex::new(r"^#{1,6} (.+)$").unwrap();
+    let link = regex::Regex::new(r"\[([^\]]*)\]\([^)]*\)").unwrap();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for (_, line) in prose(text) {
+        let Some(c) = heading.captures(line) else {
+            continue;
+        };
+        let title = link.replace_all(c[1].trim(), "$1").to_lowercase();
+        let slug: String = title
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let n = seen.entry(slug.clone()).or_insert(0);
+        out.insert(if *n == 0 { slug } else { format!("{slug}-{n}") });
+        *n += 1;
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_of_the_readme_and_docs_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let code = regex::Regex::new(r"`[^`]*`").unwrap();
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let name = page.strip_prefix(root).unwrap().display().to_string();
+        for (n, line) in prose(&text) {
+            let line = code.replace_all(line, "");
+            for c in link.captures_iter(&line) {
+                let target = &c[1];
+                if target.contains(':') && !target.starts_with('#') {
+                    continue; // https:, mailto: …
+                }
+                checked += 1;
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let file = if path.is_empty() {
+                    page.clone()
+                } else {
+                    page.parent().unwrap().join(path)
+                };
+                if !file.exists() {
+                    problems.push(format!("{name}:{n}: {target}: no such file"));
+                    continue;
+                }
+                let is_page = file.extension().is_some_and(|e| e == "md");
+                if !anchor.is_empty()
+                    && is_page
+                    && !anchors(&std::fs::read_to_string(&file).unwrap()).contains(anchor)
+                {
+                    problems.push(format!("{name}:{n}: {target}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} links found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_readme_stays_a_front_page_that_links_every_docs_page() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 400,
+        "README.md has {lines} lines: move detail into a page of docs/"
+    );
+    // Every page is reachable: docs/README.md lists each one, and the README
+    // links docs/README.md.
+    assert!(
+        readme.contains("(docs/README.md)"),
+        "README.md links no index"
+    );
+    let index = std::fs::read_to_string(root.join("docs/README.md")).unwrap();
+    let docs = root.join("docs");
+    for page in pages().iter().filter(|p| p.starts_with(&docs)) {
+        let rel = page.strip_prefix(&docs).unwrap().display().to_string();
+        if rel != "README.md" {
+            assert!(
+                index.contains(&format!("]({rel})")),
+                "docs/README.md does not list {rel}"
+            );
+        }
+    }
 }

@@ -232,11 +232,25 @@ async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads()
             .is_some_and(|r| r.contains("store not writable")),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Two more failed probes (every half second while failing), not a guess
+    // at how long they take.
+    let probes = |m: &Exposition| {
+        m.get("bug_escape_store_errors_total", &[("operation", "probe")])
+            .unwrap_or(0.0)
+    };
+    let before = probes(&app.metrics().await);
+    let mut m = app.metrics().await;
+    for _ in 0..100 {
+        if probes(&m) >= before + 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = app.metrics().await;
+    }
+    assert!(probes(&m) >= before + 2.0, "the writer stopped probing");
     assert_eq!(ready(&app).await, 503);
-    let m = app.metrics().await;
     assert_eq!(m.value("bug_escape_store_writable", &[]), 0.0);
-    assert!(m.value("bug_escape_store_errors_total", &[("operation", "probe")]) >= 1.0);
+    assert!(probes(&m) >= 1.0);
 
     // Space comes back: readiness recovers without a restart, and a retry of
     // every refused batch is stored and counted (not `unchanged`).

@@ -346,7 +346,7 @@ async fn every_error_the_router_answers_is_json() {
     app.stop().await;
 }
 
-/// What hyper answers by itself (documented in README "Errors" and
+/// What hyper answers by itself (documented in docs/api.md "Errors" and
 /// `src/http/edge.rs`): a head it cannot read gets a status line with an
 /// empty body, and the connection is closed. Hyper 1 has no hook to give it
 /// a body; this pins that behaviour, so a hyper that gains one is noticed.

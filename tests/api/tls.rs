@@ -494,21 +494,18 @@ fn a_bad_web_configuration_stops_start_up_naming_the_problem() {
 }
 
 #[test]
-fn the_readme_web_configuration_example_is_valid() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme
-        .find("## Protect the endpoints")
-        .expect("a Protect the endpoints section");
-    let start =
-        section + readme[section..].find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
-    let end = start + readme[start..].find("```").unwrap();
+fn the_docs_web_configuration_example_is_valid() {
+    // The first YAML block of docs/security.md is the web configuration.
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md")).unwrap();
+    let start = page.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let end = start + page[start..].find("```").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = Ca::new("readme CA").sign(&["localhost"]);
+    let (cert, key) = Ca::new("docs CA").sign(&["localhost"]);
     std::fs::write(dir.path().join("server.crt"), cert).unwrap();
     std::fs::write(dir.path().join("server.key"), key).unwrap();
     let file = dir.path().join("web-config.yml");
-    std::fs::write(&file, &readme[start..end]).unwrap();
+    std::fs::write(&file, &page[start..end]).unwrap();
     let web = bug_escape_exporter::config::web::WebConfig::load(&file).expect("valid");
     assert!(web.tls.is_some());
     assert_eq!(
