@@ -1,6 +1,6 @@
 //! The `export` sub-command: everything stored, in the format `import` reads
 //! back as stored, so `import` of an export into an empty database restores
-//! the same rows, hence the same gauges (README, "Import history / Export").
+//! the same rows, hence the same gauges (docs/import-export.md).
 //!
 //! The first line names the format version (`store::format`): an NDJSON
 //! `{"kind":"export","format":2,…}` line, a CSV
