@@ -107,112 +107,8 @@ attention = 0.20
 min_defects = 10
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_and_dashboards_work_against_real_prometheus() {
-    let Some(tools) = Tools::find() else { return };
-    let started = Instant::now();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
-
-    let receiver = Receiver::start();
-    let mut stack = Stack::default();
-
-    // The exporter, fed through its API, and syncing from a GitHub
-    // stand-in every 2 seconds (and once at start).
-    let github = GithubApi::start().await;
-    let exporter_port = free_port();
-    let exporter = format!("http://127.0.0.1:{exporter_port}");
-    std::fs::write(
-        dir.path().join("exporter.toml"),
-        format!(
-            "{EXPORTER_CONFIG}\n[webhooks.github]\napi_url = \"{}\"\n\
-             repositories = [\"{SYNC_REPO}\"]\nsync_interval = \"2s\"\n",
-            github.url
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{exporter_port}"))
-        .arg("--db")
-        .arg(dir.path().join("defects.db"))
-        .arg("--config")
-        .arg(dir.path().join("exporter.toml"))
-        .env_remove("BUG_ESCAPE_API_TOKEN");
-    stack.spawn("exporter", cmd, dir.path());
-    stack
-        .wait_ready(&http, &format!("{exporter}/readyz"), "exporter")
-        .await;
-    feed(&http, &exporter, now()).await;
-
-    // Alertmanager with the shipped inhibition rules, routing everything to
-    // the receiver.
-    let am_port = free_port();
-    let am_config = format!(
-        "route:\n  receiver: test\n  group_by: [alertname, product, release, stage]\n  \
-         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-         receivers:\n  - name: test\n    webhook_configs:\n      \
-         - url: http://127.0.0.1:{}/alerts\n\n{}",
-        receiver.port,
-        shipped_inhibit_rules(repo)
-    );
-    std::fs::write(dir.path().join("alertmanager.yml"), am_config).unwrap();
-    std::fs::create_dir(dir.path().join("am-data")).unwrap();
-    let mut cmd = Command::new(&tools.alertmanager);
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("alertmanager.yml").display()
-    ))
-    .arg(format!(
-        "--storage.path={}",
-        dir.path().join("am-data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-    .arg("--cluster.listen-address=");
-    stack.spawn("alertmanager", cmd, dir.path());
-
-    // Prometheus with the shipped rules, `for` shortened.
-    let prom_port = free_port();
-    let prometheus = format!("http://127.0.0.1:{prom_port}");
-    write_test_rules(repo, &dir.path().join("rules"));
-    let prom_config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-         rule_files:\n  - rules/*.yml\n\
-         alerting:\n  alertmanagers:\n    - static_configs:\n        \
-         - targets: ['127.0.0.1:{am_port}']\n\
-         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    \
-         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), prom_config).unwrap();
-    let mut cmd = Command::new(&tools.prometheus);
-    cmd.current_dir(dir.path())
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
-    stack.spawn("prometheus", cmd, dir.path());
-    stack
-        .wait_ready(
-            &http,
-            &format!("http://127.0.0.1:{am_port}/-/ready"),
-            "alertmanager",
-        )
-        .await;
-    stack
-        .wait_ready(&http, &format!("{prometheus}/-/ready"), "prometheus")
-        .await;
-
-    // 1. The leaking release's band alert reaches the receiver.
+/// The leaking release's band alert reaches the receiver.
+async fn check_leaking_alert(stack: &mut Stack, receiver: &Receiver) {
     let leaking = stack
         .wait_for(
             "BugEscapeReleaseLeaking for the leaking release at the receiver",
@@ -245,9 +141,11 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             && leaking["annotations"]["summary"].is_string(),
         &format!("summary and runbook_url: {leaking}"),
     );
+}
 
-    // 2. The stage-leak alert carries the stage's owner from the exporter's
-    //    configuration.
+/// The stage-leak alert carries the stage's owner from the exporter's
+/// configuration.
+async fn check_stage_leak_alert(stack: &mut Stack, receiver: &Receiver) {
     let stage = stack
         .wait_for(
             "BugEscapeStageLeakAboveTarget for qa at the receiver",
@@ -274,8 +172,15 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             .is_none(),
         "automated_tests must not alert: its lower bound is below its target",
     );
+}
 
-    // 3. Leaking inhibits attention for the same release (shipped rule).
+/// Leaking inhibits attention for the same release (shipped rule).
+async fn check_attention_inhibited(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    am_port: u16,
+) {
     let inhibited = stack
         .wait_for(
             "the leaking release's attention alert, inhibited, in Alertmanager",
@@ -307,9 +212,11 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             .is_none(),
         "the attention alert of a leaking release must not be sent",
     );
+}
 
-    // 4. The release that stopped logging raises the data-quality alert, to
-    //    the quality leads.
+/// The release that stopped logging raises the data-quality alert, to
+/// the quality leads.
+async fn check_volume_drop_alert(stack: &mut Stack, receiver: &Receiver) {
     let volume = stack
         .wait_for(
             "BugEscapeDefectVolumeDrop for ledger 1.3 at the receiver",
@@ -332,12 +239,19 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
                 }),
         &format!("the volume-drop alert: {volume}"),
     );
+}
 
-    // 5. The strong release raises no band alert (the rules have evaluated
-    //    the same data that made the leaking release fire).
+/// The strong release raises no band alert (the rules have evaluated
+/// the same data that made the leaking release fire).
+async fn check_strong_release_quiet(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    prometheus: &str,
+) {
     let strong = query(
-        &http,
-        &prometheus,
+        http,
+        prometheus,
         &format!("ALERTS{{alertname=~\"BugEscapeRelease.*\", release=\"{STRONG}\"}}"),
     )
     .await;
@@ -349,16 +263,23 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
         receiver.find(|l| l["release"] == STRONG).is_none(),
         "no alert may be sent for the strong release",
     );
+}
 
-    // 6. Sync: serve's periodic reconcile read the stand-in, and each pass
-    //    after the first found a change of its issue whose webhook never
-    //    came. Prometheus has the pass's time and counts, and the
-    //    missed-deliveries alert reaches the receiver.
+/// Sync: serve's periodic reconcile read the stand-in, and each pass
+/// after the first found a change of its issue whose webhook never
+/// came. Prometheus has the pass's time and counts, and the
+/// missed-deliveries alert reaches the receiver.
+async fn check_sync_found_missed_deliveries(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    prometheus: &str,
+) {
     let synced = stack
         .wait_for(
             "a sync pass's time and its differences in Prometheus",
             || {
-                let (http, prometheus) = (http.clone(), prometheus.clone());
+                let (http, prometheus) = (http.clone(), prometheus.to_owned());
                 async move {
                     let found = query(
                         &http,
@@ -395,8 +316,8 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
     // The issue and the release imported, then the issue's changes; nothing
     // the conversion refused or the store held newer.
     let items = query(
-        &http,
-        &prometheus,
+        http,
+        prometheus,
         "bug_escape_sync_items_total{source=\"github\", result=~\"imported|rejected|stale\"}",
     )
     .await
@@ -413,8 +334,175 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             && count("stale") == Some(0.0),
         &format!("sync items of the stand-in: {items:?}"),
     );
+}
 
-    // 7. Every dashboard query returns data.
+/// Starts the exporter with the test's configuration, syncing from the GitHub
+/// stand-in at `github_url` every 2 seconds (and once at start), waits until
+/// it is ready and feeds it through its API; returns its port.
+async fn start_exporter(
+    stack: &mut Stack,
+    dir: &Path,
+    http: &reqwest::Client,
+    github_url: &str,
+) -> u16 {
+    let exporter_port = free_port();
+    let exporter = format!("http://127.0.0.1:{exporter_port}");
+    std::fs::write(
+        dir.join("exporter.toml"),
+        format!(
+            "{EXPORTER_CONFIG}\n[webhooks.github]\napi_url = \"{}\"\n\
+             repositories = [\"{SYNC_REPO}\"]\nsync_interval = \"2s\"\n",
+            github_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{exporter_port}"))
+        .arg("--db")
+        .arg(dir.join("defects.db"))
+        .arg("--config")
+        .arg(dir.join("exporter.toml"))
+        .env_remove("BUG_ESCAPE_API_TOKEN");
+    stack.spawn("exporter", cmd, dir);
+    stack
+        .wait_ready(http, &format!("{exporter}/readyz"), "exporter")
+        .await;
+    feed(http, &exporter, now()).await;
+    exporter_port
+}
+
+/// Starts Alertmanager with the shipped inhibition rules, routing everything
+/// to the receiver on `receiver_port`; returns its port.
+fn start_alertmanager(
+    stack: &mut Stack,
+    dir: &Path,
+    repo: &Path,
+    tools: &Tools,
+    receiver_port: u16,
+) -> u16 {
+    let am_port = free_port();
+    let am_config = format!(
+        "route:\n  receiver: test\n  group_by: [alertname, product, release, stage]\n  \
+         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: test\n    webhook_configs:\n      \
+         - url: http://127.0.0.1:{}/alerts\n\n{}",
+        receiver_port,
+        shipped_inhibit_rules(repo)
+    );
+    std::fs::write(dir.join("alertmanager.yml"), am_config).unwrap();
+    std::fs::create_dir(dir.join("am-data")).unwrap();
+    let mut cmd = Command::new(&tools.alertmanager);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.join("alertmanager.yml").display()
+    ))
+    .arg(format!("--storage.path={}", dir.join("am-data").display()))
+    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+    .arg("--cluster.listen-address=");
+    stack.spawn("alertmanager", cmd, dir);
+    am_port
+}
+
+/// Starts Prometheus with the shipped rules (`for` shortened), scraping the
+/// exporter and alerting to Alertmanager; returns its base URL.
+fn start_prometheus(
+    stack: &mut Stack,
+    dir: &Path,
+    repo: &Path,
+    tools: &Tools,
+    am_port: u16,
+    exporter_port: u16,
+) -> String {
+    let prom_port = free_port();
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    write_test_rules(repo, &dir.join("rules"));
+    let prom_config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - rules/*.yml\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        \
+         - targets: ['127.0.0.1:{am_port}']\n\
+         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), prom_config).unwrap();
+    let mut cmd = Command::new(&tools.prometheus);
+    cmd.current_dir(dir)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+    stack.spawn("prometheus", cmd, dir);
+    prometheus
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboards_work_against_real_prometheus() {
+    let Some(tools) = Tools::find() else { return };
+    let started = Instant::now();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+
+    let receiver = Receiver::start();
+    let mut stack = Stack::default();
+
+    // The exporter, fed through its API, and syncing from a GitHub
+    // stand-in every 2 seconds (and once at start).
+    let github = GithubApi::start().await;
+    let exporter_port = start_exporter(&mut stack, dir.path(), &http, &github.url).await;
+
+    // Alertmanager with the shipped inhibition rules, routing everything to
+    // the receiver.
+    let am_port = start_alertmanager(&mut stack, dir.path(), repo, &tools, receiver.port);
+
+    // Prometheus with the shipped rules, `for` shortened.
+    let prometheus = start_prometheus(&mut stack, dir.path(), repo, &tools, am_port, exporter_port);
+    stack
+        .wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{am_port}/-/ready"),
+            "alertmanager",
+        )
+        .await;
+    stack
+        .wait_ready(&http, &format!("{prometheus}/-/ready"), "prometheus")
+        .await;
+
+    // The leaking release's band alert reaches the receiver.
+    check_leaking_alert(&mut stack, &receiver).await;
+
+    // The stage-leak alert carries the stage's owner from the exporter's
+    // configuration.
+    check_stage_leak_alert(&mut stack, &receiver).await;
+
+    // Leaking inhibits attention for the same release (shipped rule).
+    check_attention_inhibited(&mut stack, &receiver, &http, am_port).await;
+
+    // The release that stopped logging raises the data-quality alert, to
+    // the quality leads.
+    check_volume_drop_alert(&mut stack, &receiver).await;
+
+    // The strong release raises no band alert (the rules have evaluated
+    // the same data that made the leaking release fire).
+    check_strong_release_quiet(&mut stack, &receiver, &http, &prometheus).await;
+
+    // Sync: serve's periodic reconcile read the stand-in, and each pass
+    // after the first found a change of its issue whose webhook never
+    // came. Prometheus has the pass's time and counts, and the
+    // missed-deliveries alert reaches the receiver.
+    check_sync_found_missed_deliveries(&mut stack, &receiver, &http, &prometheus).await;
+
+    // Every dashboard query returns data.
     let queries = dashboard_queries(repo);
     stack.check(queries.len() > 20, "dashboards have queries");
     let failures = stack
