@@ -9,7 +9,7 @@
 //! with a note on the terminal (shown by a plain `cargo test`), unless
 //! `BUG_ESCAPE_REQUIRE_E2E=1`, which makes it a failure.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -67,32 +67,9 @@ fn attr(html: &str, name: &str) -> Option<f64> {
     re.captures(html).map(|c| c[1].parse().expect("a number"))
 }
 
-#[tokio::test]
-async fn the_summary_page_shows_the_numbers_of_the_metrics() {
-    let Some(browser) = chromium() else {
-        skip::skip(
-            "tests/browser.rs (landing page in Chromium)",
-            "chromium is not installed (not on PATH, or BUG_ESCAPE_CHROMIUM does not run)",
-            "apt-get install chromium",
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        db: dir.path().join("b.db"),
-        ..Settings::default()
-    };
-    let app = Application::build(Config::from_settings(settings).unwrap())
-        .await
-        .unwrap();
-    let addr = app.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
-    let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
+/// Posts seven defects of `payments` (one without a release) and the times
+/// of its releases 2.4.0 and 2.3.0.
+async fn post_defects(client: &reqwest::Client, base: &str) {
     let mut events = Vec::new();
     for (i, (stage, release)) in [
         ("code_review", "2.4.0"),
@@ -131,16 +108,16 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let url = format!("{base}/");
-    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Loads `url` in the browser twice: its DOM, and a phone-sized screenshot
+/// saved as `target/test-artifacts/summary.png`; returns both runs and the
+/// screenshot's path.
+async fn render(
+    browser: &Path,
+    url: &str,
+) -> (std::process::Output, std::process::Output, PathBuf) {
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target dir")
         .join("test-artifacts");
@@ -148,7 +125,7 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
     let shot = artifacts.join("summary.png");
     let _ = std::fs::remove_file(&shot);
     let out = tokio::task::spawn_blocking({
-        let (browser, url, shot) = (browser.clone(), url.clone(), shot.clone());
+        let (browser, url, shot) = (browser.to_owned(), url.to_owned(), shot.clone());
         move || {
             let dom = browse(&browser, &["--dump-dom".to_owned()], &url);
             let png = browse(
@@ -166,27 +143,12 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
         .await
         .expect("chromium finished in time")
         .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("<h1>bug-escape-exporter</h1>"),
-        "rendered DOM: {dom}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for link in ["metrics", "healthz", "readyz", "api/v1/openapi.json"] {
-        assert!(
-            dom.contains(&format!("href=\"{link}\"")),
-            "no link to {link}: {dom}"
-        );
-    }
-    assert!(dom.contains("name=\"viewport\""), "{dom}");
-    // The product: pooled recent rate, its interval and sample size.
-    let section = dom
-        .split("<section class=\"product\" data-product=\"payments\">")
-        .nth(1)
-        .expect("a section for payments")
-        .split("</section>")
-        .next()
-        .unwrap();
+    (out, png, shot)
+}
+
+/// The product's section: pooled recent rate, its interval and sample size;
+/// each release row: rate, interval, T and P — all as in `/metrics`.
+fn assert_product_numbers(section: &str, metrics: &str) {
     let p = [("product", "payments")];
     for (data, family) in [
         ("recent-rate", "bug_escape_recent_rate_ratio"),
@@ -194,10 +156,9 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
         ("recent-upper", "bug_escape_recent_rate_upper_ratio"),
         ("recent-defects", "bug_escape_recent_defects"),
     ] {
-        assert_eq!(attr(section, data), sample(&metrics, family, &p), "{data}");
+        assert_eq!(attr(section, data), sample(metrics, family, &p), "{data}");
         assert!(attr(section, data).is_some(), "{data}: {section}");
     }
-    // Each release row: rate, interval, T and P.
     for release in ["2.4.0", "2.3.0"] {
         let row = section
             .split(&format!("data-release=\"{release}\""))
@@ -212,12 +173,16 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
             ("defects", "bug_escape_release_defects"),
             ("escaped", "bug_escape_release_escaped_defects"),
         ] {
-            let want = sample(&metrics, family, &labels);
+            let want = sample(metrics, family, &labels);
             assert!(want.is_some(), "{family}{labels:?} missing");
             assert_eq!(attr(row, data), want, "{release} {data}");
         }
     }
-    // The funnel of the newest release (2.4.0) and its leakiest stage.
+}
+
+/// The funnel of the newest release (2.4.0), its leakiest stage with its
+/// owner, and the one unattributed defect (at qa), as in `/metrics`.
+fn assert_funnel_and_data_quality(section: &str, metrics: &str) {
     let funnel = section.split("class=\"funnel\"").nth(1).expect("a funnel");
     for stage in [
         "development",
@@ -237,7 +202,7 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
         ];
         assert_eq!(
             attr(li, "defects"),
-            sample(&metrics, "bug_escape_defects", &labels),
+            sample(metrics, "bug_escape_defects", &labels),
             "{stage}"
         );
     }
@@ -246,7 +211,7 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
     let c = leakiest.captures(section).expect("a leakiest stage");
     assert_eq!(
         sample(
-            &metrics,
+            metrics,
             "bug_escape_stage_owner_info",
             &[("product", "payments"), ("stage", &c[1]), ("owner", &c[2])]
         ),
@@ -256,12 +221,74 @@ async fn the_summary_page_shows_the_numbers_of_the_metrics() {
     assert_eq!(attr(section, "unattributed"), Some(1.0));
     assert_eq!(
         sample(
-            &metrics,
+            metrics,
             "bug_escape_unattributed_defects",
             &[("product", "payments"), ("stage", "qa")]
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn the_summary_page_shows_the_numbers_of_the_metrics() {
+    let Some(browser) = chromium() else {
+        skip::skip(
+            "tests/browser.rs (landing page in Chromium)",
+            "chromium is not installed (not on PATH, or BUG_ESCAPE_CHROMIUM does not run)",
+            "apt-get install chromium",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        db: dir.path().join("b.db"),
+        ..Settings::default()
+    };
+    let app = Application::build(Config::from_settings(settings).unwrap())
+        .await
+        .unwrap();
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    post_defects(&client, &base).await;
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let url = format!("{base}/");
+    let (out, png, shot) = render(&browser, &url).await;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<h1>bug-escape-exporter</h1>"),
+        "rendered DOM: {dom}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for link in ["metrics", "healthz", "readyz", "api/v1/openapi.json"] {
+        assert!(
+            dom.contains(&format!("href=\"{link}\"")),
+            "no link to {link}: {dom}"
+        );
+    }
+    assert!(dom.contains("name=\"viewport\""), "{dom}");
+    // The product's section holds its numbers.
+    let section = dom
+        .split("<section class=\"product\" data-product=\"payments\">")
+        .nth(1)
+        .expect("a section for payments")
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert_product_numbers(section, &metrics);
+    assert_funnel_and_data_quality(section, &metrics);
     assert!(
         png.status.success() && std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
         "no screenshot at {}: {}",

@@ -107,112 +107,8 @@ attention = 0.20
 min_defects = 10
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_and_dashboards_work_against_real_prometheus() {
-    let Some(tools) = Tools::find() else { return };
-    let started = Instant::now();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
-
-    let receiver = Receiver::start();
-    let mut stack = Stack::default();
-
-    // The exporter, fed through its API, and syncing from a GitHub
-    // stand-in every 2 seconds (and once at start).
-    let github = GithubApi::start().await;
-    let exporter_port = free_port();
-    let exporter = format!("http://127.0.0.1:{exporter_port}");
-    std::fs::write(
-        dir.path().join("exporter.toml"),
-        format!(
-            "{EXPORTER_CONFIG}\n[webhooks.github]\napi_url = \"{}\"\n\
-             repositories = [\"{SYNC_REPO}\"]\nsync_interval = \"2s\"\n",
-            github.url
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{exporter_port}"))
-        .arg("--db")
-        .arg(dir.path().join("defects.db"))
-        .arg("--config")
-        .arg(dir.path().join("exporter.toml"))
-        .env_remove("BUG_ESCAPE_API_TOKEN");
-    stack.spawn("exporter", cmd, dir.path());
-    stack
-        .wait_ready(&http, &format!("{exporter}/readyz"), "exporter")
-        .await;
-    feed(&http, &exporter, now()).await;
-
-    // Alertmanager with the shipped inhibition rules, routing everything to
-    // the receiver.
-    let am_port = free_port();
-    let am_config = format!(
-        "route:\n  receiver: test\n  group_by: [alertname, product, release, stage]\n  \
-         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-         receivers:\n  - name: test\n    webhook_configs:\n      \
-         - url: http://127.0.0.1:{}/alerts\n\n{}",
-        receiver.port,
-        shipped_inhibit_rules(repo)
-    );
-    std::fs::write(dir.path().join("alertmanager.yml"), am_config).unwrap();
-    std::fs::create_dir(dir.path().join("am-data")).unwrap();
-    let mut cmd = Command::new(&tools.alertmanager);
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path().join("alertmanager.yml").display()
-    ))
-    .arg(format!(
-        "--storage.path={}",
-        dir.path().join("am-data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-    .arg("--cluster.listen-address=");
-    stack.spawn("alertmanager", cmd, dir.path());
-
-    // Prometheus with the shipped rules, `for` shortened.
-    let prom_port = free_port();
-    let prometheus = format!("http://127.0.0.1:{prom_port}");
-    write_test_rules(repo, &dir.path().join("rules"));
-    let prom_config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-         rule_files:\n  - rules/*.yml\n\
-         alerting:\n  alertmanagers:\n    - static_configs:\n        \
-         - targets: ['127.0.0.1:{am_port}']\n\
-         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    \
-         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), prom_config).unwrap();
-    let mut cmd = Command::new(&tools.prometheus);
-    cmd.current_dir(dir.path())
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
-    stack.spawn("prometheus", cmd, dir.path());
-    stack
-        .wait_ready(
-            &http,
-            &format!("http://127.0.0.1:{am_port}/-/ready"),
-            "alertmanager",
-        )
-        .await;
-    stack
-        .wait_ready(&http, &format!("{prometheus}/-/ready"), "prometheus")
-        .await;
-
-    // 1. The leaking release's band alert reaches the receiver.
+/// The leaking release's band alert reaches the receiver.
+async fn check_leaking_alert(stack: &mut Stack, receiver: &Receiver) {
     let leaking = stack
         .wait_for(
             "BugEscapeReleaseLeaking for the leaking release at the receiver",
@@ -245,9 +141,11 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             && leaking["annotations"]["summary"].is_string(),
         &format!("summary and runbook_url: {leaking}"),
     );
+}
 
-    // 2. The stage-leak alert carries the stage's owner from the exporter's
-    //    configuration.
+/// The stage-leak alert carries the stage's owner from the exporter's
+/// configuration.
+async fn check_stage_leak_alert(stack: &mut Stack, receiver: &Receiver) {
     let stage = stack
         .wait_for(
             "BugEscapeStageLeakAboveTarget for qa at the receiver",
@@ -274,8 +172,15 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             .is_none(),
         "automated_tests must not alert: its lower bound is below its target",
     );
+}
 
-    // 3. Leaking inhibits attention for the same release (shipped rule).
+/// Leaking inhibits attention for the same release (shipped rule).
+async fn check_attention_inhibited(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    am_port: u16,
+) {
     let inhibited = stack
         .wait_for(
             "the leaking release's attention alert, inhibited, in Alertmanager",
@@ -307,9 +212,11 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             .is_none(),
         "the attention alert of a leaking release must not be sent",
     );
+}
 
-    // 4. The release that stopped logging raises the data-quality alert, to
-    //    the quality leads.
+/// The release that stopped logging raises the data-quality alert, to
+/// the quality leads.
+async fn check_volume_drop_alert(stack: &mut Stack, receiver: &Receiver) {
     let volume = stack
         .wait_for(
             "BugEscapeDefectVolumeDrop for ledger 1.3 at the receiver",
@@ -332,12 +239,19 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
                 }),
         &format!("the volume-drop alert: {volume}"),
     );
+}
 
-    // 5. The strong release raises no band alert (the rules have evaluated
-    //    the same data that made the leaking release fire).
+/// The strong release raises no band alert (the rules have evaluated
+/// the same data that made the leaking release fire).
+async fn check_strong_release_quiet(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    prometheus: &str,
+) {
     let strong = query(
-        &http,
-        &prometheus,
+        http,
+        prometheus,
         &format!("ALERTS{{alertname=~\"BugEscapeRelease.*\", release=\"{STRONG}\"}}"),
     )
     .await;
@@ -349,16 +263,23 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
         receiver.find(|l| l["release"] == STRONG).is_none(),
         "no alert may be sent for the strong release",
     );
+}
 
-    // 6. Sync: serve's periodic reconcile read the stand-in, and each pass
-    //    after the first found a change of its issue whose webhook never
-    //    came. Prometheus has the pass's time and counts, and the
-    //    missed-deliveries alert reaches the receiver.
+/// Sync: serve's periodic reconcile read the stand-in, and each pass
+/// after the first found a change of its issue whose webhook never
+/// came. Prometheus has the pass's time and counts, and the
+/// missed-deliveries alert reaches the receiver.
+async fn check_sync_found_missed_deliveries(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    prometheus: &str,
+) {
     let synced = stack
         .wait_for(
             "a sync pass's time and its differences in Prometheus",
             || {
-                let (http, prometheus) = (http.clone(), prometheus.clone());
+                let (http, prometheus) = (http.clone(), prometheus.to_owned());
                 async move {
                     let found = query(
                         &http,
@@ -395,8 +316,8 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
     // The issue and the release imported, then the issue's changes; nothing
     // the conversion refused or the store held newer.
     let items = query(
-        &http,
-        &prometheus,
+        http,
+        prometheus,
         "bug_escape_sync_items_total{source=\"github\", result=~\"imported|rejected|stale\"}",
     )
     .await
@@ -413,8 +334,175 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
             && count("stale") == Some(0.0),
         &format!("sync items of the stand-in: {items:?}"),
     );
+}
 
-    // 7. Every dashboard query returns data.
+/// Starts the exporter with the test's configuration, syncing from the GitHub
+/// stand-in at `github_url` every 2 seconds (and once at start), waits until
+/// it is ready and feeds it through its API; returns its port.
+async fn start_exporter(
+    stack: &mut Stack,
+    dir: &Path,
+    http: &reqwest::Client,
+    github_url: &str,
+) -> u16 {
+    let exporter_port = free_port();
+    let exporter = format!("http://127.0.0.1:{exporter_port}");
+    std::fs::write(
+        dir.join("exporter.toml"),
+        format!(
+            "{EXPORTER_CONFIG}\n[webhooks.github]\napi_url = \"{}\"\n\
+             repositories = [\"{SYNC_REPO}\"]\nsync_interval = \"2s\"\n",
+            github_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{exporter_port}"))
+        .arg("--db")
+        .arg(dir.join("defects.db"))
+        .arg("--config")
+        .arg(dir.join("exporter.toml"))
+        .env_remove("BUG_ESCAPE_API_TOKEN");
+    stack.spawn("exporter", cmd, dir);
+    stack
+        .wait_ready(http, &format!("{exporter}/readyz"), "exporter")
+        .await;
+    feed(http, &exporter, now()).await;
+    exporter_port
+}
+
+/// Starts Alertmanager with the shipped inhibition rules, routing everything
+/// to the receiver on `receiver_port`; returns its port.
+fn start_alertmanager(
+    stack: &mut Stack,
+    dir: &Path,
+    repo: &Path,
+    tools: &Tools,
+    receiver_port: u16,
+) -> u16 {
+    let am_port = free_port();
+    let am_config = format!(
+        "route:\n  receiver: test\n  group_by: [alertname, product, release, stage]\n  \
+         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: test\n    webhook_configs:\n      \
+         - url: http://127.0.0.1:{}/alerts\n\n{}",
+        receiver_port,
+        shipped_inhibit_rules(repo)
+    );
+    std::fs::write(dir.join("alertmanager.yml"), am_config).unwrap();
+    std::fs::create_dir(dir.join("am-data")).unwrap();
+    let mut cmd = Command::new(&tools.alertmanager);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.join("alertmanager.yml").display()
+    ))
+    .arg(format!("--storage.path={}", dir.join("am-data").display()))
+    .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+    .arg("--cluster.listen-address=");
+    stack.spawn("alertmanager", cmd, dir);
+    am_port
+}
+
+/// Starts Prometheus with the shipped rules (`for` shortened), scraping the
+/// exporter and alerting to Alertmanager; returns its base URL.
+fn start_prometheus(
+    stack: &mut Stack,
+    dir: &Path,
+    repo: &Path,
+    tools: &Tools,
+    am_port: u16,
+    exporter_port: u16,
+) -> String {
+    let prom_port = free_port();
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    write_test_rules(repo, &dir.join("rules"));
+    let prom_config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - rules/*.yml\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        \
+         - targets: ['127.0.0.1:{am_port}']\n\
+         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), prom_config).unwrap();
+    let mut cmd = Command::new(&tools.prometheus);
+    cmd.current_dir(dir)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+    stack.spawn("prometheus", cmd, dir);
+    prometheus
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboards_work_against_real_prometheus() {
+    let Some(tools) = Tools::find() else { return };
+    let started = Instant::now();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+
+    let receiver = Receiver::start();
+    let mut stack = Stack::default();
+
+    // The exporter, fed through its API, and syncing from a GitHub
+    // stand-in every 2 seconds (and once at start).
+    let github = GithubApi::start().await;
+    let exporter_port = start_exporter(&mut stack, dir.path(), &http, &github.url).await;
+
+    // Alertmanager with the shipped inhibition rules, routing everything to
+    // the receiver.
+    let am_port = start_alertmanager(&mut stack, dir.path(), repo, &tools, receiver.port);
+
+    // Prometheus with the shipped rules, `for` shortened.
+    let prometheus = start_prometheus(&mut stack, dir.path(), repo, &tools, am_port, exporter_port);
+    stack
+        .wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{am_port}/-/ready"),
+            "alertmanager",
+        )
+        .await;
+    stack
+        .wait_ready(&http, &format!("{prometheus}/-/ready"), "prometheus")
+        .await;
+
+    // The leaking release's band alert reaches the receiver.
+    check_leaking_alert(&mut stack, &receiver).await;
+
+    // The stage-leak alert carries the stage's owner from the exporter's
+    // configuration.
+    check_stage_leak_alert(&mut stack, &receiver).await;
+
+    // Leaking inhibits attention for the same release (shipped rule).
+    check_attention_inhibited(&mut stack, &receiver, &http, am_port).await;
+
+    // The release that stopped logging raises the data-quality alert, to
+    // the quality leads.
+    check_volume_drop_alert(&mut stack, &receiver).await;
+
+    // The strong release raises no band alert (the rules have evaluated
+    // the same data that made the leaking release fire).
+    check_strong_release_quiet(&mut stack, &receiver, &http, &prometheus).await;
+
+    // Sync: serve's periodic reconcile read the stand-in, and each pass
+    // after the first found a change of its issue whose webhook never
+    // came. Prometheus has the pass's time and counts, and the
+    // missed-deliveries alert reaches the receiver.
+    check_sync_found_missed_deliveries(&mut stack, &receiver, &http, &prometheus).await;
+
+    // Every dashboard query returns data.
     let queries = dashboard_queries(repo);
     stack.check(queries.len() > 20, "dashboards have queries");
     let failures = stack
@@ -439,19 +527,11 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
     );
 }
 
-/// Prometheus scrapes the exporter over TLS with basic auth, as an operator
-/// configures it for node_exporter: `up` is 1 with the right password and 0
-/// with a wrong one (the same TLS, so the password is what differs).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_scrapes_over_tls_with_basic_auth() {
-    let Some(prometheus_bin) = Tools::prometheus() else {
-        return;
-    };
-    let started = Instant::now();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = |name: &str| dir.path().join(name);
-
-    // A CA and a server certificate for 127.0.0.1, made here.
+/// Writes a CA and a server certificate for 127.0.0.1, made here, and a web
+/// configuration serving them with `prometheus`'s password; returns the CA's
+/// PEM.
+fn write_tls_material(dir: &Path, password: &str) -> String {
+    let path = |name: &str| dir.join(name);
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -468,7 +548,6 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
     std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(path("server.pem"), server_cert.pem()).unwrap();
     std::fs::write(path("server.key"), server_key.serialize_pem()).unwrap();
-    let password = "scrape-password-e2e";
     let hash = bcrypt::hash(password, 6).unwrap();
     std::fs::write(
         path("web.yml"),
@@ -478,33 +557,13 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
         ),
     )
     .unwrap();
+    ca_cert.pem()
+}
 
-    let mut stack = Stack::default();
-    let exporter_port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
-    cmd.arg("serve")
-        .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{exporter_port}"))
-        .arg("--db")
-        .arg(path("defects.db"))
-        .arg("--web.config.file")
-        .arg(path("web.yml"));
-    stack.spawn("exporter", cmd, dir.path());
-    let https = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("https client");
-    stack
-        .wait_ready(
-            &https,
-            &format!("https://127.0.0.1:{exporter_port}/readyz"),
-            "exporter over TLS",
-        )
-        .await;
-
+/// Writes `prometheus.yml` with two jobs scraping the exporter over TLS with
+/// basic auth: one with the right password, one with a wrong one.
+fn write_tls_scrape_config(dir: &Path, exporter_port: u16, password: &str) {
+    let path = |name: &str| dir.join(name);
     let job = |name: &str, password: &str| {
         format!(
             "  - job_name: {name}\n    scheme: https\n    \
@@ -514,8 +573,6 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
             path("ca.pem").display()
         )
     };
-    let prom_port = free_port();
-    let prometheus = format!("http://127.0.0.1:{prom_port}");
     std::fs::write(
         path("prometheus.yml"),
         format!(
@@ -526,6 +583,58 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
         ),
     )
     .unwrap();
+}
+
+/// Starts the exporter serving HTTPS with basic auth (`web.yml` in `dir`) and
+/// waits until `/readyz` answers over TLS, trusting only the test's CA.
+async fn start_tls_exporter(stack: &mut Stack, dir: &Path, exporter_port: u16, ca_pem: &str) {
+    let path = |name: &str| dir.join(name);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"));
+    cmd.arg("serve")
+        .arg("--web.listen-address")
+        .arg(format!("127.0.0.1:{exporter_port}"))
+        .arg("--db")
+        .arg(path("defects.db"))
+        .arg("--web.config.file")
+        .arg(path("web.yml"));
+    stack.spawn("exporter", cmd, dir);
+    let https = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("https client");
+    stack
+        .wait_ready(
+            &https,
+            &format!("https://127.0.0.1:{exporter_port}/readyz"),
+            "exporter over TLS",
+        )
+        .await;
+}
+
+/// Prometheus scrapes the exporter over TLS with basic auth, as an operator
+/// configures it for node_exporter: `up` is 1 with the right password and 0
+/// with a wrong one (the same TLS, so the password is what differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let Some(prometheus_bin) = Tools::prometheus() else {
+        return;
+    };
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name);
+    let password = "scrape-password-e2e";
+    let ca_pem = write_tls_material(dir.path(), password);
+
+    let mut stack = Stack::default();
+    let exporter_port = free_port();
+    start_tls_exporter(&mut stack, dir.path(), exporter_port, &ca_pem).await;
+
+    let prom_port = free_port();
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    write_tls_scrape_config(dir.path(), exporter_port, password);
     let mut cmd = Command::new(&prometheus_bin);
     cmd.current_dir(dir.path())
         .arg(format!(
@@ -592,9 +701,17 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
 /// 30 days (rate at age, trend), a leaking and a strong release, unattributed
 /// defects, and rejected requests.
 async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
+    feed_releases(http, exporter, now).await;
+    feed_under_reported(http, exporter, now).await;
+    feed_unattributed(http, exporter).await;
+    feed_rejections(http, exporter).await;
+}
+
+/// PRODUCT's releases: two older than 30 days, a leaking and a strong one,
+/// each with its pre-release defects and its escapes.
+async fn feed_releases(http: &reqwest::Client, exporter: &str, now: i64) {
     // (release, shipped days ago, defects per pre-release stage, production
-    // defects as (cause, detected_by, severity)).
-    type Escape = (&'static str, &'static str, Option<&'static str>);
+    // defects as Escape).
     let coverage_user: Escape = ("coverage", "user", Some("high"));
     let coverage_mon: Escape = ("coverage", "monitoring", Some("medium"));
     let review: Escape = ("review", "monitoring", None);
@@ -646,23 +763,7 @@ async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
                 }));
             }
         }
-        for (i, (cause, detected_by, severity)) in escapes.iter().enumerate() {
-            // Found within the first days after the release: counted at age 30d.
-            let found = (shipped + DAY + i as i64 * 3600).min(now - 60);
-            let mut e = json!({
-                "id": format!("{release}-production-{i}"),
-                "product": PRODUCT,
-                "release": release,
-                "stage": "production",
-                "cause": cause,
-                "detected_by": detected_by,
-                "found_at": rfc3339(found),
-            });
-            if let Some(s) = severity {
-                e["severity"] = json!(s);
-            }
-            events.push(e);
-        }
+        events.extend(escape_events(release, shipped, now, escapes));
         post(
             http,
             &format!("{exporter}/api/v1/events"),
@@ -670,9 +771,38 @@ async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
         )
         .await;
     }
-    // Under-reporting: UNDER_REPORTED's releases logged 20 defects each by
-    // 30 days, 3 of them found by monitoring; the newest logged 2 while
-    // monitoring still found 3.
+}
+
+/// A production defect of the data: (cause, detected_by, severity).
+type Escape = (&'static str, &'static str, Option<&'static str>);
+
+/// The production defects of `release`, shipped at `shipped`.
+fn escape_events(release: &str, shipped: i64, now: i64, escapes: &[Escape]) -> Vec<Value> {
+    let mut events = Vec::new();
+    for (i, (cause, detected_by, severity)) in escapes.iter().enumerate() {
+        // Found within the first days after the release: counted at age 30d.
+        let found = (shipped + DAY + i as i64 * 3600).min(now - 60);
+        let mut e = json!({
+            "id": format!("{release}-production-{i}"),
+            "product": PRODUCT,
+            "release": release,
+            "stage": "production",
+            "cause": cause,
+            "detected_by": detected_by,
+            "found_at": rfc3339(found),
+        });
+        if let Some(s) = severity {
+            e["severity"] = json!(s);
+        }
+        events.push(e);
+    }
+    events
+}
+
+/// Under-reporting: UNDER_REPORTED's releases logged 20 defects each by
+/// 30 days, 3 of them found by monitoring; the newest logged 2 while
+/// monitoring still found 3.
+async fn feed_under_reported(http: &reqwest::Client, exporter: &str, now: i64) {
     for (i, (release, age_days, logged)) in [
         ("1.0", 100, 20),
         ("1.1", 80, 20),
@@ -712,8 +842,10 @@ async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
         )
         .await;
     }
+}
 
-    // Defects without a release yet: left out of every rate.
+/// Defects without a release yet: left out of every rate.
+async fn feed_unattributed(http: &reqwest::Client, exporter: &str) {
     let unattributed: Vec<Value> = [
         ("production", "user"),
         ("production", "monitoring"),
@@ -735,8 +867,10 @@ async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
         &Value::Array(unattributed),
     )
     .await;
+}
 
-    // Rejections: an unknown stage, and a body that is not JSON.
+/// Rejections: an unknown stage, and a body that is not JSON.
+async fn feed_rejections(http: &reqwest::Client, exporter: &str) {
     let bad = http
         .post(format!("{exporter}/api/v1/events"))
         .json(&json!({"id": "bad-1", "product": PRODUCT, "stage": "no-such-stage"}))
@@ -969,86 +1103,98 @@ struct IssuesQuery {
     since: Option<String>,
 }
 
+/// The stand-in's three routes, as axum handlers over the shared world.
+mod github_routes {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+
+    use super::{
+        DAY, GithubWorld, IssuesQuery, SYNC_REPO, SYNC_REPO_ID, github_issue, now, rfc3339,
+    };
+    use axum::extract::{Path as UrlPath, Query, State};
+    use axum::response::IntoResponse;
+
+    type Shared = State<Arc<Mutex<GithubWorld>>>;
+    fn answer(body: Value) -> axum::response::Response {
+        (
+            [
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-ratelimit-remaining", "4999"),
+            ],
+            body.to_string(),
+        )
+            .into_response()
+    }
+    fn not_found() -> axum::response::Response {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            [("content-type", "application/json; charset=utf-8")],
+            json!({"message": "Not Found", "status": "404"}).to_string(),
+        )
+            .into_response()
+    }
+    pub(super) async fn repository(
+        UrlPath((owner, name)): UrlPath<(String, String)>,
+    ) -> axum::response::Response {
+        if format!("{owner}/{name}") != SYNC_REPO {
+            return not_found();
+        }
+        answer(json!({
+            "id": SYNC_REPO_ID, "name": name, "full_name": SYNC_REPO, "private": false,
+            "owner": {"login": owner, "id": 1, "type": "Organization"},
+            "default_branch": "main", "has_issues": true
+        }))
+    }
+    pub(super) async fn issues(
+        State(world): Shared,
+        UrlPath((owner, name)): UrlPath<(String, String)>,
+        Query(q): Query<IssuesQuery>,
+    ) -> axum::response::Response {
+        if format!("{owner}/{name}") != SYNC_REPO {
+            return not_found();
+        }
+        let mut w = world.lock().unwrap();
+        w.listings += 1;
+        if w.listings > 1 {
+            let severity = ["low", "high"][w.listings % 2];
+            w.issue = github_issue(severity, now());
+        }
+        let since = q
+            .since
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map_or(i64::MIN, |t| t.timestamp());
+        let updated = w.issue["updated_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(i64::MIN, |t| t.timestamp());
+        let listed = if updated >= since {
+            vec![w.issue.clone()]
+        } else {
+            vec![]
+        };
+        answer(Value::Array(listed))
+    }
+    pub(super) async fn releases(
+        UrlPath((owner, name)): UrlPath<(String, String)>,
+    ) -> axum::response::Response {
+        if format!("{owner}/{name}") != SYNC_REPO {
+            return not_found();
+        }
+        let shipped = rfc3339(now() - 20 * DAY);
+        answer(json!([{
+            "id": 1, "tag_name": "v1.0.0", "target_commitish": "main", "name": "v1.0.0",
+            "draft": false, "prerelease": false,
+            "created_at": shipped, "published_at": shipped,
+            "author": {"login": "octocat", "id": 1}, "assets": [], "body": "notes"
+        }]))
+    }
+}
+
 impl GithubApi {
     async fn start() -> GithubApi {
-        use axum::extract::{Path as UrlPath, Query, State};
-        use axum::response::IntoResponse;
         use axum::routing::get;
-
-        type Shared = State<Arc<Mutex<GithubWorld>>>;
-        fn answer(body: Value) -> axum::response::Response {
-            (
-                [
-                    ("content-type", "application/json; charset=utf-8"),
-                    ("x-ratelimit-remaining", "4999"),
-                ],
-                body.to_string(),
-            )
-                .into_response()
-        }
-        fn not_found() -> axum::response::Response {
-            (
-                axum::http::StatusCode::NOT_FOUND,
-                [("content-type", "application/json; charset=utf-8")],
-                json!({"message": "Not Found", "status": "404"}).to_string(),
-            )
-                .into_response()
-        }
-        async fn repository(
-            UrlPath((owner, name)): UrlPath<(String, String)>,
-        ) -> axum::response::Response {
-            if format!("{owner}/{name}") != SYNC_REPO {
-                return not_found();
-            }
-            answer(json!({
-                "id": SYNC_REPO_ID, "name": name, "full_name": SYNC_REPO, "private": false,
-                "owner": {"login": owner, "id": 1, "type": "Organization"},
-                "default_branch": "main", "has_issues": true
-            }))
-        }
-        async fn issues(
-            State(world): Shared,
-            UrlPath((owner, name)): UrlPath<(String, String)>,
-            Query(q): Query<IssuesQuery>,
-        ) -> axum::response::Response {
-            if format!("{owner}/{name}") != SYNC_REPO {
-                return not_found();
-            }
-            let mut w = world.lock().unwrap();
-            w.listings += 1;
-            if w.listings > 1 {
-                let severity = ["low", "high"][w.listings % 2];
-                w.issue = github_issue(severity, now());
-            }
-            let since = q
-                .since
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map_or(i64::MIN, |t| t.timestamp());
-            let updated = w.issue["updated_at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map_or(i64::MIN, |t| t.timestamp());
-            let listed = if updated >= since {
-                vec![w.issue.clone()]
-            } else {
-                vec![]
-            };
-            answer(Value::Array(listed))
-        }
-        async fn releases(
-            UrlPath((owner, name)): UrlPath<(String, String)>,
-        ) -> axum::response::Response {
-            if format!("{owner}/{name}") != SYNC_REPO {
-                return not_found();
-            }
-            let shipped = rfc3339(now() - 20 * DAY);
-            answer(json!([{
-                "id": 1, "tag_name": "v1.0.0", "target_commitish": "main", "name": "v1.0.0",
-                "draft": false, "prerelease": false,
-                "created_at": shipped, "published_at": shipped,
-                "author": {"login": "octocat", "id": 1}, "assets": [], "body": "notes"
-            }]))
-        }
+        use github_routes::{issues, releases, repository};
 
         let world = Arc::new(Mutex::new(GithubWorld {
             issue: github_issue("high", now() - 2 * DAY),

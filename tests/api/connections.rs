@@ -115,24 +115,15 @@ async fn slow_header_and_idle_sockets_are_closed() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
-    let dir = tempfile::tempdir().expect("dir");
-    let mut s = settings(dir.path());
-    s.max_connections = 2;
-    s.idle_timeout = "30s".into();
-    s.header_read_timeout = "30s".into();
-    let app = spawn_with(s).await;
-    let addr = addr_of(&app.base);
-
-    // Two idle sockets take every slot; a new connection takes the place of
-    // the one quiet longest, which is closed.
+/// Two idle sockets take every slot; a new connection takes the place of the
+/// one quiet longest, which is closed.
+async fn assert_the_quietest_idle_socket_makes_room(addr: &str) {
     let mut idle = Vec::new();
     for _ in 0..2 {
-        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+        idle.push(TcpStream::connect(addr).await.expect("connect"));
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let mut fresh = TcpStream::connect(&addr).await.expect("connect");
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
     fresh
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
@@ -145,30 +136,18 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
     // The server has seen them close when only the asking connection is open.
     let mut open = None;
     for _ in 0..100 {
-        open = open_connections(&addr).await;
+        open = open_connections(addr).await;
         if open == Some(1.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(open, Some(1.0), "the dropped sockets still count");
+}
 
-    // Two requests in flight (bodies still arriving) take every slot and
-    // cannot be closed to make room.
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut s = TcpStream::connect(&addr).await.expect("connect");
-        s.write_all(
-            b"POST /api/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
-        )
-        .await
-        .expect("send");
-        held.push(s);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    // A write: 503 JSON with Retry-After, then closed.
-    let mut w = TcpStream::connect(&addr).await.expect("connect");
+/// A write beyond the cap gets a JSON 503 with `Retry-After`, then is closed.
+async fn assert_write_refused_with_json_503(addr: &str) {
+    let mut w = TcpStream::connect(addr).await.expect("connect");
     let body = r#"{"events":[]}"#;
     w.write_all(
         format!(
@@ -190,11 +169,13 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
         serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("")).expect("JSON body");
     assert_eq!(json["error"], "too_many_connections");
     assert!(json.get("field").is_some() && json["reason"].is_string());
+}
 
-    // A scrape and a liveness probe still answer, within a second.
+/// A scrape and a liveness probe are served from the reserve, within a second.
+async fn assert_probes_answer_within_a_second(addr: &str) {
     for path in ["/metrics", "/healthz"] {
         let t = Instant::now();
-        let mut p = TcpStream::connect(&addr).await.expect("connect");
+        let mut p = TcpStream::connect(addr).await.expect("connect");
         p.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
             .await
             .expect("send");
@@ -210,6 +191,39 @@ async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
             assert!(answer.contains("bug_escape_connections_refused_total{reason=\"reserve\"}"));
         }
     }
+}
+
+#[tokio::test]
+async fn beyond_the_cap_new_work_gets_a_json_503_and_probes_still_answer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut s = settings(dir.path());
+    s.max_connections = 2;
+    s.idle_timeout = "30s".into();
+    s.header_read_timeout = "30s".into();
+    let app = spawn_with(s).await;
+    let addr = addr_of(&app.base);
+
+    assert_the_quietest_idle_socket_makes_room(&addr).await;
+
+    // Two requests in flight (bodies still arriving) take every slot and
+    // cannot be closed to make room.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(
+            b"POST /api/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("send");
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A write: 503 JSON with Retry-After, then closed.
+    assert_write_refused_with_json_503(&addr).await;
+
+    // A scrape and a liveness probe still answer, within a second.
+    assert_probes_answer_within_a_second(&addr).await;
 
     // Beyond the reserve too: the 503 comes at once, without reading.
     let mut reserve = Vec::new();

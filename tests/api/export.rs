@@ -221,23 +221,11 @@ fn report(db: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Everything a store holds — what webhooks store that the generic API
-/// refuses (no stage, an unknown stage, two stage labels, unknown cause,
-/// severity and detector), tombstones (one holding only a release Sentry
-/// attached before the issue was announced), statuses, release times — comes
-/// back from an export into an empty database: the same `/metrics` byte for
-/// byte (less the process's own lines) and the same `report --format json`,
-/// from NDJSON and CSV alike; and the restored tombstone still gives its
-/// release to the issue announced after the restore.
-#[tokio::test]
-async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report() {
-    use bug_escape_exporter::config::webhooks::SecretSetting;
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = settings(dir.path());
-    s.webhooks.github.auth.secret = Some(SecretSetting::One(GITHUB_SECRET.into()));
-    s.webhooks.sentry.auth.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
-    let db = s.db.clone();
-    let app = spawn_with(s.clone()).await;
+/// Stores every kind of row the export must carry: GitHub issues with each
+/// label the stage parser refuses, a source-deleted issue, a release, a
+/// Sentry error naming a release before its issue, release times and API
+/// events (one deleted).
+async fn seed_webhook_and_api_rows(app: &crate::helpers::TestApp) {
     let gh = [
         (1, vec!["bug", "stage:production", "cause:coverage"]),
         (2, vec!["bug"]),                                 // no stage
@@ -258,15 +246,15 @@ async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report(
     ];
     for (n, labels) in &gh {
         let at = format!("2024-03-0{n}T10:00:00.{n}25Z");
-        deliver(&app, "github", "issues", issue(*n, labels, &at)).await;
+        deliver(app, "github", "issues", issue(*n, labels, &at)).await;
     }
     // Issue 1 deleted at its source: a tombstone keeping its values.
     let deleted = fixture("github/issues_deleted.json", |v| {
         v["issue"]["updated_at"] = json!("2024-04-01T00:00:00Z");
     });
-    deliver(&app, "github", "issues", deleted).await;
+    deliver(app, "github", "issues", deleted).await;
     deliver(
-        &app,
+        app,
         "github",
         "release",
         fixture("github/release_published.json", |_| {}),
@@ -274,7 +262,7 @@ async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report(
     .await;
     // An error naming a release before its issue: a tombstone with a release.
     let error = fixture("sentry-docs/error_created.with-release.json", |_| {});
-    deliver(&app, "sentry", "error", error).await;
+    deliver(app, "sentry", "error", error).await;
     app.release("shop", "1.0", "2024-02-01T00:00:00.5Z").await;
     app.release("shop", "2.0", "2024-05-01T00:00:00Z").await;
     app.events(json!([
@@ -289,6 +277,26 @@ async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report(
         {"id": "e", "source": "tracker", "product": "shop", "stage": "production"},
     ]))
     .await;
+}
+
+/// Everything a store holds — what webhooks store that the generic API
+/// refuses (no stage, an unknown stage, two stage labels, unknown cause,
+/// severity and detector), tombstones (one holding only a release Sentry
+/// attached before the issue was announced), statuses, release times — comes
+/// back from an export into an empty database: the same `/metrics` byte for
+/// byte (less the process's own lines) and the same `report --format json`,
+/// from NDJSON and CSV alike; and the restored tombstone still gives its
+/// release to the issue announced after the restore.
+#[tokio::test]
+async fn an_export_restores_webhook_and_api_rows_to_the_same_metrics_and_report() {
+    use bug_escape_exporter::config::webhooks::SecretSetting;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.webhooks.github.auth.secret = Some(SecretSetting::One(GITHUB_SECRET.into()));
+    s.webhooks.sentry.auth.secret = Some(SecretSetting::One(SENTRY_SECRET.into()));
+    let db = s.db.clone();
+    let app = spawn_with(s.clone()).await;
+    seed_webhook_and_api_rows(&app).await;
     let original = app.get_text("/metrics", "text/plain").await;
     app.stop().await;
     let original = data_lines(&original);

@@ -221,6 +221,48 @@ fn sorted(l: &std::collections::HashMap<String, String>) -> Vec<(String, String)
     v
 }
 
+/// Configuration as data: the minimum, band thresholds, leak targets, stage
+/// owners and stage order are exposed as series; the production defect
+/// without a release is counted as unattributed.
+fn assert_configuration_as_data(m: &Exposition) {
+    let p_ = [("product", "default")];
+    assert_eq!(m.value("bug_escape_min_defects", &p_), 10.0);
+    assert_eq!(
+        m.value("bug_escape_band_threshold_ratio", &[("band", "attention")]),
+        0.2
+    );
+    assert_eq!(
+        m.value("bug_escape_stage_leak_target_ratio", &[("stage", "qa")]),
+        0.4
+    );
+    assert_eq!(m.count("bug_escape_stage_leak_target_ratio"), 1);
+    assert_eq!(
+        m.value(
+            "bug_escape_stage_owner_info",
+            &[("stage", "qa"), ("owner", "qa")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_stage_info",
+            &[
+                ("stage", "production"),
+                ("phase", "production"),
+                ("order", "4")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_unattributed_defects",
+            &[("stage", "production")]
+        ),
+        1.0
+    );
+}
+
 #[tokio::test]
 async fn values_are_the_formulas_of_the_spec() {
     let (app, _dir) = seeded().await;
@@ -270,43 +312,7 @@ async fn values_are_the_formulas_of_the_spec() {
         m.value("bug_escape_release_timestamp_seconds", &r),
         1_767_225_600.0
     );
-    // Configuration as data.
-    let p_ = [("product", "default")];
-    assert_eq!(m.value("bug_escape_min_defects", &p_), 10.0);
-    assert_eq!(
-        m.value("bug_escape_band_threshold_ratio", &[("band", "attention")]),
-        0.2
-    );
-    assert_eq!(
-        m.value("bug_escape_stage_leak_target_ratio", &[("stage", "qa")]),
-        0.4
-    );
-    assert_eq!(m.count("bug_escape_stage_leak_target_ratio"), 1);
-    assert_eq!(
-        m.value(
-            "bug_escape_stage_owner_info",
-            &[("stage", "qa"), ("owner", "qa")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "bug_escape_stage_info",
-            &[
-                ("stage", "production"),
-                ("phase", "production"),
-                ("order", "4")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "bug_escape_unattributed_defects",
-            &[("stage", "production")]
-        ),
-        1.0
-    );
+    assert_configuration_as_data(&m);
     app.stop().await;
 }
 

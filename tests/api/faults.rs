@@ -158,6 +158,68 @@ async fn wait_received(app: &TestApp, n: f64) {
     panic!("never received {n} events");
 }
 
+/// Checks each small batch's answer against the disk: a 200 has all its
+/// rows stored, a 503 none of them; returns the rows committed.
+fn committed_smalls(
+    smalls: &[Value],
+    answers: &[(u16, Value)],
+    on_disk: &std::collections::HashSet<String>,
+) -> f64 {
+    let mut accepted = 0.0;
+    for (b, (status, body)) in smalls.iter().zip(answers) {
+        let ids: Vec<&str> = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        match status {
+            200 => {
+                assert_eq!(body["accepted"], 3);
+                assert!(ids.iter().all(|id| on_disk.contains(*id)));
+                accepted += 3.0;
+            }
+            503 => assert!(ids.iter().all(|id| !on_disk.contains(*id)), "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    accepted
+}
+
+/// The disk is full: readiness says so without queueing behind writes, and
+/// keeps saying so while the writer's probes fail.
+async fn assert_disk_full_is_not_ready(app: &TestApp) {
+    wait_ready(app, 503).await;
+    let body = app.get_text("/readyz", "*/*").await;
+    let body: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(body["error"], "store_unavailable", "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("store not writable")),
+        "{body}"
+    );
+    // Two more failed probes (every half second while failing), not a guess
+    // at how long they take.
+    let probes = |m: &Exposition| {
+        m.get("bug_escape_store_errors_total", &[("operation", "probe")])
+            .unwrap_or(0.0)
+    };
+    let before = probes(&app.metrics().await);
+    let mut m = app.metrics().await;
+    for _ in 0..100 {
+        if probes(&m) >= before + 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = app.metrics().await;
+    }
+    assert!(probes(&m) >= before + 2.0, "the writer stopped probing");
+    assert_eq!(ready(app).await, 503);
+    assert_eq!(m.value("bug_escape_store_writable", &[]), 0.0);
+    assert!(probes(&m) >= 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,24 +256,7 @@ async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads()
     // Every answer tells the truth about the disk; the small batches shared
     // the failed transaction, so none of them was committed outside it.
     let on_disk = stored_ids(&db);
-    let mut accepted = 201.0;
-    for (b, (status, body)) in smalls.iter().zip(&small_answers) {
-        let ids: Vec<&str> = b
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap())
-            .collect();
-        match status {
-            200 => {
-                assert_eq!(body["accepted"], 3);
-                assert!(ids.iter().all(|id| on_disk.contains(*id)));
-                accepted += 3.0;
-            }
-            503 => assert!(ids.iter().all(|id| !on_disk.contains(*id)), "{body}"),
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
+    let mut accepted = 201.0 + committed_smalls(&smalls, &small_answers, &on_disk);
     assert!(
         small_answers.iter().any(|(s, _)| *s == 503),
         "no small batch shared the failed transaction"
@@ -222,35 +267,7 @@ async fn a_full_disk_fails_whole_groups_and_metrics_equal_what_a_restart_reads()
 
     // The disk is full: readiness says so without queueing behind writes,
     // and keeps saying so while the writer's probes fail.
-    wait_ready(&app, 503).await;
-    let body = app.get_text("/readyz", "*/*").await;
-    let body: Value = serde_json::from_str(&body).expect("a JSON error");
-    assert_eq!(body["error"], "store_unavailable", "{body}");
-    assert!(
-        body["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("store not writable")),
-        "{body}"
-    );
-    // Two more failed probes (every half second while failing), not a guess
-    // at how long they take.
-    let probes = |m: &Exposition| {
-        m.get("bug_escape_store_errors_total", &[("operation", "probe")])
-            .unwrap_or(0.0)
-    };
-    let before = probes(&app.metrics().await);
-    let mut m = app.metrics().await;
-    for _ in 0..100 {
-        if probes(&m) >= before + 2.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        m = app.metrics().await;
-    }
-    assert!(probes(&m) >= before + 2.0, "the writer stopped probing");
-    assert_eq!(ready(&app).await, 503);
-    assert_eq!(m.value("bug_escape_store_writable", &[]), 0.0);
-    assert!(probes(&m) >= 1.0);
+    assert_disk_full_is_not_ready(&app).await;
 
     // Space comes back: readiness recovers without a restart, and a retry of
     // every refused batch is stored and counted (not `unchanged`).

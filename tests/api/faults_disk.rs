@@ -198,16 +198,8 @@ async fn counted(app: &TestApp) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
-    let Some(volume) = Volume::mount(16) else {
-        return;
-    };
-    let s = volume.settings();
-    let app = spawn_with(s.clone()).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let writers = steady_writers(&app, stop.clone(), seen.clone());
+/// Waits up to ten seconds for the steady writers to have 400 acknowledged.
+async fn wait_for_steady_writes(seen: &Mutex<Seen>) {
     for _ in 0..200 {
         if seen.lock().unwrap().acknowledged.len() >= 400 {
             break;
@@ -218,6 +210,42 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
         seen.lock().unwrap().acknowledged.len() >= 400,
         "no steady writes"
     );
+}
+
+/// After healing, the store stays healed: the freed space goes to the data
+/// first, not to WAL frames that a checkpoint could no longer copy into the
+/// file, so 2,000 more writes pass without one refused for a full disk.
+async fn assert_stays_healed(seen: &Mutex<Seen>) {
+    let (refused_at_heal, acknowledged_at_heal) = {
+        let seen = seen.lock().unwrap();
+        (seen.full, seen.acknowledged.len())
+    };
+    let started = Instant::now();
+    while seen.lock().unwrap().acknowledged.len() < acknowledged_at_heal + 2_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "writes stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().full,
+        refused_at_heal,
+        "refused for a full disk again with 3 MiB freed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
+    let Some(volume) = Volume::mount(16) else {
+        return;
+    };
+    let s = volume.settings();
+    let app = spawn_with(s.clone()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let writers = steady_writers(&app, stop.clone(), seen.clone());
+    wait_for_steady_writes(&seen).await;
 
     // Full: the writes soon need space the volume does not have.
     let mut filler = volume.fill();
@@ -247,25 +275,7 @@ async fn a_volume_filled_under_steady_writes_heals_once_space_is_freed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // And it stays healed: the freed space goes to the data first, not to
-    // WAL frames that a checkpoint could no longer copy into the file.
-    let (refused_at_heal, acknowledged_at_heal) = {
-        let seen = seen.lock().unwrap();
-        (seen.full, seen.acknowledged.len())
-    };
-    let started = Instant::now();
-    while seen.lock().unwrap().acknowledged.len() < acknowledged_at_heal + 2_000 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "writes stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        seen.lock().unwrap().full,
-        refused_at_heal,
-        "refused for a full disk again with 3 MiB freed"
-    );
+    assert_stays_healed(&seen).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await.expect("writer task");

@@ -4,7 +4,8 @@
 //! or "malformed" database.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bug-escape-exporter");
@@ -34,11 +35,9 @@ fn line(i: usize) -> String {
     )
 }
 
-#[test]
-fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("race.db");
-    let mut import = Command::new(BIN)
+/// Starts the real `import` reading its history from stdin, in small chunks.
+fn spawn_import(db: &Path) -> Child {
+    Command::new(BIN)
         .args([
             "import",
             "--db",
@@ -51,16 +50,36 @@ fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("import starts");
-    let mut input = import.stdin.take().expect("stdin");
-    let feeder = std::thread::spawn(move || {
+        .expect("import starts")
+}
+
+/// Feeds the history in `PIECES`, pausing after each, so the import lasts.
+fn feed_slowly(mut input: ChildStdin) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         let per = DEFECTS / PIECES;
         for piece in 0..PIECES {
             let text: String = (piece * per..(piece + 1) * per).map(line).collect();
             input.write_all(text.as_bytes()).expect("stdin written");
             std::thread::sleep(Duration::from_millis(100));
         }
-    });
+    })
+}
+
+/// One `report --format json` run, from the database's directory.
+fn report(db: &Path) -> Output {
+    Command::new(BIN)
+        .args(["report", "--db", db.to_str().unwrap(), "--format", "json"])
+        .current_dir(db.parent().expect("db directory"))
+        .output()
+        .expect("report runs")
+}
+
+#[test]
+fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("race.db");
+    let mut import = spawn_import(&db);
+    let feeder = feed_slowly(import.stdin.take().expect("stdin"));
     let started = Instant::now();
     let (mut runs, mut answered, mut refused, mut during) = (0, 0, 0, 0);
     while runs < MOST_RUNS && started.elapsed() < Duration::from_secs(120) {
@@ -68,11 +87,7 @@ fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file
         if !running {
             break;
         }
-        let out = Command::new(BIN)
-            .args(["report", "--db", db.to_str().unwrap(), "--format", "json"])
-            .current_dir(dir.path())
-            .output()
-            .expect("report runs");
+        let out = report(&db);
         runs += 1;
         let err = String::from_utf8_lossy(&out.stderr);
         let lower = err.to_lowercase();
@@ -110,11 +125,7 @@ fn report_beside_a_running_import_answers_or_names_the_lock_never_a_corrupt_file
     );
     assert_eq!(answered + refused, runs);
     // Once it committed, `report` reads all of it.
-    let out = Command::new(BIN)
-        .args(["report", "--db", db.to_str().unwrap(), "--format", "json"])
-        .current_dir(dir.path())
-        .output()
-        .expect("report runs");
+    let out = report(&db);
     assert!(
         out.status.success(),
         "{}",

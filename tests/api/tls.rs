@@ -550,6 +550,50 @@ fn serve_log(dir: &Path, web: &Path) -> Vec<String> {
     seen
 }
 
+/// `check-config` against the given web configuration file.
+fn check_config(web: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check-config", "--web.config.file"])
+        .arg(web)
+        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
+        .output()
+        .unwrap()
+}
+
+/// A certificate not valid yet, inline: check-config says so (on stderr, the
+/// configuration still OK) and the valid one is quiet.
+fn assert_check_config_warns_of_a_future_certificate(dir: &Path, ca: &Ca, web: &Path) {
+    let (future, future_key) = ca.sign_dated(&["localhost"], Some(((2999, 1, 1), (3000, 1, 1))));
+    let indent = |pem: &str| pem.replace('\n', "\n    ");
+    std::fs::write(
+        web,
+        format!(
+            "tls_server_config:\n  cert: |\n    {}\n  key: |\n    {}\n",
+            indent(&future),
+            indent(&future_key)
+        ),
+    )
+    .unwrap();
+    let out = check_config(web);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for word in [
+        "warning: tls_server_config.cert:",
+        "not yet valid",
+        "2999-01-01T00:00:00Z",
+        "3000-01-01T00:00:00Z",
+    ] {
+        assert!(err.contains(word), "{word}: {err}");
+    }
+    let good = web_config(dir, ca, "", "");
+    let out = check_config(&good);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn cheap_hashes_and_a_certificate_outside_its_dates_are_start_up_warnings() {
     let dir = tempfile::tempdir().unwrap();
@@ -603,45 +647,5 @@ fn cheap_hashes_and_a_certificate_outside_its_dates_are_start_up_warnings() {
         assert!(cert_warnings[0].contains(word), "{word}: {cert_warnings:?}");
     }
 
-    // A certificate not valid yet, inline: check-config says so (on
-    // stderr, the configuration still OK) and the valid one is quiet.
-    let (future, future_key) = ca.sign_dated(&["localhost"], Some(((2999, 1, 1), (3000, 1, 1))));
-    let indent = |pem: &str| pem.replace('\n', "\n    ");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert: |\n    {}\n  key: |\n    {}\n",
-            indent(&future),
-            indent(&future_key)
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--web.config.file"])
-        .arg(&web)
-        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    for word in [
-        "warning: tls_server_config.cert:",
-        "not yet valid",
-        "2999-01-01T00:00:00Z",
-        "3000-01-01T00:00:00Z",
-    ] {
-        assert!(err.contains(word), "{word}: {err}");
-    }
-    let good = web_config(dir.path(), &ca, "", "");
-    let out = Command::new(BIN)
-        .args(["check-config", "--web.config.file"])
-        .arg(&good)
-        .env_remove("BUG_ESCAPE_WEB_CONFIG_FILE")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("warning"),
-        "{out:?}"
-    );
+    assert_check_config_warns_of_a_future_certificate(dir.path(), &ca, &web);
 }

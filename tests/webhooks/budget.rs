@@ -34,24 +34,8 @@ async fn unauthenticated_bytes_are_bounded_and_signed_deliveries_get_through() {
     // Another delivery, signed or not, finds no room: 503 JSON, Retry-After,
     // counted; its body was drained so the answer arrives.
     let body = fixture("github/issues_opened.json");
-    let signed = [
-        ("x-github-event", "issues".to_owned()),
-        ("x-github-delivery", "d-1".to_owned()),
-        (
-            "x-hub-signature-256",
-            format!("sha256={}", sign(helpers::GITHUB_SECRET, &body)),
-        ),
-    ];
     let url = format!("http://{}/webhooks/github", app.addr);
-    let mut req = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body.clone());
-    for (k, v) in &signed {
-        req = req.header(*k, v);
-    }
-    let resp = req.send().await.expect("request");
+    let resp = signed_delivery(&app, &body).send().await.expect("request");
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(
         resp.headers()
@@ -72,43 +56,8 @@ async fn unauthenticated_bytes_are_bounded_and_signed_deliveries_get_through() {
 
     // Concurrent deliveries with bad signatures get 401 or 503; a signed one
     // sent meanwhile is stored.
-    let bad: Vec<_> = (0..24)
-        .map(|i| {
-            let client = app.client.clone();
-            let url = url.clone();
-            tokio::spawn(async move {
-                client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "issues")
-                    .header("x-github-delivery", format!("bad-{i}"))
-                    .header("x-hub-signature-256", "sha256=0000")
-                    .body(vec![b' '; LIMIT - 1])
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-            })
-        })
-        .collect();
-    let mut good = None;
-    for attempt in 0..20 {
-        let mut req = app
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone());
-        for (k, v) in &signed {
-            req = req.header(*k, v);
-        }
-        let status = req.send().await.expect("request").status().as_u16();
-        if status == 200 {
-            good = Some(attempt);
-            break;
-        }
-        assert_eq!(status, 503, "a signed delivery is stored or told to retry");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(good.is_some(), "the signed delivery never got through");
+    let bad = spawn_bad_signatures(&app, &url);
+    assert_signed_delivery_gets_through(&app, &body).await;
     for b in bad {
         let status = b.await.expect("task").expect("answered");
         assert!(
@@ -146,4 +95,73 @@ async fn wait_for_budget(app: &helpers::TestApp, want: f64) -> f64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     seen
+}
+
+/// The GitHub fixture's delivery `d-1`, correctly signed.
+fn signed_delivery(app: &helpers::TestApp, body: &[u8]) -> reqwest::RequestBuilder {
+    let url = format!("http://{}/webhooks/github", app.addr);
+    let signed = [
+        ("x-github-event", "issues".to_owned()),
+        ("x-github-delivery", "d-1".to_owned()),
+        (
+            "x-hub-signature-256",
+            format!("sha256={}", sign(helpers::GITHUB_SECRET, body)),
+        ),
+    ];
+    let mut req = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in &signed {
+        req = req.header(*k, v);
+    }
+    req
+}
+
+/// Two dozen concurrent deliveries of a near-full body with a bad signature;
+/// each task yields the status it was answered.
+fn spawn_bad_signatures(
+    app: &helpers::TestApp,
+    url: &str,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<u16>>> {
+    (0..24)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "issues")
+                    .header("x-github-delivery", format!("bad-{i}"))
+                    .header("x-hub-signature-256", "sha256=0000")
+                    .body(vec![b' '; LIMIT - 1])
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect()
+}
+
+/// A signed delivery sent while the bad ones hold the budget is stored,
+/// perhaps after a few 503s telling it to retry.
+async fn assert_signed_delivery_gets_through(app: &helpers::TestApp, body: &[u8]) {
+    let mut good = None;
+    for attempt in 0..20 {
+        let status = signed_delivery(app, body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16();
+        if status == 200 {
+            good = Some(attempt);
+            break;
+        }
+        assert_eq!(status, 503, "a signed delivery is stored or told to retry");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(good.is_some(), "the signed delivery never got through");
 }

@@ -14,6 +14,93 @@ fn with_default_stage() -> bug_escape_exporter::config::Settings {
     s
 }
 
+/// What `/metrics` shows right after the given fixture applied (only the
+/// steps that change a series are checked).
+fn assert_metrics_after(file: &str, m: &Metrics) {
+    let p = [("product", REPO)];
+    let rel = [("product", REPO), ("release", "1.0")];
+    match file {
+        "issues_opened.json" => {
+            assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
+            assert_eq!(
+                m.get("bug_escape_defects", &[rel[0], rel[1], ("stage", "qa")]),
+                Some(1.0)
+            );
+        }
+        "issues_unlabeled.json" => {
+            assert_eq!(m.get("bug_escape_release_defects", &rel), None);
+            assert_eq!(
+                m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
+                1.0
+            );
+        }
+        "issues_milestoned.json" => {
+            assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
+        }
+        "issues_demilestoned.json" => {
+            assert_eq!(
+                m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
+                2.0
+            );
+        }
+        "issues_reopened.json" => {
+            assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
+        }
+        "issues_deleted.json" | "issues_transferred.json" => {
+            assert_eq!(m.get("bug_escape_release_defects", &rel), None);
+            assert_eq!(
+                m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
+                1.0
+            );
+        }
+        "release_published.json" => {
+            assert_eq!(
+                m.get(
+                    "bug_escape_release_timestamp_seconds",
+                    &[p[0], ("release", "0.0.1")]
+                ),
+                Some(1_557_933_653.0)
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The counters after all fourteen fixtures: one ping, one stale and one
+/// non-defect ignored, nothing rejected for its signature.
+fn assert_github_counters(m: &Metrics) {
+    let src = ("source", "github");
+    assert_eq!(m.value("bug_escape_events_received_total", &[src]), 14.0);
+    assert_eq!(
+        m.value(
+            "bug_escape_events_ignored_total",
+            &[src, ("reason", "ping")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_events_ignored_total",
+            &[src, ("reason", "stale")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_events_ignored_total",
+            &[src, ("reason", "not_a_defect")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_events_rejected_total",
+            &[src, ("reason", "auth")]
+        ),
+        0.0
+    );
+}
+
 #[tokio::test]
 async fn every_github_fixture_applies_in_order_with_its_real_signature() {
     let app = spawn_with(with_default_stage()).await;
@@ -65,86 +152,9 @@ async fn every_github_fixture_applies_in_order_with_its_real_signature() {
         for (k, v) in want.as_object().expect("object") {
             assert_eq!(&r.json[k], v, "{file}: {}", r.text);
         }
-        let m = app.metrics().await;
-        let p = [("product", REPO)];
-        let rel = [("product", REPO), ("release", "1.0")];
-        match *file {
-            "issues_opened.json" => {
-                assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
-                assert_eq!(
-                    m.get("bug_escape_defects", &[rel[0], rel[1], ("stage", "qa")]),
-                    Some(1.0)
-                );
-            }
-            "issues_unlabeled.json" => {
-                assert_eq!(m.get("bug_escape_release_defects", &rel), None);
-                assert_eq!(
-                    m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
-                    1.0
-                );
-            }
-            "issues_milestoned.json" => {
-                assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
-            }
-            "issues_demilestoned.json" => {
-                assert_eq!(
-                    m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
-                    2.0
-                );
-            }
-            "issues_reopened.json" => {
-                assert_eq!(m.get("bug_escape_release_defects", &rel), Some(1.0));
-            }
-            "issues_deleted.json" | "issues_transferred.json" => {
-                assert_eq!(m.get("bug_escape_release_defects", &rel), None);
-                assert_eq!(
-                    m.value("bug_escape_unattributed_defects", &[p[0], ("stage", "qa")]),
-                    1.0
-                );
-            }
-            "release_published.json" => {
-                assert_eq!(
-                    m.get(
-                        "bug_escape_release_timestamp_seconds",
-                        &[p[0], ("release", "0.0.1")]
-                    ),
-                    Some(1_557_933_653.0)
-                );
-            }
-            _ => {}
-        }
+        assert_metrics_after(file, &app.metrics().await);
     }
-    let m = app.metrics().await;
-    let src = ("source", "github");
-    assert_eq!(m.value("bug_escape_events_received_total", &[src]), 14.0);
-    assert_eq!(
-        m.value(
-            "bug_escape_events_ignored_total",
-            &[src, ("reason", "ping")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "bug_escape_events_ignored_total",
-            &[src, ("reason", "stale")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "bug_escape_events_ignored_total",
-            &[src, ("reason", "not_a_defect")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.value(
-            "bug_escape_events_rejected_total",
-            &[src, ("reason", "auth")]
-        ),
-        0.0
-    );
+    assert_github_counters(&app.metrics().await);
 }
 
 #[tokio::test]
@@ -250,53 +260,10 @@ async fn two_repositories_issue_one_are_two_defects() {
     );
 }
 
-#[tokio::test]
-async fn labels_classify_and_unmapped_values_stay_visible() {
-    let app = spawn().await;
-    let issue = |n: u64, labels: serde_json::Value, t: &str| {
-        edited("github/issues_labeled.json", move |v| {
-            v["issue"]["number"] = json!(n);
-            v["issue"]["labels"] = labels;
-            v["issue"]["updated_at"] = json!(t);
-        })
-    };
-    let prod = json!([
-        {"name": "bug"}, {"name": "stage:production"}, {"name": "release:v2.4.0-rc.1"},
-        {"name": "cause:review"}, {"name": "severity:critical"}, {"name": "detected_by:user"}
-    ]);
-    app.github("issues", "1", &issue(1, prod, "2024-01-01T00:00:00Z"))
-        .await
-        .expect(200);
-    let qa = json!([{"name": "Bug"}, {"name": "stage:qa"}, {"name": "release:2.4.0"}]);
-    app.github("issues", "2", &issue(2, qa, "2024-01-01T00:00:00Z"))
-        .await
-        .expect(200);
-    // Issue type Bug without a bug label; an unknown stage.
-    let typed = edited("github/issues_labeled.json", |v| {
-        v["issue"]["number"] = json!(3);
-        v["issue"]["labels"] = json!([{"name": "stage:staging"}]);
-        v["issue"]["type"] = json!({"id": 1, "name": "Bug"});
-    });
-    app.github("issues", "3", &typed).await.expect(200);
-    // A bug with no stage label and no default stage.
-    app.github(
-        "issues",
-        "4",
-        &issue(4, json!([{"name": "bug"}]), "2024-01-01T00:00:00Z"),
-    )
-    .await
-    .expect(200);
-    // Not a bug at all.
-    let r = app
-        .github(
-            "issues",
-            "5",
-            &issue(5, json!([{"name": "enhancement"}]), "2024-01-01T00:00:00Z"),
-        )
-        .await;
-    assert_eq!(r.expect(200).json["ignored"], 1);
-
-    let m = app.metrics().await;
+/// After the five labelled issues: two defects of 2.4.0 (one escaped, with its
+/// cause, severity and detector), an unknown stage and a missing one counted
+/// as unclassified, one non-defect ignored.
+fn assert_labels_classified(m: &Metrics) {
     let rel = [("product", REPO), ("release", "2.4.0")];
     assert_eq!(m.get("bug_escape_release_defects", &rel), Some(2.0));
     assert_eq!(m.get("bug_escape_release_escaped_defects", &rel), Some(1.0));
@@ -344,6 +311,55 @@ async fn labels_classify_and_unmapped_values_stay_visible() {
         ),
         1.0
     );
+}
+
+#[tokio::test]
+async fn labels_classify_and_unmapped_values_stay_visible() {
+    let app = spawn().await;
+    let issue = |n: u64, labels: serde_json::Value, t: &str| {
+        edited("github/issues_labeled.json", move |v| {
+            v["issue"]["number"] = json!(n);
+            v["issue"]["labels"] = labels;
+            v["issue"]["updated_at"] = json!(t);
+        })
+    };
+    let prod = json!([
+        {"name": "bug"}, {"name": "stage:production"}, {"name": "release:v2.4.0-rc.1"},
+        {"name": "cause:review"}, {"name": "severity:critical"}, {"name": "detected_by:user"}
+    ]);
+    app.github("issues", "1", &issue(1, prod, "2024-01-01T00:00:00Z"))
+        .await
+        .expect(200);
+    let qa = json!([{"name": "Bug"}, {"name": "stage:qa"}, {"name": "release:2.4.0"}]);
+    app.github("issues", "2", &issue(2, qa, "2024-01-01T00:00:00Z"))
+        .await
+        .expect(200);
+    // Issue type Bug without a bug label; an unknown stage.
+    let typed = edited("github/issues_labeled.json", |v| {
+        v["issue"]["number"] = json!(3);
+        v["issue"]["labels"] = json!([{"name": "stage:staging"}]);
+        v["issue"]["type"] = json!({"id": 1, "name": "Bug"});
+    });
+    app.github("issues", "3", &typed).await.expect(200);
+    // A bug with no stage label and no default stage.
+    app.github(
+        "issues",
+        "4",
+        &issue(4, json!([{"name": "bug"}]), "2024-01-01T00:00:00Z"),
+    )
+    .await
+    .expect(200);
+    // Not a bug at all.
+    let r = app
+        .github(
+            "issues",
+            "5",
+            &issue(5, json!([{"name": "enhancement"}]), "2024-01-01T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(r.expect(200).json["ignored"], 1);
+
+    assert_labels_classified(&app.metrics().await);
 
     // The bug label removed: it leaves the counts. Closed as duplicate: too.
     app.github(
@@ -363,6 +379,7 @@ async fn labels_classify_and_unmapped_values_stay_visible() {
     });
     app.github("issues", "7", &dup).await.expect(200);
     let m = app.metrics().await;
+    let rel = [("product", REPO), ("release", "2.4.0")];
     assert_eq!(m.get("bug_escape_release_defects", &rel), None);
 }
 
@@ -486,6 +503,38 @@ async fn an_unconfigured_source_refuses_with_503() {
     );
 }
 
+/// Well-formed deliveries with a missing or wrong field name it in a 422; a
+/// future time is its own 422; a body over `max_body_bytes` is a 413.
+async fn assert_bad_fields_refused(app: &helpers::TestApp) {
+    // Missing and wrong fields name the field.
+    let no_time = edited("github/issues_opened.json", |v| {
+        v["issue"]
+            .as_object_mut()
+            .expect("issue")
+            .remove("updated_at");
+    });
+    let r = app.github("issues", "f1", &no_time).await;
+    r.expect(422);
+    assert_eq!(r.json["field"], "issue.updated_at");
+    let no_repo = edited("github/issues_opened.json", |v| {
+        v["repository"] = json!("x");
+    });
+    assert_eq!(
+        app.github("issues", "f2", &no_repo).await.expect(422).json["field"],
+        "repository"
+    );
+    let future = edited("github/issues_opened.json", |v| {
+        v["issue"]["updated_at"] = json!("2999-01-01T00:00:00Z");
+    });
+    let r = app.github("issues", "f3", &future).await;
+    assert_eq!(r.expect(422).json["error"], "future_timestamp");
+    // Too large.
+    let big = edited("github/issues_opened.json", |v| {
+        v["padding"] = json!("x".repeat(70 * 1024));
+    });
+    app.github("issues", "f4", &big).await.expect(413);
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let mut s = helpers::settings();
@@ -529,33 +578,7 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         .post("/webhooks/github", &[ev("push"), signed(&body)], &body)
         .await;
     assert_eq!(r.expect(200).json["ignored"], "unsupported_event");
-    // Missing and wrong fields name the field.
-    let no_time = edited("github/issues_opened.json", |v| {
-        v["issue"]
-            .as_object_mut()
-            .expect("issue")
-            .remove("updated_at");
-    });
-    let r = app.github("issues", "f1", &no_time).await;
-    r.expect(422);
-    assert_eq!(r.json["field"], "issue.updated_at");
-    let no_repo = edited("github/issues_opened.json", |v| {
-        v["repository"] = json!("x");
-    });
-    assert_eq!(
-        app.github("issues", "f2", &no_repo).await.expect(422).json["field"],
-        "repository"
-    );
-    let future = edited("github/issues_opened.json", |v| {
-        v["issue"]["updated_at"] = json!("2999-01-01T00:00:00Z");
-    });
-    let r = app.github("issues", "f3", &future).await;
-    assert_eq!(r.expect(422).json["error"], "future_timestamp");
-    // Too large.
-    let big = edited("github/issues_opened.json", |v| {
-        v["padding"] = json!("x".repeat(70 * 1024));
-    });
-    app.github("issues", "f4", &big).await.expect(413);
+    assert_bad_fields_refused(&app).await;
     let m = app.metrics().await;
     let rejected = |reason| {
         m.value(
@@ -680,6 +703,35 @@ async fn a_repeated_form_delivery_is_a_no_op() {
     );
 }
 
+/// A signed JSON body under any content type but JSON or a form is a 415
+/// whose reason names the form type too.
+async fn assert_other_content_types_refused(app: &helpers::TestApp, json: &[u8]) {
+    let ev = ("x-github-event", "issues".to_owned());
+    let signed = |body: &[u8]| {
+        (
+            "x-hub-signature-256",
+            format!("sha256={}", helpers::sign(GITHUB_SECRET, body)),
+        )
+    };
+    for ct in ["text/plain", "multipart/form-data; boundary=x", ""] {
+        let r = app
+            .post(
+                "/webhooks/github",
+                &[("content-type", ct.into()), ev.clone(), signed(json)],
+                json,
+            )
+            .await;
+        r.expect(415);
+        assert!(
+            r.json["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("application/x-www-form-urlencoded")),
+            "{}",
+            r.text
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_form_is_authenticated_first_and_needs_its_payload_field() {
     let app = spawn().await;
@@ -730,23 +782,7 @@ async fn a_form_is_authenticated_first_and_needs_its_payload_field() {
         assert_eq!(r.json["field"], "payload", "{}", r.text);
     }
     // Other content types are still refused.
-    for ct in ["text/plain", "multipart/form-data; boundary=x", ""] {
-        let r = app
-            .post(
-                "/webhooks/github",
-                &[("content-type", ct.into()), ev.clone(), signed(&json)],
-                &json,
-            )
-            .await;
-        r.expect(415);
-        assert!(
-            r.json["reason"]
-                .as_str()
-                .is_some_and(|m| m.contains("application/x-www-form-urlencoded")),
-            "{}",
-            r.text
-        );
-    }
+    assert_other_content_types_refused(&app, &json).await;
     let m = app.metrics().await;
     let rejected = |reason| {
         m.value(
