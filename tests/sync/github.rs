@@ -66,24 +66,23 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|p| p.strip_prefix(&format!("{name}=")))
 }
 
-#[tokio::test]
-async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
-    let (fake, dir) = started().await;
-    let out = sync(dir.path(), &fake.url(), &["github"]).await;
+/// The first run lists every page (following the Link header, the token
+/// sent and never printed), applies all but the malformed #6 and names it.
+fn assert_backfill(fake: &Fake, db: &std::path::Path, out: &std::process::Output) {
     // One issue is malformed: rejected and named, the others applied.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(
             "imported 4, unchanged 0, stale 0, ignored 3, rejected 1, deleted 0; differences 0"
         ),
         "{}",
-        text(&out)
+        text(out)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("issue #6"),
         "{}",
-        text(&out)
+        text(out)
     );
     let lists = fake.issue_lists();
     assert_eq!(lists.len(), 3, "{lists:?}");
@@ -101,9 +100,8 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
             .iter()
             .all(|l| l.auth.as_deref() == Some(&format!("Bearer {}", fake::TOKEN)))
     );
-    assert!(!text(&out).contains(fake::TOKEN));
-    let db = dir.path().join("bug-escape.db");
-    let rows = defects(&db);
+    assert!(!text(out).contains(fake::TOKEN));
+    let rows = defects(db);
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[&id(1)], (Some("qa".into()), Some("1.0".into()), false));
     // The milestone is the release, as for the webhook.
@@ -112,8 +110,11 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
         (Some("production".into()), Some("1.0".into()), false)
     );
     assert_eq!(rows[&id(5)], (Some("qa".into()), Some("1.1".into()), false));
+}
 
-    // GitHub changes #5 and opens #7; nothing else moves.
+/// GitHub changes #5 and opens #7; nothing else moves. The stand-in's log
+/// starts afresh.
+fn change_five_and_open_seven(fake: &Fake) {
     let base = fake.url();
     fake.with(|w| {
         w.issues[4] = fake::issue_object(
@@ -134,7 +135,11 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
         ));
         w.log.clear();
     });
-    let out = sync(dir.path(), &fake.url(), &["github"]).await;
+}
+
+/// The second run lists from where the first left off and applies only the
+/// changes.
+fn assert_reconcile(fake: &Fake, db: &std::path::Path, out: &std::process::Output) {
     let lists = fake.issue_lists();
     // From the newest update the last pass saw (the malformed #6), inclusive.
     assert_eq!(
@@ -148,14 +153,17 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
             "imported 2, unchanged 1, stale 0, ignored 1, rejected 1, deleted 0; differences 2"
         ),
         "{}",
-        text(&out)
+        text(out)
     );
-    let rows = defects(&db);
+    let rows = defects(db);
     assert_eq!(rows[&id(5)].0.as_deref(), Some("production"));
     assert_eq!(rows[&id(7)].0.as_deref(), Some("qa"));
+}
 
-    // A server started on that database shows the standalone sync's success.
-    let app = serve(&db, None, &fake.url()).await;
+/// A server started on that database shows the standalone sync's success,
+/// the synced defects and release times, and no webhook activity.
+async fn assert_served_after_sync(db: &std::path::Path, api: &str) {
+    let app = serve(db, None, api).await;
     let m = app.metrics().await;
     let last = m.get(
         "bug_escape_sync_last_success_timestamp_seconds",
@@ -189,6 +197,20 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
         None
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
+    let (fake, dir) = started().await;
+    let db = dir.path().join("bug-escape.db");
+    let out = sync(dir.path(), &fake.url(), &["github"]).await;
+    assert_backfill(&fake, &db, &out);
+
+    change_five_and_open_seven(&fake);
+    let out = sync(dir.path(), &fake.url(), &["github"]).await;
+    assert_reconcile(&fake, &db, &out);
+
+    assert_served_after_sync(&db, &fake.url()).await;
 }
 
 #[tokio::test]
@@ -478,24 +500,16 @@ async fn until(app: &Served, what: &str, ok: impl Fn(&Scraped) -> bool) -> Scrap
     }
 }
 
-#[tokio::test]
-async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
-    let fake = Fake::start(World::default()).await;
-    let base = fake.url();
-    let issue1 = |labels: &[&str], updated: &str| {
-        fake::issue_object(&base, REPO, 1, labels, "2024-01-10T09:00:00Z", updated)
-    };
-    fake.with(|w| {
-        w.issues = vec![issue1(
-            &["bug", "stage:qa", "release:1.0"],
-            "2024-03-01T00:00:00Z",
-        )]
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let app = serve(&dir.path().join("bug-escape.db"), Some("1s"), &base).await;
+/// Issue #1 with `labels`, last updated at `updated`.
+fn issue_one(base: &str, labels: &[&str], updated: &str) -> Value {
+    fake::issue_object(base, REPO, 1, labels, "2024-01-10T09:00:00Z", updated)
+}
+
+/// The first pass (a backfill) at start: imported, not a difference, and no
+/// webhook seen; returns the time of its success.
+async fn first_pass(app: &Served) -> f64 {
     let g = [("source", "github")];
-    // The first pass (a backfill) at start: imported, not a difference.
-    let m = until(&app, "the first pass", |m| {
+    let m = until(app, "the first pass", |m| {
         m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
             .is_some()
     })
@@ -509,13 +523,16 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
     );
     assert_eq!(m.get("bug_escape_sync_differences_total", &g), Some(0.0));
     assert_eq!(m.get("bug_escape_last_event_timestamp_seconds", &g), None);
-    let first = m
-        .get("bug_escape_sync_last_success_timestamp_seconds", &g)
-        .unwrap();
+    m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
+        .unwrap()
+}
 
-    // #1 moves to production and the webhook delivers it; #2 is opened and
-    // its webhook is dropped (never sent).
-    let moved = issue1(
+/// #1 moves to production and the webhook delivers it; #2 is opened and its
+/// webhook is dropped (never sent).
+async fn deliver_one_and_drop_two(fake: &Fake, app: &Served) {
+    let base = fake.url();
+    let moved = issue_one(
+        &base,
         &["bug", "stage:production", "release:1.0"],
         "2024-03-02T00:00:00Z",
     );
@@ -536,8 +553,11 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
     .await;
     let m = app.metrics().await;
     assert!(
-        m.get("bug_escape_last_event_timestamp_seconds", &g)
-            .is_some()
+        m.get(
+            "bug_escape_last_event_timestamp_seconds",
+            &[("source", "github")]
+        )
+        .is_some()
     );
     assert_eq!(
         m.get(
@@ -546,8 +566,13 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         ),
         Some(1.0)
     );
+}
 
-    let m = until(&app, "the reconcile", |m| {
+/// The pass after `first` brings in only #2 (one difference); #1, delivered,
+/// is unchanged.
+async fn assert_reconcile_recovers_two(app: &Served, first: f64) {
+    let g = [("source", "github")];
+    let m = until(app, "the reconcile", |m| {
         m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
             .is_some_and(|t| t > first)
     })
@@ -581,6 +606,24 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
+    let fake = Fake::start(World::default()).await;
+    let base = fake.url();
+    fake.with(|w| {
+        w.issues = vec![issue_one(
+            &base,
+            &["bug", "stage:qa", "release:1.0"],
+            "2024-03-01T00:00:00Z",
+        )]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(&dir.path().join("bug-escape.db"), Some("1s"), &base).await;
+    let first = first_pass(&app).await;
+    deliver_one_and_drop_two(&fake, &app).await;
+    assert_reconcile_recovers_two(&app, first).await;
     app.stop().await;
 }
 

@@ -94,23 +94,22 @@ async fn started() -> (Fake, tempfile::TempDir) {
     (Fake::start(world()).await, tempfile::tempdir().unwrap())
 }
 
-#[tokio::test]
-async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
-    let (fake, dir) = started().await;
-    let out = sync(dir.path(), &fake.url(), &[]).await;
+/// The first run lists three pages (by `x-next-page`), never unauthorised,
+/// the token never printed; applies all but the malformed #6 and names it.
+fn assert_backfill(fake: &Fake, db: &std::path::Path, out: &Output) {
     // One issue is malformed: rejected and named, the others applied.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
     assert!(
-        stdout(&out).contains(
+        stdout(out).contains(
             "imported 5, unchanged 0, stale 0, ignored 2, rejected 1, deleted 0; differences 0"
         ),
         "{}",
-        text(&out)
+        text(out)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("issue #6"),
         "{}",
-        text(&out)
+        text(out)
     );
     let lists = fake.issue_lists();
     assert_eq!(lists.len(), 3, "three pages by x-next-page: {lists:?}");
@@ -121,9 +120,8 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
         "{:?}",
         fake.log()
     );
-    assert!(!text(&out).contains(fake::TOKEN));
-    let db = dir.path().join("bug-escape.db");
-    let r = rows(&db, "gitlab");
+    assert!(!text(out).contains(fake::TOKEN));
+    let r = rows(db, "gitlab");
     let row = |stage: &str, release: Option<&str>, status: &str, deleted| {
         (
             Some(stage.to_owned()),
@@ -141,11 +139,14 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
     assert!(!r.contains_key(&id(3)) && !r.contains_key(&id(6)), "{r:?}");
     // The shipped release, not the upcoming one.
     assert_eq!(
-        release_times(&db, "gitlab").into_iter().collect::<Vec<_>>(),
+        release_times(db, "gitlab").into_iter().collect::<Vec<_>>(),
         [("v1.0".to_owned(), 1_706_745_600_000)]
     );
+}
 
-    // GitLab changes #1, opens #7 and #8; this time it sends Link headers.
+/// GitLab changes #1, opens #7 and #8; this time it sends Link headers. The
+/// stand-in's log starts afresh.
+fn change_one_and_open_seven_and_eight(fake: &Fake) {
     fake.with(|w| {
         w.issues[0] = fake::issue_object(
             1,
@@ -164,7 +165,11 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
         w.link = true;
         w.log.clear();
     });
-    let out = sync(dir.path(), &fake.url(), &[]).await;
+}
+
+/// The second run lists from where the first left off, follows the Link
+/// header and applies only the changes.
+fn assert_reconcile(fake: &Fake, db: &std::path::Path, out: &Output) {
     let lists = fake.issue_lists();
     // From the newest update the last pass saw (the malformed #6), inclusive.
     assert_eq!(
@@ -175,15 +180,27 @@ async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
     assert_eq!(lists.len(), 2, "{lists:?}");
     assert_eq!(query_param(&lists[1].query, "via"), Some("link"));
     assert!(
-        stdout(&out).contains(
+        stdout(out).contains(
             "imported 3, unchanged 1, stale 0, ignored 1, rejected 1, deleted 0; differences 3"
         ),
         "{}",
-        text(&out)
+        text(out)
     );
-    let r = rows(&db, "gitlab");
+    let r = rows(db, "gitlab");
     assert_eq!(r[&id(1)].0.as_deref(), Some("production"));
     assert_eq!(r[&id(8)].1.as_deref(), Some("1.1"));
+}
+
+#[tokio::test]
+async fn a_backfill_reads_every_page_then_a_reconcile_only_what_changed() {
+    let (fake, dir) = started().await;
+    let db = dir.path().join("bug-escape.db");
+    let out = sync(dir.path(), &fake.url(), &[]).await;
+    assert_backfill(&fake, &db, &out);
+
+    change_one_and_open_seven_and_eight(&fake);
+    let out = sync(dir.path(), &fake.url(), &[]).await;
+    assert_reconcile(&fake, &db, &out);
 }
 
 #[tokio::test]
@@ -343,20 +360,9 @@ fn issue_hook(iid: u64, labels: &[&str], updated: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
-    let fake = Fake::start(World::default()).await;
-    let api = fake.url();
-    fake.with(|w| {
-        w.issues = vec![fake::issue_object(
-            1,
-            &["bug", "stage:qa", "release:1.0"],
-            "2024-01-10T09:00:00.000Z",
-            "2024-03-01T00:00:00.000Z",
-        )]
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let app = Served::start(&dir.path().join("bug-escape.db"), |s| {
+/// `serve` reconciling `api` every second, taking the hook token.
+async fn serve(db: &std::path::Path, api: String) -> Served {
+    Served::start(db, |s| {
         let gl = &mut s.webhooks.gitlab;
         gl.token = Some(SecretSetting::One(HOOK_TOKEN.into()));
         gl.api.api_url = api.clone();
@@ -364,7 +370,12 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         gl.projects = vec![PROJECT.into()];
         gl.sync_interval = Some("1s".into());
     })
-    .await;
+    .await
+}
+
+/// The first pass (a backfill) at start: imported, not a difference;
+/// returns the time of its success.
+async fn first_pass(app: &Served) -> f64 {
     let g = [("source", "gitlab")];
     let m = app
         .until("the first pass", |m| {
@@ -380,12 +391,13 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         Some(1.0)
     );
     assert_eq!(m.get("bug_escape_sync_differences_total", &g), Some(0.0));
-    let first = m
-        .get("bug_escape_sync_last_success_timestamp_seconds", &g)
-        .unwrap();
+    m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
+        .unwrap()
+}
 
-    // #1 moves to production and its Issue Hook arrives; #2 is opened and
-    // its hook is dropped.
+/// #1 moves to production and its Issue Hook arrives; #2 is opened and its
+/// hook is dropped.
+async fn deliver_one_and_drop_two(fake: &Fake, app: &Served) {
     let labels = ["bug", "stage:production", "release:1.0"];
     fake.with(|w| {
         w.issues = vec![
@@ -415,6 +427,12 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
             .into_bytes(),
     )
     .await;
+}
+
+/// The pass after `first` brings in only #2; #1, delivered by the hook, is
+/// unchanged.
+async fn assert_reconcile_recovers_two(app: &Served, first: f64) {
+    let g = [("source", "gitlab")];
     let m = app
         .until("the reconcile", |m| {
             m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
@@ -445,5 +463,23 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
+    let fake = Fake::start(World::default()).await;
+    fake.with(|w| {
+        w.issues = vec![fake::issue_object(
+            1,
+            &["bug", "stage:qa", "release:1.0"],
+            "2024-01-10T09:00:00.000Z",
+            "2024-03-01T00:00:00.000Z",
+        )]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(&dir.path().join("bug-escape.db"), fake.url()).await;
+    let first = first_pass(&app).await;
+    deliver_one_and_drop_two(&fake, &app).await;
+    assert_reconcile_recovers_two(&app, first).await;
     app.stop().await;
 }

@@ -389,25 +389,10 @@ async fn missing_settings_and_a_bad_token_are_clear_errors() {
     assert!(!all.contains("wrong-token"), "{all}");
 }
 
-#[tokio::test]
-async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
-    let fake = Fake::start(World {
-        auth: auth(Site::Cloud),
-        ..World::default()
-    })
-    .await;
-    let api = fake.url();
-    let first = fake::issue_object(
-        10001,
-        "PAY-1",
-        "Bug",
-        &["stage:qa"],
-        &[fake::version("10100", "2.4.0", true, Some("2024-02-01"))],
-        "2024-03-01T00:00:00.000+0000",
-    );
-    fake.with(|w| w.issues = vec![first]);
-    let dir = tempfile::tempdir().unwrap();
-    let app = Served::start(&dir.path().join("bug-escape.db"), |s| {
+/// `serve` reconciling the Cloud site at `api` every second, taking the
+/// hook secret.
+async fn serve(db: &std::path::Path, api: String) -> Served {
+    Served::start(db, |s| {
         let j = &mut s.webhooks.jira;
         j.auth.secret = Some(SecretSetting::One(HOOK_SECRET.into()));
         j.api.api_url = api.clone();
@@ -416,7 +401,12 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         j.projects = vec![KEY.into()];
         j.sync_interval = Some("1s".into());
     })
-    .await;
+    .await
+}
+
+/// The first pass (a backfill) at start, not a difference; returns the time
+/// of its success.
+async fn first_pass(app: &Served) -> f64 {
     let g = [("source", "jira")];
     let m = app
         .until("the first pass", |m| {
@@ -425,9 +415,13 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         })
         .await;
     assert_eq!(m.get("bug_escape_sync_differences_total", &g), Some(0.0));
-    let first = m
-        .get("bug_escape_sync_last_success_timestamp_seconds", &g)
-        .unwrap();
+    m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
+        .unwrap()
+}
+
+/// PAY-1 moves to production and its webhook arrives (the same issue
+/// object); PAY-2 is opened and its webhook is dropped.
+async fn deliver_one_and_drop_two(fake: &Fake, app: &Served) {
     let v = [fake::version("10100", "2.4.0", true, Some("2024-02-01"))];
     let moved = fake::issue_object(
         10001,
@@ -463,6 +457,11 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         body,
     )
     .await;
+}
+
+/// The pass after `first` brings in only PAY-2.
+async fn assert_reconcile_recovers_two(app: &Served, first: f64) {
+    let g = [("source", "jira")];
     let m = app
         .until("the reconcile", |m| {
             m.get("bug_escape_sync_last_success_timestamp_seconds", &g)
@@ -485,5 +484,28 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
+    let fake = Fake::start(World {
+        auth: auth(Site::Cloud),
+        ..World::default()
+    })
+    .await;
+    let first = fake::issue_object(
+        10001,
+        "PAY-1",
+        "Bug",
+        &["stage:qa"],
+        &[fake::version("10100", "2.4.0", true, Some("2024-02-01"))],
+        "2024-03-01T00:00:00.000+0000",
+    );
+    fake.with(|w| w.issues = vec![first]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(&dir.path().join("bug-escape.db"), fake.url()).await;
+    let first = first_pass(&app).await;
+    deliver_one_and_drop_two(&fake, &app).await;
+    assert_reconcile_recovers_two(&app, first).await;
     app.stop().await;
 }

@@ -150,23 +150,23 @@ fn row(
     )
 }
 
-#[tokio::test]
-async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads_what_moved() {
-    let (fake, dir) = started().await;
-    let out = sync(dir.path(), &fake.url(), &[]).await;
+/// The first run follows the Link cursors over three pages (not the one
+/// marked results="false"), reads one detail per issue, sends the token and
+/// never prints it; applies all but the malformed issue and names it.
+fn assert_backfill_listing(fake: &Fake, out: &std::process::Output) {
     // One issue is malformed: rejected and named, the others applied.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
     assert!(
-        stdout(&out).contains(
+        stdout(out).contains(
             "imported 6, unchanged 0, stale 0, ignored 0, rejected 1, deleted 0; differences 0"
         ),
         "four issues and two releases: {}",
-        text(&out)
+        text(out)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("issue PAYMENTS-API-15"),
         "{}",
-        text(&out)
+        text(out)
     );
     let lists = fake.issue_lists();
     // Three pages: the third's next link says results="false" and is not followed.
@@ -189,9 +189,13 @@ async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads
             .iter()
             .all(|l| l.auth.as_deref() == Some(&format!("Bearer {}", fake::TOKEN)))
     );
-    assert!(!text(&out).contains(fake::TOKEN));
-    let db = dir.path().join("bug-escape.db");
-    let rows = defects(&db);
+    assert!(!text(out).contains(fake::TOKEN));
+}
+
+/// What the first run stored: the four issues, their releases, the resolve
+/// activity's time and the release's date.
+fn assert_backfill_stored(db: &Path) {
+    let rows = defects(db);
     assert_eq!(rows.len(), 4, "{rows:?}");
     // Release from firstRelease; resolved and archived (kept by default)
     // still count: they escaped.
@@ -200,7 +204,7 @@ async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads
     assert_eq!(rows["13"], row("production", None, "valid", false));
     assert_eq!(rows["14"], row("production", None, "valid", false));
     // Ordered by the resolve activity, later than lastSeen.
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
     let at: i64 = conn
         .query_row(
             "SELECT updated_at FROM defects WHERE source = 'sentry' AND id = '12'",
@@ -217,8 +221,11 @@ async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads
         )
         .unwrap_or_else(|e| panic!("release time stored: {e}"));
     assert_eq!(released, 1_708_473_600_000, "dateReleased");
+}
 
-    // Issue 14 sees a new event; issue 16 is new; nothing else moves.
+/// Issue 14 sees a new event; issue 16 is new; nothing else moves. The
+/// stand-in's log starts afresh.
+fn new_event_on_14_and_open_16(fake: &Fake) {
     fake.with(|w| {
         w.issues[3]["lastSeen"] = json!("2024-03-08T10:00:00Z");
         w.issues.push(fake::issue_object(
@@ -229,8 +236,11 @@ async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads
         ));
         w.log.clear();
     });
-    let out = sync(dir.path(), &fake.url(), &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// The second run lists from the newest lastSeen and imports only 16.
+fn assert_reconcile(fake: &Fake, db: &Path, out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
     let lists = fake.issue_lists();
     // From the newest lastSeen the last pass saw (issue 11), inclusive.
     assert_eq!(
@@ -239,13 +249,26 @@ async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads
         "{lists:?}"
     );
     assert!(
-        stdout(&out).contains(
+        stdout(out).contains(
             "imported 1, unchanged 4, stale 0, ignored 0, rejected 0, deleted 0; differences 1"
         ),
         "16 imported; 14 (a new event, same state), 11 and the two releases unchanged: {}",
-        text(&out)
+        text(out)
     );
-    assert!(defects(&db).contains_key("16"));
+    assert!(defects(db).contains_key("16"));
+}
+
+#[tokio::test]
+async fn a_backfill_follows_link_cursors_to_results_false_then_a_reconcile_reads_what_moved() {
+    let (fake, dir) = started().await;
+    let db = dir.path().join("bug-escape.db");
+    let out = sync(dir.path(), &fake.url(), &[]).await;
+    assert_backfill_listing(&fake, &out);
+    assert_backfill_stored(&db);
+
+    new_event_on_14_and_open_16(&fake);
+    let out = sync(dir.path(), &fake.url(), &[]).await;
+    assert_reconcile(&fake, &db, &out);
 }
 
 #[tokio::test]

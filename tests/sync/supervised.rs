@@ -26,8 +26,9 @@ fn passes(m: &Scraped, result: &str) -> Option<f64> {
     )
 }
 
-#[tokio::test]
-async fn a_pass_that_fails_or_panics_is_counted_and_the_next_interval_runs_again() {
+/// A stand-in holding one bug whose second issue listing answers a server
+/// error.
+async fn fake_failing_its_second_listing() -> Fake {
     let fake = Fake::start(World::default()).await;
     let base = fake.url();
     fake.with(|w| {
@@ -44,9 +45,14 @@ async fn a_pass_that_fails_or_panics_is_counted_and_the_next_interval_runs_again
         w.faults
             .push_back(Fault::Status(500, vec![], json!({"message": "boom"})));
     });
-    let dir = tempfile::tempdir().unwrap();
-    let app = Served::start_with(
-        &dir.path().join("bug-escape.db"),
+    fake
+}
+
+/// `serve` reconciling `base` every second, one attempt per call, its first
+/// pass made to panic.
+async fn serve_panicking_first(dir: &std::path::Path, base: String) -> Served {
+    Served::start_with(
+        &dir.join("bug-escape.db"),
         |s| {
             s.webhooks.github.api.api_url = base.clone();
             s.webhooks.github.api.api_token = Some(fake::TOKEN.into());
@@ -60,7 +66,14 @@ async fn a_pass_that_fails_or_panics_is_counted_and_the_next_interval_runs_again
                 .panic_next_pass(Source::by_name("github").unwrap())
         },
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_pass_that_fails_or_panics_is_counted_and_the_next_interval_runs_again() {
+    let fake = fake_failing_its_second_listing().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve_panicking_first(dir.path(), fake.url()).await;
     // Every source and result is there from the start, at 0.
     let m = app.metrics().await;
     assert_eq!(
@@ -210,6 +223,124 @@ fn hold_write_lock(db: std::path::PathBuf) -> (mpsc::Sender<()>, std::thread::Jo
     (release_tx, holder)
 }
 
+/// `/metrics` scraped over `client`, answered 200.
+async fn scrape(client: &reqwest::Client, base: &str) -> Scraped {
+    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    Scraped(r.text().await.unwrap())
+}
+
+/// Scrapes until at least `at_least` successful passes are counted (15 s at
+/// most, else fails saying `otherwise` with the logs).
+async fn until_successes(
+    client: &reqwest::Client,
+    base: &str,
+    at_least: f64,
+    otherwise: &str,
+    logs: &Mutex<Vec<String>>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while passes(&scrape(client, base).await, "success") < Some(at_least) {
+        assert!(
+            Instant::now() < deadline,
+            "{otherwise}: {:?}",
+            logs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A signed delivery the exporter answers without writing (GitHub's ping):
+/// its body and its signature header.
+fn signed_ping() -> (String, String) {
+    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1}).to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(ping.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (ping, signature)
+}
+
+/// What the rounds of requests while the database was held came to.
+struct Timings {
+    /// Answers that failed or took 1 s or more.
+    slow: Vec<String>,
+    /// Answers that took 100 ms or more (but under 1 s).
+    late: Vec<String>,
+    rounds: usize,
+}
+
+/// `/metrics` and a signed ping, round after round for 3 s from `locked_at`,
+/// each timed; every scrape counts at most `successes + 1` passes.
+fn time_answers(addr: &str, locked_at: Instant, successes: f64) -> Timings {
+    let (ping, signature) = signed_ping();
+    let mut slow = Vec::new();
+    let mut late = Vec::new();
+    let mut rounds = 0;
+    while locked_at.elapsed() < Duration::from_secs(3) {
+        let metrics = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned();
+        let delivery = format!(
+            "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             content-type: application/json\r\nx-github-event: ping\r\n\
+             x-github-delivery: ping-{rounds}\r\nx-hub-signature-256: {signature}\r\n\
+             content-length: {}\r\n\r\n{ping}",
+            ping.len()
+        );
+        for (what, request) in [("/metrics", metrics), ("webhook", delivery)] {
+            let started = Instant::now();
+            let answer = exchange(addr, &request);
+            let took = started.elapsed();
+            let at = locked_at.elapsed();
+            match answer {
+                Ok(a) if a.starts_with("HTTP/1.1 200") && took < Duration::from_secs(1) => {
+                    if took >= Duration::from_millis(100) {
+                        late.push(format!("{what}: {took:?} at {at:?}"));
+                    }
+                    if what == "/metrics" {
+                        let body = a.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                        // The passes due meanwhile wait for the database:
+                        // at most the one finishing when the lock was
+                        // taken completes.
+                        let m = Scraped(body.to_owned());
+                        assert!(
+                            passes(&m, "success").is_some_and(|n| n <= successes + 1.0),
+                            "{body}"
+                        );
+                    }
+                }
+                Ok(a) => slow.push(format!(
+                    "{what}: {:?} after {took:?} at {at:?}",
+                    a.lines().next()
+                )),
+                Err(e) => slow.push(format!("{what}: {e} after {took:?} at {at:?}")),
+            }
+        }
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Timings { slow, late, rounds }
+}
+
+/// SIGTERM to the exporter; it exits with success within 20 s, and its logs
+/// never showed the token.
+async fn terminate(mut exporter: Exporter, logs: &Mutex<Vec<String>>) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &exporter.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = exporter.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}: {:?}", logs.lock().unwrap());
+    let logs = logs.lock().unwrap().join("\n");
+    assert!(!logs.contains(fake::TOKEN), "the token in the logs");
+}
+
 #[tokio::test]
 async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
     // Empty listings: each pass ends by writing its cursors, which a held
@@ -221,91 +352,27 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
          sync_interval = \"1s\"\nsecret = \"{SECRET}\"\n{QUICK}",
         fake.url()
     );
-    let (mut exporter, addr, logs) = serve_binary(dir.path(), &config);
+    let (exporter, addr, logs) = serve_binary(dir.path(), &config);
     let base = format!("http://{addr}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let scrape = || async {
-        let r = client.get(format!("{base}/metrics")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        Scraped(r.text().await.unwrap())
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while passes(&scrape().await, "success") < Some(1.0) {
-        assert!(
-            Instant::now() < deadline,
-            "no first pass: {:?}",
-            logs.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_successes(&client, &base, 1.0, "no first pass", &logs).await;
 
     let db = dir.path().join("bug-escape.db");
     let (release, holder) = tokio::task::spawn_blocking(move || hold_write_lock(db))
         .await
         .unwrap();
     let locked_at = Instant::now();
-    let successes = passes(&scrape().await, "success").unwrap();
+    let successes = passes(&scrape(&client, &base).await, "success").unwrap();
     let listed = fake.issue_lists().len();
-    // A signed delivery the exporter answers without writing (GitHub's ping).
-    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1}).to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(ping.as_bytes());
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     // Timed from a thread of its own over plain sockets, so the test's own
     // runtime (which also runs the stand-in API) never adds to the figure.
-    let (slow, late, rounds) = tokio::task::spawn_blocking(move || {
-        let mut slow = Vec::new();
-        let mut late = Vec::new();
-        let mut rounds = 0;
-        while locked_at.elapsed() < Duration::from_secs(3) {
-            let metrics =
-                "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned();
-            let delivery = format!(
-                "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-                 content-type: application/json\r\nx-github-event: ping\r\n\
-                 x-github-delivery: ping-{rounds}\r\nx-hub-signature-256: {signature}\r\n\
-                 content-length: {}\r\n\r\n{ping}",
-                ping.len()
-            );
-            for (what, request) in [("/metrics", metrics), ("webhook", delivery)] {
-                let started = Instant::now();
-                let answer = exchange(&addr, &request);
-                let took = started.elapsed();
-                let at = locked_at.elapsed();
-                match answer {
-                    Ok(a) if a.starts_with("HTTP/1.1 200") && took < Duration::from_secs(1) => {
-                        if took >= Duration::from_millis(100) {
-                            late.push(format!("{what}: {took:?} at {at:?}"));
-                        }
-                        if what == "/metrics" {
-                            let body = a.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-                            // The passes due meanwhile wait for the database:
-                            // at most the one finishing when the lock was
-                            // taken completes.
-                            let m = Scraped(body.to_owned());
-                            assert!(
-                                passes(&m, "success").is_some_and(|n| n <= successes + 1.0),
-                                "{body}"
-                            );
-                        }
-                    }
-                    Ok(a) => slow.push(format!(
-                        "{what}: {:?} after {took:?} at {at:?}",
-                        a.lines().next()
-                    )),
-                    Err(e) => slow.push(format!("{what}: {e} after {took:?} at {at:?}")),
-                }
-            }
-            rounds += 1;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (slow, late, rounds)
-    })
-    .await
-    .unwrap();
+    let Timings { slow, late, rounds } =
+        tokio::task::spawn_blocking(move || time_answers(&addr, locked_at, successes))
+            .await
+            .unwrap();
     // A pass was due and ran (it listed) while the database was held.
     let listed_during = fake.issue_lists().len() - listed;
     release.send(()).unwrap();
@@ -329,29 +396,6 @@ async fn a_busy_database_during_a_pass_stalls_neither_metrics_nor_webhooks() {
         "no pass ran while the database was held"
     );
     // Once the database is free the waiting pass completes, and passes go on.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while passes(&scrape().await, "success") < Some(successes + 2.0) {
-        assert!(
-            Instant::now() < deadline,
-            "passes stopped: {:?}",
-            logs.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let killed = Command::new("kill")
-        .args(["-TERM", &exporter.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = exporter.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "{status:?}: {:?}", logs.lock().unwrap());
-    let logs = logs.lock().unwrap().join("\n");
-    assert!(!logs.contains(fake::TOKEN), "the token in the logs");
+    until_successes(&client, &base, successes + 2.0, "passes stopped", &logs).await;
+    terminate(exporter, &logs).await;
 }
