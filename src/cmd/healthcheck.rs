@@ -196,8 +196,16 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Answer, Unreachable> 
         .map_err(|_| timed_out())?
         .map_err(io)?;
 
-    // Read until the peer closes, the cap, or the deadline; the status line
-    // must have arrived by then.
+    let answer = read_answer(&mut stream, deadline).await.map_err(io)?;
+    parse_answer(url, &answer).ok_or_else(timed_out)?
+}
+
+/// Reads until the peer closes, the cap, or the deadline; an error only when
+/// nothing arrived (the status line must have arrived by then).
+async fn read_answer(
+    stream: &mut TcpStream,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, std::io::Error> {
     let mut answer = Vec::with_capacity(1024);
     let mut buf = [0u8; 4096];
     loop {
@@ -205,7 +213,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Answer, Unreachable> 
             Err(_) => break,
             Ok(Err(e)) => {
                 if answer.is_empty() {
-                    return Err(io(e));
+                    return Err(e);
                 }
                 break;
             }
@@ -218,39 +226,49 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Answer, Unreachable> 
             }
         }
     }
+    Ok(answer)
+}
+
+/// The status line and body of `answer`; `None` when nothing arrived (the
+/// caller's time ran out).
+fn parse_answer(url: &str, answer: &[u8]) -> Option<Result<Answer, Unreachable>> {
     let Some(line_end) = answer.windows(2).position(|w| w == b"\r\n") else {
         if answer.is_empty() {
-            return Err(timed_out());
+            return None;
         }
-        return Err(Unreachable::NotHttp {
+        return Some(Err(Unreachable::NotHttp {
             url: url.to_owned(),
-            first_line: excerpt(&answer),
-        });
+            first_line: excerpt(answer),
+        }));
     };
     let first_line = String::from_utf8_lossy(&answer[..line_end]).into_owned();
     let not_http = || Unreachable::NotHttp {
         url: url.to_owned(),
         first_line: first_line.clone(),
     };
-    let (version, status_line) = first_line.split_once(' ').ok_or_else(not_http)?;
+    let Some((version, status_line)) = first_line.split_once(' ') else {
+        return Some(Err(not_http()));
+    };
     if !version.starts_with("HTTP/1.") {
-        return Err(not_http());
+        return Some(Err(not_http()));
     }
-    let status = status_line
+    let Some(status) = status_line
         .get(..3)
         .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(not_http)?;
+    else {
+        return Some(Err(not_http()));
+    };
     let body = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|at| excerpt(&answer[at + 4..]))
         .unwrap_or_default();
-    Ok(Answer {
+    Some(Ok(Answer {
         status,
         status_line: status_line.trim_end().to_owned(),
         body,
-    })
+    }))
 }
 
 /// At most 300 characters of `bytes`, lossy UTF-8, white space trimmed.
