@@ -11,9 +11,9 @@
 //! Invariant: every cold release ranks after [`Cold::bound`], and every
 //! resident release ranks before it (after [`Aggregates::rebalance`]).
 //!
-//! Files: [`contribution`] (what one defect adds), [`counts`] (one release's
-//! counters), [`rank`] (the order releases are read in), [`releases`] (a
-//! product's counts and resident releases), [`cold`] (releases left in
+//! Files: `contribution` (what one defect adds), `counts` (one release's
+//! counters), `rank` (the order releases are read in), `releases` (a
+//! product's counts and resident releases), `cold` (releases left in
 //! SQLite and moves between resident and cold); this file holds
 //! [`Aggregates`], which applies contributions.
 

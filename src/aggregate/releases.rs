@@ -122,7 +122,7 @@ impl Extend<(String, ReleaseAgg)> for Releases {
     }
 }
 
-/// What [`Aggregates::view`] shows of a product: name, first releases in rank
+/// What [`super::Aggregates::view`] shows of a product: name, first releases in rank
 /// order, releases with defects, unattributed per stage, unknown stage, no stage.
 pub type ProductViewOf = (String, Vec<(String, ReleaseAgg)>, u64, Vec<u64>, u64, u64);
 

@@ -1,7 +1,7 @@
 //! Encodes the aggregates as the gauges of docs/metrics.md on every scrape. Work here is
 //! proportional to the series exported: it reads counts, never defects.
 //!
-//! Every family is one row of [`families::FAMILIES`]: its name, help and a
+//! Every family is one row of `families::FAMILIES`: its name, help and a
 //! `Rows` that says which labels it has and how each sample's value is read.
 
 use std::sync::{Arc, RwLock};

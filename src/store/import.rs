@@ -1,6 +1,6 @@
 //! The store side of the `import` sub-command: the database opened as `serve`
 //! opens it (migrations, re-keying), under the database lock, and every
-//! imported chunk applied by the writer's own engine ([`Engine::apply`], the
+//! imported chunk applied by the writer's own engine (`Engine::apply`, the
 //! rules of `rules::decide`) in **one transaction**: an import that fails or
 //! is interrupted leaves the database as it was, and one that succeeds is on
 //! disk (`synchronous=FULL`).
