@@ -101,44 +101,9 @@ pub fn issue_item(
         (true, true) => Change::Delete,
         (_, false) => Change::Retract,
         (false, true) => {
-            let Mapped {
-                mut class,
-                mut status,
-                unmapped: u,
-            } = conventions::classify(conv, config, SOURCE, &labels);
+            let (change, u) = upsert(config, &fields, &labels, found_at)?;
             unmapped = u;
-            if let Some(field) = &jira.stage_field {
-                let mut u = Vec::new();
-                let value = field_text(&fields.get(field))?;
-                let values: Vec<&str> = value.iter().map(String::as_str).collect();
-                class.stage = conventions::stage(conv, config, &values, &mut u);
-                unmapped.retain(|f| *f != "stage");
-                unmapped.extend(u);
-            }
-            if class.release.is_none() {
-                if let Some(v) = earliest_version(&fields.get("versions"))? {
-                    class.release = conventions::release(config, SOURCE, &[v], &mut unmapped);
-                }
-            }
-            if status == Status::Valid {
-                let resolution = fields
-                    .get("resolution")
-                    .get("name")
-                    .str_opt()?
-                    .map(|r| r.trim().to_lowercase());
-                if let Some(r) = resolution {
-                    if jira.duplicate_resolutions.contains(&r) {
-                        status = Status::Duplicate;
-                    } else if jira.invalid_resolutions.contains(&r) {
-                        status = Status::Invalid;
-                    }
-                }
-            }
-            Change::Upsert {
-                class,
-                status,
-                found_at,
-            }
+            change
         }
     };
     Ok((
@@ -151,6 +116,58 @@ pub fn issue_item(
         }),
         unmapped,
     ))
+}
+
+/// The upsert of an issue that is a defect: its labels classified, the stage
+/// field, the earliest affected version and the resolution read; and the
+/// fields that did not map.
+fn upsert(
+    config: &Config,
+    fields: &At<'_>,
+    labels: &[&str],
+    found_at: Option<Millis>,
+) -> Result<(Change, Vec<&'static str>), FieldError> {
+    let jira = &config.webhooks.jira;
+    let conv = &jira.conventions;
+    let Mapped {
+        mut class,
+        mut status,
+        unmapped: u,
+    } = conventions::classify(conv, config, SOURCE, labels);
+    let mut unmapped = u;
+    if let Some(field) = &jira.stage_field {
+        let mut u = Vec::new();
+        let value = field_text(&fields.get(field))?;
+        let values: Vec<&str> = value.iter().map(String::as_str).collect();
+        class.stage = conventions::stage(conv, config, &values, &mut u);
+        unmapped.retain(|f| *f != "stage");
+        unmapped.extend(u);
+    }
+    if class.release.is_none() {
+        if let Some(v) = earliest_version(&fields.get("versions"))? {
+            class.release = conventions::release(config, SOURCE, &[v], &mut unmapped);
+        }
+    }
+    if status == Status::Valid {
+        let resolution = fields
+            .get("resolution")
+            .get("name")
+            .str_opt()?
+            .map(|r| r.trim().to_lowercase());
+        if let Some(r) = resolution {
+            if jira.duplicate_resolutions.contains(&r) {
+                status = Status::Duplicate;
+            } else if jira.invalid_resolutions.contains(&r) {
+                status = Status::Invalid;
+            }
+        }
+    }
+    let change = Change::Upsert {
+        class,
+        status,
+        found_at,
+    };
+    Ok((change, unmapped))
 }
 
 /// The product of a project key.
