@@ -37,18 +37,7 @@ pub struct World {
     pub switches: Switches,
 }
 
-impl std::ops::Deref for World {
-    type Target = Switches;
-    fn deref(&self) -> &Switches {
-        &self.switches
-    }
-}
-
-impl std::ops::DerefMut for World {
-    fn deref_mut(&mut self) -> &mut Switches {
-        &mut self.switches
-    }
-}
+crate::stand::derefs_to_switches!(World);
 
 /// The GitHub stand-in.
 pub type Fake = crate::stand::Fake<World>;

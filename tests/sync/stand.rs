@@ -77,6 +77,26 @@ pub trait Stand: Send + Sized + 'static + std::ops::DerefMut<Target = Switches> 
     ) -> Option<Response>;
 }
 
+/// `Deref`/`DerefMut` of a vendor's world to its `switches`, which [`Stand`]
+/// requires: tests write `w.faults.push_back(..)` for any vendor.
+macro_rules! derefs_to_switches {
+    ($world:ty) => {
+        impl std::ops::Deref for $world {
+            type Target = $crate::stand::Switches;
+            fn deref(&self) -> &$crate::stand::Switches {
+                &self.switches
+            }
+        }
+
+        impl std::ops::DerefMut for $world {
+            fn deref_mut(&mut self) -> &mut $crate::stand::Switches {
+                &mut self.switches
+            }
+        }
+    };
+}
+pub(crate) use derefs_to_switches;
+
 /// A running stand-in for a vendor's REST API.
 pub struct Fake<W> {
     pub addr: SocketAddr,
