@@ -76,6 +76,16 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     }
 }
 
+/// Header `name`, which the delivery must carry (`shown`: its name as the
+/// vendor spells it, for the error).
+pub fn required_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    shown: &str,
+) -> Result<&'a str, AdapterError> {
+    header(headers, name)?.ok_or_else(|| AdapterError::Header(format!("missing {shown} header")))
+}
+
 /// A delivery id from `name`: 1..=256 visible characters.
 pub fn delivery_id(headers: &HeaderMap, name: &str) -> Result<Option<String>, AdapterError> {
     match header(headers, name)? {

@@ -21,7 +21,7 @@ use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions::{self, Mapped};
 use crate::sources::webhook::{
-    AdapterError, Ahead, At, Parsed, delivery_id, header, release_event,
+    AdapterError, Ahead, At, Parsed, delivery_id, release_event, required_header,
 };
 
 /// Source of GitHub defects.
@@ -34,8 +34,7 @@ pub fn parse(
     config: &Config,
     now: Millis,
 ) -> Result<Parsed, AdapterError> {
-    let event = header(headers, "x-github-event")?
-        .ok_or_else(|| AdapterError::Header("missing X-GitHub-Event header".into()))?;
+    let event = required_header(headers, "x-github-event", "X-GitHub-Event")?;
     if event.len() > 64 || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         return Err(AdapterError::Header(format!(
             "X-GitHub-Event `{event}` is not a GitHub event name"

@@ -25,7 +25,7 @@ use crate::model::time::now_ms;
 use crate::sources::conventions::{self, Mapped};
 use crate::sources::signature::{self, AuthError, header as header_str};
 use crate::sources::webhook::{
-    AdapterError, Ahead, At, Parsed, delivery_id, header, release_event,
+    AdapterError, Ahead, At, Parsed, delivery_id, release_event, required_header,
 };
 
 /// Source of GitLab defects.
@@ -38,8 +38,7 @@ pub fn parse(
     config: &Config,
     now: Millis,
 ) -> Result<Parsed, AdapterError> {
-    let event = header(headers, "x-gitlab-event")?
-        .ok_or_else(|| AdapterError::Header("missing X-Gitlab-Event header".into()))?;
+    let event = required_header(headers, "x-gitlab-event", "X-Gitlab-Event")?;
     if event.len() > 64 || !event.ends_with(" Hook") {
         return Err(AdapterError::Header(format!(
             "X-Gitlab-Event `{event}` is not a GitLab event name (`Issue Hook`, `Release Hook`, …)"

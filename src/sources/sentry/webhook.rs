@@ -35,7 +35,7 @@ use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions;
 use crate::sources::webhook::{
-    AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event,
+    AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event, required_header,
 };
 
 /// Source of Sentry defects.
@@ -48,8 +48,7 @@ pub fn parse(
     config: &Config,
     now: Millis,
 ) -> Result<Parsed, AdapterError> {
-    let resource = header(headers, "sentry-hook-resource")?
-        .ok_or_else(|| AdapterError::Header("missing Sentry-Hook-Resource header".into()))?;
+    let resource = required_header(headers, "sentry-hook-resource", "Sentry-Hook-Resource")?;
     if resource.len() > 64
         || !resource
             .bytes()
