@@ -76,9 +76,18 @@ pub struct ReleaseRow {
     /// 95 % Wilson bounds of E(R); `null` when T = 0.
     pub lower: Option<f64>,
     pub upper: Option<f64>,
+    /// The band of the point estimate E(R).
     pub band: Option<Band>,
     /// T below the product's `min_defects`: the band is not yet alerted on.
     pub small_sample: bool,
+    /// Whether `band` is settled: not a small sample, and the whole 95 %
+    /// interval lies in that band. Otherwise the band is only suggested.
+    pub band_settled: bool,
+    /// The band the release alerts act on: `attention` or `leaking` when
+    /// T >= `min_defects` and the interval's lower bound lies above the
+    /// healthy (resp. attention) band, the condition of
+    /// `BugEscapeReleaseAttention` / `BugEscapeReleaseLeaking`; `null` otherwise.
+    pub alert_band: Option<Band>,
     /// RFC 3339, when the release time is known.
     pub released_at: Option<String>,
     /// The tracked pre-release stage with the highest leak above 0 (the
@@ -86,6 +95,18 @@ pub struct ReleaseRow {
     pub leakiest_stage: Option<String>,
     pub leakiest_stage_leak: Option<f64>,
     pub leakiest_stage_owner: Option<String>,
+    /// The failing stage (docs/semantics.md): the tracked pre-release stage
+    /// whose leak is furthest above what is expected of it; `null` when no
+    /// stage is worse than expected.
+    pub failing_stage: Option<String>,
+    /// Its leak `L_k(R)`.
+    pub failing_stage_leak: Option<f64>,
+    /// What was expected of it: its leak target, or its baseline.
+    pub failing_stage_expected: Option<f64>,
+    /// `target` or `baseline`: where the expectation came from.
+    pub failing_stage_basis: Option<&'static str>,
+    /// The failing stage's owner for this product.
+    pub failing_stage_owner: Option<String>,
     /// Defects per configured stage, in pipeline order (the funnel).
     pub stages: Vec<StageRow>,
 }
@@ -110,7 +131,14 @@ pub struct ProductRow {
     pub recent_rate: Option<f64>,
     pub lower: Option<f64>,
     pub upper: Option<f64>,
+    /// The band of the pooled point estimate.
     pub band: Option<Band>,
+    /// ΣT below `min_defects`: the band is not yet alerted on.
+    pub small_sample: bool,
+    /// Whether `band` is settled (as [`ReleaseRow::band_settled`]).
+    pub band_settled: bool,
+    /// The band the recent-rate alerts act on (as [`ReleaseRow::alert_band`]).
+    pub alert_band: Option<Band>,
     pub thresholds: Thresholds,
     pub min_defects: u64,
     /// Valid defects with no release (all stages).
@@ -221,14 +249,35 @@ fn release_row(
         upper: wilson.map(|w| w.1),
         band: rate.map(|x| Band::of(x, bands)),
         small_sample: t < bands.min_defects,
+        band_settled: settled(wilson, t, bands),
+        alert_band: alerted(wilson, t, bands),
         released_at: r
             .release_time
             .and_then(|t| format_rfc3339(t, SecondsFormat::AutoSi)),
         leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
         leakiest_stage_leak: leakiest.map(|(_, l)| l),
         leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(product, k).to_owned()),
+        failing_stage: None,
+        failing_stage_leak: None,
+        failing_stage_expected: None,
+        failing_stage_basis: None,
+        failing_stage_owner: None,
         stages: rows,
     }
+}
+
+/// Whether a rate with interval `wilson` from `t` defects has a settled band:
+/// enough defects, and both bounds in one band.
+fn settled(wilson: Option<(f64, f64)>, t: u64, bands: &Bands) -> bool {
+    t >= bands.min_defects
+        && wilson.is_some_and(|(lo, hi)| Band::of(lo, bands) == Band::of(hi, bands))
+}
+
+/// The band the band alerts act on: the band of the lower bound when it is
+/// `attention` or `leaking` and the sample is large enough.
+fn alerted(wilson: Option<(f64, f64)>, t: u64, bands: &Bands) -> Option<Band> {
+    let (lo, _) = wilson.filter(|_| t >= bands.min_defects)?;
+    Some(Band::of(lo, bands)).filter(|b| matches!(b, Band::Attention | Band::Leaking))
 }
 
 /// The row of product `p`: its recent pool and data quality.
@@ -245,6 +294,9 @@ fn product_row(p: &ProductView<'_>, bands: &Bands) -> ProductRow {
         lower: wilson.map(|w| w.0),
         upper: wilson.map(|w| w.1),
         band: recent_rate.map(|x| Band::of(x, bands)),
+        small_sample: pool.is_none_or(|(_, t)| t < bands.min_defects),
+        band_settled: pool.is_some_and(|(_, t)| settled(wilson, t, bands)),
+        alert_band: pool.and_then(|(_, t)| alerted(wilson, t, bands)),
         thresholds: Thresholds {
             strong: bands.strong,
             healthy: bands.healthy,
@@ -285,6 +337,26 @@ mod tests {
         assert_eq!(Band::of(0.20, &b), Band::Attention);
         assert_eq!(Band::of(0.200_001, &b), Band::Leaking);
         assert_eq!(Band::of(1.0, &b), Band::Leaking);
+    }
+
+    #[test]
+    fn a_band_is_settled_only_when_the_interval_lies_in_it_as_the_alerts_ask() {
+        let b = bands();
+        // 25 % of 12 (interval 8.9-53.2 %): suggested leaking, no alert.
+        let w = formula::wilson(3, 12);
+        assert!(!settled(w, 12, &b));
+        assert_eq!(alerted(w, 12, &b), None);
+        // 30 % of 1,000: settled leaking, the leaking alert's evidence.
+        let w = formula::wilson(300, 1000);
+        assert!(settled(w, 1000, &b));
+        assert_eq!(alerted(w, 1000, &b), Some(Band::Leaking));
+        // 18 % of 400: lower bound in attention, upper in leaking.
+        let w = formula::wilson(72, 400);
+        assert!(!settled(w, 400, &b));
+        assert_eq!(alerted(w, 400, &b), Some(Band::Attention));
+        // A narrow interval under 10 defects is still a small sample.
+        assert!(!settled(formula::wilson(0, 9), 9, &b));
+        assert_eq!(alerted(formula::wilson(9, 9), 9, &b), None);
     }
 
     fn config() -> Config {
