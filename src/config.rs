@@ -43,6 +43,7 @@ pub mod redact;
 mod releases;
 mod server;
 mod settings;
+pub mod suggest;
 pub mod sync;
 pub mod web;
 pub mod webhooks;

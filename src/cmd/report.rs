@@ -44,8 +44,8 @@ pub fn run(
     let mut out = stdout.lock();
     match write(&mut out, &built, format, colour).and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`| head`) is not worth a message.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // A closed pipe (`| head`): a quiet end, as `cat`'s.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => super::end_at_closed_pipe(),
         Err(e) => {
             complain(&format!("cannot write the report: {e}"));
             ExitCode::FAILURE

@@ -146,7 +146,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         Ok(t) => t,
         Err(_) => {
             let body = serde_json::json!({"error": "encoding", "field": null, "reason": "encoding the metrics failed"});
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            return (StatusCode::INTERNAL_SERVER_ERROR, super::json::Json(body)).into_response();
         }
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());

@@ -481,7 +481,7 @@ fn max_connections_past_the_semaphore_limit_is_an_error_not_a_panic() {
     std::fs::write(&file, "max_connections = 2305843009213693952\n").unwrap();
     let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
     assert!(
-        err.contains("c.toml:1: max_connections: 2305843009213693952 is out of range"),
+        err.contains("c.toml:1:1: max_connections: 2305843009213693952 is out of range"),
         "{err}"
     );
     let err = refused_alike(
