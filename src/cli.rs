@@ -238,6 +238,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Copy the database to OUT consistently, safe while `serve` runs on it
+    /// (SQLite's `VACUUM INTO` from a read-only snapshot; `serve`'s lock is
+    /// not needed). The copy is written beside OUT, checked with
+    /// `integrity_check` and renamed onto OUT. Exit 0 when written, 2 on
+    /// errors (OUT is then untouched).
+    Backup {
+        /// SQLite database file; default ./bug-escape.db (or the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (only its `db` key is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Replace OUT when it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
+        /// The copy to write.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+    },
     /// Backfill and reconcile from a vendor's REST API (GitHub, GitLab, Jira,
     /// Sentry): list the issues (and releases) of the configured repositories
     /// or projects updated since the last successful sync (everything the

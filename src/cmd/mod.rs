@@ -3,6 +3,7 @@
 //! does its work and turns the outcome into an exit status and a line on
 //! stdout or stderr. `import`, `export` and `sync` are run by their modules.
 
+pub mod backup;
 pub mod check_config;
 pub mod export;
 pub mod healthcheck;
@@ -60,6 +61,15 @@ pub fn run(command: Command) -> ExitCode {
             Ok(c) => ExitCode::from(export::run(&c.db, file_format(format), output.as_deref())),
             Err(e) => fail(&e, import::EXIT_ERROR),
         },
+        Command::Backup {
+            db,
+            config,
+            force,
+            out,
+        } => match load(config.as_deref(), &db_only(db)) {
+            Ok(c) => ExitCode::from(backup::run(&c.db, &out, force)),
+            Err(e) => fail(&e, backup::EXIT_ERROR),
+        },
         Command::CheckConfig {
             config,
             web_config_file,
@@ -85,7 +95,9 @@ pub fn run(command: Command) -> ExitCode {
 /// The exit status of `command` when its configuration cannot be used.
 pub fn config_failure(command: &Command) -> ExitCode {
     match command {
-        Command::Import { .. } | Command::Export { .. } => ExitCode::from(import::EXIT_ERROR),
+        Command::Import { .. } | Command::Export { .. } | Command::Backup { .. } => {
+            ExitCode::from(import::EXIT_ERROR)
+        }
         Command::Sync { .. } => ExitCode::from(sync::EXIT_ERROR),
         _ => ExitCode::FAILURE,
     }
