@@ -7,6 +7,7 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::collector::{ProductView, Selection, escaped};
+use super::failing::{Failing, failing_stage};
 use super::formula;
 use crate::aggregate::ReleaseAgg;
 use crate::config::{Bands, Config};
@@ -168,11 +169,12 @@ pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Rep
             continue;
         }
         let bands = config.bands(p.name());
-        releases.extend(
-            p.releases()
-                .iter()
-                .map(|(release, r)| release_row(config, p.name(), release, r, &bands)),
-        );
+        releases.extend(release_rows(
+            config,
+            p.name(),
+            p.releases(),
+            p.releases().len(),
+        ));
         products.push(product_row(p, &bands));
     }
     Report { releases, products }
@@ -193,15 +195,30 @@ pub struct ProductReport {
 pub fn build_products(config: &Config, sel: &Selection<'_>, releases: usize) -> Vec<ProductReport> {
     sel.products()
         .iter()
-        .map(|p| {
-            let bands = config.bands(p.name());
-            ProductReport {
-                product: product_row(p, &bands),
-                releases: p.releases()[..releases.min(p.releases().len())]
-                    .iter()
-                    .map(|(release, r)| release_row(config, p.name(), release, r, &bands))
-                    .collect(),
-            }
+        .map(|p| ProductReport {
+            product: product_row(p, &config.bands(p.name())),
+            releases: release_rows(config, p.name(), p.releases(), releases),
+        })
+        .collect()
+}
+
+/// The rows of the first `n` of a product's releases (`releases`, newest
+/// first), each with its failing stage judged against the releases after it.
+pub fn release_rows(
+    config: &Config,
+    product: &str,
+    releases: &[(&str, &ReleaseAgg)],
+    n: usize,
+) -> Vec<ReleaseRow> {
+    let bands = config.bands(product);
+    let counts: Vec<&[u64]> = releases.iter().map(|(_, r)| r.stages()).collect();
+    releases
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, (release, r))| {
+            let failing = failing_stage(config, product, counts[i], &counts[i + 1..]);
+            release_row(config, product, release, r, &bands, failing)
         })
         .collect()
 }
@@ -213,6 +230,7 @@ fn release_row(
     release: &str,
     r: &ReleaseAgg,
     bands: &Bands,
+    failing: Option<Failing>,
 ) -> ReleaseRow {
     let stages = config.pipeline.stages();
     let (t, e) = (r.total(), escaped(config, r));
@@ -257,11 +275,11 @@ fn release_row(
         leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
         leakiest_stage_leak: leakiest.map(|(_, l)| l),
         leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(product, k).to_owned()),
-        failing_stage: None,
-        failing_stage_leak: None,
-        failing_stage_expected: None,
-        failing_stage_basis: None,
-        failing_stage_owner: None,
+        failing_stage: failing.map(|f| stages[f.stage].name.clone()),
+        failing_stage_leak: failing.map(|f| f.leak),
+        failing_stage_expected: failing.map(|f| f.expected),
+        failing_stage_basis: failing.map(|f| f.basis.as_str()),
+        failing_stage_owner: failing.map(|f| config.stage_owner(product, f.stage).to_owned()),
         stages: rows,
     }
 }
@@ -423,15 +441,55 @@ mod tests {
     }
 
     #[test]
+    fn rows_name_the_failing_stage_against_the_releases_before_them() {
+        let config = config();
+        let mut agg = Aggregates::new(&config);
+        // 1.0-3.0: qa lets 4 of 20 through; 4.0: 15 of 20 (baseline 0.2).
+        for (release, qa, production) in [
+            ("1.0", 16, 4),
+            ("2.0", 16, 4),
+            ("3.0", 16, 4),
+            ("4.0", 5, 15),
+        ] {
+            for (stage, n) in [
+                ("code_review", 10),
+                ("automated_tests", 10),
+                ("qa", qa),
+                ("production", production),
+            ] {
+                add(&mut agg, "pay", Some(release), stage, n);
+            }
+        }
+        let report = build(&config, &select(&config, &agg), None);
+        let names: Vec<&str> = report.releases.iter().map(|r| r.release.as_str()).collect();
+        assert_eq!(names, ["4.0", "3.0", "2.0", "1.0"]);
+        let r = &report.releases[0];
+        assert_eq!(r.failing_stage.as_deref(), Some("qa"));
+        assert_eq!(
+            (r.failing_stage_leak, r.failing_stage_expected),
+            (Some(0.75), Some(0.2))
+        );
+        assert_eq!(r.failing_stage_basis, Some("baseline"));
+        assert_eq!(r.failing_stage_owner.as_deref(), Some("qa"));
+        // The others do as the ones before them (or have too few before them).
+        assert!(
+            report.releases[1..]
+                .iter()
+                .all(|r| r.failing_stage.is_none())
+        );
+    }
+
+    #[test]
     fn ties_name_the_earliest_stage_and_no_data_gives_nulls() {
         let config = config();
         let mut agg = Aggregates::new(&config);
         add(&mut agg, "pay", Some("1.0"), "qa", 1);
         let sel = select(&config, &agg);
         let r = &build(&config, &sel, None).releases[0];
-        // Everything caught at qa: qa leaked nothing, every earlier stage let
-        // it through (leak 1); on a tie the earliest stage is named.
-        assert_eq!(r.leakiest_stage.as_deref(), Some("development"));
+        // Everything caught at qa: qa leaked nothing, every earlier tracked
+        // stage let it through (leak 1); on a tie the earliest is named
+        // (development is untracked by default).
+        assert_eq!(r.leakiest_stage.as_deref(), Some("code_review"));
         assert_eq!(r.leakiest_stage_leak, Some(1.0));
         assert_eq!(r.escape_rate, Some(0.0));
         assert_eq!(r.band, Some(Band::Strong));
