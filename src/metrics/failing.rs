@@ -11,7 +11,8 @@ use super::formula;
 use crate::config::Config;
 use crate::model::stage::Phase;
 
-/// How many of the releases just before a release its baseline looks at.
+/// How many of the releases with defects just before a release its baseline
+/// looks at.
 pub const BASELINE_RELEASES: usize = 10;
 
 /// How many of those must have enough sample at the stage (defects that
@@ -73,11 +74,12 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// The baseline of stage `k`: the median of its leak over the first
-/// [`BASELINE_RELEASES`] of `previous` (newest first) that have enough
-/// sample, when at least [`BASELINE_MIN_RELEASES`] of them do.
+/// [`BASELINE_RELEASES`] of `previous` (newest first) with defects, of those
+/// that have enough sample, when at least [`BASELINE_MIN_RELEASES`] do.
 fn baseline(previous: &[&[u64]], k: usize, min: u64) -> Option<f64> {
     let leaks: Vec<f64> = previous
         .iter()
+        .filter(|c| c.iter().any(|&n| n > 0))
         .take(BASELINE_RELEASES)
         .filter_map(|c| sampled_leak(c, k, min))
         .collect();
