@@ -445,6 +445,17 @@ fn failing_info<'c>(c: &'c Ctx) -> Vec<([&'c str; 5], f64)> {
     out
 }
 
+/// Writes the [`Rows::FailingStage`] family.
+fn failing_family(
+    enc: &mut DescriptorEncoder,
+    c: &Ctx,
+    name: &str,
+    help: &str,
+) -> Result<(), std::fmt::Error> {
+    let keys = ["product", "release", "stage", "owner", "basis"];
+    family(enc, name, help, keys, failing_info(c).into_iter())
+}
+
 /// Writes the family of one row of [`FAMILIES`](families::FAMILIES).
 fn encode_rows(
     enc: &mut DescriptorEncoder,
@@ -523,13 +534,7 @@ fn encode_rows(
             ["stage", "phase", "order", "tracked"],
             stage_info(c),
         ),
-        Rows::FailingStage => family(
-            enc,
-            name,
-            help,
-            ["product", "release", "stage", "owner", "basis"],
-            failing_info(c).into_iter(),
-        ),
+        Rows::FailingStage => failing_family(enc, c, name, help),
         Rows::Scalar(f) => ConstGauge::new(f(c)).encode(enc.encode_descriptor(
             name,
             help,

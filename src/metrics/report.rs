@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::collector::{ProductView, Selection, escaped};
 use super::failing::{Failing, failing_stage};
 use super::formula;
-use crate::aggregate::ReleaseAgg;
+use crate::aggregate::{ReleaseAgg, rank_cmp};
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
 use crate::model::time::format_rfc3339;
@@ -148,7 +148,8 @@ pub struct ProductRow {
     pub unknown_stage: u64,
     /// Valid defects with no stage.
     pub no_stage: u64,
-    /// Releases with defects not exported (beyond `max_releases`).
+    /// Releases with defects not in this report: beyond `max_releases` (as
+    /// `bug_escape_releases_left_out`), or beyond `--releases N`.
     pub releases_left_out: usize,
 }
 
@@ -176,6 +177,61 @@ pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Rep
             p.releases().len(),
         ));
         products.push(product_row(p, &bands));
+    }
+    Report { releases, products }
+}
+
+/// A product's stored releases, best first (those with defects, then newest),
+/// each as `/metrics` would count it were it exported.
+pub type Stored = (String, Vec<(String, ReleaseAgg)>);
+
+/// The value of `report --releases` and `GET /api/v1/releases?releases=`:
+/// `all` (`None`: every stored release) or a number of releases from 1
+/// (the newest that many).
+pub fn parse_releases(value: &str) -> Result<Option<usize>, String> {
+    if value == "all" {
+        return Ok(None);
+    }
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!(
+            "`{value}` is neither `all` nor a number of releases from 1"
+        )),
+    }
+}
+
+/// The report of `sel` (only `product` when given) showing, of each product,
+/// the stored releases `stored` holds for it (see
+/// `store::read::aggregates_and_history`) in place of its exported ones: the
+/// same rows, from the same [`release_rows`]. A product's
+/// `releases_left_out` is then the releases with defects not shown.
+pub fn build_stored(
+    config: &Config,
+    sel: &Selection<'_>,
+    product: Option<&str>,
+    stored: &[Stored],
+) -> Report {
+    let mut releases = Vec::new();
+    let mut products = Vec::new();
+    for p in sel.products() {
+        if product.is_some_and(|want| want != p.name()) {
+            continue;
+        }
+        let mut own: Vec<(&str, &ReleaseAgg)> = stored
+            .iter()
+            .find(|(name, _)| name == p.name())
+            .map(|(_, v)| v.iter().map(|(n, r)| (n.as_str(), r)).collect())
+            .unwrap_or_default();
+        // Newest first, as the exported releases are listed.
+        own.sort_by(|a, b| rank_cmp((true, a.1.order_time(), a.0), (true, b.1.order_time(), b.0)));
+        releases.extend(release_rows(config, p.name(), &own, own.len()));
+        let mut row = product_row(p, &config.bands(p.name()));
+        let with_data = p.agg().map_or(0, |a| {
+            a.releases.values().filter(|r| r.total() > 0).count() as u64 + a.cold.with_data
+        });
+        let shown = own.iter().filter(|(_, r)| r.total() > 0).count() as u64;
+        row.releases_left_out = with_data.saturating_sub(shown) as usize;
+        products.push(row);
     }
     Report { releases, products }
 }
