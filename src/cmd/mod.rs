@@ -27,7 +27,14 @@ pub fn run(command: Command) -> ExitCode {
             config,
             product,
             format,
-        } => report::run(config.as_deref(), db, product.as_deref(), format),
+            releases,
+        } => report::run(
+            config.as_deref(),
+            db,
+            product.as_deref(),
+            format,
+            releases.map(|r| r.0),
+        ),
         Command::Import {
             db,
             config,

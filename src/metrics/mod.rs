@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod exposition;
+pub mod failing;
 pub mod formula;
 pub mod process;
 pub mod report;

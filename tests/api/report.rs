@@ -49,7 +49,7 @@ fn assert_table_matches(table: Output, releases: &[Value]) {
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(!text.contains('\x1b'), "colour on a pipe: {text:?}");
     let head = text.lines().next().unwrap();
-    assert!(head.starts_with("PRODUCT") && head.contains("LEAKIEST STAGE (OWNER)"));
+    assert!(head.starts_with("PRODUCT") && head.contains("FAILING STAGE (OWNER)"));
     let rate_col = head.find("RATE").unwrap();
     for r in releases {
         let row = text

@@ -89,6 +89,11 @@ pub(super) static FAMILIES: &[(&str, &str, Rows)] = &[
             c.matured(a, i).then(|| a.at_age_detectors(i)[d] as f64)
         }),
     ),
+    (
+        "bug_escape_release_failing_stage_info",
+        "The failing stage of a release: the tracked pre-release stage whose leak is furthest above its target or baseline (value 1)",
+        Rows::FailingStage,
+    ),
     // Per product.
     (
         "bug_escape_recent_rate_ratio",
