@@ -32,6 +32,27 @@ pub fn unknown_key(found: &str, known: &[&str]) -> String {
     }
 }
 
+/// serde's `unknown field `x`, expected one of `a`, `b`` (the web
+/// configuration's YAML) with its list replaced by the nearest known key
+/// when one is near; any other message as it is.
+pub fn serde_unknown_field(message: &str) -> String {
+    let Ok(re) = regex::Regex::new(
+        r"unknown field `([^`]*)`, expected (?:one of )?((?:`[^`]*`(?:, | or )?)+)",
+    ) else {
+        return message.to_owned();
+    };
+    let Some(c) = re.captures(message) else {
+        return message.to_owned();
+    };
+    let known: Vec<&str> = c[2].split('`').skip(1).step_by(2).collect();
+    match hint(&c[1], known) {
+        Some(h) => re
+            .replace(message, format!("unknown field `{}`; {h}", &c[1]))
+            .into_owned(),
+        None => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +74,20 @@ mod tests {
         assert_eq!(
             hint("secrte", ["secret"]).as_deref(),
             Some("did you mean `secret`?")
+        );
+    }
+
+    #[test]
+    fn serde_unknown_fields_get_the_nearest_known_one() {
+        assert_eq!(
+            serde_unknown_field(
+                "tls: unknown field `cert_fle`, expected one of `cert`, `cert_file` at line 2 column 3"
+            ),
+            "tls: unknown field `cert_fle`; did you mean `cert_file`? at line 2 column 3"
+        );
+        assert_eq!(
+            serde_unknown_field("unknown field `zz`, expected `cert`"),
+            "unknown field `zz`, expected `cert`"
         );
     }
 }

@@ -724,3 +724,33 @@ fn version_names_version_revision_branch_build_date_and_rustc() {
         "build date {date}"
     );
 }
+
+/// `report | head`: the reader gone, the report ends as `cat` does, without
+/// a word and killed by SIGPIPE (141 in a shell), in every format.
+#[test]
+fn a_report_into_a_closed_pipe_ends_quietly_as_cat_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("e.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\": \"1\", \"stage\": \"qa\", \"release\": \"1.0\"}\n",
+    )
+    .unwrap();
+    let (status, out, err) = crate::import::import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    for format in ["table", "json", "csv"] {
+        let (status, err) = crate::export::into_closed_pipe(
+            std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
+                .args(["report", "--db", db.to_str().unwrap(), "--format", format])
+                .env("BUG_ESCAPE_LOG", "error"),
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{format}: {status:?} {err}"
+        );
+        assert_eq!(err, "", "{format}");
+    }
+}
