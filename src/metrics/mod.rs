@@ -6,6 +6,7 @@ pub mod collector;
 pub mod exposition;
 pub mod formula;
 pub mod process;
+pub mod regression;
 pub mod report;
 pub mod sync;
 pub mod telemetry;

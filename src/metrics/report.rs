@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::collector::{ProductView, Selection, escaped};
 use super::formula;
+use super::regression::{self, Regression};
 use crate::aggregate::ReleaseAgg;
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
-use crate::model::time::format_rfc3339;
+use crate::model::time::{format_rfc3339, now_ms};
 
 /// Where an escape rate falls among a product's bands (docs/semantics.md):
 /// a rate equal to a bound belongs to the lower band, except at `strong`
@@ -184,6 +185,9 @@ pub struct ProductReport {
     pub product: ProductRow,
     /// Its newest exported releases, newest first.
     pub releases: Vec<ReleaseRow>,
+    /// Of those releases, the one that regressed most against the releases
+    /// before it at the same age ([`regression`](super::regression)).
+    pub regression: Option<Regression>,
 }
 
 /// The rows of the products of `sel` (export order), each with its newest
@@ -191,19 +195,39 @@ pub struct ProductReport {
 /// [`select_range`](super::collector::select_range)). Costs only the rows it
 /// returns.
 pub fn build_products(config: &Config, sel: &Selection<'_>, releases: usize) -> Vec<ProductReport> {
+    product_rows(config, sel)
+        .into_iter()
+        .zip(sel.products())
+        .map(|(row, p)| build_product(config, p, row, releases))
+        .collect()
+}
+
+/// The product rows of `sel` (export order), without release rows: cheap
+/// enough for every exported product (the summary orders them by these).
+pub fn product_rows(config: &Config, sel: &Selection<'_>) -> Vec<ProductRow> {
     sel.products()
         .iter()
-        .map(|p| {
-            let bands = config.bands(p.name());
-            ProductReport {
-                product: product_row(p, &bands),
-                releases: p.releases()[..releases.min(p.releases().len())]
-                    .iter()
-                    .map(|(release, r)| release_row(config, p.name(), release, r, &bands))
-                    .collect(),
-            }
-        })
+        .map(|p| product_row(p, &config.bands(p.name())))
         .collect()
+}
+
+/// Product `p` (whose row is `row`) with its newest `releases` releases and
+/// the most regressed of them, now.
+pub fn build_product(
+    config: &Config,
+    p: &ProductView<'_>,
+    row: ProductRow,
+    releases: usize,
+) -> ProductReport {
+    let bands = config.bands(p.name());
+    ProductReport {
+        product: row,
+        releases: p.releases()[..releases.min(p.releases().len())]
+            .iter()
+            .map(|(release, r)| release_row(config, p.name(), release, r, &bands))
+            .collect(),
+        regression: regression::of_product(config, p, releases, now_ms()),
+    }
 }
 
 /// The row of `product`'s release `release`.
