@@ -279,7 +279,7 @@ fn glance_row(out: &mut String, i: usize, r: &ProductReport) {
     });
     let _ = write!(
         out,
-        "<tr class=\"product\" data-product=\"{name}\"{rate_attr}>\
+        "<tr class=\"glance-row\" data-product=\"{name}\"{rate_attr}>\
          <td class=\"name\"><a href=\"#product-{i}\">{name}</a></td><td class=\"n\">{rate}</td>\
          <td class=\"opt n\">{interval}</td><td>{badge}</td><td class=\"name\">{release}</td>\
          <td class=\"name\">{failing}</td><td class=\"opt\">",
