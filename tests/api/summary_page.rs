@@ -251,9 +251,18 @@ async fn products_read_worst_first_across_pages_with_one_band_language() {
     assert!(rest.iter().all(|p| p.starts_with('f')), "{rest:?}");
     assert_eq!(rest[0], "f44");
 
+    assert_badges(&first);
+    assert_trend_and_regression(section(&first, "regressing"));
+    assert_escaped(&first, escaped);
+    app.stop().await;
+}
+
+/// Settled against uncertain badges, the small sample on the headline, the
+/// attention alert's marker and the legend.
+fn assert_badges(first: &str) {
     // Settled against uncertain; the small sample on the headline.
-    assert!(section(&first, "leaky").contains("class=\"badge leaking settled\""));
-    let maybe = section(&first, "maybe");
+    assert!(section(first, "leaky").contains("class=\"badge leaking settled\""));
+    let maybe = section(first, "maybe");
     assert!(
         maybe.contains("class=\"badge leaking uncertain\""),
         "{maybe}"
@@ -261,7 +270,7 @@ async fn products_read_worst_first_across_pages_with_one_band_language() {
     assert!(maybe.contains(">leaking?<"), "{maybe}");
     assert!(maybe.contains("uncertain: the point estimate suggests leaking; the 95 % interval spans 8.9\u{a0}%–53.2\u{a0}% (healthy to leaking); no alert yet"), "{maybe}");
     assert!(!maybe.contains("data-small-sample=\"true\""));
-    let tiny = section(&first, "tiny");
+    let tiny = section(first, "tiny");
     let headline = tiny
         .split("<div class=\"recent")
         .nth(1)
@@ -278,13 +287,16 @@ async fn products_read_worst_first_across_pages_with_one_band_language() {
         headline.contains("fewer than min_defects (10)"),
         "{headline}"
     );
-    let regressing = section(&first, "regressing");
+    let regressing = section(first, "regressing");
     assert!(
         regressing.contains("data-alert=\"attention\""),
         "{regressing}"
     );
     assert!(first.contains("class=\"legend\""));
+}
 
+/// Release dates, the trend (oldest first) and the regression at 30d.
+fn assert_trend_and_regression(regressing: &str) {
     // Release dates, the trend (oldest first) and the regression at 30d:
     // r3's 40 % against the mean of r1's and r2's 10 %.
     assert!(
@@ -308,7 +320,10 @@ async fn products_read_worst_first_across_pages_with_one_band_language() {
         "{regressing}"
     );
     assert!(regressing.contains("<tr class=\"release leaking regressed\" data-release=\"r3\""));
+}
 
+/// Hostile names are escaped in the comparison table and the trends.
+fn assert_escaped(first: &str, escaped: &str) {
     // Hostile names are escaped in the comparison table and the trends.
     assert!(
         !first.contains("<i>") && !first.contains("<b>r"),
@@ -321,7 +336,6 @@ async fn products_read_worst_first_across_pages_with_one_band_language() {
     assert!(row.split("</tr>").next().unwrap().contains(&format!(
         "shown releases of {escaped}, oldest to newest: &lt;b&gt;r&lt;/b&gt; 50.0"
     )));
-    let own = section(&first, escaped);
+    let own = section(first, escaped);
     assert!(own.contains("data-release=\"&lt;b&gt;r&lt;/b&gt;\" data-rate=\"0.5\"><title>&lt;b&gt;r&lt;/b&gt;: 50.0"), "{own}");
-    app.stop().await;
 }
