@@ -164,7 +164,10 @@ fn assert_product_numbers(section: &str, metrics: &str) {
         assert!(attr(section, data).is_some(), "{data}: {section}");
     }
     for release in ["2.4.0", "2.3.0"] {
-        let table = section.split("<table class=\"releases\"").nth(1).expect("a table");
+        let table = section
+            .split("<table class=\"releases\"")
+            .nth(1)
+            .expect("a table");
         let row = table
             .split(&format!("data-release=\"{release}\""))
             .nth(1)

@@ -35,7 +35,7 @@ td.name{overflow-wrap:anywhere}td.n,td.date{white-space:nowrap}
 tr.regressed td:first-child::after{content:' \\25B2';color:var(--leaking)}
 .legend{border:1px solid #8884;border-radius:.6rem;padding:.4rem 1rem;margin:.8rem 0}
 .legend dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem .8rem}
-.glance{margin:.8rem 0 1.2rem}
+.glance{margin:.8rem 0 1.2rem}.glance small.date,td .small-sample,td .alert{display:block}
 svg.trend{width:100%;max-width:32rem;height:auto;display:block}
 svg .line{fill:none;stroke:currentColor;stroke-width:2}svg circle{fill:currentColor}svg circle.regressed{fill:var(--leaking)}
 svg .threshold{stroke:var(--b);stroke-dasharray:4 3;stroke-width:1}
@@ -45,6 +45,7 @@ svg .threshold{stroke:var(--b);stroke-dasharray:4 3;stroke-width:1}
 .muted,small{color:var(--muted)}dl.quality{display:grid;grid-template-columns:auto 1fr;gap:.1rem .8rem;margin:.4rem 0}dd{margin:0}
 footer{margin-top:1.5rem;overflow-wrap:anywhere}
 @media (max-width:40rem){body{padding:.5rem}table{font-size:.8rem}th,td{padding:.2rem .2rem}.opt{display:none}
+.glance .badge{font-size:.75rem;padding:0 .35rem}
 .funnel li{grid-template-columns:7.5rem 1fr 2rem}.legend dl{grid-template-columns:1fr}}
 ";
 
