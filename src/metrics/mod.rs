@@ -7,6 +7,7 @@ pub mod exposition;
 pub mod failing;
 pub mod formula;
 pub mod process;
+pub mod regression;
 pub mod report;
 pub mod sync;
 pub mod telemetry;

@@ -9,10 +9,11 @@ use serde::Serialize;
 use super::collector::{ProductView, Selection, escaped};
 use super::failing::{Failing, failing_stage};
 use super::formula;
+use super::regression::{self, Regression};
 use crate::aggregate::{ReleaseAgg, rank_cmp};
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
-use crate::model::time::format_rfc3339;
+use crate::model::time::{format_rfc3339, now_ms};
 
 /// Where an escape rate falls among a product's bands (docs/semantics.md):
 /// a rate equal to a bound belongs to the lower band, except at `strong`
@@ -242,6 +243,9 @@ pub struct ProductReport {
     pub product: ProductRow,
     /// Its newest exported releases, newest first.
     pub releases: Vec<ReleaseRow>,
+    /// Of those releases, the one that regressed most against the releases
+    /// before it at the same age ([`regression`](super::regression)).
+    pub regression: Option<Regression>,
 }
 
 /// The rows of the products of `sel` (export order), each with its newest
@@ -249,12 +253,19 @@ pub struct ProductReport {
 /// [`select_range`](super::collector::select_range)). Costs only the rows it
 /// returns.
 pub fn build_products(config: &Config, sel: &Selection<'_>, releases: usize) -> Vec<ProductReport> {
+    product_rows(config, sel)
+        .into_iter()
+        .zip(sel.products())
+        .map(|(row, p)| build_product(config, p, row, releases))
+        .collect()
+}
+
+/// The product rows of `sel` (export order), without release rows: cheap
+/// enough for every exported product (the summary orders them by these).
+pub fn product_rows(config: &Config, sel: &Selection<'_>) -> Vec<ProductRow> {
     sel.products()
         .iter()
-        .map(|p| ProductReport {
-            product: product_row(p, &config.bands(p.name())),
-            releases: release_rows(config, p.name(), p.releases(), releases),
-        })
+        .map(|p| product_row(p, &config.bands(p.name())))
         .collect()
 }
 
@@ -277,6 +288,21 @@ pub fn release_rows(
             release_row(config, product, release, r, &bands, failing)
         })
         .collect()
+}
+
+/// Product `p` (whose row is `row`) with its newest `releases` releases and
+/// the most regressed of them, now.
+pub fn build_product(
+    config: &Config,
+    p: &ProductView<'_>,
+    row: ProductRow,
+    releases: usize,
+) -> ProductReport {
+    ProductReport {
+        product: row,
+        releases: release_rows(config, p.name(), p.releases(), releases),
+        regression: regression::of_product(config, p, releases, now_ms()),
+    }
 }
 
 /// The row of `product`'s release `release`.
