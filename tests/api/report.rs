@@ -205,6 +205,28 @@ fn without_failing(r: &Value) -> Value {
     r
 }
 
+/// `report --releases all` of the 30 releases: every one, the 20 newest as
+/// exported (`shown`), the newest 10 whole, and only the regression failing.
+fn assert_all_history(all: &Value, shown: &[Value]) {
+    let rows = all["releases"].as_array().unwrap();
+    assert_eq!(rows.len(), 30);
+    assert_eq!(rows[0]["release"], "29.0.0");
+    assert_eq!(rows[29]["release"], "0.0.0");
+    assert_eq!(all["products"][0]["releases_left_out"], 0);
+    for (a, d) in rows.iter().zip(shown) {
+        assert_eq!(without_failing(a), without_failing(d));
+    }
+    assert_eq!(rows[..10], shown[..10]);
+    let failing: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r["failing_stage"].is_null())
+        .map(|r| r["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, ["25.0.0"], "only the regression, not the noise");
+    assert_eq!(rows[4]["failing_stage"], "qa");
+    assert_eq!(rows[4]["failing_stage_basis"], "baseline");
+}
+
 #[tokio::test]
 async fn report_shows_left_out_history_on_request_with_the_numbers_of_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,23 +291,7 @@ async fn report_shows_left_out_history_on_request_with_the_numbers_of_the_metric
     );
     let all: Value = serde_json::from_slice(&all.stdout).unwrap();
     assert_eq!(all, all_http, "report --releases all = the read API");
-    let rows = all["releases"].as_array().unwrap();
-    assert_eq!(rows.len(), 30);
-    assert_eq!(rows[0]["release"], "29.0.0");
-    assert_eq!(rows[29]["release"], "0.0.0");
-    assert_eq!(all["products"][0]["releases_left_out"], 0);
-    for (a, d) in rows.iter().zip(shown) {
-        assert_eq!(without_failing(a), without_failing(d));
-    }
-    assert_eq!(rows[..10], shown[..10]);
-    let failing: Vec<&str> = rows
-        .iter()
-        .filter(|r| !r["failing_stage"].is_null())
-        .map(|r| r["release"].as_str().unwrap())
-        .collect();
-    assert_eq!(failing, ["25.0.0"], "only the regression, not the noise");
-    assert_eq!(rows[4]["failing_stage"], "qa");
-    assert_eq!(rows[4]["failing_stage_basis"], "baseline");
+    assert_all_history(&all, shown);
     let some: Value = serde_json::from_slice(&some.stdout).unwrap();
     assert_eq!(some["releases"].as_array().unwrap().len(), 25);
     assert_eq!(some["products"][0]["releases_left_out"], 5);
