@@ -324,11 +324,11 @@ fn an_invalid_configuration_stops_start_up_with_what_and_where() {
 fn an_unknown_key_under_a_webhook_table_is_refused_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("typo.toml");
-    for (source, key) in [
-        ("github", "secrt"),
-        ("gitlab", "tokn_file"),
-        ("jira", "defect_label"),
-        ("sentry", "archive"),
+    for (source, key, meant) in [
+        ("github", "secrt", "secret"),
+        ("gitlab", "tokn_file", "token_file"),
+        ("jira", "defect_label", "defect_labels"),
+        ("sentry", "archive", "archived"),
     ] {
         // A valid table with one misspelt key, whose value must not be echoed.
         std::fs::write(
@@ -346,7 +346,10 @@ fn an_unknown_key_under_a_webhook_table_is_refused_and_named() {
             err.contains(&format!("webhooks.{source}.{key}: unknown key")),
             "{source}: {err}"
         );
-        assert!(err.contains("default_stage"), "known keys listed: {err}");
+        assert!(
+            err.contains(&format!("did you mean `{meant}`?")),
+            "the nearest known key: {err}"
+        );
         assert!(!err.contains("hunter2"), "the value was echoed: {err}");
     }
     // Nested tables keep refusing unknown keys too.
