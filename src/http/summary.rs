@@ -231,8 +231,8 @@ fn legend(out: &mut String) {
          marks it beside an uncertain badge.</dd>\
          <dt><span class=\"badge leaking uncertain\">leaking?</span></dt><dd>Uncertain: the \
          point estimate suggests the band, but the interval spans more than one band or there \
-         are fewer than <code>min_defects</code> defects. No alert yet; hover for the \
-         interval.</dd>\
+         are fewer than <code>min_defects</code> defects. No alert yet for that band \
+         (&#9873; marks an attention alert that already fires); hover for the interval.</dd>\
          <dt><span class=\"badge healthy settled\">healthy</span> \
          <span class=\"badge strong settled\">strong</span></dt><dd>At or below the healthy \
          band; no alert.</dd>\
