@@ -37,7 +37,7 @@ tr.regressed td:first-child::after{content:' \\25B2';color:var(--leaking)}
 .legend dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem .8rem}
 .glance{margin:.8rem 0 1.2rem}.glance small.date,td .small-sample,td .alert{display:block}
 svg.trend{width:100%;max-width:32rem;height:auto;display:block}
-svg .line{fill:none;stroke:currentColor;stroke-width:2}svg circle{fill:currentColor}svg circle.regressed{fill:var(--leaking)}
+svg .line{fill:none;stroke:currentColor;stroke-width:2}svg circle{fill:currentColor}svg circle.regressed{fill:var(--leaking)}svg circle.small{fill:Canvas;stroke:currentColor;stroke-width:1.5}
 svg .threshold{stroke:var(--b);stroke-dasharray:4 3;stroke-width:1}
 .regression{border-left:4px solid var(--leaking);padding-left:.6rem}
 .funnel{list-style:none;padding:0;margin:0}.funnel li{display:grid;grid-template-columns:9rem 1fr 3rem;gap:.4rem;align-items:center}
@@ -231,13 +231,13 @@ fn legend(out: &mut String) {
          marks it beside an uncertain badge.</dd>\
          <dt><span class=\"badge leaking uncertain\">leaking?</span></dt><dd>Uncertain: the \
          point estimate suggests the band, but the interval spans more than one band or there \
-         are fewer than <code>min_defects</code> defects. No alert yet; hover for the \
-         interval.</dd>\
+         are fewer than <code>min_defects</code> defects. No alert yet for that band \
+         (&#9873; marks an attention alert that already fires); hover for the interval.</dd>\
          <dt><span class=\"badge healthy settled\">healthy</span> \
          <span class=\"badge strong settled\">strong</span></dt><dd>At or below the healthy \
          band; no alert.</dd>\
          <dt><small>small sample</small></dt><dd>Fewer than <code>min_defects</code> defects \
-         behind the rate: never alerted on.</dd>\
+         behind the rate: never alerted on (a hollow point in a trend).</dd>\
          <dt>&#9650;</dt><dd>The shown release that regressed most against the releases \
          before it at the same age.</dd></dl></details>\n",
     );

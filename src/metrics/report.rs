@@ -244,7 +244,7 @@ pub struct ProductReport {
     /// Its newest exported releases, newest first.
     pub releases: Vec<ReleaseRow>,
     /// Of those releases, the one that regressed most against the releases
-    /// before it at the same age ([`regression`](super::regression)).
+    /// before it at the same age ([`regression`]).
     pub regression: Option<Regression>,
 }
 

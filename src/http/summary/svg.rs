@@ -16,6 +16,13 @@ fn points(releases: &[ReleaseRow]) -> Vec<(&str, f64)> {
         .collect()
 }
 
+/// Whether the shown release `release` is a small sample.
+fn small(releases: &[ReleaseRow], release: &str) -> bool {
+    releases
+        .iter()
+        .any(|r| r.release == release && r.small_sample)
+}
+
 /// The top of the rate axis: room for the highest rate and the attention
 /// threshold, at most 100 %.
 fn top(points: &[(&str, f64)], p: &ProductRow) -> f64 {
@@ -88,17 +95,19 @@ pub fn trend(out: &mut String, p: &ProductRow, releases: &[ReleaseRow], regresse
         .collect();
     polyline(out, &coords);
     for ((release, rate), (x, y)) in pts.iter().zip(&coords) {
-        let class = if regressed == Some(*release) {
-            "point regressed"
-        } else {
-            "point"
+        let small = small(releases, release);
+        let class = match (regressed == Some(*release), small) {
+            (true, _) => "point regressed",
+            (false, true) => "point small",
+            (false, false) => "point",
         };
         let _ = write!(
             out,
             "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" data-release=\"{r}\" \
-             data-rate=\"{rate}\"><title>{r}: {}</title></circle>",
+             data-rate=\"{rate}\"><title>{r}: {}{s}</title></circle>",
             pct(*rate),
             r = html_attr(release),
+            s = if small { " (small sample)" } else { "" },
         );
     }
     out.push_str("</svg>\n");
