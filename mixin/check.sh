@@ -6,8 +6,7 @@
 #    renders now (edit mixin/, run `bash mixin/generate.sh`, commit both);
 # 2. a changed _config changes the output: another selector, target labels,
 #    runbook URL, level, release alert window and `for` are rendered where
-#    they belong, and the
-#    result still passes `promtool check rules`.
+#    they belong, and the result still passes `promtool check rules`.
 #
 # Run from anywhere: bash mixin/check.sh   (needs jsonnet; promtool for 2.)
 set -euo pipefail
