@@ -300,6 +300,9 @@ impl Dim {
 enum Rows {
     /// `{product, release}` for each exported release.
     Release(fn(&Ctx, &ReleaseAgg) -> Option<f64>),
+    /// `{product, release}` = the release's place in its product's export
+    /// order (0 the newest: by release time, else first defect found).
+    Rank,
     /// `{product, release, <dim>}` for each exported release and value of the dim.
     ReleaseBy(Dim, fn(&Ctx, &ReleaseAgg, usize) -> Option<f64>),
     /// `{product, release, <dim>, <dim>}` for each exported release and pair of values.
@@ -456,6 +459,14 @@ fn failing_family(
     family(enc, name, help, keys, failing_info(c).into_iter())
 }
 
+/// The samples of [`Rows::Rank`]: each exported release's place in its
+/// product's export order, 0 the newest.
+fn ranks<'c>(c: &'c Ctx) -> impl Iterator<Item = ([&'c str; 2], f64)> {
+    c.sel.products.iter().flat_map(|p| {
+        (p.releases.iter().zip(0u32..)).map(|((r, _), i)| ([p.name, *r], f64::from(i)))
+    })
+}
+
 /// Writes the family of one row of [`FAMILIES`](families::FAMILIES).
 fn encode_rows(
     enc: &mut DescriptorEncoder,
@@ -474,6 +485,7 @@ fn encode_rows(
             c.releases()
                 .filter_map(|(p, r, a)| Some(([p, r], f(c, a)?))),
         ),
+        Rows::Rank => family(enc, name, help, ["product", "release"], ranks(c)),
         Rows::ReleaseBy(d, f) => family(
             enc,
             name,

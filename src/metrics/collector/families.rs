@@ -40,6 +40,11 @@ pub(super) static FAMILIES: &[(&str, &str, Rows)] = &[
         Rows::Release(|_, a| a.release_time.map(|t| t as f64 / 1000.0)),
     ),
     (
+        "bug_escape_release_rank",
+        "Place of the release among its product's exported releases, 0 the newest",
+        Rows::Rank,
+    ),
+    (
         "bug_escape_defects",
         "Valid defects of a release found at each stage",
         Rows::ReleaseBy(Dim::Stage, |_, a, i| Some(a.stages()[i] as f64)),

@@ -179,6 +179,7 @@ fn every_family_has_its_contract_labels() {
         ("bug_escape_release_defects", pr.into()),
         ("bug_escape_release_escaped_defects", pr.into()),
         ("bug_escape_release_timestamp_seconds", pr.into()),
+        ("bug_escape_release_rank", pr.into()),
         ("bug_escape_defects", format!("{pr},stage")),
         ("bug_escape_stage_leak_ratio", format!("{pr},stage")),
         ("bug_escape_escaped_defects_by_cause", format!("{pr},cause")),
