@@ -114,6 +114,11 @@
       BugEscapeSyncMissedDeliveries: '1h',
     },
 
+    // LitestreamReplicaLagging: Litestream (scraped as `selector`) has
+    // copied new WAL of the database for `replicaLag` and written none of it
+    // to its replica, for `for` more (docs/operations.md).
+    litestream: { selector: 'job="litestream"', replicaLag: '10m', 'for': '5m' },
+
     // Grafana.
     grafanaTags: ['bug-escape'],
     // Colour steps of rates on the dashboards, in percent: the upper bounds

@@ -79,9 +79,11 @@ fn free_port() -> u16 {
 /// `serve --db DB` of the real binary on a port of its own, once ready.
 async fn serve(http: &reqwest::Client, db: &Path, log: &Path) -> (Killed, String) {
     let port = free_port();
+    // As every shipped deployment beside Litestream: it checkpoints.
     let child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
         .arg(db)
+        .env("BUG_ESCAPE_CHECKPOINT", "external")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
