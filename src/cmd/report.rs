@@ -310,7 +310,8 @@ const LEGEND: &str = "\
 BAND: settled when the whole 95% interval lies in it; `?`: uncertain, the band of the rate alone; \
 (small sample): fewer than min_defects defects.
 ALERT: the band the band alerts act on (the interval's lower bound beyond healthy or attention, \
-with at least min_defects defects).
+with at least min_defects defects); Prometheus alerts on it only for releases in the mixin's \
+window (by default shipped in the last 90 days, or the newest 3 when the release time is unknown).
 FAILING STAGE: the tracked stage furthest above its leak target, or its baseline (the median \
 leak of earlier releases).
 ";

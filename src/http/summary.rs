@@ -239,7 +239,11 @@ fn legend(out: &mut String) {
          <dt><small>small sample</small></dt><dd>Fewer than <code>min_defects</code> defects \
          behind the rate: never alerted on (a hollow point in a trend).</dd>\
          <dt>&#9650;</dt><dd>The shown release that regressed most against the releases \
-         before it at the same age.</dd></dl></details>\n",
+         before it at the same age.</dd></dl><p class=\"muted\">Release alerts consider only \
+         releases that can still be acted on: by default those shipped in the last 90 days, \
+         or, when a release time is unknown, the newest 3 of the product (the mixin's \
+         <code>releaseAlertWindow</code> and <code>releaseAlertNewest</code>). Older releases \
+         keep their badges here and raise no alert.</p></details>\n",
     );
 }
 
