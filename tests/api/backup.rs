@@ -2,7 +2,9 @@
 //! HTTP: a copy taken during the writes passes `integrity_check`, loads, and
 //! holds every write acknowledged before it began; a copy taken once the
 //! writes stop exports the same escape-rate samples as the source. An
-//! existing target is refused unless `--force`, and left untouched.
+//! existing target is refused unless `--force`, and left untouched. And
+//! `checkpoint = "external"` (Litestream beside `serve`): the idle writer
+//! leaves the WAL to the replicator.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -172,5 +174,25 @@ async fn a_backup_onto_the_database_or_beside_a_stale_journal_is_refused() {
     let (status, _, err) = backup(&dir.path().join("none.db"), &other, false).await;
     assert_eq!(status, 2);
     assert!(err.contains("does not exist"), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_external_checkpoints_the_idle_writer_leaves_the_wal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.checkpoint = bug_escape_exporter::config::Checkpoint::External;
+    let wal = dir.path().join("bug-escape.db-wal");
+    let app = spawn_with(s).await;
+    for k in 0..3 {
+        let r = app.post("/api/v1/events", &batch(k * BATCH)).await;
+        assert_eq!(r.status(), 200);
+    }
+    // Several idle ticks (500 ms each): the default setting folds the WAL
+    // back to 0 bytes by now (faults::the_wal_is_folded_back_once_a_burst_is_over).
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(left > 0, "the WAL was truncated ({left} bytes)");
+    assert_eq!(app.readyz().await.0, 200);
     app.stop().await;
 }
