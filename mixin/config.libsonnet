@@ -42,7 +42,8 @@
     // unknown, one of the newest `releaseAlertNewest` exported releases of its
     // product (bug_escape_release_rank). The product alerts
     // (BugEscapeRecentRate*, BugEscapeTrendWorsening, BugEscapeDefectVolumeDrop,
-    // BugEscapeUserReportsDrop) go quiet for a product none of whose releases
+    // BugEscapeUserReportsDrop, BugEscapeUnattributedDefects,
+    // BugEscapeUnknownCause) go quiet for a product none of whose releases
     // qualifies: imported history of a product that no longer ships.
     // Recorded once: product_release:bug_escape_release_actionable:bool.
     // Units s, m, h, d, w.

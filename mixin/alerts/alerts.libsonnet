@@ -331,7 +331,7 @@ local u = import '../lib/util.libsonnet';
                 product:bug_escape_defects_with_unattributed:count
                   >= on(%(t)s, product) group_left() bug_escape_min_defects
               )
-            ||| % { t: t },
+            ||| % { t: t } + productGate,
             'info',
             'quality',
             {
@@ -455,7 +455,7 @@ local u = import '../lib/util.libsonnet';
                 product:bug_escape_escaped_defects:sum
                   >= on(%(t)s, product) group_left() bug_escape_min_defects
               )
-            ||| % { t: t },
+            ||| % { t: t } + productGate,
             'info',
             'quality',
             {

@@ -212,7 +212,8 @@ local u = import '../lib/util.libsonnet';
           {
             _comment:: |||
               1 for a product with at least one release at 1 above, else 0: the
-              product alerts (recent rate, trend, under-reporting) go quiet for a
+              product alerts (recent rate, trend, under-reporting, unattributed and
+              unknown-cause shares) go quiet for a
               product none of whose releases is within the window, such as the
               imported history of a product that no longer ships.
             |||,
