@@ -160,7 +160,18 @@ fn uncertain_why(band: Band, e: &Evidence) -> String {
             let _ = write!(why, " ({} to {})", from.as_str(), to.as_str());
         }
     }
-    why.push_str("; no alert yet");
+    match e.alert {
+        Some(a) if a == band => {
+            let _ = write!(
+                why,
+                "; the {b} alert fires (the lower bound is past the band below)"
+            );
+        }
+        Some(a) => {
+            let _ = write!(why, "; the {} alert fires, no {b} alert yet", a.as_str());
+        }
+        None => why.push_str("; no alert yet"),
+    }
     why
 }
 

@@ -37,6 +37,7 @@ const SERIES: &[(&str, &[&str])] = &[
         "bug_escape_release_timestamp_seconds",
         &["product", "release"],
     ),
+    ("bug_escape_release_rank", &["product", "release"]),
     (
         "bug_escape_rate_at_age_ratio",
         &["product", "release", "age"],

@@ -292,6 +292,11 @@ fn assert_badges(first: &str) {
         regressing.contains("data-alert=\"attention\""),
         "{regressing}"
     );
+    // An uncertain badge beside a firing alert says which alert fires.
+    assert!(
+        regressing.contains("(attention to leaking); the attention alert fires"),
+        "{regressing}"
+    );
     assert!(first.contains("class=\"legend\""));
 }
 
