@@ -86,7 +86,10 @@ fn check_target(db: &Path, out: &Path, replace: bool) -> anyhow::Result<()> {
     }
 }
 
-/// `VACUUM INTO` `tmp`, then checks the copy; returns its defect rows.
+/// `VACUUM INTO` `tmp`, then checks the copy; returns its defect rows. The
+/// copy keeps the database's damage (`VACUUM INTO` copies index trees as
+/// they are), so a broken restore fails here: `backup` is also how a
+/// restore is checked (docs/operations.md).
 fn copy(conn: &rusqlite::Connection, db: &Path, tmp: &Path) -> anyhow::Result<u64> {
     let target = tmp.to_str().ok_or_else(|| {
         anyhow::anyhow!(
@@ -148,4 +151,63 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// A database whose index lacks the rows inserted while SQLite did not
+    /// know of it: what a broken restore looks like (`row N missing from
+    /// index`), with every table row intact.
+    fn with_index_entries_missing(db: &Path) {
+        let conn = Connection::open(db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t(x); CREATE INDEX t_x ON t(x);
+             INSERT INTO t VALUES (1), (2);",
+        )
+        .unwrap();
+        let entry: (String, i64, String) = conn
+            .query_row(
+                "SELECT tbl_name, rootpage, sql FROM sqlite_schema WHERE name = 't_x'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        conn.execute_batch(
+            "PRAGMA writable_schema=ON; DELETE FROM sqlite_schema WHERE name = 't_x';",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = Connection::open(db).unwrap();
+        conn.execute_batch("INSERT INTO t VALUES (3), (4);")
+            .unwrap();
+        // The version `read::open` asks for: the check comes before the copy.
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .unwrap();
+        conn.execute_batch("PRAGMA writable_schema=ON;").unwrap();
+        conn.execute(
+            "INSERT INTO sqlite_schema VALUES ('index', 't_x', ?1, ?2, ?3)",
+            rusqlite::params![entry.0, entry.1, entry.2],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_database_with_index_entries_missing_is_refused_as_a_broken_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, out) = (dir.path().join("restored.db"), dir.path().join("copy.db"));
+        with_index_entries_missing(&db);
+        assert!(
+            matches!(integrity(&db), Integrity::Corrupt(ref l) if l.iter().any(|l| l.contains("missing from index"))),
+            "{:?}",
+            integrity(&db)
+        );
+        let err = backup(&db, &out, false).unwrap_err().to_string();
+        assert!(err.contains("fails integrity_check"), "{err}");
+        assert!(err.contains("missing from index"), "{err}");
+        assert!(!out.exists());
+        assert!(!temporary(&out).exists());
+    }
 }
