@@ -252,7 +252,7 @@ mod tests {
         let conn = super::super::schema::open(&config.db).unwrap();
         conn.execute(
             "INSERT INTO defects VALUES ('generic', 'D-1', '', 'pay', 'pay', 'v1.0', '1.0', 'qa', \
-             NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000)",
+             NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000, 0)",
             [],
         )
         .unwrap();
@@ -296,7 +296,7 @@ mod tests {
         for i in 0..2000 {
             conn.execute(
                 "INSERT INTO defects VALUES ('generic', ?1, '', 'pay', 'pay', 'v1.0', '1.0', \
-                 'qa', NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000)",
+                 'qa', NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000, 0)",
                 [format!("D-{i}")],
             )
             .unwrap();
