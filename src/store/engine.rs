@@ -436,23 +436,7 @@ impl Engine<'_> {
                     .collect()
             }),
         };
-        let mut nodes = BTreeSet::new();
-        links::component(tx, &key, &mut nodes)?;
-        let held = links::outgoing(tx, &key)?;
-        let mut holds = held.clone();
-        if let Some(wanted) = wanted {
-            let mut merged = nodes.clone();
-            for t in wanted.difference(&held) {
-                links::component(tx, t, &mut merged)?;
-            }
-            if merged.len() > MAX_GROUP_RECORDS {
-                self.refused += wanted.difference(&held).count() as u64;
-                holds = wanted.intersection(&held).cloned().collect();
-            } else {
-                nodes = merged;
-                holds = wanted;
-            }
-        }
+        let (nodes, held, holds) = self.reach(tx, &key, wanted)?;
         let mut edges = links::edges_among(tx, &nodes)?;
         edges.retain(|(from, _)| *from != key);
         edges.extend(holds.iter().map(|t| (key.clone(), t.clone())));
@@ -506,6 +490,43 @@ impl Engine<'_> {
         }
         regrouped.write(tx, &nodes)?;
         Ok(effect)
+    }
+}
+
+impl Engine<'_> {
+    /// The records whose groups an event of record `key` may change (its
+    /// group, and those of the records it comes to link to), the links it
+    /// holds, and those it will hold: `wanted` unless that would make a
+    /// group larger than [`MAX_GROUP_RECORDS`], when only those it holds
+    /// already are kept (the others counted refused).
+    #[allow(clippy::type_complexity)]
+    fn reach(
+        &mut self,
+        tx: &Connection,
+        key: &links::Key,
+        wanted: Option<BTreeSet<links::Key>>,
+    ) -> rusqlite::Result<(
+        BTreeSet<links::Key>,
+        BTreeSet<links::Key>,
+        BTreeSet<links::Key>,
+    )> {
+        let mut nodes = BTreeSet::new();
+        links::component(tx, key, &mut nodes)?;
+        let held = links::outgoing(tx, key)?;
+        let Some(wanted) = wanted else {
+            let holds = held.clone();
+            return Ok((nodes, held, holds));
+        };
+        let mut merged = nodes.clone();
+        for t in wanted.difference(&held) {
+            links::component(tx, t, &mut merged)?;
+        }
+        if merged.len() > MAX_GROUP_RECORDS {
+            self.refused += wanted.difference(&held).count() as u64;
+            let holds = wanted.intersection(&held).cloned().collect();
+            return Ok((nodes, held, holds));
+        }
+        Ok((merged, held, wanted))
     }
 }
 
