@@ -84,6 +84,17 @@ async fn linked_records_count_once_show_their_group_and_survive_export_and_impor
     );
     let original = escape_series(&app.metrics().await);
 
+    app.stop().await;
+    exports_restore(dir.path(), &db, &original).await;
+}
+
+/// An export of `db` in both formats, imported into an empty database,
+/// counts `original` again.
+async fn exports_restore(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    original: &std::collections::BTreeMap<String, f64>,
+) {
     let out = run(&["export", "--db", db.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(0));
     let ndjson = String::from_utf8(out.stdout).unwrap();
@@ -95,7 +106,7 @@ async fn linked_records_count_once_show_their_group_and_survive_export_and_impor
         !ndjson.contains(r#""source":"""#),
         "no group row exported: {ndjson}"
     );
-    let csv_file = dir.path().join("export.csv");
+    let csv_file = dir.join("export.csv");
     let out = run(
         &[
             "export",
@@ -109,19 +120,18 @@ async fn linked_records_count_once_show_their_group_and_survive_export_and_impor
         b"",
     );
     assert_eq!(out.status.code(), Some(0));
-    app.stop().await;
 
-    let nd_file = dir.path().join("export.ndjson");
+    let nd_file = dir.join("export.ndjson");
     std::fs::write(&nd_file, &ndjson).unwrap();
     for (name, file) in [("nd", &nd_file), ("csv", &csv_file)] {
-        let restored = dir.path().join(format!("restored-{name}.db"));
+        let restored = dir.join(format!("restored-{name}.db"));
         let (status, out, err) = import(&restored, &[file.to_str().unwrap()]);
         assert_eq!(status, 0, "{name}: {out}{err}");
-        let mut s = settings(dir.path());
+        let mut s = settings(dir);
         s.db = restored;
         let server = spawn_with(s).await;
         assert_eq!(shop_defects(&server).await, 1.0, "{name}");
-        assert_eq!(escape_series(&server.metrics().await), original, "{name}");
+        assert_eq!(&escape_series(&server.metrics().await), original, "{name}");
         server.stop().await;
     }
 }
