@@ -9,7 +9,7 @@
 //! their own process and keep none (a server loads the aggregates from disk
 //! when it starts).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 
 use rusqlite::{CachedStatement, Connection, params};
@@ -35,12 +35,14 @@ pub(super) enum Op {
     Add(Contribution),
     Remove(Contribution),
     Meta(String, String, ReleaseMeta),
+    /// Records of a product folded into link groups, more or fewer.
+    Linked(String, i64),
 }
 
 impl Op {
     pub(super) fn product(&self) -> &str {
         match self {
-            Op::Load(p, ..) | Op::Meta(p, ..) => p,
+            Op::Load(p, ..) | Op::Meta(p, ..) | Op::Linked(p, _) => p,
             Op::Add(c) | Op::Remove(c) => &c.product,
         }
     }
@@ -453,23 +455,7 @@ impl Engine<'_> {
             _ => {}
         }
         let regrouped = links::Regrouped::of(config, &nodes, &edges, &rows);
-        if let Some(memory) = &mut self.memory {
-            let mut before = links::counted(tx, config, &nodes)?;
-            let mut after = regrouped.contributions(config, &rows);
-            cancel(&mut before, &mut after);
-            for c in before.iter().chain(after.iter()) {
-                if let Some(r) = &c.release {
-                    memory.ensure(tx, config, &c.product, r, at.ops)?;
-                }
-            }
-            for c in &before {
-                if let Some(r) = &c.release {
-                    at.touched.insert((c.product.clone(), r.clone()));
-                }
-            }
-            at.ops.extend(before.into_iter().map(Op::Remove));
-            at.ops.extend(after.into_iter().map(Op::Add));
-        }
+        self.queue_regrouped(at, &nodes, &regrouped, &rows)?;
         let mut effect = decision.effect();
         match &decision {
             Decision::Put(new) => new.put(tx)?,
@@ -494,6 +480,54 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
+    /// Queues what regrouping `nodes` changes in the aggregates (the
+    /// writer's engine only): what their groups counted before removed,
+    /// what they count now added, the folded records per product; cold
+    /// releases it touches loaded first.
+    fn queue_regrouped(
+        &mut self,
+        at: &mut Writes<'_, '_>,
+        nodes: &BTreeSet<links::Key>,
+        regrouped: &links::Regrouped,
+        rows: &BTreeMap<links::Key, Row>,
+    ) -> rusqlite::Result<()> {
+        let (tx, config) = (at.tx, self.config);
+        let Some(memory) = &mut self.memory else {
+            return Ok(());
+        };
+        let (mut before, folded) = links::counted(tx, config, nodes)?;
+        let mut after = regrouped.contributions(config, rows);
+        let mut linked: BTreeMap<String, i64> = BTreeMap::new();
+        for p in folded {
+            *linked.entry(p).or_default() -= 1;
+        }
+        for (k, f) in &regrouped.folded {
+            if let (true, Some(r)) = (*f, rows.get(k)) {
+                *linked.entry(r.product.clone()).or_default() += 1;
+            }
+        }
+        at.ops.extend(
+            linked
+                .into_iter()
+                .filter(|(_, d)| *d != 0)
+                .map(|(p, d)| Op::Linked(p, d)),
+        );
+        cancel(&mut before, &mut after);
+        for c in before.iter().chain(after.iter()) {
+            if let Some(r) = &c.release {
+                memory.ensure(tx, config, &c.product, r, at.ops)?;
+            }
+        }
+        for c in &before {
+            if let Some(r) = &c.release {
+                at.touched.insert((c.product.clone(), r.clone()));
+            }
+        }
+        at.ops.extend(before.into_iter().map(Op::Remove));
+        at.ops.extend(after.into_iter().map(Op::Add));
+        Ok(())
+    }
+
     /// The records whose groups an event of record `key` may change (its
     /// group, and those of the records it comes to link to), the links it
     /// holds, and those it will hold: `wanted` unless that would make a

@@ -259,19 +259,26 @@ pub(super) fn group_row(config: &Config, members: &[&Row]) -> Row {
 }
 
 /// What `nodes` (a union of whole groups) count now: their records not
-/// folded, and their groups' rows.
+/// folded, and their groups' rows; and the product of each folded record.
 pub(super) fn counted(
     tx: &Connection,
     config: &Config,
     nodes: &BTreeSet<Key>,
-) -> rusqlite::Result<Vec<Contribution>> {
+) -> rusqlite::Result<(Vec<Contribution>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut products = Vec::new();
     let mut folded =
-        tx.prepare_cached("SELECT folded FROM defects WHERE source = ?1 AND id = ?2")?;
+        tx.prepare_cached("SELECT folded, product FROM defects WHERE source = ?1 AND id = ?2")?;
     for k in nodes {
-        let f: Option<bool> = rusqlite::OptionalExtension::optional(
-            folded.query_row(params![k.0, k.1], |r| r.get(0)),
+        let f: Option<(bool, String)> = rusqlite::OptionalExtension::optional(
+            folded.query_row(params![k.0, k.1], |r| Ok((r.get(0)?, r.get(1)?))),
         )?;
+        let f = f.map(|(f, product)| {
+            if f {
+                products.push(product);
+            }
+            f
+        });
         if f == Some(false) {
             if let Some(row) = Row::get(tx, &k.0, &k.1)? {
                 out.extend(row.contribution(config));
@@ -281,7 +288,7 @@ pub(super) fn counted(
             out.extend(row.contribution(config));
         }
     }
-    Ok(out)
+    Ok((out, products))
 }
 
 /// The stored records among `nodes`.

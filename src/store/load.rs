@@ -496,8 +496,24 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         Walk::new(&product, stage_names.len()).finish(&mut agg, Some(t));
     }
     agg.refresh_times();
+    load_linked(conn, &mut agg)?;
     log_loaded(&agg, rows_read, unknown_stages, started);
     Ok(agg)
+}
+
+/// Records folded into link groups, per product (from the index of folded
+/// records: the table is not read).
+fn load_linked(conn: &Connection, agg: &mut Aggregates) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT product, COUNT(*) FROM defects INDEXED BY defects_folded \
+         WHERE folded = 1 GROUP BY product",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (product, n): (String, i64) = (r.get(0)?, r.get(1)?);
+        agg.link(&product, n);
+    }
+    Ok(())
 }
 
 /// Says what [`aggregates`] loaded, and warns of unknown stages.

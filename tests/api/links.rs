@@ -56,6 +56,12 @@ async fn linked_records_count_once_show_their_group_and_survive_export_and_impor
         .await;
     assert_eq!(answer["accepted"], 2, "{answer}");
     assert_eq!(shop_defects(&app).await, 1.0);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value("bug_escape_linked_records", &[("product", "shop")]),
+        3.0,
+        "three records folded into one defect"
+    );
 
     let got: Value = reqwest::get(format!("{}/api/v1/defects/tickets/T-2", app.base))
         .await

@@ -153,6 +153,7 @@ fn counts(w: &Writer) -> BTreeMap<(String, String), u64> {
     let live = w.aggregates.read().unwrap();
     let reload = load::aggregates(&w.conn, &w.config).expect("reload");
     assert_eq!(live.view(), reload.view(), "live aggregates equal a reload");
+    assert_eq!(live.linked, reload.linked, "linked records equal a reload");
     let stages: Vec<String> = w
         .config
         .pipeline
@@ -177,6 +178,17 @@ fn counts(w: &Writer) -> BTreeMap<(String, String), u64> {
         }
     }
     out
+}
+
+/// Records of `shop` folded into link groups (`bug_escape_linked_records`).
+fn folded_records(w: &Writer) -> u64 {
+    w.aggregates
+        .read()
+        .unwrap()
+        .linked
+        .get("shop")
+        .copied()
+        .unwrap_or(0)
 }
 
 fn expect(pairs: &[(&str, &str, u64)]) -> BTreeMap<(String, String), u64> {
@@ -279,6 +291,7 @@ fn a_link_added_then_removed_moves_two_to_one_and_back() {
     let o = commit(&mut w, vec![linked.item()]);
     assert_eq!(o.accepted, 1, "a changed link set is a change");
     assert_eq!(counts(&w), expect(&[("2.0", "production", 1)]));
+    assert_eq!(folded_records(&w), 2, "two records folded into one defect");
     // The description edited again, without the link.
     let unlinked = rec("jira", "PAY-1", "production")
         .release("2.0")
@@ -286,6 +299,7 @@ fn a_link_added_then_removed_moves_two_to_one_and_back() {
         .links(&[]);
     commit(&mut w, vec![unlinked.item()]);
     assert_eq!(counts(&w), expect(&[("2.0", "production", 2)]));
+    assert_eq!(folded_records(&w), 0);
     // A stale event's links are not applied.
     let stale = rec("jira", "PAY-1", "production")
         .release("2.0")
@@ -335,6 +349,7 @@ fn a_chain_across_sentry_jira_and_github_is_one_defect_until_a_link_goes() {
         ],
     );
     assert_eq!(counts(&w), expect(&[("3.0", "production", 1)]));
+    assert_eq!(folded_records(&w), 3);
     // The middle link goes: Sentry alone, and the ticket with the issue.
     commit(
         &mut w,

@@ -99,7 +99,7 @@ fn apply(db: &Db, ev: DefectEvent) -> (Outcome, i64) {
         .map(|o| match o {
             Op::Add(_) => 1,
             Op::Remove(_) => -1,
-            Op::Meta(..) | Op::Load(..) => 0,
+            Op::Meta(..) | Op::Load(..) | Op::Linked(..) => 0,
         })
         .sum();
     (outcome, net)
@@ -550,8 +550,9 @@ mod live_equals_reload {
         // What is resident may differ (a load keeps fewer); what
         // `/metrics` reads may not.
         let live = w.aggregates.read().unwrap().view();
-        let reload = load::aggregates(&w.conn, &w.config).expect("reload").view();
-        prop_assert_eq!(live, reload);
+        let reload = load::aggregates(&w.conn, &w.config).expect("reload");
+        prop_assert_eq!(live, reload.view());
+        prop_assert_eq!(&w.aggregates.read().unwrap().linked, &reload.linked);
         // The groups kept up event by event equal the groups computed
         // from scratch from the records and links stored.
         let incremental = groups(&w.conn);
