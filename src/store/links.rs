@@ -378,7 +378,7 @@ pub(crate) fn regroup_all(tx: &Connection, config: &Config) -> rusqlite::Result<
         "DELETE FROM defects WHERE source = ?1",
         params![GROUP_SOURCE],
     )?;
-    tx.execute("UPDATE defects SET folded = 0 WHERE folded != 0", [])?;
+    tx.execute("UPDATE defects SET folded = 0 WHERE folded = 1", [])?;
     let mut nodes = BTreeSet::new();
     let mut edges = BTreeSet::new();
     {
