@@ -464,3 +464,93 @@ fn links_past_a_groups_cap_are_refused_and_counted() {
     assert_eq!(counts(&w), expect(&[("-", "production", 2)]));
     w.close();
 }
+
+mod order {
+    //! The rule never depends on the order in which records and their links
+    //! arrive: the same records, applied in any order, count the same.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: [&str; 3] = ["sentry", "jira", "github"];
+    const IDS: [&str; 6] = ["A", "B", "C", "D", "E", "F"];
+    const STAGES: [&str; 3] = ["qa", "production", "nowhere"];
+
+    /// `(kind, id, stage, release, status, found day, links)`.
+    type Spec = (
+        usize,
+        usize,
+        usize,
+        Option<u8>,
+        u8,
+        i64,
+        Vec<(usize, usize)>,
+    );
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (
+            0..3usize,
+            0..6usize,
+            0..3usize,
+            proptest::option::of(0..2u8),
+            0..4u8,
+            0..5i64,
+            proptest::collection::vec((0..3usize, 0..6usize), 0..3),
+        )
+    }
+
+    fn item(s: &Spec) -> Item {
+        let (kind, id, stage, release, status, day, links) = s;
+        let mut r = rec(KINDS[*kind], IDS[*id], STAGES[*stage]).at(*day, 100);
+        r.release = release.map(|n| ["1.0", "2.0"][n as usize]);
+        r.status = match status {
+            0 => Status::Invalid,
+            1 => Status::Duplicate,
+            _ => Status::Valid,
+        };
+        r.links = Some(links.iter().map(|(k, i)| (KINDS[*k], IDS[*i])).collect());
+        r.item()
+    }
+
+    /// Each record once (its last spec), one batch per record, in `order`.
+    fn run(specs: &[Spec], order: &[usize]) -> (Vec<crate::aggregate::ProductViewOf>, String) {
+        let (_dir, mut w) = writer();
+        for &i in order {
+            commit(&mut w, vec![item(&specs[i])]);
+        }
+        counts(&w);
+        let view = w.aggregates.read().unwrap().view();
+        let linked = format!("{:?}", w.aggregates.read().unwrap().linked);
+        w.close();
+        (view, linked)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn any_arrival_order_counts_the_same(
+            specs in proptest::collection::vec(spec(), 1..7),
+            seed in any::<u64>(),
+        ) {
+            // One event per record: keep the last spec of each key.
+            let mut last = BTreeMap::new();
+            for s in &specs {
+                last.insert((s.0, s.1), s.clone());
+            }
+            let specs: Vec<Spec> = last.into_values().collect();
+            let forward: Vec<usize> = (0..specs.len()).collect();
+            let mut shuffled = forward.clone();
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let backward: Vec<usize> = forward.iter().rev().copied().collect();
+            let a = run(&specs, &forward);
+            prop_assert_eq!(&a, &run(&specs, &shuffled));
+            prop_assert_eq!(&a, &run(&specs, &backward));
+        }
+    }
+}
