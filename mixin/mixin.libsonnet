@@ -4,4 +4,5 @@
 (import 'config.libsonnet')
 + (import 'rules/rules.libsonnet')
 + (import 'alerts/alerts.libsonnet')
++ (import 'alerts/litestream.libsonnet')
 + (import 'dashboards/dashboards.libsonnet')

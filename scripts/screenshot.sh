@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates docs/images/summary.png, the README's picture of the summary
 # page: runs the exporter on a loopback port with a temporary configuration and
-# database, posts a made-up but realistic history (three products, releases in
-# every band) through the API, and takes a headless Chromium screenshot of `/`.
+# database, posts a made-up but realistic history (six products of 30 releases
+# each, in several bands) through the API, and takes a headless Chromium
+# screenshot of `/` (WIDTH x HEIGHT, 1280x1100 by default).
 #
 #   bash scripts/screenshot.sh            # writes docs/images/summary.png
 #   CHROMIUM=chromium-browser PORT=19041 bash scripts/screenshot.sh
@@ -22,7 +23,6 @@ cleanup() {
 trap cleanup EXIT
 
 cat >"$tmp/exporter.toml" <<'TOML'
-pinned_products = ["payments"]
 [products.payments]
 stage_owners = { qa = "payments-qa" }
 TOML
@@ -40,32 +40,41 @@ for _ in $(seq 1 300); do
 done
 curl -sf "$BASE/readyz" >/dev/null
 
-# The history: per product, releases with a release time and defects spread
-# over the stages so that each release lands in a chosen band. Fixed dates and
-# a fixed seed, so the picture only changes when the page does.
+# The history: six products, 30 releases each (one every two weeks), with
+# defects spread over the stages so that each product's releases drift around
+# a chosen escape rate, in several bands: a product that got worse lately,
+# one with small samples, one on the attention/leaking edge. Fixed dates and a
+# fixed seed, so the picture only changes when the page does.
 python3 - "$tmp" <<'PY'
 import json, random, sys
 from datetime import datetime, timedelta, timezone
-random.seed(22)
+random.seed(23)
 stages = ["development", "code_review", "automated_tests", "qa"]
 causes = ["coverage", "review", "requirements", "release", "unknown"]
 severities = ["critical", "high", "medium", "low"]
-# product -> [(release, defects, escaped)]
-history = {
-    "payments": [("2.1.0", 48, 2), ("2.2.0", 52, 4), ("2.3.0", 40, 6), ("2.4.0", 31, 2)],
-    "search": [("5.8.0", 35, 3), ("5.9.0", 42, 9), ("6.0.0", 38, 11)],
-    "mobile-app": [("2026.09", 27, 1), ("2026.10", 30, 2), ("2026.11", 8, 2)],
+# product -> (defects per release, escape rate of the first and last release, prefix)
+profiles = {
+    "payments": (45, 0.07, 0.06, "2."),
+    "search": (40, 0.12, 0.30, "5."),
+    "mobile-app": (35, 0.13, 0.15, "2026."),
+    "checkout": (50, 0.03, 0.025, "8."),
+    "identity": (6, 0.15, 0.35, "1."),
+    "reporting": (22, 0.16, 0.22, "3."),
 }
-start = datetime(2026, 6, 1, 9, tzinfo=timezone.utc)
+start = datetime(2025, 9, 1, 9, tzinfo=timezone.utc)
 events, releases = [], []
-for p, (product, rows) in enumerate(history.items()):
-    for r, (release, total, escaped) in enumerate(rows):
-        shipped = start + timedelta(days=30 * r + 3 * p)
+for p, (product, (size, first, last, prefix)) in enumerate(profiles.items()):
+    for r in range(30):
+        release = f"{prefix}{r // 10}.{r % 10}" if prefix != "2026." else f"2026.{r + 1:02}"
+        shipped = start + timedelta(days=14 * r + p)
         releases.append({"product": product, "release": release,
                          "released_at": shipped.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        rate = first + (last - first) * r / 29
+        total = max(3, size + random.randint(-size // 4, size // 4))
+        escaped = sum(random.random() < rate for _ in range(total))
         for n in range(total):
-            found = shipped + timedelta(hours=random.randint(1, 600))
             if n < escaped:
+                found = shipped + timedelta(hours=random.randint(1, 500))
                 stage, extra = "production", {
                     "cause": random.choice(causes),
                     "detected_by": random.choice(["user", "monitoring", "monitoring"]),
@@ -74,25 +83,28 @@ for p, (product, rows) in enumerate(history.items()):
                 found = shipped - timedelta(hours=random.randint(1, 300))
                 stage, extra = random.choices(stages, weights=[1, 3, 4, 3])[0], {}
             t = found.strftime("%Y-%m-%dT%H:%M:%SZ")
-            events.append({"id": f"{product.upper()[:3]}-{r}{n:03}", "product": product,
+            events.append({"id": f"{product[:3].upper()}-{r}-{n}", "product": product,
                            "release": release, "stage": stage,
                            "severity": random.choice(severities),
                            "found_at": t, "updated_at": t, **extra})
 # A few defects not yet attributed to a release, as in real trackers.
 for n in range(3):
     events.append({"id": f"SEA-x{n}", "product": "search", "stage": "qa"})
-open(sys.argv[1] + "/events.json", "w").write(json.dumps(events))
-open(sys.argv[1] + "/releases.ndjson", "w").write("\n".join(map(json.dumps, releases)))
+for i in range(0, len(events), 1000):
+    with open(f"{sys.argv[1]}/events-{i // 1000:03}.json", "w") as f:
+        json.dump(events[i:i + 1000], f)
+open(sys.argv[1] + "/releases.json", "w").write(json.dumps(releases))
 PY
 
-curl -sf "$BASE/api/v1/events" -H 'content-type: application/json' \
-  --data-binary @"$tmp/events.json" >/dev/null
-while read -r release; do
-  curl -sf "$BASE/api/v1/releases" -H 'content-type: application/json' -d "$release" >/dev/null
-done <"$tmp/releases.ndjson"
+for f in "$tmp"/events-*.json; do
+  curl -sS --fail-with-body "$BASE/api/v1/events" -H 'content-type: application/json' \
+    --data-binary @"$f" -o "$tmp/answer" || { cat "$tmp/answer" >&2; exit 1; }
+done
+curl -sf "$BASE/api/v1/releases" -H 'content-type: application/json' \
+  --data-binary @"$tmp/releases.json" >/dev/null
 
 mkdir -p "$(dirname "$OUT")"
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --hide-scrollbars \
-  --user-data-dir="$tmp/chromium" --screenshot="$OUT" --window-size=1280,900 \
+  --user-data-dir="$tmp/chromium" --screenshot="$OUT" --window-size="${WIDTH:-1280},${HEIGHT:-1100}" \
   "$BASE/" 2>/dev/null
 ls -l "$OUT"

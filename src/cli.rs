@@ -1,6 +1,6 @@
 //! Command-line interface: clap's argument types only. It reads nothing
 //! of the crate but the build's version, `model::time`'s parser (for
-//! `sync --since`) and the sources' registry (`sync <source>` takes its
+//! `sync --since`), the report's `--releases` parser and the sources' registry (`sync <source>` takes its
 //! names, so a new source needs no line here); [`crate::cmd`] turns its
 //! values into each module's types.
 
@@ -138,6 +138,14 @@ pub enum ReportFormat {
     Csv,
 }
 
+/// `report --releases`: every stored release (`all`) or the newest N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasesArg(pub Option<usize>);
+
+fn releases_arg(value: &str) -> Result<ReleasesArg, String> {
+    crate::metrics::report::parse_releases(value).map(ReleasesArg)
+}
+
 /// Sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -192,6 +200,11 @@ pub enum Command {
         /// NO_COLOR is set), JSON, or CSV of the release rows.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
+        /// Releases of each product to show: `all` stored ones or the newest
+        /// N, computed from the database as /metrics would show them; default:
+        /// the exported ones (the newest `max_releases`).
+        #[arg(long, value_name = "all|N", value_parser = releases_arg)]
+        releases: Option<ReleasesArg>,
     },
     /// Import defect events and release times from NDJSON or CSV files
     /// (`-` for standard input) into the database, checked and applied as
@@ -237,6 +250,25 @@ pub enum Command {
         /// standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Copy the database to OUT consistently, safe while `serve` runs on it
+    /// (SQLite's `VACUUM INTO` from a read-only snapshot; `serve`'s lock is
+    /// not needed). The copy is written beside OUT, checked with
+    /// `integrity_check` and renamed onto OUT. Exit 0 when written, 2 on
+    /// errors (OUT is then untouched).
+    Backup {
+        /// SQLite database file; default ./bug-escape.db (or the `db` key).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (only its `db` key is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Replace OUT when it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
+        /// The copy to write.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
     },
     /// Backfill and reconcile from a vendor's REST API (GitHub, GitLab, Jira,
     /// Sentry): list the issues (and releases) of the configured repositories

@@ -29,7 +29,7 @@ pub use products::{
 };
 pub use releases::{ReleaseSettings, RuleSettings};
 pub use server::header_safe;
-pub use settings::{DEFAULT_LISTEN, ENV_KEYS, Overrides, Settings};
+pub use settings::{Checkpoint, DEFAULT_LISTEN, ENV_KEYS, Overrides, Settings};
 
 pub mod env;
 mod file;
@@ -43,6 +43,7 @@ pub mod redact;
 mod releases;
 mod server;
 mod settings;
+pub mod suggest;
 pub mod sync;
 pub mod web;
 pub mod webhooks;
@@ -88,6 +89,8 @@ pub struct Config {
     pub release_rules: ReleaseRules,
     /// The generic API may write into webhook sources' namespaces (corrections).
     pub allow_vendor_sources: bool,
+    /// Who checkpoints the WAL (`checkpoint`).
+    pub checkpoint: Checkpoint,
     pub api_token: Option<String>,
     /// Source webhooks (secrets never printed).
     pub webhooks: webhooks::WebhooksConfig,
@@ -155,6 +158,7 @@ impl Config {
             source_map,
             release_rules,
             allow_vendor_sources: s.allow_vendor_sources,
+            checkpoint: s.checkpoint,
             api_token,
             webhooks,
             sync,
@@ -234,6 +238,22 @@ mod tests {
         );
         let e = load(r#"allow_vendor_sources = "sometimes""#).unwrap_err();
         assert!(e.0.contains("allow_vendor_sources"), "{e}");
+    }
+
+    #[test]
+    fn checkpoint_is_the_exporters_unless_left_to_a_replicator() {
+        assert_eq!(load("").expect("valid").checkpoint, Checkpoint::Exporter);
+        assert_eq!(
+            load(r#"checkpoint = "external""#)
+                .expect("valid")
+                .checkpoint,
+            Checkpoint::External
+        );
+        let e = load(r#"checkpoint = "litestream""#).unwrap_err();
+        assert!(
+            e.0.contains("checkpoint") && e.0.contains("exporter, external"),
+            "{e}"
+        );
     }
 
     #[test]

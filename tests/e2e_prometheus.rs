@@ -48,6 +48,9 @@ const LEAKING: &str = "2.0.0";
 const STRONG: &str = "2.1.0";
 /// A product whose newest release stopped logging its defects.
 const UNDER_REPORTED: &str = "ledger";
+/// Imported history: one release shipped 400 days ago, leaking beyond doubt
+/// (20 of 30 defects escaped), outside the mixin's 90-day alert window.
+const IMPORTED: &str = "legacy";
 /// The repository `serve` syncs from the GitHub stand-in.
 const SYNC_REPO: &str = "acme/payments";
 const SYNC_REPO_ID: u64 = 1_296_269;
@@ -262,6 +265,42 @@ async fn check_strong_release_quiet(
     stack.check(
         receiver.find(|l| l["release"] == STRONG).is_none(),
         "no alert may be sent for the strong release",
+    );
+}
+
+/// The imported release, leaking but shipped 400 days ago, raises no alert:
+/// the rules have judged it outside the alert window (recorded 0), and its
+/// product none either (it has no release inside).
+async fn check_imported_history_quiet(
+    stack: &mut Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    prometheus: &str,
+) {
+    let judged = format!(
+        "product_release:bug_escape_release_actionable:bool{{product=\"{IMPORTED}\"}} == 0"
+    );
+    stack
+        .wait_for("the imported release judged outside the window", || async {
+            query(http, prometheus, &judged)
+                .await
+                .ok()
+                .filter(|r| !r.is_empty())
+        })
+        .await;
+    let alerts = query(
+        http,
+        prometheus,
+        &format!("ALERTS{{product=\"{IMPORTED}\"}}"),
+    )
+    .await;
+    stack.check(
+        alerts.as_ref().is_ok_and(|r| r.is_empty()),
+        &format!("alerts of the imported history: {alerts:?}"),
+    );
+    stack.check(
+        receiver.find(|l| l["product"] == IMPORTED).is_none(),
+        "no alert may be sent for the imported history",
     );
 }
 
@@ -496,6 +535,10 @@ async fn alerts_and_dashboards_work_against_real_prometheus() {
     // the same data that made the leaking release fire).
     check_strong_release_quiet(&mut stack, &receiver, &http, &prometheus).await;
 
+    // A leaking release shipped 400 days ago (imported history) raises no
+    // alert, while the leaking release of 10 days ago did.
+    check_imported_history_quiet(&mut stack, &receiver, &http, &prometheus).await;
+
     // Sync: serve's periodic reconcile read the stand-in, and each pass
     // after the first found a change of its issue whose webhook never
     // came. Prometheus has the pass's time and counts, and the
@@ -703,6 +746,7 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
 async fn feed(http: &reqwest::Client, exporter: &str, now: i64) {
     feed_releases(http, exporter, now).await;
     feed_under_reported(http, exporter, now).await;
+    feed_imported(http, exporter, now).await;
     feed_unattributed(http, exporter).await;
     feed_rejections(http, exporter).await;
 }
@@ -842,6 +886,36 @@ async fn feed_under_reported(http: &reqwest::Client, exporter: &str, now: i64) {
         )
         .await;
     }
+}
+
+/// IMPORTED's one release, shipped 400 days ago: 10 defects caught in qa,
+/// 20 in production.
+async fn feed_imported(http: &reqwest::Client, exporter: &str, now: i64) {
+    let shipped = now - 400 * DAY;
+    post(
+        http,
+        &format!("{exporter}/api/v1/releases"),
+        &json!({"product": IMPORTED, "release": "0.9", "released_at": rfc3339(shipped)}),
+    )
+    .await;
+    let events: Vec<Value> = (0..30)
+        .map(|n| {
+            let production = n >= 10;
+            json!({
+                "id": format!("imported-{n}"),
+                "product": IMPORTED,
+                "release": "0.9",
+                "stage": if production { "production" } else { "qa" },
+                "found_at": rfc3339(shipped + (if production { DAY } else { -DAY }) + n * 60),
+            })
+        })
+        .collect();
+    post(
+        http,
+        &format!("{exporter}/api/v1/events"),
+        &Value::Array(events),
+    )
+    .await;
 }
 
 /// Defects without a release yet: left out of every rate.

@@ -54,6 +54,35 @@ local u = import '../lib/util.libsonnet';
       },
     },
 
+    // Alerts only where action is possible (_config releaseAlertWindow,
+    // releaseAlertNewest; rules/rules.libsonnet records both gates): a
+    // release alert leaves out the releases outside the window, a product
+    // alert the products none of whose releases is inside it. `unless ... ==
+    // 0`, not `and ... == 1`: only what is known to be out of the window is
+    // left out, so a missing series never silences an alert.
+    local releaseGate = |||
+      unless on(%(t)s, product, release)
+        (product_release:bug_escape_release_actionable:bool == 0)
+    ||| % { t: t },
+    local productGate = |||
+      unless on(%(t)s, product)
+        (product:bug_escape_release_actionable:max == 0)
+    ||| % { t: t },
+
+    // The release's failing stage and its owner, when the exporter names one
+    // (bug_escape_release_failing_stage_info; docs/semantics.md); otherwise a
+    // sentence that claims nothing about the stages.
+    local failingStage =
+      local names = c.targetLabels + ['product', 'release'];
+      '{{ with printf `bug_escape_release_failing_stage_info{%s}` %s | query }}' % [
+        std.join(',', ['%s=%%q' % l for l in names]),
+        std.join(' ', ['$labels.' + l for l in names]),
+      ]
+      + '{{ with first . }}Failing stage: {{ .Labels.stage }} (owner: {{ .Labels.owner }}),'
+      + ' the stage furthest above its {{ .Labels.basis }}; start there.{{ end }}'
+      + '{{ else }}The exporter names no failing stage for this release'
+      + ' (bug_escape_release_failing_stage_info); its stage leaks are on the Overview dashboard.{{ end }}',
+
     // A band crossing with hysteresis: enters on the lower bound of the
     // Wilson interval (with a large enough sample), holds on the estimate.
     local bandExpr(name, rate, lower, sample, keys, threshold) = |||
@@ -86,7 +115,7 @@ local u = import '../lib/util.libsonnet';
         'bug_escape_release_defects',
         'product, release',
         'bug_escape_band_threshold_ratio{band="%s"}' % over
-      ),
+      ) + releaseGate,
       severity,
       'quality',
       {
@@ -98,12 +127,14 @@ local u = import '../lib/util.libsonnet';
           %s defects),
           above the upper bound of the %s band
           (%s).
+          %s
         ||| % [
           q('bug_escape_rate_lower_ratio', ['product', 'release']),
           q('bug_escape_rate_upper_ratio', ['product', 'release']),
           q('bug_escape_release_defects', ['product', 'release'], format=''),
           over,
           q('bug_escape_band_threshold_ratio', ['product'], ['band="%s"' % over]),
+          failingStage,
         ],
       },
       { band: band },
@@ -119,7 +150,7 @@ local u = import '../lib/util.libsonnet';
         'bug_escape_recent_defects',
         'product',
         'bug_escape_band_threshold_ratio{band="%s"}' % over
-      ),
+      ) + productGate,
       severity,
       'quality',
       {
@@ -179,7 +210,7 @@ local u = import '../lib/util.libsonnet';
                 bug_escape_release_defects
                   >= on(%(t)s, product) group_left() bug_escape_min_defects
               )
-            ||| % { t: t },
+            ||| % { t: t } + productGate,
             'info',
             'quality',
             {
@@ -222,7 +253,7 @@ local u = import '../lib/util.libsonnet';
                     ALERTS{alertname="BugEscapeStageLeakAboveTarget", alertstate="firing"}
                 )
               )
-            ||| % { t: t },
+            ||| % { t: t } + releaseGate,
             'warning',
             'quality',
             {
@@ -265,7 +296,7 @@ local u = import '../lib/util.libsonnet';
                     ALERTS{alertname="BugEscapeCauseConcentrated", alertstate="firing"}
                 )
               )
-            ||| % { t: t },
+            ||| % { t: t } + releaseGate,
             'info',
             'quality',
             {
@@ -300,7 +331,7 @@ local u = import '../lib/util.libsonnet';
                 product:bug_escape_defects_with_unattributed:count
                   >= on(%(t)s, product) group_left() bug_escape_min_defects
               )
-            ||| % { t: t },
+            ||| % { t: t } + productGate,
             'info',
             'quality',
             {
@@ -338,7 +369,7 @@ local u = import '../lib/util.libsonnet';
               )
               unless on(%(t)s, product, release, age)
               %(monitoringDropped)s
-            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') },
+            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') } + productGate,
             'warning',
             'quality',
             {
@@ -385,7 +416,7 @@ local u = import '../lib/util.libsonnet';
                 product_age_detected_by:bug_escape_escaped_defects_at_age_previous:median{detected_by="monitoring"} > 0
               unless on(%(t)s, product, release, age)
               %(monitoringDropped)s
-            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') },
+            ||| % { t: t, monitoringDropped: std.rstripChars(monitoringDropped, '\n') } + productGate,
             'warning',
             'quality',
             {
@@ -424,7 +455,7 @@ local u = import '../lib/util.libsonnet';
                 product:bug_escape_escaped_defects:sum
                   >= on(%(t)s, product) group_left() bug_escape_min_defects
               )
-            ||| % { t: t },
+            ||| % { t: t } + productGate,
             'info',
             'quality',
             {

@@ -181,6 +181,46 @@ local u = import '../lib/util.libsonnet';
             ||| % v,
           },
 
+          {
+            _comment:: |||
+              Alerts only where action is possible (_config releaseAlertWindow,
+              releaseAlertNewest): 1 for an exported release shipped within the
+              last %(window)s (by bug_escape_release_timestamp_seconds; a release
+              time in the future counts as within) or, its release time unknown,
+              among the newest %(newest)d exported releases of its product
+              (bug_escape_release_rank < %(newest)d); 0 for every other exported
+              release. The release alerts consider the releases at 1 only. An
+              exporter without bug_escape_release_rank leaves releases without a
+              release time at 1.
+            ||| % { window: c.releaseAlertWindow, newest: c.releaseAlertNewest },
+            record: 'product_release:bug_escape_release_actionable:bool',
+            expr: |||
+              (
+                bug_escape_release_defects * 0 + 1
+                  unless on(%(t)s, product, release)
+                (time() - bug_escape_release_timestamp_seconds > %(seconds)d)
+                  unless on(%(t)s, product, release)
+                (
+                  bug_escape_release_rank >= %(newest)d
+                    unless on(%(t)s, product, release) bug_escape_release_timestamp_seconds
+                )
+              )
+              or
+              bug_escape_release_defects * 0
+            ||| % (v { seconds: u.seconds(c.releaseAlertWindow), newest: c.releaseAlertNewest }),
+          },
+          {
+            _comment:: |||
+              1 for a product with at least one release at 1 above, else 0: the
+              product alerts (recent rate, trend, under-reporting, unattributed and
+              unknown-cause shares) go quiet for a
+              product none of whose releases is within the window, such as the
+              imported history of a product that no longer ships.
+            |||,
+            record: 'product:bug_escape_release_actionable:max',
+            expr: 'max by (%(t)s, product) (product_release:bug_escape_release_actionable:bool)' % v,
+          },
+
           limit('cause_concentration', c.causeConcentrationLimit, |||
             Levels that are not part of the exporter's configuration, from the
             mixin's _config (causeConcentrationLimit, unattributedLimit,

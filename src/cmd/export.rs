@@ -47,7 +47,12 @@ pub fn run(db: &Path, format: Format, output: Option<&Path>) -> u8 {
         None => {
             let stdout = std::io::stdout();
             let out = Named::new(stdout.lock(), "standard output".into());
-            write_all(db, format, BufWriter::with_capacity(1 << 20, out))
+            let written = write_all(db, format, BufWriter::with_capacity(1 << 20, out));
+            // Its reader has gone (`export | head`): a quiet end, as `cat`'s.
+            if written.as_ref().is_err_and(super::is_closed_pipe) {
+                super::end_at_closed_pipe();
+            }
+            written
         }
         Some(path) => to_file(db, format, path),
     };

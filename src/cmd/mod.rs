@@ -3,6 +3,7 @@
 //! does its work and turns the outcome into an exit status and a line on
 //! stdout or stderr. `import`, `export` and `sync` are run by their modules.
 
+pub mod backup;
 pub mod check_config;
 pub mod export;
 pub mod healthcheck;
@@ -26,7 +27,14 @@ pub fn run(command: Command) -> ExitCode {
             config,
             product,
             format,
-        } => report::run(config.as_deref(), db, product.as_deref(), format),
+            releases,
+        } => report::run(
+            config.as_deref(),
+            db,
+            product.as_deref(),
+            format,
+            releases.map(|r| r.0),
+        ),
         Command::Import {
             db,
             config,
@@ -60,6 +68,15 @@ pub fn run(command: Command) -> ExitCode {
             Ok(c) => ExitCode::from(export::run(&c.db, file_format(format), output.as_deref())),
             Err(e) => fail(&e, import::EXIT_ERROR),
         },
+        Command::Backup {
+            db,
+            config,
+            force,
+            out,
+        } => match load(config.as_deref(), &db_only(db)) {
+            Ok(c) => ExitCode::from(backup::run(&c.db, &out, force)),
+            Err(e) => fail(&e, backup::EXIT_ERROR),
+        },
         Command::CheckConfig {
             config,
             web_config_file,
@@ -85,7 +102,9 @@ pub fn run(command: Command) -> ExitCode {
 /// The exit status of `command` when its configuration cannot be used.
 pub fn config_failure(command: &Command) -> ExitCode {
     match command {
-        Command::Import { .. } | Command::Export { .. } => ExitCode::from(import::EXIT_ERROR),
+        Command::Import { .. } | Command::Export { .. } | Command::Backup { .. } => {
+            ExitCode::from(import::EXIT_ERROR)
+        }
         Command::Sync { .. } => ExitCode::from(sync::EXIT_ERROR),
         _ => ExitCode::FAILURE,
     }
@@ -116,9 +135,44 @@ fn fail(e: &str, code: u8) -> ExitCode {
 /// The configuration of `file` (the embedded defaults when `None`) with the
 /// command line's `flags` over it.
 fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, String> {
+    for warning in crate::config::env::process_near_misses() {
+        tracing::warn!("{warning}");
+    }
     let settings =
         Settings::load(file, flags).map_err(|e| format!("invalid configuration: {e}"))?;
     Config::from_settings(settings).map_err(|e| format!("invalid configuration: {e}"))
+}
+
+/// Whether `e`, or an error it wraps, is a write into a pipe whose reader
+/// has gone (`EPIPE`: `export | head -1`). Rust ignores `SIGPIPE`, so the
+/// write fails instead of ending the process.
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+            || cause.downcast_ref::<csv::Error>().is_some_and(
+                |c| matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == BrokenPipe),
+            )
+    })
+}
+
+/// Ends the process as `cat` ends when its reader goes away: without a
+/// word, killed by `SIGPIPE` (status 141 in a shell, so `set -o pipefail`
+/// sees an output cut short, as it does for `cat`).
+pub fn end_at_closed_pipe() -> ! {
+    // SAFETY: restores the default action of SIGPIPE and raises it; no
+    // handler runs, the process ends.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached; the status a shell would show if it were.
+    std::process::exit(141)
 }
 
 /// Prints to stdout; a failing stdout is ignored (`println!` would panic).

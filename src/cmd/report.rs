@@ -13,14 +13,16 @@ use super::complain;
 use crate::cli::ReportFormat;
 use crate::config::Config;
 use crate::metrics::collector::select;
-use crate::metrics::report::{Band, ProductRow, ReleaseRow, Report, build};
+use crate::metrics::report::{Band, ProductRow, ReleaseRow, Report, build, build_stored};
 
-/// `report`: the escape-rate report of a database, read-only.
+/// `report`: the escape-rate report of a database, read-only; with
+/// `releases` (`Some(None)`: all), the stored releases of each product.
 pub fn run(
     file: Option<&Path>,
     db: Option<PathBuf>,
     product: Option<&str>,
     format: ReportFormat,
+    releases: Option<Option<usize>>,
 ) -> ExitCode {
     let config = match super::load(file, &super::db_only(db)) {
         Ok(c) => c,
@@ -29,7 +31,7 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
-    let built = match load(&config, product) {
+    let built = match load(&config, product, releases) {
         Ok(r) => r,
         Err(e) => {
             complain(&format!("{e:#}"));
@@ -44,8 +46,8 @@ pub fn run(
     let mut out = stdout.lock();
     match write(&mut out, &built, format, colour).and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`| head`) is not worth a message.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // A closed pipe (`| head`): a quiet end, as `cat`'s.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => super::end_at_closed_pipe(),
         Err(e) => {
             complain(&format!("cannot write the report: {e}"));
             ExitCode::FAILURE
@@ -53,16 +55,38 @@ pub fn run(
     }
 }
 
-/// Builds the report of `config.db` (only `product` when given).
-pub fn load(config: &Config, product: Option<&str>) -> anyhow::Result<Report> {
-    let (aggregates, keyed_alike) = crate::store::read::aggregates(config)?;
+/// Builds the report of `config.db` (only `product` when given); with
+/// `releases`, each product's first that many stored releases (`Some(None)`:
+/// all) in place of its exported ones.
+pub fn load(
+    config: &Config,
+    product: Option<&str>,
+    releases: Option<Option<usize>>,
+) -> anyhow::Result<Report> {
+    let wanted = |agg: &crate::aggregate::Aggregates| -> Vec<String> {
+        if releases.is_none() {
+            return Vec::new();
+        }
+        let sel = select(config, agg);
+        sel.products()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .filter(|p| product.is_none_or(|want| want == p))
+            .collect()
+    };
+    let (aggregates, keyed_alike, stored) =
+        crate::store::read::aggregates_and_history(config, wanted, releases.flatten())?;
     if !keyed_alike {
         tracing::warn!(target: "bug_escape_exporter::report",
             "the store was keyed with other product mappings or release rules than this \
              configuration: `serve` would re-key it at start; these numbers follow the stored keys"
         );
     }
-    let report = build(config, &select(config, &aggregates), product);
+    let sel = select(config, &aggregates);
+    let report = match releases {
+        None => build(config, &sel, product),
+        Some(_) => build_stored(config, &sel, product, &stored),
+    };
     if let Some(p) = product
         && report.products.is_empty()
     {
@@ -105,7 +129,8 @@ pub fn write(
 
 /// The CSV columns of a release row.
 pub const CSV_HEADER: &str = "product,release,defects,escaped,escape_rate,lower,upper,band,\
-small_sample,released_at,leakiest_stage,leakiest_stage_leak,leakiest_stage_owner";
+band_settled,alert_band,small_sample,released_at,failing_stage,failing_stage_leak,\
+failing_stage_expected,failing_stage_basis,failing_stage_owner";
 
 /// The release rows as CSV (RFC 4180, CRLF line ends), with a header; empty
 /// cells for nulls; names that a spreadsheet would take for a formula are
@@ -116,7 +141,6 @@ pub fn csv(report: &Report) -> String {
         .terminator(csv::Terminator::CRLF)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(Vec::new());
-    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     // Writing to memory fails only when out of it.
     let write = |out: &mut csv::Writer<Vec<u8>>, cells: &[String]| {
         out.write_record(cells)
@@ -125,25 +149,35 @@ pub fn csv(report: &Report) -> String {
     let header: Vec<String> = CSV_HEADER.split(',').map(str::to_owned).collect();
     write(&mut out, &header);
     for r in &report.releases {
-        let cells = [
-            text_cell(&r.product),
-            text_cell(&r.release),
-            r.defects.to_string(),
-            r.escaped.to_string(),
-            num(r.escape_rate),
-            num(r.lower),
-            num(r.upper),
-            r.band.map(|b| b.as_str().to_owned()).unwrap_or_default(),
-            r.small_sample.to_string(),
-            r.released_at.clone().unwrap_or_default(),
-            text_cell(r.leakiest_stage.as_deref().unwrap_or_default()),
-            num(r.leakiest_stage_leak),
-            text_cell(r.leakiest_stage_owner.as_deref().unwrap_or_default()),
-        ];
-        write(&mut out, &cells);
+        write(&mut out, &csv_cells(r));
     }
     let bytes = out.into_inner().expect("a CSV flushed to memory");
     String::from_utf8(bytes).expect("CSV of UTF-8 cells")
+}
+
+/// The cells of a release row, in [`CSV_HEADER`] order.
+fn csv_cells(r: &ReleaseRow) -> Vec<String> {
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let band = |b: Option<Band>| b.map(|b| b.as_str().to_owned()).unwrap_or_default();
+    vec![
+        text_cell(&r.product),
+        text_cell(&r.release),
+        r.defects.to_string(),
+        r.escaped.to_string(),
+        num(r.escape_rate),
+        num(r.lower),
+        num(r.upper),
+        band(r.band),
+        r.band_settled.to_string(),
+        band(r.alert_band),
+        r.small_sample.to_string(),
+        r.released_at.clone().unwrap_or_default(),
+        text_cell(r.failing_stage.as_deref().unwrap_or_default()),
+        num(r.failing_stage_leak),
+        num(r.failing_stage_expected),
+        r.failing_stage_basis.unwrap_or_default().to_owned(),
+        text_cell(r.failing_stage_owner.as_deref().unwrap_or_default()),
+    ]
 }
 
 /// A name as a spreadsheet shows it, never as a formula: a name starting
@@ -218,7 +252,8 @@ fn columns(head: &[&str], rows: &[(Vec<String>, Option<Band>)], colour: bool) ->
     out
 }
 
-/// The report as two aligned tables: releases, then products.
+/// The report as two aligned tables, releases then products, followed by
+/// a legend and, per product, how many releases were left out.
 pub fn table(report: &Report, colour: bool) -> String {
     let releases: Vec<_> = report.releases.iter().map(release_cells).collect();
     let products: Vec<_> = report.products.iter().map(product_cells).collect();
@@ -231,8 +266,9 @@ pub fn table(report: &Report, colour: bool) -> String {
             "RATE",
             "95% INTERVAL",
             "BAND",
+            "ALERT",
             "RELEASED",
-            "LEAKIEST STAGE (OWNER)",
+            "FAILING STAGE (OWNER)",
         ],
         &releases,
         colour,
@@ -246,6 +282,7 @@ pub fn table(report: &Report, colour: bool) -> String {
             "RECENT RATE",
             "95% INTERVAL",
             "BAND",
+            "ALERT",
             "UNATTRIBUTED",
             "UNCLASSIFIED",
             "LEFT OUT",
@@ -253,21 +290,66 @@ pub fn table(report: &Report, colour: bool) -> String {
         &products,
         colour,
     ));
+    out.push('\n');
+    out.push_str(LEGEND);
+    for p in &report.products {
+        if p.releases_left_out > 0 {
+            let name = printable(&p.product);
+            let n = p.releases_left_out;
+            let s = if n == 1 { "" } else { "s" };
+            out.push_str(&format!(
+                "{n} older release{s} of {name} not shown: report --product {name} --releases all\n"
+            ));
+        }
+    }
     out
+}
+
+/// What the BAND, ALERT and FAILING STAGE columns mean (docs/semantics.md).
+const LEGEND: &str = "\
+BAND: settled when the whole 95% interval lies in it; `?`: uncertain, the band of the rate alone; \
+(small sample): fewer than min_defects defects.
+ALERT: the band the band alerts act on (the interval's lower bound beyond healthy or attention, \
+with at least min_defects defects); Prometheus alerts on it only for releases in the mixin's \
+window (by default shipped in the last 90 days, or the newest 3 when the release time is unknown).
+FAILING STAGE: the tracked stage furthest above its leak target, or its baseline (the median \
+leak of earlier releases).
+";
+
+/// A band as the table shows it: as it is when settled, with `?` when
+/// uncertain, and marked when the sample is small.
+fn band_cell(band: Option<Band>, settled: bool, small: bool) -> String {
+    let Some(b) = band else {
+        return "-".to_owned();
+    };
+    let mut cell = b.as_str().to_owned();
+    if !settled {
+        cell.push('?');
+    }
+    if small {
+        cell.push_str(" (small sample)");
+    }
+    cell
+}
+
+/// A release's failing stage: its leak, what was expected and why, and its
+/// owner.
+fn failing_cell(r: &ReleaseRow) -> String {
+    match (&r.failing_stage, &r.failing_stage_owner) {
+        (Some(s), Some(o)) => format!(
+            "{} {} > {} {} ({})",
+            printable(s),
+            pct(r.failing_stage_leak),
+            pct(r.failing_stage_expected),
+            r.failing_stage_basis.unwrap_or_default(),
+            printable(o)
+        ),
+        _ => "-".to_owned(),
+    }
 }
 
 /// A release's row of the table, and the band that colours it.
 fn release_cells(r: &ReleaseRow) -> (Vec<String>, Option<Band>) {
-    let leakiest = match (&r.leakiest_stage, &r.leakiest_stage_owner) {
-        (Some(s), Some(o)) => format!(
-            "{} {} ({})",
-            printable(s),
-            pct(r.leakiest_stage_leak),
-            printable(o)
-        ),
-        _ => "-".to_owned(),
-    };
-    let band = r.band.map_or("-", Band::as_str);
     (
         vec![
             printable(&r.product),
@@ -276,15 +358,12 @@ fn release_cells(r: &ReleaseRow) -> (Vec<String>, Option<Band>) {
             r.escaped.to_string(),
             pct(r.escape_rate),
             interval(r.lower, r.upper),
-            if r.small_sample && r.band.is_some() {
-                format!("{band} (small sample)")
-            } else {
-                band.to_owned()
-            },
+            band_cell(r.band, r.band_settled, r.small_sample),
+            r.alert_band.map_or("-", Band::as_str).to_owned(),
             r.released_at
                 .as_deref()
                 .map_or("-".to_owned(), |t| t.chars().take(10).collect()),
-            leakiest,
+            failing_cell(r),
         ],
         r.band,
     )
@@ -299,7 +378,8 @@ fn product_cells(p: &ProductRow) -> (Vec<String>, Option<Band>) {
             p.recent_escaped.map_or("-".into(), |e| e.to_string()),
             pct(p.recent_rate),
             interval(p.lower, p.upper),
-            p.band.map_or("-", Band::as_str).to_owned(),
+            band_cell(p.band, p.band_settled, p.small_sample),
+            p.alert_band.map_or("-", Band::as_str).to_owned(),
             p.unattributed.to_string(),
             (p.unknown_stage + p.no_stage).to_string(),
             p.releases_left_out.to_string(),
@@ -370,7 +450,7 @@ mod tests {
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(
             lines[1],
-            "\"pay,\"\"x\"\"\",2.0,10,3,0.3,0.1,0.6,leaking,false,2026-01-02T03:04:05Z,qa,0.5,qa-team"
+            "\"pay,\"\"x\"\"\",2.0,10,3,0.3,0.1,0.6,leaking,false,,false,2026-01-02T03:04:05Z,qa,0.5,0.2,target,qa-team"
         );
     }
 
@@ -398,7 +478,7 @@ mod tests {
         let mut r = report();
         r.releases[0].product = "=HYPERLINK(\"http://x\",\"y\")".into();
         r.releases[0].release = "+1".into();
-        r.releases[0].leakiest_stage_owner = Some("@team".into());
+        r.releases[0].failing_stage_owner = Some("@team".into());
         let text = csv(&r);
         let line = text.split("\r\n").nth(1).unwrap();
         assert!(
@@ -420,7 +500,12 @@ mod tests {
             plain.contains("30.0%") && plain.contains("10.0–60.0%"),
             "{plain}"
         );
-        assert!(plain.contains("qa 50.0% (qa-team)"), "{plain}");
+        assert!(
+            plain.contains("qa 50.0% > 20.0% target (qa-team)"),
+            "{plain}"
+        );
+        // Uncertain (interval across bands), and a small product sample.
+        assert!(plain.contains("leaking?"), "{plain}");
         let coloured = table(&report(), true);
         assert!(coloured.contains("\x1b[31m"), "{coloured:?}");
         // The product's escape sequence is neutralised even when coloured.
@@ -428,6 +513,30 @@ mod tests {
         // Columns line up: the header's second column starts where the row's does.
         let lines: Vec<&str> = plain.lines().collect();
         assert_eq!(lines[0].find("RELEASE"), lines[1].find("2.0"));
+    }
+
+    #[test]
+    fn bands_are_settled_uncertain_or_small_and_left_out_releases_are_named() {
+        assert_eq!(band_cell(Some(Band::Leaking), true, false), "leaking");
+        assert_eq!(band_cell(Some(Band::Leaking), false, false), "leaking?");
+        assert_eq!(
+            band_cell(Some(Band::Attention), false, true),
+            "attention? (small sample)"
+        );
+        assert_eq!(band_cell(None, false, true), "-");
+        let mut r = report();
+        r.products[0].product = "pay".into();
+        r.products[0].releases_left_out = 10;
+        let plain = table(&r, false);
+        assert!(
+            plain.contains(
+                "\n10 older releases of pay not shown: report --product pay --releases all\n"
+            ),
+            "{plain}"
+        );
+        assert!(plain.contains("BAND: settled when"), "{plain}");
+        r.products[0].releases_left_out = 0;
+        assert!(!table(&r, false).contains("not shown"));
     }
 
     #[test]

@@ -70,6 +70,59 @@ pub fn layer(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Value>,
     Ok(out)
 }
 
+/// Variables read outside the settings: the log filter (`logging`) and
+/// `healthcheck`'s URL (the command line).
+const OTHER_VARIABLES: &[&str] = &["BUG_ESCAPE_LOG", "BUG_ESCAPE_HEALTHCHECK_URL"];
+
+/// Every variable the exporter reads: one per key of [`ENV_KEYS`], the
+/// webhooks' secrets and tokens (and their `_FILE` forms), and the others.
+pub fn known_variables() -> Vec<String> {
+    let mut out: Vec<String> = ENV_KEYS
+        .iter()
+        .map(|k| format!("{PREFIX}{}", k.to_uppercase()))
+        .collect();
+    // Every variable the webhooks would read, as applying all of them tells.
+    let mut hooks = super::webhooks::WebhooksSettings::default();
+    out.extend(
+        hooks
+            .apply_env(|_| Some(String::new()))
+            .into_iter()
+            .map(|(v, _)| v),
+    );
+    out.extend(OTHER_VARIABLES.iter().map(|v| (*v).to_owned()));
+    out
+}
+
+/// A warning for each `BUG_ESCAPE_*` variable of `names` that nothing reads
+/// but that is a typo away from one that is read (`BUG_ESCAPE_LISEN`): it
+/// would otherwise leave its setting at the default without a word. Other
+/// unread variables (a deployment's own) are left alone.
+pub fn near_misses(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let known = known_variables();
+    let mut out = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if known.contains(&name) {
+            continue;
+        }
+        let suffixes = known.iter().filter_map(|k| k.strip_prefix(PREFIX));
+        if let Some(near) = super::suggest::nearest(rest, suffixes) {
+            out.push(format!(
+                "environment variable {name} is not read by the exporter; \
+                 did you mean {PREFIX}{near}?"
+            ));
+        }
+    }
+    out
+}
+
+/// [`near_misses`] of the process environment.
+pub fn process_near_misses() -> Vec<String> {
+    near_misses(std::env::vars_os().filter_map(|(n, _)| n.into_string().ok()))
+}
+
 /// A whole number for `key`, checked against the key's range here so the
 /// error names the variable it came from.
 fn count(name: &str, key: &str, text: &str) -> Result<u64, ConfigError> {
@@ -124,6 +177,38 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("BUG_ESCAPE_"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_one_typo_from_a_read_one_is_warned_of() {
+        let known = known_variables();
+        for v in [
+            "BUG_ESCAPE_LISTEN",
+            "BUG_ESCAPE_GITHUB_SECRET_FILE",
+            "BUG_ESCAPE_SENTRY_API_TOKEN",
+            "BUG_ESCAPE_LOG",
+        ] {
+            assert!(known.iter().any(|k| k == v), "{v}");
+        }
+        let w = near_misses(
+            [
+                "BUG_ESCAPE_LISEN",
+                "BUG_ESCAPE_LISTEN",
+                "BUG_ESCAPE_GITHUB_SECRETS",
+                "BUG_ESCAPE_REQUIRE_E2E",
+                "LISEN",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(
+            w,
+            [
+                "environment variable BUG_ESCAPE_LISEN is not read by the exporter; \
+                 did you mean BUG_ESCAPE_LISTEN?",
+                "environment variable BUG_ESCAPE_GITHUB_SECRETS is not read by the exporter; \
+                 did you mean BUG_ESCAPE_GITHUB_SECRET?",
+            ]
+        );
     }
 
     #[test]

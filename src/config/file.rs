@@ -101,7 +101,8 @@ impl Parsed {
         &self.file
     }
 
-    /// `file:line` of every key and array element, by key path.
+    /// `file:line:column` of every key and array element, by key path (the
+    /// place a validation error starts with, as a parse error does).
     pub fn origins(&self) -> std::collections::BTreeMap<String, String> {
         // Line starts, searched: linear in the file, however many keys.
         let starts: Vec<usize> = std::iter::once(0)
@@ -110,8 +111,11 @@ impl Parsed {
         self.nodes
             .iter()
             .map(|(path, offset)| {
-                let line = starts.partition_point(|s| s <= offset);
-                (show(path), format!("{}:{line}", self.file))
+                let offset = floor_char(&self.text, *offset);
+                let line = starts.partition_point(|s| *s <= offset);
+                let start = starts[line - 1];
+                let column = self.text[start..offset].chars().count() + 1;
+                (show(path), format!("{}:{line}:{column}", self.file))
             })
             .collect()
     }

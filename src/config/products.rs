@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::stage::Pipeline;
 
-use super::{Config, ConfigError, Settings, check_name, ranges};
+use super::webhooks::SOURCE_KINDS;
+use super::{Config, ConfigError, Settings, check_name, ranges, suggest};
 
 /// Upper bounds of the `strong`, `healthy` and `attention` bands, and the minimum
 /// sample an alert should require.
@@ -160,16 +161,42 @@ fn map_sources(
 ) -> Result<(), ConfigError> {
     for (i, src) in sources.iter().enumerate() {
         let key = format!("products.{product}.sources[{i}]");
-        if !src.contains(':') {
-            return Err(ConfigError(format!(
-                "{key}: `{src}` must be `kind:namespace`, e.g. `github:acme/payments`"
-            )));
-        }
+        source_kind(&key, src)?;
         if let Some(prev) = map.insert(src.clone(), product.to_owned()) {
-            return Err(ConfigError(format!(
-                "{key}: `{src}` is already mapped onto product `{prev}`"
-            )));
+            let why = if prev == product {
+                format!("is listed twice in products.{product}.sources")
+            } else {
+                format!(
+                    "is also mapped onto product `{prev}`; a namespace counts as one product, \
+                     so keep it under one"
+                )
+            };
+            return Err(ConfigError(format!("{key}: `{src}` {why}")));
         }
+    }
+    Ok(())
+}
+
+/// `src` is `kind:namespace`, its kind one of [`SOURCE_KINDS`] (the nearest
+/// suggested when it is not) and its namespace not empty.
+fn source_kind(key: &str, src: &str) -> Result<(), ConfigError> {
+    let Some((kind, namespace)) = src.split_once(':') else {
+        return Err(ConfigError(format!(
+            "{key}: `{src}` must be `kind:namespace`, e.g. `github:acme/payments`"
+        )));
+    };
+    if !SOURCE_KINDS.contains(&kind) {
+        let hint = suggest::hint(kind, SOURCE_KINDS.iter().copied())
+            .map_or(String::new(), |h| format!("{h} "));
+        return Err(ConfigError(format!(
+            "{key}: `{src}`: unknown source `{kind}`; {hint}the sources are {}",
+            SOURCE_KINDS.join(", ")
+        )));
+    }
+    if namespace.trim().is_empty() {
+        return Err(ConfigError(format!(
+            "{key}: `{src}` names no namespace after `{kind}:`, e.g. `github:acme/payments`"
+        )));
     }
     Ok(())
 }

@@ -89,6 +89,9 @@ pub struct Settings {
     /// `gitlab`, `jira`, `sentry`), for corrections; off, such events are
     /// refused (422 naming `source`).
     pub allow_vendor_sources: bool,
+    /// Who checkpoints the WAL: the exporter, or a replicator beside it
+    /// (Litestream) that holds a read transaction and checkpoints itself.
+    pub checkpoint: Checkpoint,
     /// Bearer token for `/api/v1/*` (from `BUG_ESCAPE_API_TOKEN`; never logged).
     pub api_token: Option<String>,
     /// File holding the API token, as an alternative to the environment.
@@ -112,7 +115,10 @@ impl Default for Settings {
             phase,
             owner: owner.into(),
             leak_target: None,
-            tracked: true,
+            // Development is untracked: teams rarely file a defect caught
+            // while coding, so its leak is near 1 and says nothing; its
+            // defects still count in T(R).
+            tracked: name != "development",
         };
         let cause = |name: &str, owner: &str| CauseSettings {
             name: name.into(),
@@ -160,6 +166,7 @@ impl Default for Settings {
             products: BTreeMap::new(),
             releases: ReleaseSettings::default(),
             allow_vendor_sources: false,
+            checkpoint: Checkpoint::Exporter,
             api_token: None,
             api_token_file: None,
             webhooks: webhooks::WebhooksSettings::default(),
@@ -168,6 +175,20 @@ impl Default for Settings {
             origins: Origins::default(),
         }
     }
+}
+
+/// The `checkpoint` key: who folds the WAL back into the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpoint {
+    /// The writer: a PASSIVE checkpoint past 2,048 WAL pages, a TRUNCATE
+    /// when idle (never waiting for a reader) and at shutdown.
+    #[default]
+    Exporter,
+    /// A replicator beside it (Litestream): no idle or shutdown TRUNCATE;
+    /// the writer's PASSIVE checkpoint only past a safety bound above
+    /// Litestream's own thresholds, so the WAL stays bounded without it.
+    External,
 }
 
 /// Environment variables read as settings (`BUG_ESCAPE_<KEY>`); other
@@ -192,6 +213,7 @@ pub const ENV_KEYS: &[&str] = &[
     "recent_releases",
     "default_product",
     "allow_vendor_sources",
+    "checkpoint",
     "api_token",
     "api_token_file",
     "web_config_file",

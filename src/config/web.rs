@@ -154,8 +154,11 @@ impl WebConfig {
         } else {
             // serde quotes an unexpected string whole: a hash or key written
             // one level off would be printed.
-            serde_yaml::from_str(&text)
-                .map_err(|e| at(super::redact::serde_message(&e.to_string())))?
+            serde_yaml::from_str(&text).map_err(|e| {
+                at(super::suggest::serde_unknown_field(
+                    &super::redact::serde_message(&e.to_string()),
+                ))
+            })?
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         Self::from_file(file, dir)

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
+use super::json::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;

@@ -99,7 +99,7 @@ const MAX_REASON_BYTES: u64 = 1024;
 /// An error answer in the shape of `AppError`'s.
 pub fn json_error(status: StatusCode, error: &str, reason: impl Into<String>) -> Response {
     let body = json!({ "error": error, "field": null, "reason": reason.into() });
-    (status, axum::Json(body)).into_response()
+    (status, super::json::Json(body)).into_response()
 }
 
 /// The router's fallback: no route has this path (404).
@@ -168,7 +168,7 @@ async fn json_error_body(resp: Response) -> Response {
     } else {
         text
     };
-    let body = serde_json::to_vec(
+    let body = super::json::body(
         &json!({ "error": error_label(status), "field": null, "reason": reason }),
     )
     .unwrap_or_default();

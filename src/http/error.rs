@@ -1,11 +1,11 @@
 //! `AppError`: every refusal the HTTP layer answers, as JSON naming the field
 //! and the reason. Internal causes are logged, not sent.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::json::Json;
 use crate::ingest::FieldError;
 
 /// An error answered to a client.

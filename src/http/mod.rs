@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod edge;
 pub mod error;
+pub mod json;
 pub mod pages;
 pub mod read;
 mod summary;

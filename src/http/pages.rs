@@ -10,9 +10,9 @@ use super::AppState;
 use super::error::AppError;
 pub use super::summary::summary_html;
 use crate::ingest::FieldError;
-use crate::metrics::collector::select_range;
+use crate::metrics::collector::select;
 use crate::metrics::exposition::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
-use crate::metrics::report::build_products;
+use crate::metrics::report::{Band, ProductRow, build_product, product_rows};
 
 /// Newest releases shown per product on the summary page.
 const SUMMARY_RELEASES: usize = 10;
@@ -60,8 +60,9 @@ impl Paging {
 /// The links are relative (the exporter may sit under a path prefix behind a
 /// proxy); the metrics link follows `telemetry_path`.
 ///
-/// The aggregates are read-locked only to choose the products (what a
-/// scrape does) and copy this page's rows; the HTML is written after the
+/// Products are in [`worst_first`] order, sorted before paging. The
+/// aggregates are read-locked only to order the products (a cheap row
+/// each) and copy this page's release rows; the HTML is written after the
 /// lock is released, on the blocking pool, one page at a time (`RENDERS`).
 pub async fn landing(
     State(state): State<AppState>,
@@ -79,13 +80,25 @@ pub async fn landing(
                 .aggregates
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let sel = select_range(&state.config, &agg, Paging::range_of(page, usize::MAX));
+            let sel = select(&state.config, &agg);
+            let mut rows: Vec<Option<ProductRow>> = product_rows(&state.config, &sel)
+                .into_iter()
+                .map(Some)
+                .collect();
+            let order = worst_first(rows.iter().flatten());
             let paging = Paging {
                 page,
                 exported: sel.exported(),
                 left_out: sel.products_left_out(),
             };
-            let rows = build_products(&state.config, &sel, SUMMARY_RELEASES);
+            let rows: Vec<_> = order[Paging::range_of(page, order.len())]
+                .iter()
+                .filter_map(|&i| {
+                    let row = rows[i].take()?;
+                    let view = &sel.products()[i];
+                    Some(build_product(&state.config, view, row, SUMMARY_RELEASES))
+                })
+                .collect();
             (rows, paging)
         };
         let metrics = state.config.telemetry_path.trim_start_matches('/');
@@ -100,6 +113,42 @@ pub async fn landing(
             "building the summary page failed",
         ),
     })
+}
+
+/// How far a product is from healthy, 0 the furthest: settled leaking (or
+/// the leaking alert's evidence), settled attention (or the attention
+/// alert's), uncertain attention or leaking, healthy and strong (settled or
+/// not), no data.
+pub fn distress(p: &ProductRow) -> u8 {
+    match (p.band, p.band_settled, p.alert_band) {
+        (None, ..) => 4,
+        (_, _, Some(Band::Leaking)) | (Some(Band::Leaking), true, _) => 0,
+        (_, _, Some(Band::Attention)) | (Some(Band::Attention), true, _) => 1,
+        (Some(Band::Leaking | Band::Attention), ..) => 2,
+        _ => 3,
+    }
+}
+
+/// The indexes of `rows` worst first: by [`distress`], then by recent rate
+/// (highest first), then by name. The summary pages this order.
+pub fn worst_first<'a>(rows: impl Iterator<Item = &'a ProductRow>) -> Vec<usize> {
+    let mut keyed: Vec<(u8, f64, &str, usize)> = rows
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                distress(p),
+                p.recent_rate.unwrap_or(-1.0),
+                p.product.as_str(),
+                i,
+            )
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| b.1.total_cmp(&a.1))
+            .then_with(|| a.2.cmp(b.2))
+    });
+    keyed.into_iter().map(|k| k.3).collect()
 }
 
 /// `?page=N` (1-based, 1 when absent); any other parameter, a repeated one
@@ -146,7 +195,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         Ok(t) => t,
         Err(_) => {
             let body = serde_json::json!({"error": "encoding", "field": null, "reason": "encoding the metrics failed"});
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            return (StatusCode::INTERNAL_SERVER_ERROR, super::json::Json(body)).into_response();
         }
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
@@ -199,6 +248,71 @@ mod tests {
         assert!(past.contains("href=\"?page=3\"") && !past.contains("rel=\"next\""));
         let html = summary_html(&[], "metrics", paging(2, 120));
         assert!(!html.contains("No product has data yet"));
+    }
+
+    fn row(name: &str, rate: Option<f64>, band: Option<Band>, settled: bool) -> ProductRow {
+        use crate::metrics::report::Thresholds;
+        ProductRow {
+            product: name.into(),
+            recent_defects: rate.map(|_| 100),
+            recent_escaped: rate.map(|r| (r * 100.0) as u64),
+            recent_rate: rate,
+            lower: None,
+            upper: None,
+            band,
+            small_sample: false,
+            band_settled: settled,
+            alert_band: None,
+            thresholds: Thresholds {
+                strong: 0.05,
+                healthy: 0.1,
+                attention: 0.2,
+            },
+            min_defects: 10,
+            unattributed: 0,
+            unknown_stage: 0,
+            no_stage: 0,
+            releases_left_out: 0,
+        }
+    }
+
+    #[test]
+    fn products_are_ordered_worst_first_then_by_rate_then_by_name() {
+        use Band::*;
+        let mut alerted = row("alerted", Some(0.19), Some(Leaking), false);
+        alerted.alert_band = Some(Attention);
+        let rows = [
+            row("a-none", None, None, false),
+            row("b-healthy", Some(0.08), Some(Healthy), true),
+            row("c-maybe-leaking", Some(0.40), Some(Leaking), false),
+            row("d-leaking", Some(0.25), Some(Leaking), true),
+            row("e-strong", Some(0.01), Some(Strong), false),
+            row("f-attention", Some(0.15), Some(Attention), true),
+            alerted,
+            row("g-leaking", Some(0.30), Some(Leaking), true),
+            row("h-maybe-attention", Some(0.12), Some(Attention), false),
+            row("a-leaking", Some(0.25), Some(Leaking), true),
+        ];
+        let order: Vec<&str> = worst_first(rows.iter())
+            .into_iter()
+            .map(|i| rows[i].product.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "g-leaking",
+                "a-leaking",
+                "d-leaking",
+                "alerted",
+                "f-attention",
+                "c-maybe-leaking",
+                "h-maybe-attention",
+                "b-healthy",
+                "e-strong",
+                "a-none"
+            ]
+        );
+        assert_eq!(distress(&rows[6]), 1, "the attention alert's evidence");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::Json;
+use super::json::Json;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use super::error::AppError;
 use super::write::{count_refusal, record_generic};
 use crate::ingest::{FieldError, generic};
 use crate::metrics::collector::select;
-use crate::metrics::report::{Report, build};
+use crate::metrics::report::{Report, build, build_stored, parse_releases};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 use crate::store::Outcome;
@@ -69,7 +69,9 @@ pub fn live_report(state: &AppState, product: Option<&str>) -> Report {
     build(&state.config, &select(&state.config, &agg), product)
 }
 
-/// `GET /api/v1/releases[?product=]`: the report, as `report --format json`.
+/// `GET /api/v1/releases[?product=][&releases=all|N]`: the report, as
+/// `report --format json`; with `releases`, each product's stored releases
+/// (all, or the newest N) read from the store in place of its exported ones.
 pub async fn get_releases(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -77,9 +79,43 @@ pub async fn get_releases(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Report>, AppError> {
     check_writer(state.config.api_token.as_deref(), &headers, peer)?;
-    let params = query_params(query.as_deref(), &["product"])?;
+    let params = query_params(query.as_deref(), &["product", "releases"])?;
     let product = params.get("product").and_then(Value::as_str);
-    Ok(Json(live_report(&state, product)))
+    let Some(shown) = params.get("releases").and_then(Value::as_str) else {
+        return Ok(Json(live_report(&state, product)));
+    };
+    let n = parse_releases(shown)
+        .map_err(|reason| AppError::MalformedField(FieldError::new("releases", reason)))?;
+    let names: Vec<String> = {
+        let agg = state
+            .aggregates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        select(&state.config, &agg)
+            .products()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .filter(|p| product.is_none_or(|want| want == p))
+            .collect()
+    };
+    let config = state.config.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let conn = crate::store::read::open(&config.db)?;
+        // One read transaction: every release from one snapshot.
+        conn.execute_batch("BEGIN")?;
+        let stored = crate::store::read::history(&conn, &config, &names, n)?;
+        conn.execute_batch("COMMIT")?;
+        anyhow::Ok(stored)
+    })
+    .await
+    .map_err(|e| AppError::StoreUnavailable(e.to_string()))?
+    .map_err(|e| AppError::StoreUnavailable(format!("{e:#}")))?;
+    let agg = state
+        .aggregates
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sel = select(&state.config, &agg);
+    Ok(Json(build_stored(&state.config, &sel, product, &stored)))
 }
 
 /// `GET /api/v1/defects/{source}/{id}`: what is stored, tombstones included.

@@ -6,32 +6,51 @@
 use std::fmt::Write;
 
 use super::pages::{PAGE_PRODUCTS, Paging};
-use crate::metrics::report::{Band, ProductReport, ProductRow, ReleaseRow};
+use crate::config::Bands;
+use crate::metrics::regression::Regression;
+use crate::metrics::report::{Band, ProductReport, ProductRow, ReleaseRow, Thresholds};
 
-/// The page's style: no external asset, one column on a phone.
+mod svg;
+
+/// The page's style: no external asset, one column on a phone, no table
+/// wider than the screen (secondary columns hide, names wrap).
 const STYLE: &str = "
 :root{color-scheme:light dark;--strong:#1a7f37;--healthy:#0969da;--attention:#9a6700;--leaking:#cf222e;--muted:#888}
-body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:72rem;padding:1rem}
-h1{font-size:1.5rem;margin:.2rem 0}h2{margin:0 0 .4rem}h3{font-size:1rem;margin:1rem 0 .3rem}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:80rem;padding:1rem}
+h1{font-size:1.5rem;margin:.2rem 0}h2{margin:0 0 .4rem;overflow-wrap:anywhere}h3{font-size:1rem;margin:1rem 0 .3rem}
 .products{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr));gap:1rem}
-section.product{border:1px solid #8884;border-radius:.6rem;padding:1rem;overflow-x:auto}
+section.product{border:1px solid #8884;border-radius:.6rem;padding:1rem;min-width:0}
+.scroll{max-width:100%;overflow-x:auto}
 .recent{display:flex;flex-wrap:wrap;align-items:baseline;gap:.5rem}.big{font-size:2rem;font-weight:700}
-.badge{display:inline-block;border-radius:1rem;padding:0 .6rem;color:#fff;font-size:.85rem;background:var(--muted)}
-.strong .badge,.badge.strong{background:var(--strong)}.healthy .badge,.badge.healthy{background:var(--healthy)}
-.attention .badge,.badge.attention{background:var(--attention)}.leaking .badge,.badge.leaking{background:var(--leaking)}
-.recent.strong .big{color:var(--strong)}.recent.healthy .big{color:var(--healthy)}
-.recent.attention .big{color:var(--attention)}.recent.leaking .big{color:var(--leaking)}
+.strong{--b:var(--strong)}.healthy{--b:var(--healthy)}.attention{--b:var(--attention)}.leaking{--b:var(--leaking)}
+.badge{display:inline-block;border-radius:1rem;padding:0 .55rem;color:#fff;font-size:.85rem;white-space:nowrap;
+background:var(--b,var(--muted));border:2px solid var(--b,var(--muted))}
+.badge.uncertain{background:transparent;color:var(--b);border-style:dashed}
+.alert{font-size:.8rem;color:var(--b);white-space:nowrap}.small-sample{color:var(--muted);white-space:nowrap}
+.recent .big{color:var(--b,inherit)}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #8883;white-space:nowrap}td.n,th.n{text-align:right}
+th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #8883;vertical-align:top}td.n,th.n{text-align:right}
+td.name{overflow-wrap:anywhere}td.n,td.date{white-space:nowrap}
+tr.regressed td:first-child::after{content:' \\25B2';color:var(--leaking)}
+.legend{border:1px solid #8884;border-radius:.6rem;padding:.4rem 1rem;margin:.8rem 0}
+.legend dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem .8rem}
+.glance{margin:.8rem 0 1.2rem}.glance small.date,td .small-sample,td .alert{display:block}
+svg.trend{width:100%;max-width:32rem;height:auto;display:block}
+svg .line{fill:none;stroke:currentColor;stroke-width:2}svg circle{fill:currentColor}svg circle.regressed{fill:var(--leaking)}svg circle.small{fill:Canvas;stroke:currentColor;stroke-width:1.5}
+svg .threshold{stroke:var(--b);stroke-dasharray:4 3;stroke-width:1}
+.regression{border-left:4px solid var(--leaking);padding-left:.6rem}
 .funnel{list-style:none;padding:0;margin:0}.funnel li{display:grid;grid-template-columns:9rem 1fr 3rem;gap:.4rem;align-items:center}
 .bar{height:.8rem;background:var(--healthy);border-radius:.2rem;min-width:1px}.funnel li.production .bar{background:var(--leaking)}
-.muted,small{color:var(--muted)}dl{display:grid;grid-template-columns:auto 1fr;gap:.1rem .8rem;margin:.4rem 0}dd{margin:0}
-footer{margin-top:1.5rem}
-@media (max-width:30rem){body{padding:.5rem}table{font-size:.8rem}th,td{padding:.2rem .2rem}.funnel li{grid-template-columns:7.5rem 1fr 2rem}}
+.muted,small{color:var(--muted)}dl.quality{display:grid;grid-template-columns:auto 1fr;gap:.1rem .8rem;margin:.4rem 0}dd{margin:0}
+footer{margin-top:1.5rem;overflow-wrap:anywhere}
+@media (max-width:40rem){body{padding:.5rem}table{font-size:.8rem}th,td{padding:.2rem .2rem}.opt{display:none}
+.glance .badge{font-size:.75rem;padding:0 .35rem}
+.funnel li{grid-template-columns:7.5rem 1fr 2rem}.legend dl{grid-template-columns:1fr}}
 ";
 
 /// `0.1234` as `12.3 %`.
-fn pct(v: f64) -> String {
+pub(super) fn pct(v: f64) -> String {
     format!("{:.1}\u{a0}%", v * 100.0)
 }
 
@@ -41,26 +60,151 @@ fn data<T: std::fmt::Display>(name: &str, v: Option<T>) -> String {
     v.map_or_else(String::new, |v| format!(" data-{name}=\"{v}\""))
 }
 
-/// The band badge of a rate, or a dash.
-fn badge(band: Option<Band>) -> String {
-    band.map_or_else(
-        || "<span class=\"badge\">no data</span>".to_owned(),
-        |b| format!("<span class=\"badge {0}\">{0}</span>", b.as_str()),
+/// What a badge rests on: the rate's band, whether it is settled, its
+/// interval and sample, the product's bands.
+struct Evidence {
+    band: Option<Band>,
+    settled: bool,
+    alert: Option<Band>,
+    interval: Option<(f64, f64)>,
+    defects: u64,
+    bands: Bands,
+}
+
+impl Evidence {
+    fn of_product(p: &ProductRow) -> Self {
+        Self {
+            band: p.band,
+            settled: p.band_settled,
+            alert: p.alert_band,
+            interval: p.lower.zip(p.upper),
+            defects: p.recent_defects.unwrap_or(0),
+            bands: bands(&p.thresholds, p.min_defects),
+        }
+    }
+
+    fn of_release(r: &ReleaseRow, p: &ProductRow) -> Self {
+        Self {
+            band: r.band,
+            settled: r.band_settled,
+            alert: r.alert_band,
+            interval: r.lower.zip(r.upper),
+            defects: r.defects,
+            bands: bands(&p.thresholds, p.min_defects),
+        }
+    }
+}
+
+fn bands(t: &Thresholds, min_defects: u64) -> Bands {
+    Bands {
+        strong: t.strong,
+        healthy: t.healthy,
+        attention: t.attention,
+        min_defects,
+    }
+}
+
+/// The band badge: solid when settled, dashed with `?` when only the point
+/// estimate suggests it (the title says why); the alert that fires when it
+/// is not the settled band's; `no data` without a rate.
+fn badge(e: &Evidence) -> String {
+    let Some(band) = e.band else {
+        return "<span class=\"badge\" data-band=\"none\">no data</span>".to_owned();
+    };
+    let b = band.as_str();
+    let mut html = if e.settled {
+        let why = e.interval.map_or(String::new(), |(lo, hi)| {
+            format!(
+                "settled: the whole 95 % interval ({}–{}) lies in the {b} band",
+                pct(lo),
+                pct(hi)
+            )
+        });
+        format!(
+            "<span class=\"badge {b} settled\" data-band=\"{b}\" data-settled=\"true\" \
+             title=\"{why}\">{b}</span>"
+        )
+    } else {
+        let why = uncertain_why(band, e);
+        format!(
+            "<span class=\"badge {b} uncertain\" data-band=\"{b}\" data-settled=\"false\" \
+             title=\"{why}\" aria-label=\"{b}? {why}\">{b}?</span>"
+        )
+    };
+    if let Some(a) = e.alert.filter(|a| !(e.settled && *a == band)) {
+        let a = a.as_str();
+        let _ = write!(
+            html,
+            " <span class=\"alert {a}\" data-alert=\"{a}\" title=\"the {a} alert fires: the \
+             interval's lower bound is above the band below {a}\">&#9873;&#xa0;{a} alert</span>"
+        );
+    }
+    html
+}
+
+/// Why a band is uncertain: too few defects, or an interval over several bands.
+fn uncertain_why(band: Band, e: &Evidence) -> String {
+    let b = band.as_str();
+    let mut why = format!("uncertain: the point estimate suggests {b}");
+    if e.defects < e.bands.min_defects {
+        let _ = write!(
+            why,
+            "; {} defects, fewer than min_defects ({})",
+            e.defects, e.bands.min_defects
+        );
+    }
+    if let Some((lo, hi)) = e.interval {
+        let (from, to) = (Band::of(lo, &e.bands), Band::of(hi, &e.bands));
+        let _ = write!(why, "; the 95 % interval spans {}–{}", pct(lo), pct(hi));
+        if from != to {
+            let _ = write!(why, " ({} to {})", from.as_str(), to.as_str());
+        }
+    }
+    match e.alert {
+        Some(a) if a == band => {
+            let _ = write!(
+                why,
+                "; the {b} alert fires (the lower bound is past the band below)"
+            );
+        }
+        Some(a) => {
+            let _ = write!(why, "; the {} alert fires, no {b} alert yet", a.as_str());
+        }
+        None => why.push_str("; no alert yet"),
+    }
+    why
+}
+
+/// The small-sample marker of a rate from `defects` defects, when fewer
+/// than `min_defects`.
+fn small_sample(defects: u64, min_defects: u64) -> String {
+    if defects >= min_defects {
+        return String::new();
+    }
+    format!(
+        " <small class=\"small-sample\" title=\"{defects} defects, fewer than min_defects \
+         ({min_defects}): no alert yet\">small sample</small>"
     )
 }
 
-/// The summary page of `products` (one page of the report): per product the
-/// pooled recent rate, the newest releases, the funnel of the newest release
-/// and data quality. Every name is escaped; numbers sit in `data-*`
-/// attributes at full precision. Linear in what it shows.
+/// The summary page of `products` (one page of the report, worst first):
+/// the legend, a comparison table of the page's products, then per product
+/// the pooled recent rate, the trend and table of the newest releases with
+/// the most regressed one, the funnel of the newest release and data
+/// quality. Every name is escaped; numbers sit in `data-*` attributes at
+/// full precision. Linear in what it shows.
 pub fn summary_html(products: &[ProductReport], metrics_href: &str, paging: Paging) -> String {
     let mut out = String::with_capacity(16 * 1024);
     page_head(&mut out, metrics_href, paging);
     if products.is_empty() && paging.page == 1 {
         out.push_str("<p>No product has data yet.</p>\n");
+    } else if !products.is_empty() {
+        glance(&mut out, products);
     }
-    for ProductReport { product, releases } in products {
-        product_section(&mut out, product, releases);
+    legend(&mut out);
+    out.push_str("<main class=\"products\">\n");
+    for (i, p) in products.iter().enumerate() {
+        product_section(&mut out, i, p);
     }
     page_foot(&mut out, metrics_href, paging.left_out);
     out
@@ -77,49 +221,190 @@ fn page_head(out: &mut String, metrics_href: &str, paging: Paging) {
          <title>bug-escape-exporter</title><style>{STYLE}</style></head>\n<body>\n\
          <header><h1>bug-escape-exporter</h1>\
          <p class=\"muted\">Bug escape rate: the share of a release's defects found in \
-         production. Rates come with their 95&nbsp;% Wilson interval; the band follows the \
-         product's thresholds. The same numbers as <a href=\"{m}\">the metrics</a>.</p></header>\n\
-         {paging}<main class=\"products\">\n",
+         production, with its 95&nbsp;% Wilson interval. Products worst first; the same \
+         numbers as <a href=\"{m}\">the metrics</a>.</p></header>\n{paging}",
         m = e(metrics_href),
         paging = paging_html(paging),
     );
 }
 
-/// One product's section: its recent rate, its newest releases, the funnel
-/// of the newest release with defects, and its data quality.
-fn product_section(out: &mut String, p: &ProductRow, releases: &[ReleaseRow]) {
-    recent_rate(out, p);
-    releases_table(out, releases);
+/// What the badges mean and what the alerts will do.
+fn legend(out: &mut String) {
+    out.push_str(
+        "<details class=\"legend\" open><summary>What the badges mean</summary><dl>\
+         <dt><span class=\"badge leaking settled\">leaking</span></dt><dd>Settled: at least \
+         <code>min_defects</code> defects and the whole 95&nbsp;% interval above the attention \
+         band. The <strong>Leaking</strong> alert fires (the interval's lower bound is above \
+         the attention band).</dd>\
+         <dt><span class=\"badge attention settled\">attention</span></dt><dd>Settled in the \
+         attention band. The <strong>Attention</strong> alert fires (lower bound above the \
+         healthy band); <span class=\"alert attention\">&#9873;&#xa0;attention alert</span> \
+         marks it beside an uncertain badge.</dd>\
+         <dt><span class=\"badge leaking uncertain\">leaking?</span></dt><dd>Uncertain: the \
+         point estimate suggests the band, but the interval spans more than one band or there \
+         are fewer than <code>min_defects</code> defects. No alert yet for that band \
+         (&#9873; marks an attention alert that already fires); hover for the interval.</dd>\
+         <dt><span class=\"badge healthy settled\">healthy</span> \
+         <span class=\"badge strong settled\">strong</span></dt><dd>At or below the healthy \
+         band; no alert.</dd>\
+         <dt><small>small sample</small></dt><dd>Fewer than <code>min_defects</code> defects \
+         behind the rate: never alerted on (a hollow point in a trend).</dd>\
+         <dt>&#9650;</dt><dd>The shown release that regressed most against the releases \
+         before it at the same age.</dd></dl><p class=\"muted\">Release alerts consider only \
+         releases that can still be acted on: by default those shipped in the last 90 days, \
+         or, when a release time is unknown, the newest 3 of the product (the mixin's \
+         <code>releaseAlertWindow</code> and <code>releaseAlertNewest</code>). Older releases \
+         keep their badges here and raise no alert.</p></details>\n",
+    );
+}
+
+/// The comparison table: one row per product of the page, in page order.
+fn glance(out: &mut String, products: &[ProductReport]) {
+    out.push_str(
+        "<section class=\"glance\"><h2>At a glance</h2><div class=\"scroll\">\
+         <table class=\"glance\"><thead><tr><th>product</th><th class=\"n\">recent rate</th>\
+         <th class=\"opt\">95&nbsp;% interval</th><th>band</th><th>newest release</th>\
+         <th>failing stage</th><th class=\"opt\">trend</th></tr></thead><tbody>\n",
+    );
+    for (i, r) in products.iter().enumerate() {
+        glance_row(out, i, r);
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+/// One product's row of the comparison table.
+fn glance_row(out: &mut String, i: usize, r: &ProductReport) {
+    let e = html_attr;
+    let p = &r.product;
+    let newest = newest_with_defects(&r.releases);
+    let rate = p.recent_rate.map_or("–".to_owned(), |x| {
+        pct(x) + &small_sample(p.recent_defects.unwrap_or(0), p.min_defects)
+    });
+    let interval = match (p.lower, p.upper) {
+        (Some(lo), Some(hi)) => format!("{}–{}", pct(lo), pct(hi)),
+        _ => "–".to_owned(),
+    };
+    let release = newest.map_or("–".to_owned(), |n| {
+        format!(
+            "{}{}",
+            e(&n.release),
+            n.released_at.as_deref().map_or(String::new(), |t| {
+                format!(" <small class=\"date\">{}</small>", e(date(t)))
+            })
+        )
+    });
+    let _ = write!(
+        out,
+        "<tr class=\"glance-row\" data-product=\"{name}\"{rate_attr}>\
+         <td class=\"name\"><a href=\"#product-{i}\">{name}</a></td><td class=\"n\">{rate}</td>\
+         <td class=\"opt n\">{interval}</td><td>{badge}</td><td class=\"name\">{release}</td>\
+         <td class=\"name\">{failing}</td><td class=\"opt\">",
+        name = e(&p.product),
+        rate_attr = data("recent-rate", p.recent_rate),
+        badge = badge(&Evidence::of_product(p)),
+        failing = newest.map_or("–".to_owned(), failing_short),
+    );
+    svg::spark(out, p, &r.releases);
+    out.push_str("</td></tr>\n");
+}
+
+/// The failing stage of a release with its owner, for the comparison table.
+fn failing_short(r: &ReleaseRow) -> String {
+    match (&r.failing_stage, &r.failing_stage_owner) {
+        (Some(s), Some(o)) => format!(
+            "<span data-stage=\"{s}\">{s}</span> <small>({o})</small>",
+            s = html_attr(s),
+            o = html_attr(o)
+        ),
+        (Some(s), None) => format!("<span data-stage=\"{s}\">{s}</span>", s = html_attr(s)),
+        _ => "<span class=\"muted\">none</span>".to_owned(),
+    }
+}
+
+/// The newest shown release with defects (the funnel's), else the newest.
+fn newest_with_defects(releases: &[ReleaseRow]) -> Option<&ReleaseRow> {
+    releases
+        .iter()
+        .find(|r| r.defects > 0)
+        .or_else(|| releases.first())
+}
+
+/// The date of an RFC 3339 time.
+fn date(rfc3339: &str) -> &str {
+    rfc3339.get(..10).unwrap_or(rfc3339)
+}
+
+/// One product's section: its recent rate, the trend and table of its
+/// newest releases, the most regressed one, the funnel of the newest release
+/// with defects, and its data quality.
+fn product_section(out: &mut String, i: usize, r: &ProductReport) {
+    let (p, releases) = (&r.product, &r.releases);
+    recent_rate(out, i, p);
+    let regressed = r.regression.as_ref().map(|g| g.release.as_str());
+    if !releases.is_empty() {
+        out.push_str("<h3>Newest releases</h3>\n");
+        svg::trend(out, p, releases, regressed);
+        regression(out, r.regression.as_ref());
+        releases_table(out, p, releases, regressed);
+    }
     if let Some(newest) = releases.iter().find(|r| r.defects > 0) {
         stage_funnel(out, newest);
     }
     data_quality(out, p);
 }
 
+/// The most regressed release, or a line saying none is.
+fn regression(out: &mut String, g: Option<&Regression>) {
+    let Some(g) = g else {
+        out.push_str(
+            "<p class=\"muted no-regression\">No shown release is worse than the releases \
+             before it at the same age.</p>\n",
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<p class=\"regression\" data-release=\"{r}\" data-age=\"{a}\" data-rate=\"{rate}\" \
+         data-previous=\"{prev}\">&#9650; Regressed most: <strong>{r}</strong>, {} at {a} \
+         against a mean of {} for the {n} releases before it at that age.</p>",
+        pct(g.rate),
+        pct(g.previous),
+        r = html_attr(&g.release),
+        a = html_attr(&g.age),
+        rate = g.rate,
+        prev = g.previous,
+        n = g.previous_releases,
+    );
+}
+
 /// The section's opening and the product's pooled recent rate with its
-/// interval and band.
-fn recent_rate(out: &mut String, p: &ProductRow) {
+/// interval, band and sample.
+fn recent_rate(out: &mut String, i: usize, p: &ProductRow) {
     let e = html_attr;
     let band = p.band.map_or("none", Band::as_str);
     let _ = write!(
         out,
-        "<section class=\"product\" data-product=\"{name}\">\n<h2>{name}</h2>\n\
-         <div class=\"recent {band}\"{rate}{lower}{upper}{defects}{escaped} data-band=\"{band}\">",
+        "<section class=\"product\" data-product=\"{name}\" id=\"product-{i}\">\n\
+         <h2>{name}</h2>\n<div class=\"recent {band}\"{rate}{lower}{upper}{defects}{escaped} \
+         data-band=\"{band}\" data-settled=\"{settled}\" data-small-sample=\"{small}\">",
         name = e(&p.product),
         rate = data("recent-rate", p.recent_rate),
         lower = data("recent-lower", p.lower),
         upper = data("recent-upper", p.upper),
         defects = data("recent-defects", p.recent_defects),
         escaped = data("recent-escaped", p.recent_escaped),
+        settled = p.band_settled,
+        small = p.small_sample && p.recent_rate.is_some(),
     );
     match (p.recent_rate, p.lower, p.upper) {
         (Some(r), Some(lo), Some(hi)) => {
             let _ = write!(
                 out,
-                "<span class=\"big\">{}</span> {} <span>recent rate: {} of {} defects \
+                "<span class=\"big\">{}</span> {}{} <span>recent rate: {} of {} defects \
                  (95&nbsp;%: {}–{})</span>",
                 pct(r),
-                badge(p.band),
+                badge(&Evidence::of_product(p)),
+                small_sample(p.recent_defects.unwrap_or(0), p.min_defects),
                 p.recent_escaped.unwrap_or(0),
                 p.recent_defects.unwrap_or(0),
                 pct(lo),
@@ -130,61 +415,74 @@ fn recent_rate(out: &mut String, p: &ProductRow) {
             let _ = write!(
                 out,
                 "<span class=\"big\">–</span> {} <span>no defects in recent releases</span>",
-                badge(None)
+                badge(&Evidence::of_product(p))
             );
         }
     }
     out.push_str("</div>\n");
 }
 
-/// The newest releases, one row each; nothing when there is none.
-fn releases_table(out: &mut String, releases: &[ReleaseRow]) {
-    if releases.is_empty() {
-        return;
-    }
+/// The newest releases, one row each, newest first.
+fn releases_table(
+    out: &mut String,
+    p: &ProductRow,
+    releases: &[ReleaseRow],
+    regressed: Option<&str>,
+) {
     out.push_str(
-        "<h3>Newest releases</h3>\n<table class=\"releases\"><thead><tr><th>release</th>\
-         <th class=\"n\">rate</th><th>95&nbsp;% interval</th><th class=\"n\">T</th>\
-         <th class=\"n\">P</th><th>band</th></tr></thead><tbody>\n",
+        "<div class=\"scroll\"><table class=\"releases\"><thead><tr><th>release</th>\
+         <th>released</th><th class=\"n\">rate</th><th class=\"opt\">95&nbsp;% interval</th>\
+         <th class=\"n opt\">T</th><th class=\"n opt\">P</th><th>band</th></tr></thead><tbody>\n",
     );
     for r in releases {
-        release_row(out, r);
+        release_row(out, p, r, regressed == Some(r.release.as_str()));
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
-/// One release's row: rate, interval, defects (T), escaped (P) and band.
-fn release_row(out: &mut String, r: &ReleaseRow) {
+/// One release's row: date, rate, interval, defects (T), escaped (P), band.
+fn release_row(out: &mut String, p: &ProductRow, r: &ReleaseRow, regressed: bool) {
     let e = html_attr;
     let band = r.band.map_or("none", Band::as_str);
     let _ = writeln!(
         out,
-        "<tr class=\"release {band}\" data-release=\"{name}\"{rate}{lower}{upper} \
-         data-defects=\"{t}\" data-escaped=\"{p}\" data-band=\"{band}\">\
-         <td>{name}</td><td class=\"n\">{rate_text}</td><td>{interval}</td>\
-         <td class=\"n\">{t}</td><td class=\"n\">{p}</td><td>{badge}{small}</td></tr>",
+        "<tr class=\"release {band}{reg}\" data-release=\"{name}\"{rate}{lower}{upper}{at} \
+         data-defects=\"{t}\" data-escaped=\"{p}\" data-band=\"{band}\" \
+         data-settled=\"{settled}\"><td class=\"name\">{name}</td><td class=\"date\">{date}</td>\
+         <td class=\"n\">{rate_text}{small}</td><td class=\"opt\">{interval}</td>\
+         <td class=\"n opt\">{t}</td><td class=\"n opt\">{p}</td><td>{badge}</td></tr>",
+        reg = if regressed { " regressed" } else { "" },
         name = e(&r.release),
         rate = data("rate", r.escape_rate),
         lower = data("lower", r.lower),
         upper = data("upper", r.upper),
+        at = r
+            .released_at
+            .as_deref()
+            .map_or(String::new(), |t| format!(" data-released-at=\"{}\"", e(t))),
+        date = r
+            .released_at
+            .as_deref()
+            .map_or("–".to_owned(), |t| e(date(t))),
         t = r.defects,
         p = r.escaped,
+        settled = r.band_settled,
         rate_text = r.escape_rate.map_or("–".to_owned(), pct),
+        small = if r.escape_rate.is_some() {
+            small_sample(r.defects, p.min_defects)
+        } else {
+            String::new()
+        },
         interval = match (r.lower, r.upper) {
             (Some(lo), Some(hi)) => format!("{}–{}", pct(lo), pct(hi)),
             _ => "–".to_owned(),
         },
-        badge = badge(r.band),
-        small = if r.small_sample && r.band.is_some() {
-            " <small>small sample</small>"
-        } else {
-            ""
-        },
+        badge = badge(&Evidence::of_release(r, p)),
     );
 }
 
-/// The stage funnel of `newest` (a release with defects) and its leakiest
-/// tracked stage with the stage's owner.
+/// The stage funnel of `newest` (a release with defects) and its failing
+/// stage.
 fn stage_funnel(out: &mut String, newest: &ReleaseRow) {
     let e = html_attr;
     let _ = write!(
@@ -207,24 +505,41 @@ fn stage_funnel(out: &mut String, newest: &ReleaseRow) {
         );
     }
     out.push_str("</ol>\n");
-    match (
-        &newest.leakiest_stage,
-        &newest.leakiest_stage_owner,
-        newest.leakiest_stage_leak,
-    ) {
-        (Some(stage), Some(owner), Some(leak)) => {
-            let _ = writeln!(
-                out,
-                "<p class=\"leakiest\" data-stage=\"{s}\" data-owner=\"{o}\" \
-                 data-leak=\"{leak}\">Leakiest stage: <strong>{s}</strong> let \
-                 {} through; owner <strong>{o}</strong>.</p>",
-                pct(leak),
-                s = e(stage),
-                o = e(owner),
-            );
-        }
-        _ => out.push_str("<p class=\"leakiest\">No tracked stage leaked.</p>\n"),
-    }
+    failing_stage(out, newest);
+}
+
+/// The failing stage of `newest` (docs/semantics.md) with what was expected
+/// of it and its owner, or a line saying no stage is worse than expected.
+fn failing_stage(out: &mut String, newest: &ReleaseRow) {
+    let e = html_attr;
+    let Some(stage) = &newest.failing_stage else {
+        out.push_str(
+            "<p class=\"failing\">No tracked stage is failing (none leaks more than \
+             expected of it).</p>\n",
+        );
+        return;
+    };
+    let leak = newest.failing_stage_leak;
+    let expected = newest.failing_stage_expected;
+    let owner = newest.failing_stage_owner.as_deref();
+    let _ = writeln!(
+        out,
+        "<p class=\"failing\" data-stage=\"{s}\"{o}{l}{x}>Failing stage: <strong>{s}</strong>{lt}{xt}{ot}.</p>",
+        s = e(stage),
+        o = owner.map_or(String::new(), |o| format!(" data-owner=\"{}\"", e(o))),
+        l = data("leak", leak),
+        x = data("expected", expected),
+        lt = leak.map_or(String::new(), |l| format!(" let {} through", pct(l))),
+        xt = expected.map_or(String::new(), |x| format!(
+            " against {} expected ({})",
+            pct(x),
+            newest.failing_stage_basis.unwrap_or("baseline")
+        )),
+        ot = owner.map_or(String::new(), |o| format!(
+            "; owner <strong>{}</strong>",
+            e(o)
+        )),
+    );
 }
 
 /// The product's data quality, and the end of its section.
@@ -299,7 +614,7 @@ pub(super) fn paging_html(p: Paging) -> String {
 }
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for an HTML attribute.
-fn html_attr(v: &str) -> String {
+pub(super) fn html_attr(v: &str) -> String {
     v.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

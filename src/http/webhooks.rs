@@ -2,7 +2,7 @@
 //! authenticate (before the body is parsed), parse with the source's adapter,
 //! write through the one write path, count what happened.
 
-use axum::Json;
+use super::json::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;

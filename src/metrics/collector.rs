@@ -300,6 +300,9 @@ impl Dim {
 enum Rows {
     /// `{product, release}` for each exported release.
     Release(fn(&Ctx, &ReleaseAgg) -> Option<f64>),
+    /// `{product, release}` = the release's place in its product's export
+    /// order (0 the newest: by release time, else first defect found).
+    Rank,
     /// `{product, release, <dim>}` for each exported release and value of the dim.
     ReleaseBy(Dim, fn(&Ctx, &ReleaseAgg, usize) -> Option<f64>),
     /// `{product, release, <dim>, <dim>}` for each exported release and pair of values.
@@ -312,6 +315,9 @@ enum Rows {
     Owner(Dim, for<'c> fn(&'c Config, &str, usize) -> &'c str),
     /// `{stage, phase, order, tracked}` = 1 for each configured stage.
     StageInfo,
+    /// `{product, release, stage, owner, basis}` = 1 for each exported
+    /// release that has a failing stage ([`failing`](super::failing)).
+    FailingStage,
     /// One sample without labels.
     Scalar(fn(&Ctx) -> f64),
 }
@@ -423,6 +429,47 @@ fn stage_info<'c>(c: &'c Ctx) -> impl Iterator<Item = ([&'c str; 4], f64)> {
     })
 }
 
+/// The samples of [`Rows::FailingStage`]: each exported release's failing
+/// stage, with its owner and the basis of its expectation, at 1.
+fn failing_info<'c>(c: &'c Ctx) -> Vec<([&'c str; 5], f64)> {
+    let stages = c.config.pipeline.stages();
+    let mut out = Vec::new();
+    for p in &c.sel.products {
+        let counts: Vec<&[u64]> = p.releases.iter().map(|(_, a)| a.stages()).collect();
+        let failing = super::failing::failing_stages(c.config, p.name, &counts);
+        for ((release, _), f) in p.releases.iter().zip(failing) {
+            if let Some(f) = f {
+                let owner = c.config.stage_owner(p.name, f.stage);
+                let labels = [p.name, *release, stages[f.stage].name.as_str(), owner];
+                out.push((
+                    [labels[0], labels[1], labels[2], labels[3], f.basis.as_str()],
+                    1.0,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Writes the [`Rows::FailingStage`] family.
+fn failing_family(
+    enc: &mut DescriptorEncoder,
+    c: &Ctx,
+    name: &str,
+    help: &str,
+) -> Result<(), std::fmt::Error> {
+    let keys = ["product", "release", "stage", "owner", "basis"];
+    family(enc, name, help, keys, failing_info(c).into_iter())
+}
+
+/// The samples of [`Rows::Rank`]: each exported release's place in its
+/// product's export order, 0 the newest.
+fn ranks<'c>(c: &'c Ctx) -> impl Iterator<Item = ([&'c str; 2], f64)> {
+    c.sel.products.iter().flat_map(|p| {
+        (p.releases.iter().zip(0u32..)).map(|((r, _), i)| ([p.name, *r], f64::from(i)))
+    })
+}
+
 /// Writes the family of one row of [`FAMILIES`](families::FAMILIES).
 fn encode_rows(
     enc: &mut DescriptorEncoder,
@@ -441,6 +488,7 @@ fn encode_rows(
             c.releases()
                 .filter_map(|(p, r, a)| Some(([p, r], f(c, a)?))),
         ),
+        Rows::Rank => family(enc, name, help, ["product", "release"], ranks(c)),
         Rows::ReleaseBy(d, f) => family(
             enc,
             name,
@@ -501,6 +549,7 @@ fn encode_rows(
             ["stage", "phase", "order", "tracked"],
             stage_info(c),
         ),
+        Rows::FailingStage => failing_family(enc, c, name, help),
         Rows::Scalar(f) => ConstGauge::new(f(c)).encode(enc.encode_descriptor(
             name,
             help,

@@ -4,8 +4,10 @@
 
 pub mod collector;
 pub mod exposition;
+pub mod failing;
 pub mod formula;
 pub mod process;
+pub mod regression;
 pub mod report;
 pub mod sync;
 pub mod telemetry;

@@ -7,11 +7,13 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::collector::{ProductView, Selection, escaped};
+use super::failing::{Failing, failing_stage};
 use super::formula;
-use crate::aggregate::ReleaseAgg;
+use super::regression::{self, Regression};
+use crate::aggregate::{ReleaseAgg, rank_cmp};
 use crate::config::{Bands, Config};
 use crate::model::stage::Phase;
-use crate::model::time::format_rfc3339;
+use crate::model::time::{format_rfc3339, now_ms};
 
 /// Where an escape rate falls among a product's bands (docs/semantics.md):
 /// a rate equal to a bound belongs to the lower band, except at `strong`
@@ -147,7 +149,8 @@ pub struct ProductRow {
     pub unknown_stage: u64,
     /// Valid defects with no stage.
     pub no_stage: u64,
-    /// Releases with defects not exported (beyond `max_releases`).
+    /// Releases with defects not in this report: beyond `max_releases` (as
+    /// `bug_escape_releases_left_out`), or beyond `--releases N`.
     pub releases_left_out: usize,
 }
 
@@ -168,12 +171,68 @@ pub fn build(config: &Config, sel: &Selection<'_>, product: Option<&str>) -> Rep
             continue;
         }
         let bands = config.bands(p.name());
-        releases.extend(
-            p.releases()
-                .iter()
-                .map(|(release, r)| release_row(config, p.name(), release, r, &bands)),
-        );
+        releases.extend(release_rows(
+            config,
+            p.name(),
+            p.releases(),
+            p.releases().len(),
+        ));
         products.push(product_row(p, &bands));
+    }
+    Report { releases, products }
+}
+
+/// A product's stored releases, best first (those with defects, then newest),
+/// each as `/metrics` would count it were it exported.
+pub type Stored = (String, Vec<(String, ReleaseAgg)>);
+
+/// The value of `report --releases` and `GET /api/v1/releases?releases=`:
+/// `all` (`None`: every stored release) or a number of releases from 1
+/// (the newest that many).
+pub fn parse_releases(value: &str) -> Result<Option<usize>, String> {
+    if value == "all" {
+        return Ok(None);
+    }
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!(
+            "`{value}` is neither `all` nor a number of releases from 1"
+        )),
+    }
+}
+
+/// The report of `sel` (only `product` when given) showing, of each product,
+/// the stored releases `stored` holds for it (see
+/// `store::read::aggregates_and_history`) in place of its exported ones: the
+/// same rows, from the same [`release_rows`]. A product's
+/// `releases_left_out` is then the releases with defects not shown.
+pub fn build_stored(
+    config: &Config,
+    sel: &Selection<'_>,
+    product: Option<&str>,
+    stored: &[Stored],
+) -> Report {
+    let mut releases = Vec::new();
+    let mut products = Vec::new();
+    for p in sel.products() {
+        if product.is_some_and(|want| want != p.name()) {
+            continue;
+        }
+        let mut own: Vec<(&str, &ReleaseAgg)> = stored
+            .iter()
+            .find(|(name, _)| name == p.name())
+            .map(|(_, v)| v.iter().map(|(n, r)| (n.as_str(), r)).collect())
+            .unwrap_or_default();
+        // Newest first, as the exported releases are listed.
+        own.sort_by(|a, b| rank_cmp((true, a.1.order_time(), a.0), (true, b.1.order_time(), b.0)));
+        releases.extend(release_rows(config, p.name(), &own, own.len()));
+        let mut row = product_row(p, &config.bands(p.name()));
+        let with_data = p.agg().map_or(0, |a| {
+            a.releases.values().filter(|r| r.total() > 0).count() as u64 + a.cold.with_data
+        });
+        let shown = own.iter().filter(|(_, r)| r.total() > 0).count() as u64;
+        row.releases_left_out = with_data.saturating_sub(shown) as usize;
+        products.push(row);
     }
     Report { releases, products }
 }
@@ -184,6 +243,9 @@ pub struct ProductReport {
     pub product: ProductRow,
     /// Its newest exported releases, newest first.
     pub releases: Vec<ReleaseRow>,
+    /// Of those releases, the one that regressed most against the releases
+    /// before it at the same age ([`regression`]).
+    pub regression: Option<Regression>,
 }
 
 /// The rows of the products of `sel` (export order), each with its newest
@@ -191,19 +253,56 @@ pub struct ProductReport {
 /// [`select_range`](super::collector::select_range)). Costs only the rows it
 /// returns.
 pub fn build_products(config: &Config, sel: &Selection<'_>, releases: usize) -> Vec<ProductReport> {
+    product_rows(config, sel)
+        .into_iter()
+        .zip(sel.products())
+        .map(|(row, p)| build_product(config, p, row, releases))
+        .collect()
+}
+
+/// The product rows of `sel` (export order), without release rows: cheap
+/// enough for every exported product (the summary orders them by these).
+pub fn product_rows(config: &Config, sel: &Selection<'_>) -> Vec<ProductRow> {
     sel.products()
         .iter()
-        .map(|p| {
-            let bands = config.bands(p.name());
-            ProductReport {
-                product: product_row(p, &bands),
-                releases: p.releases()[..releases.min(p.releases().len())]
-                    .iter()
-                    .map(|(release, r)| release_row(config, p.name(), release, r, &bands))
-                    .collect(),
-            }
+        .map(|p| product_row(p, &config.bands(p.name())))
+        .collect()
+}
+
+/// The rows of the first `n` of a product's releases (`releases`, newest
+/// first), each with its failing stage judged against the releases after it.
+pub fn release_rows(
+    config: &Config,
+    product: &str,
+    releases: &[(&str, &ReleaseAgg)],
+    n: usize,
+) -> Vec<ReleaseRow> {
+    let bands = config.bands(product);
+    let counts: Vec<&[u64]> = releases.iter().map(|(_, r)| r.stages()).collect();
+    releases
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, (release, r))| {
+            let failing = failing_stage(config, product, counts[i], &counts[i + 1..]);
+            release_row(config, product, release, r, &bands, failing)
         })
         .collect()
+}
+
+/// Product `p` (whose row is `row`) with its newest `releases` releases and
+/// the most regressed of them, now.
+pub fn build_product(
+    config: &Config,
+    p: &ProductView<'_>,
+    row: ProductRow,
+    releases: usize,
+) -> ProductReport {
+    ProductReport {
+        product: row,
+        releases: release_rows(config, p.name(), p.releases(), releases),
+        regression: regression::of_product(config, p, releases, now_ms()),
+    }
 }
 
 /// The row of `product`'s release `release`.
@@ -213,6 +312,7 @@ fn release_row(
     release: &str,
     r: &ReleaseAgg,
     bands: &Bands,
+    failing: Option<Failing>,
 ) -> ReleaseRow {
     let stages = config.pipeline.stages();
     let (t, e) = (r.total(), escaped(config, r));
@@ -257,11 +357,11 @@ fn release_row(
         leakiest_stage: leakiest.map(|(k, _)| stages[k].name.clone()),
         leakiest_stage_leak: leakiest.map(|(_, l)| l),
         leakiest_stage_owner: leakiest.map(|(k, _)| config.stage_owner(product, k).to_owned()),
-        failing_stage: None,
-        failing_stage_leak: None,
-        failing_stage_expected: None,
-        failing_stage_basis: None,
-        failing_stage_owner: None,
+        failing_stage: failing.map(|f| stages[f.stage].name.clone()),
+        failing_stage_leak: failing.map(|f| f.leak),
+        failing_stage_expected: failing.map(|f| f.expected),
+        failing_stage_basis: failing.map(|f| f.basis.as_str()),
+        failing_stage_owner: failing.map(|f| config.stage_owner(product, f.stage).to_owned()),
         stages: rows,
     }
 }
@@ -423,15 +523,55 @@ mod tests {
     }
 
     #[test]
+    fn rows_name_the_failing_stage_against_the_releases_before_them() {
+        let config = config();
+        let mut agg = Aggregates::new(&config);
+        // 1.0-3.0: qa lets 4 of 20 through; 4.0: 15 of 20 (baseline 0.2).
+        for (release, qa, production) in [
+            ("1.0", 16, 4),
+            ("2.0", 16, 4),
+            ("3.0", 16, 4),
+            ("4.0", 5, 15),
+        ] {
+            for (stage, n) in [
+                ("code_review", 10),
+                ("automated_tests", 10),
+                ("qa", qa),
+                ("production", production),
+            ] {
+                add(&mut agg, "pay", Some(release), stage, n);
+            }
+        }
+        let report = build(&config, &select(&config, &agg), None);
+        let names: Vec<&str> = report.releases.iter().map(|r| r.release.as_str()).collect();
+        assert_eq!(names, ["4.0", "3.0", "2.0", "1.0"]);
+        let r = &report.releases[0];
+        assert_eq!(r.failing_stage.as_deref(), Some("qa"));
+        assert_eq!(
+            (r.failing_stage_leak, r.failing_stage_expected),
+            (Some(0.75), Some(0.2))
+        );
+        assert_eq!(r.failing_stage_basis, Some("baseline"));
+        assert_eq!(r.failing_stage_owner.as_deref(), Some("qa"));
+        // The others do as the ones before them (or have too few before them).
+        assert!(
+            report.releases[1..]
+                .iter()
+                .all(|r| r.failing_stage.is_none())
+        );
+    }
+
+    #[test]
     fn ties_name_the_earliest_stage_and_no_data_gives_nulls() {
         let config = config();
         let mut agg = Aggregates::new(&config);
         add(&mut agg, "pay", Some("1.0"), "qa", 1);
         let sel = select(&config, &agg);
         let r = &build(&config, &sel, None).releases[0];
-        // Everything caught at qa: qa leaked nothing, every earlier stage let
-        // it through (leak 1); on a tie the earliest stage is named.
-        assert_eq!(r.leakiest_stage.as_deref(), Some("development"));
+        // Everything caught at qa: qa leaked nothing, every earlier tracked
+        // stage let it through (leak 1); on a tie the earliest is named
+        // (development is untracked by default).
+        assert_eq!(r.leakiest_stage.as_deref(), Some("code_review"));
         assert_eq!(r.leakiest_stage_leak, Some(1.0));
         assert_eq!(r.escape_rate, Some(0.0));
         assert_eq!(r.band, Some(Band::Strong));

@@ -18,7 +18,7 @@ use super::Outcome;
 use super::defect::{self, InsertFirst};
 use super::engine::{self, Engine, stored_something};
 use super::lock::{self, DbLock, ExclusiveOpenError};
-use crate::config::Config;
+use crate::config::{Checkpoint, Config};
 use crate::model::event::Ingress;
 use crate::model::item::Item;
 use crate::model::time::Millis;
@@ -55,7 +55,10 @@ impl Importer {
             // holds nothing but this import: if it fails, rolling back and
             // truncating the WAL gives all its space back, with no page to
             // copy into a database file a full disk could not grow.
-            checkpoint_truncate(&conn);
+            // (Not with `checkpoint = "external"`: Litestream checkpoints.)
+            if config.checkpoint == Checkpoint::Exporter {
+                checkpoint_truncate(&conn);
+            }
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let empty = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM defects)", [], |r| {
                 r.get(0)
@@ -115,9 +118,12 @@ impl Importer {
         let commit_ms = started.elapsed().as_millis() as u64;
         // Committed: what follows is housekeeping, which `serve` also does
         // when it opens the database: the WAL folded back into the database.
-        let tidied = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let tidied = if self.config.checkpoint == Checkpoint::External {
+            Ok(()) // Litestream checkpoints
+        } else {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        };
         tracing::debug!(
             commit_ms,
             checkpoint_ms = started.elapsed().as_millis() as u64 - commit_ms,

@@ -213,15 +213,15 @@ pub fn release(
         .filter(|r| r.total() > 0 || r.release_time.is_some()))
 }
 
-/// The best cold releases of a product (all but `resident`), loaded, and what
-/// stays cold, counted from the store.
-pub fn promote(
+/// The rank of every stored release of a product but `resident`, best
+/// first, with its release time: from the counted defects and the release
+/// times.
+fn stored_ranks(
     conn: &Connection,
     config: &Config,
-    scratch: &Aggregates,
     product: &str,
     resident: &[String],
-) -> rusqlite::Result<(Vec<(String, ReleaseAgg)>, Cold)> {
+) -> rusqlite::Result<Vec<(Rank, Option<Millis>)>> {
     let stages = stage_index(config);
     let mut counted: HashMap<String, Seen> = HashMap::new();
     {
@@ -253,7 +253,19 @@ pub fn promote(
         .remove(product)
         .unwrap_or_default();
     times.retain(|k, _| !resident.contains(k));
-    let ranked = ranks(counted, times);
+    Ok(ranks(counted, times))
+}
+
+/// The best cold releases of a product (all but `resident`), loaded, and what
+/// stays cold, counted from the store.
+pub fn promote(
+    conn: &Connection,
+    config: &Config,
+    scratch: &Aggregates,
+    product: &str,
+    resident: &[String],
+) -> rusqlite::Result<(Vec<(String, ReleaseAgg)>, Cold)> {
+    let ranked = stored_ranks(conn, config, product, resident)?;
     let want = target(scratch).saturating_sub(resident.len());
     let mut loaded = Vec::new();
     for (rank, _) in ranked.iter().take(want) {
@@ -268,6 +280,26 @@ pub fn promote(
         bound: rest.first().map(|(r, _)| r.clone()),
     };
     Ok((loaded, cold))
+}
+
+/// The first `n` stored releases of a product in rank order (all of them
+/// when `None`), each built as [`release`] builds a cold one when it is
+/// loaded: what `/metrics` would show of each were it exported.
+pub fn history(
+    conn: &Connection,
+    config: &Config,
+    product: &str,
+    n: Option<usize>,
+) -> rusqlite::Result<Vec<(String, ReleaseAgg)>> {
+    let scratch = Aggregates::new(config);
+    let ranked = stored_ranks(conn, config, product, &[])?;
+    let mut out = Vec::new();
+    for (rank, _) in ranked.iter().take(n.unwrap_or(usize::MAX)) {
+        if let Some(r) = release(conn, config, &scratch, product, &rank.name)? {
+            out.push((rank.name.clone(), r));
+        }
+    }
+    Ok(out)
 }
 
 /// Configured stage names to their pipeline index.

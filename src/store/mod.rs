@@ -6,6 +6,7 @@
 //! it. The writer is supervised: a panic rolls back, rebuilds the aggregates
 //! from disk and restarts it (see [`health::Health`] for what `/readyz` reads).
 
+pub mod backup;
 mod defect;
 mod engine;
 pub mod export;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::defect::Row;
 use super::links;
 use super::schema::SCHEMA_VERSION;
-use crate::aggregate::Aggregates;
+use crate::aggregate::{Aggregates, ReleaseAgg};
 use crate::config::Config;
 use crate::model::time::format_rfc3339;
 
@@ -133,6 +133,22 @@ fn unreadable(path: &Path, e: &rusqlite::Error) -> anyhow::Error {
 /// configuration's product mapping and release rules (if not, `serve` would
 /// re-key first and the numbers may differ).
 pub fn aggregates(config: &Config) -> anyhow::Result<(Aggregates, bool)> {
+    let (agg, keyed, _) = aggregates_and_history(config, |_| Vec::new(), None)?;
+    Ok((agg, keyed))
+}
+
+/// The stored releases of some products, each with its releases best first
+/// (releases with defects first, then newest): `(product, [(release, counts)])`.
+pub type History = Vec<(String, Vec<(String, ReleaseAgg)>)>;
+
+/// [`aggregates`], and in the same snapshot the first `n` stored releases
+/// (all when `None`) of each product `products` names given the aggregates,
+/// as `/metrics` would count each were it exported.
+pub fn aggregates_and_history(
+    config: &Config,
+    products: impl FnOnce(&Aggregates) -> Vec<String>,
+    n: Option<usize>,
+) -> anyhow::Result<(Aggregates, bool, History)> {
     let conn = open(&config.db)?;
     // One read transaction: the whole load sees one snapshot.
     conn.execute_batch("BEGIN")?;
@@ -142,11 +158,27 @@ pub fn aggregates(config: &Config) -> anyhow::Result<(Aggregates, bool)> {
         })
         .optional()?;
     let loaded = super::load::aggregates(&conn, config)?;
+    let history = history(&conn, config, &products(&loaded), n)?;
     conn.execute_batch("COMMIT")?;
     Ok((
         loaded,
         keyed.is_none_or(|k| k == config.keying_fingerprint()),
+        history,
     ))
+}
+
+/// The first `n` stored releases (all when `None`) of each of `products`,
+/// read through `conn` (see [`aggregates_and_history`]).
+pub fn history(
+    conn: &Connection,
+    config: &Config,
+    products: &[String],
+    n: Option<usize>,
+) -> anyhow::Result<History> {
+    products
+        .iter()
+        .map(|p| Ok((p.clone(), super::load::history(conn, config, p, n)?)))
+        .collect()
 }
 
 /// Where a stored defect came from, as the source named it.

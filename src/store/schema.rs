@@ -13,6 +13,13 @@ use rusqlite::Connection;
 /// Measured with `scripts/ingest.py` in `docs/benchmarks.md`.
 pub const WAL_AUTOCHECKPOINT: i64 = 2_048;
 
+/// WAL pages after which a commit checkpoints (PASSIVE) with `checkpoint =
+/// "external"`: above Litestream's own thresholds (a PASSIVE checkpoint at
+/// 1,000 pages, a RESTART at 10,000), so while it runs it checkpoints first
+/// and the writer never races it; without it, the WAL still stays bounded
+/// (64 MiB of 4 KiB pages). See `docs/operations.md`.
+pub const EXTERNAL_AUTOCHECKPOINT: i64 = 16_384;
+
 /// The WAL file is truncated back to this size when a checkpoint has copied
 /// it all (bytes): one checkpoint's worth, so a burst's large groups do not
 /// keep their high-water mark on the volume.

@@ -206,9 +206,12 @@ impl Local {
     }
 
     /// Folds the WAL back into the database and closes it.
+    /// (Not with `checkpoint = "external"`: Litestream checkpoints.)
     pub fn close(self) -> rusqlite::Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if self.config.checkpoint == crate::config::Checkpoint::Exporter {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         self.conn.close().map_err(|(_, e)| e)
     }
 }

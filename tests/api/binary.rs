@@ -324,11 +324,11 @@ fn an_invalid_configuration_stops_start_up_with_what_and_where() {
 fn an_unknown_key_under_a_webhook_table_is_refused_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("typo.toml");
-    for (source, key) in [
-        ("github", "secrt"),
-        ("gitlab", "tokn_file"),
-        ("jira", "defect_label"),
-        ("sentry", "archive"),
+    for (source, key, meant) in [
+        ("github", "secrt", "secret"),
+        ("gitlab", "tokn_file", "token_file"),
+        ("jira", "defect_label", "defect_labels"),
+        ("sentry", "archive", "archived"),
     ] {
         // A valid table with one misspelt key, whose value must not be echoed.
         std::fs::write(
@@ -346,7 +346,10 @@ fn an_unknown_key_under_a_webhook_table_is_refused_and_named() {
             err.contains(&format!("webhooks.{source}.{key}: unknown key")),
             "{source}: {err}"
         );
-        assert!(err.contains("default_stage"), "known keys listed: {err}");
+        assert!(
+            err.contains(&format!("did you mean `{meant}`?")),
+            "the nearest known key: {err}"
+        );
         assert!(!err.contains("hunter2"), "the value was echoed: {err}");
     }
     // Nested tables keep refusing unknown keys too.
@@ -723,4 +726,34 @@ fn version_names_version_revision_branch_build_date_and_rustc() {
         chrono::DateTime::parse_from_rfc3339(date).is_ok(),
         "build date {date}"
     );
+}
+
+/// `report | head`: the reader gone, the report ends as `cat` does, without
+/// a word and killed by SIGPIPE (141 in a shell), in every format.
+#[test]
+fn a_report_into_a_closed_pipe_ends_quietly_as_cat_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("e.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\": \"1\", \"stage\": \"qa\", \"release\": \"1.0\"}\n",
+    )
+    .unwrap();
+    let (status, out, err) = crate::import::import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    for format in ["table", "json", "csv"] {
+        let (status, err) = crate::export::into_closed_pipe(
+            std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter"))
+                .args(["report", "--db", db.to_str().unwrap(), "--format", format])
+                .env("BUG_ESCAPE_LOG", "error"),
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{format}: {status:?} {err}"
+        );
+        assert_eq!(err, "", "{format}");
+    }
 }

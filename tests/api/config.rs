@@ -481,7 +481,7 @@ fn max_connections_past_the_semaphore_limit_is_an_error_not_a_panic() {
     std::fs::write(&file, "max_connections = 2305843009213693952\n").unwrap();
     let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
     assert!(
-        err.contains("c.toml:1: max_connections: 2305843009213693952 is out of range"),
+        err.contains("c.toml:1:1: max_connections: 2305843009213693952 is out of range"),
         "{err}"
     );
     let err = refused_alike(
@@ -761,4 +761,126 @@ fn every_numeric_and_duration_setting_has_a_range() {
     }
     assert!(leaves.len() > 50, "{leaves:?}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// An unknown key, at the top or nested, is named at its line and column
+/// with the nearest known key (no internal profile name, no secret value);
+/// a key near none is answered with the keys there are.
+#[test]
+fn unknown_keys_are_named_with_the_nearest_known_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let stage = "[[stages]]\nname = \"a\"\nphase = \"pre_release\"\nowner = \"o\"\n";
+    for (text, expected) in [
+        (
+            "lisen = \"127.0.0.1:9000\"\n".to_owned(),
+            "c.toml:1:1: lisen: unknown key; did you mean `listen`?",
+        ),
+        (
+            "[webhooks.github]\nsecrte = \"s3cret-value\"\n".to_owned(),
+            "c.toml:2:1: webhooks.github.secrte: unknown key; did you mean `secret`?",
+        ),
+        (
+            "[webhooks.gitlab]\nsigning_secert = \"s3cret-value\"\n".to_owned(),
+            "c.toml:2:1: webhooks.gitlab.signing_secert: unknown key; did you mean `signing_secret`?",
+        ),
+        (
+            "[webhooks.githb]\nsecret = \"s3cret-value\"\n".to_owned(),
+            "c.toml:1:11: webhooks.githb: unknown key; did you mean `github`?",
+        ),
+        (
+            format!("{stage}nmae = \"b\"\n"),
+            "c.toml:5:1: stages[0].nmae: unknown key; did you mean `name`?",
+        ),
+        (
+            "[products.pay.bands]\nstrnog = 0.01\n".to_owned(),
+            "c.toml:2:1: products.pay.bands.strnog: unknown key; did you mean `strong`?",
+        ),
+        (
+            "[sync]\npage_szie = 10\n".to_owned(),
+            "c.toml:2:1: sync.page_szie: unknown key; did you mean `page_size`?",
+        ),
+        (
+            "colour = \"red\"\n".to_owned(),
+            "c.toml:1:1: colour: unknown key; known keys: listen, telemetry_path, db,",
+        ),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
+        assert!(err.contains(expected), "{text}: {err}");
+        assert!(!err.contains("default."), "{text}: a profile leaks: {err}");
+        assert!(!err.contains("s3cret"), "{text}: a secret printed: {err}");
+    }
+}
+
+/// The source kinds `config` knows are the sources the exporter has.
+#[test]
+fn the_source_kinds_of_the_configuration_are_the_registry() {
+    let registry: Vec<&str> = bug_escape_exporter::sources::REGISTRY
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        bug_escape_exporter::config::webhooks::SOURCE_KINDS,
+        registry.as_slice()
+    );
+}
+
+/// A product's `sources` entry names a known source (the nearest suggested)
+/// and a namespace, and maps onto one product only.
+#[test]
+fn a_source_mapping_names_a_known_source_and_one_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    for (text, expected) in [
+        (
+            "[products.payments]\nsources = [\"githb:acme/payments\"]\n",
+            "c.toml:2:12: products.payments.sources[0]: `githb:acme/payments`: \
+             unknown source `githb`; did you mean `github`? the sources are github, gitlab, jira, sentry",
+        ),
+        (
+            "[products.payments]\nsources = [\"jira:PAY\", \"linear:PAY\"]\n",
+            "products.payments.sources[1]: `linear:PAY`: unknown source `linear`; the sources are",
+        ),
+        (
+            "[products.payments]\nsources = [\"sentry:\"]\n",
+            "products.payments.sources[0]: `sentry:` names no namespace",
+        ),
+        (
+            "[products.payments]\nsources = [\"github:acme/pay\"]\n\
+             [products.billing]\nsources = [\"github:acme/pay\"]\n",
+            "c.toml:2:12: products.payments.sources[0]: `github:acme/pay` is also mapped onto product `billing`",
+        ),
+        (
+            "[products.payments]\nsources = [\"jira:PAY\", \"jira:PAY\"]\n",
+            "c.toml:2:24: products.payments.sources[1]: `jira:PAY` is listed twice in products.payments.sources",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let err = refused_alike(dir.path(), Some(file.to_str().unwrap()), &[]);
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+/// A `BUG_ESCAPE_*` variable one typo from one that is read is warned of
+/// (its setting would silently keep its default); the configuration stands.
+#[test]
+fn a_misspelt_environment_variable_is_warned_of() {
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("BUG_ESCAPE_LISEN", "127.0.0.1:9000")
+        .env("BUG_ESCAPE_OWN_THING", "x")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "environment variable BUG_ESCAPE_LISEN is not read by the exporter; \
+             did you mean BUG_ESCAPE_LISTEN?"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("OWN_THING"), "{err}");
 }

@@ -26,7 +26,13 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
 
 /// Served only once a pass of serve's reconcile has failed, which the seeded
 /// store cannot produce (`tests/sync/supervised.rs` shows it served then).
-const ONLY_AFTER_A_FAILURE: &str = "bug_escape_sync_last_failure_timestamp_seconds";
+/// Series the seeded store has none of: a sync pass's failure time, and a
+/// release's failing stage (it needs a stage beyond doubt above what is
+/// expected; `tests/api/docs.rs` serves one).
+const ONLY_AFTER_A_FAILURE: &[&str] = &[
+    "bug_escape_sync_last_failure_timestamp_seconds",
+    "bug_escape_release_failing_stage_info",
+];
 
 #[tokio::test]
 async fn rules_tests_and_dashboards_name_only_served_or_recorded_series() {
@@ -69,7 +75,7 @@ async fn rules_tests_and_dashboards_name_only_served_or_recorded_series() {
             }
             checked += 1;
             assert!(
-                served.contains(id) || recorded.contains(id) || ONLY_AFTER_A_FAILURE == id,
+                served.contains(id) || recorded.contains(id) || ONLY_AFTER_A_FAILURE.contains(&id),
                 "{file}: `{id}` is neither served by the exporter nor a recording rule"
             );
         }

@@ -182,6 +182,10 @@ async fn every_family() -> (TestApp, tempfile::TempDir) {
         "cause": "coverage", "detected_by": "user", "severity": "high"}),
     );
     events.push(json!({"id": "p2", "stage": "production", "release": "1.0", "found_at": at(10)}));
+    // Enough defects past qa (12, 10 of them escaped) for qa to fail its target.
+    for i in 3..11 {
+        events.push(json!({"id": format!("p{i}"), "stage": "production", "release": "1.0", "found_at": at(10)}));
+    }
     events.push(json!({"id": "unattributed", "stage": "production"}));
     for release in ["0.8", "0.9"] {
         events.push(json!({"id": format!("old-{release}"), "stage": "qa", "release": release, "found_at": at(200)}));
@@ -220,6 +224,7 @@ async fn metrics_doc_lists_exactly_the_families_served() {
         "bug_escape_release_defects_at_age",
         "bug_escape_escaped_defects_at_age_by_detector",
         "bug_escape_stage_leak_target_ratio",
+        "bug_escape_release_failing_stage_info",
         "bug_escape_release_timestamp_seconds",
         "bug_escape_last_event_timestamp_seconds",
     ] {

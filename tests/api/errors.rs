@@ -339,3 +339,100 @@ async fn bad_release_times_are_refused() {
     );
     app.stop().await;
 }
+
+/// Checks one answer: a JSON body ends with a line end, parses, and its
+/// `Content-Length` (when sent) counts every byte. Returns whether it was JSON.
+async fn json_line(what: &str, resp: reqwest::Response) -> bool {
+    let json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let length = resp
+        .headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+    let bytes = resp.bytes().await.unwrap();
+    if let Some(n) = length {
+        assert_eq!(n, bytes.len(), "{what}: Content-Length");
+    }
+    if json {
+        assert!(bytes.ends_with(b"\n"), "{what}: no line end: {bytes:?}");
+        assert!(!bytes.ends_with(b"\n\n"), "{what}: two line ends");
+        serde_json::from_slice::<Value>(&bytes)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {bytes:?}"));
+    }
+    json
+}
+
+#[tokio::test]
+async fn every_json_answer_ends_with_a_line_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_body_bytes = 1024;
+    let app = spawn_with(s).await;
+    app.events(json!({"id": "D-1", "stage": "qa", "release": "1.0"}))
+        .await;
+    let url = |path: &str| format!("{}{path}", app.base);
+    let mut json_answers = 0;
+    for &(method, path) in bug_escape_exporter::http::ROUTES {
+        let path = path.replace("{source}", "generic").replace("{id}", "D-1");
+        let method: reqwest::Method = method.parse().unwrap();
+        // A good request, and a malformed one for the routes that take a body.
+        let good = match path.as_str() {
+            "/api/v1/events" => json!({"id": "D-2", "stage": "production", "release": "1.0"}),
+            "/api/v1/releases" => json!({"release": "1.0", "released_at": "2026-01-01T00:00:00Z"}),
+            _ => json!({}),
+        };
+        let mut req = app.client.request(method.clone(), url(&path));
+        if method == reqwest::Method::POST {
+            req = req.json(&good);
+        }
+        let resp = req.send().await.unwrap();
+        json_answers += usize::from(json_line(&format!("{method} {path}"), resp).await);
+        if method != reqwest::Method::GET {
+            let resp = app
+                .client
+                .request(method.clone(), url(&path))
+                .header("content-type", "application/json")
+                .body("{")
+                .send()
+                .await
+                .unwrap();
+            json_answers += usize::from(json_line(&format!("{method} {path} `{{`"), resp).await);
+        }
+    }
+    // The edge's own answers: 404, 405, 413, and a query refused (422).
+    let refused = [
+        app.client.get(url("/nowhere")),
+        app.client.put(url("/healthz")),
+        app.client
+            .post(url("/api/v1/events"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 4096]),
+        app.client.get(url("/api/v1/releases?nonsense=1")),
+    ];
+    for req in refused {
+        let resp = req.send().await.unwrap();
+        let what = format!("{} {}", resp.status(), resp.url().path());
+        assert!(json_line(&what, resp).await, "{what}: not JSON");
+        json_answers += 1;
+    }
+    assert!(json_answers >= 20, "{json_answers} JSON answers checked");
+    // A HEAD's Content-Length is the GET body's, line end included.
+    for path in [
+        "/api/v1/releases",
+        "/api/v1/openapi.json",
+        "/api/v1/defects/generic/D-1",
+    ] {
+        let get = app.client.get(url(path)).send().await.unwrap();
+        let body = get.bytes().await.unwrap();
+        let head = app.client.head(url(path)).send().await.unwrap();
+        assert_eq!(
+            head.headers()["content-length"].to_str().unwrap(),
+            body.len().to_string(),
+            "HEAD {path}"
+        );
+    }
+    app.stop().await;
+}

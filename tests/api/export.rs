@@ -481,3 +481,73 @@ fn an_output_that_cannot_be_written_is_named() {
         "{err}"
     );
 }
+
+/// `cmd` run with its standard output a pipe whose reader is gone before
+/// anything is written (`| head` that has read its line): its exit status
+/// and standard error.
+pub fn into_closed_pipe(cmd: &mut std::process::Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), err)
+}
+
+/// `export | head -1`: the reader gone, the export ends as `cat` does,
+/// without a word and killed by SIGPIPE (141 in a shell), in either format.
+#[test]
+fn an_export_into_a_closed_pipe_ends_quietly_as_cat_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let file = dir.path().join("e.ndjson");
+    // More than a pipe holds, so the shell's `head` goes while export writes.
+    let lines: String = (0..3000)
+        .map(|i| format!("{{\"id\": \"{i}\", \"stage\": \"qa\", \"release\": \"1.0\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let (status, out, err) = import(&db, &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    for format in ["ndjson", "csv"] {
+        let (status, err) = into_closed_pipe(
+            std::process::Command::new(env!("CARGO_BIN_EXE_bug-escape-exporter")).args([
+                "export",
+                "--db",
+                db.to_str().unwrap(),
+                "--format",
+                format,
+            ]),
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{format}: {status:?} {err}"
+        );
+        assert_eq!(err, "", "{format}");
+    }
+    // Through a shell, as a user types it: the first line, nothing on stderr.
+    let script = format!(
+        "{} export --db {} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+        env!("CARGO_BIN_EXE_bug-escape-exporter"),
+        db.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("{\"exporter\""), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim(), "status=141");
+}

@@ -37,6 +37,7 @@ const SERIES: &[(&str, &[&str])] = &[
         "bug_escape_release_timestamp_seconds",
         &["product", "release"],
     ),
+    ("bug_escape_release_rank", &["product", "release"]),
     (
         "bug_escape_rate_at_age_ratio",
         &["product", "release", "age"],
@@ -115,6 +116,9 @@ pub async fn seeded() -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = crate::helpers::settings(dir.path());
     s.stages[3].leak_target = Some(0.4);
+    // Every pre-release stage tracked (development is not by default), so
+    // the leak factors telescope to E(R).
+    s.stages[0].tracked = true;
     record_a_sync_pass(&s);
     let app = crate::helpers::spawn_with(s).await;
     app.events(json!([

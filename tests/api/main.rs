@@ -1,6 +1,7 @@
 //! One test binary for everything that goes through HTTP: each test spawns the
 //! exporter on 127.0.0.1:0 with its own SQLite file in a temp dir.
 
+mod backup;
 mod basic_auth;
 mod binary;
 mod config;

@@ -57,6 +57,12 @@ pub fn assert_report_matches_metrics(report: &Value, m: &Exposition) {
     for p in products {
         assert_product_matches(p, m);
     }
+    let failing = releases.iter().filter(|r| !r["failing_stage"].is_null());
+    assert_eq!(
+        failing.count(),
+        m.count("bug_escape_release_failing_stage_info"),
+        "{report}"
+    );
 }
 
 /// Two numbers printed the same. serde_json's default float parser (without
@@ -104,6 +110,17 @@ fn assert_release_matches(r: &Value, m: &Exposition) {
         assert_eq!(num(&s["defects"]), m.get("bug_escape_defects", &l), "{s}");
         let want = m.get("bug_escape_stage_leak_ratio", &l);
         assert!(same(num(&s["leak"]), want), "{s} vs {want:?}");
+    }
+    if let Some(stage) = r["failing_stage"].as_str() {
+        let l = [
+            labels[0],
+            labels[1],
+            ("stage", stage),
+            ("owner", r["failing_stage_owner"].as_str().unwrap()),
+            ("basis", r["failing_stage_basis"].as_str().unwrap()),
+        ];
+        let info = m.get("bug_escape_release_failing_stage_info", &l);
+        assert_eq!(info, Some(1.0), "{r}");
     }
     if let Some(stage) = r["leakiest_stage"].as_str() {
         let owner = r["leakiest_stage_owner"].as_str().unwrap();
@@ -183,8 +200,9 @@ async fn the_releases_report_has_the_numbers_of_the_metrics() {
     );
     assert_eq!(r["band"], "leaking");
     assert_eq!(r["released_at"], "2026-01-10T09:00:00Z");
-    // Nothing was caught at development (a tracked stage by default): all leaked.
-    assert_eq!(r["leakiest_stage"], "development", "{r}");
+    // Nothing was caught at automated_tests (development is untracked by
+    // default): all 10 that reached it leaked.
+    assert_eq!(r["leakiest_stage"], "automated_tests", "{r}");
     assert_eq!(r["leakiest_stage_leak"], 1.0, "{r}");
     let p = report["products"]
         .as_array()

@@ -9,7 +9,7 @@ use figment::value::{Dict, Value};
 
 use super::{Parsed, Seg, Where, show};
 use crate::config::redact::is_secret_key;
-use crate::config::{ConfigError, ranges};
+use crate::config::{ConfigError, ranges, suggest};
 
 /// Extracts the settings from a document alone (defaults under it), as
 /// [`Parsed::explain`] needs to try variants of the file.
@@ -237,9 +237,7 @@ fn describe(kind: &Kind, key: &str, secret: bool) -> String {
         Kind::UnknownVariant(v, expected) => {
             format!("unknown value `{v}`; expected one of: {}", list(expected))
         }
-        Kind::UnknownField(_, expected) => {
-            format!("unknown key; known keys: {}", list(expected))
-        }
+        Kind::UnknownField(found, expected) => suggest::unknown_key(found, expected),
         Kind::MissingField(f) => format!("missing key `{f}`"),
         Kind::DuplicateField(f) => format!("key `{f}` given twice"),
         Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => {

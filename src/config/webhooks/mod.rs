@@ -46,6 +46,12 @@ pub use sentry::{Disposition, SentryConfig, SentrySettings};
 use settings::refuse_unknown;
 pub use settings::{Api, ApiSettings, UnknownKeys};
 
+/// The name of every source, one `[webhooks.<name>]` table each: the kinds
+/// a product's `sources` (`github:acme/payments`) may name. The same list as
+/// `sources::REGISTRY`'s names, which `config` may not import (it is below
+/// `sources`); `tests/api/config.rs` holds the two equal.
+pub const SOURCE_KINDS: &[&str] = &["github", "gitlab", "jira", "sentry"];
+
 /// Every `[webhooks.*]` table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -198,10 +198,12 @@ pub(super) fn refuse_unknown<T: Serialize + Default>(
     // The keys there are: those of the defaults, serialised (the flattened
     // parts inline, unset options as nulls).
     let known = match serde_json::to_value(T::default()) {
-        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect::<Vec<_>>().join(", "),
-        _ => String::new(),
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect::<Vec<_>>(),
+        _ => Vec::new(),
     };
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
     Err(ConfigError(format!(
-        "{key}.{bad}: unknown key; known keys: {known}"
+        "{key}.{bad}: {}",
+        crate::config::suggest::unknown_key(bad, &known)
     )))
 }

@@ -40,6 +40,11 @@ pub(super) static FAMILIES: &[(&str, &str, Rows)] = &[
         Rows::Release(|_, a| a.release_time.map(|t| t as f64 / 1000.0)),
     ),
     (
+        "bug_escape_release_rank",
+        "Place of the release among its product's exported releases, 0 the newest",
+        Rows::Rank,
+    ),
+    (
         "bug_escape_defects",
         "Valid defects of a release found at each stage",
         Rows::ReleaseBy(Dim::Stage, |_, a, i| Some(a.stages()[i] as f64)),
@@ -88,6 +93,11 @@ pub(super) static FAMILIES: &[(&str, &str, Rows)] = &[
         Rows::ReleaseBy2(Dim::Age, Dim::Detector, |c, a, i, d| {
             c.matured(a, i).then(|| a.at_age_detectors(i)[d] as f64)
         }),
+    ),
+    (
+        "bug_escape_release_failing_stage_info",
+        "The failing stage of a release: the tracked pre-release stage whose leak is furthest above its target or baseline (value 1)",
+        Rows::FailingStage,
     ),
     // Per product.
     (

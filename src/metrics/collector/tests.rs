@@ -113,6 +113,10 @@ pub(super) fn rich() -> (Config, Aggregates) {
         add(&mut agg, "search", Some(&release), Class::Stage(2), r + 1);
         add(&mut agg, "search", Some(&release), Class::Stage(4), 1);
     }
+    // 1.4 lets 10 of the 12 defects that reached qa through (target 0.5):
+    // its failing stage.
+    add(&mut agg, "search", Some("1.4"), Class::Stage(3), 2);
+    add(&mut agg, "search", Some("1.4"), Class::Stage(4), 9);
     timed(&mut agg, "tiny", "0.1", 1);
     add(&mut agg, "tiny", Some("0.1"), Class::Stage(3), 1);
     (config, agg)
@@ -175,6 +179,7 @@ fn every_family_has_its_contract_labels() {
         ("bug_escape_release_defects", pr.into()),
         ("bug_escape_release_escaped_defects", pr.into()),
         ("bug_escape_release_timestamp_seconds", pr.into()),
+        ("bug_escape_release_rank", pr.into()),
         ("bug_escape_defects", format!("{pr},stage")),
         ("bug_escape_stage_leak_ratio", format!("{pr},stage")),
         ("bug_escape_escaped_defects_by_cause", format!("{pr},cause")),
@@ -191,6 +196,10 @@ fn every_family_has_its_contract_labels() {
         (
             "bug_escape_escaped_defects_at_age_by_detector",
             format!("{pr},age,detected_by"),
+        ),
+        (
+            "bug_escape_release_failing_stage_info",
+            format!("{pr},stage,owner,basis"),
         ),
         ("bug_escape_recent_rate_ratio", "product".into()),
         ("bug_escape_recent_rate_lower_ratio", "product".into()),

@@ -25,7 +25,7 @@ use super::health::Health;
 use super::identity::FileIdentity;
 use super::{Batch, Command, Hold, Outcome, StoreError, schema, space};
 use crate::aggregate::Aggregates;
-use crate::config::Config;
+use crate::config::{Checkpoint, Config};
 use crate::model::time::Millis;
 use crate::telemetry::Telemetry;
 
@@ -113,6 +113,13 @@ enum Taken {
 
 impl Writer {
     fn new(conn: Connection, s: &Supervisor, armed: Arc<Armed>) -> Self {
+        if s.config.checkpoint == Checkpoint::External {
+            if let Err(e) =
+                conn.pragma_update(None, "wal_autocheckpoint", schema::EXTERNAL_AUTOCHECKPOINT)
+            {
+                tracing::warn!(error = %e, "cannot raise the WAL's checkpoint threshold");
+            }
+        }
         Self {
             conn,
             stages: defect::stages_json(&s.config),
@@ -403,25 +410,38 @@ impl Writer {
                 }
             }
         }
-        if self.wal_dirty {
-            // TRUNCATE: the writer is the only connection, so the checkpoint
-            // completes and the WAL file goes back to zero bytes.
-            match self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    r.get::<_, i64>(0)
-                }) {
-                Ok(0) => self.wal_dirty = false,
-                Ok(_) => {} // busy: try again at the next tick
-                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-            }
+        if self.wal_dirty && self.config.checkpoint == Checkpoint::Exporter {
+            self.truncate_wal();
         }
         Ok(())
     }
 
+    /// Folds the WAL back and truncates it to zero bytes, without waiting: a
+    /// reader holding a snapshot (`backup`, `export`, Litestream's read
+    /// transaction) would otherwise hold the writer, and every write behind
+    /// it, for the whole busy timeout. Busy: tried again at the next tick.
+    fn truncate_wal(&mut self) {
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        let _ = self.conn.busy_timeout(schema::BUSY_TIMEOUT);
+        match done {
+            Ok(0) => self.wal_dirty = false,
+            Ok(_) => {} // busy: try again at the next tick
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+
     /// Folds the WAL back and closes the database (at shutdown).
     fn close(self) {
-        if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        if self.config.checkpoint == Checkpoint::External {
+            // The replicator checkpoints; a TRUNCATE here would wait for its
+            // read transaction for the whole busy timeout, then give up.
+        } else if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
         }
         if let Err((_, e)) = self.conn.close() {
