@@ -8,12 +8,16 @@ Scenarios (each on its own temp database, release binary on 127.0.0.1):
            product with 100,000 releases (a release per deployment, each with a
            release time and one defect)
   flood    150,000 products of one or two releases each (225,000 defects)
-small and history run with max_products = 50 so both export 50 x 20 releases.
+  linked   history, with 300,000 links: the defects of 600 products in odd
+           releases each link to the same product's defect of the release
+           before (300,000 link groups of two records)
+small, history and linked run with max_products = 50 so all export 50 x 20
+releases.
 
 Reported per scenario: RSS after load and a scrape (3 s after the last write, so
 the post-burst trim has run), median scrape time, then the same after a restart
 with the start-up time. Every loop is bounded.
-Usage: cargo build --release && python3 scripts/memory.py [small history flood]
+Usage: cargo build --release && python3 scripts/memory.py [small history flood linked]
 """
 import json
 import os
@@ -97,11 +101,13 @@ def events(scenario):
                               "stage": STAGES[(p + r) % 5], "found_at": iso(base + r * DAY)})
         yield "/api/v1/events", batch
         return
-    if scenario == "history":
+    if scenario in ("history", "linked"):
         for r in range(1000):
             for p in range(1000):
                 batch.append({"id": f"h-{p}-{r}", "product": f"p{p}", "release": f"1.{r}.0",
                               "stage": STAGES[(p + r) % 5], "found_at": iso(base + r * 3600)})
+                if scenario == "linked" and p < 600 and r % 2 == 1:
+                    batch[-1]["links"] = [{"source": "generic", "id": f"h-{p}-{r - 1}"}]
                 if len(batch) == 5000:
                     yield "/api/v1/events", batch
                     batch = []
@@ -135,7 +141,7 @@ def run(scenario, port):
             os.makedirs(d, exist_ok=True)
         db, config = os.path.join(d, "m.db"), os.path.join(d, "m.toml")
         with open(config, "w") as f:
-            f.write("max_products = 50\n" if scenario in ("small", "history") else "")
+            f.write("max_products = 50\n" if scenario in ("small", "history", "linked") else "")
         proc, _ = start(db, port, config)
         t0 = time.monotonic()
         n = 0

@@ -104,6 +104,18 @@ function(c)
         options=g.bargaugeOptions
       ),
     ],
+    [
+      panel(
+        'bargauge', 'Records folded into link groups, by product',
+        'How much did counting once remove? Records joined by links (a Sentry issue '
+        + 'and the ticket made from it) count as one defect; this is how many records '
+        + 'are folded into such groups. GET /api/v1/defects/{source}/{id} shows a '
+        + "record's group.",
+        [0, 24, 6],
+        targets([['bug_escape_linked_records{%s}' % J, '{{product}}']], instant=true),
+        steps=[{ color: 'blue', value: null }], options=g.bargaugeOptions, decimals=0
+      ),
+    ],
 
     g.row('Store and scrape'),
     [

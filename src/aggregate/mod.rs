@@ -45,6 +45,9 @@ pub struct Aggregates {
     /// Releases per product exported.
     max_releases: usize,
     pub products: BTreeMap<String, ProductAgg>,
+    /// Records folded into link groups, by the product of the record
+    /// (docs/semantics.md, "Linked records"); products with none absent.
+    pub linked: BTreeMap<String, u64>,
 }
 
 impl Aggregates {
@@ -68,6 +71,7 @@ impl Aggregates {
             keep: config.max_releases.max(config.recent_releases).max(1),
             max_releases: config.max_releases,
             products: BTreeMap::new(),
+            linked: BTreeMap::new(),
         }
     }
 
@@ -111,6 +115,17 @@ impl Aggregates {
             .expect("made above")
             .releases
             .get_or_insert_with(release, || ReleaseAgg::new(shape))
+    }
+
+    /// Changes the records of `product` folded into link groups by `delta`.
+    pub fn link(&mut self, product: &str, delta: i64) {
+        let n = self.linked.get(product).copied().unwrap_or(0);
+        let n = n.saturating_add_signed(delta);
+        if n == 0 {
+            self.linked.remove(product);
+        } else {
+            self.linked.insert(product.to_owned(), n);
+        }
     }
 
     /// Adds a contribution.

@@ -227,6 +227,13 @@ impl<W: Write> Sink<W> {
         o.insert("deleted".into(), d.deleted.into());
         o.insert("found_at".into(), time(d.found_at).into());
         o.insert("updated_at".into(), time(d.updated_at).into());
+        if !d.links.is_empty() {
+            let links = d
+                .links
+                .iter()
+                .map(|(source, id)| serde_json::json!({"source": source, "id": id}));
+            o.insert("links".into(), Value::Array(links.collect()));
+        }
         self.write(o)
     }
 

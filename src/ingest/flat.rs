@@ -33,6 +33,12 @@ pub trait Object {
     fn unknown(&self, known: &[&str]) -> Option<&str> {
         self.first_key_not(&|k| known.iter().any(|n| same_name(n, k)))
     }
+
+    /// The value of field `name` when it is an array or an object (only a
+    /// `serde_json` map holds one: a [`Flat`] line never does).
+    fn nested(&self, _name: &str) -> Option<&Value> {
+        None
+    }
 }
 
 /// `a == b` for field names, which are short and mostly differ in length or
@@ -56,6 +62,10 @@ impl Object for Map<String, Value> {
     fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str> {
         self.keys().map(String::as_str).find(|k| !known(k))
     }
+
+    fn nested(&self, name: &str) -> Option<&Value> {
+        self.get(name).filter(|v| v.is_array() || v.is_object())
+    }
 }
 
 /// `inner` without the fields named in `hidden` (read by the caller first).
@@ -75,6 +85,13 @@ impl<O: Object + ?Sized> Object for Without<'_, O> {
     fn first_key_not(&self, known: &dyn Fn(&str) -> bool) -> Option<&str> {
         self.inner
             .first_key_not(&|k| known(k) || self.hidden.contains(&k))
+    }
+
+    fn nested(&self, name: &str) -> Option<&Value> {
+        if self.hidden.contains(&name) {
+            return None;
+        }
+        self.inner.nested(name)
     }
 }
 

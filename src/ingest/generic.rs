@@ -9,7 +9,8 @@ use super::check_future;
 use super::flat::{FlatBody, Object, Scalar};
 use crate::config::Config;
 use crate::model::event::{
-    Change, Classification, DETECTORS, DefectEvent, MAX_ID_LEN, ProductRef, ReleaseEvent, Status,
+    Change, Classification, DETECTORS, DefectEvent, LinkRef, MAX_ID_LEN, MAX_LINKS_PER_RECORD,
+    ProductRef, ReleaseEvent, Status,
 };
 use crate::model::item::Item;
 use crate::model::label::{Facts, check_label};
@@ -30,7 +31,10 @@ pub const EVENT_FIELDS: &[&str] = &[
     "deleted",
     "found_at",
     "updated_at",
+    "links",
 ];
+/// The fields of one of an event's `links`.
+pub const LINK_FIELDS: &[&str] = &["source", "id"];
 /// The fields of a release-time object.
 pub const RELEASE_FIELDS: &[&str] = &["product", "release", "released_at"];
 
@@ -325,6 +329,7 @@ pub fn parse_event_as(
     let deleted = f.bool("deleted")?.unwrap_or(false);
     let class = classification(config, &f, memo, rules)?;
     let status = status(&f)?;
+    let links = links(&f, rules)?;
     let change = if deleted {
         match rules {
             Rules::Api => Change::Delete,
@@ -359,7 +364,56 @@ pub fn parse_event_as(
         },
         change,
         updated_at,
+        links,
     })
+}
+
+/// The event's `links`: absent or `null` keeps the record's links; an array
+/// of at most [`MAX_LINKS_PER_RECORD`] `{"source", "id"}` objects replaces
+/// them (`[]` removes them).
+fn links(f: &Fields<'_>, rules: Rules) -> Result<Option<Vec<LinkRef>>, FieldError> {
+    let items = match f.obj.field("links") {
+        None | Some(Scalar::Null) => return Ok(None),
+        Some(v) => match f.obj.nested("links") {
+            Some(Value::Array(items)) => items,
+            _ => {
+                let kind = match f.obj.nested("links") {
+                    Some(_) => "an object",
+                    None => kind(v),
+                };
+                return Err(f.err(
+                    "links",
+                    format!("must be an array of {{\"source\", \"id\"}} objects, not {kind}"),
+                ));
+            }
+        },
+    };
+    if items.len() > MAX_LINKS_PER_RECORD {
+        return Err(f.err(
+            "links",
+            format!(
+                "holds {} links; the limit is {MAX_LINKS_PER_RECORD}",
+                items.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let prefix = format!("{}links[{i}].", f.prefix);
+        let Value::Object(o) = item else {
+            return Err(FieldError::new(
+                format!("{}links[{i}]", f.prefix),
+                "must be an object with `source` and `id`",
+            ));
+        };
+        let l = Fields::new(o, &prefix, LINK_FIELDS)?;
+        let source = l
+            .label("source")?
+            .ok_or_else(|| l.err("source", "is required"))?;
+        let id = event_id(&l, rules)?.to_owned();
+        out.push(LinkRef { source, id });
+    }
+    Ok(Some(out))
 }
 
 /// The event's `id`: required, 1..the limit of `rules` characters, not

@@ -326,6 +326,8 @@ enum Rows {
 struct Ctx<'a> {
     config: &'a Config,
     sel: Selection<'a>,
+    /// Records folded into link groups, by product.
+    linked: &'a std::collections::BTreeMap<String, u64>,
     now: Millis,
     /// `(label value, index)` per [`Dim`], in the order of the `Dim` variants.
     dims: [Vec<(&'a str, usize)>; 8],
@@ -341,6 +343,7 @@ impl<'a> Ctx<'a> {
         Self {
             config,
             sel: select(config, agg),
+            linked: &agg.linked,
             now: now_ms(),
             dims: [
                 indexed(stage_names().collect()),

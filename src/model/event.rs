@@ -143,7 +143,28 @@ pub struct DefectEvent {
     pub change: Change,
     /// Orders updates; `None` = time received.
     pub updated_at: Option<Millis>,
+    /// The records this one says it is the same defect as (docs/semantics.md,
+    /// "Linked records"): `Some` replaces the links the record holds, `None`
+    /// keeps them. Applied with the event, never when the event is stale.
+    pub links: Option<Vec<LinkRef>>,
 }
+
+/// One record another record links to: the same defect in another source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkRef {
+    pub source: String,
+    pub id: String,
+}
+
+/// Most links one record may hold; an event with more is refused by the
+/// generic API, and an adapter keeps the first ones.
+pub const MAX_LINKS_PER_RECORD: usize = 32;
+
+/// Most records (stored or only named by a link) one link group may join:
+/// a link that would make a group larger is refused (stored nowhere, counted
+/// in the batch's outcome), so one description full of URLs cannot fold an
+/// organisation's defects into one.
+pub const MAX_GROUP_RECORDS: usize = 64;
 
 /// A release time.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,9 @@
 use super::event::{DefectEvent, ReleaseEvent};
 
 /// One item of a batch.
+// Almost every item is a defect: boxing it would cost an allocation per
+// event to save room in the few release times.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Defect(DefectEvent),

@@ -34,6 +34,8 @@ impl Feed {
 }
 
 /// One object of a page, converted.
+// Mostly items, moved on at once: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Entry {
     /// To write (a defect's state, a retraction, a release time).

@@ -312,7 +312,7 @@ pub fn first_found(
     tx.prepare_cached(
         "SELECT MIN(found_at) FROM defects \
          WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid' \
-         AND stage IN (SELECT value FROM json_each(?3))",
+         AND folded = 0 AND stage IN (SELECT value FROM json_each(?3))",
     )?
     .query_row(params![product, release, stages], |r| r.get(0))
 }
@@ -329,7 +329,8 @@ pub fn release_contributions(
     let mut stmt = tx.prepare_cached(
         "SELECT found_at, stage, detected_by, cause, severity \
          FROM defects INDEXED BY defects_counted \
-         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid'",
+         WHERE product = ?1 AND release = ?2 AND deleted = 0 AND status = 'valid' \
+         AND folded = 0",
     )?;
     let mut rows = stmt.query(params![product, release])?;
     let mut out = Vec::new();

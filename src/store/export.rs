@@ -32,6 +32,8 @@ pub struct DefectRecord {
     pub deleted: bool,
     pub found_at: Millis,
     pub updated_at: Millis,
+    /// The records it links to (`(source, id)`, in key order).
+    pub links: Vec<(String, String)>,
 }
 
 /// Reads the database at `db` (which must exist) in one read transaction:
@@ -63,13 +65,29 @@ pub fn export(
         let mut stmt = tx.prepare(
             "SELECT source, id, product_kind, product_ns, release_raw, stage, detected_by, \
              cause, severity, team, status, deleted, found_at, updated_at FROM defects \
-             ORDER BY rowid",
+             WHERE source != '' ORDER BY rowid",
+        )?;
+        // The groups' rows (source '') are derived: an import computes them.
+        let linked = super::links::any(&tx)?;
+        let mut held = tx.prepare(
+            "SELECT to_source, to_id FROM links WHERE source = ?1 AND id = ?2 \
+             ORDER BY to_source, to_id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            let (source, id): (String, String) = (r.get(0)?, r.get(1)?);
+            let links = if linked {
+                held.query_map(rusqlite::params![source, id], |l| {
+                    Ok((l.get(0)?, l.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            } else {
+                Vec::new()
+            };
             defect(DefectRecord {
-                source: r.get(0)?,
-                id: r.get(1)?,
+                links,
+                source,
+                id,
                 product_kind: r.get(2)?,
                 product_ns: r.get(3)?,
                 release_raw: r.get(4)?,

@@ -67,6 +67,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "deleted",
     "found_at",
     "updated_at",
+    "links",
     "released_at",
 ];
 

@@ -6,14 +6,50 @@ use std::collections::HashMap;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::defect;
+use super::{defect, links};
 use crate::aggregate::{Aggregates, Cold, Contribution, Rank, ReleaseAgg, ReleaseMeta, Staged};
 use crate::config::Config;
 use crate::model::time::Millis;
 
 /// Re-derives every row's product and release keys when the product mapping or
-/// the release rules differ from those the store was keyed with.
+/// the release rules differ from those the store was keyed with, then the
+/// link groups' rows when what they depend on changed.
 pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Result<()> {
+    rekey(conn, config)?;
+    regroup_if_changed(conn, config)
+}
+
+/// Computes every link group's row again when the keys or the pipeline (the
+/// order that picks a group's stage) differ from those they were computed
+/// with (a fingerprint in `meta`).
+fn regroup_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Result<()> {
+    let fingerprint = format!(
+        "{}|{}",
+        config.keying_fingerprint(),
+        defect::stages_json(config)
+    );
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'grouping'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if stored.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    if stored.is_some() || links::any(&tx)? {
+        links::regroup_all(&tx, config)?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta VALUES ('grouping', ?1)",
+        params![fingerprint],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The re-keying of [`rekey_if_changed`].
+fn rekey(conn: &mut Connection, config: &Config) -> anyhow::Result<()> {
     let fingerprint = config.keying_fingerprint();
     // A read error is an error, never a reason to re-key everything.
     let stored: Option<String> = conn
@@ -28,7 +64,7 @@ pub fn rekey_if_changed(conn: &mut Connection, config: &Config) -> anyhow::Resul
     let mut rekeyed = 0u64;
     {
         let mut select =
-            tx.prepare("SELECT source, id, product_kind, product_ns, release_raw FROM defects")?;
+            tx.prepare("SELECT source, id, product_kind, product_ns, release_raw FROM defects WHERE source != ''")?;
         let mut update =
             tx.prepare("UPDATE defects SET product = ?3, release = ?4 WHERE source = ?1 AND id = ?2 AND (product IS NOT ?3 OR release IS NOT ?4)")?;
         let mut rows = select.query([])?;
@@ -191,7 +227,8 @@ fn stored_ranks(
     {
         let mut stmt = conn.prepare_cached(
             "SELECT release, found_at, stage FROM defects INDEXED BY defects_counted \
-             WHERE product = ?1 AND release IS NOT NULL AND deleted = 0 AND status = 'valid'",
+             WHERE product = ?1 AND release IS NOT NULL AND deleted = 0 AND status = 'valid' \
+             AND folded = 0",
         )?;
         let mut rows = stmt.query(params![product])?;
         while let Some(r) = rows.next()? {
@@ -461,7 +498,8 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
     {
         let mut stmt = conn.prepare(
             "SELECT product, release, found_at, stage, detected_by, cause, severity \
-             FROM defects INDEXED BY defects_counted WHERE deleted = 0 AND status = 'valid'",
+             FROM defects INDEXED BY defects_counted \
+             WHERE deleted = 0 AND status = 'valid' AND folded = 0",
         )?;
         let mut rows = stmt.query([])?;
         let mut walk: Option<Walk> = None;
@@ -490,8 +528,24 @@ pub fn aggregates(conn: &Connection, config: &Config) -> anyhow::Result<Aggregat
         Walk::new(&product, stage_names.len()).finish(&mut agg, Some(t));
     }
     agg.refresh_times();
+    load_linked(conn, &mut agg)?;
     log_loaded(&agg, rows_read, unknown_stages, started);
     Ok(agg)
+}
+
+/// Records folded into link groups, per product (from the index of folded
+/// records: the table is not read).
+fn load_linked(conn: &Connection, agg: &mut Aggregates) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT product, COUNT(*) FROM defects INDEXED BY defects_folded \
+         WHERE folded = 1 GROUP BY product",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (product, n): (String, i64) = (r.get(0)?, r.get(1)?);
+        agg.link(&product, n);
+    }
+    Ok(())
 }
 
 /// Says what [`aggregates`] loaded, and warns of unknown stages.

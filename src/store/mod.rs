@@ -15,6 +15,7 @@ pub mod format;
 pub mod health;
 pub mod identity;
 pub mod import;
+pub(crate) mod links;
 mod load;
 pub mod lock;
 pub mod read;
@@ -70,6 +71,10 @@ pub struct Outcome {
     /// Retractions of defects that were never stored: nothing to do.
     #[serde(skip_serializing_if = "is_zero")]
     pub ignored: u64,
+    /// Links refused because the group they would join holds
+    /// [`crate::model::event::MAX_GROUP_RECORDS`] records already.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub links_refused: u64,
     /// The whole batch was a repeated delivery and was not applied.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate_delivery: bool,

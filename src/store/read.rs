@@ -9,6 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use super::defect::Row;
+use super::links;
 use super::schema::SCHEMA_VERSION;
 use crate::aggregate::{Aggregates, ReleaseAgg};
 use crate::config::Config;
@@ -210,6 +211,29 @@ pub struct StoredDefect {
     pub deleted: bool,
     pub found_at: Option<String>,
     pub updated_at: Option<String>,
+    /// The records it links to (docs/semantics.md, "Linked records").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkedRecord>,
+    /// The link group it is counted in, when it is folded into one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Box<LinkGroup>>,
+}
+
+/// One record of a link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkedRecord {
+    pub source: String,
+    pub id: String,
+}
+
+/// A link group as the read API shows it: its stored records and the one
+/// defect they count as.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkGroup {
+    /// Its stored records, in key order.
+    pub records: Vec<LinkedRecord>,
+    /// What the group counts as (`source` and `id` are those of its row).
+    pub counted: StoredDefect,
 }
 
 impl From<Row> for StoredDefect {
@@ -233,13 +257,42 @@ impl From<Row> for StoredDefect {
             deleted: r.deleted,
             found_at: format_rfc3339(r.found_at, chrono::SecondsFormat::AutoSi),
             updated_at: format_rfc3339(r.updated_at, chrono::SecondsFormat::AutoSi),
+            links: Vec::new(),
+            group: None,
         }
     }
 }
 
-/// The stored defect `(source, id)`, tombstones included.
+/// The stored defect `(source, id)`, tombstones included, with its links
+/// and the link group it is counted in.
 pub fn defect(conn: &Connection, source: &str, id: &str) -> anyhow::Result<Option<StoredDefect>> {
-    Ok(Row::get(conn, source, id)?.map(StoredDefect::from))
+    let Some(row) = Row::get(conn, source, id)? else {
+        return Ok(None);
+    };
+    let mut d = StoredDefect::from(row);
+    if !links::any(conn)? {
+        return Ok(Some(d));
+    }
+    let key = (source.to_owned(), id.to_owned());
+    d.links = links::outgoing(conn, &key)?
+        .into_iter()
+        .map(|(source, id)| LinkedRecord { source, id })
+        .collect();
+    let mut nodes = std::collections::BTreeSet::new();
+    links::component(conn, &key, &mut nodes)?;
+    let stored = links::rows(conn, &nodes)?;
+    if let Some(rep) = stored.keys().next().filter(|_| stored.len() >= 2) {
+        if let Some(row) = Row::get(conn, links::GROUP_SOURCE, &links::group_id(rep))? {
+            d.group = Some(Box::new(LinkGroup {
+                records: stored
+                    .into_keys()
+                    .map(|(source, id)| LinkedRecord { source, id })
+                    .collect(),
+                counted: StoredDefect::from(row),
+            }));
+        }
+    }
+    Ok(Some(d))
 }
 
 #[cfg(test)]
@@ -284,7 +337,7 @@ mod tests {
         let conn = super::super::schema::open(&config.db).unwrap();
         conn.execute(
             "INSERT INTO defects VALUES ('generic', 'D-1', '', 'pay', 'pay', 'v1.0', '1.0', 'qa', \
-             NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000)",
+             NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000, 0)",
             [],
         )
         .unwrap();
@@ -328,7 +381,7 @@ mod tests {
         for i in 0..2000 {
             conn.execute(
                 "INSERT INTO defects VALUES ('generic', ?1, '', 'pay', 'pay', 'v1.0', '1.0', \
-                 'qa', NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000)",
+                 'qa', NULL, NULL, NULL, NULL, 'valid', 0, 1000, 2000, 0)",
                 [format!("D-{i}")],
             )
             .unwrap();

@@ -356,6 +356,7 @@ mod tests {
             },
             change,
             updated_at,
+            links: None,
         }
     }
 

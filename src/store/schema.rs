@@ -172,6 +172,32 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, scope)
     ) WITHOUT ROWID;
     "#,
+    // 7: links between records that are one defect (docs/semantics.md,
+    //    "Linked records"): each record's own links, found from either end.
+    //    A record folded into a group of two or more stored records
+    //    (`folded = 1`) leaves the counted index; its group is counted once,
+    //    by a row of source `''` (a name no source can write) whose id is the
+    //    key of the group's least record and whose values are the group's.
+    r#"
+    ALTER TABLE defects ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX defects_counted;
+    CREATE INDEX defects_counted
+        ON defects (product, release, found_at, stage, detected_by, cause, severity)
+        WHERE deleted = 0 AND status = 'valid' AND folded = 0;
+    CREATE TABLE links (
+        source    TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        to_source TEXT NOT NULL,
+        to_id     TEXT NOT NULL,
+        PRIMARY KEY (source, id, to_source, to_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX links_to ON links (to_source, to_id);
+    "#,
+    // 8: the records folded into link groups, by product, for
+    //    `bug_escape_linked_records` at start (a few, in a small index).
+    r#"
+    CREATE INDEX defects_folded ON defects (product) WHERE folded = 1;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -199,7 +199,7 @@ async fn a_changed_product_mapping_rekeys_stored_defects() {
     let conn = rusqlite::Connection::open(dir.path().join("bug-escape.db")).unwrap();
     conn.execute(
         "INSERT INTO defects VALUES ('github', 'acme/pay#1', 'github', 'acme/pay', 'acme/pay', '1.0', '1.0', 'qa', \
-         NULL, NULL, NULL, NULL, 'valid', 0, 0, 0)",
+         NULL, NULL, NULL, NULL, 'valid', 0, 0, 0, 0)",
         [],
     )
     .unwrap();

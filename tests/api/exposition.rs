@@ -55,6 +55,7 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_recent_rate_upper_ratio", &["product"]),
     ("bug_escape_recent_defects", &["product"]),
     ("bug_escape_unattributed_defects", &["product", "stage"]),
+    ("bug_escape_linked_records", &["product"]),
     ("bug_escape_releases_left_out", &["product"]),
     (
         "bug_escape_stage_info",

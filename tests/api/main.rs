@@ -20,6 +20,7 @@ mod helpers;
 mod import;
 mod import_race;
 mod input;
+mod links;
 mod openapi;
 mod read;
 mod readers;

@@ -143,6 +143,10 @@ fn csv_object(
         let value = match (name.as_str(), cell.as_str()) {
             ("deleted", "true") => Value::Bool(true),
             ("deleted", "false") => Value::Bool(false),
+            // An export's links: the JSON array, as NDJSON holds it.
+            ("links", text) => serde_json::from_str(text).map_err(|e| {
+                FieldError::new("links", format!("must be a JSON array of links: {e}"))
+            })?,
             _ => Value::String(cell.clone()),
         };
         o.insert(name.clone(), value);

@@ -127,6 +127,7 @@ fn item(e: &Ev) -> Item {
         id: IDS[e.id].into(),
         product,
         updated_at: (!matches!(change, Change::AttachRelease { .. })).then_some(e.updated_at),
+        links: None,
         change,
     })
 }

@@ -136,6 +136,11 @@ pub(super) static FAMILIES: &[(&str, &str, Rows)] = &[
         }),
     ),
     (
+        "bug_escape_linked_records",
+        "Records folded into link groups: counted once, with the records they link to (by the product of the record)",
+        Rows::Product(|c, p| Some(c.linked.get(p.name).copied().unwrap_or(0) as f64)),
+    ),
+    (
         "bug_escape_releases_left_out",
         "Releases of the product that have defects but are not exported (beyond max_releases)",
         Rows::Product(|_, p| Some(p.left_out as f64)),

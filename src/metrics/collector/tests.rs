@@ -207,6 +207,7 @@ fn every_family_has_its_contract_labels() {
         ("bug_escape_recent_defects", "product".into()),
         ("bug_escape_unattributed_defects", "product,stage".into()),
         ("bug_escape_unclassified_defects", "product,reason".into()),
+        ("bug_escape_linked_records", "product".into()),
         ("bug_escape_releases_left_out", "product".into()),
         ("bug_escape_products_left_out", String::new()),
         ("bug_escape_stage_info", "stage,phase,order,tracked".into()),

@@ -120,6 +120,7 @@ pub fn gone(repo: &Repo, id: &str, at: Millis) -> Item {
         product: repo.product(),
         change: Change::Delete,
         updated_at: Some(at),
+        links: None,
     })
 }
 
@@ -227,6 +228,7 @@ fn defect(repo: &Repo, number: String, change: Change, updated_at: Millis) -> It
         product: repo.product(),
         change,
         updated_at: Some(updated_at),
+        links: None,
     })
 }
 

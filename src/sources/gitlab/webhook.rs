@@ -264,6 +264,7 @@ pub fn issue_item(
             product: project.product(),
             change,
             updated_at: Some(issue.updated_at),
+            links: None,
         }),
         unmapped,
     ))
@@ -278,6 +279,7 @@ pub fn gone(project: &Project, id: &str, at: Millis) -> Item {
         product: project.product(),
         change: Change::Delete,
         updated_at: Some(at),
+        links: None,
     })
 }
 

@@ -113,6 +113,7 @@ pub fn issue_item(
             product: product(namespace),
             change,
             updated_at: Some(updated_at),
+            links: None,
         }),
         unmapped,
     ))
@@ -187,6 +188,7 @@ pub fn gone(key: &str, id: &str, at: Millis) -> Item {
         product: product(key.to_owned()),
         change: Change::Delete,
         updated_at: Some(at),
+        links: None,
     })
 }
 

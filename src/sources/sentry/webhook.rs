@@ -182,6 +182,7 @@ pub fn issue_item(
         product,
         change,
         updated_at,
+        links: None,
     }))
 }
 
@@ -230,6 +231,7 @@ pub fn gone(product: ProductRef, id: &str, at: Millis) -> Item {
         product,
         change: Change::Delete,
         updated_at: Some(at),
+        links: None,
     })
 }
 
@@ -289,6 +291,7 @@ pub fn attach_release(id: String, product: ProductRef, release: String) -> Item 
         product,
         change: Change::AttachRelease { release },
         updated_at: None,
+        links: None,
     })
 }
 

@@ -32,6 +32,10 @@ impl Writer {
                     Op::Add(c) => agg.add(c),
                     Op::Remove(c) => agg.remove(c),
                     Op::Meta(p, r, m) => agg.set_release_meta(p, r, m),
+                    Op::Linked(p, delta) => {
+                        agg.link(p, *delta);
+                        continue;
+                    }
                 }
                 products.insert(op.product());
             }

@@ -515,4 +515,6 @@ fn take(telemetry: &Telemetry, cmd: Command) -> Taken {
 }
 
 #[cfg(test)]
+mod link_tests;
+#[cfg(test)]
 mod tests;

@@ -50,6 +50,7 @@ fn event(change: Change, updated_at: Millis) -> DefectEvent {
         },
         change,
         updated_at: Some(updated_at),
+        links: None,
     }
 }
 
@@ -98,7 +99,7 @@ fn apply(db: &Db, ev: DefectEvent) -> (Outcome, i64) {
         .map(|o| match o {
             Op::Add(_) => 1,
             Op::Remove(_) => -1,
-            Op::Meta(..) | Op::Load(..) => 0,
+            Op::Meta(..) | Op::Load(..) | Op::Linked(..) => 0,
         })
         .sum();
     (outcome, net)
@@ -199,7 +200,7 @@ fn attach_release_before_the_defect_is_announced_leaves_a_tombstone() {
 }
 
 /// A writer on `db` with `config`, loaded as at start-up.
-fn start(db: &std::path::Path, config: Config) -> Writer {
+pub(super) fn start(db: &std::path::Path, config: Config) -> Writer {
     let mut conn = schema::open(db).expect("open");
     load::rekey_if_changed(&mut conn, &config).expect("rekey");
     let agg = load::aggregates(&conn, &config).expect("load");
@@ -233,6 +234,7 @@ fn defect(id: &str, stage: &str) -> Item {
             found_at: Some(1),
         },
         updated_at: Some(2_000),
+        links: None,
     })
 }
 
@@ -312,7 +314,7 @@ mod live_equals_reload {
 
     use super::*;
     use crate::config::{ProductSettings, Settings};
-    use crate::model::event::{Classification, Ingress, ProductRef, Status};
+    use crate::model::event::{Classification, Ingress, LinkRef, ProductRef, Status};
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
@@ -327,6 +329,8 @@ mod live_equals_reload {
             found_at: i64,
             updated_at: i64,
             keep: bool,
+            /// The records it links to, `(github, id)` as for its own key.
+            links: Option<Vec<(bool, u8)>>,
         },
         Delete {
             id: u8,
@@ -355,9 +359,9 @@ mod live_equals_reload {
 
     fn ev() -> impl Strategy<Value = Ev> {
         prop_oneof![
-            6 => (0..10u8, any::<bool>(), 0..2u8, proptest::option::of(0..6u8), 0..5u8, 0..6u8, 0..50i64, 1..40i64, any::<bool>())
-                .prop_map(|(id, github, product, release, stage, status, found_at, updated_at, keep)| Ev::Upsert {
-                    id, github, product, release, stage, status, found_at: found_at * 86_400_000, updated_at, keep,
+            6 => (0..10u8, any::<bool>(), 0..2u8, proptest::option::of(0..6u8), 0..5u8, 0..6u8, 0..50i64, 1..40i64, any::<bool>(), links())
+                .prop_map(|(id, github, product, release, stage, status, found_at, updated_at, keep, links)| Ev::Upsert {
+                    id, github, product, release, stage, status, found_at: found_at * 86_400_000, updated_at, keep, links,
                 }),
             1 => (0..10u8, any::<bool>(), 1..40i64).prop_map(|(id, github, updated_at)| Ev::Delete { id, github, updated_at }),
             1 => (0..10u8, any::<bool>(), 1..40i64).prop_map(|(id, github, updated_at)| Ev::Retract { id, github, updated_at }),
@@ -366,6 +370,34 @@ mod live_equals_reload {
                 github, product, release, at: at * 86_400_000,
             }),
         ]
+    }
+
+    /// An event's links: mostly none (kept), sometimes a set (chains
+    /// and groups form and split), sometimes empty (all removed).
+    fn links() -> impl Strategy<Value = Option<Vec<(bool, u8)>>> {
+        prop_oneof![
+            2 => Just(None),
+            2 => proptest::collection::vec((any::<bool>(), 0..10u8), 1..3).prop_map(Some),
+            1 => Just(Some(Vec::new())),
+        ]
+    }
+
+    /// A record's source: the generic API's, GitHub's, or (ids 7 and up on
+    /// the vendor side) Sentry's, a monitoring record.
+    fn source_of(github: bool, id: u8) -> &'static str {
+        match (github, id >= 7) {
+            (false, _) => "generic",
+            (true, false) => "github",
+            (true, true) => "sentry",
+        }
+    }
+
+    fn product_of(github: bool, id: u8, p: u8) -> ProductRef {
+        let mut r = product(github, p);
+        if source_of(github, id) == "sentry" {
+            r.kind = "sentry".into();
+        }
+        r
     }
 
     fn product(github: bool, p: u8) -> ProductRef {
@@ -390,18 +422,26 @@ mod live_equals_reload {
         }
     }
 
+    fn link_refs(links: Option<Vec<(bool, u8)>>) -> Option<Vec<LinkRef>> {
+        links.map(|l| {
+            l.into_iter()
+                .map(|(g, t)| LinkRef {
+                    source: source_of(g, t).into(),
+                    id: t.to_string(),
+                })
+                .collect()
+        })
+    }
+
     fn item(e: &Ev) -> Item {
         let defect = |id: u8, github: bool, p: u8, change, updated_at| {
             Item::Defect(DefectEvent {
-                source: if github {
-                    "github".into()
-                } else {
-                    "generic".into()
-                },
+                source: source_of(github, id).into(),
                 id: id.to_string(),
-                product: product(github, p),
+                product: product_of(github, id, p),
                 change,
                 updated_at,
+                links: None,
             })
         };
         match e.clone() {
@@ -415,6 +455,7 @@ mod live_equals_reload {
                 found_at,
                 updated_at,
                 keep,
+                links,
             } => {
                 let class = Classification {
                     stage: STAGES.get(stage as usize).map(|s| (*s).to_owned()),
@@ -436,7 +477,11 @@ mod live_equals_reload {
                         found_at: Some(found_at),
                     }
                 };
-                defect(id, github, p, change, Some(updated_at))
+                let mut item = defect(id, github, p, change, Some(updated_at));
+                if let Item::Defect(d) = &mut item {
+                    d.links = link_refs(links);
+                }
+                item
             }
             Ev::Delete {
                 id,
@@ -505,9 +550,47 @@ mod live_equals_reload {
         // What is resident may differ (a load keeps fewer); what
         // `/metrics` reads may not.
         let live = w.aggregates.read().unwrap().view();
-        let reload = load::aggregates(&w.conn, &w.config).expect("reload").view();
-        prop_assert_eq!(live, reload);
+        let reload = load::aggregates(&w.conn, &w.config).expect("reload");
+        prop_assert_eq!(live, reload.view());
+        prop_assert_eq!(&w.aggregates.read().unwrap().linked, &reload.linked);
+        // The groups kept up event by event equal the groups computed
+        // from scratch from the records and links stored.
+        let incremental = groups(&w.conn);
+        w.conn
+            .execute_batch("SAVEPOINT regroup")
+            .expect("savepoint");
+        crate::store::links::regroup_all(&w.conn, &w.config).expect("regroup");
+        let scratch = groups(&w.conn);
+        w.conn
+            .execute_batch("ROLLBACK TO regroup; RELEASE regroup")
+            .expect("rollback");
+        prop_assert_eq!(incremental, scratch);
         Ok(())
+    }
+
+    /// Every group's row and every folded record, in key order.
+    fn groups(conn: &Connection) -> (Vec<Row>, Vec<(String, String)>) {
+        let mut stmt = conn
+            .prepare("SELECT id FROM defects WHERE source = '' ORDER BY id")
+            .expect("groups");
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        let rows = ids
+            .iter()
+            .map(|id| Row::get(conn, "", id).expect("get").expect("row"))
+            .collect();
+        let mut stmt = conn
+            .prepare("SELECT source, id FROM defects WHERE folded = 1 ORDER BY source, id")
+            .expect("folded");
+        let folded = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("folded");
+        (rows, folded)
     }
 
     proptest! {
