@@ -8,7 +8,8 @@
 //!
 //! Shared by every source:
 //! - [`signature`]: webhook authentication (HMAC, tokens, Standard Webhooks);
-//!   [`conventions`]: label conventions; [`webhook`]: field readers, vendor
+//!   [`conventions`]: label conventions; [`links`]: Sentry links read from
+//!   a ticket's text; [`webhook`]: field readers, vendor
 //!   time formats, the release-event parser.
 //! - [`client`]: pagination helpers, rate limits, retries with backoff,
 //!   bounded answers; [`origin`]: the one origin a pass calls and the URL
@@ -30,6 +31,7 @@
 
 pub mod client;
 pub mod conventions;
+pub mod links;
 pub mod error;
 pub mod listing;
 pub mod origin;

@@ -120,6 +120,11 @@ impl<'a> At<'a> {
         self.value.filter(|v| !v.is_null())
     }
 
+    /// The raw value, `null` included; `None` only when absent.
+    pub fn raw(&self) -> Option<&'a Value> {
+        self.value
+    }
+
     /// The path of this value.
     pub fn path(&self) -> &str {
         &self.path

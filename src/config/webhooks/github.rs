@@ -37,6 +37,9 @@ pub struct GithubSettings {
     pub repositories: Vec<String>,
     /// How often `serve` reconciles them with the API; unset: never.
     pub sync_interval: Option<String>,
+    /// Read links to the configured Sentry organisation's issues from the
+    /// issue's description (docs/semantics.md, "Linked records").
+    pub links: bool,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -52,6 +55,7 @@ impl Default for GithubSettings {
             api: ApiSettings::with_url("https://api.github.com"),
             repositories: Vec::new(),
             sync_interval: None,
+            links: true,
             unknown: UnknownKeys::default(),
         }
     }
@@ -71,6 +75,8 @@ pub struct GithubConfig {
     pub repositories: Vec<String>,
     /// `serve`'s reconcile interval; `None`: off.
     pub sync_interval: Option<Duration>,
+    /// Read Sentry links from issue descriptions.
+    pub links: bool,
 }
 
 /// `owner/name`.
@@ -97,6 +103,7 @@ pub(super) fn validate(
     let api = gh.api.api("webhooks.github")?;
     let repositories = scopes("webhooks.github.repositories", &gh.repositories, REPOSITORY)?;
     Ok(GithubConfig {
+        links: gh.links,
         secrets,
         conventions,
         duplicate_reasons: lower(&gh.duplicate_reasons),

@@ -40,6 +40,9 @@ pub struct GitlabSettings {
     pub projects: Vec<String>,
     /// How often `serve` reconciles them with the API; unset: never.
     pub sync_interval: Option<String>,
+    /// Read links to the configured Sentry organisation's issues from the
+    /// issue's description (docs/semantics.md, "Linked records").
+    pub links: bool,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -56,6 +59,7 @@ impl Default for GitlabSettings {
             api: ApiSettings::with_url("https://gitlab.com/api/v4"),
             projects: Vec::new(),
             sync_interval: None,
+            links: true,
             unknown: UnknownKeys::default(),
         }
     }
@@ -76,6 +80,8 @@ pub struct GitlabConfig {
     pub projects: Vec<String>,
     /// `serve`'s reconcile interval; `None`: off.
     pub sync_interval: Option<Duration>,
+    /// Read Sentry links from issue descriptions.
+    pub links: bool,
 }
 
 /// A numeric id or a path (`group/subgroup/project`).
@@ -112,6 +118,7 @@ pub(super) fn validate(
     let api = gl.api.api("webhooks.gitlab")?;
     let projects = scopes("webhooks.gitlab.projects", &gl.projects, PROJECT)?;
     Ok(GitlabConfig {
+        links: gl.links,
         secrets,
         signing_keys,
         conventions,

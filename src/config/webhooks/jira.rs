@@ -50,6 +50,9 @@ pub struct JiraSettings {
     pub projects: Vec<String>,
     /// How often `serve` reconciles them with the API; unset: never.
     pub sync_interval: Option<String>,
+    /// Read links to the configured Sentry organisation's issues from the
+    /// issue's description (docs/semantics.md, "Linked records").
+    pub links: bool,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -68,6 +71,7 @@ impl Default for JiraSettings {
             api_search: None,
             projects: Vec::new(),
             sync_interval: None,
+            links: true,
             unknown: UnknownKeys::default(),
         }
     }
@@ -91,6 +95,8 @@ pub struct JiraConfig {
     pub projects: Vec<String>,
     /// `serve`'s reconcile interval; `None`: off.
     pub sync_interval: Option<Duration>,
+    /// Read Sentry links from issue descriptions.
+    pub links: bool,
 }
 
 /// The search `sync` pages through Jira's issues with.
@@ -149,6 +155,7 @@ pub(super) fn validate(j: &JiraSettings, pipeline: &Pipeline) -> Result<JiraConf
         check_name(&format!("webhooks.jira.project_keys.{id}"), key)?;
     }
     let jira = JiraConfig {
+        links: j.links,
         secrets: j.auth.load("webhooks.jira")?,
         conventions: j.conventions.conventions("webhooks.jira", pipeline)?,
         invalid_resolutions: lower(&j.invalid_resolutions),

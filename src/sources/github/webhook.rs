@@ -16,10 +16,11 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::ingest::FieldError;
-use crate::model::event::{Change, DefectEvent, ProductRef, Status};
+use crate::model::event::{Change, DefectEvent, LinkRef, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions::{self, Mapped};
+use crate::sources::links;
 use crate::sources::webhook::{
     AdapterError, Ahead, At, Parsed, delivery_id, release_event, required_header,
 };
@@ -187,10 +188,11 @@ pub fn issue_item(
     let updated_at = issue.get("updated_at").time(now)?;
     let found_at = issue.get("created_at").time_opt(now)?;
     let (labels, issue_type) = labels_and_type(issue)?;
+    let links = links::ticket_links(config, gh.links, issue.get("body").raw());
     let conv = &gh.conventions;
     if !conventions::is_defect(conv, &labels, issue_type) {
         return Ok((
-            defect(repo, number, Change::Retract, updated_at),
+            with_links(defect(repo, number, Change::Retract, updated_at), links),
             Vec::new(),
         ));
     }
@@ -218,7 +220,18 @@ pub fn issue_item(
         status,
         found_at,
     };
-    Ok((defect(repo, number, change, updated_at), unmapped))
+    Ok((
+        with_links(defect(repo, number, change, updated_at), links),
+        unmapped,
+    ))
+}
+
+/// `item` holding `links` (docs/semantics.md, "Linked records").
+fn with_links(mut item: Item, links: Option<Vec<LinkRef>>) -> Item {
+    if let Item::Defect(d) = &mut item {
+        d.links = links;
+    }
+    item
 }
 
 fn defect(repo: &Repo, number: String, change: Change, updated_at: Millis) -> Item {

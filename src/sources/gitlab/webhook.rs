@@ -23,6 +23,7 @@ use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::model::time::now_ms;
 use crate::sources::conventions::{self, Mapped};
+use crate::sources::links;
 use crate::sources::signature::{self, AuthError, header as header_str};
 use crate::sources::webhook::{
     AdapterError, Ahead, At, Parsed, delivery_id, release_event, required_header,
@@ -132,6 +133,8 @@ pub struct Issue<'a> {
     pub moved: bool,
     /// Closed as a duplicate of another issue.
     pub duplicated: bool,
+    /// The description (Markdown), where links are read.
+    pub description: Option<&'a Value>,
 }
 
 /// Label names of a list: strings (REST), objects with a `title` (webhooks)
@@ -172,6 +175,7 @@ impl<'a> Issue<'a> {
             milestone_id: milestone.value().map(|_| milestone.id()).transpose()?,
             moved: attrs.get("moved_to_id").value().is_some(),
             duplicated: attrs.get("duplicated_to_id").value().is_some(),
+            description: attrs.get("description").raw(),
         })
     }
 
@@ -197,6 +201,7 @@ impl<'a> Issue<'a> {
                 .get("closed_as_duplicate_of")
                 .value()
                 .is_some(),
+            description: issue.get("description").raw(),
         })
     }
 }
@@ -264,7 +269,7 @@ pub fn issue_item(
             product: project.product(),
             change,
             updated_at: Some(issue.updated_at),
-            links: None,
+            links: links::ticket_links(config, gl.links, issue.description),
         }),
         unmapped,
     ))

@@ -73,6 +73,9 @@ impl<'a> Jira<'a> {
             f.push(',');
             f.push_str(stage);
         }
+        if self.config.webhooks.jira.links {
+            f.push_str(",description");
+        }
         f
     }
 }
