@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn configured_org_matches_with_query_and_fragment() {
-        let t = "Sentry Issue: [PAY-1A](https://acme.sentry.io/issues/4711/?referrer=jira_integration)";
+        let t =
+            "Sentry Issue: [PAY-1A](https://acme.sentry.io/issues/4711/?referrer=jira_integration)";
         assert_eq!(ids(t), ["4711"]);
         assert_eq!(ids("see https://ACME.sentry.io/issues/12#events"), ["12"]);
         assert_eq!(ids("https://acme.sentry.io/issues/13?x=1"), ["13"]);

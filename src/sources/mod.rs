@@ -31,8 +31,8 @@
 
 pub mod client;
 pub mod conventions;
-pub mod links;
 pub mod error;
+pub mod links;
 pub mod listing;
 pub mod origin;
 pub mod pass;

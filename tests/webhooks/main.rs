@@ -7,6 +7,7 @@ mod github;
 mod gitlab;
 mod helpers;
 mod jira;
+mod links;
 mod namespaces;
 mod parsers;
 mod sentry;
