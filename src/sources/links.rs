@@ -237,6 +237,44 @@ mod tests {
         }
     }
 
+    fn config(org: Option<&str>) -> Config {
+        let mut s = crate::config::Settings::default();
+        s.webhooks.sentry.organization = org.map(str::to_owned);
+        s.webhooks.sentry.api.api_url = "https://sentry.example.com".into();
+        Config::from_settings(s).unwrap()
+    }
+
+    #[test]
+    fn ticket_text_present_absent_null_and_adf() {
+        let c = config(Some("acme"));
+        let one = |id: &str| {
+            vec![LinkRef {
+                source: "sentry".into(),
+                id: id.into(),
+            }]
+        };
+        let text = serde_json::json!("see https://acme.sentry.io/issues/7/");
+        assert_eq!(ticket_links(&c, true, Some(&text)), Some(one("7")));
+        assert_eq!(ticket_links(&c, false, Some(&text)), None, "switched off");
+        assert_eq!(ticket_links(&c, true, None), None, "absent keeps links");
+        let null = Value::Null;
+        assert_eq!(ticket_links(&c, true, Some(&null)), Some(vec![]));
+        let adf = serde_json::json!({"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [
+                {"type": "text", "text": "Sentry Issue: "},
+                {"type": "text", "text": "FRONT-1", "marks": [{"type": "link", "attrs": {
+                    "href": "https://sentry.example.com/organizations/acme/issues/8/?referrer=jira"}}]},
+                {"type": "inlineCard", "attrs": {"url": "https://other.sentry.io/issues/9/"}}
+            ]}
+        ]});
+        assert_eq!(ticket_links(&c, true, Some(&adf)), Some(one("8")));
+        assert_eq!(
+            ticket_links(&config(None), true, Some(&text)),
+            Some(vec![]),
+            "no organisation: nothing links"
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics_and_stays_bounded(s in ".*", pre in "[a-z]{0,3}") {
