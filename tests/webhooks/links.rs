@@ -92,3 +92,54 @@ async fn without_an_organisation_or_with_links_off_nothing_links() {
         );
     }
 }
+
+#[tokio::test]
+async fn github_body_and_gitlab_description_link_too() {
+    let mut s = helpers::settings();
+    s.webhooks.sentry.organization = Some("acme".into());
+    let app = spawn_with(s).await;
+    let url = format!("https://acme.sentry.io/issues/{SENTRY_ISSUE}/?referrer=github");
+    let gh = edited("github/issues_opened.json", |v| {
+        v["issue"]["body"] = json!(format!("Sentry Issue: [FRONT-1]({url})"));
+    });
+    let r = app.github("issues", "d1", &gh).await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    let gl = edited("gitlab/go-gitlab_issue.json", |v| {
+        v["object_attributes"]["description"] = json!(format!("from {url}"));
+        v["labels"] = json!([{"title": "bug"}, {"title": "stage:production"}]);
+    });
+    let r = app.gitlab("Issue Hook", "d2", &gl).await;
+    assert_eq!(r.expect(200).json["accepted"], 1, "{}", r.text);
+    app.sentry("issue", &fixture("sentry-docs/issue_created.json"))
+        .await
+        .expect(200);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.get(
+            "bug_escape_linked_records",
+            &[("product", "gitlabhq/gitlab-test")]
+        ),
+        Some(1.0)
+    );
+    // The GitHub issue (`<repository id>#<number>`) is in the same group.
+    let got: serde_json::Value = reqwest::get(format!(
+        "http://{}/api/v1/defects/github/186853002%231",
+        app.addr
+    ))
+    .await
+    .expect("get")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(
+        got["links"],
+        json!([{"source": "sentry", "id": SENTRY_ISSUE}]),
+        "{got}"
+    );
+    let records = got["group"]["records"].as_array().expect("group").clone();
+    assert_eq!(records.len(), 3, "{got}");
+    assert!(
+        records.contains(&json!({"source": "sentry", "id": SENTRY_ISSUE})),
+        "{got}"
+    );
+}
