@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{complain, load, say};
-use crate::config::Overrides;
+use crate::config::{Config, Overrides};
+use crate::sources::links::SentryTarget;
 
 /// Checks the configuration of `file` and `web_config_file`.
 pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
@@ -21,6 +22,9 @@ pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
         }
     };
     say(&format!("configuration OK: stages {}", c.pipeline.names()));
+    if let Some(line) = links(&c) {
+        say(&line);
+    }
     if let Some(file) = &c.web.file {
         say(&format!(
             "web configuration OK ({}): TLS {}, client certificates {}, {} basic-auth user(s)",
@@ -34,4 +38,27 @@ pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
         complain(&format!("warning: {warning}"));
     }
     ExitCode::SUCCESS
+}
+
+/// Which URLs count as links to Sentry issues, and whose descriptions are
+/// read for them; `None` when none are.
+fn links(c: &Config) -> Option<String> {
+    let target = SentryTarget::of(c)?;
+    let w = &c.webhooks;
+    let readers: Vec<&str> = [
+        ("github", w.github.links),
+        ("gitlab", w.gitlab.links),
+        ("jira", w.jira.links),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if readers.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "links: {}, read from {} issues",
+        target.describe(),
+        readers.join(", ")
+    ))
 }

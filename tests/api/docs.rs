@@ -551,7 +551,12 @@ fn the_file_with_every_key_uses_each_documented_key_and_passes_check_config() {
         .output()
         .expect("binary runs");
     assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("configuration OK"),
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("configuration OK")
+            && String::from_utf8_lossy(&out.stdout).contains(
+                "links: sentry issues of acme at acme.sentry.io and \
+                 sentry.io/organizations/acme, read from github, gitlab, jira issues"
+            ),
         "check-config refused the file with every key: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
