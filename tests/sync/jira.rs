@@ -509,3 +509,65 @@ async fn a_dropped_webhook_is_recovered_by_the_next_periodic_reconcile() {
     assert_reconcile_recovers_two(&app, first).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sync_reads_sentry_links_from_descriptions_like_the_webhook() {
+    let mut issue = fake::issue_object(
+        10001,
+        "PAY-1",
+        "Bug",
+        &["stage:qa"],
+        &[],
+        "2024-02-01T10:00:00.000+0000",
+    );
+    // Cloud's enhanced search answers ADF: the link is a `link` mark's href.
+    issue["fields"]["description"] = json!({"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [
+            {"type": "text", "text": "Sentry Issue: "},
+            {"type": "text", "text": "PAY-API-1", "marks": [{"type": "link", "attrs": {
+                "href": "https://acme.sentry.io/issues/4711/?referrer=jira_integration"}}]},
+            {"type": "text", "text": " https://other.sentry.io/issues/1/"}
+        ]}
+    ]});
+    let fake = Fake::start(World {
+        issues: vec![issue],
+        auth: auth(Site::Cloud),
+        ..World::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[webhooks.sentry]\norganization = \"acme\"\n",
+        toml(&fake.url(), Site::Cloud)
+    );
+    let out = run(vendor_command(
+        dir.path(),
+        &toml,
+        &[("BUG_ESCAPE_JIRA_API_TOKEN", fake::TOKEN)],
+        &["jira"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let searches = fake.searches();
+    assert!(
+        searches.iter().all(|l| l.query.contains("description")),
+        "{searches:?}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("bug-escape.db")).unwrap();
+    let links: Vec<(String, String, String, String)> = conn
+        .prepare("SELECT source, id, to_source, to_id FROM links")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        links,
+        [(
+            "jira".to_owned(),
+            "10001".to_owned(),
+            "sentry".to_owned(),
+            "4711".to_owned()
+        )]
+    );
+}
