@@ -133,12 +133,14 @@ async fn process(
         // bound or the other), then the unauthenticated room is freed.
         let admitted = state.write_queue.admit_until(bytes.len(), deadline).await?;
         drop(unverified);
-        let value = if hook.vendor().form_payload {
+        let mut value = if hook.vendor().form_payload {
             json_or_form(&headers, &bytes)?
         } else {
             require_json(&headers)?;
             parse_json(&bytes)?
         };
+        drop(bytes);
+        (hook.vendor().complete)(config, &state.telemetry, &mut value).await;
         let parsed = (hook.vendor().parse)(&headers, &value, config, now)?;
         (admitted, parsed)
     };

@@ -124,6 +124,31 @@ pub trait Listing {
         None
     }
 
+    /// The calls whose answers complete one issue object with what neither
+    /// its listing nor its detail carries (Jira: the issue's remote links;
+    /// Sentry: its external issues): each `(key, url)`'s answer, when it is
+    /// a JSON array, is put into the object under `key` before it is
+    /// converted; a 404 puts nothing there. The webhook makes the same calls
+    /// for a delivery's issue ([`super::pass::complete_delivery`]), so both
+    /// convert the same object. `None` of them by default.
+    fn parts(&self, _feed: Feed, _object: &Value) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// The key of a page's object that holds its list (Jira's search:
+    /// `issues`); `None`: the page is the list. Where [`Self::detail_url`]
+    /// and [`Self::parts`] find the objects to complete.
+    fn page_list(&self, _feed: Feed) -> Option<&'static str> {
+        None
+    }
+
+    /// Where a webhook delivery holds the issue object [`Self::parts`]
+    /// completes, as a JSON pointer (Jira: `/issue`); `None`: deliveries are
+    /// converted as they come.
+    fn delivered_issue(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The objects of a page of `feed`; `Err` says what the answer is
     /// instead (the default: a JSON array of objects at the root).
     fn objects<'a>(&self, _feed: Feed, root: At<'a>) -> Result<Vec<At<'a>>, String> {

@@ -35,6 +35,7 @@ pub mod error;
 pub mod links;
 pub mod listing;
 pub mod origin;
+pub mod parts;
 pub mod pass;
 pub mod periodic;
 pub mod ratelimit;
@@ -58,6 +59,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::model::event::Ingress;
 use crate::model::time::Millis;
+use crate::telemetry::Telemetry;
 pub use error::SyncError;
 pub use listing::{Entry, Feed, Page};
 pub use pass::{Options, PassResult, Progress, Quiet, Run, Summary, pass};
@@ -76,6 +78,18 @@ pub static REGISTRY: &[Source] = &[
 
 /// A pass's future (boxed: every source's is one type).
 pub type PassFuture<'a> = Pin<Box<dyn Future<Output = PassResult> + Send + 'a>>;
+
+/// The future of [`Vendor::complete`].
+pub type CompleteFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// [`Vendor::complete`] of a source whose deliveries carry all.
+pub fn nothing_to_complete<'a>(
+    _: &'a Config,
+    _: &'a Telemetry,
+    _: &'a mut Value,
+) -> CompleteFuture<'a> {
+    Box::pin(std::future::ready(()))
+}
 
 /// A webhook's check of a delivery's credentials: the configuration, the
 /// headers, and the raw body once read.
@@ -101,6 +115,11 @@ pub struct Vendor {
     pub form_payload: bool,
     /// Converts one authenticated delivery.
     pub parse: fn(&HeaderMap, &Value, &Config, Millis) -> Result<Parsed, AdapterError>,
+    /// Completes an authenticated delivery from the source's API before it
+    /// is converted, as `sync` completes a listed issue
+    /// ([`pass::complete_delivery`]); [`nothing_to_complete`] for sources
+    /// whose deliveries carry all.
+    pub complete: for<'a> fn(&'a Config, &'a Telemetry, &'a mut Value) -> CompleteFuture<'a>,
     /// `serve`'s reconcile interval, when configured.
     pub sync_interval: fn(&Config) -> Option<Duration>,
     /// One `sync` pass: [`pass::run`] over the source's [`Listing`].

@@ -15,11 +15,12 @@ use super::sink::{Sink, Stored};
 use super::webhook::At;
 use super::{Source, SyncError};
 use crate::config::Config;
-use crate::model::event::{Change, DefectEvent};
+use crate::model::event::{Change, DefectEvent, Ingress};
 use crate::model::item::Item;
 use crate::model::time::{Millis, now_ms};
 use crate::store::Outcome;
 use crate::store::sync::{Cursor, WHOLE_SOURCE};
+use crate::telemetry::Telemetry;
 use crate::telemetry::sync::SyncTelemetry;
 
 /// What a pass changes beyond the defaults.
@@ -387,7 +388,11 @@ async fn details<L: Listing + ?Sized>(
     feed: Feed,
     answer: &mut Answer,
 ) -> Result<(), SyncError> {
-    let Value::Array(objects) = &mut answer.body else {
+    let list = match listing.page_list(feed) {
+        Some(key) => answer.body.get_mut(key),
+        None => Some(&mut answer.body),
+    };
+    let Some(Value::Array(objects)) = list else {
         return Ok(());
     };
     for object in objects.iter_mut() {
@@ -399,7 +404,71 @@ async fn details<L: Listing + ?Sized>(
             *object = detail.body;
         }
     }
+    for object in objects.iter_mut() {
+        complete(listing, client, feed, object).await?;
+    }
     Ok(())
+}
+
+/// Puts the answers of `object`'s [`Listing::parts`] into it: each one that
+/// is a JSON array under its key; a 404 (gone meanwhile) puts nothing.
+async fn complete<L: Listing + ?Sized>(
+    listing: &L,
+    client: &mut Client,
+    feed: Feed,
+    object: &mut Value,
+) -> Result<(), SyncError> {
+    for (key, url) in listing.parts(feed, object) {
+        let answer = client.get(&url, &[404]).await?;
+        if let (Value::Array(_), Some(o)) = (&answer.body, object.as_object_mut()) {
+            if answer.status != 404 {
+                o.insert(key.to_owned(), answer.body);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The longest a webhook delivery waits for the API that completes it.
+pub const DELIVERY_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Completes the issue object of a webhook delivery (`payload`) with its
+/// [`Listing::parts`], through the same client a pass uses (one origin,
+/// bounded answers), with one try of at most `sync.timeout` and
+/// [`DELIVERY_CALL_TIME`]: a webhook does not wait out rate limits. A part that cannot be read is left out (the
+/// conversion then keeps what is stored: see the vendor's conversion), the
+/// failure logged, without secrets, and counted as an API error.
+pub async fn complete_delivery<L: Listing + ?Sized>(
+    listing: &L,
+    config: &Config,
+    telemetry: &Telemetry,
+    ingress: Ingress,
+    payload: &mut Value,
+) {
+    let Some(object) = listing
+        .delivered_issue()
+        .and_then(|p| payload.pointer_mut(p))
+        .filter(|o| o.is_object())
+    else {
+        return;
+    };
+    if listing.parts(Feed::Issues, object).is_empty() {
+        return;
+    }
+    let redact = Redact::of(config);
+    let mut cfg = config.sync;
+    cfg.max_attempts = 1;
+    cfg.timeout = cfg.timeout.min(DELIVERY_CALL_TIME);
+    cfg.pass_timeout = cfg.timeout;
+    let done = match Client::new(cfg, listing.api_url(), listing.headers(), redact.clone()) {
+        Ok(mut client) => complete(listing, &mut client, Feed::Issues, object).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
+        telemetry.source_api_error(ingress);
+        let e = e.redacted(&redact);
+        tracing::warn!(target: "bug_escape_exporter::webhook", source = ingress.as_str(), error = %e, "could not complete the delivery's issue from the API; its stored links are kept");
+    }
 }
 
 /// What a full listing hands its deletion sweep.

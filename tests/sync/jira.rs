@@ -338,7 +338,7 @@ async fn a_full_sync_deletes_deleted_issues_and_follows_moved_ones() {
     let probes: Vec<(String, u16)> = fake
         .log()
         .iter()
-        .filter(|l| l.path.starts_with("/rest/api/2/issue/"))
+        .filter(|l| l.path.starts_with("/rest/api/2/issue/") && !l.path.ends_with("/remotelink"))
         .map(|l| (l.path.clone(), l.status))
         .collect();
     assert_eq!(
@@ -569,5 +569,126 @@ async fn sync_reads_sentry_links_from_descriptions_like_the_webhook() {
             "sentry".to_owned(),
             "4711".to_owned()
         )]
+    );
+}
+
+/// The stored links of Jira issue `id`.
+fn stored_links(db: &std::path::Path, id: &str) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.prepare("SELECT to_source, to_id FROM links WHERE source = 'jira' AND id = ?1")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Signs and posts a `jira:issue_updated` delivery of `issue`.
+async fn deliver(app: &Served, issue: &Value, delivery: &str) {
+    let body = json!({"timestamp": 1709337600000_i64, "webhookEvent": "jira:issue_updated",
+                      "issue_event_type_name": "issue_generic", "issue": issue})
+    .to_string()
+    .into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let sig = hex::encode(mac.finalize().into_bytes());
+    app.post(
+        "/webhooks/jira",
+        &[
+            ("x-hub-signature", format!("sha256={sig}")),
+            ("x-atlassian-webhook-identifier", delivery.into()),
+        ],
+        body,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn remote_links_are_read_by_sync_and_by_the_webhook_alike() {
+    let issue = |updated: &str| {
+        let mut i = fake::issue_object(10001, "PAY-1", "Bug", &["stage:production"], &[], updated);
+        i["fields"]["description"] = json!("Checkout fails for saved cards.");
+        i
+    };
+    let sentry = fake::remote_link(1, "https://acme.sentry.io/issues/4711/", "PAY-API-1");
+    let elsewhere = fake::remote_link(2, "https://other.sentry.io/issues/1/", "elsewhere");
+    let fake = Fake::start(World {
+        issues: vec![issue("2024-03-01T00:00:00.000+0000")],
+        remote_links: [("10001".to_owned(), vec![sentry, elsewhere.clone()])].into(),
+        auth: auth(Site::Cloud),
+        ..World::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bug-escape.db");
+    let api = fake.url();
+    let app = Served::start(&db, |s| {
+        let j = &mut s.webhooks.jira;
+        j.auth.secret = Some(SecretSetting::One(HOOK_SECRET.into()));
+        j.api.api_url = api.clone();
+        j.api.api_token = Some(fake::TOKEN.into());
+        j.api_user = Some(fake::USER.into());
+        j.projects = vec![KEY.into()];
+        s.webhooks.sentry.organization = Some("acme".into());
+    })
+    .await;
+    let to_sentry = ("sentry".to_owned(), "4711".to_owned());
+    // The webhook asks for the issue's remote links before converting it:
+    // the remote link to the organisation's Sentry issue is held, the other
+    // Sentry's is not.
+    deliver(&app, &issue("2024-03-02T00:00:00.000+0000"), "d-1").await;
+    let held = stored_links(&db, "10001");
+    assert!(held.contains(&to_sentry), "{held:?}");
+    assert!(!held.iter().any(|l| l.1 == "1"), "{held:?}");
+    let asked = fake.logged(|p| p == "/rest/api/2/issue/10001/remotelink");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    // The API failing: the delivery is stored, its links are kept, the
+    // failure counted.
+    fake.with(|w| w.remote_fails = true);
+    deliver(&app, &issue("2024-03-03T00:00:00.000+0000"), "d-2").await;
+    assert_eq!(stored_links(&db, "10001"), held);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.get("bug_escape_source_api_errors_total", &[("source", "jira")]),
+        Some(1.0)
+    );
+    // The remote link removed: the next delivery drops it.
+    fake.with(|w| {
+        w.remote_fails = false;
+        w.remote_links
+            .insert("10001".into(), vec![elsewhere.clone()]);
+    });
+    deliver(&app, &issue("2024-03-04T00:00:00.000+0000"), "d-3").await;
+    assert!(!stored_links(&db, "10001").contains(&to_sentry));
+    app.stop().await;
+    // `sync` reads the same remote links through the same conversion.
+    fake.with(|w| {
+        w.remote_links
+            .get_mut("10001")
+            .unwrap()
+            .push(fake::remote_link(
+                3,
+                "https://acme.sentry.io/issues/4711/?referrer=jira",
+                "PAY-API-1",
+            ));
+        w.issues = vec![issue("2024-03-05T00:00:00.000+0000")];
+    });
+    let toml = format!(
+        "{}\n[webhooks.sentry]\norganization = \"acme\"\n",
+        toml(&fake.url(), Site::Cloud)
+    );
+    let out = run(vendor_command(
+        dir.path(),
+        &toml,
+        &[("BUG_ESCAPE_JIRA_API_TOKEN", fake::TOKEN)],
+        &["jira"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let asked = fake.logged(|p| p.ends_with("/remotelink"));
+    assert!(
+        stored_links(&db, "10001").contains(&to_sentry),
+        "{asked:?} {}",
+        text(&out)
     );
 }

@@ -4,7 +4,8 @@
 //! `nextPageToken`; `{issues, nextPageToken, isLast}`, the last page without
 //! a token), the Data Center search `GET /rest/api/2/search` (`startAt`;
 //! `{startAt, maxResults, total, issues}`), `GET /rest/api/2/issue/{id}`
-//! (`404` with `errorMessages` once deleted), and
+//! (`404` with `errorMessages` once deleted), its remote links
+//! `GET /rest/api/2/issue/{id}/remotelink` (`500` while `remote_fails`), and
 //! `GET /rest/api/2/project/{key}/versions`. It reads the JQL it is sent
 //! (`project = "KEY"`, `updated >= "-Nm"` relative to its own clock,
 //! `ORDER BY updated ASC`) and answers `401` without the expected
@@ -32,6 +33,10 @@ pub struct World {
     /// Issue objects (`id`, `key`, `fields`), of PAY or elsewhere.
     pub issues: Vec<Value>,
     pub versions: Vec<Value>,
+    /// Remote links by issue id (Jira's `remotelink` objects).
+    pub remote_links: std::collections::HashMap<String, Vec<Value>>,
+    /// Whether `remotelink` answers 500.
+    pub remote_fails: bool,
     /// Issue ids deleted (gone from searches, 404 alone).
     pub deleted: Vec<String>,
     /// The `Authorization` header every call must carry.
@@ -55,6 +60,7 @@ impl Stand for World {
             .route("/rest/api/3/search/jql", get(search))
             .route("/rest/api/2/search", get(search))
             .route("/rest/api/2/issue/{id}", get(issue))
+            .route("/rest/api/2/issue/{id}/remotelink", get(remote_links))
             .with_state(world)
     }
 
@@ -297,6 +303,51 @@ async fn issue(
             "Issue does not exist or you do not have permission to see it.",
         ),
     }
+}
+
+async fn remote_links(
+    s: Shared,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let (fails, found) = {
+        let w = s.lock().unwrap();
+        let known = !w.deleted.contains(&id) && w.issues.iter().any(|i| i["id"] == id.as_str());
+        (
+            w.remote_fails,
+            known.then(|| w.remote_links.get(&id).cloned().unwrap_or_default()),
+        )
+    };
+    let status = match (fails, &found) {
+        (true, _) => 500,
+        (false, Some(_)) => 200,
+        (false, None) => 404,
+    };
+    if let Some(r) = log(&s, &uri, &headers, status) {
+        return r;
+    }
+    match found {
+        _ if fails => errors(500, "Internal server error"),
+        Some(links) => answer(200, vec![], Value::Array(links)),
+        None => errors(
+            404,
+            "Issue does not exist or you do not have permission to see it.",
+        ),
+    }
+}
+
+/// A remote link object as `GET /rest/api/2/issue/{id}/remotelink` lists it.
+pub fn remote_link(id: u64, url: &str, title: &str) -> Value {
+    json!({
+        "id": id,
+        "self": format!("https://acme.atlassian.net/rest/api/2/issue/PAY-1/remotelink/{id}"),
+        "globalId": format!("system={url}"),
+        "application": {"type": "com.acme.tracker", "name": "Tracker"},
+        "relationship": "relates to",
+        "object": {"url": url, "title": title, "summary": "linked from elsewhere",
+                   "icon": {"url16x16": "https://example.com/favicon.ico"}}
+    })
 }
 
 /// A version object as `GET /rest/api/2/project/{key}/versions` lists it.

@@ -332,12 +332,13 @@ async fn an_unreachable_issue_api_is_counted_not_fatal() {
         .await;
     assert_eq!(r.expect(200).json["accepted"], 1);
     let m = app.metrics().await;
+    // Both calls failed: the issue's external issues, its first release.
     assert_eq!(
         m.value(
             "bug_escape_source_api_errors_total",
             &[("source", "sentry")]
         ),
-        1.0
+        2.0
     );
 }
 

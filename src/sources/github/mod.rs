@@ -25,6 +25,7 @@ pub static GITHUB: Vendor = Vendor {
     },
     form_payload: true,
     parse: webhook::parse,
+    complete: super::nothing_to_complete,
     sync_interval: |c| c.webhooks.github.sync_interval,
     pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Github::new(run.config), source, run, sink).await })

@@ -25,6 +25,7 @@ pub static GITLAB: Vendor = Vendor {
     authenticate: |c, headers, body| webhook::authenticate(&c.webhooks.gitlab, headers, body),
     form_payload: false,
     parse: webhook::parse,
+    complete: super::nothing_to_complete,
     sync_interval: |c| c.webhooks.gitlab.sync_interval,
     pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Gitlab::new(run.config), source, run, sink).await })

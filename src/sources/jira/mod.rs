@@ -3,6 +3,7 @@
 //! docs/sources/jira.md); [`webhook`] turns a delivery into items, [`sync`]
 //! lists the REST API through the same conversions.
 
+pub mod remote;
 pub mod sync;
 pub mod webhook;
 
@@ -25,6 +26,11 @@ pub static JIRA: Vendor = Vendor {
     },
     form_payload: false,
     parse: webhook::parse,
+    complete: |c, t, v| {
+        Box::pin(async move {
+            pass::complete_delivery(&sync::Jira::new(c), c, t, Ingress::Jira, v).await;
+        })
+    },
     sync_interval: |c| c.webhooks.jira.sync_interval,
     pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Jira::new(run.config), source, run, sink).await })

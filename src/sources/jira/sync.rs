@@ -28,6 +28,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use serde_json::Value;
+
 use crate::config::Config;
 use crate::config::webhooks::JiraSearch;
 use crate::ingest::FieldError;
@@ -37,6 +39,7 @@ use crate::model::time::{Millis, now_ms};
 use crate::sources::SyncError;
 use crate::sources::client::{self, Answer, endpoint};
 use crate::sources::conventions;
+use crate::sources::jira::remote;
 use crate::sources::jira::webhook::{self as adapter, Marked};
 use crate::sources::listing::{Converted, Feed, Listing, Scoped};
 use crate::sources::webhook::At;
@@ -114,6 +117,34 @@ impl Listing for Jira<'_> {
 
     fn configured(&self) -> Vec<String> {
         self.config.webhooks.jira.projects.clone()
+    }
+
+    fn parts(&self, feed: Feed, object: &Value) -> Vec<(&'static str, String)> {
+        let id = object.get("id").and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        match id {
+            Some(id)
+                if feed == Feed::Issues
+                    && remote::wanted(self.config)
+                    && !id.is_empty()
+                    && id.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let path = ["rest", "api", "2", "issue", &id, "remotelink"];
+                vec![(remote::KEY, endpoint(self.api(), &path, &[]))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn page_list(&self, feed: Feed) -> Option<&'static str> {
+        (feed == Feed::Issues).then_some("issues")
+    }
+
+    fn delivered_issue(&self) -> Option<&'static str> {
+        Some("/issue")
     }
 
     fn api_url(&self) -> &str {
@@ -222,9 +253,9 @@ impl Listing for Jira<'_> {
     }
 
     fn objects<'a>(&self, feed: Feed, root: At<'a>) -> Result<Vec<At<'a>>, String> {
-        let list = match feed {
-            Feed::Issues => root.get("issues"),
-            Feed::Releases => root,
+        let list = match self.page_list(feed) {
+            Some(key) => root.get(key),
+            None => root,
         };
         match list.value() {
             Some(serde_json::Value::Array(_)) => Ok(list.items().unwrap_or_default()),

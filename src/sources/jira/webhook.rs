@@ -16,6 +16,7 @@ use crate::model::event::{Change, DefectEvent, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions::{self, Mapped};
+use crate::sources::jira::remote;
 use crate::sources::links;
 use crate::sources::webhook::{AdapterError, Ahead, At, Parsed, Stamp, delivery_id, release_event};
 
@@ -114,7 +115,11 @@ pub fn issue_item(
             product: product(namespace),
             change,
             updated_at: Some(updated_at),
-            links: links::ticket_links(config, jira.links, fields.get("description").raw()),
+            links: remote::with_remote(
+                config,
+                issue,
+                links::ticket_links(config, jira.links, fields.get("description").raw()),
+            ),
         }),
         unmapped,
     ))

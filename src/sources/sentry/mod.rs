@@ -5,6 +5,7 @@
 //! conversions.
 
 pub mod api;
+pub mod external;
 pub mod sync;
 pub mod webhook;
 
@@ -27,6 +28,11 @@ pub static SENTRY: Vendor = Vendor {
     },
     form_payload: false,
     parse: webhook::parse,
+    complete: |c, t, v| {
+        Box::pin(async move {
+            pass::complete_delivery(&sync::Sentry::new(c), c, t, Ingress::Sentry, v).await;
+        })
+    },
     sync_interval: |c| c.webhooks.sentry.sync_interval,
     pass: |source, run, sink| {
         Box::pin(async move { pass::run(&sync::Sentry::new(run.config), source, run, sink).await })

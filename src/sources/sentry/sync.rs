@@ -33,6 +33,7 @@ use crate::model::time::parse_time;
 use crate::model::time::{Millis, now_ms};
 use crate::sources::client::{Answer, endpoint};
 use crate::sources::listing::{Converted, Feed, Listing, Scoped, whole_seconds};
+use crate::sources::sentry::external;
 use crate::sources::sentry::webhook as adapter;
 use crate::sources::webhook::At;
 
@@ -174,6 +175,19 @@ impl Listing for Sentry<'_> {
             Feed::Issues => self.issue_url(&id_of(object)?),
             Feed::Releases => None,
         }
+    }
+
+    fn parts(&self, feed: Feed, object: &Value) -> Vec<(&'static str, String)> {
+        if feed != Feed::Issues || !external::wanted(self.config) {
+            return Vec::new();
+        }
+        let url = id_of(object)
+            .and_then(|id| self.issue_url(&id).map(|u| format!("{u}external-issues/")));
+        url.map(|u| vec![(external::KEY, u)]).unwrap_or_default()
+    }
+
+    fn delivered_issue(&self) -> Option<&'static str> {
+        Some("/data/issue")
     }
 
     fn updated(&self, obj: &At<'_>) -> Option<Millis> {
