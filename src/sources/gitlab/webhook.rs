@@ -4,7 +4,9 @@
 //!
 //! A defect is identified as `<project id>#<issue iid>`: the numeric project id
 //! survives renames and namespace moves. The product is the project's
-//! `path_with_namespace`, mapped by `sources = ["gitlab:group/project"]`. An
+//! `path_with_namespace`, mapped by `sources = ["gitlab:group/project"]`; its
+//! alias, the name other records link to it by, is `group/project#iid`
+//! (lowercase). An
 //! issue moved to another project (`moved_to_id`) leaves this one; one closed as
 //! a duplicate (`duplicated_to_id`) is a duplicate.
 //!
@@ -269,7 +271,12 @@ pub fn issue_item(
             product: project.product(),
             change,
             updated_at: Some(issue.updated_at),
-            links: links::ticket_links(config, gl.links, issue.description),
+            links: links::record_links(
+                config,
+                gl.links,
+                Some(links::path_alias(SOURCE, &project.path, &issue.iid)),
+                issue.description,
+            ),
         }),
         unmapped,
     ))

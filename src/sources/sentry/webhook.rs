@@ -30,10 +30,11 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
 use crate::ingest::FieldError;
-use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
+use crate::model::event::{Change, Classification, DefectEvent, LinkRef, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions;
+use crate::sources::links::{self, LinkTargets};
 use crate::sources::webhook::{
     AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event, required_header,
 };
@@ -131,7 +132,8 @@ pub fn project_product(project: &At<'_>) -> Result<ProductRef, FieldError> {
 /// counted; `ignored`/`archived` (the `action`, or the `status`) follows
 /// `archived`; `deleted` (or `status: pending_deletion`) deletes it. Its
 /// release is `firstRelease.version` when the object carries it (the issue
-/// detail does); otherwise the stored one is kept.
+/// detail does); otherwise the stored one is kept. Its links are those of
+/// its `annotations` (the tickets made from it).
 ///
 /// Ordered by the latest of `lastSeen` (the last event), the newest
 /// `activity` entry's `dateCreated` (status changes, assignments, …; the
@@ -182,8 +184,19 @@ pub fn issue_item(
         product,
         change,
         updated_at,
-        links: None,
+        links: annotations(config, issue),
     }))
+}
+
+/// The links of the issue's `annotations` (docs/semantics.md, "Linked
+/// records"): `None` when linking is off or the object has no
+/// `annotations` (the stored links are kept); `null` is an empty list.
+fn annotations(config: &Config, issue: &At<'_>) -> Option<Vec<LinkRef>> {
+    let value = issue
+        .get("annotations")
+        .raw()
+        .filter(|_| config.webhooks.sentry.links)?;
+    Some(links::annotation_links(&LinkTargets::of(config), value))
 }
 
 /// The newest `dateCreated` of the issue's `activity` (absent: `None`).
