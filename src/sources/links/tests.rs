@@ -305,6 +305,23 @@ fn names_are_capped_too_and_keep_text_order_with_urls() {
 }
 
 #[test]
+fn a_long_text_of_nested_urls_and_names_is_read_in_one_pass() {
+    // Each `://` inside one long URL: its end is found once, not once per
+    // `://` (which would be quadratic in the text).
+    let nested = "https://x.example/?u=".repeat(100_000);
+    let text = format!("{nested}https://acme.sentry.io/issues/1/ PAY-2");
+    assert_eq!(
+        links(&text),
+        ["jira:PAY-2"],
+        "the nested URL is part of the first"
+    );
+    let names = "a/b#1 PAY-".repeat(100_000);
+    assert!(links(&names).is_empty());
+    let shorthand = format!("{}acme/payments#5", "acme/payments#".repeat(100_000));
+    assert_eq!(links(&shorthand), ["github:acme/payments#5"]);
+}
+
+#[test]
 fn nothing_configured_reads_nothing() {
     let t = LinkTargets::default();
     assert!(text_links(&t, "PAY-1 https://acme.sentry.io/issues/1/").is_empty());

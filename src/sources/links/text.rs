@@ -79,7 +79,7 @@ fn is_host_char(c: char) -> bool {
 /// a target, and the spans (start, end) of all of them.
 fn scan_urls(t: &LinkTargets, text: &str) -> (Found, Vec<(usize, usize)>) {
     let (mut found, mut spans) = (Found::new(), Vec::new());
-    let mut from = 0;
+    let (mut from, mut last_end) = (0, 0);
     while let Some(k) = text[from..].find("://") {
         let i = from + k;
         let n = text.as_bytes()[..i]
@@ -90,10 +90,17 @@ fn scan_urls(t: &LinkTargets, text: &str) -> (Found, Vec<(usize, usize)>) {
         let start = i - n;
         let scheme = &text[start..i];
         let after = i + 3;
+        from = after;
+        // A `://` inside the URL before (`?u=https://…`) is part of it: each
+        // character is read as part of one URL at most, so the scan stays
+        // linear.
+        if after <= last_end {
+            continue;
+        }
         let end = text[after..]
             .find(ends_url)
             .map_or(text.len(), |e| after + e);
-        from = after;
+        last_end = end;
         if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
             continue;
         }

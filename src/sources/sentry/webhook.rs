@@ -392,6 +392,45 @@ mod tests {
     }
 
     #[test]
+    fn annotations_are_the_issues_links_absent_keeps_them() {
+        let mut s = crate::config::Settings::default();
+        s.webhooks.jira.api.api_url = "https://acme.atlassian.net".into();
+        let on = Config::from_settings(s.clone()).expect("valid");
+        s.webhooks.sentry.links = false;
+        let off = Config::from_settings(s).expect("valid");
+        let links = |config: &Config, issue: serde_json::Value| {
+            let item = issue_item(config, &At::root(&issue), None, None, i64::MAX / 2);
+            match item.expect("converted") {
+                Item::Defect(d) => d.links,
+                other => panic!("{other:?}"),
+            }
+        };
+        let issue = |annotations: Option<serde_json::Value>| {
+            let mut v = serde_json::json!({"id": "1", "project": {"slug": "web"}});
+            if let Some(a) = annotations {
+                v["annotations"] = a;
+            }
+            v
+        };
+        let html = serde_json::json!([
+            "<a href=\"https://acme.atlassian.net/browse/PAY-1\">PAY-1</a>",
+            "<a href=\"https://other.atlassian.net/browse/PAY-2\">PAY-2</a>"
+        ]);
+        let pay1 = crate::model::event::LinkRef {
+            source: "jira".into(),
+            id: "PAY-1".into(),
+        };
+        assert_eq!(links(&on, issue(Some(html.clone()))), Some(vec![pay1]));
+        assert_eq!(links(&on, issue(Some(serde_json::json!([])))), Some(vec![]));
+        assert_eq!(
+            links(&on, issue(Some(serde_json::Value::Null))),
+            Some(vec![])
+        );
+        assert_eq!(links(&on, issue(None)), None, "absent: stored links kept");
+        assert_eq!(links(&off, issue(Some(html))), None, "switched off");
+    }
+
+    #[test]
     fn first_release_of_an_issue_answer() {
         let v = serde_json::json!({"id": "1", "firstRelease": {"version": "api@2.4.0"}});
         assert_eq!(first_release(&v).as_deref(), Some("api@2.4.0"));
