@@ -279,6 +279,28 @@ fn gitlab_urls_old_and_new_and_shorthand() {
 }
 
 #[test]
+fn punctuation_after_a_url_ends_it() {
+    assert_eq!(
+        links(
+            "See https://acme.atlassian.net/browse/PAY-1. Also https://github.com/acme/payments/issues/2, \
+             *https://git.example.com/gitlab/group/sub/web/-/issues/3*; https://acme.sentry.io/issues/4!"
+        ),
+        [
+            "jira:PAY-1",
+            "github:acme/payments#2",
+            "gitlab:group/sub/web#3",
+            "sentry:4"
+        ]
+    );
+    assert_eq!(
+        links(
+            "<a href=\"https://acme.atlassian.net/secure/RapidBoard.jspa?rapidView=1&amp;selectedIssue=OPS-3\">x</a>"
+        ),
+        ["jira:OPS-3"]
+    );
+}
+
+#[test]
 fn mixed_text_in_order_each_once() {
     let t = "PAY-1 https://acme.sentry.io/issues/9/ acme/payments#3 \
              https://acme.atlassian.net/browse/PAY-1 group/sub/web#2 OPS-2";

@@ -105,7 +105,8 @@ fn scan_urls(t: &LinkTargets, text: &str) -> (Found, Vec<(usize, usize)>) {
             continue;
         }
         spans.push((start, end));
-        let url = &text[after..end];
+        // Punctuation that ends a sentence or an emphasis is not the URL's.
+        let url = text[after..end].trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '~']);
         let host_end = url.find(|c| !is_host_char(c)).unwrap_or(url.len());
         let host = url[..host_end].to_ascii_lowercase();
         let rest = &url[host_end..];
@@ -181,6 +182,8 @@ fn jira_url(t: &JiraTarget, host: &str, rest: &str) -> Option<LinkRef> {
         let q = &rest[rest.find('?')? + 1..];
         let q = path_only_fragment(q);
         q.split('&').find_map(|kv| {
+            // `&amp;` in HTML (Sentry's annotations).
+            let kv = kv.strip_prefix("amp;").unwrap_or(kv);
             let v = kv.strip_prefix("selectedIssue=")?;
             issue_key(v).filter(|(_, n)| *n == v.len()).map(|(k, _)| k)
         })
