@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{complain, load, say};
 use crate::config::{Config, Overrides};
-use crate::sources::links::SentryTarget;
+use crate::sources::links::LinkTargets;
 
 /// Checks the configuration of `file` and `web_config_file`.
 pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
@@ -22,7 +22,7 @@ pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
         }
     };
     say(&format!("configuration OK: stages {}", c.pipeline.names()));
-    if let Some(line) = links(&c) {
+    for line in links(&c) {
         say(&line);
     }
     if let Some(file) = &c.web.file {
@@ -40,12 +40,20 @@ pub fn run(file: Option<&Path>, web_config_file: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Which URLs count as links to Sentry issues, and whose descriptions are
-/// read for them; `None` when none are.
-fn links(c: &Config) -> Option<String> {
-    let target = SentryTarget::of(c)?;
+/// Which URLs and names count as links to whose issues (one line each),
+/// and which sources' records are read for them; empty when none count.
+fn links(c: &Config) -> Vec<String> {
+    let targets = LinkTargets::of(c);
+    if targets.is_empty() {
+        return Vec::new();
+    }
     let w = &c.webhooks;
-    let readers: Vec<&str> = [
+    let mut lines: Vec<String> = targets
+        .describe()
+        .into_iter()
+        .map(|t| format!("links: {t}"))
+        .collect();
+    let issues: Vec<&str> = [
         ("github", w.github.links),
         ("gitlab", w.gitlab.links),
         ("jira", w.jira.links),
@@ -53,12 +61,18 @@ fn links(c: &Config) -> Option<String> {
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    if readers.is_empty() {
-        return None;
+    let mut read = Vec::new();
+    if !issues.is_empty() {
+        read.push(format!(
+            "{} issues (each also linked by its own name)",
+            issues.join(", ")
+        ));
     }
-    Some(format!(
-        "links: {}, read from {} issues",
-        target.describe(),
-        readers.join(", ")
-    ))
+    if w.sentry.links {
+        read.push("sentry annotations".to_owned());
+    }
+    if !read.is_empty() {
+        lines.push(format!("links read from: {}", read.join(", ")));
+    }
+    lines
 }

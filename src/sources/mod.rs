@@ -8,8 +8,8 @@
 //!
 //! Shared by every source:
 //! - [`signature`]: webhook authentication (HMAC, tokens, Standard Webhooks);
-//!   [`conventions`]: label conventions; [`links`]: Sentry links read from
-//!   a ticket's text; [`webhook`]: field readers, vendor
+//!   [`conventions`]: label conventions; [`links`]: links between the
+//!   configured sources' issues read from a record's text; [`webhook`]: field readers, vendor
 //!   time formats, the release-event parser.
 //! - [`client`]: pagination helpers, rate limits, retries with backoff,
 //!   bounded answers; [`origin`]: the one origin a pass calls and the URL

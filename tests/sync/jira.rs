@@ -555,21 +555,22 @@ async fn sync_reads_sentry_links_from_descriptions_like_the_webhook() {
     );
     let conn = rusqlite::Connection::open(dir.path().join("bug-escape.db")).unwrap();
     let links: Vec<(String, String, String, String)> = conn
-        .prepare("SELECT source, id, to_source, to_id FROM links")
+        .prepare("SELECT source, id, to_source, to_id FROM links ORDER BY to_source, to_id")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        links,
-        [(
+    let link = |to: &str, id: &str| {
+        (
             "jira".to_owned(),
             "10001".to_owned(),
-            "sentry".to_owned(),
-            "4711".to_owned()
-        )]
-    );
+            to.to_owned(),
+            id.to_owned(),
+        )
+    };
+    // Its own alias (the key), as the webhook gives it, and the Sentry issue.
+    assert_eq!(links, [link("jira", "PAY-1"), link("sentry", "4711")]);
 }
 
 /// The stored links of Jira issue `id`.

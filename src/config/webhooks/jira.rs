@@ -50,8 +50,9 @@ pub struct JiraSettings {
     pub projects: Vec<String>,
     /// How often `serve` reconciles them with the API; unset: never.
     pub sync_interval: Option<String>,
-    /// Read links to the configured Sentry organisation's issues from the
-    /// issue's description (docs/semantics.md, "Linked records").
+    /// Read links to the configured sources' issues from the issue's
+    /// description, give each issue its alias, and count links to this
+    /// source's issues (docs/semantics.md, "Linked records").
     pub links: bool,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
@@ -95,7 +96,7 @@ pub struct JiraConfig {
     pub projects: Vec<String>,
     /// `serve`'s reconcile interval; `None`: off.
     pub sync_interval: Option<Duration>,
-    /// Read Sentry links from issue descriptions.
+    /// Read links from issue descriptions; count links to its issues.
     pub links: bool,
 }
 

@@ -56,6 +56,10 @@ pub struct SentrySettings {
     /// How long Sentry keeps issues: `sync --full` does not take an issue
     /// last changed before that for deleted.
     pub retention: String,
+    /// Read links to the configured sources' issues from the issue's
+    /// `annotations` (docs/semantics.md, "Linked records"), and count links
+    /// to this organisation's issues from the other sources.
+    pub links: bool,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }
@@ -74,6 +78,7 @@ impl Default for SentrySettings {
             projects: Vec::new(),
             sync_interval: None,
             retention: "90d".into(),
+            links: true,
             unknown: UnknownKeys::default(),
         }
     }
@@ -99,6 +104,8 @@ pub struct SentryConfig {
     pub sync_interval: Option<Duration>,
     /// Sentry's retention: older issues are not probed by the deletion sweep.
     pub retention: Duration,
+    /// Read links from `annotations`; count links to this organisation.
+    pub links: bool,
 }
 
 /// Lowercase letters, digits, `-`, `_`.
@@ -143,6 +150,7 @@ pub(super) fn validate(
         projects: scopes("webhooks.sentry.projects", &se.projects, PROJECT)?,
         sync_interval: None,
         retention: ranges::RETENTION.parse("webhooks.sentry.retention", &se.retention)?,
+        links: se.links,
     };
     if !sentry.projects.is_empty() && sentry.organization.is_none() {
         return Err(ConfigError(

@@ -5,7 +5,8 @@
 //! numeric id survives renames and transfers of the repository, so a renamed
 //! repository keeps its defects, while two repositories' issue #1 stay two
 //! defects. The product is the repository's `full_name` (`acme/payments`),
-//! mapped by `[products.*] sources = ["github:acme/payments"]`.
+//! mapped by `[products.*] sources = ["github:acme/payments"]`. Its alias, the
+//! name other records link to it by, is `owner/repo#12` (lowercase).
 //!
 //! [`issue_item`] and [`release_item`] are the one conversion of GitHub's
 //! REST issue and release objects: the webhooks and `sync` (which lists the
@@ -188,7 +189,8 @@ pub fn issue_item(
     let updated_at = issue.get("updated_at").time(now)?;
     let found_at = issue.get("created_at").time_opt(now)?;
     let (labels, issue_type) = labels_and_type(issue)?;
-    let links = links::ticket_links(config, gh.links, issue.get("body").raw());
+    let alias = links::path_alias(SOURCE, &repo.full_name, &number);
+    let links = links::record_links(config, gh.links, Some(alias), issue.get("body").raw());
     let conv = &gh.conventions;
     if !conventions::is_defect(conv, &labels, issue_type) {
         return Ok((

@@ -4,7 +4,9 @@
 //!
 //! A defect is identified as `<project id>#<issue iid>`: the numeric project id
 //! survives renames and namespace moves. The product is the project's
-//! `path_with_namespace`, mapped by `sources = ["gitlab:group/project"]`. An
+//! `path_with_namespace`, mapped by `sources = ["gitlab:group/project"]`; its
+//! alias, the name other records link to it by, is `group/project#iid`
+//! (lowercase). An
 //! issue moved to another project (`moved_to_id`) leaves this one; one closed as
 //! a duplicate (`duplicated_to_id`) is a duplicate.
 //!
@@ -269,7 +271,12 @@ pub fn issue_item(
             product: project.product(),
             change,
             updated_at: Some(issue.updated_at),
-            links: links::ticket_links(config, gl.links, issue.description),
+            links: links::record_links(
+                config,
+                gl.links,
+                Some(links::path_alias(SOURCE, &project.path, &issue.iid)),
+                issue.description,
+            ),
         }),
         unmapped,
     ))
@@ -359,6 +366,7 @@ mod tests {
         let mut s = Settings::default();
         s.webhooks.gitlab.milestones = [("17".to_owned(), "v4.0".to_owned())].into();
         s.webhooks.gitlab.conventions.defect_types = vec!["Incident".into()];
+        s.webhooks.gitlab.projects = vec!["acme/web".into()];
         let config = Config::from_settings(s).expect("valid");
         let now = 1_800_000_000_000;
         let project = json!({"id": 3, "path_with_namespace": "acme/web"});
@@ -368,7 +376,8 @@ mod tests {
             "object_attributes": {
                 "iid": 6, "created_at": "2016-01-04 15:31:51 UTC",
                 "updated_at": "2016-01-05 10:00:00 UTC", "milestone_id": 17,
-                "type": "Incident", "moved_to_id": null, "duplicated_to_id": 75
+                "type": "Incident", "moved_to_id": null, "duplicated_to_id": 75,
+                "description": "same as acme/web#5"
             },
             "labels": [{"id": 1, "title": "stage:production"}, {"id": 2, "title": "cause:code"}]
         });
@@ -378,6 +387,7 @@ mod tests {
             "labels": ["stage:production", "cause:code"],
             "milestone": {"id": 17, "iid": 2, "project_id": 3, "title": "v4.0"},
             "type": "INCIDENT", "issue_type": "incident", "moved_to_id": null,
+            "description": "same as acme/web#5",
             "_links": {"closed_as_duplicate_of": "https://gitlab.example.com/api/v4/projects/3/issues/75"}
         });
         let from_hook = issue(&At::root(&hook), &config, now).expect("hook");
@@ -390,6 +400,10 @@ mod tests {
             panic!("{item:?}")
         };
         assert_eq!(d.id, "3#6");
+        // Its own alias first, then what its description names (a project
+        // of `projects`).
+        let ids: Vec<String> = d.links.iter().flatten().map(|l| l.id.clone()).collect();
+        assert_eq!(ids, ["acme/web#6", "acme/web#5"]);
         let Change::Upsert { class, status, .. } = d.change else {
             panic!("{:?}", d.change)
         };

@@ -3,7 +3,8 @@
 //! is named in the body (`webhookEvent`), not in a header.
 //!
 //! A defect is identified by Jira's numeric `issue.id` (an issue keeps it when
-//! it moves and its key changes). The product is the project key (`PAY`),
+//! it moves and its key changes); its key (`PAY-123`) is its alias, the name
+//! other records link to it by (docs/semantics.md, "Linked records"). The product is the project key (`PAY`),
 //! mapped by `sources = ["jira:PAY"]`. The release is the earliest of the
 //! issue's *Affects versions* (by release date, then by version id).
 
@@ -118,7 +119,12 @@ pub fn issue_item(
             links: remote::with_remote(
                 config,
                 issue,
-                links::ticket_links(config, jira.links, fields.get("description").raw()),
+                links::record_links(
+                    config,
+                    jira.links,
+                    links::jira_alias(issue.get("key").value().and_then(Value::as_str)),
+                    fields.get("description").raw(),
+                ),
             ),
         }),
         unmapped,

@@ -2,7 +2,7 @@
 //! (`GET /api/0/organizations/{org}/issues/{id}/external-issues/`): the
 //! tickets Sentry's integrations opened or linked for an issue. The webhook
 //! and `sync` ask for them when an API token and the organisation are
-//! configured ([`wanted`]); the answer goes into the issue object under
+//! configured and linking is on ([`wanted`]); the answer goes into the issue object under
 //! [`KEY`] (`Listing::parts`), and the one conversion reads each one's
 //! `url` as it reads the issue's annotations.
 
@@ -16,10 +16,12 @@ use crate::sources::webhook::At;
 /// Where the external issues sit in a completed issue object.
 pub const KEY: &str = "externalIssues";
 
-/// Whether external issues are read: an API to ask, and the organisation.
+/// Whether external issues are read: linking on, an API to ask, and the
+/// organisation.
 pub fn wanted(config: &Config) -> bool {
     let s = &config.webhooks.sentry;
-    s.api_token.is_some()
+    s.links
+        && s.api_token.is_some()
         && s.organization
             .as_deref()
             .is_some_and(|o| !o.trim().is_empty())

@@ -30,10 +30,12 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::config::webhooks::Disposition;
 use crate::ingest::FieldError;
-use crate::model::event::{Change, Classification, DefectEvent, ProductRef, Status};
+use crate::model::event::{Change, Classification, DefectEvent, LinkRef, ProductRef, Status};
 use crate::model::item::Item;
 use crate::model::time::Millis;
 use crate::sources::conventions;
+use crate::sources::links::{self, LinkTargets};
+use crate::sources::sentry::external;
 use crate::sources::webhook::{
     AdapterError, Ahead, At, FollowUp, Parsed, Stamp, header, release_event, required_header,
 };
@@ -131,7 +133,8 @@ pub fn project_product(project: &At<'_>) -> Result<ProductRef, FieldError> {
 /// counted; `ignored`/`archived` (the `action`, or the `status`) follows
 /// `archived`; `deleted` (or `status: pending_deletion`) deletes it. Its
 /// release is `firstRelease.version` when the object carries it (the issue
-/// detail does); otherwise the stored one is kept.
+/// detail does); otherwise the stored one is kept. Its links are those of
+/// its `annotations` (the tickets made from it).
 ///
 /// Ordered by the latest of `lastSeen` (the last event), the newest
 /// `activity` entry's `dateCreated` (status changes, assignments, …; the
@@ -182,8 +185,19 @@ pub fn issue_item(
         product,
         change,
         updated_at,
-        links: None,
+        links: external::with_external(config, issue, annotations(config, issue)),
     }))
+}
+
+/// The links of the issue's `annotations` (docs/semantics.md, "Linked
+/// records"): `None` when linking is off or the object has no
+/// `annotations` (the stored links are kept); `null` is an empty list.
+fn annotations(config: &Config, issue: &At<'_>) -> Option<Vec<LinkRef>> {
+    let value = issue
+        .get("annotations")
+        .raw()
+        .filter(|_| config.webhooks.sentry.links)?;
+    Some(links::annotation_links(&LinkTargets::of(config), value))
 }
 
 /// The newest `dateCreated` of the issue's `activity` (absent: `None`).
@@ -376,6 +390,45 @@ mod tests {
         let bad = serde_json::json!({"id": "1", "project": {"slug": "p"}, "activity": [{"dateCreated": "soon"}]});
         let e = issue_item(&config(), &At::root(&bad), None, None, 0).unwrap_err();
         assert_eq!(e.field, "activity[0].dateCreated");
+    }
+
+    #[test]
+    fn annotations_are_the_issues_links_absent_keeps_them() {
+        let mut s = crate::config::Settings::default();
+        s.webhooks.jira.api.api_url = "https://acme.atlassian.net".into();
+        let on = Config::from_settings(s.clone()).expect("valid");
+        s.webhooks.sentry.links = false;
+        let off = Config::from_settings(s).expect("valid");
+        let links = |config: &Config, issue: serde_json::Value| {
+            let item = issue_item(config, &At::root(&issue), None, None, i64::MAX / 2);
+            match item.expect("converted") {
+                Item::Defect(d) => d.links,
+                other => panic!("{other:?}"),
+            }
+        };
+        let issue = |annotations: Option<serde_json::Value>| {
+            let mut v = serde_json::json!({"id": "1", "project": {"slug": "web"}});
+            if let Some(a) = annotations {
+                v["annotations"] = a;
+            }
+            v
+        };
+        let html = serde_json::json!([
+            "<a href=\"https://acme.atlassian.net/browse/PAY-1\">PAY-1</a>",
+            "<a href=\"https://other.atlassian.net/browse/PAY-2\">PAY-2</a>"
+        ]);
+        let pay1 = crate::model::event::LinkRef {
+            source: "jira".into(),
+            id: "PAY-1".into(),
+        };
+        assert_eq!(links(&on, issue(Some(html.clone()))), Some(vec![pay1]));
+        assert_eq!(links(&on, issue(Some(serde_json::json!([])))), Some(vec![]));
+        assert_eq!(
+            links(&on, issue(Some(serde_json::Value::Null))),
+            Some(vec![])
+        );
+        assert_eq!(links(&on, issue(None)), None, "absent: stored links kept");
+        assert_eq!(links(&off, issue(Some(html))), None, "switched off");
     }
 
     #[test]
