@@ -110,6 +110,16 @@ fn assert_backfill(fake: &Fake, db: &std::path::Path, out: &std::process::Output
         (Some("production".into()), Some("1.0".into()), false)
     );
     assert_eq!(rows[&id(5)], (Some("qa".into()), Some("1.1".into()), false));
+    // Each issue links to its own name, its alias, as the webhook gives it.
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let alias: String = conn
+        .query_row(
+            "SELECT to_id FROM links WHERE source = 'github' AND id = ?1 AND to_source = 'github'",
+            [id(1)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(alias, format!("{REPO}#1"));
 }
 
 /// GitHub changes #5 and opens #7; nothing else moves. The stand-in's log

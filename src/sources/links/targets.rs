@@ -155,14 +155,17 @@ impl LinkTargets {
             out.push(s.describe());
         }
         if let Some(j) = &self.jira {
-            let mut line = match &j.site {
-                Some(s) => format!("jira issues at {}{}/browse/<KEY-n>", s.host, s.base),
-                None => "jira issues".to_owned(),
-            };
-            if !j.projects.is_empty() {
-                line.push_str(&format!(" and bare keys of projects {}", list(&j.projects)));
-            }
-            out.push(line);
+            let keys = format!("bare keys of projects {}", list(&j.projects));
+            out.push(match (&j.site, j.projects.is_empty()) {
+                (Some(s), true) => format!("jira issues at {}{}/browse/<KEY-n>", s.host, s.base),
+                (Some(s), false) => {
+                    format!(
+                        "jira issues at {}{}/browse/<KEY-n> and {keys}",
+                        s.host, s.base
+                    )
+                }
+                (None, _) => format!("jira issues by {keys} (no api_url: no URL counts)"),
+            });
         }
         if let Some(g) = &self.github {
             out.push(format!(

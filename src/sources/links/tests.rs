@@ -486,7 +486,19 @@ fn targets_of_the_configuration() {
     let g = t.gitlab.as_ref().unwrap();
     assert_eq!(g.site, site("gitlab.com", ""));
     assert_eq!(g.projects, set(&["group/app", "group/lib"]));
-    assert_eq!(t.describe().len(), 4);
+    assert_eq!(
+        t.describe(),
+        [
+            "sentry issues of acme at acme.sentry.io/issues/<id> and \
+             sentry.io/organizations/acme/issues/<id>",
+            "jira issues at jira.example.com/jira/browse/<KEY-n> and bare keys of projects \
+             CORE, OPS, PAY",
+            "github issues at ghe.example.com/<owner>/<repo>/issues/<n> and <owner>/<repo>#<n> \
+             of acme/payments, acme/web",
+            "gitlab issues at gitlab.com/<project>/-/issues/<iid> and <project>#<iid> of \
+             group/app, group/lib",
+        ]
+    );
     // github.com for the default API; a source switched off is no target.
     let mut s = crate::config::Settings::default();
     s.webhooks.github.repositories = vec!["acme/web".into()];
