@@ -722,3 +722,47 @@ async fn a_sentry_webhook_newer_than_the_api_is_never_overwritten_by_a_sync() {
     assert!(stdout(&out).contains("imported 1,"), "{}", text(&out));
     assert_eq!(defects(&db)["31"].2, "valid");
 }
+
+/// The links stored of Sentry issue `id`.
+fn sentry_links(db: &Path, id: &str) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.prepare("SELECT to_source, to_id FROM links WHERE source = 'sentry' AND id = ?1")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sync_reads_the_external_issues_of_each_issue_as_links() {
+    let (fake, dir) = started().await;
+    fake.with(|w| {
+        w.external.insert(
+            "11".into(),
+            vec![
+                fake::external_issue("PAY-7", "https://acme.atlassian.net/browse/PAY-7"),
+                fake::external_issue("OPS-1", "https://other.atlassian.net/browse/OPS-1"),
+            ],
+        );
+    });
+    let jira = "[webhooks.jira]\napi_url = \"https://acme.atlassian.net\"\n";
+    let mut cmd = sync_command_with(dir.path(), &fake.url(), &[], jira);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
+        .await
+        .unwrap();
+    // The malformed issue of the world is rejected; the rest imported.
+    assert!(stdout(&out).contains("imported 6,"), "{}", stdout(&out));
+    let db = dir.path().join("bug-escape.db");
+    // The configured Jira site's ticket counts; another site's does not.
+    assert_eq!(
+        sentry_links(&db, "11"),
+        [("jira".to_owned(), "PAY-7".to_owned())]
+    );
+    assert!(sentry_links(&db, "12").is_empty());
+    let asked: Vec<String> = fake.externals().into_iter().map(|l| l.path).collect();
+    assert!(
+        asked.contains(&"/api/0/organizations/acme/issues/11/external-issues/".to_owned()),
+        "{asked:?}"
+    );
+}

@@ -5,7 +5,8 @@
 //! `results="true|false"` and `cursor="…"` as Sentry writes them),
 //! `GET /api/0/organizations/{org}/issues/{id}/` (the detail, with
 //! `firstRelease` and `activity`; `404` once deleted; a merged issue answers
-//! as the one it was merged into), `…/releases/`, and the
+//! as the one it was merged into), its external issues
+//! `GET /api/0/organizations/{org}/issues/{id}/external-issues/`, `…/releases/`, and the
 //! `X-Sentry-Rate-Limit-*` headers on every answer. Faults are scripted per
 //! issue-list request; every request is logged.
 
@@ -39,6 +40,8 @@ pub struct World {
     /// Issue ids deleted (404), and merged (id → the issue it went into).
     pub deleted: Vec<String>,
     pub merged: BTreeMap<String, String>,
+    /// Issue id → its external issues (the tickets Sentry's integrations hold).
+    pub external: BTreeMap<String, Vec<Value>>,
     /// Faults, stall, log (`stall_after`: issue pages).
     pub switches: Switches,
 }
@@ -57,6 +60,10 @@ impl Stand for World {
             .route("/api/0/projects/{org}/{project}/issues/", get(issues))
             .route("/api/0/projects/{org}/{project}/releases/", get(releases))
             .route("/api/0/organizations/{org}/issues/{id}/", get(detail))
+            .route(
+                "/api/0/organizations/{org}/issues/{id}/external-issues/",
+                get(external),
+            )
             .with_state(world)
     }
 
@@ -83,7 +90,12 @@ impl Fake {
 
     /// The logged issue-detail requests.
     pub fn details(&self) -> Vec<Logged> {
-        self.logged(|p| p.contains("/organizations/"))
+        self.logged(|p| p.contains("/organizations/") && !p.ends_with("/external-issues/"))
+    }
+
+    /// The logged external-issues requests.
+    pub fn externals(&self) -> Vec<Logged> {
+        self.logged(|p| p.ends_with("/external-issues/"))
     }
 }
 
@@ -290,6 +302,36 @@ async fn detail(
             not_found()
         }
     }
+}
+
+async fn external(
+    s: Shared,
+    Path((org, id)): Path<(String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let found = {
+        let w = s.lock().unwrap();
+        let known = !w.deleted.contains(&id) && w.issues.iter().any(|i| i["id"] == id.as_str());
+        known.then(|| w.external.get(&id).cloned().unwrap_or_default())
+    };
+    match found {
+        Some(list) if org == ORG => {
+            log(&s, &uri, &headers, 200);
+            answer(200, vec![], Value::Array(list))
+        }
+        _ => {
+            log(&s, &uri, &headers, 404);
+            not_found()
+        }
+    }
+}
+
+/// An external issue as `…/issues/{id}/external-issues/` lists it.
+pub fn external_issue(key: &str, url: &str) -> Value {
+    json!({"id": "113", "key": key, "url": url, "title": "ZeroDivisionError",
+           "description": "Sentry Issue", "displayName": key,
+           "integrationKey": "jira", "integrationName": "Jira", "serviceType": "jira"})
 }
 
 async fn releases(
