@@ -28,13 +28,30 @@ pub fn run(command: Command) -> ExitCode {
             product,
             format,
             releases,
-        } => report::run(
-            config.as_deref(),
-            db,
-            product.as_deref(),
-            format,
-            releases.map(|r| r.0),
-        ),
+            escapes,
+            release,
+            limit,
+            offset,
+        } => match (escapes, release, product) {
+            (true, Some(release), Some(product)) => report::escapes::run(
+                config.as_deref(),
+                db,
+                report::escapes::Wanted {
+                    product,
+                    release,
+                    offset,
+                    limit,
+                },
+                format,
+            ),
+            (_, _, product) => report::run(
+                config.as_deref(),
+                db,
+                product.as_deref(),
+                format,
+                releases.map(|r| r.0),
+            ),
+        },
         Command::Import {
             db,
             config,

@@ -75,6 +75,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/events"),
     ("GET", "/api/v1/releases"),
     ("POST", "/api/v1/releases"),
+    ("GET", "/api/v1/releases/{product}/{release}/escapes"),
     ("GET", "/api/v1/defects/{source}/{id}"),
     ("DELETE", "/api/v1/defects/{source}/{id}"),
     ("GET", "/api/v1/openapi.json"),
@@ -107,6 +108,9 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/events") => post(api::post_events),
         ("GET", "/api/v1/releases") => timed(get(read::get_releases)),
         ("POST", "/api/v1/releases") => post(api::post_releases),
+        ("GET", "/api/v1/releases/{product}/{release}/escapes") => {
+            timed(get(read::get_escapes))
+        }
         ("GET", "/api/v1/defects/{source}/{id}") => timed(get(read::get_defect)),
         ("DELETE", "/api/v1/defects/{source}/{id}") => delete(read::delete_defect),
         ("GET", "/api/v1/openapi.json") => timed(get(read::openapi)),
