@@ -108,9 +108,7 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/events") => post(api::post_events),
         ("GET", "/api/v1/releases") => timed(get(read::get_releases)),
         ("POST", "/api/v1/releases") => post(api::post_releases),
-        ("GET", "/api/v1/releases/{product}/{release}/escapes") => {
-            timed(get(read::get_escapes))
-        }
+        ("GET", "/api/v1/releases/{product}/{release}/escapes") => timed(get(read::get_escapes)),
         ("GET", "/api/v1/defects/{source}/{id}") => timed(get(read::get_defect)),
         ("DELETE", "/api/v1/defects/{source}/{id}") => delete(read::delete_defect),
         ("GET", "/api/v1/openapi.json") => timed(get(read::openapi)),

@@ -145,7 +145,9 @@ fn escapes_of(config: &crate::config::Config, rows: &[ProductReport]) -> Vec<Opt
                 out[i] = Some(f);
             }
         }
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "the summary page shows no escapes: the store cannot be read"),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the summary page shows no escapes: the store cannot be read")
+        }
     }
     out
 }

@@ -216,7 +216,10 @@ async fn links_past_a_groups_cap_are_refused_counted_and_every_product_shows_its
     let b = app
         .events(ev("PAY-B", links_to(30, 30, &[("tickets", "PAY-A")])))
         .await;
-    assert_eq!((a.get("links_refused"), b.get("links_refused")), (None, None));
+    assert_eq!(
+        (a.get("links_refused"), b.get("links_refused")),
+        (None, None)
+    );
     assert_eq!(refused(&app.metrics().await), 0.0);
     // …then 68: PAY-C's six links are refused, stored nowhere, counted.
     let c = app
@@ -231,7 +234,10 @@ async fn links_past_a_groups_cap_are_refused_counted_and_every_product_shows_its
         "PAY-A and PAY-B folded (the monitor records are not stored)"
     );
     assert_eq!(
-        m.value("bug_escape_release_escaped_defects", &[("product", "shop"), ("release", "2.0")]),
+        m.value(
+            "bug_escape_release_escaped_defects",
+            &[("product", "shop"), ("release", "2.0")]
+        ),
         2.0,
         "PAY-A with PAY-B, and PAY-C alone"
     );
@@ -245,6 +251,9 @@ async fn links_past_a_groups_cap_are_refused_counted_and_every_product_shows_its
         .json()
         .await
         .unwrap();
-    assert!(got.get("links").is_none() && got.get("group").is_none(), "{got}");
+    assert!(
+        got.get("links").is_none() && got.get("group").is_none(),
+        "{got}"
+    );
     app.stop().await;
 }

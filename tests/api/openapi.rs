@@ -90,7 +90,11 @@ async fn every_documented_operation_answers_with_a_documented_status() {
         .await;
     let doc = document();
     for (method, path) in operations(&doc) {
-        let url_path = path.replace("{source}", "generic").replace("{id}", "D-1");
+        let url_path = path
+            .replace("{source}", "generic")
+            .replace("{id}", "D-1")
+            .replace("{product}", "default")
+            .replace("{release}", "1.0");
         let body = match (method.as_str(), path.as_str()) {
             ("POST", "/api/v1/events") => Some(json!({"id": "D-2", "stage": "production"})),
             ("POST", "/api/v1/releases") => {
@@ -129,7 +133,11 @@ async fn every_documented_operation_answers_with_a_documented_status() {
     }
     // No other method is served on a documented path.
     for path in doc["paths"].as_object().unwrap().keys() {
-        let url_path = path.replace("{source}", "generic").replace("{id}", "D-1");
+        let url_path = path
+            .replace("{source}", "generic")
+            .replace("{id}", "D-1")
+            .replace("{product}", "default")
+            .replace("{release}", "1.0");
         for method in ["PUT", "PATCH"] {
             let resp = app
                 .client

@@ -231,9 +231,7 @@ mod tests {
         assert!(text.contains("sentry 4711 = jira =10042"), "{text}");
         assert!(!text.contains('\u{1b}'), "{text:?}");
         assert!(
-            text.ends_with(
-                "1 more: report --product shop --release 2.0 --escapes --offset 2\n"
-            ),
+            text.ends_with("1 more: report --product shop --release 2.0 --escapes --offset 2\n"),
             "{text}"
         );
         let lines: Vec<&str> = text.lines().collect();
