@@ -22,36 +22,7 @@ use crate::config::{Config, Overrides, Settings};
 pub fn run(command: Command) -> ExitCode {
     match command {
         Command::Healthcheck { url, timeout } => healthcheck::run(&url, timeout),
-        Command::Report {
-            db,
-            config,
-            product,
-            format,
-            releases,
-            escapes,
-            release,
-            limit,
-            offset,
-        } => match (escapes, release, product) {
-            (true, Some(release), Some(product)) => report::escapes::run(
-                config.as_deref(),
-                db,
-                report::escapes::Wanted {
-                    product,
-                    release,
-                    offset,
-                    limit,
-                },
-                format,
-            ),
-            (_, _, product) => report::run(
-                config.as_deref(),
-                db,
-                product.as_deref(),
-                format,
-                releases.map(|r| r.0),
-            ),
-        },
+        report @ Command::Report { .. } => report::command(report),
         Command::Import {
             db,
             config,

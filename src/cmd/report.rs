@@ -17,6 +17,45 @@ use crate::config::Config;
 use crate::metrics::collector::select;
 use crate::metrics::report::{Band, ProductRow, ReleaseRow, Report, build, build_stored};
 
+/// `report` with its arguments: the escapes of one release with
+/// `--escapes`, else the report ([`run`]).
+pub fn command(command: crate::cli::Command) -> ExitCode {
+    let crate::cli::Command::Report {
+        db,
+        config,
+        product,
+        format,
+        releases,
+        escapes,
+        release,
+        limit,
+        offset,
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
+    match (escapes, release, product) {
+        (true, Some(release), Some(product)) => escapes::run(
+            config.as_deref(),
+            db,
+            escapes::Wanted {
+                product,
+                release,
+                offset,
+                limit,
+            },
+            format,
+        ),
+        (_, _, product) => run(
+            config.as_deref(),
+            db,
+            product.as_deref(),
+            format,
+            releases.map(|r| r.0),
+        ),
+    }
+}
+
 /// `report`: the escape-rate report of a database, read-only; with
 /// `releases` (`Some(None)`: all), the stored releases of each product.
 pub fn run(

@@ -100,18 +100,25 @@ async fn the_escapes_of_a_release_list_each_group_once_with_its_records_in_pages
         "the ticket's, which a person set"
     );
     assert_eq!(escapes[0]["stage"], "production");
+    pages_and_bad_parameters(&app).await;
+    on_the_summary_page(&app).await;
+    from_the_report(&app, &all);
+    app.stop().await;
+}
 
-    // Pages: the count stays, the next offset says where to go on.
-    let (_, first) = get(&app, "/api/v1/releases/shop/2.0/escapes?limit=2").await;
+/// Pages: the count stays, the next offset says where to go on; a bad
+/// parameter is a 422 naming it.
+async fn pages_and_bad_parameters(app: &TestApp) {
+    let (_, first) = get(app, "/api/v1/releases/shop/2.0/escapes?limit=2").await;
     assert_eq!(
         (first["escaped"].clone(), first["next_offset"].clone()),
         (json!(3), json!(2))
     );
     assert_eq!(first["escapes"].as_array().unwrap().len(), 2);
-    let (_, last) = get(&app, "/api/v1/releases/shop/2.0/escapes?limit=2&offset=2").await;
+    let (_, last) = get(app, "/api/v1/releases/shop/2.0/escapes?limit=2&offset=2").await;
     assert_eq!(records(&last["escapes"][0]), ["tickets a/b c"]);
     assert_eq!(last["next_offset"], Value::Null);
-    let (_, none) = get(&app, "/api/v1/releases/shop/9.9/escapes").await;
+    let (_, none) = get(app, "/api/v1/releases/shop/9.9/escapes").await;
     assert_eq!(
         (none["escaped"].clone(), none["escapes"].clone()),
         (json!(0), json!([]))
@@ -124,14 +131,16 @@ async fn the_escapes_of_a_release_list_each_group_once_with_its_records_in_pages
         ("limit=1&limit=2", "limit"),
         ("page=1", "page"),
     ] {
-        let (status, body) = get(&app, &format!("/api/v1/releases/shop/2.0/escapes?{query}")).await;
+        let (status, body) = get(app, &format!("/api/v1/releases/shop/2.0/escapes?{query}")).await;
         assert_eq!(
             (status, body["error"].as_str(), body["field"].as_str()),
             (422, Some("invalid_field"), Some(field)),
             "{query}: {body}"
         );
     }
+}
 
+async fn on_the_summary_page(app: &TestApp) {
     // The summary page lists them under the release's funnel, each record a
     // link to the read API, a name with `/` kept in its path segment.
     let html = app.get_text("/", "text/html").await;
@@ -146,9 +155,11 @@ async fn the_escapes_of_a_release_list_each_group_once_with_its_records_in_pages
         assert!(html.contains(part), "{part}\n{html}");
     }
     assert!(!html.contains("escapes-more"), "all three shown");
-    let (status, linked) = get(&app, "/api/v1/defects/tickets/a%2Fb%20c").await;
+    let (status, linked) = get(app, "/api/v1/defects/tickets/a%2Fb%20c").await;
     assert_eq!((status, linked["id"].as_str()), (200, Some("a/b c")));
+}
 
+fn from_the_report(app: &TestApp, all: &Value) {
     // `report --escapes` of the binary, beside the running server.
     let db = app.dir.join("bug-escape.db");
     let report = |extra: &[&str]| {
@@ -165,7 +176,7 @@ async fn the_escapes_of_a_release_list_each_group_once_with_its_records_in_pages
     };
     let json: Value = serde_json::from_str(&report(&["--format", "json"])).unwrap();
     assert_eq!(
-        json, all,
+        &json, all,
         "report --escapes --format json is the API's answer"
     );
     let table = report(&["--limit", "2"]);
@@ -190,7 +201,6 @@ async fn the_escapes_of_a_release_list_each_group_once_with_its_records_in_pages
         "{csv}"
     );
     assert!(lines[4].starts_with("shop,2.0,3,tickets,a/b c,"), "{csv}");
-    app.stop().await;
 }
 
 #[tokio::test]
