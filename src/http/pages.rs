@@ -142,7 +142,7 @@ fn escapes_of(config: &crate::config::Config, rows: &[ProductReport]) -> Vec<Opt
     match crate::store::read::escapes_of(&config.db, config, &keys, 0, SUMMARY_ESCAPES) {
         Ok(found) => {
             for ((i, _), f) in wanted.into_iter().zip(found) {
-                out[i] = Some(f);
+                out[i] = f;
             }
         }
         Err(e) => {

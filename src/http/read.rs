@@ -22,7 +22,7 @@ use crate::metrics::report::{Report, build, build_stored, parse_releases};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 use crate::store::Outcome;
-use crate::store::read::{DEFAULT_ESCAPES, Escapes, MAX_ESCAPES};
+use crate::store::read::{DEFAULT_ESCAPES, MAX_ESCAPES};
 
 /// The OpenAPI 3.1 document of every route ([`super::ROUTES`]).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -158,7 +158,7 @@ pub async fn get_escapes(
     headers: HeaderMap,
     Path((product, release)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Escapes>, AppError> {
+) -> Result<Response, AppError> {
     check_writer(state.config.api_token.as_deref(), &headers, peer)?;
     let params = query_params(query.as_deref(), &["limit", "offset"])?;
     let number = |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
@@ -182,16 +182,22 @@ pub async fn get_escapes(
     let limit = number("limit", DEFAULT_ESCAPES, 1..=MAX_ESCAPES)?;
     let offset = number("offset", 0, 0..=i64::MAX as usize)?;
     let config = state.config.clone();
-    let mut found = tokio::task::spawn_blocking(move || {
-        crate::store::read::escapes_of(&config.db, &config, &[(product, release)], offset, limit)
+    let key = [(product, release)];
+    let (found, key) = tokio::task::spawn_blocking(move || {
+        let found = crate::store::read::escapes_of(&config.db, &config, &key, offset, limit);
+        (found, key)
     })
     .await
-    .map_err(|e| AppError::StoreUnavailable(e.to_string()))?
-    .map_err(|e| AppError::StoreUnavailable(format!("{e:#}")))?;
-    found
-        .pop()
-        .map(Json)
-        .ok_or_else(|| AppError::StoreUnavailable("no answer".into()))
+    .map_err(|e| AppError::StoreUnavailable(e.to_string()))?;
+    let found = found.map_err(|e| AppError::StoreUnavailable(format!("{e:#}")))?;
+    Ok(match found.into_iter().next().flatten() {
+        Some(f) => Json(f).into_response(),
+        None => super::edge::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            crate::store::read::no_release(&key[0].0, &key[0].1),
+        ),
+    })
 }
 
 /// Room a deletion takes in the write queue (it has no body).

@@ -28,6 +28,8 @@ async fn seeded() -> (TestApp, tempfile::TempDir) {
     gone["deleted"] = json!(true);
     let mut older = ev("tickets", "OLD-1", "production", "2026-01-01T00:00:00Z");
     older["release"] = json!("1.0");
+    let mut caught = ev("tickets", "QA-3", "qa", "2026-01-01T00:00:00Z");
+    caught["product"] = json!("caught");
     app.events(json!([
         ev("monitor", "4711", "production", "2026-01-01T00:00:00Z"),
         linked,
@@ -36,6 +38,7 @@ async fn seeded() -> (TestApp, tempfile::TempDir) {
         ev("tickets", "QA-1", "qa", "2026-01-01T00:00:00Z"),
         gone,
         older,
+        caught,
     ]))
     .await;
     (app, dir)
@@ -118,10 +121,24 @@ async fn pages_and_bad_parameters(app: &TestApp) {
     let (_, last) = get(app, "/api/v1/releases/shop/2.0/escapes?limit=2&offset=2").await;
     assert_eq!(records(&last["escapes"][0]), ["tickets a/b c"]);
     assert_eq!(last["next_offset"], Value::Null);
-    let (_, none) = get(app, "/api/v1/releases/shop/9.9/escapes").await;
+    let (status, none) = get(app, "/api/v1/releases/caught/2.0/escapes").await;
     assert_eq!(
-        (none["escaped"].clone(), none["escapes"].clone()),
-        (json!(0), json!([]))
+        (status, none["escaped"].clone(), none["escapes"].clone()),
+        (200, json!(0), json!([])),
+        "defects, all caught"
+    );
+    let (status, unknown) = get(app, "/api/v1/releases/shop/9.9/escapes").await;
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (404, Some("not_found")),
+        "{unknown}"
+    );
+    assert!(
+        unknown["reason"]
+            .as_str()
+            .unwrap()
+            .contains("release `9.9` of product `shop` counts no defect"),
+        "{unknown}"
     );
 
     for (query, field) in [
@@ -201,6 +218,14 @@ fn from_the_report(app: &TestApp, all: &Value) {
         "{csv}"
     );
     assert!(lines[4].starts_with("shop,2.0,3,tickets,a/b c,"), "{csv}");
+    let out = Command::new(BIN)
+        .args(["report", "--db", db.to_str().unwrap(), "--escapes"])
+        .args(["--product", "shop", "--release", "9.9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("counts no defect"), "{err}");
 }
 
 #[tokio::test]

@@ -41,12 +41,19 @@ pub fn run(
         wanted.offset,
         wanted.limit,
     );
-    let Some(found) = found
-        .map_err(|e| super::complain(&format!("{e:#}")))
-        .ok()
-        .and_then(|mut f| f.pop())
-    else {
-        return ExitCode::FAILURE;
+    let found = match found.map(|f| f.into_iter().next().flatten()) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            super::complain(&crate::store::read::no_release(
+                &wanted.product,
+                &wanted.release,
+            ));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            super::complain(&format!("{e:#}"));
+            return ExitCode::FAILURE;
+        }
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -52,6 +52,14 @@ impl Escapes {
     }
 }
 
+/// Why a release has no escapes listing: it counts no defect.
+pub fn no_release(product: &str, release: &str) -> String {
+    format!(
+        "release `{release}` of product `{product}` counts no defect (give the keys as \
+         /metrics labels them)"
+    )
+}
+
 /// The configured production-phase stages as a JSON array.
 fn escape_stages(config: &Config) -> String {
     let names: Vec<&str> = config
@@ -70,7 +78,9 @@ const WHERE: &str = "WHERE product = ?1 AND release = ?2 AND deleted = 0 AND sta
 
 /// The escapes `offset..offset + limit` of `release` of `product` (keys as
 /// `/metrics` labels them), earliest found first, read through `conn`: run
-/// it inside one read transaction so the count and the page agree.
+/// it inside one read transaction so the count and the page agree. `None`
+/// when the release counts no defect at all (at any stage: an unknown or
+/// mistyped key).
 pub fn escapes(
     conn: &Connection,
     config: &Config,
@@ -78,11 +88,14 @@ pub fn escapes(
     release: &str,
     offset: usize,
     limit: usize,
-) -> anyhow::Result<Escapes> {
+) -> anyhow::Result<Option<Escapes>> {
     let stages = escape_stages(config);
     let escaped: u64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM defects {WHERE}"))?
         .query_row(params![product, release, stages], |r| r.get(0))?;
+    if escaped == 0 && !counts_any(conn, product, release)? {
+        return Ok(None);
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT source, id, stage, found_at, detected_by, cause, severity, team \
          FROM defects {WHERE} ORDER BY found_at, source, id LIMIT ?4 OFFSET ?5"
@@ -119,7 +132,7 @@ pub fn escapes(
         out.push(e);
     }
     let next = offset.saturating_add(out.len());
-    Ok(Escapes {
+    Ok(Some(Escapes {
         product: product.to_owned(),
         release: release.to_owned(),
         escaped,
@@ -127,18 +140,29 @@ pub fn escapes(
         limit,
         next_offset: (!out.is_empty() && (next as u64) < escaped).then_some(next),
         escapes: out,
-    })
+    }))
 }
 
-/// The escapes of each `(product, release)` of `wanted` (`offset` 0, up to
-/// `limit` each), read from `db` read-only in one snapshot.
+/// Whether `release` of `product` counts a defect at any stage (read from
+/// the counted index).
+fn counts_any(conn: &Connection, product: &str, release: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM defects WHERE product = ?1 AND release = ?2 \
+         AND deleted = 0 AND status = 'valid' AND folded = 0)",
+    )?
+    .query_row(params![product, release], |r| r.get(0))
+}
+
+/// The escapes of each `(product, release)` of `wanted` (from `offset`, up
+/// to `limit` each; `None` for a release that counts no defect), read from
+/// `db` read-only in one snapshot.
 pub fn escapes_of(
     db: &std::path::Path,
     config: &Config,
     wanted: &[(String, String)],
     offset: usize,
     limit: usize,
-) -> anyhow::Result<Vec<Escapes>> {
+) -> anyhow::Result<Vec<Option<Escapes>>> {
     let conn = super::open(db)?;
     conn.execute_batch("BEGIN")?;
     let out = wanted
