@@ -100,7 +100,7 @@ fn register_events(t: &Telemetry, registry: &mut Registry) {
     );
     registry.register(
         "bug_escape_links_refused",
-        "Links not stored because the link group they would join holds the most records it may (64): the records stay counted apart, by the source of the record that holds the link",
+        "Links not stored because the link group they would join holds the most records it may (64): the records stay counted apart; by the source that sent them (the generic API, a vendor's webhook or sync)",
         t.links_refused.clone(),
     );
     registry.register(
