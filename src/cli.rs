@@ -146,6 +146,16 @@ fn releases_arg(value: &str) -> Result<ReleasesArg, String> {
     crate::metrics::report::parse_releases(value).map(ReleasesArg)
 }
 
+/// `report --limit`: escapes shown, 1 to [`crate::store::read::MAX_ESCAPES`].
+fn limit_arg(value: &str) -> Result<usize, String> {
+    let max = crate::store::read::MAX_ESCAPES;
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
+}
+
 /// Sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -203,8 +213,24 @@ pub enum Command {
         /// Releases of each product to show: `all` stored ones or the newest
         /// N, computed from the database as /metrics would show them; default:
         /// the exported ones (the newest `max_releases`).
-        #[arg(long, value_name = "all|N", value_parser = releases_arg)]
+        #[arg(long, value_name = "all|N", value_parser = releases_arg, conflicts_with = "escapes")]
         releases: Option<ReleasesArg>,
+        /// List the escapes of one release (`--product` and `--release`):
+        /// each escaped defect once, a link group with every record folded
+        /// into it, earliest found first.
+        #[arg(long, requires_all = ["product", "release"])]
+        escapes: bool,
+        /// The release whose escapes `--escapes` lists, as /metrics labels it.
+        #[arg(long, value_name = "RELEASE", value_parser = Utf8(text), requires = "escapes")]
+        release: Option<String>,
+        /// Escapes shown (1 to 200; with `--escapes`).
+        #[arg(long, value_name = "N", default_value_t = crate::store::read::DEFAULT_ESCAPES,
+              value_parser = limit_arg,
+              requires = "escapes")]
+        limit: usize,
+        /// Escapes skipped first, to page through a long list (with `--escapes`).
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "escapes")]
+        offset: usize,
     },
     /// Import defect events and release times from NDJSON or CSV files
     /// (`-` for standard input) into the database, checked and applied as

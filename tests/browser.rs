@@ -463,6 +463,20 @@ async fn the_summary_page_reads_worst_first_with_trends_and_fits_a_phone() {
     let client = reqwest::Client::new();
     post_defects(&client, &server.base).await;
     post_bands(&client, &server.base).await;
+    // A monitoring record with a long id, the same defect as D-3 (counted
+    // once): its escapes list must wrap at 390 px too.
+    let long = "sentry-issue-0123456789abcdef0123456789abcdef0123456789abcdef";
+    let resp = client
+        .post(format!("{}/api/v1/events", server.base))
+        .json(
+            &serde_json::json!({"id": long, "source": "monitor", "product": "payments",
+            "stage": "production", "release": "2.4.0",
+            "links": [{"source": "generic", "id": "D-3"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let (out, _, _) = render(&browser, &format!("{}/", server.base)).await;
     let dom = String::from_utf8_lossy(&out.stdout);
     // Worst first: settled leaking; the attention alert's evidence (9 of
@@ -495,6 +509,17 @@ async fn the_summary_page_reads_worst_first_with_trends_and_fits_a_phone() {
     assert!(
         first < trend.find("data-release=\"1.11\"").unwrap(),
         "oldest first"
+    );
+    // The escapes of payments' newest release: the group once, with both records.
+    let payments = dom
+        .split("<section class=\"product\" data-product=\"payments\"")
+        .nth(1)
+        .unwrap();
+    assert!(
+        payments.contains("<h3>Escapes of 2.4.0</h3>")
+            && payments.contains("data-escaped=\"1\"")
+            && payments.contains("<li data-records=\"2\">"),
+        "{payments}"
     );
     // At 390 px the document is no wider than the screen.
     let html = client

@@ -110,10 +110,21 @@ function(c)
         'How much did counting once remove? Records joined by links (a Sentry issue '
         + 'and the ticket made from it) count as one defect; this is how many records '
         + 'are folded into such groups. GET /api/v1/defects/{source}/{id} shows a '
-        + "record's group.",
-        [0, 24, 6],
+        + "record's group; GET /api/v1/releases/{product}/{release}/escapes lists a "
+        + "release's escapes with the records of each group.",
+        [0, 12, 6],
         targets([['bug_escape_linked_records{%s}' % J, '{{product}}']], instant=true),
         steps=[{ color: 'blue', value: null }], options=g.bargaugeOptions, decimals=0
+      ),
+      panel(
+        'timeseries', 'Links refused by source',
+        'Are links being refused? A link that would make its group larger than 64 '
+        + 'records is not stored (one description full of links, or a group grown to the '
+        + 'cap): those records stay counted apart. Links per second refused, by the source '
+        + 'that sent them (bug_escape_links_refused_total; see the runbook).',
+        [12, 12, 6],
+        targets([[rate('bug_escape_links_refused_total', 'source'), '{{source}}']]),
+        unit='ops', custom=g.lineCustom(10), options=g.timeseriesOptions, min=0
       ),
     ],
 

@@ -22,19 +22,7 @@ use crate::config::{Config, Overrides, Settings};
 pub fn run(command: Command) -> ExitCode {
     match command {
         Command::Healthcheck { url, timeout } => healthcheck::run(&url, timeout),
-        Command::Report {
-            db,
-            config,
-            product,
-            format,
-            releases,
-        } => report::run(
-            config.as_deref(),
-            db,
-            product.as_deref(),
-            format,
-            releases.map(|r| r.0),
-        ),
+        report @ Command::Report { .. } => report::command(report),
         Command::Import {
             db,
             config,

@@ -8,12 +8,53 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+pub mod escapes;
+
 use super::complain;
 
 use crate::cli::ReportFormat;
 use crate::config::Config;
 use crate::metrics::collector::select;
 use crate::metrics::report::{Band, ProductRow, ReleaseRow, Report, build, build_stored};
+
+/// `report` with its arguments: the escapes of one release with
+/// `--escapes`, else the report ([`run`]).
+pub fn command(command: crate::cli::Command) -> ExitCode {
+    let crate::cli::Command::Report {
+        db,
+        config,
+        product,
+        format,
+        releases,
+        escapes,
+        release,
+        limit,
+        offset,
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
+    match (escapes, release, product) {
+        (true, Some(release), Some(product)) => escapes::run(
+            config.as_deref(),
+            db,
+            escapes::Wanted {
+                product,
+                release,
+                offset,
+                limit,
+            },
+            format,
+        ),
+        (_, _, product) => run(
+            config.as_deref(),
+            db,
+            product.as_deref(),
+            format,
+            releases.map(|r| r.0),
+        ),
+    }
+}
 
 /// `report`: the escape-rate report of a database, read-only; with
 /// `releases` (`Some(None)`: all), the stored releases of each product.
@@ -183,7 +224,7 @@ fn csv_cells(r: &ReleaseRow) -> Vec<String> {
 /// A name as a spreadsheet shows it, never as a formula: a name starting
 /// with `=`, `+`, `-`, `@`, a tab or a carriage return (which a spreadsheet
 /// would evaluate, `=HYPERLINK(…)` in a product name) gets a leading `'`.
-fn text_cell(v: &str) -> String {
+pub(crate) fn text_cell(v: &str) -> String {
     if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{v}")
     } else {
@@ -215,14 +256,14 @@ fn colour_of(band: Band) -> &'static str {
 
 /// Control characters of user-supplied names shown as `?`, so a name cannot
 /// move the cursor or colour the terminal.
-fn printable(v: &str) -> String {
+pub(crate) fn printable(v: &str) -> String {
     v.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
 /// Rows aligned in columns (by characters); a row's band colours it whole.
-fn columns(head: &[&str], rows: &[(Vec<String>, Option<Band>)], colour: bool) -> String {
+pub(crate) fn columns(head: &[&str], rows: &[(Vec<String>, Option<Band>)], colour: bool) -> String {
     let width = |s: &str| s.chars().count();
     let mut widths: Vec<usize> = head.iter().map(|h| width(h)).collect();
     for (cells, _) in rows {

@@ -12,10 +12,15 @@ pub use super::summary::summary_html;
 use crate::ingest::FieldError;
 use crate::metrics::collector::select;
 use crate::metrics::exposition::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
-use crate::metrics::report::{Band, ProductRow, build_product, product_rows};
+use crate::metrics::report::{Band, ProductReport, ProductRow, build_product, product_rows};
+use crate::store::read::Escapes;
 
 /// Newest releases shown per product on the summary page.
 const SUMMARY_RELEASES: usize = 10;
+
+/// Escapes of its newest release with defects shown per product on the
+/// summary page; the rest are counted and linked.
+const SUMMARY_ESCAPES: usize = 5;
 
 /// Products on one page of the summary (`?page=N` for the next ones): the
 /// page stays small and quick however many products are exported; every
@@ -101,8 +106,9 @@ pub async fn landing(
                 .collect();
             (rows, paging)
         };
+        let found = escapes_of(&state.config, &rows);
         let metrics = state.config.telemetry_path.trim_start_matches('/');
-        summary_html(&rows, metrics, paging)
+        summary_html(&rows, &found, metrics, paging)
     })
     .await;
     Ok(match built {
@@ -113,6 +119,37 @@ pub async fn landing(
             "building the summary page failed",
         ),
     })
+}
+
+/// The first [`SUMMARY_ESCAPES`] escapes of the release each product's
+/// funnel shows (its newest with defects), read from the store in one
+/// snapshot; none when the store cannot be read (logged; the page still
+/// shows the counts).
+fn escapes_of(config: &crate::config::Config, rows: &[ProductReport]) -> Vec<Option<Escapes>> {
+    let wanted: Vec<(usize, (String, String))> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let newest = r.releases.iter().find(|r| r.defects > 0)?;
+            (newest.escaped > 0).then(|| (i, (r.product.product.clone(), newest.release.clone())))
+        })
+        .collect();
+    let mut out = vec![None; rows.len()];
+    if wanted.is_empty() {
+        return out;
+    }
+    let keys: Vec<(String, String)> = wanted.iter().map(|(_, k)| k.clone()).collect();
+    match crate::store::read::escapes_of(&config.db, config, &keys, 0, SUMMARY_ESCAPES) {
+        Ok(found) => {
+            for ((i, _), f) in wanted.into_iter().zip(found) {
+                out[i] = f;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the summary page shows no escapes: the store cannot be read")
+        }
+    }
+    out
 }
 
 /// How far a product is from healthy, 0 the furthest: settled leaking (or
@@ -246,7 +283,7 @@ mod tests {
         let past = paging_html(paging(9, 120));
         assert!(past.contains("past the last page (3)"), "{past}");
         assert!(past.contains("href=\"?page=3\"") && !past.contains("rel=\"next\""));
-        let html = summary_html(&[], "metrics", paging(2, 120));
+        let html = summary_html(&[], &[], "metrics", paging(2, 120));
         assert!(!html.contains("No product has data yet"));
     }
 

@@ -22,6 +22,7 @@ use crate::metrics::report::{Report, build, build_stored, parse_releases};
 use crate::model::event::Ingress;
 use crate::model::time::now_ms;
 use crate::store::Outcome;
+use crate::store::read::{DEFAULT_ESCAPES, MAX_ESCAPES};
 
 /// The OpenAPI 3.1 document of every route ([`super::ROUTES`]).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -143,6 +144,58 @@ pub async fn get_defect(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no defect `{id}` of source `{source}` is stored"),
+        ),
+    })
+}
+
+/// `GET /api/v1/releases/{product}/{release}/escapes[?limit=N][&offset=N]`:
+/// the release's escapes, each link group with its records, earliest found
+/// first, one page of at most [`MAX_ESCAPES`] (default [`DEFAULT_ESCAPES`]),
+/// read through a read-only connection in one snapshot.
+pub async fn get_escapes(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((product, release)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    check_writer(state.config.api_token.as_deref(), &headers, peer)?;
+    let params = query_params(query.as_deref(), &["limit", "offset"])?;
+    let number = |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+        let Some(v) = params.get(name).and_then(Value::as_str) else {
+            return Ok(default);
+        };
+        v.parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                AppError::from(FieldError::new(
+                    name,
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            })
+    };
+    let limit = number("limit", DEFAULT_ESCAPES, 1..=MAX_ESCAPES)?;
+    let offset = number("offset", 0, 0..=i64::MAX as usize)?;
+    let config = state.config.clone();
+    let key = [(product, release)];
+    let (found, key) = tokio::task::spawn_blocking(move || {
+        let found = crate::store::read::escapes_of(&config.db, &config, &key, offset, limit);
+        (found, key)
+    })
+    .await
+    .map_err(|e| AppError::StoreUnavailable(e.to_string()))?;
+    let found = found.map_err(|e| AppError::StoreUnavailable(format!("{e:#}")))?;
+    Ok(match found.into_iter().next().flatten() {
+        Some(f) => Json(f).into_response(),
+        None => super::edge::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            crate::store::read::no_release(&key[0].0, &key[0].1),
         ),
     })
 }

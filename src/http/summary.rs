@@ -8,8 +8,10 @@ use std::fmt::Write;
 use super::pages::{PAGE_PRODUCTS, Paging};
 use crate::metrics::regression::Regression;
 use crate::metrics::report::{Band, ProductReport, ProductRow, ReleaseRow};
+use crate::store::read::Escapes;
 
 mod badge;
+mod escapes;
 mod svg;
 
 use badge::{Evidence, badge, small_sample};
@@ -44,6 +46,7 @@ svg .threshold{stroke:var(--b);stroke-dasharray:4 3;stroke-width:1}
 .regression{border-left:4px solid var(--leaking);padding-left:.6rem}
 .funnel{list-style:none;padding:0;margin:0}.funnel li{display:grid;grid-template-columns:9rem 1fr 3rem;gap:.4rem;align-items:center}
 .bar{height:.8rem;background:var(--healthy);border-radius:.2rem;min-width:1px}.funnel li.production .bar{background:var(--leaking)}
+ul.escapes{margin:.2rem 0;padding-left:1.2rem}ul.escapes li{overflow-wrap:anywhere}
 .muted,small{color:var(--muted)}dl.quality{display:grid;grid-template-columns:auto 1fr;gap:.1rem .8rem;margin:.4rem 0}dd{margin:0}
 footer{margin-top:1.5rem;overflow-wrap:anywhere}
 @media (max-width:40rem){body{padding:.5rem}table{font-size:.8rem}th,td{padding:.2rem .2rem}.opt{display:none}
@@ -66,9 +69,15 @@ fn data<T: std::fmt::Display>(name: &str, v: Option<T>) -> String {
 /// the legend, a comparison table of the page's products, then per product
 /// the pooled recent rate, the trend and table of the newest releases with
 /// the most regressed one, the funnel of the newest release and data
-/// quality. Every name is escaped; numbers sit in `data-*` attributes at
-/// full precision. Linear in what it shows.
-pub fn summary_html(products: &[ProductReport], metrics_href: &str, paging: Paging) -> String {
+/// quality, and the escapes of that release (`escapes[i]` those of
+/// `products[i]`, when read). Every name is escaped; numbers sit in `data-*`
+/// attributes at full precision. Linear in what it shows.
+pub fn summary_html(
+    products: &[ProductReport],
+    escapes: &[Option<Escapes>],
+    metrics_href: &str,
+    paging: Paging,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     page_head(&mut out, metrics_href, paging);
     if products.is_empty() && paging.page == 1 {
@@ -79,7 +88,7 @@ pub fn summary_html(products: &[ProductReport], metrics_href: &str, paging: Pagi
     legend(&mut out);
     out.push_str("<main class=\"products\">\n");
     for (i, p) in products.iter().enumerate() {
-        product_section(&mut out, i, p);
+        product_section(&mut out, i, p, escapes.get(i).and_then(Option::as_ref));
     }
     page_foot(&mut out, metrics_href, paging.left_out);
     out
@@ -211,8 +220,8 @@ fn date(rfc3339: &str) -> &str {
 
 /// One product's section: its recent rate, the trend and table of its
 /// newest releases, the most regressed one, the funnel of the newest release
-/// with defects, and its data quality.
-fn product_section(out: &mut String, i: usize, r: &ProductReport) {
+/// with defects and its escapes, and its data quality.
+fn product_section(out: &mut String, i: usize, r: &ProductReport, found: Option<&Escapes>) {
     let (p, releases) = (&r.product, &r.releases);
     recent_rate(out, i, p);
     let regressed = r.regression.as_ref().map(|g| g.release.as_str());
@@ -224,6 +233,9 @@ fn product_section(out: &mut String, i: usize, r: &ProductReport) {
     }
     if let Some(newest) = releases.iter().find(|r| r.defects > 0) {
         stage_funnel(out, newest);
+        if let Some(found) = found.filter(|f| f.release == newest.release) {
+            escapes::escapes(out, found);
+        }
     }
     data_quality(out, p);
 }

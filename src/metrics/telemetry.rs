@@ -28,6 +28,9 @@ fn zero_known_labels(t: &Telemetry) {
         let _ = t.received.get_or_create(&SourceLabels {
             source: source.clone(),
         });
+        let _ = t.links_refused.get_or_create(&SourceLabels {
+            source: source.clone(),
+        });
         for reason in IGNORED_REASONS {
             let _ = t.ignored.get_or_create(&reason_labels(ingress, reason));
         }
@@ -94,6 +97,11 @@ fn register_events(t: &Telemetry, registry: &mut Registry) {
         "bug_escape_events_unmapped",
         "Webhook events stored with a classification value the configuration does not map (unknown stage, cause, severity, …), by source and field",
         t.unmapped.clone(),
+    );
+    registry.register(
+        "bug_escape_links_refused",
+        "Links not stored because the link group they would join holds the most records it may (64): the records stay counted apart; by the source that sent them (the generic API, a vendor's webhook or sync)",
+        t.links_refused.clone(),
     );
     registry.register(
         "bug_escape_source_api_errors",

@@ -3,6 +3,8 @@
 //! `SQLITE_OPEN_READ_ONLY`: it never migrates, re-keys or writes; WAL lets it
 //! read while the writer commits.
 
+mod escapes;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -14,6 +16,7 @@ use super::schema::SCHEMA_VERSION;
 use crate::aggregate::{Aggregates, ReleaseAgg};
 use crate::config::Config;
 use crate::model::time::format_rfc3339;
+pub use escapes::{DEFAULT_ESCAPES, Escape, Escapes, MAX_ESCAPES, escapes, escapes_of, no_release};
 
 /// Opens `path` read-only and checks it holds this version's schema.
 ///

@@ -128,6 +128,7 @@ pub struct Telemetry {
     pub(crate) unauthenticated_capacity: Gauge,
     pub(crate) connections: Gauge,
     pub(crate) connections_refused: Family<RefusalLabels, Counter>,
+    pub(crate) links_refused: Family<SourceLabels, Counter>,
     /// `sync`'s passes.
     pub sync: sync::SyncTelemetry,
 }
@@ -172,6 +173,20 @@ impl Telemetry {
                 reason: reason.into(),
             })
             .inc();
+    }
+
+    /// Counts `n` links the store refused from a batch of `ingress`: each
+    /// would have made its link group larger than
+    /// [`crate::model::event::MAX_GROUP_RECORDS`] records.
+    pub fn links_refused(&self, ingress: Ingress, n: u64) {
+        if n > 0 {
+            let _ = self
+                .links_refused
+                .get_or_create(&SourceLabels {
+                    source: ingress.as_str().into(),
+                })
+                .inc_by(n);
+        }
     }
 
     /// Counts `n` events received from `ingress`.

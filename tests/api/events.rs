@@ -403,6 +403,7 @@ async fn state_survives_a_restart() {
                     && !l.starts_with("bug_escape_sync_")
                     && !l.starts_with("bug_escape_store_errors")
                     && !l.starts_with("bug_escape_connections")
+                    && !l.starts_with("bug_escape_links_refused")
                     && !l.starts_with("process_")
             })
             .map(str::to_owned)

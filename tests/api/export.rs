@@ -142,6 +142,7 @@ fn data_lines(text: &str) -> String {
         "bug_escape_connections",
         "bug_escape_log_lines_dropped",
         "bug_escape_sync_",
+        "bug_escape_links_refused",
     ];
     let ours = |l: &str| {
         let name = l

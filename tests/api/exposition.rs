@@ -92,6 +92,7 @@ const SERIES: &[(&str, &[&str])] = &[
     ("bug_escape_store_errors_total", &["operation"]),
     ("bug_escape_products_left_out", &[]),
     ("bug_escape_events_unmapped_total", &["source", "field"]),
+    ("bug_escape_links_refused_total", &["source"]),
     ("bug_escape_source_api_errors_total", &["source"]),
     (
         "bug_escape_sync_last_success_timestamp_seconds",

@@ -177,3 +177,83 @@ async fn bad_links_are_refused_naming_the_field() {
     }
     app.stop().await;
 }
+
+/// `n` links to records `monitor/M{from}`…, and `extra` ones.
+fn links_to(from: usize, n: usize, extra: &[(&str, &str)]) -> Value {
+    let mut out: Vec<Value> = (from..from + n)
+        .map(|i| json!({"source": "monitor", "id": format!("M{i}")}))
+        .collect();
+    out.extend(extra.iter().map(|(s, i)| json!({"source": s, "id": i})));
+    Value::Array(out)
+}
+
+#[tokio::test]
+async fn links_past_a_groups_cap_are_refused_counted_and_every_product_shows_its_folded_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(settings(dir.path())).await;
+    let refused = |m: &crate::helpers::Exposition| {
+        m.value("bug_escape_links_refused_total", &[("source", "generic")])
+    };
+    let ev = |id: &str, links: Value| {
+        json!({"id": id, "source": "tickets", "product": "shop", "stage": "production",
+               "release": "2.0", "links": links})
+    };
+    app.events(json!({"id": "Q-1", "product": "other", "stage": "qa", "release": "1.0"}))
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(refused(&m), 0.0, "every source from 0");
+    assert_eq!(
+        m.value("bug_escape_links_refused_total", &[("source", "sentry")]),
+        0.0
+    );
+    assert_eq!(
+        m.value("bug_escape_linked_records", &[("product", "other")]),
+        0.0,
+        "a product with data and no group has its sample"
+    );
+    // 31 records, then 62 (within the cap of 64)…
+    let a = app.events(ev("PAY-A", links_to(0, 30, &[]))).await;
+    let b = app
+        .events(ev("PAY-B", links_to(30, 30, &[("tickets", "PAY-A")])))
+        .await;
+    assert_eq!(
+        (a.get("links_refused"), b.get("links_refused")),
+        (None, None)
+    );
+    assert_eq!(refused(&app.metrics().await), 0.0);
+    // …then 68: PAY-C's six links are refused, stored nowhere, counted.
+    let c = app
+        .events(ev("PAY-C", links_to(70, 5, &[("tickets", "PAY-A")])))
+        .await;
+    assert_eq!(c["links_refused"], 6, "{c}");
+    let m = app.metrics().await;
+    assert_eq!(refused(&m), 6.0);
+    assert_eq!(
+        m.value("bug_escape_linked_records", &[("product", "shop")]),
+        2.0,
+        "PAY-A and PAY-B folded (the monitor records are not stored)"
+    );
+    assert_eq!(
+        m.value(
+            "bug_escape_release_escaped_defects",
+            &[("product", "shop"), ("release", "2.0")]
+        ),
+        2.0,
+        "PAY-A with PAY-B, and PAY-C alone"
+    );
+    assert_eq!(
+        m.value("bug_escape_linked_records", &[("product", "other")]),
+        0.0
+    );
+    let got: Value = reqwest::get(format!("{}/api/v1/defects/tickets/PAY-C", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        got.get("links").is_none() && got.get("group").is_none(),
+        "{got}"
+    );
+    app.stop().await;
+}

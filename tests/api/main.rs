@@ -9,6 +9,7 @@ mod connections;
 mod contract;
 mod docs;
 mod errors;
+mod escapes;
 mod events;
 mod export;
 mod exposition;

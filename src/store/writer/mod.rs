@@ -452,6 +452,8 @@ impl Writer {
 
     /// Self-metrics of a committed batch.
     fn count(&self, batch: &Batch, o: &Outcome) {
+        // Refused links count whatever wrote them, `serve`'s sync passes too.
+        self.telemetry.links_refused(batch.ingress, o.links_refused);
         if batch.reconcile {
             return;
         }
