@@ -1,7 +1,7 @@
 //! The routes of the summary page (its HTML is written in `summary`),
 //! health and readiness, and `/metrics`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use tokio::sync::Semaphore;
@@ -71,9 +71,15 @@ impl Paging {
 /// lock is released, on the blocking pool, one page at a time (`RENDERS`).
 pub async fn landing(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let page = page_param(query.as_deref())?;
+    // The records of the escapes are the read API's data: listed for a
+    // caller it would answer (the token, loopback), or behind basic auth.
+    let records = state.config.web.basic_auth()
+        || super::auth::check_writer(state.config.api_token.as_deref(), &headers, peer).is_ok();
     // Never closed; a failure would only refuse.
     let _permit = RENDERS
         .acquire()
@@ -106,7 +112,11 @@ pub async fn landing(
                 .collect();
             (rows, paging)
         };
-        let found = escapes_of(&state.config, &rows);
+        let found = if records {
+            escapes_of(&state.config, &rows)
+        } else {
+            vec![None; rows.len()]
+        };
         let metrics = state.config.telemetry_path.trim_start_matches('/');
         summary_html(&rows, &found, metrics, paging)
     })

@@ -276,3 +276,40 @@ fn report_escapes_needs_its_product_and_release() {
         assert!(err.contains("--"), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn the_page_lists_escaped_records_only_to_callers_the_read_api_answers() {
+    // With an API token, loopback alone no longer reads the API: the page
+    // keeps the counts and leaves the records to callers with the token.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.api_token = Some("s3cret-token".into());
+    let app = spawn_with(s).await;
+    let ev = json!([{"id": "PAY-1", "source": "tickets", "product": "shop",
+                     "stage": "production", "release": "2.0",
+                     "updated_at": "2026-01-05T00:00:00Z"}]);
+    let r = app
+        .client
+        .post(format!("{}/api/v1/events", app.base))
+        .bearer_auth("s3cret-token")
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = |token: Option<&'static str>| {
+        let mut req = app.client.get(format!("{}/", app.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let open = page(None).await;
+    assert!(open.contains("shop"), "{open}");
+    assert!(!open.contains("tickets PAY-1"), "{open}");
+    assert!(!open.contains("Escapes of 2.0"), "{open}");
+    let wrong = page(Some("wrong")).await;
+    assert!(!wrong.contains("tickets PAY-1"));
+    let with_token = page(Some("s3cret-token")).await;
+    assert!(with_token.contains("tickets PAY-1"), "{with_token}");
+}
