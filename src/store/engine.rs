@@ -285,13 +285,27 @@ impl<'a> Engine<'a> {
         if !self.first.on {
             self.first.counted(old.is_some());
         }
-        match rules::decide(self.config, ev, old.as_ref(), received_at, &mut self.keys) {
-            Decision::Put(new) => self.put(at, old.as_ref(), &new),
+        let decision = rules::decide(self.config, ev, old.as_ref(), received_at, &mut self.keys);
+        self.settle(at, ev, old.as_ref(), decision)
+    }
+
+    /// Stores what the rules decided for a record counted alone (no other
+    /// stored record shares its group) and queues the change it makes.
+    fn settle(
+        &mut self,
+        at: &mut Writes<'_, '_>,
+        ev: &DefectEvent,
+        old: Option<&Row>,
+        decision: Decision,
+    ) -> rusqlite::Result<Effect> {
+        match decision {
+            Decision::Put(new) => self.put(at, old, &new),
             Decision::Unchanged { touch: Some(t) } => {
-                tx.prepare_cached(
-                    "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
-                )?
-                .execute(params![ev.source, ev.id, t])?;
+                at.tx
+                    .prepare_cached(
+                        "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
+                    )?
+                    .execute(params![ev.source, ev.id, t])?;
                 Ok(Effect::Unchanged)
             }
             d => Ok(d.effect()),

@@ -45,10 +45,17 @@ impl Engine<'_> {
             }),
         };
         let (nodes, held, holds) = self.reach(tx, &key, wanted)?;
+        let mut rows = links::rows(tx, &nodes)?;
+        if rows.keys().all(|k| *k == key) {
+            // No other stored record in reach, before or after: no group
+            // (it takes two stored records), so the record counts alone,
+            // as one without links, and only its links change.
+            let effect = self.settle(at, ev, old.as_ref(), decision)?;
+            return self.hold(tx, &key, &held, holds, effect);
+        }
         let mut edges = links::edges_among(tx, &nodes)?;
         edges.retain(|(from, _)| *from != key);
         edges.extend(holds.iter().map(|t| (key.clone(), t.clone())));
-        let mut rows = links::rows(tx, &nodes)?;
         match &decision {
             Decision::Put(new) => {
                 rows.insert(key.clone(), new.clone());
@@ -62,7 +69,7 @@ impl Engine<'_> {
         }
         let regrouped = links::Regrouped::of(config, &nodes, &edges, &rows);
         self.queue_regrouped(at, &nodes, &regrouped, &rows)?;
-        let mut effect = decision.effect();
+        let effect = decision.effect();
         match &decision {
             Decision::Put(new) => new.put(tx)?,
             Decision::Unchanged { touch: Some(t) } => {
@@ -73,15 +80,31 @@ impl Engine<'_> {
             }
             _ => {}
         }
-        if holds != held {
-            links::replace(tx, &key, &holds)?;
-            self.linked = Some(true);
-            if effect == Effect::Unchanged {
-                effect = Effect::Accepted;
-            }
-        }
+        let effect = self.hold(tx, &key, &held, holds, effect)?;
         regrouped.write(tx, &nodes)?;
         Ok(effect)
+    }
+
+    /// Stores the links record `key` `holds` when they are not those it
+    /// `held`: then an event that changed nothing else is accepted.
+    fn hold(
+        &mut self,
+        tx: &Connection,
+        key: &links::Key,
+        held: &BTreeSet<links::Key>,
+        holds: BTreeSet<links::Key>,
+        effect: Effect,
+    ) -> rusqlite::Result<Effect> {
+        if holds == *held {
+            return Ok(effect);
+        }
+        links::replace(tx, key, &holds)?;
+        self.linked = Some(true);
+        Ok(if effect == Effect::Unchanged {
+            Effect::Accepted
+        } else {
+            effect
+        })
     }
 }
 
