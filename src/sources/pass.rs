@@ -44,6 +44,8 @@ pub struct Summary {
     /// Imported or deleted items of a reconcile (not the first complete pass).
     pub differences: u64,
     pub pages: u64,
+    /// Links not stored: their group was at its cap (docs/semantics.md).
+    pub links_refused: u64,
 }
 
 impl Summary {
@@ -60,7 +62,7 @@ impl Summary {
             self.deleted,
             self.differences,
             self.pages
-        )
+        ) + &crate::store::refused_links_note(self.links_refused)
     }
 }
 
@@ -233,6 +235,7 @@ fn count(
     summary.unchanged += outcome.unchanged;
     summary.stale += outcome.stale;
     summary.ignored += outcome.ignored;
+    summary.links_refused += outcome.links_refused;
     if reconcile {
         telemetry.differences(s, outcome.accepted);
         summary.differences += outcome.accepted;

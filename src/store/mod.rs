@@ -80,6 +80,18 @@ pub struct Outcome {
     pub duplicate_delivery: bool,
 }
 
+/// What a command's summary line adds for `n` links refused by a group's
+/// cap: nothing when none was.
+pub fn refused_links_note(n: u64) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "; {n} links refused: their group was at its cap of {} records",
+        crate::model::event::MAX_GROUP_RECORDS
+    )
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

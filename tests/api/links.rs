@@ -257,3 +257,28 @@ async fn links_past_a_groups_cap_are_refused_counted_and_every_product_shows_its
     );
     app.stop().await;
 }
+
+#[test]
+fn an_import_past_a_groups_cap_says_how_many_links_it_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.ndjson");
+    // 70 tickets each naming the same monitor record: the group reaches its
+    // cap of 64 records (the hub among them) and the rest are refused.
+    let lines: Vec<String> = (0..70)
+        .map(|i| {
+            json!({"id": format!("T-{i}"), "source": "tickets", "product": "shop",
+                   "stage": "production", "release": "2.0",
+                   "updated_at": "2026-01-01T00:00:00Z",
+                   "links": [{"source": "monitor", "id": "hub"}]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (status, out, err) = import(&dir.path().join("db"), &[file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(
+        out.contains("imported 70,")
+            && out.contains("; 7 links refused: their group was at its cap of 64 records"),
+        "{out}"
+    );
+}

@@ -61,6 +61,8 @@ pub struct Summary {
     pub stale: u64,
     /// Lines that failed validation, not applied.
     pub rejected: u64,
+    /// Links not stored: their group was at its cap (docs/semantics.md).
+    pub links_refused: u64,
 }
 
 impl Summary {
@@ -76,6 +78,7 @@ impl Summary {
             elapsed.as_secs_f64(),
             rate
         );
+        s.push_str(&crate::store::refused_links_note(self.links_refused));
         if self.imported == 0 && self.lines > self.rejected {
             s.push_str("; nothing changed: the database already held every valid line");
         }
@@ -304,6 +307,7 @@ fn apply_in_order(
                 total.imported += o.accepted;
                 total.unchanged += o.unchanged + o.ignored;
                 total.stale += o.stale;
+                total.links_refused += o.links_refused;
             }
             Ok::<_, Failure>(total)
         });
@@ -355,6 +359,7 @@ fn apply_in_order(
             imported: t.imported,
             unchanged: t.unchanged,
             stale: t.stale,
+            links_refused: t.links_refused,
             ..summary
         };
         match applied {
