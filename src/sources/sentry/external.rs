@@ -16,11 +16,12 @@ use crate::sources::webhook::At;
 /// Where the external issues sit in a completed issue object.
 pub const KEY: &str = "externalIssues";
 
-/// Whether external issues are read: linking on, an API to ask, and the
-/// organisation.
+/// Whether external issues are read: issues counted, linking on, an API to
+/// ask, and the organisation.
 pub fn wanted(config: &Config) -> bool {
     let s = &config.webhooks.sentry;
     s.links
+        && s.count_issues
         && s.api_token.is_some()
         && s.organization
             .as_deref()
