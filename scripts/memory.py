@@ -18,9 +18,17 @@ Reported per scenario: RSS after load and a scrape (3 s after the last write, so
 the post-burst trim has run), median scrape time, then the same after a restart
 with the start-up time. Every loop is bounded.
 Usage: cargo build --release && python3 scripts/memory.py [small history flood linked]
+
+A stored database instead (e.g. one `scripts/import_bench.py --links` made):
+  python3 scripts/memory.py --stored LABEL BIN DB [--stored LABEL BIN DB ...] [--rounds 3]
+starts BIN on (a copy of) DB with the default configuration, round after round,
+the stores in turn, and reports per start: time to ready, RSS once ready, median
+scrape of OpenMetrics and of the classic text (20 each), RSS after them; then
+min / median / max per store.
 """
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,9 +47,9 @@ def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def start(db, port, config):
+def start(db, port, config, binary=None):
     t0 = time.monotonic()
-    proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", db, "--config", config],
+    proc = subprocess.Popen([binary or BIN, "serve", "--listen", f"127.0.0.1:{port}", "--db", db, "--config", config],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(3000):  # at most 300 s
         try:
@@ -80,11 +88,15 @@ def rss_mib(pid):
     return 0.0
 
 
-def scrape(port, n=20):
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def scrape(port, n=20, accept=None):
     times, body = [], b""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"accept": accept} if accept else {})
     for _ in range(n):
         t0 = time.monotonic()
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
+        body = urllib.request.urlopen(req, timeout=30).read()
         times.append((time.monotonic() - t0) * 1000)
     series = sum(1 for l in body.decode().splitlines() if l.startswith("bug_escape_rate_ratio{"))
     return statistics.median(times), series
@@ -162,7 +174,56 @@ def run(scenario, port):
               f"scrape {ms2:6.2f} ms ({series2})", flush=True)
 
 
+def stored(runs, rounds, port):
+    """--stored: each store started `rounds` times, the stores in turn."""
+    figures = {label: [] for label, _, _ in runs}
+    with tempfile.TemporaryDirectory() as d:
+        config = os.path.join(d, "default.toml")
+        open(config, "w").close()
+        for rnd in range(rounds):
+            for label, binary, src in runs:
+                db = os.path.join(d, "s.db")
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(src + suffix):
+                        shutil.copy(src + suffix, db + suffix)
+                proc, ready = start(db, port, config, binary)
+                rss0 = rss_mib(proc.pid)
+                om, series = scrape(port, accept=OPENMETRICS)
+                text, _ = scrape(port)
+                rss1 = rss_mib(proc.pid)
+                time.sleep(3)  # a trim after the scrapes, as after a burst
+                om2, _ = scrape(port, accept=OPENMETRICS)
+                rss2 = rss_mib(proc.pid)
+                stop(proc)
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(db + suffix):
+                        os.remove(db + suffix)
+                row = (ready, rss0, om, text, rss1, om2, rss2)
+                figures[label].append(row)
+                print(f"round {rnd + 1} {label:12} ready {ready:5.2f} s, RSS {rss0:6.1f} MiB | scrape OpenMetrics "
+                      f"{om:6.2f} ms, text {text:6.2f} ms ({series} releases) | RSS {rss1:6.1f} MiB | 3 s later "
+                      f"scrape {om2:6.2f} ms, RSS {rss2:6.1f} MiB", flush=True)
+    names = ["ready s", "RSS ready MiB", "OpenMetrics ms", "text ms", "RSS scraped MiB", "OpenMetrics 2 ms",
+             "RSS 3 s later MiB"]
+    for label, rows in figures.items():
+        cols = list(zip(*rows))
+        print(f"{label}: " + "; ".join(f"{n} {min(c):.2f} / {statistics.median(c):.2f} / {max(c):.2f}"
+                                        for n, c in zip(names, cols)) + " (min / median / max)")
+
+
 def main():
+    if "--stored" in sys.argv:
+        args, runs, rounds = sys.argv[1:], [], 3
+        while args:
+            a = args.pop(0)
+            if a == "--stored" and len(args) >= 3:
+                runs.append((args.pop(0), args.pop(0), args.pop(0)))
+            elif a == "--rounds" and args:
+                rounds = int(args.pop(0))
+            else:
+                sys.exit(__doc__)
+        stored(runs, rounds, 18970)
+        return
     scenarios = sys.argv[1:] or ["small", "history", "flood"]
     for i, s in enumerate(scenarios):
         run(s, 18960 + i)
