@@ -11,7 +11,7 @@ monitoring; the API cannot mark a record Sentry's) and a ticket (source
 `ticket`) linking it, each anywhere in the stream (the same events otherwise,
 so a run without links compares).
 """
-import argparse, json, os, random, signal, subprocess, sys, tempfile, threading, time, http.client
+import argparse, json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time, http.client
 
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "bug-escape-exporter")
 STAGES = ["development", "code_review", "automated_tests", "qa", "production"]
@@ -100,6 +100,7 @@ def main():
     print(f"RSS 3 s after the last write: {rss:.1f} MiB")
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=600)
+    shutil.rmtree(tmp, ignore_errors=True)  # the database (50 MB per 200,000 events)
 
 
 if __name__ == "__main__":
