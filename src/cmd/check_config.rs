@@ -68,7 +68,12 @@ fn links(c: &Config) -> Vec<String> {
             issues.join(", ")
         ));
     }
-    if w.sentry.links {
+    if crate::sources::jira::remote::wanted(c) {
+        read.push("jira remote links (one API call per issue)".to_owned());
+    }
+    if crate::sources::sentry::external::wanted(c) {
+        read.push("sentry annotations and external issues (one API call per issue)".to_owned());
+    } else if w.sentry.links {
         read.push("sentry annotations".to_owned());
     }
     if !read.is_empty() {

@@ -506,7 +506,8 @@ const LINK_LINES: [&str; 4] = [
     "links: github issues at github.com/<owner>/<repo>/issues/<n> and \
      <owner>/<repo>#<n> of acme/payments\n",
     "links read from: github, gitlab, jira issues (each also linked by its own name), \
-     sentry annotations\n",
+     jira remote links (one API call per issue), sentry annotations and external issues \
+     (one API call per issue)\n",
 ];
 
 #[test]
