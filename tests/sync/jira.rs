@@ -441,22 +441,7 @@ async fn deliver_one_and_drop_two(fake: &Fake, app: &Served) {
     );
     fake.with(|w| w.issues = vec![moved.clone(), opened]);
     // PAY-1's webhook arrives (the same issue object); PAY-2's is dropped.
-    let body = json!({"timestamp": 1709337600000_i64, "webhookEvent": "jira:issue_updated",
-                      "issue_event_type_name": "issue_generic", "issue": moved})
-    .to_string()
-    .into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let sig = hex::encode(mac.finalize().into_bytes());
-    app.post(
-        "/webhooks/jira",
-        &[
-            ("x-hub-signature", format!("sha256={sig}")),
-            ("x-atlassian-webhook-identifier", "d-1".into()),
-        ],
-        body,
-    )
-    .await;
+    deliver(app, &moved, "d-1").await;
 }
 
 /// The pass after `first` brings in only PAY-2.
