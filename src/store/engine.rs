@@ -168,9 +168,10 @@ pub(super) struct Engine<'a> {
     /// The writer's aggregates; `None` for `sync` and `import`, which keep
     /// none (nothing is made resident, no [`Op`] is queued).
     memory: Option<Residency<'a>>,
-    /// Whether any link is stored, read once per round (`None` until then);
-    /// while none is, no event looks for links.
-    linked: Option<bool>,
+    /// Per source, whether any stored link is held by or points at one of
+    /// its records, read once per round and source; an event of a source
+    /// no link touches does not look for links of its own record.
+    linked: std::collections::HashMap<String, bool>,
     /// Links the current batch refused (a group past its cap).
     refused: u64,
 }
@@ -189,7 +190,7 @@ impl<'a> Engine<'a> {
             keys: ReleaseKeys::default(),
             first,
             memory,
-            linked: None,
+            linked: std::collections::HashMap::new(),
             refused: 0,
         }
     }

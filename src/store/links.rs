@@ -33,6 +33,16 @@ pub(super) fn any(tx: &Connection) -> rusqlite::Result<bool> {
         .query_row([], |r| r.get(0))
 }
 
+/// Whether any stored link is held by or points at a record of `source`
+/// (two probes of an index's first column).
+pub(super) fn touches(tx: &Connection, source: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM links WHERE source = ?1) \
+         OR EXISTS (SELECT 1 FROM links WHERE to_source = ?1)",
+    )?
+    .query_row(params![source], |r| r.get(0))
+}
+
 /// Whether record `(source, id)` holds a link or is linked to.
 pub(super) fn has_edges(tx: &Connection, source: &str, id: &str) -> rusqlite::Result<bool> {
     tx.prepare_cached(

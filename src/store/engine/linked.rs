@@ -11,11 +11,14 @@ impl Engine<'_> {
         if ev.links.as_ref().is_some_and(|l| !l.is_empty()) {
             return Ok(true);
         }
-        let any = match self.linked {
-            Some(any) => any,
-            None => *self.linked.insert(links::any(tx)?),
+        let touched = match self.linked.get(&ev.source) {
+            Some(t) => *t,
+            None => {
+                let t = links::touches(tx, &ev.source)?;
+                *self.linked.entry(ev.source.clone()).or_insert(t)
+            }
         };
-        Ok(any && links::has_edges(tx, &ev.source, &ev.id)?)
+        Ok(touched && links::has_edges(tx, &ev.source, &ev.id)?)
     }
 
     /// Applies one event of a linked record: the rules of [`rules::decide`]
@@ -99,7 +102,9 @@ impl Engine<'_> {
             return Ok(effect);
         }
         links::replace(tx, key, &holds)?;
-        self.linked = Some(true);
+        for source in std::iter::once(&key.0).chain(holds.iter().map(|t| &t.0)) {
+            self.linked.insert(source.clone(), true);
+        }
         Ok(if effect == Effect::Unchanged {
             Effect::Accepted
         } else {
