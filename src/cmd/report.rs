@@ -432,7 +432,7 @@ fn product_cells(p: &ProductRow) -> (Vec<String>, Option<Band>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::report::{ProductRow, ReleaseRow, Thresholds};
+    use crate::metrics::report::{ProductRow, ReleaseRow};
 
     fn report() -> Report {
         Report {
@@ -459,28 +459,7 @@ mod tests {
                 failing_stage_owner: Some("qa-team".into()),
                 stages: vec![],
             }],
-            products: vec![ProductRow {
-                product: "pay\u{1b}[2J".into(),
-                recent_defects: None,
-                recent_escaped: None,
-                recent_rate: None,
-                lower: None,
-                upper: None,
-                band: None,
-                small_sample: true,
-                band_settled: false,
-                alert_band: None,
-                thresholds: Thresholds {
-                    strong: 0.05,
-                    healthy: 0.1,
-                    attention: 0.2,
-                },
-                min_defects: 10,
-                unattributed: 0,
-                unknown_stage: 0,
-                no_stage: 0,
-                releases_left_out: 0,
-            }],
+            products: vec![ProductRow::without_data("pay\u{1b}[2J")],
         }
     }
 

@@ -298,28 +298,14 @@ mod tests {
     }
 
     fn row(name: &str, rate: Option<f64>, band: Option<Band>, settled: bool) -> ProductRow {
-        use crate::metrics::report::Thresholds;
         ProductRow {
-            product: name.into(),
             recent_defects: rate.map(|_| 100),
             recent_escaped: rate.map(|r| (r * 100.0) as u64),
             recent_rate: rate,
-            lower: None,
-            upper: None,
             band,
             small_sample: false,
             band_settled: settled,
-            alert_band: None,
-            thresholds: Thresholds {
-                strong: 0.05,
-                healthy: 0.1,
-                attention: 0.2,
-            },
-            min_defects: 10,
-            unattributed: 0,
-            unknown_stage: 0,
-            no_stage: 0,
-            releases_left_out: 0,
+            ..ProductRow::without_data(name)
         }
     }
 

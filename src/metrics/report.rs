@@ -154,6 +154,36 @@ pub struct ProductRow {
     pub releases_left_out: usize,
 }
 
+#[cfg(test)]
+impl ProductRow {
+    /// A product without data under the default bands (5/10/20 %,
+    /// `min_defects` 10): what tests of the report's readers start from.
+    pub(crate) fn without_data(product: &str) -> Self {
+        Self {
+            product: product.into(),
+            recent_defects: None,
+            recent_escaped: None,
+            recent_rate: None,
+            lower: None,
+            upper: None,
+            band: None,
+            small_sample: true,
+            band_settled: false,
+            alert_band: None,
+            thresholds: Thresholds {
+                strong: 0.05,
+                healthy: 0.1,
+                attention: 0.2,
+            },
+            min_defects: 10,
+            unattributed: 0,
+            unknown_stage: 0,
+            no_stage: 0,
+            releases_left_out: 0,
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
