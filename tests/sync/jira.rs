@@ -521,18 +521,7 @@ async fn sync_reads_sentry_links_from_descriptions_like_the_webhook() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "{}\n[webhooks.sentry]\norganization = \"acme\"\n",
-        toml(&fake.url(), Site::Cloud)
-    );
-    let out = run(vendor_command(
-        dir.path(),
-        &toml,
-        &[("BUG_ESCAPE_JIRA_API_TOKEN", fake::TOKEN)],
-        &["jira"],
-    ))
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+    sync_with_sentry_org(dir.path(), &fake).await;
     let searches = fake.searches();
     assert!(
         searches.iter().all(|l| l.query.contains("description")),
@@ -659,22 +648,29 @@ async fn remote_links_are_read_by_sync_and_by_the_webhook_alike() {
             ));
         w.issues = vec![issue("2024-03-05T00:00:00.000+0000")];
     });
-    let toml = format!(
-        "{}\n[webhooks.sentry]\norganization = \"acme\"\n",
-        toml(&fake.url(), Site::Cloud)
-    );
-    let out = run(vendor_command(
-        dir.path(),
-        &toml,
-        &[("BUG_ESCAPE_JIRA_API_TOKEN", fake::TOKEN)],
-        &["jira"],
-    ))
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = sync_with_sentry_org(dir.path(), &fake).await;
     let asked = fake.logged(|p| p.ends_with("/remotelink"));
     assert!(
         stored_links(&db, "10001").contains(&to_sentry),
         "{asked:?} {}",
         text(&out)
     );
+}
+
+/// `sync jira` against `fake` with `[webhooks.sentry] organization = "acme"`;
+/// asserts it succeeded.
+async fn sync_with_sentry_org(dir: &std::path::Path, fake: &Fake) -> Output {
+    let toml = format!(
+        "{}\n[webhooks.sentry]\norganization = \"acme\"\n",
+        toml(&fake.url(), Site::Cloud)
+    );
+    let out = run(vendor_command(
+        dir,
+        &toml,
+        &[("BUG_ESCAPE_JIRA_API_TOKEN", fake::TOKEN)],
+        &["jira"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    out
 }
