@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::oneshot;
 
-use super::tests::start;
+use super::tests::{batch, start};
 use super::*;
 use crate::config::{ProductSettings, Settings};
 use crate::model::event::{
@@ -133,14 +133,7 @@ impl Rec {
 /// Commits `items` as one batch; its outcome.
 fn commit(w: &mut Writer, items: Vec<Item>) -> Outcome {
     let (reply, mut answer) = oneshot::channel();
-    let batch = Batch {
-        ingress: Ingress::Generic,
-        items,
-        delivery: None,
-        reconcile: false,
-        received_at: 1_000,
-        deadline: None,
-    };
+    let batch = batch(Ingress::Generic, items);
     let (_tx, rx) = std::sync::mpsc::channel();
     w.commit_group(vec![(batch, reply)], Vec::new(), &rx)
         .expect("commit");

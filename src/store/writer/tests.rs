@@ -78,14 +78,7 @@ fn upsert(release: Option<&str>, keep: bool) -> Change {
 
 /// Applies one event; returns the outcome and the net contribution change.
 fn apply(db: &Db, ev: DefectEvent) -> (Outcome, i64) {
-    let batch = Batch {
-        ingress: Ingress::Sentry,
-        items: vec![Item::Defect(ev)],
-        delivery: None,
-        reconcile: false,
-        received_at: 1_000,
-        deadline: None,
-    };
+    let batch = batch(Ingress::Sentry, vec![Item::Defect(ev)]);
     let mut ops = Vec::new();
     let stages = defect::stages_json(&db.config);
     let aggregates = RwLock::new(Aggregates::new(&db.config));
@@ -200,6 +193,19 @@ fn attach_release_before_the_defect_is_announced_leaves_a_tombstone() {
     }
 }
 
+/// A batch of `items` from `ingress`, received at 1 s, without a delivery
+/// id or a deadline.
+pub(super) fn batch(ingress: Ingress, items: Vec<Item>) -> Batch {
+    Batch {
+        ingress,
+        items,
+        delivery: None,
+        reconcile: false,
+        received_at: 1_000,
+        deadline: None,
+    }
+}
+
 /// A writer on `db` with `config`, loaded as at start-up.
 pub(super) fn start(db: &std::path::Path, config: Config) -> Writer {
     let mut conn = schema::open(db).expect("open");
@@ -249,14 +255,7 @@ fn a_batch_at_fault_fails_alone_and_its_group_commits() {
         let path = dir.path().join("w.db");
         let config = || Config::from_settings(Settings::default()).expect("config");
         let mut w = start(&path, config());
-        let batch = |items: Vec<Item>| Batch {
-            ingress: Ingress::Generic,
-            items,
-            delivery: None,
-            reconcile: false,
-            received_at: 1_000,
-            deadline: None,
-        };
+        let batch = |items: Vec<Item>| batch(Ingress::Generic, items);
         let (_tx, rx) = std::sync::mpsc::channel();
         let (reply, _answer) = oneshot::channel();
         w.commit_group(

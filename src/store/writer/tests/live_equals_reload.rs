@@ -301,14 +301,7 @@ proptest! {
             assert_live_equals_reload(&w)?;
             for events in batches {
                 let (reply, _answer) = oneshot::channel();
-                let batch = Batch {
-                    ingress: Ingress::Generic,
-                    items: events.iter().map(item).collect(),
-                    delivery: None,
-                    reconcile: false,
-                    received_at: 1_000,
-                    deadline: None,
-                };
+                let batch = batch(Ingress::Generic, events.iter().map(item).collect());
                 let (_tx, rx) = std::sync::mpsc::channel();
                 // Both ways of applying a defect event, whatever
                 // the last group's would choose.
