@@ -423,10 +423,11 @@ async fn complete<L: Listing + ?Sized>(
 ) -> Result<(), SyncError> {
     for (key, url) in listing.parts(feed, object) {
         let answer = client.get(&url, &[404]).await?;
-        if let (Value::Array(_), Some(o)) = (&answer.body, object.as_object_mut()) {
-            if answer.status != 404 {
-                o.insert(key.to_owned(), answer.body);
+        match (answer.body, object.as_object_mut()) {
+            (body @ Value::Array(_), Some(o)) if answer.status != 404 => {
+                o.insert(key.to_owned(), body);
             }
+            _ => {}
         }
     }
     Ok(())
@@ -438,9 +439,10 @@ pub const DELIVERY_CALL_TIME: std::time::Duration = std::time::Duration::from_se
 /// Completes the issue object of a webhook delivery (`payload`) with its
 /// [`Listing::parts`], through the same client a pass uses (one origin,
 /// bounded answers), with one try of at most `sync.timeout` and
-/// [`DELIVERY_CALL_TIME`]: a webhook does not wait out rate limits. A part that cannot be read is left out (the
-/// conversion then keeps what is stored: see the vendor's conversion), the
-/// failure logged, without secrets, and counted as an API error.
+/// [`DELIVERY_CALL_TIME`]: a webhook does not wait out rate limits. A part
+/// that cannot be read is left out (the conversion then keeps what is
+/// stored: see the vendor's conversion), the failure logged, without
+/// secrets, and counted as an API error.
 pub async fn complete_delivery<L: Listing + ?Sized>(
     listing: &L,
     config: &Config,

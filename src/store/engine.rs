@@ -302,11 +302,7 @@ impl<'a> Engine<'a> {
         match decision {
             Decision::Put(new) => self.put(at, old, &new),
             Decision::Unchanged { touch: Some(t) } => {
-                at.tx
-                    .prepare_cached(
-                        "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
-                    )?
-                    .execute(params![ev.source, ev.id, t])?;
+                touch(at.tx, ev, t)?;
                 Ok(Effect::Unchanged)
             }
             d => Ok(d.effect()),
@@ -435,6 +431,13 @@ fn key_order(items: &[Item]) -> Vec<usize> {
         Item::Defect(ev) => Some((ev.source.as_str(), ev.id.as_str())),
     });
     order
+}
+
+/// Advances the stored time of `ev`'s unchanged record to `t`.
+fn touch(tx: &Connection, ev: &DefectEvent, t: Millis) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2")?
+        .execute(params![ev.source, ev.id, t])?;
+    Ok(())
 }
 
 fn count(outcome: &mut Outcome, effect: Effect) {

@@ -15,7 +15,8 @@ impl Engine<'_> {
             Some(t) => *t,
             None => {
                 let t = links::touches(tx, &ev.source)?;
-                *self.linked.entry(ev.source.clone()).or_insert(t)
+                self.linked.insert(ev.source.clone(), t);
+                t
             }
         };
         Ok(touched && links::has_edges(tx, &ev.source, &ev.id)?)
@@ -75,12 +76,7 @@ impl Engine<'_> {
         let effect = decision.effect();
         match &decision {
             Decision::Put(new) => new.put(tx)?,
-            Decision::Unchanged { touch: Some(t) } => {
-                tx.prepare_cached(
-                    "UPDATE defects SET updated_at = ?3 WHERE source = ?1 AND id = ?2",
-                )?
-                .execute(params![ev.source, ev.id, t])?;
-            }
+            Decision::Unchanged { touch: Some(t) } => super::touch(tx, ev, *t)?,
             _ => {}
         }
         let effect = self.hold(tx, &key, &held, holds, effect)?;
