@@ -27,6 +27,21 @@ pub(super) fn group_id(rep: &Key) -> String {
     format!("{}\u{1f}{}", rep.0, rep.1)
 }
 
+/// The least stored record of the group whose row has id `id`: the inverse
+/// of [`group_id`].
+pub(super) fn group_rep(id: &str) -> Option<Key> {
+    let (source, id) = id.split_once('\u{1f}')?;
+    Some((source.to_owned(), id.to_owned()))
+}
+
+/// The stored records of `key`'s link group (itself, when stored, and no
+/// other: a group of one), in key order.
+pub(super) fn members(conn: &Connection, key: &Key) -> rusqlite::Result<Vec<Key>> {
+    let mut nodes = BTreeSet::new();
+    component(conn, key, &mut nodes)?;
+    Ok(rows(conn, &nodes)?.into_keys().collect())
+}
+
 /// Whether any link is stored.
 pub(super) fn any(tx: &Connection) -> rusqlite::Result<bool> {
     tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM links)")?

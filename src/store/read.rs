@@ -281,14 +281,12 @@ pub fn defect(conn: &Connection, source: &str, id: &str) -> anyhow::Result<Optio
         .into_iter()
         .map(|(source, id)| LinkedRecord { source, id })
         .collect();
-    let mut nodes = std::collections::BTreeSet::new();
-    links::component(conn, &key, &mut nodes)?;
-    let stored = links::rows(conn, &nodes)?;
-    if let Some(rep) = stored.keys().next().filter(|_| stored.len() >= 2) {
+    let members = links::members(conn, &key)?;
+    if let Some(rep) = members.first().filter(|_| members.len() >= 2) {
         if let Some(row) = Row::get(conn, links::GROUP_SOURCE, &links::group_id(rep))? {
             d.group = Some(Box::new(LinkGroup {
-                records: stored
-                    .into_keys()
+                records: members
+                    .into_iter()
                     .map(|(source, id)| LinkedRecord { source, id })
                     .collect(),
                 counted: StoredDefect::from(row),

@@ -181,13 +181,13 @@ fn records(conn: &Connection, key: links::Key) -> anyhow::Result<Vec<LinkedRecor
     if key.0 != links::GROUP_SOURCE {
         return Ok(vec![record(key)]);
     }
-    let Some((s, i)) = key.1.split_once('\u{1f}') else {
+    let Some(rep) = links::group_rep(&key.1) else {
         return Ok(vec![record(key)]);
     };
-    let mut nodes = std::collections::BTreeSet::new();
-    links::component(conn, &(s.to_owned(), i.to_owned()), &mut nodes)?;
-    let stored = links::rows(conn, &nodes)?;
-    Ok(stored.into_keys().map(record).collect())
+    Ok(links::members(conn, &rep)?
+        .into_iter()
+        .map(record)
+        .collect())
 }
 
 #[cfg(test)]
