@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::model::event::{LinkRef, MAX_LINKS_PER_RECORD};
+use crate::model::event::LinkRef;
 use crate::sources::links;
 use crate::sources::webhook::At;
 
@@ -23,22 +23,10 @@ pub fn with_part(
     url: fn(&Value) -> Option<&str>,
     base: Option<Vec<LinkRef>>,
 ) -> Option<Vec<LinkRef>> {
-    let mut out = base?;
+    let base = base?;
     if !wanted {
-        return Some(out);
+        return Some(base);
     }
-    let urls: Vec<Value> = object
-        .get(key)
-        .value()?
-        .as_array()?
-        .iter()
-        .filter_map(url)
-        .map(|u| Value::String(u.to_owned()))
-        .collect();
-    for l in links::ticket_links(config, true, Some(&Value::Array(urls))).unwrap_or_default() {
-        if out.len() < MAX_LINKS_PER_RECORD && !out.contains(&l) {
-            out.push(l);
-        }
-    }
-    Some(out)
+    let items = object.get(key).value()?.as_array()?;
+    Some(links::with_urls(config, base, items.iter().filter_map(url)))
 }

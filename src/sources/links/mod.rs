@@ -45,9 +45,21 @@ pub fn record_links(
     Some(out)
 }
 
-/// [`record_links`] without an alias.
-pub fn ticket_links(config: &Config, enabled: bool, text: Option<&Value>) -> Option<Vec<LinkRef>> {
-    record_links(config, enabled, None, text)
+/// `links` and, after them, the links the URLs `urls` name (each once, at
+/// most [`MAX_LINKS_PER_RECORD`] in all): a part of an issue only a further
+/// API call gives (`sources::parts`).
+pub fn with_urls<'a>(
+    config: &Config,
+    mut links: Vec<LinkRef>,
+    urls: impl IntoIterator<Item = &'a str>,
+) -> Vec<LinkRef> {
+    let targets = LinkTargets::of(config);
+    for url in urls {
+        for l in text_links(&targets, url) {
+            text::push(&mut links, l);
+        }
+    }
+    links
 }
 
 /// The links of a JSON value whose every string is read as text (in

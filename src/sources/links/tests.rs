@@ -366,11 +366,19 @@ fn ticket_text_present_absent_null_and_adf() {
         }]
     };
     let text = serde_json::json!("see https://acme.sentry.io/issues/7/");
-    assert_eq!(ticket_links(&c, true, Some(&text)), Some(one("7")));
-    assert_eq!(ticket_links(&c, false, Some(&text)), None, "switched off");
-    assert_eq!(ticket_links(&c, true, None), None, "absent keeps links");
+    assert_eq!(record_links(&c, true, None, Some(&text)), Some(one("7")));
+    assert_eq!(
+        record_links(&c, false, None, Some(&text)),
+        None,
+        "switched off"
+    );
+    assert_eq!(
+        record_links(&c, true, None, None),
+        None,
+        "absent keeps links"
+    );
     let null = Value::Null;
-    assert_eq!(ticket_links(&c, true, Some(&null)), Some(vec![]));
+    assert_eq!(record_links(&c, true, None, Some(&null)), Some(vec![]));
     let adf = serde_json::json!({"type": "doc", "version": 1, "content": [
         {"type": "paragraph", "content": [
             {"type": "text", "text": "Sentry Issue: "},
@@ -379,9 +387,9 @@ fn ticket_text_present_absent_null_and_adf() {
             {"type": "inlineCard", "attrs": {"url": "https://other.sentry.io/issues/9/"}}
         ]}
     ]});
-    assert_eq!(ticket_links(&c, true, Some(&adf)), Some(one("8")));
+    assert_eq!(record_links(&c, true, None, Some(&adf)), Some(one("8")));
     assert_eq!(
-        ticket_links(&config(None), true, Some(&text)),
+        record_links(&config(None), true, None, Some(&text)),
         Some(vec![]),
         "no organisation: nothing links"
     );
